@@ -1,0 +1,223 @@
+import type { z } from 'zod';
+import { InvalidDefinitionError } from '../errors.js';
+import type { Json } from '../model.js';
+import type { RetryPolicy } from './retry.js';
+
+/** Any zod schema; the handler's input type is inferred from it. */
+export type InputSchema = z.ZodType;
+export type InputOf<S> = S extends z.ZodType ? z.output<S> : unknown;
+
+/** A field path in the input (`"orderId"`, `"customer.email"`) or a function of the input. */
+export type FieldSelector<I> = string | ((input: I) => string | number | null | undefined);
+
+export interface StartOptions {
+  /** Deduplicates the start: the same key for the same integration returns the first instance. */
+  idempotencyKey?: string;
+}
+
+export interface StartManyOptions {
+  /** Children are committed in transactions of this many. Default 1,000. */
+  chunkSize?: number;
+}
+
+export interface StartedInstance {
+  instanceId: string;
+  /** False when an earlier start with the same key (or the same call on an earlier attempt) created it. */
+  created: boolean;
+}
+
+/** Starting other integrations from a handler. */
+export interface Starter {
+  start<T extends AnyIntegration>(
+    integration: T | string,
+    input: IntegrationInput<T>,
+    options?: StartOptions,
+  ): Promise<StartedInstance>;
+  startMany<T extends AnyIntegration>(
+    integration: T | string,
+    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
+    options?: StartManyOptions,
+  ): Promise<{ count: number; created: number }>;
+}
+
+/** What every handler receives. */
+export interface BaseContext<I> extends Starter {
+  instanceId: string;
+  integrationId: string;
+  input: I;
+  /** Fires when the attempt times out (async), the deadline passes (sync) or the instance is cancelled. */
+  signal: AbortSignal;
+}
+
+/** The context of an async or scheduled handler. */
+export interface AsyncContext<I> extends BaseContext<I> {
+  run: number;
+  attempt: number;
+  /**
+   * A durable unit of work. Its JSON result is stored; later attempts of the same run (and reruns
+   * from the failed step) return the stored result without executing `fn` again.
+   *
+   * @example
+   * const account = await ctx.step('create-account', () => crm.createAccount(ctx.input.customer));
+   */
+  step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T>;
+}
+
+/** The context of a sync handler; starts are buffered and committed before the response. */
+export interface SyncContext<I> extends BaseContext<I> {
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** A sync handler's answer. A plain value is sent as a 200 JSON body. */
+export interface SyncResponse {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+interface CommonDefinition<S extends InputSchema | undefined> {
+  /** Unique id: lowercase letters, digits, `-`, `_` and `.`. */
+  id: string;
+  description?: string;
+  /** Validates (and may transform) the input before anything is stored or run. */
+  input?: S;
+  /** Up to three business identifiers, indexed for search. */
+  track?: Record<string, FieldSelector<InputOf<S>>>;
+  /** Input and output field paths masked wherever an instance is shown (API, events, logs). */
+  redact?: string[];
+  /** HTTP trigger, e.g. `"POST /orders"`. */
+  route?: string;
+}
+
+export interface AsyncDefinition<S extends InputSchema | undefined = undefined> extends CommonDefinition<S> {
+  mode: 'async';
+  handler: (ctx: AsyncContext<InputOf<S>>) => unknown | Promise<unknown>;
+  retry?: RetryPolicy;
+  /** Per-attempt time limit in ms; the handler's signal fires at expiry. Default 5 min. */
+  timeout?: number;
+  /** Instances with the same key run one at a time, in accept order. */
+  orderingKey?: FieldSelector<InputOf<S>>;
+}
+
+export interface ScheduledDefinition<S extends InputSchema | undefined = undefined>
+  extends CommonDefinition<S> {
+  mode: 'scheduled';
+  /** Cron expression (5 or 6 fields). */
+  cron: string;
+  timezone?: string;
+  handler: (ctx: AsyncContext<InputOf<S>>) => unknown | Promise<unknown>;
+  retry?: RetryPolicy;
+  timeout?: number;
+  orderingKey?: FieldSelector<InputOf<S>>;
+}
+
+export interface SyncDefinition<S extends InputSchema | undefined = undefined> extends CommonDefinition<S> {
+  mode: 'sync';
+  handler: (ctx: SyncContext<InputOf<S>>) => SyncResponse | unknown | Promise<SyncResponse | unknown>;
+  /** Time limit in ms; at expiry the caller gets 504 and the handler's signal fires. Default 10 s. */
+  deadline?: number;
+}
+
+export type IntegrationDefinition<S extends InputSchema | undefined = undefined> =
+  | AsyncDefinition<S>
+  | ScheduledDefinition<S>
+  | SyncDefinition<S>;
+
+/** A defined integration: the definition, checked. The brand keeps plain objects out. */
+export type Integration<S extends InputSchema | undefined = any> = IntegrationDefinition<S> & {
+  readonly kind: 'tandem.integration';
+};
+
+export type AnyIntegration = Integration<any>;
+export type IntegrationInput<T> = T extends Integration<infer S> ? InputOf<S> : Json;
+
+const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+
+/**
+ * Defines an integration. The `mode` decides how it runs; the handler's `ctx.input` type comes from
+ * the `input` schema.
+ *
+ * @example
+ * export const fulfilOrder = defineIntegration({
+ *   id: 'fulfil-order',
+ *   mode: 'async',
+ *   input: z.object({ orderId: z.string(), sku: z.string() }),
+ *   track: { orderId: 'orderId' },
+ *   async handler(ctx) {
+ *     await ctx.step('reserve', () => inventory.reserve(ctx.input.sku));
+ *     await ctx.step('packing-list', () => warehouse.packingList(ctx.input.orderId));
+ *   },
+ * });
+ */
+export function defineIntegration<S extends InputSchema | undefined = undefined>(
+  definition: IntegrationDefinition<S>,
+): Integration<S> {
+  const def = definition as IntegrationDefinition<S>;
+  if (!def || typeof def !== 'object')
+    throw new InvalidDefinitionError('An integration definition must be an object');
+  if (typeof def.id !== 'string' || !ID_PATTERN.test(def.id)) {
+    throw new InvalidDefinitionError(
+      `Integration id ${JSON.stringify(def.id)} is invalid: use 1–100 lowercase letters, digits, ".", "-" or "_"`,
+    );
+  }
+  const where = `Integration "${def.id}"`;
+  if (def.mode !== 'sync' && def.mode !== 'async' && def.mode !== 'scheduled') {
+    throw new InvalidDefinitionError(`${where}: mode must be "sync", "async" or "scheduled"`);
+  }
+  if (typeof def.handler !== 'function')
+    throw new InvalidDefinitionError(`${where}: handler must be a function`);
+  if (def.input !== undefined && typeof (def.input as { safeParse?: unknown }).safeParse !== 'function') {
+    throw new InvalidDefinitionError(`${where}: input must be a zod schema`);
+  }
+  if (def.track !== undefined) {
+    const names = Object.keys(def.track);
+    if (names.length > 3) {
+      throw new InvalidDefinitionError(`${where}: at most 3 tracking fields, got ${names.length}`);
+    }
+  }
+  const positive = (value: unknown, name: string) => {
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
+      throw new InvalidDefinitionError(`${where}: ${name} must be a positive number of milliseconds`);
+    }
+  };
+  if (def.mode === 'sync') positive(def.deadline, 'deadline');
+  else {
+    positive(def.timeout, 'timeout');
+    const retry = def.retry;
+    if (retry?.maxAttempts !== undefined && (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1)) {
+      throw new InvalidDefinitionError(`${where}: retry.maxAttempts must be an integer of at least 1`);
+    }
+    if (retry?.jitter !== undefined && !(retry.jitter >= 0 && retry.jitter <= 1)) {
+      throw new InvalidDefinitionError(`${where}: retry.jitter must be between 0 and 1`);
+    }
+  }
+  if (def.mode === 'scheduled' && (typeof def.cron !== 'string' || def.cron.trim() === '')) {
+    throw new InvalidDefinitionError(`${where}: a scheduled integration needs a cron expression`);
+  }
+  return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
+}
+
+export function isIntegration(value: unknown): value is AnyIntegration {
+  return (
+    typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'tandem.integration'
+  );
+}
+
+/** Reads a field path (`"customer.email"`) or applies a selector function. */
+export function selectField<I>(input: I, selector: FieldSelector<I>): string | null {
+  let value: unknown;
+  if (typeof selector === 'function') value = selector(input);
+  else {
+    value = input;
+    for (const part of selector.split('.')) {
+      if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return null;
+      value = (value as Record<string, unknown>)[part];
+    }
+  }
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+    return String(value);
+  return null;
+}

@@ -1,0 +1,570 @@
+/**
+ * The engine: accepts durable instances (group-committed), dispatches them to the executor under a
+ * concurrency limit with batched claims, keeps their leases alive, and offers rerun and cancel.
+ */
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import pino, { type Logger } from 'pino';
+import { checkIntegrations } from '../define/config.js';
+import {
+  type AnyIntegration,
+  type AsyncDefinition,
+  isIntegration,
+  type ScheduledDefinition,
+  type StartedInstance,
+  type Starter,
+  selectField,
+} from '../define/integration.js';
+import {
+  InstanceNotFoundError,
+  InvalidInputError,
+  InvalidStateError,
+  ShuttingDownError,
+  TandemError,
+  UnknownIntegrationError,
+  WrongModeError,
+} from '../errors.js';
+import { toStoredJson } from '../json.js';
+import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
+import { openStore } from '../store/open.js';
+import type {
+  ClaimedInstance,
+  InsertOutcome,
+  InstanceFilter,
+  ListRequest,
+  NewInstance,
+  Page,
+  Store,
+  TransitionOutcome,
+} from '../store/store.js';
+import { Batcher } from './batcher.js';
+import { type Clock, systemClock } from './clock.js';
+import { type Attempt, executeAttempt } from './executor.js';
+import { uuidv7 } from './ids.js';
+import { WorkWriter } from './writer.js';
+
+export interface EngineOptions {
+  integrations: AnyIntegration[];
+  /** A store, or a store URL to open (the engine then closes it on stop). */
+  store?: Store | string;
+  /** Instances this process runs at the same time. Default 50. */
+  concurrency?: number;
+  /** Most instances claimed in one statement. Default 200. */
+  claimBatch?: number;
+  /** Lease length in ms, renewed at a third of it. Default 30 s. */
+  leaseMs?: number;
+  /** Safety-net poll for due work. Default 1 s. */
+  pollIntervalMs?: number;
+  /** False for an API-only process that accepts but runs nothing. Default true. */
+  worker?: boolean;
+  /** One transaction for all accepts of a tick (default), or one per accept (for comparison). */
+  groupCommit?: boolean;
+  /** How long stop() lets running attempts finish before releasing their leases. Default 10 s. */
+  shutdownGraceMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /** Recorded with leases; defaults to host:pid:random. */
+  workerId?: string;
+}
+
+export interface AcceptOptions {
+  idempotencyKey?: string;
+  parentId?: string;
+  /** Do not run before this time (ms since epoch). */
+  runAt?: number;
+}
+
+export interface Accepted {
+  instanceId: string;
+  status: InstanceStatus;
+  /** False when the idempotency key returned an earlier instance. */
+  created: boolean;
+}
+
+export interface InstanceDetail {
+  instance: Instance;
+  runs: Run[];
+  steps: Step[];
+  events: ActivityEvent[];
+}
+
+const DEFAULTS = {
+  concurrency: 50,
+  claimBatch: 200,
+  leaseMs: 30_000,
+  pollIntervalMs: 1_000,
+  shutdownGraceMs: 10_000,
+};
+
+export class Engine {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly workerId: string;
+  private readonly integrations = new Map<string, AnyIntegration>();
+  private readonly runnableIds: string[];
+  private readonly ownsStore: boolean;
+  private readonly options: Required<Pick<EngineOptions, keyof typeof DEFAULTS>> & EngineOptions;
+  private readonly acceptBatcher: Batcher<NewInstance[], InsertOutcome[]>;
+  private readonly writer: WorkWriter;
+  private readonly running = new Map<string, Attempt>();
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private pumping = false;
+  private pumpScheduled = false;
+  /** Set when more work may be claimable: a full claim, a wake-up, a finish that frees an ordering key. */
+  private moreLikely = true;
+  private timer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private unsubscribeWake: (() => void) | null = null;
+  private readonly idle = new Set<() => void>();
+
+  private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
+    checkIntegrations(options.integrations);
+    this.options = { ...DEFAULTS, ...options };
+    for (const integration of options.integrations) this.integrations.set(integration.id, integration);
+    this.runnableIds = options.integrations.filter((i) => i.mode !== 'sync').map((i) => i.id);
+    this.store = store;
+    this.ownsStore = ownsStore;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'info' });
+    this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
+    this.acceptBatcher = new Batcher(async (groups) => {
+      const outcomes = await this.store.insertInstances(groups.flat());
+      let offset = 0;
+      return groups.map((group) => {
+        const slice = outcomes.slice(offset, offset + group.length);
+        offset += group.length;
+        return slice;
+      });
+    });
+    this.writer = new WorkWriter(store, (error) =>
+      this.logger.error({ err: error }, 'writing activity failed'),
+    );
+  }
+
+  /** Creates an engine; opens the store when given a URL. Call `start()` to begin running instances. */
+  static async create(options: EngineOptions): Promise<Engine> {
+    const given = options.store;
+    const store = typeof given === 'object' ? given : await openStore(given);
+    return new Engine(options, store, typeof given !== 'object');
+  }
+
+  integration(id: string): AnyIntegration {
+    const integration = this.integrations.get(id);
+    if (!integration) throw new UnknownIntegrationError(id);
+    return integration;
+  }
+
+  listIntegrations(): AnyIntegration[] {
+    return [...this.integrations.values()];
+  }
+
+  // ── Accepting work ────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Validates the input and builds the row of a new durable instance, without storing it. Throws a
+   * typed error (unknown integration, wrong mode, invalid input, not serialisable).
+   */
+  prepare(integrationRef: string | AnyIntegration, input: unknown, options: AcceptOptions = {}): NewInstance {
+    const id = typeof integrationRef === 'string' ? integrationRef : integrationRef?.id;
+    if (typeof integrationRef === 'object' && !isIntegration(integrationRef))
+      throw new UnknownIntegrationError(String(id));
+    const integration = this.integration(id);
+    if (integration.mode === 'sync')
+      throw new WrongModeError(integration.id, 'sync', 'be started as durable work');
+    const value = validateInput(integration, input);
+    const inputJson = toStoredJson(value, `The input of "${integration.id}"`);
+    const now = this.clock.now();
+    const def = integration as AsyncDefinition<any> | ScheduledDefinition<any>;
+    const tracking: Record<string, string> = {};
+    for (const [name, selector] of Object.entries(def.track ?? {})) {
+      const tracked = selectField(value, selector);
+      if (tracked !== null) tracking[name] = tracked;
+    }
+    const orderingKey = def.orderingKey ? selectField(value, def.orderingKey) : null;
+    const idempotencyKey = options.idempotencyKey ?? null;
+    return {
+      id: uuidv7(now),
+      integrationId: integration.id,
+      mode: integration.mode,
+      status: 'queued',
+      inputJson,
+      inputHash: idempotencyKey === null ? null : hashInput(inputJson),
+      tracking,
+      orderingKey: orderingKey === null ? null : `${integration.id}:${orderingKey}`,
+      idempotencyKey,
+      parentId: options.parentId ?? null,
+      createdAt: now,
+      runAt: options.runAt ?? now,
+    };
+  }
+
+  /**
+   * Stores prepared instances in one transaction (shared with other accepts of the same tick) and
+   * resolves only after the commit. A repeated idempotency key with a different input is refused.
+   */
+  async commit(rows: NewInstance[]): Promise<Accepted[]> {
+    if (this.state === 'stopping' || this.state === 'stopped') throw new ShuttingDownError();
+    if (rows.length === 0) return [];
+    const outcomes =
+      this.options.groupCommit === false
+        ? await this.store.insertInstances(rows)
+        : await this.acceptBatcher.push(rows);
+    const accepted = outcomes.map((outcome, index): Accepted => {
+      const row = rows[index]!;
+      if (!outcome.created && row.inputHash !== null && outcome.inputHash !== row.inputHash) {
+        throw new TandemError(
+          'idempotency-conflict',
+          `Idempotency key "${row.idempotencyKey}" was already used with a different input (instance ${outcome.id})`,
+          { idempotencyKey: row.idempotencyKey, instanceId: outcome.id },
+        );
+      }
+      return { instanceId: outcome.id, status: outcome.status, created: outcome.created };
+    });
+    if (accepted.some((a) => a.created)) this.wake();
+    return accepted;
+  }
+
+  /**
+   * Accepts one durable instance: resolves once it is committed.
+   *
+   * @example
+   * const { instanceId } = await engine.accept('fulfil-order', { orderId: 'A-1001' });
+   */
+  async accept(
+    integration: string | AnyIntegration,
+    input: unknown,
+    options: AcceptOptions = {},
+  ): Promise<Accepted> {
+    const [accepted] = await this.commit([this.prepare(integration, input, options)]);
+    return accepted!;
+  }
+
+  /** The `start`/`startMany` of a handler: children linked to the parent, idempotent across attempts. */
+  private starterFor(parent: Instance): Starter {
+    let calls = 0;
+    const keyOf = (call: number, index?: number) =>
+      index === undefined ? `${parent.id}:start:${call}` : `${parent.id}:start:${call}:${index}`;
+    return {
+      start: async (integration, input, options) => {
+        const call = ++calls;
+        const accepted = await this.accept(integration as AnyIntegration | string, input, {
+          idempotencyKey: options?.idempotencyKey ?? keyOf(call),
+          parentId: parent.id,
+        });
+        return { instanceId: accepted.instanceId, created: accepted.created } satisfies StartedInstance;
+      },
+      startMany: async (integration, inputs, options) => {
+        const call = ++calls;
+        const chunkSize = Math.max(1, options?.chunkSize ?? 1_000);
+        let chunk: NewInstance[] = [];
+        let count = 0;
+        let created = 0;
+        const flush = async () => {
+          if (chunk.length === 0) return;
+          const rows = chunk;
+          chunk = [];
+          const outcomes = await this.store.insertInstances(rows);
+          created += outcomes.filter((o) => o.created).length;
+          this.wake();
+        };
+        for await (const input of inputs as AsyncIterable<unknown>) {
+          chunk.push(
+            this.prepare(integration as AnyIntegration | string, input, {
+              idempotencyKey: keyOf(call, count),
+              parentId: parent.id,
+            }),
+          );
+          count++;
+          if (chunk.length >= chunkSize) await flush();
+        }
+        await flush();
+        return { count, created };
+      },
+    };
+  }
+
+  // ── Running work ──────────────────────────────────────────────────────────────────────────
+
+  /** Starts dispatching (unless this is an API-only engine). */
+  start(): void {
+    if (this.state !== 'idle') return;
+    this.state = 'running';
+    if (this.options.worker === false) return;
+    this.unsubscribeWake = this.store.onWake?.(() => this.wake()) ?? null;
+    const beat = Math.max(10, Math.floor(this.options.leaseMs / 3));
+    this.heartbeat = setInterval(() => void this.renewLeases(), beat);
+    this.heartbeat.unref();
+    this.wake();
+  }
+
+  /** Wakes the dispatcher: there may be work to claim. */
+  wake(): void {
+    this.moreLikely = true;
+    this.schedulePump();
+  }
+
+  /** Number of attempts running in this process. */
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.state !== 'running' || this.options.worker === false) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.state !== 'running') return;
+    this.pumping = true;
+    let short = false;
+    try {
+      while (this.state === 'running' && this.moreLikely && this.running.size < this.options.concurrency) {
+        this.moreLikely = false;
+        const limit = Math.min(this.options.claimBatch, this.options.concurrency - this.running.size);
+        const claimed = await this.store.claim({
+          owner: this.workerId,
+          limit,
+          leaseMs: this.options.leaseMs,
+          now: this.clock.now(),
+          integrationIds: this.runnableIds,
+        });
+        for (const item of claimed) this.launch(item);
+        if (claimed.length >= limit) this.moreLikely = true;
+        else short = true;
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'claiming instances failed; retrying after the poll interval');
+      short = true;
+    } finally {
+      this.pumping = false;
+    }
+    if (this.moreLikely && this.running.size < this.options.concurrency) this.schedulePump();
+    else if (short) await this.armTimer();
+    this.notifyIdle();
+  }
+
+  /** Sleeps until the next due instance or the poll interval, whichever is first. */
+  private async armTimer(): Promise<void> {
+    if (this.state !== 'running') return;
+    const now = this.clock.now();
+    let due: number | null = null;
+    try {
+      due = await this.store.nextDueAt(this.runnableIds);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'reading the next due time failed');
+    }
+    let delay = this.options.pollIntervalMs;
+    if (due !== null && due > now) delay = Math.min(delay, due - now + 1);
+    if (this.timer) clearTimeout(this.timer);
+    if (this.state !== 'running') return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.wake();
+    }, delay);
+  }
+
+  private launch(claimed: ClaimedInstance): void {
+    const { instance } = claimed;
+    const integration = this.integrations.get(instance.integrationId) as
+      | AsyncDefinition<any>
+      | ScheduledDefinition<any>
+      | undefined;
+    const attempt: Attempt = {
+      instance,
+      claimToken: claimed.claimToken,
+      controller: new AbortController(),
+      over: false,
+    };
+    this.running.set(instance.id, attempt);
+    const run = integration
+      ? executeAttempt(claimed, integration, attempt, {
+          clock: this.clock,
+          writer: this.writer,
+          starter: (parent) => this.starterFor(parent),
+        })
+      : Promise.reject(new UnknownIntegrationError(instance.integrationId));
+    run
+      .catch((error) =>
+        this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error'),
+      )
+      .finally(() => {
+        if (this.running.get(instance.id) === attempt) this.running.delete(instance.id);
+        // A finish may free an ordering key or a concurrency slot: look for more work.
+        this.moreLikely = true;
+        this.schedulePump();
+        this.notifyIdle();
+      });
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.running.size === 0) return;
+    const attempts = [...this.running.values()].filter((a) => !a.over);
+    try {
+      const lost = await this.store.extendLeases(
+        attempts.map((a) => ({ instanceId: a.instance.id, claimToken: a.claimToken })),
+        this.clock.now() + this.options.leaseMs,
+      );
+      for (const id of lost) {
+        const attempt = this.running.get(id);
+        if (!attempt || attempt.over) continue;
+        attempt.over = true;
+        attempt.controller.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
+        this.logger.warn({ instanceId: id }, 'lease lost (cancelled or taken over); attempt abandoned');
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'renewing leases failed');
+    }
+  }
+
+  /**
+   * Stops claiming, lets running attempts finish within the grace period, then aborts the rest and
+   * releases their leases so another process takes them over at once.
+   */
+  async stop(graceMs = this.options.shutdownGraceMs): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    this.state = 'stopping';
+    if (this.timer) clearTimeout(this.timer);
+    this.unsubscribeWake?.();
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.idle.delete(done);
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(done, Math.max(1, deadline - Date.now()));
+        this.idle.add(done);
+      });
+    }
+    const leftovers = [...this.running.values()];
+    for (const attempt of leftovers) {
+      attempt.over = true;
+      attempt.controller.abort(new ShuttingDownError());
+    }
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.acceptBatcher.drain();
+    await this.writer.drain();
+    if (leftovers.length > 0) {
+      await this.store.releaseLeases(
+        leftovers.map((a) => ({ instanceId: a.instance.id, claimToken: a.claimToken })),
+        this.clock.now(),
+      );
+    }
+    this.running.clear();
+    this.state = 'stopped';
+    if (this.ownsStore) await this.store.close();
+  }
+
+  private notifyIdle(): void {
+    for (const listener of [...this.idle]) listener();
+  }
+
+  // ── Operating on instances ────────────────────────────────────────────────────────────────
+
+  /** Reruns one instance as a new run: from the failed step (default) or from the start, optionally with new input. */
+  async rerun(
+    id: string,
+    options: { from?: RerunFrom; input?: unknown } = {},
+  ): Promise<{ instanceId: string; run: number }> {
+    const from = options.from ?? 'failed-step';
+    let inputJson: string | undefined;
+    if (options.input !== undefined) {
+      const instance = await this.store.getInstance(id);
+      if (!instance) throw new InstanceNotFoundError(id);
+      const integration = this.integration(instance.integrationId);
+      inputJson = toStoredJson(validateInput(integration, options.input), `The input of "${integration.id}"`);
+    }
+    const [outcome] = await this.store.rerun({
+      ids: [id],
+      from,
+      ...(inputJson === undefined ? {} : { inputJson }),
+      now: this.clock.now(),
+    });
+    const done = expectDone(outcome!, 'rerun');
+    this.wake();
+    return { instanceId: id, run: done.run };
+  }
+
+  /** Reruns every instance in a final state that matches the filter. Returns how many. */
+  async rerunMany(filter: InstanceFilter, options: { from?: RerunFrom } = {}): Promise<{ count: number }> {
+    if (Object.values(filter).every((v) => v === undefined)) {
+      throw new InvalidInputError([
+        { path: 'filter', message: 'A bulk rerun needs at least one filter field' },
+      ]);
+    }
+    const outcomes = await this.store.rerun({
+      filter,
+      from: options.from ?? 'failed-step',
+      now: this.clock.now(),
+    });
+    const count = outcomes.filter((o) => o.outcome === 'done').length;
+    if (count > 0) this.wake();
+    return { count };
+  }
+
+  /** Cancels a queued, retrying, running or failed instance. A running attempt is aborted. */
+  async cancel(id: string): Promise<void> {
+    const [outcome] = await this.store.cancel([id], this.clock.now());
+    expectDone(outcome!, 'cancel');
+    const attempt = this.running.get(id);
+    if (attempt && !attempt.over) {
+      attempt.over = true;
+      attempt.controller.abort(new TandemError('lease-lost', 'The instance was cancelled'));
+    }
+    this.wake(); // a cancel may free an ordering key
+  }
+
+  async getInstance(id: string): Promise<Instance> {
+    const instance = await this.store.getInstance(id);
+    if (!instance) throw new InstanceNotFoundError(id);
+    return instance;
+  }
+
+  async getDetail(id: string): Promise<InstanceDetail> {
+    const instance = await this.getInstance(id);
+    const [runs, steps, events] = await Promise.all([
+      this.store.getRuns(id),
+      this.store.getSteps(id),
+      this.store.getEvents({ instanceId: id, limit: 10_000 }),
+    ]);
+    return { instance, runs, steps, events };
+  }
+
+  listInstances(request: ListRequest): Promise<Page<Instance>> {
+    return this.store.listInstances(request);
+  }
+}
+
+function expectDone(outcome: TransitionOutcome, action: string): { run: number } {
+  if (outcome.outcome === 'not-found') throw new InstanceNotFoundError(outcome.id);
+  if (outcome.outcome === 'invalid-state') throw new InvalidStateError(outcome.id, outcome.status, action);
+  return outcome;
+}
+
+/** Validates an input against the integration's schema; returns the parsed value. */
+export function validateInput(integration: AnyIntegration, input: unknown): unknown {
+  if (!integration.input) return input;
+  const result = integration.input.safeParse(input);
+  if (result.success) return result.data;
+  throw new InvalidInputError(
+    result.error.issues.map((issue: { path: PropertyKey[]; message: string }) => ({
+      path: issue.path.map(String).join('.'),
+      message: issue.message,
+    })),
+  );
+}
+
+export function hashInput(inputJson: string): string {
+  return createHash('sha256').update(inputJson).digest('base64url');
+}
+
+/** Creates an engine. */
+export function createEngine(options: EngineOptions): Promise<Engine> {
+  return Engine.create(options);
+}

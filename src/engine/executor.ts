@@ -1,0 +1,234 @@
+/**
+ * Runs one attempt of a claimed instance: builds the handler's context, memoises steps, enforces
+ * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
+ * everything it stores goes through the {@link WorkWriter}.
+ */
+import type { AsyncContext, AsyncDefinition, ScheduledDefinition, Starter } from '../define/integration.js';
+import { backoffDelay, resolveRetryPolicy } from '../define/retry.js';
+import {
+  AttemptTimeoutError,
+  coerceError,
+  DuplicateStepError,
+  LeaseLostError,
+  RetryAfterError,
+  TandemError,
+  toErrorInfo,
+} from '../errors.js';
+import { toStoredJson } from '../json.js';
+import type { ErrorInfo, Instance, Json, NewActivityEvent } from '../model.js';
+import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
+import type { Clock } from './clock.js';
+import type { WorkWriter } from './writer.js';
+
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+
+/** The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown). */
+export interface Attempt {
+  instance: Instance;
+  claimToken: string;
+  controller: AbortController;
+  /** Set once the attempt may no longer write (aborted, timed out or finished). */
+  over: boolean;
+}
+
+export interface ExecuteDeps {
+  clock: Clock;
+  writer: WorkWriter;
+  /** Starts children on behalf of the instance, idempotently. */
+  starter: (parent: Instance) => Starter;
+}
+
+/** Errors that no retry can mend: the same code with the same input fails the same way. */
+const PERMANENT_CODES = new Set([
+  'non-retryable',
+  'duplicate-step',
+  'not-serializable',
+  'invalid-input',
+  'unknown-integration',
+  'invalid-definition',
+  'idempotency-conflict',
+  'wrong-mode',
+]);
+
+export function isPermanent(error: Error): boolean {
+  if (error instanceof TandemError && PERMANENT_CODES.has(error.code)) return true;
+  return (error as { retryable?: unknown }).retryable === false;
+}
+
+export async function executeAttempt(
+  claimed: ClaimedInstance,
+  integration: AsyncDefinition<any> | ScheduledDefinition<any>,
+  attempt: Attempt,
+  deps: ExecuteDeps,
+): Promise<void> {
+  const { instance, claimToken } = claimed;
+  const { clock, writer } = deps;
+  const started = clock.now();
+  const lease = { instanceId: instance.id, claimToken };
+  const base = { instanceId: instance.id, integrationId: instance.integrationId, run: instance.run };
+  const event = (type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent => ({
+    ...base,
+    type,
+    at: clock.now(),
+    data,
+  });
+
+  const memo = new Map<string, Json | null>();
+  for (const step of claimed.steps) if (step.status === 'succeeded') memo.set(step.name, step.output);
+  const usedNames = new Set<string>();
+  const { signal } = attempt.controller;
+  const timeoutMs = integration.timeout ?? DEFAULT_TIMEOUT_MS;
+  const timer = setTimeout(() => attempt.controller.abort(new AttemptTimeoutError(timeoutMs)), timeoutMs);
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(coerceError(signal.reason));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+  aborted.catch(() => {});
+  const ensureLive = () => {
+    if (signal.aborted) throw coerceError(signal.reason);
+    if (attempt.over) throw new LeaseLostError(instance.id);
+  };
+
+  const ctx: AsyncContext<unknown> = {
+    instanceId: instance.id,
+    integrationId: instance.integrationId,
+    input: instance.input,
+    run: instance.run,
+    attempt: instance.attempt,
+    signal,
+    ...deps.starter(instance),
+    async step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
+      ensureLive();
+      if (typeof name !== 'string' || name === '')
+        throw new TandemError('invalid-definition', 'A step needs a name');
+      if (usedNames.has(name)) throw new DuplicateStepError(name);
+      const position = usedNames.size;
+      usedNames.add(name);
+      if (memo.has(name)) return memo.get(name) as T;
+      const stepStarted = clock.now();
+      writer.event(event('step.started', { step: name, attempt: instance.attempt }));
+      let result: T;
+      try {
+        result = await Promise.race([Promise.resolve().then(() => fn(signal)), aborted]);
+        ensureLive();
+      } catch (thrown) {
+        const error = toErrorInfo(thrown);
+        const finishedAt = clock.now();
+        if (!attempt.over) {
+          void writer.step({
+            ...lease,
+            step: stepRecord(name, position, 'failed', error, stepStarted, finishedAt),
+            outputJson: null,
+            events: [
+              event('step.failed', {
+                step: name,
+                error: error.message,
+                durationMs: finishedAt - stepStarted,
+              }),
+            ],
+          });
+        }
+        throw thrown;
+      }
+      const outputJson = toStoredJson(result, `The result of step "${name}"`);
+      const finishedAt = clock.now();
+      const held = await writer.step({
+        ...lease,
+        step: stepRecord(name, position, 'succeeded', null, stepStarted, finishedAt),
+        outputJson,
+        events: [event('step.succeeded', { step: name, durationMs: finishedAt - stepStarted })],
+      });
+      if (!held) {
+        attempt.over = true;
+        throw new LeaseLostError(instance.id);
+      }
+      // The handler sees what a later attempt would read back from the store.
+      return JSON.parse(outputJson) as T;
+    },
+  };
+
+  function stepRecord(
+    name: string,
+    position: number,
+    status: 'succeeded' | 'failed',
+    error: ErrorInfo | null,
+    from: number,
+    to: number,
+  ) {
+    return {
+      instanceId: instance.id,
+      run: instance.run,
+      name,
+      position,
+      status,
+      output: null,
+      error,
+      attempt: instance.attempt,
+      startedAt: from,
+      finishedAt: to,
+    };
+  }
+
+  let outcome: AttemptOutcome;
+  const events: NewActivityEvent[] = [];
+  try {
+    const output = await Promise.race([
+      Promise.resolve().then(() => integration.handler(ctx as never)),
+      aborted,
+    ]);
+    ensureLive();
+    outcome = { kind: 'succeeded', outputJson: toStoredJson(output, 'The handler result') };
+  } catch (thrown) {
+    const error = coerceError(thrown);
+    if (error instanceof LeaseLostError || attempt.over) {
+      attempt.over = true;
+      clearTimeout(timer);
+      return; // someone else owns the instance now (taken over, cancelled or shutting down)
+    }
+    outcome = decide(error, instance, integration, clock.now());
+  } finally {
+    clearTimeout(timer);
+  }
+  attempt.over = true;
+  const durationMs = clock.now() - started;
+  if (outcome.kind === 'succeeded')
+    events.push(event('succeeded', { attempt: instance.attempt, durationMs }));
+  else if (outcome.kind === 'failed') {
+    events.push(event('failed', { attempt: instance.attempt, error: outcome.error.message, durationMs }));
+  } else {
+    events.push(
+      event('retry.scheduled', {
+        attempt: instance.attempt,
+        runAt: outcome.runAt,
+        error: outcome.error.message,
+        countsAsAttempt: outcome.consumesAttempt,
+      }),
+    );
+  }
+  await writer.finish({ ...lease, outcome, now: clock.now(), durationMs, events });
+}
+
+/** Retry or fail, by the error and the policy. */
+export function decide(
+  error: Error,
+  instance: Instance,
+  integration: AsyncDefinition<any> | ScheduledDefinition<any>,
+  now: number,
+): AttemptOutcome {
+  const info = toErrorInfo(error);
+  if (isPermanent(error)) return { kind: 'failed', error: info };
+  const policy = resolveRetryPolicy(integration.retry);
+  if (error instanceof RetryAfterError) {
+    if (error.consumesAttempt && instance.attempt >= policy.maxAttempts)
+      return { kind: 'failed', error: info };
+    return { kind: 'retry', error: info, runAt: now + error.delayMs, consumesAttempt: error.consumesAttempt };
+  }
+  if (instance.attempt >= policy.maxAttempts) return { kind: 'failed', error: info };
+  return {
+    kind: 'retry',
+    error: info,
+    runAt: now + backoffDelay(policy, instance.attempt),
+    consumesAttempt: true,
+  };
+}

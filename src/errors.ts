@@ -1,0 +1,217 @@
+/**
+ * The one catalogue of Tandem's errors. Each has a stable `code`, an HTTP status and an RFC 9457
+ * problem type (`urn:tandem:error:<code>`); `docs/errors.md` documents every entry and a test keeps
+ * the two in agreement.
+ *
+ * Two errors steer the engine rather than report a fault: {@link NonRetryableError} fails the
+ * instance at once, {@link RetryAfterError} asks for the next attempt after a given delay.
+ */
+import type { ErrorInfo, Json } from './model.js';
+
+export interface ErrorSpec {
+  status: number;
+  title: string;
+}
+
+export const ERROR_CATALOGUE = {
+  'unknown-integration': { status: 404, title: 'Unknown integration' },
+  'invalid-input': { status: 400, title: 'Input does not match the schema' },
+  'invalid-definition': { status: 500, title: 'Invalid integration or configuration' },
+  'not-serializable': { status: 500, title: 'Value cannot be stored as JSON' },
+  'duplicate-step': { status: 500, title: 'Step name used twice in one run' },
+  'instance-not-found': { status: 404, title: 'Instance not found' },
+  'invalid-state': { status: 409, title: 'Instance is not in a state that allows this' },
+  'idempotency-conflict': { status: 422, title: 'Idempotency key reused with a different body' },
+  'attempt-timeout': { status: 504, title: 'Attempt exceeded its timeout' },
+  'lease-lost': { status: 409, title: 'Lease lost to another worker' },
+  'non-retryable': { status: 500, title: 'Handler failed and asked not to be retried' },
+  'retry-after': { status: 503, title: 'Handler asked to be retried later' },
+  'handler-failed': { status: 500, title: 'Handler failed' },
+  'store-closed': { status: 503, title: 'Store is closed' },
+  'wrong-mode': { status: 409, title: 'Integration does not run in this mode' },
+  'shutting-down': { status: 503, title: 'Engine is shutting down' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export function problemType(code: string): string {
+  return `urn:tandem:error:${code}`;
+}
+
+/** Base class of every error Tandem raises on purpose. */
+export class TandemError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, Json>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, Json> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.details = details;
+  }
+}
+
+export class UnknownIntegrationError extends TandemError {
+  constructor(readonly integrationId: string) {
+    super('unknown-integration', `No integration with id "${integrationId}"`, { integrationId });
+  }
+}
+
+export interface InputIssue {
+  path: string;
+  message: string;
+}
+
+export class InvalidInputError extends TandemError {
+  constructor(
+    readonly issues: InputIssue[],
+    message = `Invalid input: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
+  ) {
+    super('invalid-input', message, { issues: issues as unknown as Json });
+  }
+}
+
+export class InvalidDefinitionError extends TandemError {
+  constructor(message: string) {
+    super('invalid-definition', message);
+  }
+}
+
+export class NotSerializableError extends TandemError {
+  constructor(what: string, reason: string) {
+    super('not-serializable', `${what} cannot be stored as JSON: ${reason}`, { what, reason });
+  }
+}
+
+export class DuplicateStepError extends TandemError {
+  constructor(readonly stepName: string) {
+    super(
+      'duplicate-step',
+      `Step "${stepName}" was used twice in one run; give each step a unique name (e.g. "charge:\${line.id}")`,
+      { step: stepName },
+    );
+  }
+}
+
+export class InstanceNotFoundError extends TandemError {
+  constructor(readonly instanceId: string) {
+    super('instance-not-found', `No instance with id "${instanceId}"`, { instanceId });
+  }
+}
+
+export class InvalidStateError extends TandemError {
+  constructor(instanceId: string, status: string, action: string) {
+    super('invalid-state', `Cannot ${action} instance "${instanceId}" in status "${status}"`, {
+      instanceId,
+      status,
+      action,
+    });
+  }
+}
+
+export class IdempotencyConflictError extends TandemError {
+  constructor(
+    readonly idempotencyKey: string,
+    readonly instanceId: string,
+  ) {
+    super(
+      'idempotency-conflict',
+      `Idempotency key "${idempotencyKey}" was already used with a different body (instance ${instanceId})`,
+      { idempotencyKey, instanceId },
+    );
+  }
+}
+
+export class AttemptTimeoutError extends TandemError {
+  constructor(timeoutMs: number) {
+    super('attempt-timeout', `Attempt exceeded its timeout of ${timeoutMs} ms`, { timeoutMs });
+  }
+}
+
+export class LeaseLostError extends TandemError {
+  constructor(instanceId: string) {
+    super('lease-lost', `Lease on instance "${instanceId}" was lost; this attempt's results are discarded`, {
+      instanceId,
+    });
+  }
+}
+
+export class StoreClosedError extends TandemError {
+  constructor() {
+    super('store-closed', 'The store is closed');
+  }
+}
+
+export class WrongModeError extends TandemError {
+  constructor(integrationId: string, mode: string, action: string) {
+    super('wrong-mode', `Integration "${integrationId}" is ${mode}: it cannot ${action}`, {
+      integrationId,
+      mode,
+    });
+  }
+}
+
+export class ShuttingDownError extends TandemError {
+  constructor() {
+    super('shutting-down', 'The engine is shutting down and accepts no new work');
+  }
+}
+
+/**
+ * Throw from a handler (or a step) to fail the instance at once, without further attempts.
+ *
+ * @example
+ * if (!customer) throw new NonRetryableError(`Customer ${id} does not exist`);
+ */
+export class NonRetryableError extends TandemError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('non-retryable', message, {}, options);
+  }
+}
+
+/**
+ * Throw from a handler to have the next attempt no earlier than `delayMs` from now, e.g. when a
+ * target answered 429 with `Retry-After`. With `consumesAttempt: false` the wait does not use up
+ * an attempt (a target that is known to be down is not the handler's fault).
+ *
+ * @example
+ * throw new RetryAfterError(30_000, 'Bank is in its maintenance window');
+ */
+export class RetryAfterError extends TandemError {
+  readonly consumesAttempt: boolean;
+  constructor(
+    readonly delayMs: number,
+    message = `Retry after ${delayMs} ms`,
+    options?: ErrorOptions & { consumesAttempt?: boolean },
+  ) {
+    super('retry-after', message, { delayMs }, options);
+    this.consumesAttempt = options?.consumesAttempt ?? true;
+  }
+}
+
+/** Turns any thrown value into an Error (a thrown string or object is not an Error). */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === 'string') return new Error(thrown);
+  try {
+    return new Error(`Non-error thrown: ${JSON.stringify(thrown)}`);
+  } catch {
+    return new Error(`Non-error thrown: ${String(thrown)}`);
+  }
+}
+
+/** The stored form of an error. Stacks are kept (they help operators) but trimmed. */
+export function toErrorInfo(thrown: unknown): ErrorInfo {
+  const error = coerceError(thrown);
+  const info: ErrorInfo = { name: error.name, message: error.message };
+  if (error instanceof TandemError) {
+    info.code = error.code;
+    if (Object.keys(error.details).length > 0) info.details = error.details;
+  } else if (typeof (error as { code?: unknown }).code === 'string') {
+    info.code = (error as unknown as { code: string }).code;
+  }
+  if (error.stack) info.stack = error.stack.split('\n').slice(0, 12).join('\n');
+  return info;
+}

@@ -1,0 +1,22 @@
+export type { TandemConfig } from './define/config.js';
+export { defineConfig } from './define/config.js';
+export type {
+  AsyncContext,
+  AsyncDefinition,
+  Integration,
+  IntegrationDefinition,
+  ScheduledDefinition,
+  StartedInstance,
+  SyncContext,
+  SyncDefinition,
+  SyncResponse,
+} from './define/integration.js';
+export { defineIntegration } from './define/integration.js';
+export type { RetryPolicy } from './define/retry.js';
+export type { Accepted, AcceptOptions, EngineOptions, InstanceDetail } from './engine/engine.js';
+export { createEngine, Engine } from './engine/engine.js';
+export * from './errors.js';
+export type * from './model.js';
+export { openStore } from './store/open.js';
+export { SqliteStore } from './store/sqlite/store.js';
+export type { Store } from './store/store.js';

@@ -1,0 +1,55 @@
+import { NotSerializableError } from './errors.js';
+import type { Json } from './model.js';
+
+/**
+ * Serialises a value that is about to be stored, refusing what JSON would silently change: a
+ * `Map` that would become `{}`, `NaN` that would become `null`, a function that would vanish, a
+ * `BigInt` or a cycle that would throw somewhere less helpful. `undefined` at the top is stored as
+ * `null`. Objects with `toJSON` (such as `Date`) are stored as their JSON form.
+ */
+export function toStoredJson(value: unknown, what: string): string {
+  if (value === undefined) return 'null';
+  check(value, what, '$', new Set());
+  return JSON.stringify(value);
+}
+
+function check(value: unknown, what: string, path: string, seen: Set<object>): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new NotSerializableError(what, `${path} is ${value}`);
+      return;
+    case 'undefined':
+      return; // dropped from objects, as JSON does; arrays store null
+    case 'bigint':
+      throw new NotSerializableError(what, `${path} is a BigInt`);
+    case 'function':
+      throw new NotSerializableError(what, `${path} is a function`);
+    case 'symbol':
+      throw new NotSerializableError(what, `${path} is a symbol`);
+  }
+  if (value === null) return;
+  const object = value as object;
+  if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return;
+  if (seen.has(object)) throw new NotSerializableError(what, `${path} is a circular reference`);
+  seen.add(object);
+  if (Array.isArray(object)) {
+    object.forEach((item, index) => {
+      check(item, what, `${path}[${index}]`, seen);
+    });
+  } else {
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (object as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+      throw new NotSerializableError(what, `${path} is a ${name}, not a plain object`);
+    }
+    for (const [key, item] of Object.entries(object)) check(item, what, `${path}.${key}`, seen);
+  }
+  seen.delete(object);
+}
+
+export function parseStoredJson(text: string | null): Json | null {
+  return text === null ? null : (JSON.parse(text) as Json);
+}

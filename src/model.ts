@@ -1,0 +1,146 @@
+/**
+ * Tandem's vocabulary, written down once.
+ *
+ * - **Integration** — a typed TypeScript function that connects business applications, with a
+ *   `mode`: `sync` (the caller waits for the answer), `async` (durable work, acknowledged once
+ *   stored) or `scheduled` (async work started by the clock).
+ * - **Instance** — one execution of an integration. Sync instances are recorded for monitoring
+ *   only; async and scheduled instances are durable work items that move through {@link InstanceStatus}.
+ * - **Run** — one pass of an instance from `queued` to a final state. A rerun starts a new run of
+ *   the same instance; earlier runs and their steps are kept as history.
+ * - **Attempt** — one execution of the handler within a run. A failed attempt is retried with
+ *   backoff until the retry policy is exhausted.
+ * - **Step** — `ctx.step(name, fn)`: a durable unit inside a handler. Its JSON result is stored per
+ *   (instance, run, name); later attempts of the same run return the stored result instead of
+ *   executing it again.
+ * - **Lease** — the claim a worker holds on a running instance, renewed by a heartbeat. An expired
+ *   lease is taken over by another worker; writes of an attempt whose lease was lost are refused.
+ * - **Activity event** — an append-only record of something that happened to an instance.
+ * - **Tracking fields** — up to three business identifiers (`orderId`, `employeeId`, …) per
+ *   instance, indexed for search.
+ * - **Ordering key** — instances sharing one run one at a time, in accept order.
+ * - **Hand-off** — `ctx.start()` from a handler: child instances committed atomically with the
+ *   handler's outcome (sync: before the response is written; async: idempotently per parent).
+ */
+
+export type Mode = 'sync' | 'async' | 'scheduled';
+
+/** `queued → running → succeeded | retrying → running … | failed`; `cancelled` from any non-final state. */
+export type InstanceStatus = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
+
+export const INSTANCE_STATUSES: readonly InstanceStatus[] = [
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'cancelled',
+];
+
+/** States in which an instance still has work ahead of it (and holds its ordering key). */
+export const ACTIVE_STATUSES: readonly InstanceStatus[] = ['queued', 'running', 'retrying'];
+
+/** Where a rerun starts: after the last succeeded step of the previous run, or from scratch. */
+export type RerunFrom = 'failed-step' | 'start';
+
+/** JSON values as stored. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A stored error: enough to understand a failure without the process that saw it. */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+  /** Extra facts a typed error carries (HTTP status, body excerpt, connection id …). */
+  details?: Record<string, Json>;
+}
+
+export interface Instance {
+  id: string;
+  /** Accept order, strictly increasing per store. */
+  seq: number;
+  integrationId: string;
+  mode: Mode;
+  status: InstanceStatus;
+  input: Json;
+  output: Json | null;
+  error: ErrorInfo | null;
+  /** Current run, 1-based. */
+  run: number;
+  /** Attempts made in the current run. */
+  attempt: number;
+  tracking: Record<string, string>;
+  orderingKey: string | null;
+  idempotencyKey: string | null;
+  parentId: string | null;
+  createdAt: number;
+  updatedAt: number;
+  /** When a queued or retrying instance becomes due. */
+  runAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** Duration of the last finished attempt in milliseconds, for statistics. */
+  durationMs: number | null;
+}
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface Run {
+  instanceId: string;
+  run: number;
+  from: RerunFrom | null;
+  status: RunStatus;
+  input: Json;
+  startedAt: number;
+  finishedAt: number | null;
+  error: ErrorInfo | null;
+}
+
+export type StepStatus = 'succeeded' | 'failed';
+
+export interface Step {
+  instanceId: string;
+  run: number;
+  name: string;
+  /** Order of the step within its run (0-based), as the handler reached it. */
+  position: number;
+  status: StepStatus;
+  output: Json | null;
+  error: ErrorInfo | null;
+  /** Attempt of the run in which the step was last executed. */
+  attempt: number;
+  startedAt: number;
+  finishedAt: number;
+  /** True when the result was carried over from an earlier run by a rerun from the failed step. */
+  seeded: boolean;
+}
+
+export type ActivityType =
+  | 'accepted'
+  | 'started'
+  | 'step.started'
+  | 'step.succeeded'
+  | 'step.failed'
+  | 'connection.call'
+  | 'retry.scheduled'
+  | 'lease.expired'
+  | 'succeeded'
+  | 'failed'
+  | 'rerun'
+  | 'cancelled'
+  | 'progress';
+
+export interface ActivityEvent {
+  /** Strictly increasing per store; the SSE event id. */
+  id: number;
+  instanceId: string;
+  integrationId: string;
+  run: number;
+  type: ActivityType;
+  at: number;
+  data: Record<string, Json>;
+}
+
+/** What is stored for a new activity event; the store assigns the id. */
+export type NewActivityEvent = Omit<ActivityEvent, 'id'>;

@@ -1,0 +1,194 @@
+/** Mapping between database rows and the model, shared by the SQL stores. */
+import { parseStoredJson } from '../json.js';
+import type {
+  ActivityEvent,
+  ActivityType,
+  ErrorInfo,
+  Instance,
+  InstanceStatus,
+  Mode,
+  RerunFrom,
+  Run,
+  RunStatus,
+  Step,
+  StepStatus,
+} from '../model.js';
+import type { InstanceFilter } from './store.js';
+
+export interface InstanceRow {
+  seq: number | string;
+  id: string;
+  integration_id: string;
+  mode: string;
+  status: string;
+  input: string;
+  output: string | null;
+  error: string | null;
+  run: number;
+  run_from: string | null;
+  run_started_at: number | string;
+  attempt: number;
+  tracking: string | null;
+  ordering_key: string | null;
+  idempotency_key: string | null;
+  parent_id: string | null;
+  created_at: number | string;
+  updated_at: number | string;
+  run_at: number | string;
+  started_at: number | string | null;
+  finished_at: number | string | null;
+  duration_ms: number | string | null;
+}
+
+const num = (value: number | string): number => (typeof value === 'number' ? value : Number(value));
+const numOrNull = (value: number | string | null): number | null => (value === null ? null : num(value));
+
+export function errorFromJson(text: string | null): ErrorInfo | null {
+  return text === null ? null : (JSON.parse(text) as ErrorInfo);
+}
+
+export function instanceFromRow(row: InstanceRow): Instance {
+  return {
+    id: row.id,
+    seq: num(row.seq),
+    integrationId: row.integration_id,
+    mode: row.mode as Mode,
+    status: row.status as InstanceStatus,
+    input: parseStoredJson(row.input),
+    output: parseStoredJson(row.output),
+    error: errorFromJson(row.error),
+    run: row.run,
+    attempt: row.attempt,
+    tracking: row.tracking ? (JSON.parse(row.tracking) as Record<string, string>) : {},
+    orderingKey: row.ordering_key,
+    idempotencyKey: row.idempotency_key,
+    parentId: row.parent_id,
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+    runAt: num(row.run_at),
+    startedAt: numOrNull(row.started_at),
+    finishedAt: numOrNull(row.finished_at),
+    durationMs: numOrNull(row.duration_ms),
+  };
+}
+
+/** The current run, derived from the instance row (archived runs live in the runs table). */
+export function currentRunFromRow(row: InstanceRow): Run {
+  const status = row.status as InstanceStatus;
+  const runStatus: RunStatus =
+    status === 'succeeded' || status === 'failed' || status === 'cancelled' ? status : 'running';
+  return {
+    instanceId: row.id,
+    run: row.run,
+    from: row.run_from as RerunFrom | null,
+    status: runStatus,
+    input: parseStoredJson(row.input),
+    startedAt: num(row.run_started_at),
+    finishedAt: runStatus === 'running' ? null : numOrNull(row.finished_at),
+    error: errorFromJson(row.error),
+  };
+}
+
+export interface RunRow {
+  instance_id: string;
+  run: number;
+  run_from: string | null;
+  status: string;
+  input: string;
+  error: string | null;
+  started_at: number | string;
+  finished_at: number | string | null;
+}
+
+export function runFromRow(row: RunRow): Run {
+  return {
+    instanceId: row.instance_id,
+    run: row.run,
+    from: row.run_from as RerunFrom | null,
+    status: row.status as RunStatus,
+    input: parseStoredJson(row.input),
+    startedAt: num(row.started_at),
+    finishedAt: numOrNull(row.finished_at),
+    error: errorFromJson(row.error),
+  };
+}
+
+export interface StepRow {
+  instance_id: string;
+  run: number;
+  name: string;
+  position: number;
+  status: string;
+  output: string | null;
+  error: string | null;
+  attempt: number;
+  started_at: number | string;
+  finished_at: number | string;
+  seeded: number | boolean;
+}
+
+export function stepFromRow(row: StepRow): Step {
+  return {
+    instanceId: row.instance_id,
+    run: row.run,
+    name: row.name,
+    position: row.position,
+    status: row.status as StepStatus,
+    output: parseStoredJson(row.output),
+    error: errorFromJson(row.error),
+    attempt: row.attempt,
+    startedAt: num(row.started_at),
+    finishedAt: num(row.finished_at),
+    seeded: row.seeded === true || row.seeded === 1,
+  };
+}
+
+export interface EventRow {
+  id: number | string;
+  instance_id: string;
+  integration_id: string;
+  run: number;
+  type: string;
+  at: number | string;
+  data: string | Record<string, unknown>;
+}
+
+export function eventFromRow(row: EventRow): ActivityEvent {
+  return {
+    id: num(row.id),
+    instanceId: row.instance_id,
+    integrationId: row.integration_id,
+    run: row.run,
+    type: row.type as ActivityType,
+    at: num(row.at),
+    data: (typeof row.data === 'string' ? JSON.parse(row.data) : row.data) as ActivityEvent['data'],
+  };
+}
+
+/** Tracking values in slot order, for the three indexed columns. */
+export function trackingSlots(
+  tracking: Record<string, string>,
+): [string | null, string | null, string | null] {
+  const values = Object.values(tracking);
+  return [values[0] ?? null, values[1] ?? null, values[2] ?? null];
+}
+
+const TRACKING_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Splits a tracking filter `"value"` or `"name=value"`. */
+export function parseTrackingFilter(filter: string): { name: string | null; value: string } {
+  const eq = filter.indexOf('=');
+  if (eq > 0) {
+    const name = filter.slice(0, eq);
+    if (TRACKING_NAME.test(name)) return { name, value: filter.slice(eq + 1) };
+  }
+  return { name: null, value: filter };
+}
+
+export const asArray = <T>(value: T | T[] | undefined): T[] | undefined =>
+  value === undefined ? undefined : Array.isArray(value) ? value : [value];
+
+/** True when a filter names nothing at all (a bulk operation on everything is refused upstream). */
+export function isEmptyFilter(filter: InstanceFilter): boolean {
+  return Object.values(filter).every((value) => value === undefined);
+}

@@ -1,0 +1,595 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreClosedError } from '../../errors.js';
+import type { ActivityEvent, Instance, NewActivityEvent, Run, Step } from '../../model.js';
+import {
+  asArray,
+  currentRunFromRow,
+  type EventRow,
+  eventFromRow,
+  type InstanceRow,
+  instanceFromRow,
+  parseTrackingFilter,
+  type RunRow,
+  runFromRow,
+  type StepRow,
+  stepFromRow,
+  trackingSlots,
+} from '../rows.js';
+import type {
+  ClaimedInstance,
+  ClaimRequest,
+  EventQuery,
+  InsertOutcome,
+  InstanceFilter,
+  Lease,
+  ListRequest,
+  NewInstance,
+  Page,
+  RerunRequest,
+  Store,
+  TransitionOutcome,
+  WorkBatch,
+  WorkBatchResult,
+} from '../store.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+export interface SqliteStoreOptions {
+  /** File path, or `:memory:`. */
+  path: string;
+  /** `FULL` (default) survives power loss; `NORMAL` survives process crashes only. */
+  synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+}
+
+const FINAL = "('succeeded', 'failed', 'cancelled')";
+const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
+
+/**
+ * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous, so each method
+ * runs its transaction to completion before it returns; the engine's group commit is what batches
+ * many callers into one transaction.
+ */
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+  private closed = false;
+  private readonly stmt: ReturnType<typeof prepare>;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = OFF');
+    migrate(this.db);
+    this.stmt = prepare(this.db);
+  }
+
+  private open(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+
+  async insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]> {
+    this.open();
+    return this.db.transaction(() => rows.map((row) => this.insertOne(row)))();
+  }
+
+  private insertOne(row: NewInstance): InsertOutcome {
+    const [t1, t2, t3] = trackingSlots(row.tracking);
+    const finished = row.status !== 'queued';
+    const result = this.stmt.insertInstance.run({
+      id: row.id,
+      integration_id: row.integrationId,
+      mode: row.mode,
+      status: row.status,
+      input: row.inputJson,
+      input_hash: row.inputHash,
+      output: row.outputJson ?? null,
+      error: row.error ? JSON.stringify(row.error) : null,
+      tracking: Object.keys(row.tracking).length > 0 ? JSON.stringify(row.tracking) : null,
+      track_1: t1,
+      track_2: t2,
+      track_3: t3,
+      ordering_key: row.orderingKey,
+      idempotency_key: row.idempotencyKey,
+      parent_id: row.parentId,
+      created_at: row.createdAt,
+      run_at: row.runAt,
+      started_at: row.startedAt ?? null,
+      finished_at: row.finishedAt ?? null,
+      duration_ms: row.durationMs ?? null,
+    });
+    if (result.changes === 0) {
+      const existing = this.stmt.byIdempotencyKey.get(row.integrationId, row.idempotencyKey) as
+        | { id: string; status: string; input_hash: string | null }
+        | undefined;
+      if (!existing) throw new Error(`Instance ${row.id} was not inserted and no duplicate was found`);
+      return {
+        id: existing.id,
+        created: false,
+        status: existing.status as InsertOutcome['status'],
+        inputHash: existing.input_hash,
+      };
+    }
+    if (!finished) {
+      this.insertEvent({
+        instanceId: row.id,
+        integrationId: row.integrationId,
+        run: 1,
+        type: 'accepted',
+        at: row.createdAt,
+        data: row.parentId ? { parentId: row.parentId } : {},
+      });
+    }
+    return { id: row.id, created: true, status: row.status, inputHash: row.inputHash };
+  }
+
+  private insertEvent(event: NewActivityEvent): void {
+    this.stmt.insertEvent.run(
+      event.instanceId,
+      event.integrationId,
+      event.run,
+      event.type,
+      event.at,
+      JSON.stringify(event.data),
+    );
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
+    this.open();
+    if (request.limit <= 0 || request.integrationIds.length === 0) return [];
+    return this.db.transaction(() => {
+      const ids = JSON.stringify(request.integrationIds);
+      const expired = this.stmt.expiredLeases.all(request.now, ids, request.limit) as {
+        seq: number;
+      }[];
+      const due =
+        expired.length < request.limit
+          ? (this.stmt.dueInstances.all(request.now, ids, request.limit - expired.length) as {
+              seq: number;
+            }[])
+          : [];
+      const claimed: ClaimedInstance[] = [];
+      for (const [list, takenOver] of [
+        [expired, true],
+        [due, false],
+      ] as const) {
+        for (const { seq } of list) {
+          const claimToken = randomUUID();
+          const row = this.stmt.claimOne.get({
+            seq,
+            claim_token: claimToken,
+            owner: request.owner,
+            lease_until: request.now + request.leaseMs,
+            now: request.now,
+          }) as InstanceRow;
+          const instance = instanceFromRow(row);
+          const steps =
+            instance.attempt > 1 || instance.run > 1
+              ? (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow)
+              : [];
+          const base = { instanceId: instance.id, integrationId: instance.integrationId, run: instance.run };
+          if (takenOver) {
+            this.insertEvent({
+              ...base,
+              type: 'lease.expired',
+              at: request.now,
+              data: { attempt: instance.attempt - 1 },
+            });
+          }
+          this.insertEvent({
+            ...base,
+            type: 'started',
+            at: request.now,
+            data: { attempt: instance.attempt },
+          });
+          claimed.push({ instance, claimToken, steps, takenOver });
+        }
+      }
+      return claimed;
+    })();
+  }
+
+  async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
+    this.open();
+    return this.db.transaction(() => {
+      const lost: string[] = [];
+      for (const lease of leases) {
+        const result = this.stmt.extendLease.run(leaseUntil, lease.instanceId, lease.claimToken);
+        if (result.changes === 0) lost.push(lease.instanceId);
+      }
+      return lost;
+    })();
+  }
+
+  async releaseLeases(leases: Lease[], now: number): Promise<void> {
+    this.open();
+    this.db.transaction(() => {
+      for (const lease of leases)
+        this.stmt.releaseLease.run({ now, id: lease.instanceId, token: lease.claimToken });
+    })();
+  }
+
+  async commit(batch: WorkBatch): Promise<WorkBatchResult> {
+    this.open();
+    return this.db.transaction(() => {
+      const lost = new Set<string>();
+      const holds = (lease: Lease) => {
+        if (lost.has(lease.instanceId)) return false;
+        const row = this.stmt.claimTokenOf.get(lease.instanceId) as
+          | { claim_token: string | null }
+          | undefined;
+        if (row?.claim_token === lease.claimToken) return true;
+        lost.add(lease.instanceId);
+        return false;
+      };
+      for (const event of batch.events) this.insertEvent(event);
+      for (const write of batch.steps) {
+        if (!holds(write)) continue;
+        const { step } = write;
+        this.stmt.upsertStep.run({
+          instance_id: step.instanceId,
+          run: step.run,
+          name: step.name,
+          position: step.position,
+          status: step.status,
+          output: write.outputJson,
+          error: step.error ? JSON.stringify(step.error) : null,
+          attempt: step.attempt,
+          started_at: step.startedAt,
+          finished_at: step.finishedAt,
+        });
+        for (const event of write.events) this.insertEvent(event);
+      }
+      for (const finish of batch.finishes) {
+        if (!holds(finish)) continue;
+        const { outcome } = finish;
+        const common = {
+          id: finish.instanceId,
+          token: finish.claimToken,
+          now: finish.now,
+          duration: finish.durationMs,
+        };
+        if (outcome.kind === 'succeeded') {
+          this.stmt.finishSucceeded.run({ ...common, output: outcome.outputJson });
+        } else if (outcome.kind === 'failed') {
+          this.stmt.finishFailed.run({ ...common, error: JSON.stringify(outcome.error) });
+        } else {
+          this.stmt.finishRetry.run({
+            ...common,
+            error: JSON.stringify(outcome.error),
+            run_at: outcome.runAt,
+            refund: outcome.consumesAttempt ? 0 : 1,
+          });
+        }
+        for (const event of finish.events) this.insertEvent(event);
+      }
+      return { lost: [...lost] };
+    })();
+  }
+
+  async rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
+    this.open();
+    return this.db.transaction(() => {
+      const rows = request.ids
+        ? request.ids.map(
+            (id) => (this.stmt.byId.get(id) as InstanceRow | undefined) ?? ({ id, missing: true } as const),
+          )
+        : this.selectRows({ ...request.filter }, `status IN ${FINAL} AND mode <> 'sync'`);
+      return rows.map((row): TransitionOutcome => {
+        if ('missing' in row) return { id: row.id, outcome: 'not-found' };
+        const status = row.status as Instance['status'];
+        if (
+          row.mode === 'sync' ||
+          !(status === 'succeeded' || status === 'failed' || status === 'cancelled')
+        ) {
+          return { id: row.id, outcome: 'invalid-state', status };
+        }
+        const current = currentRunFromRow(row);
+        this.stmt.archiveRun.run({
+          instance_id: row.id,
+          run: row.run,
+          run_from: current.from,
+          status: current.status,
+          input: row.input,
+          output: row.output,
+          error: row.error,
+          started_at: current.startedAt,
+          finished_at: current.finishedAt,
+        });
+        const next = row.run + 1;
+        if (request.from === 'failed-step') this.stmt.seedSteps.run(next, row.id, row.run);
+        this.stmt.startRun.run({
+          id: row.id,
+          run: next,
+          run_from: request.from,
+          input: request.inputJson ?? row.input,
+          now: request.now,
+        });
+        this.insertEvent({
+          instanceId: row.id,
+          integrationId: row.integration_id,
+          run: next,
+          type: 'rerun',
+          at: request.now,
+          data: {
+            from: request.from,
+            previousStatus: status,
+            inputReplaced: request.inputJson !== undefined,
+          },
+        });
+        return { id: row.id, outcome: 'done', run: next };
+      });
+    })();
+  }
+
+  async cancel(ids: string[], now: number): Promise<TransitionOutcome[]> {
+    this.open();
+    return this.db.transaction(() =>
+      ids.map((id): TransitionOutcome => {
+        const row = this.stmt.byId.get(id) as InstanceRow | undefined;
+        if (!row) return { id, outcome: 'not-found' };
+        const status = row.status as Instance['status'];
+        if (row.mode === 'sync' || status === 'succeeded' || status === 'cancelled') {
+          return { id, outcome: 'invalid-state', status };
+        }
+        this.stmt.cancelOne.run({ now, id });
+        this.insertEvent({
+          instanceId: id,
+          integrationId: row.integration_id,
+          run: row.run,
+          type: 'cancelled',
+          at: now,
+          data: { previousStatus: status },
+        });
+        return { id, outcome: 'done', run: row.run };
+      }),
+    )();
+  }
+
+  async getInstance(id: string): Promise<Instance | null> {
+    this.open();
+    const row = this.stmt.byId.get(id) as InstanceRow | undefined;
+    return row ? instanceFromRow(row) : null;
+  }
+
+  async listInstances(request: ListRequest): Promise<Page<Instance>> {
+    this.open();
+    const limit = Math.max(1, Math.min(request.limit, 1000));
+    const extra: string[] = [];
+    const params: unknown[] = [];
+    if (request.cursor) {
+      extra.push('seq < ?');
+      params.push(Number(request.cursor));
+    }
+    const rows = this.selectRows(request, extra.join(' AND ') || null, params, limit + 1);
+    const items = rows.slice(0, limit).map(instanceFromRow);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? String(last.seq) : null };
+  }
+
+  async countInstances(filter: InstanceFilter): Promise<number> {
+    this.open();
+    const { where, params } = filterSql(filter);
+    return (
+      this.db.prepare(`SELECT count(*) AS n FROM instances WHERE ${where}`).get(...params) as { n: number }
+    ).n;
+  }
+
+  private selectRows(
+    filter: InstanceFilter,
+    extra: string | null,
+    extraParams: unknown[] = [],
+    limit?: number,
+  ) {
+    const { where, params } = filterSql(filter);
+    const sql = `SELECT * FROM instances WHERE ${where}${extra ? ` AND ${extra}` : ''} ORDER BY seq DESC${
+      limit ? ` LIMIT ${limit}` : ''
+    }`;
+    return this.db.prepare(sql).all(...params, ...extraParams) as InstanceRow[];
+  }
+
+  async getRuns(instanceId: string): Promise<Run[]> {
+    this.open();
+    const row = this.stmt.byId.get(instanceId) as InstanceRow | undefined;
+    if (!row) return [];
+    const archived = (this.stmt.runsOf.all(instanceId) as RunRow[]).map(runFromRow);
+    return [...archived, currentRunFromRow(row)];
+  }
+
+  async getSteps(instanceId: string, run?: number): Promise<Step[]> {
+    this.open();
+    const rows =
+      run === undefined ? this.stmt.stepsOf.all(instanceId) : this.stmt.stepsOfRun.all(instanceId, run);
+    return (rows as StepRow[]).map(stepFromRow);
+  }
+
+  async getEvents(query: EventQuery): Promise<ActivityEvent[]> {
+    this.open();
+    const where = ['id > ?'];
+    const params: unknown[] = [query.afterId ?? 0];
+    if (query.instanceId) {
+      where.push('instance_id = ?');
+      params.push(query.instanceId);
+    }
+    if (query.integrationId) {
+      where.push('integration_id = ?');
+      params.push(query.integrationId);
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
+      .all(...params, Math.max(1, Math.min(query.limit, 10_000))) as EventRow[];
+    return rows.map(eventFromRow);
+  }
+
+  async nextDueAt(integrationIds: string[]): Promise<number | null> {
+    this.open();
+    const ids = JSON.stringify(integrationIds);
+    const row = this.stmt.nextDue.get({ ids }) as { due: number | null };
+    return row.due;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+function migrate(db: Database.Database): void {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+  );
+  const apply = db.transaction(() => {
+    const applied = new Set(
+      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    for (const migration of SQLITE_MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.name,
+        Date.now(),
+      );
+    }
+  });
+  apply.immediate();
+}
+
+/** WHERE clause of an instance filter, with positional parameters. */
+function filterSql(filter: InstanceFilter): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const inList = (column: string, values: unknown[] | undefined) => {
+    if (values === undefined) return;
+    where.push(`${column} IN (SELECT value FROM json_each(?))`);
+    params.push(JSON.stringify(values));
+  };
+  inList('id', filter.ids);
+  inList('integration_id', asArray(filter.integrationId));
+  inList('status', asArray(filter.status));
+  if (filter.parentId !== undefined) {
+    where.push('parent_id = ?');
+    params.push(filter.parentId);
+  }
+  if (filter.createdAfter !== undefined) {
+    where.push('created_at >= ?');
+    params.push(filter.createdAfter);
+  }
+  if (filter.createdBefore !== undefined) {
+    where.push('created_at < ?');
+    params.push(filter.createdBefore);
+  }
+  if (filter.tracking !== undefined) {
+    const { name, value } = parseTrackingFilter(filter.tracking);
+    where.push('(track_1 = ? OR track_2 = ? OR track_3 = ?)');
+    params.push(value, value, value);
+    if (name) {
+      where.push('json_extract(tracking, ?) = ?');
+      params.push(`$."${name}"`, value);
+    }
+  }
+  return { where: where.length > 0 ? where.join(' AND ') : '1 = 1', params };
+}
+
+function prepare(db: Database.Database) {
+  return {
+    insertInstance: db.prepare(`
+      INSERT INTO instances (id, integration_id, mode, status, input, input_hash, output, error, run, run_started_at,
+        attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at,
+        updated_at, run_at, started_at, finished_at, duration_ms)
+      VALUES (@id, @integration_id, @mode, @status, @input, @input_hash, @output, @error, 1, @created_at,
+        0, @tracking, @track_1, @track_2, @track_3, @ordering_key, @idempotency_key, @parent_id, @created_at,
+        @created_at, @run_at, @started_at, @finished_at, @duration_ms)
+      ON CONFLICT DO NOTHING`),
+    byIdempotencyKey: db.prepare(
+      'SELECT id, status, input_hash FROM instances WHERE integration_id = ? AND idempotency_key = ?',
+    ),
+    byId: db.prepare('SELECT * FROM instances WHERE id = ?'),
+    claimTokenOf: db.prepare('SELECT claim_token FROM instances WHERE id = ?'),
+    insertEvent: db.prepare(
+      'INSERT INTO events (instance_id, integration_id, run, type, at, data) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    expiredLeases: db.prepare(`
+      SELECT seq FROM instances
+      WHERE status = 'running' AND lease_until < ?
+        AND integration_id IN (SELECT value FROM json_each(?))
+      ORDER BY lease_until LIMIT ?`),
+    // An instance with an ordering key is claimable only when no earlier instance with the same key
+    // still holds it (queued, running, retrying or failed).
+    dueInstances: db.prepare(`
+      SELECT seq FROM instances AS i
+      WHERE status IN ('queued', 'retrying') AND run_at <= ?
+        AND integration_id IN (SELECT value FROM json_each(?))
+        AND (ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM instances AS j
+          WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
+      ORDER BY run_at, seq LIMIT ?`),
+    claimOne: db.prepare(`
+      UPDATE instances SET status = 'running', attempt = attempt + 1, claim_token = @claim_token,
+        lease_owner = @owner, lease_until = @lease_until, started_at = coalesce(started_at, @now), updated_at = @now
+      WHERE seq = @seq RETURNING *`),
+    stepsOfRun: db.prepare('SELECT * FROM steps WHERE instance_id = ? AND run = ? ORDER BY position'),
+    stepsOf: db.prepare('SELECT * FROM steps WHERE instance_id = ? ORDER BY run, position'),
+    runsOf: db.prepare('SELECT * FROM runs WHERE instance_id = ? ORDER BY run'),
+    extendLease: db.prepare(
+      "UPDATE instances SET lease_until = ? WHERE id = ? AND claim_token = ? AND status = 'running'",
+    ),
+    releaseLease: db.prepare(`
+      UPDATE instances SET status = 'queued', attempt = max(attempt - 1, 0), claim_token = NULL, lease_owner = NULL,
+        lease_until = NULL, run_at = @now, updated_at = @now
+      WHERE id = @id AND claim_token = @token AND status = 'running'`),
+    upsertStep: db.prepare(`
+      INSERT INTO steps (instance_id, run, name, position, status, output, error, attempt, started_at, finished_at, seeded)
+      VALUES (@instance_id, @run, @name, @position, @status, @output, @error, @attempt, @started_at, @finished_at, 0)
+      ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position, status = excluded.status, output = excluded.output,
+        error = excluded.error, attempt = excluded.attempt, started_at = excluded.started_at,
+        finished_at = excluded.finished_at, seeded = 0`),
+    finishSucceeded: db.prepare(`
+      UPDATE instances SET status = 'succeeded', output = @output, error = NULL, finished_at = @now,
+        duration_ms = @duration, updated_at = @now, claim_token = NULL, lease_owner = NULL, lease_until = NULL
+      WHERE id = @id AND claim_token = @token`),
+    finishFailed: db.prepare(`
+      UPDATE instances SET status = 'failed', error = @error, finished_at = @now, duration_ms = @duration,
+        updated_at = @now, claim_token = NULL, lease_owner = NULL, lease_until = NULL
+      WHERE id = @id AND claim_token = @token`),
+    finishRetry: db.prepare(`
+      UPDATE instances SET status = 'retrying', error = @error, run_at = @run_at, duration_ms = @duration,
+        attempt = attempt - @refund, updated_at = @now, claim_token = NULL, lease_owner = NULL, lease_until = NULL
+      WHERE id = @id AND claim_token = @token`),
+    archiveRun: db.prepare(`
+      INSERT INTO runs (instance_id, run, run_from, status, input, output, error, started_at, finished_at)
+      VALUES (@instance_id, @run, @run_from, @status, @input, @output, @error, @started_at, @finished_at)`),
+    seedSteps: db.prepare(`
+      INSERT INTO steps (instance_id, run, name, position, status, output, error, attempt, started_at, finished_at, seeded)
+      SELECT instance_id, ?, name, position, status, output, error, attempt, started_at, finished_at, 1
+      FROM steps WHERE instance_id = ? AND run = ? AND status = 'succeeded'`),
+    startRun: db.prepare(`
+      UPDATE instances SET status = 'queued', run = @run, run_from = @run_from, run_started_at = @now, input = @input,
+        attempt = 0, output = NULL, error = NULL, finished_at = NULL, run_at = @now, updated_at = @now,
+        claim_token = NULL, lease_owner = NULL, lease_until = NULL
+      WHERE id = @id`),
+    cancelOne: db.prepare(`
+      UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now, claim_token = NULL,
+        lease_owner = NULL, lease_until = NULL
+      WHERE id = @id`),
+    nextDue: db.prepare(`
+      SELECT min(due) AS due FROM (
+        SELECT min(run_at) AS due FROM instances
+          WHERE status IN ('queued', 'retrying') AND integration_id IN (SELECT value FROM json_each(@ids))
+        UNION ALL
+        SELECT min(lease_until) FROM instances
+          WHERE status = 'running' AND integration_id IN (SELECT value FROM json_each(@ids))
+      )`),
+  };
+}
+
+/** Opens the SQLite store at a path (`sqlite:./x.db` URLs are resolved by `openStore`). */
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}

@@ -1,0 +1,186 @@
+/**
+ * The storage contract. The engine talks only to this interface; SQL lives in the implementations
+ * (`store/sqlite`, `store/postgres`). Every method is asynchronous and every write is a single
+ * transaction, so that several processes can share one database: claims are exclusive, and writes
+ * of an attempt are guarded by the claim token it was given, so an attempt whose lease was taken
+ * over cannot overwrite its successor's work.
+ *
+ * Times are milliseconds since the epoch, passed in by the caller (the engine's clock), never read
+ * from the database server's clock.
+ */
+import type {
+  ActivityEvent,
+  ErrorInfo,
+  Instance,
+  InstanceStatus,
+  Mode,
+  NewActivityEvent,
+  RerunFrom,
+  Run,
+  Step,
+} from '../model.js';
+
+/** A new instance as the engine hands it over; JSON fields are already serialised. */
+export interface NewInstance {
+  id: string;
+  integrationId: string;
+  mode: Mode;
+  /** `queued` for durable work; `succeeded` or `failed` for sync monitoring records. */
+  status: InstanceStatus;
+  inputJson: string;
+  /** Hash of the input, kept when an idempotency key is given (to tell a replay from a conflict). */
+  inputHash: string | null;
+  tracking: Record<string, string>;
+  orderingKey: string | null;
+  idempotencyKey: string | null;
+  parentId: string | null;
+  createdAt: number;
+  runAt: number;
+  /** Sync records arrive finished. */
+  outputJson?: string | null;
+  error?: ErrorInfo | null;
+  startedAt?: number | null;
+  finishedAt?: number | null;
+  durationMs?: number | null;
+}
+
+export interface InsertOutcome {
+  /** The new instance's id, or the id of the instance that already holds the idempotency key. */
+  id: string;
+  created: boolean;
+  status: InstanceStatus;
+  /** The stored input hash of an existing instance (to detect a conflicting replay). */
+  inputHash: string | null;
+}
+
+export interface ClaimRequest {
+  /** Identifies the worker; recorded with the lease. */
+  owner: string;
+  limit: number;
+  leaseMs: number;
+  now: number;
+  /** Only instances of these integrations (the ones this worker can run). */
+  integrationIds: string[];
+}
+
+export interface ClaimedInstance {
+  instance: Instance;
+  /** Must accompany every write of this attempt; a write with a stale token is refused. */
+  claimToken: string;
+  /** Steps already stored for the current run (memo), by name. Empty for a first attempt. */
+  steps: Step[];
+  /** True when the previous holder's lease had expired (crash recovery). */
+  takenOver: boolean;
+}
+
+export interface Lease {
+  instanceId: string;
+  claimToken: string;
+}
+
+/** A step result of a running attempt. */
+export interface StepWrite extends Lease {
+  step: Omit<Step, 'seeded'>;
+  outputJson: string | null;
+  events: NewActivityEvent[];
+}
+
+/** The end of an attempt. */
+export type AttemptOutcome =
+  | { kind: 'succeeded'; outputJson: string | null }
+  | { kind: 'retry'; error: ErrorInfo; runAt: number; consumesAttempt: boolean }
+  | { kind: 'failed'; error: ErrorInfo };
+
+export interface FinishWrite extends Lease {
+  outcome: AttemptOutcome;
+  now: number;
+  durationMs: number;
+  events: NewActivityEvent[];
+}
+
+/** What the engine writes in one transaction after a tick of work. */
+export interface WorkBatch {
+  steps: StepWrite[];
+  finishes: FinishWrite[];
+  /** Events not tied to a lease (e.g. `step.started`, `connection.call`). */
+  events: NewActivityEvent[];
+}
+
+export interface WorkBatchResult {
+  /** Instances whose claim token no longer matched: their writes in this batch were dropped. */
+  lost: string[];
+}
+
+export interface InstanceFilter {
+  ids?: string[];
+  integrationId?: string | string[];
+  status?: InstanceStatus | InstanceStatus[];
+  /** A tracking field value (any field), or `name=value` to match one field. */
+  tracking?: string;
+  parentId?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+}
+
+export interface ListRequest extends InstanceFilter {
+  limit: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface RerunRequest {
+  /** Exactly one of ids and filter. A filter only matches instances in a final state. */
+  ids?: string[];
+  filter?: InstanceFilter;
+  from: RerunFrom;
+  /** Replacement input (JSON), for a single instance. */
+  inputJson?: string;
+  now: number;
+}
+
+export type TransitionOutcome =
+  | { id: string; outcome: 'done'; run: number }
+  | { id: string; outcome: 'not-found' }
+  | { id: string; outcome: 'invalid-state'; status: InstanceStatus };
+
+export interface EventQuery {
+  instanceId?: string;
+  integrationId?: string;
+  /** Events with an id greater than this. */
+  afterId?: number;
+  limit: number;
+}
+
+export interface Store {
+  /** Inserts instances in one transaction, with an `accepted` event each; a repeated idempotency key returns the existing instance. */
+  insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]>;
+  /** Claims due queued/retrying instances, and running ones whose lease expired, in accept order per ordering key. */
+  claim(request: ClaimRequest): Promise<ClaimedInstance[]>;
+  /** Renews leases; returns the ids whose lease was lost (taken over, cancelled or finished elsewhere). */
+  extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]>;
+  /** Gives up leases at shutdown so another worker can claim the instances at once. */
+  releaseLeases(leases: Lease[], now: number): Promise<void>;
+  /** Writes step results, attempt ends and events in one transaction. */
+  commit(batch: WorkBatch): Promise<WorkBatchResult>;
+  rerun(request: RerunRequest): Promise<TransitionOutcome[]>;
+  cancel(ids: string[], now: number): Promise<TransitionOutcome[]>;
+
+  getInstance(id: string): Promise<Instance | null>;
+  listInstances(request: ListRequest): Promise<Page<Instance>>;
+  countInstances(filter: InstanceFilter): Promise<number>;
+  /** All runs of an instance, oldest first, the current one last. */
+  getRuns(instanceId: string): Promise<Run[]>;
+  getSteps(instanceId: string, run?: number): Promise<Step[]>;
+  getEvents(query: EventQuery): Promise<ActivityEvent[]>;
+  /** Earliest time at which an instance of these integrations becomes claimable, or null. */
+  nextDueAt(integrationIds: string[]): Promise<number | null>;
+
+  /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
+  onWake?(listener: () => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,539 @@
+/**
+ * The Store contract: one suite that every store implementation must pass. A store file calls
+ * `storeContract(name, factory)`; the factory returns a fresh, empty store per test.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { uuidv7 } from '../../src/engine/ids.js';
+import type { NewInstance, Store } from '../../src/store/store.js';
+
+export type StoreFactory = () => Promise<Store>;
+
+const T0 = 1_700_000_000_000;
+
+let counter = 0;
+export function newRow(overrides: Partial<NewInstance> = {}): NewInstance {
+  counter++;
+  return {
+    id: uuidv7(),
+    integrationId: 'orders',
+    mode: 'async',
+    status: 'queued',
+    inputJson: JSON.stringify({ n: counter }),
+    inputHash: null,
+    tracking: {},
+    orderingKey: null,
+    idempotencyKey: null,
+    parentId: null,
+    createdAt: T0 + counter,
+    runAt: T0,
+    ...overrides,
+  };
+}
+
+const claimOf = (owner = 'w1', limit = 10, now = T0 + 1_000, leaseMs = 30_000) => ({
+  owner,
+  limit,
+  leaseMs,
+  now,
+  integrationIds: ['orders', 'invoices'],
+});
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await factory();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('inserts instances with an accepted event and reads them back', async () => {
+      const row = newRow({ tracking: { orderId: 'A-1', customer: 'c-9' }, orderingKey: 'k' });
+      const [outcome] = await store.insertInstances([row]);
+      expect(outcome).toEqual({ id: row.id, created: true, status: 'queued', inputHash: null });
+      const instance = await store.getInstance(row.id);
+      expect(instance).toMatchObject({
+        id: row.id,
+        integrationId: 'orders',
+        status: 'queued',
+        input: JSON.parse(row.inputJson),
+        run: 1,
+        attempt: 0,
+        tracking: { orderId: 'A-1', customer: 'c-9' },
+        orderingKey: 'k',
+        createdAt: row.createdAt,
+      });
+      const events = await store.getEvents({ instanceId: row.id, limit: 10 });
+      expect(events.map((e) => e.type)).toEqual(['accepted']);
+      expect(await store.getInstance('missing')).toBeNull();
+    });
+
+    it('returns the existing instance for a repeated idempotency key, per integration', async () => {
+      const first = newRow({ idempotencyKey: 'key-1', inputHash: 'h1' });
+      const again = newRow({ idempotencyKey: 'key-1', inputHash: 'h2' });
+      const other = newRow({ idempotencyKey: 'key-1', integrationId: 'invoices' });
+      const outcomes = await store.insertInstances([first, again, other]);
+      expect(outcomes[0]).toMatchObject({ id: first.id, created: true });
+      expect(outcomes[1]).toEqual({ id: first.id, created: false, status: 'queued', inputHash: 'h1' });
+      expect(outcomes[2]).toMatchObject({ id: other.id, created: true });
+      expect(await store.countInstances({})).toBe(2);
+      expect(await store.getEvents({ limit: 10 })).toHaveLength(2);
+    });
+
+    it('claims due instances in accept order, up to the limit, for known integrations only', async () => {
+      const rows = [
+        newRow(),
+        newRow(),
+        newRow({ integrationId: 'unknown' }),
+        newRow({ runAt: T0 + 5_000 }),
+        newRow(),
+      ];
+      await store.insertInstances(rows);
+      const claimed = await store.claim(claimOf('w1', 2));
+      expect(claimed.map((c) => c.instance.id)).toEqual([rows[0]!.id, rows[1]!.id]);
+      for (const c of claimed) {
+        expect(c.instance.status).toBe('running');
+        expect(c.instance.attempt).toBe(1);
+        expect(c.takenOver).toBe(false);
+        expect(c.steps).toEqual([]);
+      }
+      const rest = await store.claim(claimOf('w2', 10));
+      expect(rest.map((c) => c.instance.id)).toEqual([rows[4]!.id]);
+      expect(await store.claim(claimOf('w2', 10))).toEqual([]);
+      expect(await store.nextDueAt(['orders'])).toBe(T0 + 5_000);
+      const later = await store.claim(claimOf('w2', 10, T0 + 5_000));
+      expect(later.map((c) => c.instance.id)).toEqual([rows[3]!.id]);
+    });
+
+    it('never hands one instance to two concurrent claimers', async () => {
+      await store.insertInstances(Array.from({ length: 50 }, () => newRow()));
+      const results = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => store.claim(claimOf(`w${i}`, 20))),
+      );
+      const ids = results.flat().map((c) => c.instance.id);
+      expect(ids).toHaveLength(50);
+      expect(new Set(ids).size).toBe(50);
+    });
+
+    it('lets only the head of an ordering key run; a failed head holds the key until cancelled', async () => {
+      const a = newRow({ orderingKey: 'emp-1' });
+      const b = newRow({ orderingKey: 'emp-1' });
+      const c = newRow({ orderingKey: 'emp-2' });
+      await store.insertInstances([a, b, c]);
+      const first = await store.claim(claimOf());
+      expect(first.map((x) => x.instance.id).sort()).toEqual([a.id, c.id].sort());
+      expect(await store.claim(claimOf())).toEqual([]);
+      const headA = first.find((x) => x.instance.id === a.id)!;
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: a.id,
+            claimToken: headA.claimToken,
+            now: T0 + 2_000,
+            durationMs: 5,
+            events: [],
+            outcome: { kind: 'failed', error: { name: 'Error', message: 'boom' } },
+          },
+        ],
+      });
+      expect(await store.claim(claimOf('w1', 10, T0 + 3_000))).toEqual([]);
+      await store.cancel([a.id], T0 + 4_000);
+      const next = await store.claim(claimOf('w1', 10, T0 + 5_000));
+      expect(next.map((x) => x.instance.id)).toEqual([b.id]);
+    });
+
+    it('writes steps and finishes under the claim token, and refuses a stale token', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const [claimed] = await store.claim(claimOf());
+      const token = claimed!.claimToken;
+      const step = {
+        instanceId: row.id,
+        run: 1,
+        name: 'reserve',
+        position: 0,
+        status: 'succeeded' as const,
+        output: null,
+        error: null,
+        attempt: 1,
+        startedAt: T0 + 1_000,
+        finishedAt: T0 + 1_010,
+      };
+      const ok = await store.commit({
+        events: [],
+        finishes: [],
+        steps: [
+          {
+            instanceId: row.id,
+            claimToken: token,
+            step,
+            outputJson: '{"reserved":3}',
+            events: [
+              {
+                instanceId: row.id,
+                integrationId: 'orders',
+                run: 1,
+                type: 'step.succeeded',
+                at: T0,
+                data: {},
+              },
+            ],
+          },
+        ],
+      });
+      expect(ok.lost).toEqual([]);
+      const stale = await store.commit({
+        events: [],
+        finishes: [],
+        steps: [
+          {
+            instanceId: row.id,
+            claimToken: 'not-the-token',
+            step: { ...step, name: 'x' },
+            outputJson: '1',
+            events: [],
+          },
+        ],
+      });
+      expect(stale.lost).toEqual([row.id]);
+      const steps = await store.getSteps(row.id);
+      expect(steps.map((s) => [s.name, s.output, s.seeded])).toEqual([['reserve', { reserved: 3 }, false]]);
+
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: token,
+            now: T0 + 2_000,
+            durationMs: 1_000,
+            events: [],
+            outcome: { kind: 'succeeded', outputJson: '{"done":true}' },
+          },
+        ],
+      });
+      const done = await store.getInstance(row.id);
+      expect(done).toMatchObject({
+        status: 'succeeded',
+        output: { done: true },
+        finishedAt: T0 + 2_000,
+        durationMs: 1_000,
+      });
+      const again = await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: token,
+            now: T0 + 3_000,
+            durationMs: 1,
+            events: [],
+            outcome: { kind: 'failed', error: { name: 'Error', message: 'late' } },
+          },
+        ],
+      });
+      expect(again.lost).toEqual([row.id]);
+      expect((await store.getInstance(row.id))!.status).toBe('succeeded');
+    });
+
+    it('schedules retries, refunds attempts that do not count, and returns memoised steps on the next claim', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const [c1] = await store.claim(claimOf());
+      await store.commit({
+        events: [],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: c1!.claimToken,
+            now: T0 + 1_100,
+            durationMs: 100,
+            events: [],
+            outcome: {
+              kind: 'retry',
+              error: { name: 'Error', message: 'down' },
+              runAt: T0 + 9_000,
+              consumesAttempt: true,
+            },
+          },
+        ],
+        steps: [
+          {
+            instanceId: row.id,
+            claimToken: c1!.claimToken,
+            outputJson: '"a"',
+            events: [],
+            step: {
+              instanceId: row.id,
+              run: 1,
+              name: 'one',
+              position: 0,
+              status: 'succeeded',
+              output: null,
+              error: null,
+              attempt: 1,
+              startedAt: T0,
+              finishedAt: T0,
+            },
+          },
+        ],
+      });
+      expect(await store.getInstance(row.id)).toMatchObject({
+        status: 'retrying',
+        attempt: 1,
+        runAt: T0 + 9_000,
+      });
+      expect(await store.claim(claimOf('w1', 10, T0 + 8_999))).toEqual([]);
+      const [c2] = await store.claim(claimOf('w1', 10, T0 + 9_000));
+      expect(c2!.instance.attempt).toBe(2);
+      expect(c2!.steps.map((s) => [s.name, s.output])).toEqual([['one', 'a']]);
+      await store.commit({
+        events: [],
+        steps: [],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: c2!.claimToken,
+            now: T0 + 9_100,
+            durationMs: 100,
+            events: [],
+            outcome: {
+              kind: 'retry',
+              error: { name: 'Error', message: 'circuit open' },
+              runAt: T0 + 10_000,
+              consumesAttempt: false,
+            },
+          },
+        ],
+      });
+      expect(await store.getInstance(row.id)).toMatchObject({ status: 'retrying', attempt: 1 });
+    });
+
+    it('takes over an expired lease and refuses the previous holder', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const [old] = await store.claim(claimOf('w1', 10, T0, 1_000));
+      expect(await store.claim(claimOf('w2', 10, T0 + 999, 1_000))).toEqual([]);
+      expect(
+        await store.extendLeases([{ instanceId: row.id, claimToken: old!.claimToken }], T0 + 1_500),
+      ).toEqual([]);
+      expect(await store.claim(claimOf('w2', 10, T0 + 1_400, 1_000))).toEqual([]);
+      const [taken] = await store.claim(claimOf('w2', 10, T0 + 1_501, 1_000));
+      expect(taken).toMatchObject({ takenOver: true });
+      expect(taken!.instance.attempt).toBe(2);
+      expect(
+        await store.extendLeases([{ instanceId: row.id, claimToken: old!.claimToken }], T0 + 5_000),
+      ).toEqual([row.id]);
+      const types = (await store.getEvents({ instanceId: row.id, limit: 10 })).map((e) => e.type);
+      expect(types).toEqual(['accepted', 'started', 'lease.expired', 'started']);
+    });
+
+    it('releases leases at shutdown without using up the attempt', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const [c] = await store.claim(claimOf());
+      await store.releaseLeases([{ instanceId: row.id, claimToken: c!.claimToken }], T0 + 2_000);
+      expect(await store.getInstance(row.id)).toMatchObject({ status: 'queued', attempt: 0 });
+      const [again] = await store.claim(claimOf('w2', 10, T0 + 2_000));
+      expect(again!.instance.attempt).toBe(1);
+    });
+
+    it('reruns from the failed step (seeded) or from the start, keeping run history', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const [c] = await store.claim(claimOf());
+      const step = (name: string, status: 'succeeded' | 'failed') => ({
+        instanceId: row.id,
+        claimToken: c!.claimToken,
+        outputJson: status === 'succeeded' ? `"${name}-out"` : null,
+        events: [],
+        step: {
+          instanceId: row.id,
+          run: 1,
+          name,
+          position: name === 'one' ? 0 : 1,
+          status,
+          output: null,
+          error: status === 'failed' ? { name: 'Error', message: 'nope' } : null,
+          attempt: 1,
+          startedAt: T0,
+          finishedAt: T0,
+        },
+      });
+      await store.commit({
+        events: [],
+        steps: [step('one', 'succeeded'), step('two', 'failed')],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: c!.claimToken,
+            now: T0 + 2_000,
+            durationMs: 5,
+            events: [],
+            outcome: { kind: 'failed', error: { name: 'Error', message: 'nope' } },
+          },
+        ],
+      });
+      const [rerun] = await store.rerun({ ids: [row.id], from: 'failed-step', now: T0 + 3_000 });
+      expect(rerun).toEqual({ id: row.id, outcome: 'done', run: 2 });
+      expect(await store.getInstance(row.id)).toMatchObject({
+        status: 'queued',
+        run: 2,
+        attempt: 0,
+        error: null,
+      });
+      const seeded = await store.getSteps(row.id, 2);
+      expect(seeded.map((s) => [s.name, s.output, s.seeded])).toEqual([['one', 'one-out', true]]);
+      const [c2] = await store.claim(claimOf('w1', 10, T0 + 3_000));
+      expect(c2!.steps.map((s) => s.name)).toEqual(['one']);
+      await store.cancel([row.id], T0 + 3_500);
+      const [fromStart] = await store.rerun({
+        ids: [row.id],
+        from: 'start',
+        inputJson: '{"fixed":true}',
+        now: T0 + 4_000,
+      });
+      expect(fromStart).toMatchObject({ outcome: 'done', run: 3 });
+      expect(await store.getSteps(row.id, 3)).toEqual([]);
+      expect((await store.getInstance(row.id))!.input).toEqual({ fixed: true });
+      const runs = await store.getRuns(row.id);
+      expect(runs.map((r) => [r.run, r.status, r.from])).toEqual([
+        [1, 'failed', null],
+        [2, 'cancelled', 'failed-step'],
+        [3, 'running', 'start'],
+      ]);
+      expect(runs[0]!.error?.message).toBe('nope');
+      expect(runs[0]!.input).toEqual(JSON.parse(row.inputJson));
+    });
+
+    it('refuses to rerun active instances and reports unknown ids', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const outcomes = await store.rerun({ ids: [row.id, 'nope'], from: 'start', now: T0 });
+      expect(outcomes).toEqual([
+        { id: row.id, outcome: 'invalid-state', status: 'queued' },
+        { id: 'nope', outcome: 'not-found' },
+      ]);
+      expect(await store.cancel(['nope'], T0)).toEqual([{ id: 'nope', outcome: 'not-found' }]);
+    });
+
+    it('reruns by filter exactly the matching instances in a final state', async () => {
+      const failedA = newRow({ tracking: { orderId: 'A' } });
+      const failedB = newRow({ integrationId: 'invoices' });
+      const queued = newRow();
+      await store.insertInstances([failedA, failedB, queued]);
+      const claimed = await store.claim(claimOf('w1', 2));
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: claimed.map((c) => ({
+          instanceId: c.instance.id,
+          claimToken: c.claimToken,
+          now: T0 + 2_000,
+          durationMs: 1,
+          events: [],
+          outcome: { kind: 'failed' as const, error: { name: 'Error', message: 'x' } },
+        })),
+      });
+      const outcomes = await store.rerun({
+        filter: { integrationId: 'orders', status: 'failed' },
+        from: 'start',
+        now: T0 + 3_000,
+      });
+      expect(outcomes.map((o) => o.id)).toEqual([failedA.id]);
+      expect((await store.getInstance(failedB.id))!.status).toBe('failed');
+      expect((await store.getInstance(queued.id))!.run).toBe(1);
+    });
+
+    it('cancels a running instance so that its attempt can no longer write', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const [c] = await store.claim(claimOf());
+      const [outcome] = await store.cancel([row.id], T0 + 1_500);
+      expect(outcome).toEqual({ id: row.id, outcome: 'done', run: 1 });
+      expect(
+        await store.extendLeases([{ instanceId: row.id, claimToken: c!.claimToken }], T0 + 9_000),
+      ).toEqual([row.id]);
+      expect((await store.getInstance(row.id))!.status).toBe('cancelled');
+      expect(await store.cancel([row.id], T0 + 1_600)).toEqual([
+        { id: row.id, outcome: 'invalid-state', status: 'cancelled' },
+      ]);
+    });
+
+    it('lists with filters and cursor paging, newest first, without gaps or duplicates', async () => {
+      const rows = Array.from({ length: 25 }, (_, i) =>
+        newRow({
+          integrationId: i % 2 === 0 ? 'orders' : 'invoices',
+          tracking: { orderId: `O-${i}`, ...(i === 3 ? { customer: 'O-7' } : {}) },
+          parentId: i < 5 ? 'parent-1' : null,
+          createdAt: T0 + i * 1_000,
+        }),
+      );
+      await store.insertInstances(rows);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: Awaited<ReturnType<Store['listInstances']>> = await store.listInstances({
+          limit: 10,
+          cursor,
+        });
+        seen.push(...page.items.map((i) => i.id));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(seen).toEqual(rows.map((r) => r.id).reverse());
+      const orders = await store.listInstances({ limit: 100, integrationId: 'orders' });
+      expect(orders.items).toHaveLength(13);
+      const byValue = await store.listInstances({ limit: 100, tracking: 'O-7' });
+      expect(byValue.items.map((i) => i.id).sort()).toEqual([rows[3]!.id, rows[7]!.id].sort());
+      const byName = await store.listInstances({ limit: 100, tracking: 'orderId=O-7' });
+      expect(byName.items.map((i) => i.id)).toEqual([rows[7]!.id]);
+      const range = await store.listInstances({
+        limit: 100,
+        createdAfter: T0 + 10_000,
+        createdBefore: T0 + 12_000,
+      });
+      expect(range.items.map((i) => i.id)).toEqual([rows[11]!.id, rows[10]!.id]);
+      expect(await store.countInstances({ parentId: 'parent-1' })).toBe(5);
+      expect(await store.countInstances({ status: ['queued', 'failed'], integrationId: ['invoices'] })).toBe(
+        12,
+      );
+      expect(await store.countInstances({ ids: [rows[0]!.id, 'x'] })).toBe(1);
+    });
+
+    it('stores finished sync records without making them claimable', async () => {
+      const row = newRow({
+        mode: 'sync',
+        status: 'succeeded',
+        outputJson: '{"balance":10}',
+        startedAt: T0,
+        finishedAt: T0 + 12,
+        durationMs: 12,
+      });
+      await store.insertInstances([row]);
+      expect(await store.claim(claimOf())).toEqual([]);
+      expect(await store.getInstance(row.id)).toMatchObject({
+        mode: 'sync',
+        status: 'succeeded',
+        durationMs: 12,
+      });
+      expect(await store.rerun({ ids: [row.id], from: 'start', now: T0 })).toEqual([
+        { id: row.id, outcome: 'invalid-state', status: 'succeeded' },
+      ]);
+    });
+
+    it('pages events by id', async () => {
+      await store.insertInstances(Array.from({ length: 7 }, () => newRow()));
+      const first = await store.getEvents({ limit: 4 });
+      const rest = await store.getEvents({ limit: 10, afterId: first[first.length - 1]!.id });
+      expect(first).toHaveLength(4);
+      expect(rest).toHaveLength(3);
+      const ids = [...first, ...rest].map((e) => e.id);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    });
+  });
+}

@@ -1,0 +1,28 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { tempDir } from '../support/tmp.js';
+import { newRow, storeContract } from './contract.js';
+
+const dir = tempDir('tandem-sqlite-');
+afterAll(() => dir.cleanup());
+let n = 0;
+
+storeContract('sqlite', async () => new SqliteStore({ path: join(dir.path, `contract-${++n}.db`) }));
+
+describe('SqliteStore', () => {
+  it('opens in WAL mode with synchronous=FULL and applies migrations once', async () => {
+    const path = join(dir.path, 'pragmas.db');
+    const store = new SqliteStore({ path });
+    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(store.db.pragma('synchronous', { simple: true })).toBe(2);
+    await store.insertInstances([newRow()]);
+    await store.close();
+    const reopened = new SqliteStore({ path });
+    const versions = reopened.db.prepare('SELECT version FROM schema_migrations').all();
+    expect(versions).toEqual([{ version: 1 }]);
+    expect(await reopened.countInstances({})).toBe(1);
+    await reopened.close();
+    await expect(reopened.getInstance('x')).rejects.toMatchObject({ code: 'store-closed' });
+  });
+});
