@@ -23,7 +23,7 @@ describe('ordering keys', () => {
         if (now > 1) overlap++;
         running++;
         peak = Math.max(peak, running);
-        (started[key] ??= []).push(ctx.input.n);
+        started[key] = [...(started[key] ?? []), ctx.input.n];
         await ctx.step('store', () => new Promise((resolve) => setTimeout(resolve, (ctx.input.n * 7) % 5)));
         runningPerKey.set(key, runningPerKey.get(key)! - 1);
         running--;
