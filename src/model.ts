@@ -84,6 +84,12 @@ export interface Instance {
   durationMs: number | null;
 }
 
+/** What a worker reads of an instance to run an attempt (a claim returns no more, to stay lean). */
+export type InstanceWork = Pick<
+  Instance,
+  'id' | 'seq' | 'integrationId' | 'input' | 'run' | 'attempt' | 'orderingKey' | 'parentId' | 'tracking'
+>;
+
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface Run {

@@ -25,7 +25,15 @@ import {
   WrongModeError,
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
-import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
+import type {
+  ActivityEvent,
+  Instance,
+  InstanceStatus,
+  InstanceWork,
+  RerunFrom,
+  Run,
+  Step,
+} from '../model.js';
 import { openStore } from '../store/open.js';
 import type {
   ClaimedInstance,
@@ -241,7 +249,7 @@ export class Engine {
   }
 
   /** The `start`/`startMany` of a handler: children linked to the parent, idempotent across attempts. */
-  private starterFor(parent: Instance): Starter {
+  private starterFor(parent: InstanceWork): Starter {
     let calls = 0;
     const keyOf = (call: number, index?: number) =>
       index === undefined ? `${parent.id}:start:${call}` : `${parent.id}:start:${call}:${index}`;

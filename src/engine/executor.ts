@@ -15,7 +15,7 @@ import {
   toErrorInfo,
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
-import type { ErrorInfo, Instance, Json, NewActivityEvent } from '../model.js';
+import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
 import type { WorkWriter } from './writer.js';
@@ -24,7 +24,7 @@ export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 
 /** The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown). */
 export interface Attempt {
-  instance: Instance;
+  instance: InstanceWork;
   claimToken: string;
   controller: AbortController;
   /** Set once the attempt may no longer write (aborted, timed out or finished). */
@@ -35,7 +35,7 @@ export interface ExecuteDeps {
   clock: Clock;
   writer: WorkWriter;
   /** Starts children on behalf of the instance, idempotently. */
-  starter: (parent: Instance) => Starter;
+  starter: (parent: InstanceWork) => Starter;
 }
 
 /** Errors that no retry can mend: the same code with the same input fails the same way. */
@@ -212,7 +212,7 @@ export async function executeAttempt(
 /** Retry or fail, by the error and the policy. */
 export function decide(
   error: Error,
-  instance: Instance,
+  instance: InstanceWork,
   integration: AsyncDefinition<any> | ScheduledDefinition<any>,
   now: number,
 ): AttemptOutcome {

@@ -6,6 +6,7 @@ import type {
   ErrorInfo,
   Instance,
   InstanceStatus,
+  InstanceWork,
   Mode,
   RerunFrom,
   Run,
@@ -69,6 +70,28 @@ export function instanceFromRow(row: InstanceRow): Instance {
     startedAt: numOrNull(row.started_at),
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
+  };
+}
+
+/** Columns a claim returns, and their mapping. */
+export const WORK_COLUMNS = 'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking';
+
+export type WorkRow = Pick<
+  InstanceRow,
+  'seq' | 'id' | 'integration_id' | 'input' | 'run' | 'attempt' | 'ordering_key' | 'parent_id' | 'tracking'
+>;
+
+export function workFromRow(row: WorkRow): InstanceWork {
+  return {
+    id: row.id,
+    seq: num(row.seq),
+    integrationId: row.integration_id,
+    input: parseStoredJson(row.input),
+    run: row.run,
+    attempt: row.attempt,
+    orderingKey: row.ordering_key,
+    parentId: row.parent_id,
+    tracking: row.tracking ? (JSON.parse(row.tracking) as Record<string, string>) : {},
   };
 }
 

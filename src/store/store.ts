@@ -13,6 +13,7 @@ import type {
   ErrorInfo,
   Instance,
   InstanceStatus,
+  InstanceWork,
   Mode,
   NewActivityEvent,
   RerunFrom,
@@ -64,7 +65,7 @@ export interface ClaimRequest {
 }
 
 export interface ClaimedInstance {
-  instance: Instance;
+  instance: InstanceWork;
   /** Must accompany every write of this attempt; a write with a stale token is refused. */
   claimToken: string;
   /** Steps already stored for the current run (memo), by name. Empty for a first attempt. */

@@ -93,7 +93,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const claimed = await store.claim(claimOf('w1', 2));
       expect(claimed.map((c) => c.instance.id)).toEqual([rows[0]!.id, rows[1]!.id]);
       for (const c of claimed) {
-        expect(c.instance.status).toBe('running');
+        expect((await store.getInstance(c.instance.id))!.status).toBe('running');
         expect(c.instance.attempt).toBe(1);
         expect(c.takenOver).toBe(false);
         expect(c.steps).toEqual([]);

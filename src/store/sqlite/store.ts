@@ -17,6 +17,9 @@ import {
   type StepRow,
   stepFromRow,
   trackingSlots,
+  WORK_COLUMNS,
+  type WorkRow,
+  workFromRow,
 } from '../rows.js';
 import type {
   ClaimedInstance,
@@ -152,40 +155,31 @@ export class SqliteStore implements Store {
             }[])
           : [];
       const claimed: ClaimedInstance[] = [];
+      const batchToken = randomUUID();
       for (const [list, takenOver] of [
         [expired, true],
         [due, false],
       ] as const) {
-        for (const { seq } of list) {
-          const claimToken = randomUUID();
-          const row = this.stmt.claimOne.get({
-            seq,
-            claim_token: claimToken,
-            owner: request.owner,
-            lease_until: request.now + request.leaseMs,
-            now: request.now,
-          }) as InstanceRow;
-          const instance = instanceFromRow(row);
+        if (list.length === 0) continue;
+        const seqs = JSON.stringify(list.map((r) => r.seq));
+        if (takenOver) this.stmt.leaseExpiredEvents.run({ seqs, now: request.now });
+        // One statement for the whole batch; each claim token is the batch token plus the row's seq.
+        const rows = this.stmt.claimMany.all({
+          seqs,
+          token: batchToken,
+          owner: request.owner,
+          lease_until: request.now + request.leaseMs,
+          now: request.now,
+        }) as WorkRow[];
+        this.stmt.startedEvents.run({ seqs, now: request.now });
+        rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+        for (const row of rows) {
+          const instance = workFromRow(row);
           const steps =
             instance.attempt > 1 || instance.run > 1
               ? (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow)
               : [];
-          const base = { instanceId: instance.id, integrationId: instance.integrationId, run: instance.run };
-          if (takenOver) {
-            this.insertEvent({
-              ...base,
-              type: 'lease.expired',
-              at: request.now,
-              data: { attempt: instance.attempt - 1 },
-            });
-          }
-          this.insertEvent({
-            ...base,
-            type: 'started',
-            at: request.now,
-            data: { attempt: instance.attempt },
-          });
-          claimed.push({ instance, claimToken, steps, takenOver });
+          claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver });
         }
       }
       return claimed;
@@ -216,14 +210,16 @@ export class SqliteStore implements Store {
     this.open();
     return this.db.transaction(() => {
       const lost = new Set<string>();
+      const held = new Set<string>();
       const holds = (lease: Lease) => {
+        if (held.has(lease.instanceId)) return true;
         if (lost.has(lease.instanceId)) return false;
         const row = this.stmt.claimTokenOf.get(lease.instanceId) as
           | { claim_token: string | null }
           | undefined;
-        if (row?.claim_token === lease.claimToken) return true;
-        lost.add(lease.instanceId);
-        return false;
+        if (row?.claim_token === lease.claimToken) held.add(lease.instanceId);
+        else lost.add(lease.instanceId);
+        return held.has(lease.instanceId);
       };
       for (const event of batch.events) this.insertEvent(event);
       for (const write of batch.steps) {
@@ -244,7 +240,7 @@ export class SqliteStore implements Store {
         for (const event of write.events) this.insertEvent(event);
       }
       for (const finish of batch.finishes) {
-        if (!holds(finish)) continue;
+        if (lost.has(finish.instanceId)) continue;
         const { outcome } = finish;
         const common = {
           id: finish.instanceId,
@@ -252,18 +248,23 @@ export class SqliteStore implements Store {
           now: finish.now,
           duration: finish.durationMs,
         };
-        if (outcome.kind === 'succeeded') {
-          this.stmt.finishSucceeded.run({ ...common, output: outcome.outputJson });
-        } else if (outcome.kind === 'failed') {
-          this.stmt.finishFailed.run({ ...common, error: JSON.stringify(outcome.error) });
-        } else {
-          this.stmt.finishRetry.run({
-            ...common,
-            error: JSON.stringify(outcome.error),
-            run_at: outcome.runAt,
-            refund: outcome.consumesAttempt ? 0 : 1,
-          });
+        // The UPDATE is guarded by the claim token itself: no row changed means the lease was lost.
+        const result =
+          outcome.kind === 'succeeded'
+            ? this.stmt.finishSucceeded.run({ ...common, output: outcome.outputJson })
+            : outcome.kind === 'failed'
+              ? this.stmt.finishFailed.run({ ...common, error: JSON.stringify(outcome.error) })
+              : this.stmt.finishRetry.run({
+                  ...common,
+                  error: JSON.stringify(outcome.error),
+                  run_at: outcome.runAt,
+                  refund: outcome.consumesAttempt ? 0 : 1,
+                });
+        if (result.changes === 0) {
+          lost.add(finish.instanceId);
+          continue;
         }
+        held.delete(finish.instanceId);
         for (const event of finish.events) this.insertEvent(event);
       }
       return { lost: [...lost] };
@@ -516,24 +517,34 @@ function prepare(db: Database.Database) {
       'INSERT INTO events (instance_id, integration_id, run, type, at, data) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     expiredLeases: db.prepare(`
-      SELECT seq FROM instances
+      SELECT seq FROM instances INDEXED BY instances_lease
       WHERE status = 'running' AND lease_until < ?
         AND integration_id IN (SELECT value FROM json_each(?))
       ORDER BY lease_until LIMIT ?`),
+    // INDEXED BY: without statistics the planner prefers instances_status and sorts every queued
+    // row per claim; the partial index walks due rows in order and stops at the limit.
     // An instance with an ordering key is claimable only when no earlier instance with the same key
     // still holds it (queued, running, retrying or failed).
     dueInstances: db.prepare(`
-      SELECT seq FROM instances AS i
+      SELECT seq FROM instances AS i INDEXED BY instances_due
       WHERE status IN ('queued', 'retrying') AND run_at <= ?
         AND integration_id IN (SELECT value FROM json_each(?))
         AND (ordering_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM instances AS j
           WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
       ORDER BY run_at, seq LIMIT ?`),
-    claimOne: db.prepare(`
-      UPDATE instances SET status = 'running', attempt = attempt + 1, claim_token = @claim_token,
+    claimMany: db.prepare(`
+      UPDATE instances SET status = 'running', attempt = attempt + 1, claim_token = @token || '.' || seq,
         lease_owner = @owner, lease_until = @lease_until, started_at = coalesce(started_at, @now), updated_at = @now
-      WHERE seq = @seq RETURNING *`),
+      WHERE seq IN (SELECT value FROM json_each(@seqs)) RETURNING ${WORK_COLUMNS}`),
+    startedEvents: db.prepare(`
+      INSERT INTO events (instance_id, integration_id, run, type, at, data)
+      SELECT id, integration_id, run, 'started', @now, json_object('attempt', attempt)
+      FROM instances WHERE seq IN (SELECT value FROM json_each(@seqs)) ORDER BY seq`),
+    leaseExpiredEvents: db.prepare(`
+      INSERT INTO events (instance_id, integration_id, run, type, at, data)
+      SELECT id, integration_id, run, 'lease.expired', @now, json_object('attempt', attempt, 'owner', lease_owner)
+      FROM instances WHERE seq IN (SELECT value FROM json_each(@seqs)) ORDER BY seq`),
     stepsOfRun: db.prepare('SELECT * FROM steps WHERE instance_id = ? AND run = ? ORDER BY position'),
     stepsOf: db.prepare('SELECT * FROM steps WHERE instance_id = ? ORDER BY run, position'),
     runsOf: db.prepare('SELECT * FROM runs WHERE instance_id = ? ORDER BY run'),
