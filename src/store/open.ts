@@ -7,7 +7,7 @@ export const DEFAULT_STORE_URL = 'sqlite:./.tandem/tandem.db';
 
 /**
  * Opens the store a URL names: `sqlite:./path.db` (or `sqlite::memory:`) for the embedded store,
- * `postgres://…` for the shared one.
+ * `postgres://…` for the shared one (`?schema=name` picks the schema, default `tandem`).
  */
 export async function openStore(
   url: string = process.env.TANDEM_STORE_URL ?? DEFAULT_STORE_URL,
@@ -19,7 +19,11 @@ export async function openStore(
     return new SqliteStore({ path: path === ':memory:' ? path : resolve(path) });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    throw new InvalidDefinitionError('The PostgreSQL store is not available in this version');
+    const { PostgresStore } = await import('./postgres/store.js');
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
+    return PostgresStore.open({ url: parsed.toString(), ...(schema ? { schema } : {}) });
   }
   throw new InvalidDefinitionError(`Unknown store URL "${url}": use sqlite:./path.db or postgres://…`);
 }

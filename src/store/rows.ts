@@ -29,7 +29,7 @@ export interface InstanceRow {
   run_from: string | null;
   run_started_at: number | string;
   attempt: number;
-  tracking: string | null;
+  tracking: string | Record<string, string> | null;
   ordering_key: string | null;
   idempotency_key: string | null;
   parent_id: string | null;
@@ -39,6 +39,12 @@ export interface InstanceRow {
   started_at: number | string | null;
   finished_at: number | string | null;
   duration_ms: number | string | null;
+}
+
+/** Tracking values: JSON text (SQLite) or an already parsed JSONB object (PostgreSQL). */
+function parseTracking(value: string | Record<string, string> | null): Record<string, string> {
+  if (value === null) return {};
+  return typeof value === 'string' ? (JSON.parse(value) as Record<string, string>) : value;
 }
 
 const num = (value: number | string): number => (typeof value === 'number' ? value : Number(value));
@@ -60,7 +66,7 @@ export function instanceFromRow(row: InstanceRow): Instance {
     error: errorFromJson(row.error),
     run: row.run,
     attempt: row.attempt,
-    tracking: row.tracking ? (JSON.parse(row.tracking) as Record<string, string>) : {},
+    tracking: parseTracking(row.tracking),
     orderingKey: row.ordering_key,
     idempotencyKey: row.idempotency_key,
     parentId: row.parent_id,
@@ -91,7 +97,7 @@ export function workFromRow(row: WorkRow): InstanceWork {
     attempt: row.attempt,
     orderingKey: row.ordering_key,
     parentId: row.parent_id,
-    tracking: row.tracking ? (JSON.parse(row.tracking) as Record<string, string>) : {},
+    tracking: parseTracking(row.tracking),
   };
 }
 

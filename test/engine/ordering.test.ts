@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineIntegration } from '../../src/define/integration.js';
-import { testEngine, waitForStatus } from '../support/engine.js';
+import { STORE_KINDS, testEngine, waitForStatus } from '../support/engine.js';
 import { waitFor } from '../support/wait.js';
 
-describe('ordering keys', () => {
+describe.each(STORE_KINDS)('ordering keys (%s store)', (storeKind) => {
   it('runs 100 instances over 5 keys one at a time per key, in accept order, with concurrency 8', async () => {
     const started: Record<string, number[]> = {};
     const runningPerKey = new Map<string, number>();
@@ -29,7 +29,7 @@ describe('ordering keys', () => {
         running--;
       },
     });
-    const t = await testEngine([attach], { concurrency: 8 });
+    const t = await testEngine([attach], { concurrency: 8, storeKind });
     try {
       const accepted = [];
       for (let n = 0; n < 100; n++) {
@@ -66,7 +66,7 @@ describe('ordering keys', () => {
         if (ctx.input.n === 1) throw new Error('first fails');
       },
     });
-    const t = await testEngine([strict]);
+    const t = await testEngine([strict], { storeKind });
     try {
       const a = await t.engine.accept('strict', { key: 'k', n: 1 });
       const b = await t.engine.accept('strict', { key: 'k', n: 2 });

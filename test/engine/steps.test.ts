@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineIntegration } from '../../src/define/integration.js';
 import { NonRetryableError, RetryAfterError } from '../../src/errors.js';
-import { testEngine, waitForStatus } from '../support/engine.js';
+import { STORE_KINDS, testEngine, waitForStatus } from '../support/engine.js';
 import { waitFor } from '../support/wait.js';
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20, jitter: 0 };
@@ -43,10 +43,10 @@ function threeSteps(id: string, failures: { two: number }, retry = fastRetry) {
   return { integration, runs };
 }
 
-describe('steps and retries', () => {
+describe.each(STORE_KINDS)('steps and retries (%s store)', (storeKind) => {
   it('executes step 1 once, step 2 three times and step 3 once when step 2 fails twice', async () => {
     const { integration, runs } = threeSteps('pack', { two: 2 });
-    const t = await testEngine([integration]);
+    const t = await testEngine([integration], { storeKind });
     close = t.close;
     const { instanceId } = await t.engine.accept('pack', { orderId: 'A-1' });
     const done = await waitForStatus(t.engine, instanceId);
@@ -70,7 +70,7 @@ describe('steps and retries', () => {
   it('fails when attempts run out; reruns from the failed step run steps 2–3 only, from the start all three', async () => {
     const failures = { two: 3 };
     const { integration, runs } = threeSteps('pack', failures);
-    const t = await testEngine([integration]);
+    const t = await testEngine([integration], { storeKind });
     close = t.close;
     const { instanceId } = await t.engine.accept('pack', { orderId: 'A-2' });
     const failed = await waitForStatus(t.engine, instanceId);
@@ -107,7 +107,7 @@ describe('steps and retries', () => {
       },
     });
     const ok = defineIntegration({ id: 'ok', mode: 'async', handler: () => 'fine' });
-    const t = await testEngine([alwaysFails, ok]);
+    const t = await testEngine([alwaysFails, ok], { storeKind });
     close = t.close;
     const north = await Promise.all([1, 2, 3].map(() => t.engine.accept('flaky', { region: 'north' })));
     const south = await Promise.all([1, 2].map(() => t.engine.accept('flaky', { region: 'south' })));
@@ -147,7 +147,7 @@ describe('steps and retries', () => {
         return later;
       },
     });
-    const t = await testEngine([refuse, laterOne]);
+    const t = await testEngine([refuse, laterOne], { storeKind });
     close = t.close;
     const a = await t.engine.accept('refuse', {});
     const b = await t.engine.accept('later', {});
@@ -182,7 +182,7 @@ describe('steps and retries', () => {
         return 'in time';
       },
     });
-    const t = await testEngine([slow]);
+    const t = await testEngine([slow], { storeKind });
     close = t.close;
     const { instanceId } = await t.engine.accept('slow', {});
     const done = await waitForStatus(t.engine, instanceId);
@@ -210,7 +210,7 @@ describe('steps and retries', () => {
         await ctx.step('after', () => 'should not be stored');
       },
     });
-    const t = await testEngine([waits]);
+    const t = await testEngine([waits], { storeKind });
     close = t.close;
     const { instanceId } = await t.engine.accept('waits', {});
     await waitForStatus(t.engine, instanceId, ['running']);
@@ -241,7 +241,7 @@ describe('steps and retries', () => {
         await ctx.step('map', () => new Map([[1, 2]]));
       },
     });
-    const t = await testEngine([twice, mapResult]);
+    const t = await testEngine([twice, mapResult], { storeKind });
     close = t.close;
     const a = await t.engine.accept('twice', {});
     const b = await t.engine.accept('map-result', {});
@@ -276,7 +276,7 @@ describe('steps and retries', () => {
         return { one: one.created, many };
       },
     });
-    const t = await testEngine([parent, child]);
+    const t = await testEngine([parent, child], { storeKind });
     close = t.close;
     const { instanceId } = await t.engine.accept('parent', {});
     const done = await waitForStatus(t.engine, instanceId);

@@ -1,0 +1,96 @@
+/**
+ * Versioned schema migrations for the PostgreSQL store, applied at start under an advisory lock so
+ * that processes starting together apply each migration once. `{{schema}}` is the store's schema.
+ * Never edit a migration that has shipped: add a new one.
+ */
+export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'core',
+    sql: `
+CREATE TABLE {{schema}}.instances (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  integration_id TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  status TEXT NOT NULL,
+  input TEXT NOT NULL,
+  input_hash TEXT,
+  output TEXT,
+  error TEXT,
+  run INTEGER NOT NULL DEFAULT 1,
+  run_from TEXT,
+  run_started_at BIGINT NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  tracking JSONB,
+  track_1 TEXT,
+  track_2 TEXT,
+  track_3 TEXT,
+  ordering_key TEXT,
+  idempotency_key TEXT,
+  parent_id TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  run_at BIGINT NOT NULL,
+  started_at BIGINT,
+  finished_at BIGINT,
+  duration_ms BIGINT,
+  claim_token TEXT,
+  lease_owner TEXT,
+  lease_until BIGINT
+);
+CREATE INDEX instances_due ON {{schema}}.instances (run_at, seq) WHERE status IN ('queued', 'retrying');
+CREATE INDEX instances_lease ON {{schema}}.instances (lease_until) WHERE status = 'running';
+CREATE INDEX instances_ordering ON {{schema}}.instances (ordering_key, seq)
+  WHERE ordering_key IS NOT NULL AND status IN ('queued', 'running', 'retrying', 'failed');
+CREATE UNIQUE INDEX instances_idempotency ON {{schema}}.instances (integration_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX instances_integration ON {{schema}}.instances (integration_id, seq);
+CREATE INDEX instances_status ON {{schema}}.instances (status, seq);
+CREATE INDEX instances_parent ON {{schema}}.instances (parent_id, seq) WHERE parent_id IS NOT NULL;
+CREATE INDEX instances_created ON {{schema}}.instances (created_at);
+CREATE INDEX instances_track_1 ON {{schema}}.instances (track_1) WHERE track_1 IS NOT NULL;
+CREATE INDEX instances_track_2 ON {{schema}}.instances (track_2) WHERE track_2 IS NOT NULL;
+CREATE INDEX instances_track_3 ON {{schema}}.instances (track_3) WHERE track_3 IS NOT NULL;
+
+CREATE TABLE {{schema}}.runs (
+  instance_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  run_from TEXT,
+  status TEXT NOT NULL,
+  input TEXT NOT NULL,
+  output TEXT,
+  error TEXT,
+  started_at BIGINT NOT NULL,
+  finished_at BIGINT,
+  PRIMARY KEY (instance_id, run)
+);
+
+CREATE TABLE {{schema}}.steps (
+  instance_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  output TEXT,
+  error TEXT,
+  attempt INTEGER NOT NULL,
+  started_at BIGINT NOT NULL,
+  finished_at BIGINT NOT NULL,
+  seeded BOOLEAN NOT NULL DEFAULT false,
+  PRIMARY KEY (instance_id, run, name)
+);
+
+CREATE TABLE {{schema}}.events (
+  id BIGSERIAL PRIMARY KEY,
+  instance_id TEXT NOT NULL,
+  integration_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX events_instance ON {{schema}}.events (instance_id, id);
+`,
+  },
+];

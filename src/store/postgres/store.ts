@@ -1,0 +1,808 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { StoreClosedError } from '../../errors.js';
+import type { ActivityEvent, Instance, NewActivityEvent, Run, Step } from '../../model.js';
+import {
+  asArray,
+  currentRunFromRow,
+  type EventRow,
+  eventFromRow,
+  type InstanceRow,
+  instanceFromRow,
+  parseTrackingFilter,
+  type RunRow,
+  runFromRow,
+  type StepRow,
+  stepFromRow,
+  trackingSlots,
+  WORK_COLUMNS,
+  type WorkRow,
+  workFromRow,
+} from '../rows.js';
+import type {
+  ClaimedInstance,
+  ClaimRequest,
+  EventQuery,
+  InsertOutcome,
+  InstanceFilter,
+  Lease,
+  ListRequest,
+  NewInstance,
+  Page,
+  RerunRequest,
+  Store,
+  TransitionOutcome,
+  WorkBatch,
+  WorkBatchResult,
+} from '../store.js';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:pass@host:port/db` */
+  url: string;
+  /** Schema holding Tandem's tables (created if missing). Default `tandem`. */
+  schema?: string;
+  /** Pool size. Default 10. */
+  poolSize?: number;
+  /** Called with errors of idle connections and of the wake-up listener (logged by the engine). */
+  onError?: (error: Error) => void;
+}
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
+const WAKE_CHANNEL = 'tandem_wake';
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The shared store: many Tandem processes on many machines use one PostgreSQL database. Claims
+ * take rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each other; every
+ * write of an attempt is guarded by its claim token; accepts and finishes that free work send a
+ * `NOTIFY` that wakes the other processes (polling stays the safety net).
+ */
+export class PostgresStore implements Store {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  private closed = false;
+  private listener: pg.Client | null = null;
+  private listenerRetry: NodeJS.Timeout | null = null;
+  private readonly wakeListeners = new Set<() => void>();
+  private readonly t: (sql: string) => string;
+
+  private constructor(private readonly options: PostgresStoreOptions) {
+    this.schema = options.schema ?? 'tandem';
+    if (!SCHEMA_NAME.test(this.schema)) throw new Error(`Invalid schema name "${this.schema}"`);
+    this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // An idle connection that the server drops (restart) must not crash the process.
+    this.pool.on('error', (error) => this.options.onError?.(error));
+    const schema = this.schema;
+    this.t = (sql) => sql.replaceAll('{{schema}}', schema);
+  }
+
+  /** Connects and applies pending migrations (serialised across processes by an advisory lock). */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.pool.end().catch(() => {});
+      throw error;
+    }
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`tandem-migrate:${this.schema}`]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.schema}.schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+      );
+      const { rows } = await client.query(`SELECT version FROM ${this.schema}.schema_migrations`);
+      const applied = new Set(rows.map((r: { version: number }) => r.version));
+      for (const migration of POSTGRES_MIGRATIONS) {
+        if (applied.has(migration.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(this.t(migration.sql));
+          await client.query(
+            `INSERT INTO ${this.schema}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+            [migration.version, migration.name, Date.now()],
+          );
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK');
+          throw error;
+        }
+      }
+    } finally {
+      await client
+        .query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
+        .catch(() => {});
+      client.release();
+    }
+  }
+
+  private open(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+
+  /** Runs `fn` in a transaction on one pooled connection. */
+  private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    this.open();
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private q(db: Queryable, sql: string, params: unknown[] = []) {
+    return db.query(this.t(sql), params);
+  }
+
+  private async insertEvents(db: Queryable, events: NewActivityEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.q(
+      db,
+      `INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::text[])`,
+      [
+        events.map((e) => e.instanceId),
+        events.map((e) => e.integrationId),
+        events.map((e) => e.run),
+        events.map((e) => e.type),
+        events.map((e) => e.at),
+        events.map((e) => JSON.stringify(e.data)),
+      ],
+    );
+  }
+
+  private notify(db: Queryable): Promise<unknown> {
+    return db.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, this.schema]);
+  }
+
+  async insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]> {
+    if (rows.length === 0) return [];
+    return this.tx(async (client) => {
+      const slots = rows.map((r) => trackingSlots(r.tracking));
+      const inserted = await this.q(
+        client,
+        `INSERT INTO {{schema}}.instances (id, integration_id, mode, status, input, input_hash, output, error, run,
+           run_started_at, attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id,
+           created_at, updated_at, run_at, started_at, finished_at, duration_ms)
+         SELECT id, integration_id, mode, status, input, input_hash, output, error, 1, created_at, 0, tracking::jsonb,
+           track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at, created_at, run_at,
+           started_at, finished_at, duration_ms
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+           $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[],
+           $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[])
+           AS r(id, integration_id, mode, status, input, input_hash, output, error, tracking, track_1, track_2,
+             track_3, ordering_key, idempotency_key, parent_id, created_at, run_at, started_at, finished_at, duration_ms)
+         ON CONFLICT DO NOTHING
+         RETURNING id`,
+        [
+          rows.map((r) => r.id),
+          rows.map((r) => r.integrationId),
+          rows.map((r) => r.mode),
+          rows.map((r) => r.status),
+          rows.map((r) => r.inputJson),
+          rows.map((r) => r.inputHash),
+          rows.map((r) => r.outputJson ?? null),
+          rows.map((r) => (r.error ? JSON.stringify(r.error) : null)),
+          rows.map((r) => (Object.keys(r.tracking).length > 0 ? JSON.stringify(r.tracking) : null)),
+          slots.map((s) => s[0]),
+          slots.map((s) => s[1]),
+          slots.map((s) => s[2]),
+          rows.map((r) => r.orderingKey),
+          rows.map((r) => r.idempotencyKey),
+          rows.map((r) => r.parentId),
+          rows.map((r) => r.createdAt),
+          rows.map((r) => r.runAt),
+          rows.map((r) => r.startedAt ?? null),
+          rows.map((r) => r.finishedAt ?? null),
+          rows.map((r) => r.durationMs ?? null),
+        ],
+      );
+      const created = new Set(inserted.rows.map((r: { id: string }) => r.id));
+      const duplicates = rows.filter((r) => !created.has(r.id));
+      const existing = new Map<string, { id: string; status: string; input_hash: string | null }>();
+      if (duplicates.length > 0) {
+        const found = await this.q(
+          client,
+          `SELECT i.id, i.status, i.input_hash, i.integration_id, i.idempotency_key FROM {{schema}}.instances i
+           JOIN unnest($1::text[], $2::text[]) AS k(integration_id, idempotency_key)
+             ON i.integration_id = k.integration_id AND i.idempotency_key = k.idempotency_key`,
+          [duplicates.map((r) => r.integrationId), duplicates.map((r) => r.idempotencyKey)],
+        );
+        for (const row of found.rows) existing.set(`${row.integration_id}\u0000${row.idempotency_key}`, row);
+      }
+      const queued = rows.filter((r) => created.has(r.id) && r.status === 'queued');
+      await this.insertEvents(
+        client,
+        queued.map(
+          (r): NewActivityEvent => ({
+            instanceId: r.id,
+            integrationId: r.integrationId,
+            run: 1,
+            type: 'accepted',
+            at: r.createdAt,
+            data: r.parentId ? { parentId: r.parentId } : {},
+          }),
+        ),
+      );
+      if (queued.length > 0) await this.notify(client);
+      return rows.map((row): InsertOutcome => {
+        if (created.has(row.id))
+          return { id: row.id, created: true, status: row.status, inputHash: row.inputHash };
+        const found = existing.get(`${row.integrationId}\u0000${row.idempotencyKey}`);
+        if (!found) throw new Error(`Instance ${row.id} was not inserted and no duplicate was found`);
+        return {
+          id: found.id,
+          created: false,
+          status: found.status as InsertOutcome['status'],
+          inputHash: found.input_hash,
+        };
+      });
+    });
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
+    if (request.limit <= 0 || request.integrationIds.length === 0) return [];
+    return this.tx(async (client) => {
+      const batchToken = randomUUID();
+      const claimed: ClaimedInstance[] = [];
+      const expired = await this.q(
+        client,
+        `SELECT seq FROM {{schema}}.instances
+         WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
+         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED`,
+        [request.now, request.integrationIds, request.limit],
+      );
+      const remaining = request.limit - expired.rows.length;
+      // The head of an ordering key is the only claimable instance of that key: an earlier one that
+      // is queued, running, retrying or failed holds it. A head locked by another claimer is
+      // skipped, and the instances behind it see it as still holding the key.
+      const due =
+        remaining > 0
+          ? await this.q(
+              client,
+              `SELECT seq FROM {{schema}}.instances AS i
+               WHERE status IN ('queued', 'retrying') AND run_at <= $1 AND integration_id = ANY($2::text[])
+                 AND (ordering_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM {{schema}}.instances AS j
+                   WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
+               ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED`,
+              [request.now, request.integrationIds, remaining],
+            )
+          : { rows: [] };
+      for (const [list, takenOver] of [
+        [expired.rows, true],
+        [due.rows, false],
+      ] as const) {
+        if (list.length === 0) continue;
+        const seqs = list.map((r: { seq: string }) => r.seq);
+        if (takenOver) {
+          await this.q(
+            client,
+            `INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+             SELECT id, integration_id, run, 'lease.expired', $2,
+               json_build_object('attempt', attempt, 'owner', lease_owner)::text
+             FROM {{schema}}.instances WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
+            [seqs, request.now],
+          );
+        }
+        const updated = await this.q(
+          client,
+          `UPDATE {{schema}}.instances SET status = 'running', attempt = attempt + 1,
+             claim_token = $2 || '.' || seq, lease_owner = $3, lease_until = $4,
+             started_at = coalesce(started_at, $5), updated_at = $5
+           WHERE seq = ANY($1::bigint[]) RETURNING ${WORK_COLUMNS}`,
+          [seqs, batchToken, request.owner, request.now + request.leaseMs, request.now],
+        );
+        await this.q(
+          client,
+          `INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+           SELECT id, integration_id, run, 'started', $2, json_build_object('attempt', attempt)::text
+           FROM {{schema}}.instances WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
+          [seqs, request.now],
+        );
+        const rows = (updated.rows as WorkRow[]).sort((a, b) => Number(a.seq) - Number(b.seq));
+        const needSteps = rows.filter((r) => r.attempt > 1 || r.run > 1);
+        const stepsById = new Map<string, Step[]>();
+        if (needSteps.length > 0) {
+          const steps = await this.q(
+            client,
+            `SELECT s.* FROM {{schema}}.steps s
+             JOIN unnest($1::text[], $2::int[]) AS k(instance_id, run) ON s.instance_id = k.instance_id AND s.run = k.run
+             ORDER BY s.instance_id, s.position`,
+            [needSteps.map((r) => r.id), needSteps.map((r) => r.run)],
+          );
+          for (const row of steps.rows as StepRow[]) {
+            const list = stepsById.get(row.instance_id) ?? [];
+            list.push(stepFromRow(row));
+            stepsById.set(row.instance_id, list);
+          }
+        }
+        for (const row of rows) {
+          claimed.push({
+            instance: workFromRow(row),
+            claimToken: `${batchToken}.${row.seq}`,
+            steps: stepsById.get(row.id) ?? [],
+            takenOver,
+          });
+        }
+      }
+      return claimed;
+    });
+  }
+
+  async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
+    this.open();
+    if (leases.length === 0) return [];
+    const result = await this.q(
+      this.pool,
+      `UPDATE {{schema}}.instances i SET lease_until = $3
+       FROM unnest($1::text[], $2::text[]) AS l(id, token)
+       WHERE i.id = l.id AND i.claim_token = l.token AND i.status = 'running'
+       RETURNING i.id`,
+      [leases.map((l) => l.instanceId), leases.map((l) => l.claimToken), leaseUntil],
+    );
+    const kept = new Set(result.rows.map((r: { id: string }) => r.id));
+    return leases.map((l) => l.instanceId).filter((id) => !kept.has(id));
+  }
+
+  async releaseLeases(leases: Lease[], now: number): Promise<void> {
+    this.open();
+    if (leases.length === 0) return;
+    await this.tx(async (client) => {
+      await this.q(
+        client,
+        `UPDATE {{schema}}.instances i SET status = 'queued', attempt = greatest(i.attempt - 1, 0),
+           claim_token = NULL, lease_owner = NULL, lease_until = NULL, run_at = $3, updated_at = $3
+         FROM unnest($1::text[], $2::text[]) AS l(id, token)
+         WHERE i.id = l.id AND i.claim_token = l.token AND i.status = 'running'`,
+        [leases.map((l) => l.instanceId), leases.map((l) => l.claimToken), now],
+      );
+      await this.notify(client);
+    });
+  }
+
+  async commit(batch: WorkBatch): Promise<WorkBatchResult> {
+    return this.tx(async (client) => {
+      const lost = new Set<string>();
+      await this.insertEvents(client, batch.events);
+      if (batch.steps.length > 0) {
+        // Lock the instances' rows (shared) so that a cancel or takeover cannot slip in between the
+        // token check and the step write.
+        const held = await this.q(
+          client,
+          `SELECT id, claim_token FROM {{schema}}.instances WHERE id = ANY($1::text[]) FOR SHARE`,
+          [[...new Set(batch.steps.map((s) => s.instanceId))]],
+        );
+        const tokens = new Map(
+          held.rows.map((r: { id: string; claim_token: string | null }) => [r.id, r.claim_token]),
+        );
+        const writes = batch.steps.filter((w) => {
+          if (tokens.get(w.instanceId) === w.claimToken) return true;
+          lost.add(w.instanceId);
+          return false;
+        });
+        if (writes.length > 0) {
+          await this.q(
+            client,
+            `INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt,
+               started_at, finished_at, seeded)
+             SELECT *, false FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+               $7::text[], $8::int[], $9::bigint[], $10::bigint[])
+             ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position,
+               status = excluded.status, output = excluded.output, error = excluded.error,
+               attempt = excluded.attempt, started_at = excluded.started_at, finished_at = excluded.finished_at,
+               seeded = false`,
+            [
+              writes.map((w) => w.step.instanceId),
+              writes.map((w) => w.step.run),
+              writes.map((w) => w.step.name),
+              writes.map((w) => w.step.position),
+              writes.map((w) => w.step.status),
+              writes.map((w) => w.outputJson),
+              writes.map((w) => (w.step.error ? JSON.stringify(w.step.error) : null)),
+              writes.map((w) => w.step.attempt),
+              writes.map((w) => w.step.startedAt),
+              writes.map((w) => w.step.finishedAt),
+            ],
+          );
+          await this.insertEvents(
+            client,
+            writes.flatMap((w) => w.events),
+          );
+        }
+      }
+      const finishes = batch.finishes.filter((f) => !lost.has(f.instanceId));
+      if (finishes.length > 0) {
+        // One statement for every attempt end; the claim token guards each row.
+        const done = await this.q(
+          client,
+          `UPDATE {{schema}}.instances i SET
+             status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
+             output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE i.output END,
+             error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
+             finished_at = CASE WHEN f.kind = 'retry' THEN i.finished_at ELSE f.now END,
+             run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE i.run_at END,
+             attempt = i.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
+             claim_token = NULL, lease_owner = NULL, lease_until = NULL
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::int[],
+             $8::bigint[], $9::bigint[]) AS f(id, token, kind, output, error, run_at, refund, now, duration)
+           WHERE i.id = f.id AND i.claim_token = f.token
+           RETURNING i.id, i.ordering_key`,
+          [
+            finishes.map((f) => f.instanceId),
+            finishes.map((f) => f.claimToken),
+            finishes.map((f) => f.outcome.kind),
+            finishes.map((f) => (f.outcome.kind === 'succeeded' ? f.outcome.outputJson : null)),
+            finishes.map((f) => (f.outcome.kind === 'succeeded' ? null : JSON.stringify(f.outcome.error))),
+            finishes.map((f) => (f.outcome.kind === 'retry' ? f.outcome.runAt : null)),
+            finishes.map((f) => (f.outcome.kind === 'retry' && !f.outcome.consumesAttempt ? 1 : 0)),
+            finishes.map((f) => f.now),
+            finishes.map((f) => f.durationMs),
+          ],
+        );
+        const applied = new Set(done.rows.map((r: { id: string }) => r.id));
+        for (const f of finishes) if (!applied.has(f.instanceId)) lost.add(f.instanceId);
+        await this.insertEvents(
+          client,
+          finishes.filter((f) => applied.has(f.instanceId)).flatMap((f) => f.events),
+        );
+        // A finished head of an ordering key lets the next instance run: wake the other processes.
+        if (done.rows.some((r: { ordering_key: string | null }) => r.ordering_key !== null))
+          await this.notify(client);
+      }
+      return { lost: [...lost] };
+    });
+  }
+
+  async rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
+    return this.tx(async (client) => {
+      let rows: InstanceRow[];
+      if (request.ids) {
+        const found = await this.q(
+          client,
+          'SELECT * FROM {{schema}}.instances WHERE id = ANY($1::text[]) FOR UPDATE',
+          [request.ids],
+        );
+        rows = found.rows;
+      } else {
+        const { where, params } = filterSql(request.filter ?? {}, 1);
+        const found = await this.q(
+          client,
+          `SELECT * FROM {{schema}}.instances WHERE ${where}
+             AND status IN ('succeeded', 'failed', 'cancelled') AND mode <> 'sync'
+           ORDER BY seq DESC FOR UPDATE`,
+          params,
+        );
+        rows = found.rows;
+      }
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      const ids = request.ids ?? rows.map((r) => r.id);
+      const outcomes: TransitionOutcome[] = [];
+      const eligible: InstanceRow[] = [];
+      for (const id of ids) {
+        const row = byId.get(id);
+        if (!row) {
+          outcomes.push({ id, outcome: 'not-found' });
+          continue;
+        }
+        const status = row.status as Instance['status'];
+        if (
+          row.mode === 'sync' ||
+          !(status === 'succeeded' || status === 'failed' || status === 'cancelled')
+        ) {
+          outcomes.push({ id, outcome: 'invalid-state', status });
+          continue;
+        }
+        eligible.push(row);
+        outcomes.push({ id, outcome: 'done', run: row.run + 1 });
+      }
+      if (eligible.length === 0) return outcomes;
+      const runs = eligible.map(currentRunFromRow);
+      await this.q(
+        client,
+        `INSERT INTO {{schema}}.runs (instance_id, run, run_from, status, input, output, error, started_at, finished_at)
+         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::bigint[], $9::bigint[])`,
+        [
+          eligible.map((r) => r.id),
+          eligible.map((r) => r.run),
+          runs.map((r) => r.from),
+          runs.map((r) => r.status),
+          eligible.map((r) => r.input),
+          eligible.map((r) => r.output),
+          eligible.map((r) => r.error),
+          runs.map((r) => r.startedAt),
+          runs.map((r) => r.finishedAt),
+        ],
+      );
+      if (request.from === 'failed-step') {
+        await this.q(
+          client,
+          `INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt, started_at,
+             finished_at, seeded)
+           SELECT s.instance_id, s.run + 1, s.name, s.position, s.status, s.output, s.error, s.attempt, s.started_at,
+             s.finished_at, true
+           FROM {{schema}}.steps s JOIN unnest($1::text[], $2::int[]) AS k(id, run)
+             ON s.instance_id = k.id AND s.run = k.run
+           WHERE s.status = 'succeeded'`,
+          [eligible.map((r) => r.id), eligible.map((r) => r.run)],
+        );
+      }
+      await this.q(
+        client,
+        `UPDATE {{schema}}.instances i SET status = 'queued', run = i.run + 1, run_from = $2, run_started_at = $3,
+           input = coalesce($4, i.input), attempt = 0, output = NULL, error = NULL, finished_at = NULL, run_at = $3,
+           updated_at = $3, claim_token = NULL, lease_owner = NULL, lease_until = NULL
+         WHERE i.id = ANY($1::text[])`,
+        [eligible.map((r) => r.id), request.from, request.now, request.inputJson ?? null],
+      );
+      await this.insertEvents(
+        client,
+        eligible.map((r) => ({
+          instanceId: r.id,
+          integrationId: r.integration_id,
+          run: r.run + 1,
+          type: 'rerun' as const,
+          at: request.now,
+          data: {
+            from: request.from,
+            previousStatus: r.status,
+            inputReplaced: request.inputJson !== undefined,
+          },
+        })),
+      );
+      await this.notify(client);
+      return outcomes;
+    });
+  }
+
+  async cancel(ids: string[], now: number): Promise<TransitionOutcome[]> {
+    return this.tx(async (client) => {
+      const found = await this.q(
+        client,
+        'SELECT * FROM {{schema}}.instances WHERE id = ANY($1::text[]) FOR UPDATE',
+        [ids],
+      );
+      const byId = new Map((found.rows as InstanceRow[]).map((r) => [r.id, r]));
+      const outcomes: TransitionOutcome[] = [];
+      const cancelled: InstanceRow[] = [];
+      for (const id of ids) {
+        const row = byId.get(id);
+        if (!row) {
+          outcomes.push({ id, outcome: 'not-found' });
+          continue;
+        }
+        const status = row.status as Instance['status'];
+        if (row.mode === 'sync' || status === 'succeeded' || status === 'cancelled') {
+          outcomes.push({ id, outcome: 'invalid-state', status });
+          continue;
+        }
+        cancelled.push(row);
+        outcomes.push({ id, outcome: 'done', run: row.run });
+      }
+      if (cancelled.length > 0) {
+        await this.q(
+          client,
+          `UPDATE {{schema}}.instances SET status = 'cancelled', finished_at = $2, updated_at = $2, claim_token = NULL,
+             lease_owner = NULL, lease_until = NULL
+           WHERE id = ANY($1::text[])`,
+          [cancelled.map((r) => r.id), now],
+        );
+        await this.insertEvents(
+          client,
+          cancelled.map((r) => ({
+            instanceId: r.id,
+            integrationId: r.integration_id,
+            run: r.run,
+            type: 'cancelled' as const,
+            at: now,
+            data: { previousStatus: r.status },
+          })),
+        );
+        await this.notify(client);
+      }
+      return outcomes;
+    });
+  }
+
+  async getInstance(id: string): Promise<Instance | null> {
+    this.open();
+    const { rows } = await this.q(this.pool, 'SELECT * FROM {{schema}}.instances WHERE id = $1', [id]);
+    return rows[0] ? instanceFromRow(rows[0]) : null;
+  }
+
+  async listInstances(request: ListRequest): Promise<Page<Instance>> {
+    this.open();
+    const limit = Math.max(1, Math.min(request.limit, 1000));
+    const { where, params } = filterSql(request, 1);
+    let sql = `SELECT * FROM {{schema}}.instances WHERE ${where}`;
+    if (request.cursor) {
+      params.push(request.cursor);
+      sql += ` AND seq < $${params.length}::bigint`;
+    }
+    sql += ` ORDER BY seq DESC LIMIT ${limit + 1}`;
+    const { rows } = await this.q(this.pool, sql, params);
+    const items = (rows as InstanceRow[]).slice(0, limit).map(instanceFromRow);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? String(last.seq) : null };
+  }
+
+  async countInstances(filter: InstanceFilter): Promise<number> {
+    this.open();
+    const { where, params } = filterSql(filter, 1);
+    const { rows } = await this.q(
+      this.pool,
+      `SELECT count(*)::int AS n FROM {{schema}}.instances WHERE ${where}`,
+      params,
+    );
+    return rows[0].n;
+  }
+
+  async getRuns(instanceId: string): Promise<Run[]> {
+    this.open();
+    const current = await this.q(this.pool, 'SELECT * FROM {{schema}}.instances WHERE id = $1', [instanceId]);
+    if (!current.rows[0]) return [];
+    const { rows } = await this.q(
+      this.pool,
+      'SELECT * FROM {{schema}}.runs WHERE instance_id = $1 ORDER BY run',
+      [instanceId],
+    );
+    return [...(rows as RunRow[]).map(runFromRow), currentRunFromRow(current.rows[0])];
+  }
+
+  async getSteps(instanceId: string, run?: number): Promise<Step[]> {
+    this.open();
+    const { rows } =
+      run === undefined
+        ? await this.q(
+            this.pool,
+            'SELECT * FROM {{schema}}.steps WHERE instance_id = $1 ORDER BY run, position',
+            [instanceId],
+          )
+        : await this.q(
+            this.pool,
+            'SELECT * FROM {{schema}}.steps WHERE instance_id = $1 AND run = $2 ORDER BY position',
+            [instanceId, run],
+          );
+    return (rows as StepRow[]).map(stepFromRow);
+  }
+
+  async getEvents(query: EventQuery): Promise<ActivityEvent[]> {
+    this.open();
+    const where = ['id > $1'];
+    const params: unknown[] = [query.afterId ?? 0];
+    if (query.instanceId) {
+      params.push(query.instanceId);
+      where.push(`instance_id = $${params.length}`);
+    }
+    if (query.integrationId) {
+      params.push(query.integrationId);
+      where.push(`integration_id = $${params.length}`);
+    }
+    params.push(Math.max(1, Math.min(query.limit, 10_000)));
+    const { rows } = await this.q(
+      this.pool,
+      `SELECT * FROM {{schema}}.events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${params.length}`,
+      params,
+    );
+    return (rows as EventRow[]).map(eventFromRow);
+  }
+
+  async nextDueAt(integrationIds: string[]): Promise<number | null> {
+    this.open();
+    const { rows } = await this.q(
+      this.pool,
+      `SELECT least(
+         (SELECT min(run_at) FROM {{schema}}.instances
+           WHERE status IN ('queued', 'retrying') AND integration_id = ANY($1::text[])),
+         (SELECT min(lease_until) FROM {{schema}}.instances
+           WHERE status = 'running' AND integration_id = ANY($1::text[]))) AS due`,
+      [integrationIds],
+    );
+    return rows[0].due === null ? null : Number(rows[0].due);
+  }
+
+  onWake(listener: () => void): () => void {
+    this.wakeListeners.add(listener);
+    if (!this.listener && !this.listenerRetry) void this.listen();
+    return () => {
+      this.wakeListeners.delete(listener);
+    };
+  }
+
+  /** A dedicated connection for LISTEN; reconnects after the server restarts. */
+  private async listen(): Promise<void> {
+    if (this.closed || this.wakeListeners.size === 0) return;
+    const client = new pg.Client({ connectionString: this.options.url });
+    const retry = (error?: Error) => {
+      if (error) this.options.onError?.(error);
+      if (this.listener === client) this.listener = null;
+      client.removeAllListeners('error');
+      client.on('error', () => {});
+      client.end().catch(() => {});
+      if (this.closed || this.listenerRetry) return;
+      this.listenerRetry = setTimeout(() => {
+        this.listenerRetry = null;
+        void this.listen();
+      }, 1_000);
+      this.listenerRetry.unref();
+      // Work may have arrived while we were not listening.
+      for (const wake of this.wakeListeners) wake();
+    };
+    client.on('error', retry);
+    client.on('end', () => {
+      if (!this.closed) retry();
+    });
+    client.on('notification', (message) => {
+      if (message.channel === WAKE_CHANNEL && message.payload === this.schema) {
+        for (const wake of this.wakeListeners) wake();
+      }
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      this.listener = client;
+    } catch (error) {
+      retry(error as Error);
+    }
+  }
+
+  /** Cheap reachability check. */
+  async ping(): Promise<void> {
+    this.open();
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.listenerRetry) clearTimeout(this.listenerRetry);
+    const listener = this.listener;
+    this.listener = null;
+    if (listener) {
+      listener.removeAllListeners('end');
+      await listener.end().catch(() => {});
+    }
+    await this.pool.end();
+  }
+}
+
+/** WHERE clause of an instance filter with `$n` parameters starting at `first`. */
+function filterSql(filter: InstanceFilter, first: number): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${first + params.length - 1}`;
+  };
+  const ids = asArray(filter.integrationId);
+  const statuses = asArray(filter.status);
+  if (filter.ids) where.push(`id = ANY(${param(filter.ids)}::text[])`);
+  if (ids) where.push(`integration_id = ANY(${param(ids)}::text[])`);
+  if (statuses) where.push(`status = ANY(${param(statuses)}::text[])`);
+  if (filter.parentId !== undefined) where.push(`parent_id = ${param(filter.parentId)}`);
+  if (filter.createdAfter !== undefined) where.push(`created_at >= ${param(filter.createdAfter)}`);
+  if (filter.createdBefore !== undefined) where.push(`created_at < ${param(filter.createdBefore)}`);
+  if (filter.tracking !== undefined) {
+    const { name, value } = parseTrackingFilter(filter.tracking);
+    const v = param(value);
+    where.push(`(track_1 = ${v} OR track_2 = ${v} OR track_3 = ${v})`);
+    if (name) where.push(`tracking ->> ${param(name)} = ${v}`);
+  }
+  return { where: where.length > 0 ? where.join(' AND ') : 'true', params };
+}
