@@ -31,7 +31,15 @@ const logger = pino({ level: 'warn' });
 const server = process.env.TANDEM_BENCH_PG_URL ? null : await startPostgres();
 const url = process.env.TANDEM_BENCH_PG_URL ?? server!.url;
 
-const noop = defineIntegration({ id: 'noop', mode: 'async', handler: () => null });
+let handled = 0;
+const noop = defineIntegration({
+  id: 'noop',
+  mode: 'async',
+  handler: () => {
+    handled++;
+    return null;
+  },
+});
 const rate = (count: number, ms: number) => Math.round((count / ms) * 1000);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -46,9 +54,11 @@ async function tandem(round: number): Promise<number> {
   }
   await api.stop();
   const worker = await Engine.create({ integrations: [noop], store, concurrency: CONCURRENCY, logger });
+  handled = 0;
   const started = performance.now();
   worker.start();
-  while ((await store.countInstances({ status: 'succeeded' })) < COUNT) await sleep(20);
+  // Poll the store only once the handlers have all run, as for graphile-worker below.
+  while (handled < COUNT || (await store.countInstances({ status: 'succeeded' })) < COUNT) await sleep(20);
   const ms = performance.now() - started;
   await worker.stop();
   await store.close();

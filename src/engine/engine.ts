@@ -116,6 +116,8 @@ export class Engine {
   private readonly acceptBatcher: Batcher<NewInstance[], InsertOutcome[]>;
   private readonly writer: WorkWriter;
   private readonly running = new Map<string, Attempt>();
+  /** Attempts whose handler is still executing (the concurrency limit counts these). */
+  private busy = 0;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private pumping = false;
   private pumpScheduled = false;
@@ -326,14 +328,15 @@ export class Engine {
     });
   }
 
+  /** Claims work while slots are free and more may be there. */
   private async pump(): Promise<void> {
     if (this.pumping || this.state !== 'running') return;
     this.pumping = true;
     let short = false;
     try {
-      while (this.state === 'running' && this.moreLikely && this.running.size < this.options.concurrency) {
+      while (this.state === 'running' && this.moreLikely && this.freeSlots() > 0) {
         this.moreLikely = false;
-        const limit = Math.min(this.options.claimBatch, this.options.concurrency - this.running.size);
+        const limit = Math.min(this.options.claimBatch, this.freeSlots());
         const claimed = await this.store.claim({
           owner: this.workerId,
           limit,
@@ -351,7 +354,7 @@ export class Engine {
     } finally {
       this.pumping = false;
     }
-    if (this.moreLikely && this.running.size < this.options.concurrency) this.schedulePump();
+    if (this.moreLikely && this.freeSlots() > 0) this.schedulePump();
     else if (short) await this.armTimer();
     this.notifyIdle();
   }
@@ -389,11 +392,13 @@ export class Engine {
       over: false,
     };
     this.running.set(instance.id, attempt);
+    this.busy++;
     const run = integration
       ? executeAttempt(claimed, integration, attempt, {
           clock: this.clock,
           writer: this.writer,
           starter: (parent) => this.starterFor(parent),
+          handlerDone: (a) => this.release(a),
         })
       : Promise.reject(new UnknownIntegrationError(instance.integrationId));
     run
@@ -401,12 +406,36 @@ export class Engine {
         this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error'),
       )
       .finally(() => {
+        this.release(attempt);
         if (this.running.get(instance.id) === attempt) this.running.delete(instance.id);
         // A finish may free an ordering key or a concurrency slot: look for more work.
         this.moreLikely = true;
         this.schedulePump();
         this.notifyIdle();
       });
+  }
+
+  /**
+   * Frees an attempt's concurrency slot once its handler is done, so the next claim overlaps the
+   * write of this attempt's result instead of waiting for it.
+   */
+  private release(attempt: Attempt): void {
+    if (attempt.released) return;
+    attempt.released = true;
+    this.busy--;
+    this.moreLikely = true;
+    this.schedulePump();
+  }
+
+  /** How many more instances this process may claim now. */
+  private freeSlots(): number {
+    // Attempts waiting for their final write still hold a lease; cap them at one more concurrency's worth.
+    return Math.min(
+      this.options.concurrency - this.busy,
+      this.options.concurrency +
+        Math.max(this.options.concurrency, this.options.claimBatch) -
+        this.running.size,
+    );
   }
 
   private async renewLeases(): Promise<void> {

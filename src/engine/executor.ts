@@ -29,6 +29,8 @@ export interface Attempt {
   controller: AbortController;
   /** Set once the attempt may no longer write (aborted, timed out or finished). */
   over: boolean;
+  /** Set once the handler has returned or thrown and only the final write is pending. */
+  released?: boolean;
 }
 
 export interface ExecuteDeps {
@@ -36,6 +38,8 @@ export interface ExecuteDeps {
   writer: WorkWriter;
   /** Starts children on behalf of the instance, idempotently. */
   starter: (parent: InstanceWork) => Starter;
+  /** Called when the handler is done and only the attempt's final write remains: frees its slot. */
+  handlerDone?: (attempt: Attempt) => void;
 }
 
 /** Errors that no retry can mend: the same code with the same input fails the same way. */
@@ -206,6 +210,7 @@ export async function executeAttempt(
       }),
     );
   }
+  deps.handlerDone?.(attempt);
   await writer.finish({ ...lease, outcome, now: clock.now(), durationMs, events });
 }
 

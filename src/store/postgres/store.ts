@@ -149,6 +149,11 @@ export class PostgresStore implements Store {
     return db.query(this.t(sql), params);
   }
 
+  /** A hot-path statement, prepared once per connection (planning a claim costs as much as running it). */
+  private prepared(name: string, sql: string, params: unknown[]) {
+    return this.pool.query({ name: `${this.schema}_${name}`, text: this.t(sql), values: params });
+  }
+
   private async insertEvents(db: Queryable, events: NewActivityEvent[]): Promise<void> {
     if (events.length === 0) return;
     await this.q(
@@ -256,93 +261,84 @@ export class PostgresStore implements Store {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
+    this.open();
     if (request.limit <= 0 || request.integrationIds.length === 0) return [];
-    return this.tx(async (client) => {
-      const batchToken = randomUUID();
-      const claimed: ClaimedInstance[] = [];
-      const expired = await this.q(
-        client,
-        `SELECT seq FROM {{schema}}.instances
+    const batchToken = randomUUID();
+    // One statement, so one round trip and one commit: pick expired leases first, then due
+    // instances. The head of an ordering key is the only claimable instance of that key: an earlier
+    // one that is queued, running, retrying or failed holds it. A head locked by another claimer is
+    // skipped, and the instances behind it still see it holding the key.
+    const { rows } = await this.prepared(
+      'claim',
+      `WITH expired AS (
+         SELECT seq, lease_owner FROM {{schema}}.instances
          WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
-         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED`,
-        [request.now, request.integrationIds, request.limit],
+         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
+       ), due AS (
+         SELECT seq FROM {{schema}}.instances AS i
+         WHERE status IN ('queued', 'retrying') AND run_at <= $1 AND integration_id = ANY($2::text[])
+           AND (ordering_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM {{schema}}.instances AS j
+             WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
+         ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
+       ), picked AS (
+         (SELECT seq, true AS taken_over, lease_owner AS previous_owner FROM expired)
+         UNION ALL (SELECT seq, false, NULL FROM due) LIMIT $3
+       ), claimed AS (
+         UPDATE {{schema}}.instances i SET status = 'running', attempt = i.attempt + 1,
+           claim_token = $4 || '.' || i.seq, lease_owner = $5, lease_until = $6,
+           started_at = coalesce(i.started_at, $1), updated_at = $1
+         FROM picked p WHERE i.seq = p.seq
+         RETURNING ${WORK_COLUMNS.split(', ')
+           .map((c) => `i.${c}`)
+           .join(', ')}, p.taken_over, p.previous_owner
+       ), claim_events AS (
+         -- One insert for both kinds, so that a takeover's lease.expired precedes its started.
+         INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+         SELECT id, integration_id, run, type, $1, data FROM (
+           SELECT seq, 0 AS ord, id, integration_id, run, 'lease.expired' AS type,
+             json_build_object('attempt', attempt - 1, 'owner', previous_owner)::text AS data
+           FROM claimed WHERE taken_over
+           UNION ALL
+           SELECT seq, 1, id, integration_id, run, 'started', json_build_object('attempt', attempt)::text
+           FROM claimed
+         ) AS e ORDER BY seq, ord
+       )
+       SELECT * FROM claimed ORDER BY seq`,
+      [
+        request.now,
+        request.integrationIds,
+        request.limit,
+        batchToken,
+        request.owner,
+        request.now + request.leaseMs,
+      ],
+    );
+    const claimedRows = rows as (WorkRow & { taken_over: boolean; previous_owner: string | null })[];
+    const needSteps = claimedRows.filter((r) => r.attempt > 1 || r.run > 1);
+    const stepsById = new Map<string, Step[]>();
+    if (needSteps.length > 0) {
+      const steps = await this.q(
+        this.pool,
+        `SELECT s.* FROM {{schema}}.steps s
+         JOIN unnest($1::text[], $2::int[]) AS k(instance_id, run) ON s.instance_id = k.instance_id AND s.run = k.run
+         ORDER BY s.instance_id, s.position`,
+        [needSteps.map((r) => r.id), needSteps.map((r) => r.run)],
       );
-      const remaining = request.limit - expired.rows.length;
-      // The head of an ordering key is the only claimable instance of that key: an earlier one that
-      // is queued, running, retrying or failed holds it. A head locked by another claimer is
-      // skipped, and the instances behind it see it as still holding the key.
-      const due =
-        remaining > 0
-          ? await this.q(
-              client,
-              `SELECT seq FROM {{schema}}.instances AS i
-               WHERE status IN ('queued', 'retrying') AND run_at <= $1 AND integration_id = ANY($2::text[])
-                 AND (ordering_key IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM {{schema}}.instances AS j
-                   WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
-               ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED`,
-              [request.now, request.integrationIds, remaining],
-            )
-          : { rows: [] };
-      for (const [list, takenOver] of [
-        [expired.rows, true],
-        [due.rows, false],
-      ] as const) {
-        if (list.length === 0) continue;
-        const seqs = list.map((r: { seq: string }) => r.seq);
-        if (takenOver) {
-          await this.q(
-            client,
-            `INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
-             SELECT id, integration_id, run, 'lease.expired', $2,
-               json_build_object('attempt', attempt, 'owner', lease_owner)::text
-             FROM {{schema}}.instances WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
-            [seqs, request.now],
-          );
-        }
-        const updated = await this.q(
-          client,
-          `UPDATE {{schema}}.instances SET status = 'running', attempt = attempt + 1,
-             claim_token = $2 || '.' || seq, lease_owner = $3, lease_until = $4,
-             started_at = coalesce(started_at, $5), updated_at = $5
-           WHERE seq = ANY($1::bigint[]) RETURNING ${WORK_COLUMNS}`,
-          [seqs, batchToken, request.owner, request.now + request.leaseMs, request.now],
-        );
-        await this.q(
-          client,
-          `INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
-           SELECT id, integration_id, run, 'started', $2, json_build_object('attempt', attempt)::text
-           FROM {{schema}}.instances WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
-          [seqs, request.now],
-        );
-        const rows = (updated.rows as WorkRow[]).sort((a, b) => Number(a.seq) - Number(b.seq));
-        const needSteps = rows.filter((r) => r.attempt > 1 || r.run > 1);
-        const stepsById = new Map<string, Step[]>();
-        if (needSteps.length > 0) {
-          const steps = await this.q(
-            client,
-            `SELECT s.* FROM {{schema}}.steps s
-             JOIN unnest($1::text[], $2::int[]) AS k(instance_id, run) ON s.instance_id = k.instance_id AND s.run = k.run
-             ORDER BY s.instance_id, s.position`,
-            [needSteps.map((r) => r.id), needSteps.map((r) => r.run)],
-          );
-          for (const row of steps.rows as StepRow[]) {
-            const list = stepsById.get(row.instance_id) ?? [];
-            list.push(stepFromRow(row));
-            stepsById.set(row.instance_id, list);
-          }
-        }
-        for (const row of rows) {
-          claimed.push({
-            instance: workFromRow(row),
-            claimToken: `${batchToken}.${row.seq}`,
-            steps: stepsById.get(row.id) ?? [],
-            takenOver,
-          });
-        }
+      for (const row of steps.rows as StepRow[]) {
+        const list = stepsById.get(row.instance_id) ?? [];
+        list.push(stepFromRow(row));
+        stepsById.set(row.instance_id, list);
       }
-      return claimed;
-    });
+    }
+    // Expired leases first, as the contract promises, then accept order.
+    claimedRows.sort((a, b) => Number(b.taken_over) - Number(a.taken_over));
+    return claimedRows.map((row) => ({
+      instance: workFromRow(row),
+      claimToken: `${batchToken}.${row.seq}`,
+      steps: stepsById.get(row.id) ?? [],
+      takenOver: row.taken_over,
+    }));
   }
 
   async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
@@ -377,96 +373,105 @@ export class PostgresStore implements Store {
   }
 
   async commit(batch: WorkBatch): Promise<WorkBatchResult> {
-    return this.tx(async (client) => {
-      const lost = new Set<string>();
-      await this.insertEvents(client, batch.events);
-      if (batch.steps.length > 0) {
-        // Lock the instances' rows (shared) so that a cancel or takeover cannot slip in between the
-        // token check and the step write.
-        const held = await this.q(
-          client,
-          `SELECT id, claim_token FROM {{schema}}.instances WHERE id = ANY($1::text[]) FOR SHARE`,
-          [[...new Set(batch.steps.map((s) => s.instanceId))]],
-        );
-        const tokens = new Map(
-          held.rows.map((r: { id: string; claim_token: string | null }) => [r.id, r.claim_token]),
-        );
-        const writes = batch.steps.filter((w) => {
-          if (tokens.get(w.instanceId) === w.claimToken) return true;
-          lost.add(w.instanceId);
-          return false;
-        });
-        if (writes.length > 0) {
-          await this.q(
-            client,
-            `INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt,
-               started_at, finished_at, seeded)
-             SELECT *, false FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
-               $7::text[], $8::int[], $9::bigint[], $10::bigint[])
-             ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position,
-               status = excluded.status, output = excluded.output, error = excluded.error,
-               attempt = excluded.attempt, started_at = excluded.started_at, finished_at = excluded.finished_at,
-               seeded = false`,
-            [
-              writes.map((w) => w.step.instanceId),
-              writes.map((w) => w.step.run),
-              writes.map((w) => w.step.name),
-              writes.map((w) => w.step.position),
-              writes.map((w) => w.step.status),
-              writes.map((w) => w.outputJson),
-              writes.map((w) => (w.step.error ? JSON.stringify(w.step.error) : null)),
-              writes.map((w) => w.step.attempt),
-              writes.map((w) => w.step.startedAt),
-              writes.map((w) => w.step.finishedAt),
-            ],
-          );
-          await this.insertEvents(
-            client,
-            writes.flatMap((w) => w.events),
-          );
-        }
-      }
-      const finishes = batch.finishes.filter((f) => !lost.has(f.instanceId));
-      if (finishes.length > 0) {
-        // One statement for every attempt end; the claim token guards each row.
-        const done = await this.q(
-          client,
-          `UPDATE {{schema}}.instances i SET
-             status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
-             output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE i.output END,
-             error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
-             finished_at = CASE WHEN f.kind = 'retry' THEN i.finished_at ELSE f.now END,
-             run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE i.run_at END,
-             attempt = i.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
-             claim_token = NULL, lease_owner = NULL, lease_until = NULL
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::int[],
-             $8::bigint[], $9::bigint[]) AS f(id, token, kind, output, error, run_at, refund, now, duration)
-           WHERE i.id = f.id AND i.claim_token = f.token
-           RETURNING i.id, i.ordering_key`,
-          [
-            finishes.map((f) => f.instanceId),
-            finishes.map((f) => f.claimToken),
-            finishes.map((f) => f.outcome.kind),
-            finishes.map((f) => (f.outcome.kind === 'succeeded' ? f.outcome.outputJson : null)),
-            finishes.map((f) => (f.outcome.kind === 'succeeded' ? null : JSON.stringify(f.outcome.error))),
-            finishes.map((f) => (f.outcome.kind === 'retry' ? f.outcome.runAt : null)),
-            finishes.map((f) => (f.outcome.kind === 'retry' && !f.outcome.consumesAttempt ? 1 : 0)),
-            finishes.map((f) => f.now),
-            finishes.map((f) => f.durationMs),
-          ],
-        );
-        const applied = new Set(done.rows.map((r: { id: string }) => r.id));
-        for (const f of finishes) if (!applied.has(f.instanceId)) lost.add(f.instanceId);
-        await this.insertEvents(
-          client,
-          finishes.filter((f) => applied.has(f.instanceId)).flatMap((f) => f.events),
-        );
-        // A finished head of an ordering key lets the next instance run: wake the other processes.
-        if (done.rows.some((r: { ordering_key: string | null }) => r.ordering_key !== null))
-          await this.notify(client);
-      }
-      return { lost: [...lost] };
-    });
+    this.open();
+    if (batch.steps.length + batch.finishes.length + batch.events.length === 0) return { lost: [] };
+    // A step name is written at most once per statement (ON CONFLICT cannot touch a row twice).
+    const stepsByKey = new Map<string, WorkBatch['steps'][number]>();
+    for (const write of batch.steps)
+      stepsByKey.set(`${write.instanceId}\u0000${write.step.run}\u0000${write.step.name}`, write);
+    const steps = [...stepsByKey.values()];
+    const { finishes } = batch;
+    type Guard = 'none' | 'step' | 'finish';
+    const events: { event: NewActivityEvent; guard: Guard }[] = [
+      ...batch.events.map((event) => ({ event, guard: 'none' as Guard })),
+      ...steps.flatMap((w) => w.events.map((event) => ({ event, guard: 'step' as Guard }))),
+      ...finishes.flatMap((f) => f.events.map((event) => ({ event, guard: 'finish' as Guard }))),
+    ];
+    // One statement (one round trip, one commit). All parts see the same snapshot, so each step
+    // write and each finish is checked against the claim token the attempt was given; events of a
+    // write that was refused are dropped with it.
+    const { rows } = await this.prepared(
+      'commit',
+      `WITH st AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[], $7::text[],
+           $8::text[], $9::int[], $10::bigint[], $11::bigint[])
+           AS s(token, instance_id, run, name, position, status, output, error, attempt, started_at, finished_at)
+       ), held AS (
+         SELECT i.id, i.claim_token FROM {{schema}}.instances i WHERE i.id IN (SELECT instance_id FROM st) FOR SHARE
+       ), steps_written AS (
+         INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt, started_at,
+           finished_at, seeded)
+         SELECT s.instance_id, s.run, s.name, s.position, s.status, s.output, s.error, s.attempt, s.started_at,
+           s.finished_at, false
+         FROM st s JOIN held h ON h.id = s.instance_id AND h.claim_token = s.token
+         ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position, status = excluded.status,
+           output = excluded.output, error = excluded.error, attempt = excluded.attempt,
+           started_at = excluded.started_at, finished_at = excluded.finished_at, seeded = false
+         RETURNING instance_id
+       ), done AS (
+         UPDATE {{schema}}.instances i SET
+           status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
+           output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE i.output END,
+           error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
+           finished_at = CASE WHEN f.kind = 'retry' THEN i.finished_at ELSE f.now END,
+           run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE i.run_at END,
+           attempt = i.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
+           claim_token = NULL, lease_owner = NULL, lease_until = NULL
+         FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::int[],
+           $19::bigint[], $20::bigint[]) AS f(id, token, kind, output, error, run_at, refund, now, duration)
+         WHERE i.id = f.id AND i.claim_token = f.token
+         RETURNING i.id, i.ordering_key
+       ), events_written AS (
+         INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+         SELECT e.instance_id, e.integration_id, e.run, e.type, e.at, e.data
+         FROM unnest($21::text[], $22::text[], $23::int[], $24::text[], $25::bigint[], $26::text[], $27::text[])
+           WITH ORDINALITY AS e(instance_id, integration_id, run, type, at, data, guard, ord)
+         WHERE e.guard = 'none'
+           OR (e.guard = 'step' AND e.instance_id IN (SELECT instance_id FROM steps_written))
+           OR (e.guard = 'finish' AND e.instance_id IN (SELECT id FROM done))
+         ORDER BY e.ord
+       )
+       SELECT 'step' AS kind, instance_id AS id, NULL AS ordering_key FROM steps_written
+       UNION ALL SELECT 'finish', id, ordering_key FROM done`,
+      [
+        steps.map((w) => w.claimToken),
+        steps.map((w) => w.step.instanceId),
+        steps.map((w) => w.step.run),
+        steps.map((w) => w.step.name),
+        steps.map((w) => w.step.position),
+        steps.map((w) => w.step.status),
+        steps.map((w) => w.outputJson),
+        steps.map((w) => (w.step.error ? JSON.stringify(w.step.error) : null)),
+        steps.map((w) => w.step.attempt),
+        steps.map((w) => w.step.startedAt),
+        steps.map((w) => w.step.finishedAt),
+        finishes.map((f) => f.instanceId),
+        finishes.map((f) => f.claimToken),
+        finishes.map((f) => f.outcome.kind),
+        finishes.map((f) => (f.outcome.kind === 'succeeded' ? f.outcome.outputJson : null)),
+        finishes.map((f) => (f.outcome.kind === 'succeeded' ? null : JSON.stringify(f.outcome.error))),
+        finishes.map((f) => (f.outcome.kind === 'retry' ? f.outcome.runAt : null)),
+        finishes.map((f) => (f.outcome.kind === 'retry' && !f.outcome.consumesAttempt ? 1 : 0)),
+        finishes.map((f) => f.now),
+        finishes.map((f) => f.durationMs),
+        events.map((e) => e.event.instanceId),
+        events.map((e) => e.event.integrationId),
+        events.map((e) => e.event.run),
+        events.map((e) => e.event.type),
+        events.map((e) => e.event.at),
+        events.map((e) => JSON.stringify(e.event.data)),
+        events.map((e) => e.guard),
+      ],
+    );
+    const written = rows as { kind: 'step' | 'finish'; id: string; ordering_key: string | null }[];
+    const stepsOk = new Set(written.filter((r) => r.kind === 'step').map((r) => r.id));
+    const finishesOk = new Set(written.filter((r) => r.kind === 'finish').map((r) => r.id));
+    const lost = new Set<string>();
+    for (const w of steps) if (!stepsOk.has(w.instanceId)) lost.add(w.instanceId);
+    for (const f of finishes) if (!finishesOk.has(f.instanceId)) lost.add(f.instanceId);
+    // A finished head of an ordering key lets the next instance run: wake the other processes.
+    if (written.some((r) => r.kind === 'finish' && r.ordering_key !== null)) await this.notify(this.pool);
+    return { lost: [...lost] };
   }
 
   async rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
