@@ -18,6 +18,8 @@ export class WorkWriter {
   constructor(
     store: Store,
     private readonly onError: (error: unknown) => void,
+    /** How long a failing commit is retried (a database restart), before the attempt is abandoned to lease expiry. */
+    retryForMs = 15_000,
   ) {
     this.batcher = new Batcher(async (items) => {
       const batch: WorkBatch = { steps: [], finishes: [], events: [] };
@@ -26,7 +28,7 @@ export class WorkWriter {
         else if (item.kind === 'finish') batch.finishes.push(item.write);
         else batch.events.push(item.event);
       }
-      const { lost } = await store.commit(batch);
+      const { lost } = await commitWithRetry(store, batch, retryForMs, onError);
       const lostSet = new Set(lost);
       return items.map((item) => item.kind === 'event' || !lostSet.has(item.write.instanceId));
     });
@@ -47,5 +49,28 @@ export class WorkWriter {
 
   drain(): Promise<void> {
     return this.batcher.drain();
+  }
+}
+
+/**
+ * Commits a batch, retrying with backoff while the store fails (e.g. the database restarts). A
+ * retry of a commit that did go through is harmless: step writes are upserts, and a repeated
+ * finish finds its claim token already cleared and reports the lease as lost.
+ */
+async function commitWithRetry(
+  store: Store,
+  batch: WorkBatch,
+  retryForMs: number,
+  onError: (error: unknown) => void,
+): Promise<{ lost: string[] }> {
+  const deadline = Date.now() + retryForMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+    try {
+      return await store.commit(batch);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'store-closed' || Date.now() + delay > deadline) throw error;
+      onError(error);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }
