@@ -157,6 +157,33 @@ export interface EventQuery {
   limit: number;
 }
 
+export interface StatsRequest {
+  /** Instances created at or after this time … */
+  since: number;
+  /** … and before this one. */
+  until: number;
+}
+
+/** Figures of one integration over a window, computed from the instances created in it. */
+export interface IntegrationStats {
+  integrationId: string;
+  mode: Mode;
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  /** Queued, running or retrying. */
+  active: number;
+  /** Nearest-rank percentiles of the last attempt's duration (ms) of finished instances; null when none finished. */
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  /** Mean of (attempts − 1) over finished instances. */
+  retriesPerInstance: number;
+  /** Failed instances by error code (null: an error without a code), most frequent first, at most 5. */
+  errors: { code: string | null; count: number }[];
+}
+
 export interface Store {
   /** Inserts instances in one transaction, with an `accepted` event each; a repeated idempotency key returns the existing instance. */
   insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]>;
@@ -178,6 +205,8 @@ export interface Store {
   getRuns(instanceId: string): Promise<Run[]>;
   getSteps(instanceId: string, run?: number): Promise<Step[]>;
   getEvents(query: EventQuery): Promise<ActivityEvent[]>;
+  /** Per-integration figures over a window (for statistics and the advisor). */
+  integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
   /** Earliest time at which an instance of these integrations becomes claimable, or null. */
   nextDueAt(integrationIds: string[]): Promise<number | null>;
 

@@ -526,6 +526,60 @@ export function storeContract(name: string, factory: StoreFactory): void {
       ]);
     });
 
+    it('computes per-integration statistics over a window, equal to the figures from the raw rows', async () => {
+      // 37 finished "check-balance" records with varied durations, 3 of them failed, plus one outside the window.
+      const durations = Array.from({ length: 37 }, (_, i) => ((i * 37) % 101) + 1);
+      const rows = durations.map((durationMs, i) =>
+        newRow({
+          integrationId: 'check-balance',
+          mode: 'sync',
+          status: i % 13 === 0 ? 'failed' : 'succeeded',
+          error:
+            i % 13 === 0
+              ? { name: 'HttpError', message: 'bank down', code: i === 0 ? 'timeout' : 'http-error' }
+              : null,
+          durationMs,
+          startedAt: T0,
+          finishedAt: T0 + durationMs,
+          createdAt: T0 + i,
+        }),
+      );
+      rows.push(
+        newRow({
+          integrationId: 'check-balance',
+          mode: 'sync',
+          status: 'succeeded',
+          durationMs: 9_999,
+          createdAt: T0 + 10_000,
+        }),
+      );
+      rows.push(newRow({ integrationId: 'orders', createdAt: T0 + 5 }));
+      await store.insertInstances(rows);
+      const stats = await store.integrationStats({ since: T0, until: T0 + 1_000 });
+      const balance = stats.find((s) => s.integrationId === 'check-balance')!;
+      const sorted = [...durations].sort((a, b) => a - b);
+      const nearestRank = (p: number) => sorted[Math.ceil(p * sorted.length) - 1];
+      expect(balance).toEqual({
+        integrationId: 'check-balance',
+        mode: 'sync',
+        total: 37,
+        succeeded: 34,
+        failed: 3,
+        cancelled: 0,
+        active: 0,
+        p50: nearestRank(0.5),
+        p95: nearestRank(0.95),
+        p99: nearestRank(0.99),
+        retriesPerInstance: 0,
+        errors: [
+          { code: 'http-error', count: 2 },
+          { code: 'timeout', count: 1 },
+        ],
+      });
+      const orders = stats.find((s) => s.integrationId === 'orders')!;
+      expect(orders).toMatchObject({ total: 1, active: 1, p50: null, p95: null, errors: [] });
+    });
+
     it('pages events by id', async () => {
       await store.insertInstances(Array.from({ length: 7 }, () => newRow()));
       const first = await store.getEvents({ limit: 4 });

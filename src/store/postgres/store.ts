@@ -25,11 +25,13 @@ import type {
   EventQuery,
   InsertOutcome,
   InstanceFilter,
+  IntegrationStats,
   Lease,
   ListRequest,
   NewInstance,
   Page,
   RerunRequest,
+  StatsRequest,
   Store,
   TransitionOutcome,
   WorkBatch,
@@ -706,6 +708,53 @@ export class PostgresStore implements Store {
       params,
     );
     return (rows as EventRow[]).map(eventFromRow);
+  }
+
+  async integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
+    this.open();
+    const finished = "status IN ('succeeded', 'failed') AND duration_ms IS NOT NULL";
+    const { rows } = await this.q(
+      this.pool,
+      `SELECT integration_id, mode, count(*)::int AS total,
+         count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
+         count(*) FILTER (WHERE status = 'failed')::int AS failed,
+         count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
+         count(*) FILTER (WHERE status IN ('queued', 'running', 'retrying'))::int AS active,
+         percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p50,
+         percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p95,
+         percentile_disc(0.99) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p99,
+         coalesce(avg(greatest(attempt - 1, 0)) FILTER (WHERE status IN ('succeeded', 'failed')), 0)::float8 AS retries
+       FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2
+       GROUP BY integration_id, mode ORDER BY integration_id`,
+      [request.since, request.until],
+    );
+    const errors = await this.q(
+      this.pool,
+      `SELECT integration_id, code, count FROM (
+         SELECT integration_id, error::jsonb ->> 'code' AS code, count(*)::int AS count,
+           row_number() OVER (PARTITION BY integration_id ORDER BY count(*) DESC, error::jsonb ->> 'code') AS n
+         FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND status = 'failed'
+         GROUP BY integration_id, error::jsonb ->> 'code') AS e
+       WHERE n <= 5 ORDER BY integration_id, count DESC, code`,
+      [request.since, request.until],
+    );
+    const toNumber = (value: string | number | null) => (value === null ? null : Number(value));
+    return rows.map((row) => ({
+      integrationId: row.integration_id,
+      mode: row.mode,
+      total: row.total,
+      succeeded: row.succeeded,
+      failed: row.failed,
+      cancelled: row.cancelled,
+      active: row.active,
+      p50: toNumber(row.p50),
+      p95: toNumber(row.p95),
+      p99: toNumber(row.p99),
+      retriesPerInstance: row.retries,
+      errors: errors.rows
+        .filter((e: { integration_id: string }) => e.integration_id === row.integration_id)
+        .map((e: { code: string | null; count: number }) => ({ code: e.code, count: e.count })),
+    }));
   }
 
   async nextDueAt(integrationIds: string[]): Promise<number | null> {

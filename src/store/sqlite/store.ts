@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreClosedError } from '../../errors.js';
-import type { ActivityEvent, Instance, NewActivityEvent, Run, Step } from '../../model.js';
+import type { ActivityEvent, Instance, Mode, NewActivityEvent, Run, Step } from '../../model.js';
 import {
   asArray,
   currentRunFromRow,
@@ -27,11 +27,13 @@ import type {
   EventQuery,
   InsertOutcome,
   InstanceFilter,
+  IntegrationStats,
   Lease,
   ListRequest,
   NewInstance,
   Page,
   RerunRequest,
+  StatsRequest,
   Store,
   TransitionOutcome,
   WorkBatch,
@@ -423,6 +425,68 @@ export class SqliteStore implements Store {
       .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
       .all(...params, Math.max(1, Math.min(query.limit, 10_000))) as EventRow[];
     return rows.map(eventFromRow);
+  }
+
+  async integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
+    this.open();
+    const window = { since: request.since, until: request.until };
+    const rows = this.db
+      .prepare(
+        `SELECT integration_id, mode, count(*) AS total,
+           sum(status = 'succeeded') AS succeeded, sum(status = 'failed') AS failed,
+           sum(status = 'cancelled') AS cancelled, sum(status IN ('queued', 'running', 'retrying')) AS active,
+           sum(status IN ('succeeded', 'failed') AND duration_ms IS NOT NULL) AS timed,
+           coalesce(avg(CASE WHEN status IN ('succeeded', 'failed') THEN max(attempt - 1, 0) END), 0) AS retries
+         FROM instances WHERE created_at >= @since AND created_at < @until
+         GROUP BY integration_id, mode ORDER BY integration_id`,
+      )
+      .all(window) as {
+      integration_id: string;
+      mode: Mode;
+      total: number;
+      succeeded: number;
+      failed: number;
+      cancelled: number;
+      active: number;
+      timed: number;
+      retries: number;
+    }[];
+    const rank = this.db.prepare(
+      `SELECT duration_ms FROM instances
+       WHERE integration_id = @id AND created_at >= @since AND created_at < @until
+         AND status IN ('succeeded', 'failed') AND duration_ms IS NOT NULL
+       ORDER BY duration_ms LIMIT 1 OFFSET @offset`,
+    );
+    const errors = this.db.prepare(
+      `SELECT json_extract(error, '$.code') AS code, count(*) AS count FROM instances
+       WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND status = 'failed'
+       GROUP BY code ORDER BY count DESC, code LIMIT 5`,
+    );
+    return rows.map((row) => {
+      // Nearest rank: the smallest value with at least p of the values at or below it.
+      const percentile = (p: number) =>
+        row.timed === 0
+          ? null
+          : (
+              rank.get({ ...window, id: row.integration_id, offset: Math.ceil(p * row.timed) - 1 }) as {
+                duration_ms: number;
+              }
+            ).duration_ms;
+      return {
+        integrationId: row.integration_id,
+        mode: row.mode,
+        total: row.total,
+        succeeded: row.succeeded,
+        failed: row.failed,
+        cancelled: row.cancelled,
+        active: row.active,
+        p50: percentile(0.5),
+        p95: percentile(0.95),
+        p99: percentile(0.99),
+        retriesPerInstance: row.retries,
+        errors: errors.all({ ...window, id: row.integration_id }) as { code: string | null; count: number }[],
+      };
+    });
   }
 
   async nextDueAt(integrationIds: string[]): Promise<number | null> {
