@@ -49,6 +49,7 @@ import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
 import { type Attempt, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
+import type { EngineObserver } from './observer.js';
 import { WorkWriter } from './writer.js';
 
 export interface EngineOptions {
@@ -71,6 +72,8 @@ export interface EngineOptions {
   shutdownGraceMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /** Watchers of accepts, starts and finishes (e.g. metrics). */
+  observers?: EngineObserver[];
   /** Recorded with leases; defaults to host:pid:random. */
   workerId?: string;
 }
@@ -127,11 +130,20 @@ export class Engine {
   private heartbeat: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
   private readonly idle = new Set<() => void>();
+  private readonly observers: EngineObserver[] = [];
+  /** One observer that fans out to all, so that a throwing watcher cannot break the engine. */
+  readonly observer: Required<EngineObserver> = {
+    accepted: (...args) => this.notify('accepted', args),
+    started: (...args) => this.notify('started', args),
+    finished: (...args) => this.notify('finished', args),
+    syncFinished: (...args) => this.notify('syncFinished', args),
+  };
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
     checkIntegrations(options.integrations);
     this.options = { ...DEFAULTS, ...options };
     for (const integration of options.integrations) this.integrations.set(integration.id, integration);
+    this.observers.push(...(options.observers ?? []));
     this.runnableIds = options.integrations.filter((i) => i.mode !== 'sync').map((i) => i.id);
     this.store = store;
     this.ownsStore = ownsStore;
@@ -157,6 +169,24 @@ export class Engine {
     const given = options.store;
     const store = typeof given === 'object' ? given : await openStore(given);
     return new Engine(options, store, typeof given !== 'object');
+  }
+
+  /** Adds a watcher of accepts, starts and finishes. */
+  observe(observer: EngineObserver): void {
+    this.observers.push(observer);
+  }
+
+  private notify<K extends keyof EngineObserver>(
+    hook: K,
+    args: Parameters<Required<EngineObserver>[K]>,
+  ): void {
+    for (const observer of this.observers) {
+      try {
+        (observer[hook] as ((...a: unknown[]) => void) | undefined)?.(...args);
+      } catch (error) {
+        this.logger.warn({ err: error, hook }, 'an engine observer threw');
+      }
+    }
   }
 
   integration(id: string): AnyIntegration {
@@ -231,7 +261,17 @@ export class Engine {
       }
       return { instanceId: outcome.id, status: outcome.status, created: outcome.created };
     });
-    if (accepted.some((a) => a.created)) this.wake();
+    const created = new Map<string, { mode: NewInstance['mode']; count: number }>();
+    accepted.forEach((a, index) => {
+      if (!a.created) return;
+      const row = rows[index]!;
+      const entry = created.get(row.integrationId) ?? { mode: row.mode, count: 0 };
+      entry.count++;
+      created.set(row.integrationId, entry);
+    });
+    for (const [integrationId, { mode, count }] of created)
+      this.observer.accepted(integrationId, mode, count);
+    if (created.size > 0) this.wake();
     return accepted;
   }
 
@@ -275,7 +315,9 @@ export class Engine {
           const rows = chunk;
           chunk = [];
           const outcomes = await this.store.insertInstances(rows);
-          created += outcomes.filter((o) => o.created).length;
+          const fresh = outcomes.filter((o) => o.created).length;
+          created += fresh;
+          if (fresh > 0) this.observer.accepted(rows[0]!.integrationId, rows[0]!.mode, fresh);
           this.wake();
         };
         for await (const input of inputs as AsyncIterable<unknown>) {
@@ -393,12 +435,14 @@ export class Engine {
     };
     this.running.set(instance.id, attempt);
     this.busy++;
+    this.observer.started(instance, claimed.takenOver);
     const run = integration
       ? executeAttempt(claimed, integration, attempt, {
           clock: this.clock,
           writer: this.writer,
           starter: (parent) => this.starterFor(parent),
           handlerDone: (a) => this.release(a),
+          observer: this.observer,
         })
       : Promise.reject(new UnknownIntegrationError(instance.integrationId));
     run

@@ -18,6 +18,7 @@ import { toStoredJson } from '../json.js';
 import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
+import type { EngineObserver } from './observer.js';
 import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -38,6 +39,8 @@ export interface ExecuteDeps {
   writer: WorkWriter;
   /** Starts children on behalf of the instance, idempotently. */
   starter: (parent: InstanceWork) => Starter;
+  /** Told of every stored attempt end. */
+  observer?: EngineObserver;
   /** Called when the handler is done and only the attempt's final write remains: frees its slot. */
   handlerDone?: (attempt: Attempt) => void;
 }
@@ -211,7 +214,8 @@ export async function executeAttempt(
     );
   }
   deps.handlerDone?.(attempt);
-  await writer.finish({ ...lease, outcome, now: clock.now(), durationMs, events });
+  const held = await writer.finish({ ...lease, outcome, now: clock.now(), durationMs, events });
+  if (held) deps.observer?.finished?.(instance, outcome.kind, durationMs);
 }
 
 /** Retry or fail, by the error and the policy. */

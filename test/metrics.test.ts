@@ -1,0 +1,61 @@
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineIntegration } from '../src/define/integration.js';
+import { createMetrics } from '../src/metrics.js';
+import { testEngine } from './support/engine.js';
+import { waitFor } from './support/wait.js';
+
+describe('metrics', () => {
+  it('renders the Prometheus text format with counters that match the store', async () => {
+    const flaky = defineIntegration({
+      id: 'flaky',
+      mode: 'async',
+      input: z.object({ n: z.number() }),
+      retry: { maxAttempts: 2, initialDelayMs: 5, jitter: 0 },
+      handler(ctx) {
+        // n % 3 === 0 fails for good, n % 3 === 1 fails once then succeeds, the rest succeed at once.
+        if (ctx.input.n % 3 === 0 || (ctx.input.n % 3 === 1 && ctx.attempt === 1)) throw new Error('no');
+        return ctx.input.n;
+      },
+    });
+    const t = await testEngine([flaky]);
+    try {
+      const metrics = createMetrics(t.engine);
+      for (let n = 0; n < 30; n++) await t.engine.accept('flaky', { n });
+      await waitFor(
+        async () => (await t.store.countInstances({ status: ['succeeded', 'failed'] })) === 30,
+        'all 30 to finish',
+      );
+      await waitFor(() => t.engine.activeCount === 0, 'writes to settle');
+      const families = parsePrometheusTextFormat(await metrics.render());
+      const value = (name: string) =>
+        families
+          .find((f) => f.name === name)
+          ?.metrics.filter((m) => m.labels?.integration === 'flaky' || !m.labels?.integration)
+          .reduce((sum, m) => sum + Number(m.value), 0);
+      expect(value('tandem_instances_accepted_total')).toBe(await t.store.countInstances({}));
+      expect(value('tandem_instances_succeeded_total')).toBe(
+        await t.store.countInstances({ status: 'succeeded' }),
+      );
+      expect(value('tandem_instances_failed_total')).toBe(await t.store.countInstances({ status: 'failed' }));
+      expect(value('tandem_instances_succeeded_total')).toBe(20);
+      // 10 that failed twice and 10 that failed once: 20 failed attempts, of which 10 were retried.
+      expect(value('tandem_attempts_retried_total')).toBe(20);
+      expect(value('tandem_attempts_started_total')).toBe(50);
+      expect(value('tandem_queue_depth')).toBe(0);
+      expect(families.find((f) => f.name === 'tandem_attempt_duration_seconds')?.type).toBe('HISTOGRAM');
+      // The parser merges labelled histogram series, so count the observations from the registry.
+      const [histogram] = await metrics.registry
+        .getSingleMetric('tandem_attempt_duration_seconds')!
+        .get()
+        .then((m) => [m]);
+      const observations = histogram!.values
+        .filter((v) => v.metricName === 'tandem_attempt_duration_seconds_count')
+        .reduce((sum, v) => sum + v.value, 0);
+      expect(observations).toBe(50);
+    } finally {
+      await t.close();
+    }
+  });
+});
