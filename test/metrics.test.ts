@@ -46,11 +46,8 @@ describe('metrics', () => {
       expect(value('tandem_queue_depth')).toBe(0);
       expect(families.find((f) => f.name === 'tandem_attempt_duration_seconds')?.type).toBe('HISTOGRAM');
       // The parser merges labelled histogram series, so count the observations from the registry.
-      const [histogram] = await metrics.registry
-        .getSingleMetric('tandem_attempt_duration_seconds')!
-        .get()
-        .then((m) => [m]);
-      const observations = histogram!.values
+      const histogram = await metrics.registry.getSingleMetric('tandem_attempt_duration_seconds')!.get();
+      const observations = (histogram.values as { metricName?: string; value: number }[])
         .filter((v) => v.metricName === 'tandem_attempt_duration_seconds_count')
         .reduce((sum, v) => sum + v.value, 0);
       expect(observations).toBe(50);
