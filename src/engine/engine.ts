@@ -72,6 +72,11 @@ export interface EngineOptions {
   shutdownGraceMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * How long succeeded and cancelled instances are kept (failed ones are kept until resolved), and
+   * how often the purge runs. Default 30 days, hourly; `false` keeps everything.
+   */
+  retention?: { keepMs?: number; intervalMs?: number } | false;
   /** Watchers of accepts, starts and finishes (e.g. metrics). */
   observers?: EngineObserver[];
   /** Recorded with leases; defaults to host:pid:random. */
@@ -128,6 +133,7 @@ export class Engine {
   private moreLikely = true;
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  private purgeTimer: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
   private readonly idle = new Set<() => void>();
   private readonly observers: EngineObserver[] = [];
@@ -347,7 +353,31 @@ export class Engine {
     const beat = Math.max(10, Math.floor(this.options.leaseMs / 3));
     this.heartbeat = setInterval(() => void this.renewLeases(), beat);
     this.heartbeat.unref();
+    if (this.options.retention !== false) {
+      const every = this.options.retention?.intervalMs ?? 3_600_000;
+      this.purgeTimer = setInterval(() => void this.purge(), every);
+      this.purgeTimer.unref();
+    }
     this.wake();
+  }
+
+  /** Deletes succeeded and cancelled instances past the retention period. Returns how many. */
+  async purge(): Promise<number> {
+    if (this.options.retention === false) return 0;
+    const keepMs = this.options.retention?.keepMs ?? 30 * 24 * 3_600_000;
+    const finishedBefore = this.clock.now() - keepMs;
+    let total = 0;
+    try {
+      for (;;) {
+        const deleted = await this.store.purge({ finishedBefore, limit: 1_000 });
+        total += deleted;
+        if (deleted < 1_000 || this.state !== 'running') break;
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'purging old instances failed');
+    }
+    if (total > 0) this.logger.info({ deleted: total }, 'purged instances past retention');
+    return total;
   }
 
   /** Wakes the dispatcher: there may be work to claim. */
@@ -529,6 +559,7 @@ export class Engine {
       attempt.controller.abort(new ShuttingDownError());
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
     await this.acceptBatcher.drain();
     await this.writer.drain();
     if (leftovers.length > 0) {

@@ -207,6 +207,12 @@ export interface Store {
   getEvents(query: EventQuery): Promise<ActivityEvent[]>;
   /** Per-integration figures over a window (for statistics and the advisor). */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
+  /**
+   * Deletes instances (with their runs, steps and events) that finished as succeeded or cancelled
+   * before `finishedBefore`, at most `limit` of them. Failed instances are kept until resolved.
+   * Returns how many were deleted.
+   */
+  purge(request: { finishedBefore: number; limit: number }): Promise<number>;
   /** Earliest time at which an instance of these integrations becomes claimable, or null. */
   nextDueAt(integrationIds: string[]): Promise<number | null>;
 

@@ -580,6 +580,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(orders).toMatchObject({ total: 1, active: 1, p50: null, p95: null, errors: [] });
     });
 
+    it('purges succeeded and cancelled instances finished before the cutoff, keeping failed ones', async () => {
+      const old = newRow({ mode: 'sync', status: 'succeeded', finishedAt: T0, durationMs: 1 });
+      const recent = newRow({ mode: 'sync', status: 'succeeded', finishedAt: T0 + 10_000, durationMs: 1 });
+      const failed = newRow({
+        mode: 'sync',
+        status: 'failed',
+        finishedAt: T0,
+        durationMs: 1,
+        error: { name: 'E', message: 'x' },
+      });
+      const cancelled = newRow();
+      const running = newRow();
+      await store.insertInstances([old, recent, failed, cancelled, running]);
+      await store.cancel([cancelled.id], T0 + 1);
+      expect(await store.purge({ finishedBefore: T0 + 5_000, limit: 100 })).toBe(2);
+      expect(await store.getInstance(old.id)).toBeNull();
+      expect(await store.getInstance(cancelled.id)).toBeNull();
+      expect(await store.getEvents({ instanceId: cancelled.id, limit: 10 })).toEqual([]);
+      for (const kept of [recent, failed, running]) expect(await store.getInstance(kept.id)).not.toBeNull();
+      expect(await store.purge({ finishedBefore: T0 + 5_000, limit: 100 })).toBe(0);
+    });
+
     it('pages events by id', async () => {
       await store.insertInstances(Array.from({ length: 7 }, () => newRow()));
       const first = await store.getEvents({ limit: 4 });

@@ -757,6 +757,26 @@ export class PostgresStore implements Store {
     }));
   }
 
+  async purge(request: { finishedBefore: number; limit: number }): Promise<number> {
+    return this.tx(async (client) => {
+      const { rows } = await this.q(
+        client,
+        `SELECT id FROM {{schema}}.instances WHERE status IN ('succeeded', 'cancelled') AND finished_at < $1
+         LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [request.finishedBefore, request.limit],
+      );
+      const ids = rows.map((r: { id: string }) => r.id);
+      if (ids.length === 0) return 0;
+      for (const table of ['events', 'steps', 'runs']) {
+        await this.q(client, `DELETE FROM {{schema}}.${table} WHERE instance_id = ANY($1::text[])`, [ids]);
+      }
+      const deleted = await this.q(client, 'DELETE FROM {{schema}}.instances WHERE id = ANY($1::text[])', [
+        ids,
+      ]);
+      return deleted.rowCount ?? 0;
+    });
+  }
+
   async nextDueAt(integrationIds: string[]): Promise<number | null> {
     this.open();
     const { rows } = await this.q(

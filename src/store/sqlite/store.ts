@@ -489,6 +489,28 @@ export class SqliteStore implements Store {
     });
   }
 
+  async purge(request: { finishedBefore: number; limit: number }): Promise<number> {
+    this.open();
+    return this.db.transaction(() => {
+      const ids = (
+        this.db
+          .prepare(
+            `SELECT id FROM instances WHERE status IN ('succeeded', 'cancelled') AND finished_at < ? LIMIT ?`,
+          )
+          .all(request.finishedBefore, request.limit) as { id: string }[]
+      ).map((r) => r.id);
+      if (ids.length === 0) return 0;
+      const list = JSON.stringify(ids);
+      for (const table of ['events', 'steps', 'runs']) {
+        this.db
+          .prepare(`DELETE FROM ${table} WHERE instance_id IN (SELECT value FROM json_each(?))`)
+          .run(list);
+      }
+      return this.db.prepare('DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?))').run(list)
+        .changes;
+    })();
+  }
+
   async nextDueAt(integrationIds: string[]): Promise<number | null> {
     this.open();
     const ids = JSON.stringify(integrationIds);
