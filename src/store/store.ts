@@ -10,6 +10,7 @@
  */
 import type {
   ActivityEvent,
+  ActivityType,
   ErrorInfo,
   Instance,
   InstanceStatus,
@@ -157,6 +158,23 @@ export interface EventQuery {
   limit: number;
 }
 
+export interface EventStreamRequest {
+  /** Position after which to read: a cursor from an earlier page or event (the SSE Last-Event-ID). */
+  after: string;
+  limit: number;
+  integrationId?: string;
+  types?: ActivityType[];
+  /** Events of instances with this tracking value (`value` or `name=value`). */
+  tracking?: string;
+}
+
+export interface EventStreamPage {
+  /** Each event with its cursor (the SSE event id). */
+  events: (ActivityEvent & { cursor: string })[];
+  /** Where the next read continues. Events appear in cursor order, each exactly once. */
+  cursor: string;
+}
+
 export interface StatsRequest {
   /** Instances created at or after this time … */
   since: number;
@@ -205,6 +223,13 @@ export interface Store {
   getRuns(instanceId: string): Promise<Run[]>;
   getSteps(instanceId: string, run?: number): Promise<Step[]>;
   getEvents(query: EventQuery): Promise<ActivityEvent[]>;
+  /**
+   * Reads the activity stream in a total order that never changes once read: an event appears
+   * after a cursor only if it was not visible before it (no gaps, no duplicates across reads).
+   */
+  readEventStream(request: EventStreamRequest): Promise<EventStreamPage>;
+  /** The cursor of the stream's current end (to follow from now on). */
+  eventStreamHead(): Promise<string>;
   /** Per-integration figures over a window (for statistics and the advisor). */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
   /**

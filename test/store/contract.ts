@@ -602,6 +602,46 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.purge({ finishedBefore: T0 + 5_000, limit: 100 })).toBe(0);
     });
 
+    it('streams events in a stable order with filters, each exactly once across reads', async () => {
+      const head = await store.eventStreamHead();
+      const rows = Array.from({ length: 30 }, (_, i) =>
+        newRow({ integrationId: i % 2 ? 'orders' : 'invoices', tracking: { orderId: `S-${i % 3}` } }),
+      );
+      // Concurrent writers: the stream must still deliver every event once, in one order.
+      await Promise.all(rows.map((row) => store.insertInstances([row])));
+      const seen: string[] = [];
+      let cursor = head;
+      for (let i = 0; i < 20; i++) {
+        const page = await store.readEventStream({ after: cursor, limit: 7 });
+        seen.push(...page.events.map((e) => e.instanceId));
+        cursor = page.cursor;
+        if (page.events.length === 0) break;
+      }
+      expect(seen.sort()).toEqual(rows.map((r) => r.id).sort());
+      const again = await store.readEventStream({ after: cursor, limit: 100 });
+      expect(again.events).toEqual([]);
+      await store.insertInstances([newRow({ integrationId: 'orders', tracking: { orderId: 'S-1' } })]);
+      const next = await store.readEventStream({ after: again.cursor, limit: 100 });
+      expect(next.events).toHaveLength(1);
+      const filtered = await store.readEventStream({
+        after: head,
+        limit: 100,
+        integrationId: 'orders',
+        tracking: 'orderId=S-1',
+      });
+      expect(filtered.events.length).toBe(rows.filter((r, i) => i % 2 === 1 && i % 3 === 1).length + 1);
+      expect((await store.readEventStream({ after: head, limit: 100, types: ['cancelled'] })).events).toEqual(
+        [],
+      );
+      const fromCursor = await store.readEventStream({
+        after: filtered.events[0]!.cursor,
+        limit: 100,
+        integrationId: 'orders',
+        tracking: 'orderId=S-1',
+      });
+      expect(fromCursor.events.map((e) => e.cursor)).toEqual(filtered.events.slice(1).map((e) => e.cursor));
+    });
+
     it('pages events by id', async () => {
       await store.insertInstances(Array.from({ length: 7 }, () => newRow()));
       const first = await store.getEvents({ limit: 4 });

@@ -89,9 +89,13 @@ CREATE TABLE {{schema}}.events (
   run INTEGER NOT NULL,
   type TEXT NOT NULL,
   at BIGINT NOT NULL,
-  data TEXT NOT NULL
+  data TEXT NOT NULL,
+  -- The writing transaction: the stream delivers an event only once every transaction that could
+  -- still add an earlier one has ended (see readEventStream).
+  xid XID8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX events_instance ON {{schema}}.events (instance_id, id);
+CREATE INDEX events_stream ON {{schema}}.events (xid, id);
 `,
   },
 ];

@@ -23,6 +23,8 @@ import type {
   ClaimedInstance,
   ClaimRequest,
   EventQuery,
+  EventStreamPage,
+  EventStreamRequest,
   InsertOutcome,
   InstanceFilter,
   IntegrationStats,
@@ -54,6 +56,13 @@ type Queryable = pg.Pool | pg.PoolClient;
 
 const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
 const WAKE_CHANNEL = 'tandem_wake';
+const MAX_BIGINT = '9223372036854775807';
+
+/** A stream cursor is `<transaction id>:<event id>`; an empty or malformed one starts at the beginning. */
+function parseStreamCursor(cursor: string): [string, string] {
+  const match = /^(\d{1,20}):(\d{1,19})$/.exec(cursor);
+  return match ? [match[1]!, match[2]!] : ['0', '0'];
+}
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
@@ -708,6 +717,72 @@ export class PostgresStore implements Store {
       params,
     );
     return (rows as EventRow[]).map(eventFromRow);
+  }
+
+  async readEventStream(request: EventStreamRequest): Promise<EventStreamPage> {
+    this.open();
+    // Ids come from a sequence before commit, so a reader can see id 105 while 103 is still being
+    // written. The stream is therefore ordered by (writing transaction, id) and shows only events of
+    // transactions older than the oldest one still running: those can gain no more events.
+    const [axid, aid] = parseStreamCursor(request.after);
+    const params: unknown[] = [axid, aid];
+    const where = [
+      '(e.xid, e.id) > ($1::text::xid8, $2::bigint)',
+      'e.xid < pg_snapshot_xmin(pg_current_snapshot())',
+    ];
+    let join = '';
+    if (request.integrationId) {
+      params.push(request.integrationId);
+      where.push(`e.integration_id = $${params.length}`);
+    }
+    if (request.types) {
+      params.push(request.types);
+      where.push(`e.type = ANY($${params.length}::text[])`);
+    }
+    if (request.tracking !== undefined) {
+      const { name, value } = parseTrackingFilter(request.tracking);
+      join = 'JOIN {{schema}}.instances i ON i.id = e.instance_id';
+      params.push(value);
+      const v = `$${params.length}`;
+      where.push(`(i.track_1 = ${v} OR i.track_2 = ${v} OR i.track_3 = ${v})`);
+      if (name) {
+        params.push(name);
+        where.push(`i.tracking ->> $${params.length} = ${v}`);
+      }
+    }
+    const limit = Math.max(1, Math.min(request.limit, 10_000));
+    params.push(limit);
+    const { rows } = await this.q(
+      this.pool,
+      `SELECT e.*, e.xid::text AS xid_text, (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text AS horizon
+       FROM {{schema}}.events e ${join} WHERE ${where.join(' AND ')}
+       ORDER BY e.xid, e.id LIMIT $${params.length}`,
+      params,
+    );
+    const events = (rows as (EventRow & { xid_text: string })[]).map((row) => ({
+      ...eventFromRow(row),
+      cursor: `${row.xid_text}:${row.id}`,
+    }));
+    const last = events[events.length - 1];
+    if (rows.length === limit && last) return { events, cursor: last.cursor };
+    // Everything below the horizon has been seen: continue from there.
+    const horizon = rows[0]?.horizon ?? (await this.streamHorizon());
+    return {
+      events,
+      cursor: BigInt(horizon) >= BigInt(axid) ? `${horizon}:${MAX_BIGINT}` : `${axid}:${aid}`,
+    };
+  }
+
+  private async streamHorizon(): Promise<string> {
+    const { rows } = await this.pool.query(
+      'SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text AS horizon',
+    );
+    return rows[0].horizon;
+  }
+
+  async eventStreamHead(): Promise<string> {
+    this.open();
+    return `${await this.streamHorizon()}:${MAX_BIGINT}`;
   }
 
   async integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {

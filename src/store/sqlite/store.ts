@@ -25,6 +25,8 @@ import type {
   ClaimedInstance,
   ClaimRequest,
   EventQuery,
+  EventStreamPage,
+  EventStreamRequest,
   InsertOutcome,
   InstanceFilter,
   IntegrationStats,
@@ -425,6 +427,51 @@ export class SqliteStore implements Store {
       .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
       .all(...params, Math.max(1, Math.min(query.limit, 10_000))) as EventRow[];
     return rows.map(eventFromRow);
+  }
+
+  async readEventStream(request: EventStreamRequest): Promise<EventStreamPage> {
+    this.open();
+    // One writer: ids are assigned in commit order, so the id itself is a gap-free cursor.
+    const after = Number.parseInt(request.after, 10) || 0;
+    return this.db.transaction(() => {
+      const where = ['e.id > ?'];
+      const params: unknown[] = [after];
+      let join = '';
+      if (request.integrationId) {
+        where.push('e.integration_id = ?');
+        params.push(request.integrationId);
+      }
+      if (request.types) {
+        where.push('e.type IN (SELECT value FROM json_each(?))');
+        params.push(JSON.stringify(request.types));
+      }
+      if (request.tracking !== undefined) {
+        const { name, value } = parseTrackingFilter(request.tracking);
+        join = 'JOIN instances i ON i.id = e.instance_id';
+        where.push('(i.track_1 = ? OR i.track_2 = ? OR i.track_3 = ?)');
+        params.push(value, value, value);
+        if (name) {
+          where.push('json_extract(i.tracking, ?) = ?');
+          params.push(`$."${name}"`, value);
+        }
+      }
+      const limit = Math.max(1, Math.min(request.limit, 10_000));
+      const rows = this.db
+        .prepare(`SELECT e.* FROM events e ${join} WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ?`)
+        .all(...params, limit) as EventRow[];
+      const events = rows.map((row) => ({ ...eventFromRow(row), cursor: String(row.id) }));
+      const head = (this.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number })
+        .id;
+      const last = events[events.length - 1];
+      return { events, cursor: rows.length === limit && last ? last.cursor : String(Math.max(head, after)) };
+    })();
+  }
+
+  async eventStreamHead(): Promise<string> {
+    this.open();
+    return String(
+      (this.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number }).id,
+    );
   }
 
   async integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
