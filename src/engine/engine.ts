@@ -165,8 +165,11 @@ export class Engine {
         return slice;
       });
     });
-    this.writer = new WorkWriter(store, (error) =>
-      this.logger.error({ err: error }, 'writing activity failed'),
+    this.writer = new WorkWriter(
+      store,
+      (error) => this.logger.error({ err: error }, 'writing activity failed'),
+      15_000,
+      () => this.changed(),
     );
   }
 
@@ -175,6 +178,22 @@ export class Engine {
     const given = options.store;
     const store = typeof given === 'object' ? given : await openStore(given);
     return new Engine(options, store, typeof given !== 'object');
+  }
+
+  private readonly changeListeners = new Set<() => void>();
+
+  /** Subscribes to "something was committed" hints (accepts, step results, finishes). */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    const unsubscribeStore = this.store.onWake?.(listener);
+    return () => {
+      this.changeListeners.delete(listener);
+      unsubscribeStore?.();
+    };
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) listener();
   }
 
   /** Adds a watcher of accepts, starts and finishes. */

@@ -20,6 +20,8 @@ export class WorkWriter {
     private readonly onError: (error: unknown) => void,
     /** How long a failing commit is retried (a database restart), before the attempt is abandoned to lease expiry. */
     retryForMs = 15_000,
+    /** Called after every commit (activity followers wake on it). */
+    onCommitted: () => void = () => {},
   ) {
     this.batcher = new Batcher(async (items) => {
       const batch: WorkBatch = { steps: [], finishes: [], events: [] };
@@ -29,6 +31,7 @@ export class WorkWriter {
         else batch.events.push(item.event);
       }
       const { lost } = await commitWithRetry(store, batch, retryForMs, onError);
+      onCommitted();
       const lostSet = new Set(lost);
       return items.map((item) => item.kind === 'event' || !lostSet.has(item.write.instanceId));
     });

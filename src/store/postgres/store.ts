@@ -726,10 +726,7 @@ export class PostgresStore implements Store {
     // transactions older than the oldest one still running: those can gain no more events.
     const [axid, aid] = parseStreamCursor(request.after);
     const params: unknown[] = [axid, aid];
-    const where = [
-      '(e.xid, e.id) > ($1::text::xid8, $2::bigint)',
-      'e.xid < pg_snapshot_xmin(pg_current_snapshot())',
-    ];
+    const where = ['(e.xid, e.id) > ($1::text::xid8, $2::bigint)', 'e.xid < snap.xmin'];
     let join = '';
     if (request.integrationId) {
       params.push(request.integrationId);
@@ -752,13 +749,19 @@ export class PostgresStore implements Store {
     }
     const limit = Math.max(1, Math.min(request.limit, 10_000));
     params.push(limit);
-    const { rows } = await this.q(
+    // The horizon comes from the same statement (the same snapshot) as the events, even when there
+    // are none: read separately, it could pass a transaction that committed in between, unseen.
+    const { rows: all } = await this.q(
       this.pool,
-      `SELECT e.*, e.xid::text AS xid_text, (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text AS horizon
-       FROM {{schema}}.events e ${join} WHERE ${where.join(' AND ')}
-       ORDER BY e.xid, e.id LIMIT $${params.length}`,
+      `WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+       page AS (
+         SELECT e.*, e.xid::text AS xid_text FROM snap, {{schema}}.events e ${join}
+         WHERE ${where.join(' AND ')} ORDER BY e.xid, e.id LIMIT $${params.length})
+       SELECT (snap.xmin::text::numeric - 1)::text AS horizon, page.*
+       FROM snap LEFT JOIN page ON true ORDER BY page.xid, page.id`,
       params,
     );
+    const rows = all.filter((row: { id: unknown }) => row.id !== null);
     const events = (rows as (EventRow & { xid_text: string })[]).map((row) => ({
       ...eventFromRow(row),
       cursor: `${row.xid_text}:${row.id}`,
@@ -766,7 +769,7 @@ export class PostgresStore implements Store {
     const last = events[events.length - 1];
     if (rows.length === limit && last) return { events, cursor: last.cursor };
     // Everything below the horizon has been seen: continue from there.
-    const horizon = rows[0]?.horizon ?? (await this.streamHorizon());
+    const horizon: string = all[0].horizon;
     return {
       events,
       cursor: BigInt(horizon) >= BigInt(axid) ? `${horizon}:${MAX_BIGINT}` : `${axid}:${aid}`,
