@@ -145,6 +145,32 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(next.map((x) => x.instance.id)).toEqual([b.id]);
     });
 
+    it('keeps a rerun earlier instance of a key waiting while a later one runs', async () => {
+      const a = newRow({ orderingKey: 'emp-9' });
+      const b = newRow({ orderingKey: 'emp-9' });
+      await store.insertInstances([a, b]);
+      await store.cancel([a.id], T0 + 1);
+      const [running] = await store.claim(claimOf());
+      expect(running?.instance.id).toBe(b.id);
+      await store.rerun({ ids: [a.id], from: 'start', now: T0 + 2 });
+      expect(await store.claim(claimOf('w2', 10, T0 + 3))).toEqual([]);
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: b.id,
+            claimToken: running!.claimToken,
+            now: T0 + 4,
+            durationMs: 1,
+            events: [],
+            outcome: { kind: 'succeeded', outputJson: null },
+          },
+        ],
+      });
+      expect((await store.claim(claimOf('w2', 10, T0 + 5))).map((c) => c.instance.id)).toEqual([a.id]);
+    });
+
     it('writes steps and finishes under the claim token, and refuses a stale token', async () => {
       const row = newRow();
       await store.insertInstances([row]);

@@ -277,8 +277,9 @@ export class PostgresStore implements Store {
     const batchToken = randomUUID();
     // One statement, so one round trip and one commit: pick expired leases first, then due
     // instances. The head of an ordering key is the only claimable instance of that key: an earlier
-    // one that is queued, running, retrying or failed holds it. A head locked by another claimer is
-    // skipped, and the instances behind it still see it holding the key.
+    // one that is queued, running, retrying or failed holds it, and so does any running one (a
+    // rerun can queue an earlier instance while a later one runs). A head locked by another claimer
+    // is skipped, and the instances behind it still see it holding the key.
     const { rows } = await this.prepared(
       'claim',
       `WITH expired AS (
@@ -290,7 +291,8 @@ export class PostgresStore implements Store {
          WHERE status IN ('queued', 'retrying') AND run_at <= $1 AND integration_id = ANY($2::text[])
            AND (ordering_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM {{schema}}.instances AS j
-             WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
+             WHERE j.ordering_key = i.ordering_key AND j.seq <> i.seq
+             AND (j.status = 'running' OR (j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))))
          ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
        ), picked AS (
          (SELECT seq, true AS taken_over, lease_owner AS previous_owner FROM expired)

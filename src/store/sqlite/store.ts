@@ -657,14 +657,16 @@ function prepare(db: Database.Database) {
     // INDEXED BY: without statistics the planner prefers instances_status and sorts every queued
     // row per claim; the partial index walks due rows in order and stops at the limit.
     // An instance with an ordering key is claimable only when no earlier instance with the same key
-    // still holds it (queued, running, retrying or failed).
+    // still holds it (queued, running, retrying or failed) and no other one is running (a rerun can
+    // put an earlier instance back in the queue while a later one runs).
     dueInstances: db.prepare(`
       SELECT seq FROM instances AS i INDEXED BY instances_due
       WHERE status IN ('queued', 'retrying') AND run_at <= ?
         AND integration_id IN (SELECT value FROM json_each(?))
         AND (ordering_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM instances AS j
-          WHERE j.ordering_key = i.ordering_key AND j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))
+          WHERE j.ordering_key = i.ordering_key AND j.seq <> i.seq
+             AND (j.status = 'running' OR (j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))))
       ORDER BY run_at, seq LIMIT ?`),
     claimMany: db.prepare(`
       UPDATE instances SET status = 'running', attempt = attempt + 1, claim_token = @token || '.' || seq,
