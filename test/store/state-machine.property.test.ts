@@ -40,12 +40,13 @@ function claimable(model: Model): Set<string> {
   for (const i of model.instances) {
     if (i.status === 'running' && i.leaseUntil < model.now) ids.add(i.id);
     if ((i.status === 'queued' || i.status === 'retrying') && i.runAt <= model.now) {
+      // Blocked by any other running instance of the key, or by an earlier one still holding it.
       const blocked = model.instances.some(
         (j) =>
           i.key !== null &&
           j.key === i.key &&
-          j.seq < i.seq &&
-          (ACTIVE.has(j.status) || j.status === 'failed'),
+          j.id !== i.id &&
+          (j.status === 'running' || (j.seq < i.seq && (ACTIVE.has(j.status) || j.status === 'failed'))),
       );
       if (!blocked) ids.add(i.id);
     }
