@@ -38,7 +38,8 @@ export function asTandemError(error: unknown): TandemError | null {
 
 const RESERVED_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'instance', 'errors']);
 
-export function problemOf(error: TandemError): ProblemDocument {
+/** The problem document of an error; `extra` adds members (e.g. the instance id of a sync failure). */
+export function problemOf(error: TandemError, extra: Record<string, unknown> = {}): ProblemDocument {
   const spec = ERROR_CATALOGUE[error.code];
   const problem: ProblemDocument = {
     type: problemType(error.code),
@@ -46,7 +47,7 @@ export function problemOf(error: TandemError): ProblemDocument {
     status: error.status,
     detail: error.message,
   };
-  for (const [key, value] of Object.entries(error.details ?? {})) {
+  for (const [key, value] of Object.entries({ ...error.details, ...extra })) {
     if (key === 'issues' && Array.isArray(value)) problem.errors = value as ProblemDocument['errors'];
     else if (!RESERVED_MEMBERS.has(key)) problem[key] = value;
   }
@@ -58,8 +59,13 @@ export function problem(code: ErrorCode, detail: string, details: Record<string,
   return new TandemError(code, detail, details as TandemError['details']);
 }
 
-export function sendProblem(reply: FastifyReply, error: TandemError, headers: Record<string, string> = {}) {
-  const document = problemOf(error);
+export function sendProblem(
+  reply: FastifyReply,
+  error: TandemError,
+  headers: Record<string, string> = {},
+  extra: Record<string, unknown> = {},
+) {
+  const document = problemOf(error, extra);
   return reply
     .code(document.status)
     .headers(headers)

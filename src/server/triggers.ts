@@ -100,7 +100,7 @@ function sendSyncResult(reply: FastifyReply, result: SyncResult) {
     const headers: Record<string, string> = {};
     if (result.retryAfterMs !== undefined)
       headers['retry-after'] = String(Math.ceil(result.retryAfterMs / 1000));
-    return sendProblem(reply, result.error, headers);
+    return sendProblem(reply, result.error, headers, { instanceId: result.instanceId });
   }
   reply.code(result.status).headers(result.headers);
   if (result.payload === undefined) return reply.send();
