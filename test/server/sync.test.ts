@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { defineIntegration } from '../../src/define/integration.js';
-import { RetryAfterError, TandemError } from '../../src/errors.js';
+import { RetryAfterError } from '../../src/errors.js';
 import { buildApp } from '../../src/server/app.js';
 import { testEngine } from '../support/engine.js';
 import { type TestServer, testServer } from '../support/server.js';
