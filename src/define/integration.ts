@@ -85,7 +85,11 @@ export interface SyncContext<I, P = Record<string, string>, Q = Record<string, u
 
 /**
  * A sync handler's answer. A returned object counts as a `SyncResponse` when its only keys are
- * `status` (an HTTP status number), `headers` and `body`; any other value is sent as a 200 JSON body.
+ * `status`, `headers` and `body`, and it has a `body` or a numeric `status`; any other value is
+ * sent as a 200 JSON body. A string body is sent as text, no body as 204.
+ *
+ * @example
+ * return { status: 201, headers: { location: `/orders/${id}` }, body: { orderId: id } };
  */
 export interface SyncResponse {
   status?: number;

@@ -74,6 +74,8 @@ export interface SyncRunnerOptions {
   /** Longest deadline an integration may ask for. Default 60 s. */
   maxDeadlineMs?: number;
   recorder?: SyncRecorderOptions;
+  /** Default: the engine's logger. */
+  logger?: Logger;
 }
 
 /**
@@ -104,9 +106,9 @@ export class SyncRunner {
     private readonly engine: Engine,
     options: SyncRunnerOptions = {},
   ) {
-    this.logger = engine.logger;
+    this.logger = options.logger ?? engine.logger;
     this.maxDeadlineMs = options.maxDeadlineMs ?? DEFAULT_MAX_DEADLINE_MS;
-    this.recorder = new SyncRecorder(engine.store, engine.logger, options.recorder);
+    this.recorder = new SyncRecorder(engine.store, this.logger, options.recorder);
   }
 
   /** The deadline an integration runs with; refuses one above the cap (checked when routes are built). */
@@ -171,6 +173,7 @@ export class SyncRunner {
       cause = thrown;
       result = this.failure(integration, instanceId, thrown, handOff.committing);
     }
+    if (!result.ok) this.logFailure(integration, result, cause);
     this.record(integration, call, instanceId, startedAt, result, cause);
     return result;
   }
@@ -178,6 +181,16 @@ export class SyncRunner {
   /** Writes the monitoring records still waiting. */
   flush(): Promise<void> {
     return this.recorder.flush();
+  }
+
+  private logFailure(integration: SyncIntegration, result: SyncFailure, cause: unknown): void {
+    const fields = {
+      instanceId: result.instanceId,
+      integrationId: integration.id,
+      status: result.error.status,
+    };
+    if (result.error.status === 500) this.logger.error({ ...fields, err: cause }, 'sync instance failed');
+    else this.logger.warn({ ...fields, code: result.error.code }, 'sync instance failed');
   }
 
   private failure(
@@ -363,8 +376,11 @@ function isSyncResponse(value: unknown): value is SyncResponse {
   if (keys.length === 0 || !keys.every((k) => RESPONSE_KEYS.has(k))) return false;
   const { status, headers } = value as SyncResponse;
   if (status !== undefined && typeof status !== 'number') return false;
-  if (headers !== undefined && (headers === null || typeof headers !== 'object')) return false;
-  return true;
+  if (headers !== undefined && (headers === null || typeof headers !== 'object' || Array.isArray(headers))) {
+    return false;
+  }
+  // `{ headers }` alone is more likely a body that happens to use the word.
+  return keys.includes('body') || status !== undefined;
 }
 
 function prepareAnswer(instanceId: string, answer: unknown): Omit<SyncAnswer, 'started'> {

@@ -75,6 +75,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const logger = (options.logger ?? engine.logger).child({ component: 'http' });
   const maxDepth = options.maxBodyDepth ?? DEFAULT_MAX_DEPTH;
   const runner = new SyncRunner(engine, {
+    logger,
     ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
     ...(options.syncRecorder === undefined ? {} : { recorder: options.syncRecorder }),
   });
