@@ -311,9 +311,10 @@ function addApiPaths(
 function toSchema(s: z.ZodType, io: 'input' | 'output', prefix: string, components: JsonObject): JsonObject {
   const converted = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonObject;
   delete converted.$schema;
-  const defs = converted.$defs as JsonObject | undefined;
+  const defs = (converted.$defs ?? {}) as JsonObject;
   delete converted.$defs;
-  if (!defs) return converted;
+  const selfReferring = JSON.stringify(converted).includes('"$ref":"#"');
+  if (Object.keys(defs).length === 0 && !selfReferring) return converted;
   const rename = (name: string) => `${prefix}.${name}`.replace(/[^A-Za-z0-9._-]/g, '_');
   const rewrite = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(rewrite);
