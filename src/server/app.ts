@@ -12,6 +12,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import type { ServerOptions } from '../define/config.js';
 import type { Engine } from '../engine/engine.js';
 import { SyncRunner } from '../engine/sync.js';
 import type { SyncRecorderOptions } from '../engine/sync-recorder.js';
@@ -30,22 +31,8 @@ import { DEFAULT_MAX_QUEUE_DEPTH, QueueDepthGauge } from './queue-depth.js';
 import { RouteTable } from './route-table.js';
 import { registerTriggers } from './triggers.js';
 
-export interface AppOptions {
+export interface AppOptions extends ServerOptions {
   engine: Engine;
-  /** Guards /api with `Authorization: Bearer <token>`. Default `TANDEM_ADMIN_TOKEN`; null for none. */
-  adminToken?: string | null;
-  /** Largest request body in bytes. Default 1 MiB. */
-  bodyLimit?: number;
-  /** Deepest nesting of a JSON body. Default 64. */
-  maxBodyDepth?: number;
-  /** Above this many queued or retrying instances, async triggers answer 429. Default 100,000. */
-  maxQueueDepth?: number;
-  /** How often the queue depth is counted. Default 1 s. */
-  queueDepthRefreshMs?: number;
-  /** `Retry-After` of a 429, in seconds. Default 5. */
-  retryAfterSeconds?: number;
-  /** Longest deadline a sync integration may declare. Default 60 s. */
-  maxDeadlineMs?: number;
   /** Batching of sync monitoring records. */
   syncRecorder?: SyncRecorderOptions;
   /** Default: the engine's logger. */
@@ -173,6 +160,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   );
   app.get('/openapi.json', (_request, reply) => reply.type('application/json; charset=utf-8').send(openapi));
 
+  // While closing, every answer ends its connection: a client's keep-alive connection would
+  // otherwise hold the close open until its idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('onReady', () => gauge.start());
   app.addHook('onClose', async () => {
     gauge.stop();
