@@ -88,6 +88,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: logger as FastifyBaseLogger,
     // Request logs would carry URLs and cost throughput; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    // One logger for all requests rather than a child per request: errors are logged with their
+    // method, route and instance id instead of a request id.
+    childLoggerFactory: (parent) => parent,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     requestIdHeader: false,
     return503OnClosing: true,
