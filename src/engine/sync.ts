@@ -293,7 +293,6 @@ export class SyncRunner {
 class HandOff {
   private rows: NewInstance[] = [];
   private open = true;
-  private calls = 0;
   committing = false;
 
   constructor(
@@ -330,16 +329,12 @@ class HandOff {
     inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
   ) => {
     this.ensureOpen();
-    const call = ++this.calls;
     const rows: NewInstance[] = [];
     for await (const input of inputs as AsyncIterable<unknown>) {
       this.ensureOpen();
+      // No idempotency keys: a sync instance runs once, so there is no earlier attempt to dedupe.
       rows.push(
-        this.engine.prepare(integration as AnyIntegration | string, input, {
-          parentId: this.parentId,
-          // Distinct keys per child keep one startMany from colliding with itself in the store.
-          idempotencyKey: `${this.parentId}:start:${call}:${rows.length}`,
-        }),
+        this.engine.prepare(integration as AnyIntegration | string, input, { parentId: this.parentId }),
       );
     }
     // All or nothing: the rows join the hand-off only once every input was valid.
