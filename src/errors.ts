@@ -30,6 +30,23 @@ export const ERROR_CATALOGUE = {
   'store-closed': { status: 503, title: 'Store is closed' },
   'wrong-mode': { status: 409, title: 'Integration does not run in this mode' },
   'shutting-down': { status: 503, title: 'Engine is shutting down' },
+  // HTTP: what a caller can get back from a trigger route or the management API.
+  'bad-request': { status: 400, title: 'Request is malformed' },
+  'malformed-json': { status: 400, title: 'Body is not valid JSON' },
+  'body-too-deep': { status: 400, title: 'Body is nested too deeply' },
+  'forbidden-key': { status: 400, title: 'Body contains a forbidden key' },
+  unauthenticated: { status: 401, title: 'Authentication required' },
+  forbidden: { status: 403, title: 'Credentials do not grant access to this resource' },
+  'route-not-found': { status: 404, title: 'No route for this path' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed on this path' },
+  'payload-too-large': { status: 413, title: 'Body exceeds the size limit' },
+  'unsupported-media-type': { status: 415, title: 'Content type is not supported' },
+  'queue-full': { status: 429, title: 'Too much work is waiting; retry later' },
+  'headers-too-large': { status: 431, title: 'Request headers are too large' },
+  'internal-error': { status: 500, title: 'Internal error' },
+  'downstream-failed': { status: 502, title: 'A downstream application failed' },
+  'store-unreachable': { status: 503, title: 'Store is not reachable' },
+  'deadline-exceeded': { status: 504, title: 'Sync integration exceeded its deadline' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -60,8 +77,11 @@ export class UnknownIntegrationError extends TandemError {
 }
 
 export interface InputIssue {
+  /** Dotted field path; empty for the value itself. */
   path: string;
   message: string;
+  /** Which part of an HTTP request the field is in. */
+  in?: 'body' | 'params' | 'query' | 'header';
 }
 
 export class InvalidInputError extends TandemError {
@@ -149,6 +169,15 @@ export class WrongModeError extends TandemError {
     super('wrong-mode', `Integration "${integrationId}" is ${mode}: it cannot ${action}`, {
       integrationId,
       mode,
+    });
+  }
+}
+
+/** A sync handler did not answer within its deadline; its signal was fired and nothing it started was kept. */
+export class DeadlineExceededError extends TandemError {
+  constructor(deadlineMs: number) {
+    super('deadline-exceeded', `The integration did not answer within its deadline of ${deadlineMs} ms`, {
+      deadlineMs,
     });
   }
 }

@@ -1,22 +1,29 @@
-export type { TandemConfig } from './define/config.js';
+export type { ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {
+  ApiKeyAuth,
   AsyncContext,
   AsyncDefinition,
   Integration,
   IntegrationDefinition,
   ScheduledDefinition,
+  StandardWebhooksAuth,
   StartedInstance,
   SyncContext,
   SyncDefinition,
   SyncResponse,
+  TriggerAuth,
 } from './define/integration.js';
 export { defineIntegration } from './define/integration.js';
 export type { RetryPolicy } from './define/retry.js';
 export type { Accepted, AcceptOptions, EngineOptions, InstanceDetail } from './engine/engine.js';
 export { createEngine, Engine } from './engine/engine.js';
+export type { SyncCall, SyncResult, SyncRunnerOptions } from './engine/sync.js';
+export { SyncRunner } from './engine/sync.js';
 export * from './errors.js';
 export type * from './model.js';
+export type { AppOptions } from './server/app.js';
+export { buildApp } from './server/app.js';
 export { openStore } from './store/open.js';
 export { SqliteStore } from './store/sqlite/store.js';
 export type { Store } from './store/store.js';

@@ -1,6 +1,24 @@
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 
+/** Settings of the HTTP server (`tandem start`). */
+export interface ServerOptions {
+  /** Guards /api with `Authorization: Bearer <token>`. Default `TANDEM_ADMIN_TOKEN`; null for none. */
+  adminToken?: string | null;
+  /** Largest request body in bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  /** Deepest nesting of a JSON body. Default 64. */
+  maxBodyDepth?: number;
+  /** Above this many queued or retrying instances, async triggers answer 429. Default 100,000. */
+  maxQueueDepth?: number;
+  /** How often the queue depth is counted, in ms. Default 1 s. */
+  queueDepthRefreshMs?: number;
+  /** `Retry-After` of a 429, in seconds. Default 5. */
+  retryAfterSeconds?: number;
+  /** Longest deadline a sync integration may declare, in ms. Default 60 s. */
+  maxDeadlineMs?: number;
+}
+
 /** Everything a Tandem process needs to know; usually the default export of `tandem.config.ts`. */
 export interface TandemConfig {
   integrations: AnyIntegration[];
@@ -12,6 +30,8 @@ export interface TandemConfig {
   leaseMs?: number;
   /** Safety-net poll for due work in ms. Default 1 s. */
   pollIntervalMs?: number;
+  /** The HTTP server. */
+  server?: ServerOptions;
 }
 
 /**

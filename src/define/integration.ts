@@ -2,10 +2,15 @@ import type { z } from 'zod';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
 import type { RetryPolicy } from './retry.js';
+import { parseRoute } from './route.js';
 
 /** Any zod schema; the handler's input type is inferred from it. */
 export type InputSchema = z.ZodType;
 export type InputOf<S> = S extends z.ZodType ? z.output<S> : unknown;
+/** Path parameters of a sync route: from the `params` schema, else strings by name. */
+export type ParamsOf<P> = P extends z.ZodType ? z.output<P> : Record<string, string>;
+/** Query of a sync route: from the `query` schema, else as parsed (strings, or arrays of repeated keys). */
+export type QueryOf<Q> = Q extends z.ZodType ? z.output<Q> : Record<string, unknown>;
 
 /** A field path in the input (`"orderId"`, `"customer.email"`) or a function of the input. */
 export type FieldSelector<I> = string | ((input: I) => string | number | null | undefined);
@@ -63,18 +68,66 @@ export interface AsyncContext<I> extends BaseContext<I> {
   step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T>;
 }
 
-/** The context of a sync handler; starts are buffered and committed before the response. */
-export interface SyncContext<I> extends BaseContext<I> {
-  params: Record<string, string>;
-  query: Record<string, unknown>;
+/**
+ * The context of a sync handler. `start()`/`startMany()` are buffered and committed in one
+ * transaction before the response is written (the sync → async hand-off); if the handler throws or
+ * misses its deadline nothing is started. The ids they return are the ids the children will have;
+ * for a start with an `idempotencyKey` that an earlier start already used, the earlier instance is
+ * kept instead (and `created` is only known after the commit, so it is reported as true).
+ */
+export interface SyncContext<I, P = Record<string, string>, Q = Record<string, unknown>>
+  extends BaseContext<I> {
+  params: P;
+  query: Q;
+  /** Request headers, without the credential of the trigger's own auth. */
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** A sync handler's answer. A plain value is sent as a 200 JSON body. */
+/**
+ * A sync handler's answer. A returned object counts as a `SyncResponse` when its only keys are
+ * `status`, `headers` and `body`, and it has a `body` or a numeric `status`; any other value is
+ * sent as a 200 JSON body. A string body is sent as text, no body as 204.
+ *
+ * @example
+ * return { status: 201, headers: { location: `/orders/${id}` }, body: { orderId: id } };
+ */
 export interface SyncResponse {
   status?: number;
   headers?: Record<string, string>;
   body?: unknown;
+}
+
+/** Who may call an HTTP trigger. Without `auth`, anyone who reaches the route may. */
+export type TriggerAuth = ApiKeyAuth | StandardWebhooksAuth;
+
+/**
+ * A shared key in a header.
+ *
+ * @example
+ * auth: { type: 'api-key', header: 'x-api-key', keys: [process.env.SHOP_API_KEY!] }
+ */
+export interface ApiKeyAuth {
+  type: 'api-key';
+  /** Header carrying the key. Default `x-api-key`. */
+  header?: string;
+  /** Accepted keys; more than one lets a key be rotated without downtime. */
+  keys: string[];
+}
+
+/**
+ * An HMAC-SHA256 signature as specified by Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature` headers). On an async trigger the `webhook-id` doubles as idempotency key,
+ * so a redelivered webhook returns the instance of the first delivery.
+ *
+ * @example
+ * auth: { type: 'standard-webhooks', secret: process.env.PAYMENTS_WEBHOOK_SECRET! }
+ */
+export interface StandardWebhooksAuth {
+  type: 'standard-webhooks';
+  /** Signing secret(s) as `whsec_<base64>` (or bare base64); several during a rotation. */
+  secret: string | string[];
+  /** Accepted distance of `webhook-timestamp` from now, in seconds. Default 300. */
+  toleranceSeconds?: number;
 }
 
 interface CommonDefinition<S extends InputSchema | undefined> {
@@ -87,8 +140,10 @@ interface CommonDefinition<S extends InputSchema | undefined> {
   track?: Record<string, FieldSelector<InputOf<S>>>;
   /** Input and output field paths masked wherever an instance is shown (API, events, logs). */
   redact?: string[];
-  /** HTTP trigger, e.g. `"POST /orders"`. */
+  /** HTTP trigger, e.g. `"POST /orders"` or `"GET /orders/:orderId"`. */
   route?: string;
+  /** Who may call the HTTP trigger. */
+  auth?: TriggerAuth;
 }
 
 export interface AsyncDefinition<S extends InputSchema | undefined = undefined> extends CommonDefinition<S> {
@@ -113,20 +168,35 @@ export interface ScheduledDefinition<S extends InputSchema | undefined = undefin
   orderingKey?: FieldSelector<InputOf<S>>;
 }
 
-export interface SyncDefinition<S extends InputSchema | undefined = undefined> extends CommonDefinition<S> {
+export interface SyncDefinition<
+  S extends InputSchema | undefined = undefined,
+  P extends InputSchema | undefined = undefined,
+  Q extends InputSchema | undefined = undefined,
+> extends CommonDefinition<S> {
   mode: 'sync';
-  handler: (ctx: SyncContext<InputOf<S>>) => SyncResponse | unknown | Promise<SyncResponse | unknown>;
+  /** Validates the route's path parameters (a `z.object` keyed by the `:names`). */
+  params?: P;
+  /** Validates the query string (values arrive as strings: use `z.coerce` for numbers). */
+  query?: Q;
+  handler: (
+    ctx: SyncContext<InputOf<S>, ParamsOf<P>, QueryOf<Q>>,
+  ) => SyncResponse | unknown | Promise<SyncResponse | unknown>;
   /** Time limit in ms; at expiry the caller gets 504 and the handler's signal fires. Default 10 s. */
   deadline?: number;
 }
 
-export type IntegrationDefinition<S extends InputSchema | undefined = undefined> =
-  | AsyncDefinition<S>
-  | ScheduledDefinition<S>
-  | SyncDefinition<S>;
+export type IntegrationDefinition<
+  S extends InputSchema | undefined = undefined,
+  P extends InputSchema | undefined = undefined,
+  Q extends InputSchema | undefined = undefined,
+> = AsyncDefinition<S> | ScheduledDefinition<S> | SyncDefinition<S, P, Q>;
 
 /** A defined integration: the definition, checked. The brand keeps plain objects out. */
-export type Integration<S extends InputSchema | undefined = any> = IntegrationDefinition<S> & {
+export type Integration<
+  S extends InputSchema | undefined = any,
+  P extends InputSchema | undefined = any,
+  Q extends InputSchema | undefined = any,
+> = IntegrationDefinition<S, P, Q> & {
   readonly kind: 'tandem.integration';
 };
 
@@ -151,10 +221,12 @@ const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
  *   },
  * });
  */
-export function defineIntegration<S extends InputSchema | undefined = undefined>(
-  definition: IntegrationDefinition<S>,
-): Integration<S> {
-  const def = definition as IntegrationDefinition<S>;
+export function defineIntegration<
+  S extends InputSchema | undefined = undefined,
+  P extends InputSchema | undefined = undefined,
+  Q extends InputSchema | undefined = undefined,
+>(definition: IntegrationDefinition<S, P, Q>): Integration<S, P, Q> {
+  const def = definition as IntegrationDefinition<S, P, Q>;
   if (!def || typeof def !== 'object')
     throw new InvalidDefinitionError('An integration definition must be an object');
   if (typeof def.id !== 'string' || !ID_PATTERN.test(def.id)) {
@@ -168,9 +240,27 @@ export function defineIntegration<S extends InputSchema | undefined = undefined>
   }
   if (typeof def.handler !== 'function')
     throw new InvalidDefinitionError(`${where}: handler must be a function`);
-  if (def.input !== undefined && typeof (def.input as { safeParse?: unknown }).safeParse !== 'function') {
+  const isSchema = (value: unknown) => typeof (value as { safeParse?: unknown })?.safeParse === 'function';
+  if (def.input !== undefined && !isSchema(def.input)) {
     throw new InvalidDefinitionError(`${where}: input must be a zod schema`);
   }
+  if (def.mode === 'sync') {
+    if (def.params !== undefined && !isSchema(def.params))
+      throw new InvalidDefinitionError(`${where}: params must be a zod schema`);
+    if (def.query !== undefined && !isSchema(def.query))
+      throw new InvalidDefinitionError(`${where}: query must be a zod schema`);
+  }
+  if (def.route !== undefined) {
+    const route = parseRoute(def.route, where);
+    if (def.mode !== 'sync' && route.params.length > 0) {
+      // An async instance's input is its body alone, so that a rerun with corrected input
+      // has everything the first run had.
+      throw new InvalidDefinitionError(
+        `${where}: an ${def.mode} route takes its input from the body; path parameters are for sync routes`,
+      );
+    }
+  }
+  if (def.auth !== undefined) checkTriggerAuth(def.auth, def.route, where);
   if (def.track !== undefined) {
     const names = Object.keys(def.track);
     if (names.length > 3) {
@@ -197,6 +287,50 @@ export function defineIntegration<S extends InputSchema | undefined = undefined>
     throw new InvalidDefinitionError(`${where}: a scheduled integration needs a cron expression`);
   }
   return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
+}
+
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+
+function checkTriggerAuth(auth: TriggerAuth, route: string | undefined, where: string): void {
+  if (route === undefined) throw new InvalidDefinitionError(`${where}: auth needs a route to guard`);
+  if (auth?.type === 'api-key') {
+    if (auth.header !== undefined && !HEADER_NAME.test(auth.header)) {
+      throw new InvalidDefinitionError(
+        `${where}: auth.header ${JSON.stringify(auth.header)} is not a header name`,
+      );
+    }
+    if (
+      !Array.isArray(auth.keys) ||
+      auth.keys.length === 0 ||
+      auth.keys.some((k) => typeof k !== 'string' || k === '')
+    ) {
+      throw new InvalidDefinitionError(
+        `${where}: auth.keys must be a non-empty list of non-empty strings (is an environment variable unset?)`,
+      );
+    }
+  } else if (auth?.type === 'standard-webhooks') {
+    const secrets = Array.isArray(auth.secret) ? auth.secret : [auth.secret];
+    for (const secret of secrets) {
+      if (typeof secret !== 'string' || webhookSecretBytes(secret).length === 0) {
+        throw new InvalidDefinitionError(
+          `${where}: auth.secret must be a Standard Webhooks secret "whsec_<base64>" (is an environment variable unset?)`,
+        );
+      }
+    }
+    const tolerance = auth.toleranceSeconds;
+    if (tolerance !== undefined && !(Number.isFinite(tolerance) && tolerance > 0)) {
+      throw new InvalidDefinitionError(`${where}: auth.toleranceSeconds must be a positive number`);
+    }
+  } else {
+    throw new InvalidDefinitionError(`${where}: auth.type must be "api-key" or "standard-webhooks"`);
+  }
+}
+
+/** The key bytes of a Standard Webhooks secret (`whsec_` prefix optional, base64 body). */
+export function webhookSecretBytes(secret: string): Buffer {
+  const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return Buffer.alloc(0);
+  return Buffer.from(body, 'base64');
 }
 
 export function isIntegration(value: unknown): value is AnyIntegration {

@@ -241,6 +241,9 @@ export interface Store {
   /** Earliest time at which an instance of these integrations becomes claimable, or null. */
   nextDueAt(integrationIds: string[]): Promise<number | null>;
 
+  /** Resolves when the store answers a trivial query; rejects when it is closed or unreachable (health checks). */
+  ping(): Promise<void>;
+
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
   onWake?(listener: () => void): () => void;
   close(): Promise<void>;

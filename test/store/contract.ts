@@ -48,6 +48,13 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.close();
     });
 
+    it('answers a ping while open and refuses one once closed', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      const other = await factory();
+      await other.close();
+      await expect(other.ping()).rejects.toThrow();
+    });
+
     it('inserts instances with an accepted event and reads them back', async () => {
       const row = newRow({ tracking: { orderId: 'A-1', customer: 'c-9' }, orderingKey: 'k' });
       const [outcome] = await store.insertInstances([row]);

@@ -565,6 +565,11 @@ export class SqliteStore implements Store {
     return row.due;
   }
 
+  async ping(): Promise<void> {
+    this.open();
+    this.stmt.ping.get();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -645,6 +650,7 @@ function prepare(db: Database.Database) {
       'SELECT id, status, input_hash FROM instances WHERE integration_id = ? AND idempotency_key = ?',
     ),
     byId: db.prepare('SELECT * FROM instances WHERE id = ?'),
+    ping: db.prepare('SELECT 1'),
     claimTokenOf: db.prepare('SELECT claim_token FROM instances WHERE id = ?'),
     insertEvent: db.prepare(
       'INSERT INTO events (instance_id, integration_id, run, type, at, data) VALUES (?, ?, ?, ?, ?, ?)',

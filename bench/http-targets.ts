@@ -1,0 +1,125 @@
+/**
+ * The servers of `bench/http.ts`, one per process: `node --import tsx bench/http-targets.ts <role>
+ * <port> [backendUrl] [storeDir]`. Each prints `ready <port>` once it listens.
+ *
+ * - backend        a local application (stock lookup) answering small JSON
+ * - tandem-sync    a Tandem sync route that calls the backend, passing the deadline's signal to fetch
+ * - tandem-sync-unsignalled  the same handler calling fetch without the signal, as the bare proxy does
+ * - bare-proxy     a bare Fastify route that calls the backend the same way
+ * - bare-proxy-abortable  the bare proxy with a per-request AbortSignal and timer, as a deadline needs
+ * - tandem-async   a Tandem async route: validate, commit durably (SQLite, synchronous=FULL), 202
+ * - tandem-async-worker  the same with the worker running the accepted instances in-process
+ * - bare-202       a bare Fastify route answering 202 without storing anything
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import pino from 'pino';
+import { z } from 'zod';
+import { defineIntegration } from '../src/define/integration.js';
+import { Engine } from '../src/engine/engine.js';
+import { buildApp } from '../src/server/app.js';
+import { SqliteStore } from '../src/store/sqlite/store.js';
+
+const [role, portText, backendUrl = '', storeDir = '/tmp'] = process.argv.slice(2);
+const port = Number(portText);
+const logger = pino({ level: 'warn' });
+const order = z.object({
+  orderId: z.string(),
+  lines: z.array(z.object({ sku: z.string(), qty: z.number().int() })),
+});
+
+async function stockFrom(sku: string, signal?: AbortSignal) {
+  const res = await fetch(`${backendUrl}/stock/${encodeURIComponent(sku)}`, signal ? { signal } : {});
+  if (!res.ok) throw Object.assign(new Error(`backend answered ${res.status}`), { status: 502 });
+  return (await res.json()) as unknown;
+}
+
+async function tandem(worker: boolean, integrations: Parameters<typeof defineIntegration>[0][]) {
+  const store = new SqliteStore({ path: join(storeDir, `bench-${role}-${process.pid}.db`) });
+  const engine = await Engine.create({
+    integrations: integrations.map((d) => defineIntegration(d as never)),
+    store,
+    logger,
+    worker,
+  });
+  engine.start();
+  // API-only accepts pile up (nothing drains them): lift the 429 limit so every request is an accept.
+  const app = await buildApp({ engine, adminToken: null, logger, maxQueueDepth: Number.MAX_SAFE_INTEGER });
+  await app.listen({ port, host: '127.0.0.1' });
+}
+
+async function main() {
+  switch (role) {
+    case 'backend': {
+      const body = JSON.stringify({ sku: 'A-1', stock: 42, warehouse: 'north' });
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+      server.keepAliveTimeout = 60_000;
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      break;
+    }
+    case 'tandem-sync':
+    case 'tandem-sync-unsignalled': {
+      const signalled = role === 'tandem-sync';
+      await tandem(false, [
+        {
+          id: 'stock-lookup',
+          mode: 'sync',
+          route: 'GET /stock/:sku',
+          params: z.object({ sku: z.string() }),
+          handler: async (ctx: any) => stockFrom(ctx.params.sku, signalled ? ctx.signal : undefined),
+        },
+      ]);
+      break;
+    }
+    case 'bare-proxy': {
+      const app = Fastify();
+      app.get('/stock/:sku', async (request) => stockFrom((request.params as { sku: string }).sku));
+      await app.listen({ port, host: '127.0.0.1' });
+      break;
+    }
+    case 'bare-proxy-abortable': {
+      const app = Fastify();
+      app.get('/stock/:sku', async (request) => {
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(), 10_000);
+        try {
+          return await stockFrom((request.params as { sku: string }).sku, controller.signal);
+        } finally {
+          clearTimeout(timer);
+        }
+      });
+      await app.listen({ port, host: '127.0.0.1' });
+      break;
+    }
+    case 'tandem-async':
+    case 'tandem-async-worker':
+      await tandem(role === 'tandem-async-worker', [
+        { id: 'place-order', mode: 'async', route: 'POST /orders', input: order, handler: async () => 'ok' },
+      ]);
+      break;
+    case 'bare-202': {
+      const app = Fastify();
+      app.post('/orders', async (_request, reply) => {
+        const instanceId = randomUUID();
+        const statusUrl = `/api/instances/${instanceId}`;
+        return reply
+          .code(202)
+          .header('location', statusUrl)
+          .send({ instanceId, status: 'queued', statusUrl });
+      });
+      await app.listen({ port, host: '127.0.0.1' });
+      break;
+    }
+    default:
+      throw new Error(`unknown role ${role}`);
+  }
+  process.stdout.write(`ready ${port}\n`);
+}
+
+process.on('SIGTERM', () => process.exit(0));
+await main();

@@ -1,0 +1,175 @@
+/**
+ * HTTP benchmark: Tandem against bare Fastify baselines measured in the same run. Every server runs
+ * in its own process and the load comes from autocannon in another. Targets of one comparison run
+ * side by side and are loaded in alternating rounds (median reported), so that a noisy neighbour
+ * on this shared machine hits both alike.
+ *
+ *   (a) a sync route that calls a local backend   vs  a bare Fastify proxy of the same backend
+ *   (b) durable async accepts (202 after commit)   vs  a bare Fastify route answering 202 unstored
+ *
+ * Run: npm run bench:http
+ *   BENCH_SECONDS (5 per round) BENCH_ROUNDS (3) BENCH_CONNECTIONS (50) BENCH_WARMUP_SECONDS (2)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const TARGETS = fileURLToPath(new URL('./http-targets.ts', import.meta.url));
+const AUTOCANNON = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
+const ORDER = JSON.stringify({ orderId: 'A-1001', lines: [{ sku: 'A-1', qty: 2 }] });
+const storeDir = mkdtempSync(join(tmpdir(), 'tandem-bench-http-'));
+let nextPort = 4100;
+
+interface Target {
+  name: string;
+  role: string;
+  path: string;
+  post: boolean;
+  port: number;
+  process?: ChildProcess;
+  rounds: { rps: number; p99: number; non2xx: number; errors: number }[];
+}
+
+function startServer(role: string, port: number, backend = ''): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', TARGETS, role, String(port), backend, storeDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes(`ready ${port}`)) resolve(child);
+    });
+    child.on('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
+  });
+}
+
+function stop(child: ChildProcess | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (!child || child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+function load(target: Target, seconds: number): Promise<any> {
+  const args = [AUTOCANNON, '-j', '-c', String(CONNECTIONS), '-d', String(seconds)];
+  if (target.post) args.push('-m', 'POST', '-H', 'content-type=application/json', '-b', ORDER);
+  args.push(`http://127.0.0.1:${target.port}${target.path}`);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout!.on('data', (chunk) => {
+    out += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`autocannon exited ${code}`)),
+    );
+  });
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** Starts the targets, warms each, then loads them in alternating rounds. */
+async function compare(targets: Omit<Target, 'port' | 'rounds'>[], backend = ''): Promise<Target[]> {
+  const running: Target[] = targets.map((t) => ({ ...t, port: nextPort++, rounds: [] }));
+  try {
+    for (const t of running) t.process = await startServer(t.role, t.port, backend);
+    for (const t of running) await load(t, WARMUP_SECONDS);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of running) {
+        const r = await load(t, SECONDS);
+        t.rounds.push({
+          rps: r.requests.average,
+          p99: r.latency.p99,
+          non2xx: r.non2xx,
+          errors: r.errors + r.timeouts,
+        });
+      }
+    }
+  } finally {
+    for (const t of running) await stop(t.process);
+  }
+  for (const t of running) {
+    const rps = median(t.rounds.map((r) => r.rps));
+    const p99 = median(t.rounds.map((r) => r.p99));
+    const bad = t.rounds.reduce((n, r) => n + r.non2xx + r.errors, 0);
+    const all = t.rounds.map((r) => r.rps.toFixed(0)).join(' / ');
+    console.log(
+      `| ${t.name} | ${rps.toFixed(0)} | ${p99} | ${all} |${bad > 0 ? ` ${bad} non-2xx or errors |` : ''}`,
+    );
+  }
+  return running;
+}
+
+function summary(label: string, tandem: Target, baseline: Target, aim: number) {
+  const rps = (t: Target) => median(t.rounds.map((r) => r.rps));
+  const p99 = (t: Target) => median(t.rounds.map((r) => r.p99));
+  const ratio = rps(tandem) / rps(baseline);
+  console.log(
+    `${label}: ${ratio.toFixed(2)}× req/s (aim ≥ ${aim}×), p99 ${p99(tandem)} ms vs ${p99(baseline)} ms`,
+  );
+}
+
+async function main() {
+  console.log(
+    `npm run bench:http — ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${SECONDS} s per target (median), ${WARMUP_SECONDS} s warm-up\n`,
+  );
+  console.log('| target | req/s (median) | p99 ms (median) | req/s per round |');
+  console.log('|---|---:|---:|---|');
+  const backend = await startServer('backend', 4099);
+  let a: Target[];
+  try {
+    a = await compare(
+      [
+        { name: '(a) bare Fastify proxy → backend', role: 'bare-proxy', path: '/stock/A-1', post: false },
+        {
+          name: '(a) bare proxy + AbortSignal per request',
+          role: 'bare-proxy-abortable',
+          path: '/stock/A-1',
+          post: false,
+        },
+        {
+          name: '(a) Tandem sync route → backend, fetch with ctx.signal',
+          role: 'tandem-sync',
+          path: '/stock/A-1',
+          post: false,
+        },
+        {
+          name: '(a) Tandem sync route → backend, fetch without signal',
+          role: 'tandem-sync-unsignalled',
+          path: '/stock/A-1',
+          post: false,
+        },
+      ],
+      'http://127.0.0.1:4099',
+    );
+  } finally {
+    await stop(backend);
+  }
+  const b = await compare([
+    { name: '(b) bare Fastify 202, nothing stored', role: 'bare-202', path: '/orders', post: true },
+    { name: '(b) Tandem async accept, API-only process', role: 'tandem-async', path: '/orders', post: true },
+    {
+      name: '(b) Tandem async accept, worker running',
+      role: 'tandem-async-worker',
+      path: '/orders',
+      post: true,
+    },
+  ]);
+  rmSync(storeDir, { recursive: true, force: true });
+  console.log('');
+  summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy', a[2]!, a[0]!, 0.8);
+  summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy with AbortSignal', a[2]!, a[1]!, 0.8);
+  summary('(a) Tandem sync (same fetch as the proxy) vs bare proxy', a[3]!, a[0]!, 0.8);
+  summary('(b) durable accepts (API-only) vs bare 202', b[1]!, b[0]!, 0.6);
+  summary('(b) durable accepts (worker running) vs bare 202', b[2]!, b[0]!, 0.6);
+}
+
+await main();

@@ -1,0 +1,83 @@
+import type { FastifyInstance } from 'fastify';
+import type { AnyIntegration } from '../../define/integration.js';
+import { parseRoute } from '../../define/route.js';
+import { DEFAULT_TIMEOUT_MS } from '../../engine/executor.js';
+import { DEFAULT_DEADLINE_MS } from '../../engine/sync.js';
+import type { InputIssue } from '../../errors.js';
+import { INSTANCE_STATUSES, type InstanceStatus } from '../../model.js';
+import { sendAccepted } from '../accepted.js';
+import type { ServerContext } from '../context.js';
+import { assertValid, idempotencyKeyOf, inPart, validatePart } from '../input.js';
+import { integrationIdParams } from './schemas.js';
+
+/** GET /api/integrations and POST /api/integrations/:id/run. */
+export function integrationRoutes(app: FastifyInstance, context: ServerContext): void {
+  const { engine } = context;
+
+  app.get('/integrations', async () => {
+    const items = await Promise.all(engine.listIntegrations().map((i) => summarise(context, i)));
+    return { items };
+  });
+
+  app.post('/integrations/:id/run', async (request, reply) => {
+    const issues: InputIssue[] = [];
+    const params = validatePart(integrationIdParams, request.params, 'params', issues) as { id: string };
+    assertValid(issues);
+    const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
+    let row: ReturnType<typeof engine.prepare>;
+    try {
+      row = engine.prepare(params.id, request.body, idempotencyKey === undefined ? {} : { idempotencyKey });
+    } catch (error) {
+      throw inPart(error, 'body');
+    }
+    context.gauge.admit();
+    const [accepted] = await engine.commit([row]);
+    if (accepted!.created) context.gauge.noteAccepted(1);
+    return sendAccepted(reply, accepted!);
+  });
+}
+
+async function summarise(context: ServerContext, integration: AnyIntegration) {
+  const counts = {} as Record<InstanceStatus, number>;
+  await Promise.all(
+    INSTANCE_STATUSES.map(async (status) => {
+      counts[status] = await context.engine.store.countInstances({ integrationId: integration.id, status });
+    }),
+  );
+  const finished = counts.succeeded + counts.failed;
+  return {
+    id: integration.id,
+    mode: integration.mode,
+    description: integration.description ?? null,
+    triggers: triggersOf(integration),
+    deadlineMs: integration.mode === 'sync' ? (integration.deadline ?? DEFAULT_DEADLINE_MS) : null,
+    timeoutMs: integration.mode === 'sync' ? null : (integration.timeout ?? DEFAULT_TIMEOUT_MS),
+    counts,
+    stats: {
+      total: Object.values(counts).reduce((a, b) => a + b, 0),
+      errorRate: finished === 0 ? null : counts.failed / finished,
+    },
+  };
+}
+
+function triggersOf(integration: AnyIntegration) {
+  const triggers: (
+    | { type: 'http'; method: string; path: string; auth: 'api-key' | 'standard-webhooks' | null }
+    | { type: 'cron'; cron: string; timezone: string | null }
+    | { type: 'api' }
+  )[] = [];
+  if (integration.route !== undefined) {
+    const route = parseRoute(integration.route);
+    triggers.push({
+      type: 'http',
+      method: route.method,
+      path: route.path,
+      auth: integration.auth?.type ?? null,
+    });
+  }
+  if (integration.mode === 'scheduled') {
+    triggers.push({ type: 'cron', cron: integration.cron, timezone: integration.timezone ?? null });
+  }
+  if (integration.mode !== 'sync') triggers.push({ type: 'api' });
+  return triggers;
+}

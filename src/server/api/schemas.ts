@@ -1,0 +1,211 @@
+/**
+ * The management API's request and response shapes, in zod: requests are validated with them and
+ * the OpenAPI document is generated from them, so the two cannot drift apart.
+ */
+import { z } from 'zod';
+import { INSTANCE_STATUSES, type InstanceStatus } from '../../model.js';
+import type { InstanceFilter } from '../../store/store.js';
+
+const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).max(50)]);
+
+export const instanceStatus = z.enum(INSTANCE_STATUSES as [InstanceStatus, ...InstanceStatus[]]);
+export const rerunFrom = z.enum(['failed-step', 'start']);
+
+/** A point in time: milliseconds since the epoch, or an ISO 8601 date-time. */
+const time = z
+  .string()
+  .max(40)
+  .transform((value, ctx) => {
+    const ms = /^\d{1,15}$/.test(value) ? Number(value) : Date.parse(value);
+    if (!Number.isFinite(ms)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be milliseconds since the epoch or an ISO 8601 date-time',
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const filterFields = {
+  integration: oneOrMany(z.string().min(1).max(100)).optional().describe('Integration id(s)'),
+  status: oneOrMany(instanceStatus).optional().describe('Status(es)'),
+  tracking: z.string().min(1).max(300).optional().describe('A tracking field value, or `name=value`'),
+  parent: z.string().min(1).max(100).optional().describe('Instances started by this instance'),
+  from: time.optional().describe('Created at or after (ms since epoch or ISO 8601)'),
+  to: time.optional().describe('Created before (ms since epoch or ISO 8601)'),
+};
+
+export const instanceFilterSchema = z.strictObject(filterFields);
+
+export const listInstancesQuery = z.strictObject({
+  ...filterFields,
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  cursor: z.string().min(1).max(200).optional().describe('`nextCursor` of the previous page'),
+});
+
+export function toInstanceFilter(query: z.output<typeof instanceFilterSchema>): InstanceFilter {
+  const filter: InstanceFilter = {};
+  if (query.integration !== undefined) filter.integrationId = query.integration;
+  if (query.status !== undefined) filter.status = query.status;
+  if (query.tracking !== undefined) filter.tracking = query.tracking;
+  if (query.parent !== undefined) filter.parentId = query.parent;
+  if (query.from !== undefined) filter.createdAfter = query.from;
+  if (query.to !== undefined) filter.createdBefore = query.to;
+  return filter;
+}
+
+export const instanceIdParams = z.strictObject({ id: z.string().min(1).max(100) });
+export const integrationIdParams = z.strictObject({ id: z.string().min(1).max(100) });
+
+export const rerunBody = z.strictObject({
+  from: rerunFrom.default('failed-step'),
+  input: z.unknown().optional().describe('Corrected input for the new run (validated by the schema)'),
+});
+
+export const bulkRerunBody = z.strictObject({
+  filter: instanceFilterSchema,
+  from: rerunFrom.default('failed-step'),
+});
+
+// ── Responses (documentation, and a drift check in the tests) ─────────────────────────────────
+
+const json = z.unknown();
+const errorInfo = z.object({
+  name: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  stack: z.string().optional(),
+  details: z.record(z.string(), json).optional(),
+});
+
+export const instanceSchema = z.object({
+  id: z.string(),
+  seq: z.number(),
+  integrationId: z.string(),
+  mode: z.enum(['sync', 'async', 'scheduled']),
+  status: instanceStatus,
+  input: json,
+  output: json,
+  error: errorInfo.nullable(),
+  run: z.number().int(),
+  attempt: z.number().int(),
+  tracking: z.record(z.string(), z.string()),
+  orderingKey: z.string().nullable(),
+  idempotencyKey: z.string().nullable(),
+  parentId: z.string().nullable(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  runAt: z.number(),
+  startedAt: z.number().nullable(),
+  finishedAt: z.number().nullable(),
+  durationMs: z.number().nullable(),
+});
+
+export const runSchema = z.object({
+  instanceId: z.string(),
+  run: z.number().int(),
+  from: rerunFrom.nullable(),
+  status: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
+  input: json,
+  startedAt: z.number(),
+  finishedAt: z.number().nullable(),
+  error: errorInfo.nullable(),
+});
+
+export const stepSchema = z.object({
+  instanceId: z.string(),
+  run: z.number().int(),
+  name: z.string(),
+  position: z.number().int(),
+  status: z.enum(['succeeded', 'failed']),
+  output: json,
+  error: errorInfo.nullable(),
+  attempt: z.number().int(),
+  startedAt: z.number(),
+  finishedAt: z.number(),
+  seeded: z.boolean(),
+});
+
+export const eventSchema = z.object({
+  id: z.number(),
+  instanceId: z.string(),
+  integrationId: z.string(),
+  run: z.number().int(),
+  type: z.string(),
+  at: z.number(),
+  data: z.record(z.string(), json),
+});
+
+export const instanceDetailSchema = z.object({
+  instance: instanceSchema,
+  runs: z.array(runSchema),
+  steps: z.array(stepSchema),
+  events: z.array(eventSchema),
+});
+
+export const instancePageSchema = z.object({
+  items: z.array(instanceSchema),
+  nextCursor: z.string().nullable(),
+});
+
+export const acceptedSchema = z.object({
+  instanceId: z.string(),
+  status: instanceStatus,
+  statusUrl: z.string().describe('Where the instance can be followed'),
+});
+
+export const rerunResultSchema = z.object({
+  instanceId: z.string(),
+  run: z.number().int(),
+  status: instanceStatus,
+});
+export const countSchema = z.object({ count: z.number().int() });
+export const cancelResultSchema = z.object({ instanceId: z.string(), status: instanceStatus });
+
+export const triggerSchema = z.union([
+  z.object({
+    type: z.literal('http'),
+    method: z.string(),
+    path: z.string(),
+    auth: z.enum(['api-key', 'standard-webhooks']).nullable(),
+  }),
+  z.object({ type: z.literal('cron'), cron: z.string(), timezone: z.string().nullable() }),
+  z.object({ type: z.literal('api') }),
+]);
+
+export const integrationSummarySchema = z.object({
+  id: z.string(),
+  mode: z.enum(['sync', 'async', 'scheduled']),
+  description: z.string().nullable(),
+  triggers: z.array(triggerSchema),
+  deadlineMs: z.number().nullable().describe('Sync: the deadline'),
+  timeoutMs: z.number().nullable().describe('Async and scheduled: the per-attempt timeout'),
+  counts: z.record(instanceStatus, z.number().int()),
+  stats: z.object({
+    total: z.number().int(),
+    errorRate: z.number().nullable().describe('failed / (succeeded + failed); null before any finished'),
+  }),
+});
+
+export const integrationListSchema = z.object({ items: z.array(integrationSummarySchema) });
+
+export const healthSchema = z.object({ status: z.literal('ok') });
+
+export const problemSchema = z.object({
+  type: z.string().describe('urn:tandem:error:<code>; see docs/errors.md'),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  instance: z.string().optional(),
+  instanceId: z.string().optional(),
+  errors: z
+    .array(
+      z.object({
+        in: z.enum(['body', 'params', 'query', 'header']).optional(),
+        path: z.string(),
+        message: z.string(),
+      }),
+    )
+    .optional(),
+});

@@ -1,0 +1,205 @@
+/**
+ * The HTTP app: user trigger routes beside the management API, health and OpenAPI, with
+ * problem+json errors everywhere. Built apart from the code that listens, so that tests create as
+ * many isolated servers as they want and the CLI only adds `listen` and signal handling.
+ */
+import type { Socket } from 'node:net';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { ServerOptions } from '../define/config.js';
+import type { Engine } from '../engine/engine.js';
+import { SyncRunner } from '../engine/sync.js';
+import type { SyncRecorderOptions } from '../engine/sync-recorder.js';
+import { TandemError } from '../errors.js';
+import { adminGuard } from './admin-auth.js';
+import { instanceRoutes } from './api/instances.js';
+import { integrationRoutes } from './api/integrations.js';
+import { PROBLEM_HEADERS, type WithHeaders, withHeaders } from './auth-error.js';
+import type { ServerContext } from './context.js';
+import { CredentialRing } from './credentials.js';
+import { healthRoutes } from './health.js';
+import { DEFAULT_MAX_DEPTH, parseJsonBody } from './json-body.js';
+import { buildOpenApi } from './openapi.js';
+import { problemOf, sendProblem, toTandemError } from './problem.js';
+import { DEFAULT_MAX_QUEUE_DEPTH, QueueDepthGauge } from './queue-depth.js';
+import { RouteTable } from './route-table.js';
+import { registerTriggers } from './triggers.js';
+
+export interface AppOptions extends ServerOptions {
+  engine: Engine;
+  /** Batching of sync monitoring records. */
+  syncRecorder?: SyncRecorderOptions;
+  /** Default: the engine's logger. */
+  logger?: Logger;
+  /** `info` of the OpenAPI document. */
+  openapi?: { title?: string; version?: string };
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** JSON and `+json` media types (CloudEvents, merge-patch …), with or without parameters. */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json(?:\s*;.*)?$/i;
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
+
+/**
+ * Builds the app; call `listen()` on it (or `inject()` in a test). Refuses at once a trigger
+ * route under Tandem's own paths, two integrations on one route, or a deadline above the cap.
+ *
+ * @example
+ * const app = await buildApp({ engine });
+ * await app.listen({ port: 3000, host: '0.0.0.0' });
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { engine } = options;
+  const adminToken =
+    options.adminToken === undefined ? process.env.TANDEM_ADMIN_TOKEN || null : options.adminToken || null;
+  const logger = (options.logger ?? engine.logger).child({ component: 'http' });
+  const maxDepth = options.maxBodyDepth ?? DEFAULT_MAX_DEPTH;
+  const runner = new SyncRunner(engine, {
+    logger,
+    ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
+    ...(options.syncRecorder === undefined ? {} : { recorder: options.syncRecorder }),
+  });
+  const asyncIds = engine
+    .listIntegrations()
+    .filter((i) => i.mode !== 'sync')
+    .map((i) => i.id);
+  const gauge = new QueueDepthGauge(
+    engine.store,
+    asyncIds,
+    {
+      maxDepth: options.maxQueueDepth ?? DEFAULT_MAX_QUEUE_DEPTH,
+      ...(options.queueDepthRefreshMs === undefined ? {} : { refreshMs: options.queueDepthRefreshMs }),
+      ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds }),
+    },
+    logger,
+  );
+  const ring = CredentialRing.fromIntegrations(engine.listIntegrations(), adminToken);
+  const context: ServerContext = { engine, runner, gauge, ring, adminToken };
+  const routes = new RouteTable();
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Request logs would carry URLs and cost throughput; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    // One logger for all requests rather than a child per request: errors are logged with their
+    // method, route and instance id instead of a request id.
+    childLoggerFactory: (parent) => parent,
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    frameworkErrors: (error, _request, reply) => sendProblem(reply, toTandemError(error).error),
+    clientErrorHandler: answerClientError,
+  });
+
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'string' }, (request, body, done) => {
+    try {
+      const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+      if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+        throw new TandemError('unsupported-media-type', `Charset ${charset} is not supported; send UTF-8`);
+      }
+      request.routeOptions.config.verifyBody?.(request, body as string);
+      done(null, parseJsonBody(body as string, maxDepth));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const { error: tandem, unexpected } = toTandemError(error);
+    if (unexpected || tandem.status >= 500) {
+      // The route pattern, not the URL: a query string may carry what must not be logged.
+      request.log.error(
+        { err: error, method: request.method, route: request.routeOptions.url },
+        'request failed',
+      );
+    }
+    return sendProblem(reply, tandem, (error as WithHeaders)[PROBLEM_HEADERS] ?? {});
+  });
+
+  const guard = adminGuard(adminToken, ring);
+  app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) => {
+    const path = (request.url.split('?', 1)[0] ?? '').slice(0, 200);
+    // Unknown /api paths are guarded too, so the API's shape is not probed without the token.
+    if (path === '/api' || path.startsWith('/api/')) await guard(request);
+    const allowed = routes.allowedMethods(path);
+    if (allowed.length > 0) {
+      return sendProblem(
+        reply,
+        new TandemError(
+          'method-not-allowed',
+          `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
+          {
+            allowed,
+          },
+        ),
+        { allow: allowed.join(', ') },
+      );
+    }
+    return sendProblem(reply, new TandemError('route-not-found', `No route for ${request.method} ${path}`));
+  });
+
+  registerTriggers(app, context);
+  await app.register(
+    async (scope) => {
+      scope.addHook('onRequest', guard);
+      integrationRoutes(scope, context);
+      instanceRoutes(scope, context);
+    },
+    { prefix: '/api' },
+  );
+  healthRoutes(app, context);
+  const openapi = JSON.stringify(
+    buildOpenApi(engine.listIntegrations(), { ...options.openapi, adminToken: adminToken !== null }),
+  );
+  app.get('/openapi.json', (_request, reply) => reply.type('application/json; charset=utf-8').send(openapi));
+
+  // While closing, every answer ends its connection: a client's keep-alive connection would
+  // otherwise hold the close open until its idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
+  app.addHook('onReady', () => gauge.start());
+  app.addHook('onClose', async () => {
+    gauge.stop();
+    await runner.flush();
+  });
+  if (adminToken === null) {
+    logger.warn('no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api is open');
+  }
+  return app;
+}
+
+/** Malformed HTTP never reaches a route: answer it with a problem document and close. */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tandem =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new TandemError('headers-too-large', 'The request headers exceed the server limit')
+      : new TandemError('bad-request', 'The request is not valid HTTP/1.1');
+  const body = JSON.stringify(problemOf(tandem));
+  socket.end(
+    `HTTP/1.1 ${tandem.status} ${tandem.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      'Content-Type: application/problem+json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export { withHeaders };

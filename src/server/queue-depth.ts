@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import { TandemError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { withHeaders } from './auth-error.js';
+
+export const DEFAULT_MAX_QUEUE_DEPTH = 100_000;
+
+export interface QueueDepthOptions {
+  /** Above this many queued or retrying instances, async triggers answer 429. */
+  maxDepth: number;
+  /** How often the depth is counted in the store. Default 1 s. */
+  refreshMs?: number;
+  /** Seconds announced in `Retry-After`. Default 5. */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * Backpressure for async triggers. The depth is counted in the store once per refresh interval,
+ * never per request; between counts each accept adds to the cached figure, so a burst is seen
+ * before the next count. A count that fails leaves the last figure in place.
+ */
+export class QueueDepthGauge {
+  private depth = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private counting: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly integrationIds: string[],
+    private readonly options: QueueDepthOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  get current(): number {
+    return this.depth;
+  }
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 1_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  refresh(): Promise<void> {
+    if (this.integrationIds.length === 0) return Promise.resolve();
+    this.counting ??= (async () => {
+      try {
+        this.depth = await this.store.countInstances({
+          integrationId: this.integrationIds,
+          status: ['queued', 'retrying'],
+        });
+      } catch (error) {
+        this.logger.warn({ err: error }, 'counting the queue depth failed');
+      } finally {
+        this.counting = null;
+      }
+    })();
+    return this.counting;
+  }
+
+  /** Throws 429 (with `Retry-After`) when the queue is over its limit. */
+  admit(): void {
+    if (this.depth < this.options.maxDepth) return;
+    const seconds = this.options.retryAfterSeconds ?? 5;
+    throw withHeaders(
+      new TandemError(
+        'queue-full',
+        `${this.depth} instances are waiting (limit ${this.options.maxDepth}); retry after ${seconds} s`,
+        { queueDepth: this.depth, maxQueueDepth: this.options.maxDepth },
+      ),
+      { 'retry-after': String(seconds) },
+    );
+  }
+
+  noteAccepted(count: number): void {
+    this.depth += count;
+  }
+}

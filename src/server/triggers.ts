@@ -1,0 +1,141 @@
+/**
+ * User trigger routes, one per integration with a `route`: sync routes run the handler inline,
+ * async routes answer 202 once the instance is committed.
+ */
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestHookHandler,
+  preValidationHookHandler,
+} from 'fastify';
+import type { AnyIntegration } from '../define/integration.js';
+import { parseRoute } from '../define/route.js';
+import type { SyncIntegration, SyncResult } from '../engine/sync.js';
+import { type InputIssue, InvalidDefinitionError } from '../errors.js';
+import { sendAccepted } from './accepted.js';
+import type { ServerContext } from './context.js';
+import { assertValid, idempotencyKeyOf, inPart, validatePart } from './input.js';
+import { sendProblem } from './problem.js';
+import { checkTriggerPath } from './route-table.js';
+import { apiKeyGuard, apiKeyHeaderOf, makeWebhookVerifier } from './trigger-auth.js';
+
+export const INSTANCE_ID_HEADER = 'tandem-instance-id';
+
+/** Registers every trigger route; refuses reserved paths, duplicates and over-long deadlines first. */
+export function registerTriggers(app: FastifyInstance, context: ServerContext): void {
+  const seen = new Map<string, string>();
+  const triggered = context.engine.listIntegrations().filter((i) => i.route !== undefined);
+  for (const integration of triggered) {
+    const route = parseRoute(integration.route!, `Integration "${integration.id}"`);
+    checkTriggerPath(integration.id, route.path);
+    const key = `${route.method} ${route.path.replace(/:[^/]+/g, ':')}`;
+    const other = seen.get(key);
+    if (other) {
+      throw new InvalidDefinitionError(
+        `Integrations "${other}" and "${integration.id}" both use the route ${route.method} ${route.path}`,
+      );
+    }
+    seen.set(key, integration.id);
+    if (integration.mode === 'sync') context.runner.deadlineOf(integration as SyncIntegration);
+  }
+  for (const integration of triggered) registerTrigger(app, context, integration);
+}
+
+function registerTrigger(app: FastifyInstance, context: ServerContext, integration: AnyIntegration): void {
+  const route = parseRoute(integration.route!);
+  const onRequest: onRequestHookHandler[] = [];
+  const preValidation: preValidationHookHandler[] = [];
+  const config: { verifyBody?: (request: FastifyRequest, raw: string) => void } = {};
+  let credentialHeader: string | null = null;
+  const auth = integration.auth;
+  if (auth?.type === 'api-key') {
+    onRequest.push(apiKeyGuard(integration, auth, context.ring));
+    credentialHeader = apiKeyHeaderOf(auth);
+  } else if (auth?.type === 'standard-webhooks') {
+    const verify = makeWebhookVerifier(auth, () => context.engine.clock.now());
+    const verified = new WeakSet<FastifyRequest>();
+    // The signature covers the raw body, so it is checked by the body parser before JSON parsing;
+    // a request without a body is checked here.
+    config.verifyBody = (request, raw) => {
+      verify(request.headers, raw);
+      verified.add(request);
+    };
+    preValidation.push(async (request) => {
+      if (!verified.has(request)) {
+        verify(request.headers, '');
+        verified.add(request);
+      }
+    });
+  }
+  const handler =
+    integration.mode === 'sync'
+      ? syncHandler(context, integration as SyncIntegration, credentialHeader)
+      : asyncHandler(context, integration);
+  app.route({ method: route.method, url: route.path, config, onRequest, preValidation, handler });
+}
+
+function syncHandler(context: ServerContext, integration: SyncIntegration, credentialHeader: string | null) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const issues: InputIssue[] = [];
+    const params = validatePart(integration.params, request.params, 'params', issues);
+    const query = validatePart(integration.query, request.query, 'query', issues);
+    const input = validatePart(integration.input, request.body, 'body', issues);
+    assertValid(issues);
+    const headers = { ...request.headers };
+    if (credentialHeader) delete headers[credentialHeader];
+    const result = await context.runner.run(integration, {
+      input,
+      params: params as Record<string, unknown>,
+      query: query as Record<string, unknown>,
+      headers,
+    });
+    return sendSyncResult(reply, result);
+  };
+}
+
+function sendSyncResult(reply: FastifyReply, result: SyncResult) {
+  reply.header(INSTANCE_ID_HEADER, result.instanceId);
+  if (!result.ok) {
+    const headers: Record<string, string> = {};
+    if (result.retryAfterMs !== undefined)
+      headers['retry-after'] = String(Math.ceil(result.retryAfterMs / 1000));
+    return sendProblem(reply, result.error, headers, { instanceId: result.instanceId });
+  }
+  reply.code(result.status).headers(result.headers);
+  if (result.payload === undefined) return reply.send();
+  if (!result.headers['content-type']) {
+    reply.type(
+      result.json
+        ? 'application/json; charset=utf-8'
+        : typeof result.payload === 'string'
+          ? 'text/plain; charset=utf-8'
+          : 'application/octet-stream',
+    );
+  }
+  return reply.send(result.payload);
+}
+
+function asyncHandler(context: ServerContext, integration: AnyIntegration) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    let idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
+    if (idempotencyKey === undefined && integration.auth?.type === 'standard-webhooks') {
+      // A redelivered webhook carries the same webhook-id: it returns the first delivery's instance.
+      idempotencyKey = `webhook:${request.headers['webhook-id']}`;
+    }
+    let row: ReturnType<typeof context.engine.prepare>;
+    try {
+      row = context.engine.prepare(
+        integration,
+        request.body,
+        idempotencyKey === undefined ? {} : { idempotencyKey },
+      );
+    } catch (error) {
+      throw inPart(error, 'body');
+    }
+    context.gauge.admit();
+    const [accepted] = await context.engine.commit([row]);
+    if (accepted!.created) context.gauge.noteAccepted(1);
+    return sendAccepted(reply, accepted!);
+  };
+}
