@@ -254,6 +254,11 @@ export class SyncRunner {
     cause: unknown,
   ): void {
     const finishedAt = this.engine.clock.now();
+    this.engine.observer.syncFinished(
+      integration.id,
+      result.ok ? 'succeeded' : 'failed',
+      finishedAt - startedAt,
+    );
     let inputJson = 'null';
     try {
       inputJson = toStoredJson(call.input, 'input');

@@ -18,13 +18,15 @@ import { SyncRunner } from '../engine/sync.js';
 import type { SyncRecorderOptions } from '../engine/sync-recorder.js';
 import { TandemError } from '../errors.js';
 import { adminGuard } from './admin-auth.js';
+import { activityRoutes } from './api/activity.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { PROBLEM_HEADERS, type WithHeaders, withHeaders } from './auth-error.js';
-import type { ServerContext } from './context.js';
+import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
 import { healthRoutes } from './health.js';
 import { DEFAULT_MAX_DEPTH, parseJsonBody } from './json-body.js';
+import { metricsRoutes } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { problemOf, sendProblem, toTandemError } from './problem.js';
 import { DEFAULT_MAX_QUEUE_DEPTH, QueueDepthGauge } from './queue-depth.js';
@@ -81,7 +83,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger,
   );
   const ring = CredentialRing.fromIntegrations(engine.listIntegrations(), adminToken);
-  const context: ServerContext = { engine, runner, gauge, ring, adminToken };
+  const polls = new ImmediatePolls();
+  engine.observe({ accepted: (id, mode, count) => mode !== 'sync' && polls.noteAccepted(id, count) });
+  const context: ServerContext = { engine, runner, gauge, ring, adminToken, polls };
   const routes = new RouteTable();
 
   const app = Fastify({
@@ -154,10 +158,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       scope.addHook('onRequest', guard);
       integrationRoutes(scope, context);
       instanceRoutes(scope, context);
+      activityRoutes(scope, context);
     },
     { prefix: '/api' },
   );
   healthRoutes(app, context);
+  metricsRoutes(app, context);
   const openapi = JSON.stringify(
     buildOpenApi(engine.listIntegrations(), { ...options.openapi, adminToken: adminToken !== null }),
   );

@@ -284,6 +284,34 @@ function addApiPaths(
       },
     },
   };
+  doc.paths['/api/activity'] = {
+    get: {
+      ...common,
+      operationId: 'followActivity',
+      summary: 'The activity stream as Server-Sent Events; resume with Last-Event-ID',
+      parameters: [
+        ...queryParams(api.activityQuery, 'ActivityQuery'),
+        { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } },
+      ],
+      responses: {
+        '200': {
+          description: 'An event stream',
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        },
+        ...errors,
+      },
+    },
+  };
+  doc.paths['/metrics'] = {
+    get: {
+      tags: ['operations'],
+      operationId: 'metrics',
+      summary: 'Prometheus metrics in the text exposition format',
+      responses: {
+        '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+      },
+    },
+  };
   doc.paths['/healthz'] = {
     get: {
       tags: ['operations'],

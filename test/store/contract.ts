@@ -662,7 +662,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         integrationId: 'orders',
         tracking: 'orderId=S-1',
       });
-      expect(filtered.events.length).toBe(rows.filter((r, i) => i % 2 === 1 && i % 3 === 1).length + 1);
+      expect(filtered.events.length).toBe(rows.filter((_row, i) => i % 2 === 1 && i % 3 === 1).length + 1);
       expect((await store.readEventStream({ after: head, limit: 100, types: ['cancelled'] })).events).toEqual(
         [],
       );

@@ -29,7 +29,12 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
 
   app.get('/instances/:id', async (request) => {
     const { id } = idOf(request.params);
-    return engine.getDetail(id);
+    const detail = await engine.getDetail(id);
+    const { instance } = detail;
+    if (instance.mode !== 'sync') {
+      context.polls.noteRead(instance.integrationId, id, engine.clock.now() - instance.createdAt);
+    }
+    return detail;
   });
 
   app.post('/instances/:id/rerun', async (request) => {

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
+import { advise } from '../../advisor/advice.js';
 import type { AnyIntegration } from '../../define/integration.js';
 import { parseRoute } from '../../define/route.js';
 import { DEFAULT_TIMEOUT_MS } from '../../engine/executor.js';
 import { DEFAULT_DEADLINE_MS } from '../../engine/sync.js';
 import type { InputIssue } from '../../errors.js';
 import { INSTANCE_STATUSES, type InstanceStatus } from '../../model.js';
+import type { IntegrationStats } from '../../store/store.js';
 import { sendAccepted } from '../accepted.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, idempotencyKeyOf, inPart, validatePart } from '../input.js';
@@ -15,7 +17,14 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
   const { engine } = context;
 
   app.get('/integrations', async () => {
-    const items = await Promise.all(engine.listIntegrations().map((i) => summarise(context, i)));
+    const now = engine.clock.now();
+    const windows = await Promise.all(
+      STATS_WINDOWS.map(async ([name, ms]) => {
+        const stats = await engine.store.integrationStats({ since: now - ms, until: now + 1 });
+        return [name, new Map(stats.map((s) => [s.integrationId, s]))] as const;
+      }),
+    );
+    const items = await Promise.all(engine.listIntegrations().map((i) => summarise(context, i, windows)));
     return { items };
   });
 
@@ -37,7 +46,43 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
   });
 }
 
-async function summarise(context: ServerContext, integration: AnyIntegration) {
+/** Statistics windows shown per integration; advice reads the 24 h one. */
+const STATS_WINDOWS = [
+  ['1h', 3_600_000],
+  ['24h', 86_400_000],
+  ['7d', 7 * 86_400_000],
+] as const;
+
+type Windows = (readonly [string, Map<string, IntegrationStats>])[];
+
+function windowFigures(stats: IntegrationStats | undefined) {
+  if (!stats)
+    return {
+      total: 0,
+      succeeded: 0,
+      failed: 0,
+      successRate: null,
+      failureRate: null,
+      p50: null,
+      p95: null,
+      p99: null,
+      retriesPerInstance: 0,
+    };
+  const finished = stats.succeeded + stats.failed;
+  return {
+    total: stats.total,
+    succeeded: stats.succeeded,
+    failed: stats.failed,
+    successRate: finished === 0 ? null : stats.succeeded / finished,
+    failureRate: finished === 0 ? null : stats.failed / finished,
+    p50: stats.p50,
+    p95: stats.p95,
+    p99: stats.p99,
+    retriesPerInstance: stats.retriesPerInstance,
+  };
+}
+
+async function summarise(context: ServerContext, integration: AnyIntegration, windows: Windows) {
   const counts = {} as Record<InstanceStatus, number>;
   await Promise.all(
     INSTANCE_STATUSES.map(async (status) => {
@@ -56,7 +101,16 @@ async function summarise(context: ServerContext, integration: AnyIntegration) {
     stats: {
       total: Object.values(counts).reduce((a, b) => a + b, 0),
       errorRate: finished === 0 ? null : counts.failed / finished,
+      windows: Object.fromEntries(
+        windows.map(([name, byId]) => [name, windowFigures(byId.get(integration.id))]),
+      ),
     },
+    advice: advise({
+      integration,
+      stats: windows.find(([name]) => name === '24h')?.[1].get(integration.id),
+      window: 'in the last 24 h',
+      immediatePollShare: context.polls.share(integration.id),
+    }),
   };
 }
 

@@ -185,7 +185,32 @@ export const integrationSummarySchema = z.object({
   stats: z.object({
     total: z.number().int(),
     errorRate: z.number().nullable().describe('failed / (succeeded + failed); null before any finished'),
+    windows: z
+      .record(
+        z.enum(['1h', '24h', '7d']),
+        z.object({
+          total: z.number().int(),
+          succeeded: z.number().int(),
+          failed: z.number().int(),
+          successRate: z.number().nullable(),
+          failureRate: z.number().nullable(),
+          p50: z.number().nullable().describe('ms, nearest rank, of the last attempt of finished instances'),
+          p95: z.number().nullable(),
+          p99: z.number().nullable(),
+          retriesPerInstance: z.number(),
+        }),
+      )
+      .describe('Figures of the instances created in the last hour, day and week'),
   }),
+  advice: z
+    .array(
+      z.object({
+        kind: z.enum(['split-sync-to-async', 'sync-may-serve', 'check-connection']),
+        message: z.string(),
+        figures: z.record(z.string(), z.union([z.number(), z.string()])),
+      }),
+    )
+    .describe('Pattern advice from the measured figures'),
 });
 
 export const integrationListSchema = z.object({ items: z.array(integrationSummarySchema) });
@@ -208,4 +233,13 @@ export const problemSchema = z.object({
       }),
     )
     .optional(),
+});
+
+/** Filters of GET /api/activity. */
+export const activityQuery = z.strictObject({
+  integration: z.string().min(1).max(100).optional(),
+  status: z.enum(['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled']).optional(),
+  tracking: z.string().min(1).max(200).optional(),
+  /** Resume position when the client cannot send Last-Event-ID. `start` replays from the beginning. */
+  after: z.string().max(64).optional(),
 });

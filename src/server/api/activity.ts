@@ -1,0 +1,68 @@
+/**
+ * GET /api/activity: the activity stream as Server-Sent Events. Each event's SSE id is its stream
+ * cursor, so a client that reconnects with `Last-Event-ID` (or `?after=`) continues exactly after
+ * the last event it received: no gaps, no duplicates.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { z } from 'zod';
+import { followActivity } from '../../engine/activity.js';
+import type { InputIssue } from '../../errors.js';
+import type { ActivityType, InstanceStatus } from '../../model.js';
+import type { ServerContext } from '../context.js';
+import { assertValid, validatePart } from '../input.js';
+import { activityQuery } from './schemas.js';
+
+/** The events that bring an instance into each status. */
+const TYPES_BY_STATUS: Record<InstanceStatus, ActivityType[]> = {
+  queued: ['accepted', 'rerun'],
+  running: ['started'],
+  retrying: ['retry.scheduled'],
+  succeeded: ['succeeded'],
+  failed: ['failed'],
+  cancelled: ['cancelled'],
+};
+
+const HEARTBEAT_MS = 15_000;
+
+export function activityRoutes(app: FastifyInstance, context: ServerContext): void {
+  app.get('/activity', async (request, reply) => {
+    const issues: InputIssue[] = [];
+    const query = validatePart(activityQuery, request.query, 'query', issues) as z.infer<
+      typeof activityQuery
+    >;
+    assertValid(issues);
+    const lastEventId = request.headers['last-event-id'];
+    const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
+    const controller = new AbortController();
+    request.raw.on('close', () => controller.abort());
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    out.write('retry: 1000\n\n');
+    const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    try {
+      for await (const event of followActivity(context.engine.store, {
+        ...(after === undefined ? {} : { after: after === 'start' ? '' : after }),
+        ...(query.integration ? { integrationId: query.integration } : {}),
+        ...(query.status ? { types: TYPES_BY_STATUS[query.status] } : {}),
+        ...(query.tracking ? { tracking: query.tracking } : {}),
+        signal: controller.signal,
+        onChange: (listener) => context.engine.onChange(listener),
+      })) {
+        const { cursor, ...data } = event;
+        const ok = out.write(`id: ${cursor}\nevent: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
+        if (!ok) await new Promise((resolve) => out.once('drain', resolve));
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) request.log.error({ err: error }, 'activity stream failed');
+    } finally {
+      clearInterval(heartbeat);
+      out.end();
+    }
+  });
+}
