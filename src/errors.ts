@@ -47,6 +47,11 @@ export const ERROR_CATALOGUE = {
   'downstream-failed': { status: 502, title: 'A downstream application failed' },
   'store-unreachable': { status: 503, title: 'Store is not reachable' },
   'deadline-exceeded': { status: 504, title: 'Sync integration exceeded its deadline' },
+  'http-error': { status: 502, title: 'A connection call got an error response' },
+  'connection-failed': { status: 502, title: 'A connection call could not reach the application' },
+  'connection-timeout': { status: 504, title: 'A connection call timed out' },
+  'circuit-open': { status: 503, title: 'The connection is open-circuited after repeated failures' },
+  'missing-secret': { status: 500, title: 'A secret reference has no value' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -220,6 +225,25 @@ export class RetryAfterError extends TandemError {
   }
 }
 
+/**
+ * The connection to an application is open-circuited: calls fail at once until the re-probe time.
+ * An async instance waits for it without using up an attempt; a sync caller gets 503.
+ */
+export class CircuitOpenError extends TandemError {
+  /** The wait does not count as an attempt: the application being down is not the handler's fault. */
+  readonly consumesAttempt = false;
+  constructor(
+    readonly connection: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(
+      'circuit-open',
+      `Connection "${connection}" is open-circuited after repeated failures; next probe in ${retryAfterMs} ms`,
+      { connection, retryAfterMs },
+    );
+  }
+}
+
 /** Turns any thrown value into an Error (a thrown string or object is not an Error). */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
@@ -238,8 +262,11 @@ export function toErrorInfo(thrown: unknown): ErrorInfo {
   if (error instanceof TandemError) {
     info.code = error.code;
     if (Object.keys(error.details).length > 0) info.details = error.details;
-  } else if (typeof (error as { code?: unknown }).code === 'string') {
-    info.code = (error as unknown as { code: string }).code;
+  } else {
+    if (typeof (error as { code?: unknown }).code === 'string')
+      info.code = (error as unknown as { code: string }).code;
+    const details = (error as { details?: unknown }).details;
+    if (details !== null && typeof details === 'object') info.details = details as Record<string, Json>;
   }
   if (error.stack) info.stack = error.stack.split('\n').slice(0, 12).join('\n');
   return info;

@@ -1,3 +1,8 @@
+export type { CircuitOptions, CircuitState } from './connections/circuit.js';
+export type { CallFailure, CallOptions, ConnectionAuth, HttpConnectionOptions } from './connections/http.js';
+export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
+export type { SecretRef } from './connections/secret.js';
+export { secret } from './connections/secret.js';
 export type { ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {

@@ -24,6 +24,7 @@ export async function start(options: StartOptions): Promise<void> {
   const config = await loadConfig(options.config);
   const engine = await Engine.create({
     integrations: config.integrations,
+    ...(config.connections === undefined ? {} : { connections: config.connections }),
     ...(config.store === undefined ? {} : { store: config.store }),
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
     ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),

@@ -1,3 +1,4 @@
+import type { HttpConnection } from '../connections/http.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 
@@ -22,6 +23,8 @@ export interface ServerOptions {
 /** Everything a Tandem process needs to know; usually the default export of `tandem.config.ts`. */
 export interface TandemConfig {
   integrations: AnyIntegration[];
+  /** Connections to applications, for `ctx.call()`. */
+  connections?: HttpConnection[];
   /** Store URL: `sqlite:./path.db` (default `sqlite:./.tandem/tandem.db`) or `postgres://…`. */
   store?: string;
   /** Instances run at the same time by this process. Default 50. */

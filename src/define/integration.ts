@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
 import type { RetryPolicy } from './retry.js';
@@ -52,6 +53,14 @@ export interface BaseContext<I> extends Starter {
   input: I;
   /** Fires when the attempt times out (async), the deadline passes (sync) or the instance is cancelled. */
   signal: AbortSignal;
+  /**
+   * Calls an application through a connection (an object or its id); resolves to parsed JSON or
+   * text, or throws an `HttpError` that says whether a retry may help.
+   *
+   * @example
+   * const balance = await ctx.call<{ amount: number }>(bank, 'GET', `/accounts/${ctx.input.account}`);
+   */
+  call: Call;
 }
 
 /** The context of an async or scheduled handler. */

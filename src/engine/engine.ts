@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
+import type { HttpConnection } from '../connections/http.js';
 import { checkIntegrations } from '../define/config.js';
 import {
   type AnyIntegration,
@@ -17,6 +18,7 @@ import {
 } from '../define/integration.js';
 import {
   InstanceNotFoundError,
+  InvalidDefinitionError,
   InvalidInputError,
   InvalidStateError,
   ShuttingDownError,
@@ -77,6 +79,8 @@ export interface EngineOptions {
    * how often the purge runs. Default 30 days, hourly; `false` keeps everything.
    */
   retention?: { keepMs?: number; intervalMs?: number } | false;
+  /** Connections to applications, for `ctx.call(connection or id, …)`. */
+  connections?: HttpConnection[];
   /** Watchers of accepts, starts and finishes (e.g. metrics). */
   observers?: EngineObserver[];
   /** Recorded with leases; defaults to host:pid:random. */
@@ -118,6 +122,7 @@ export class Engine {
   readonly logger: Logger;
   readonly workerId: string;
   private readonly integrations = new Map<string, AnyIntegration>();
+  readonly connections = new Map<string, HttpConnection>();
   private readonly runnableIds: string[];
   private readonly ownsStore: boolean;
   private readonly options: Required<Pick<EngineOptions, keyof typeof DEFAULTS>> & EngineOptions;
@@ -150,6 +155,12 @@ export class Engine {
     this.options = { ...DEFAULTS, ...options };
     for (const integration of options.integrations) this.integrations.set(integration.id, integration);
     this.observers.push(...(options.observers ?? []));
+    for (const connection of options.connections ?? []) {
+      if (this.connections.has(connection.id)) {
+        throw new InvalidDefinitionError(`Connection id "${connection.id}" is defined twice`);
+      }
+      this.connections.set(connection.id, connection);
+    }
     this.runnableIds = options.integrations.filter((i) => i.mode !== 'sync').map((i) => i.id);
     this.store = store;
     this.ownsStore = ownsStore;
@@ -492,6 +503,7 @@ export class Engine {
           starter: (parent) => this.starterFor(parent),
           handlerDone: (a) => this.release(a),
           observer: this.observer,
+          connections: this.connections,
         })
       : Promise.reject(new UnknownIntegrationError(instance.integrationId));
     run

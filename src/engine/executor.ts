@@ -3,6 +3,9 @@
  * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
  * everything it stores goes through the {@link WorkWriter}.
  */
+
+import { currentStep, makeCaller } from '../connections/caller.js';
+import type { HttpConnection } from '../connections/http.js';
 import type { AsyncContext, AsyncDefinition, ScheduledDefinition, Starter } from '../define/integration.js';
 import { backoffDelay, resolveRetryPolicy } from '../define/retry.js';
 import {
@@ -39,6 +42,8 @@ export interface ExecuteDeps {
   writer: WorkWriter;
   /** Starts children on behalf of the instance, idempotently. */
   starter: (parent: InstanceWork) => Starter;
+  /** Registered connections, for `ctx.call`. */
+  connections: ReadonlyMap<string, HttpConnection>;
   /** Told of every stored attempt end. */
   observer?: EngineObserver;
   /** Called when the handler is done and only the attempt's final write remains: frees its slot. */
@@ -105,6 +110,13 @@ export async function executeAttempt(
     attempt: instance.attempt,
     signal,
     ...deps.starter(instance),
+    call: makeCaller({
+      instanceId: instance.id,
+      attempt: instance.attempt,
+      signal,
+      connections: deps.connections,
+      record: (data) => writer.event(event('connection.call', data)),
+    }),
     async step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
       ensureLive();
       if (typeof name !== 'string' || name === '')
@@ -117,7 +129,11 @@ export async function executeAttempt(
       writer.event(event('step.started', { step: name, attempt: instance.attempt }));
       let result: T;
       try {
-        result = await Promise.race([Promise.resolve().then(() => fn(signal)), aborted]);
+        // The step's name travels with its async work, so calls inside derive their idempotency key from it.
+        result = await Promise.race([
+          currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(signal))),
+          aborted,
+        ]);
         ensureLive();
       } catch (thrown) {
         const error = toErrorInfo(thrown);
@@ -228,10 +244,13 @@ export function decide(
   const info = toErrorInfo(error);
   if (isPermanent(error)) return { kind: 'failed', error: info };
   const policy = resolveRetryPolicy(integration.retry);
-  if (error instanceof RetryAfterError) {
-    if (error.consumesAttempt && instance.attempt >= policy.maxAttempts)
-      return { kind: 'failed', error: info };
-    return { kind: 'retry', error: info, runAt: now + error.delayMs, consumesAttempt: error.consumesAttempt };
+  // A wait asked for by the error itself: RetryAfterError, an open circuit, a 429 with Retry-After.
+  const delayMs =
+    error instanceof RetryAfterError ? error.delayMs : (error as { retryAfterMs?: unknown }).retryAfterMs;
+  if (typeof delayMs === 'number' && Number.isFinite(delayMs) && delayMs >= 0) {
+    const consumesAttempt = (error as { consumesAttempt?: unknown }).consumesAttempt !== false;
+    if (consumesAttempt && instance.attempt >= policy.maxAttempts) return { kind: 'failed', error: info };
+    return { kind: 'retry', error: info, runAt: now + delayMs, consumesAttempt };
   }
   if (instance.attempt >= policy.maxAttempts) return { kind: 'failed', error: info };
   return {

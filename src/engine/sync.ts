@@ -7,6 +7,7 @@
  */
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Logger } from 'pino';
+import { makeCaller } from '../connections/caller.js';
 import {
   type AnyIntegration,
   type IntegrationInput,
@@ -147,6 +148,12 @@ export class SyncRunner {
       signal: controller.signal,
       start: handOff.start,
       startMany: handOff.startMany,
+      call: makeCaller({
+        instanceId,
+        attempt: 1,
+        signal: controller.signal,
+        connections: this.engine.connections,
+      }),
     };
 
     let result: SyncResult;

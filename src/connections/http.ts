@@ -1,0 +1,393 @@
+/**
+ * HTTP connections to business applications, on undici with a keep-alive pool: authentication from
+ * secret references, a timeout per call, failure classification (what is retried and what fails at
+ * once), a circuit breaker, concurrency and rate limits, and an activity event for every call.
+ */
+import { Pool } from 'undici';
+import { CircuitOpenError, TandemError } from '../errors.js';
+import type { Json } from '../model.js';
+import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
+import { ConcurrencyLimit, RateLimit } from './limits.js';
+import { reveal, type SecretValue } from './secret.js';
+
+export type ConnectionAuth =
+  | { type: 'basic'; username: SecretValue; password: SecretValue }
+  | { type: 'bearer'; token: SecretValue }
+  | { type: 'api-key'; in: 'header' | 'query'; name: string; value: SecretValue }
+  | {
+      type: 'oauth2-client-credentials';
+      tokenUrl: string;
+      clientId: SecretValue;
+      clientSecret: SecretValue;
+      scope?: string;
+    };
+
+/** What went wrong with a call, for `retryOn`. */
+export interface CallFailure {
+  /** The response status, or null when there was no response. */
+  status: number | null;
+  code: 'http-error' | 'connection-failed' | 'connection-timeout';
+}
+
+export interface HttpConnectionOptions {
+  baseUrl: string;
+  auth?: ConnectionAuth;
+  /** Headers sent with every call. */
+  headers?: Record<string, string>;
+  /** Per call, in ms. Default 10 s. */
+  timeout?: number;
+  /** Calls in flight at once (per process). Default 64. */
+  maxConcurrency?: number;
+  /** Calls started per second at most (per process). Default unlimited. */
+  ratePerSecond?: number;
+  /** Circuit breaker; `false` turns it off. */
+  circuit?: CircuitOptions | false;
+  /** Overrides the classification: return true to retry, false to fail at once, undefined for the default. */
+  retryOn?: (failure: CallFailure) => boolean | undefined;
+}
+
+export interface CallOptions {
+  json?: unknown;
+  /** A raw body (with `headers['content-type']`), when not JSON. */
+  body?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** What the runtime tells a connection about the call's origin. */
+export interface CallContext {
+  instanceId: string;
+  attempt: number;
+  /** The instance's signal (timeout, deadline, cancel). */
+  signal: AbortSignal;
+  /** Downstream idempotency key of this call (instance + step). */
+  idempotencyKey: string;
+  traceparent: string;
+  /** Receives the call's activity event data. */
+  record?: (data: Record<string, Json>) => void;
+}
+
+/**
+ * A failed call: the application answered with an error status, or could not be reached in time.
+ * `retryable` tells the engine whether another attempt may succeed.
+ */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  readonly details: Record<string, Json>;
+  constructor(
+    message: string,
+    readonly code: CallFailure['code'],
+    readonly connection: string,
+    /** The response status, or null when there was no response. */
+    readonly status: number | null,
+    readonly retryable: boolean,
+    readonly bodyExcerpt: string | null,
+    /** From a 429's or 503's Retry-After. */
+    readonly retryAfterMs: number | null,
+    details: Record<string, Json>,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.details = details;
+  }
+}
+
+const EXCERPT = 500;
+
+export class HttpConnection {
+  readonly kind = 'tandem.connection' as const;
+  private readonly pool: Pool;
+  private readonly base: URL;
+  private readonly circuit: CircuitBreaker | null;
+  private readonly limit: ConcurrencyLimit;
+  private readonly rate: RateLimit | null;
+  private token: { value: string; refreshAt: number } | null = null;
+  private tokenRequest: Promise<string> | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly options: HttpConnectionOptions,
+  ) {
+    this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
+    const max = options.maxConcurrency ?? 64;
+    this.pool = new Pool(this.base.origin, { connections: max, keepAliveTimeout: 10_000 });
+    this.circuit = options.circuit === false ? null : new CircuitBreaker(options.circuit);
+    this.limit = new ConcurrencyLimit(max);
+    this.rate = options.ratePerSecond ? new RateLimit(options.ratePerSecond) : null;
+  }
+
+  circuitState(now = Date.now()): CircuitState {
+    return this.circuit?.state(now) ?? 'closed';
+  }
+
+  /** Makes one call; resolves to parsed JSON (by content type) or text. */
+  async call<T = unknown>(
+    context: CallContext,
+    method: string,
+    path: string,
+    options: CallOptions = {},
+  ): Promise<T> {
+    const wait = this.circuit?.admit(Date.now()) ?? null;
+    if (wait !== null) throw new CircuitOpenError(this.id, wait);
+    const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
+    await this.rate?.wait(signal);
+    const release = await this.limit.acquire(signal);
+    try {
+      return await this.send<T>(context, method.toUpperCase(), path, options, signal, false);
+    } finally {
+      release();
+    }
+  }
+
+  private async send<T>(
+    context: CallContext,
+    method: string,
+    path: string,
+    options: CallOptions,
+    signal: AbortSignal,
+    retried401: boolean,
+  ): Promise<T> {
+    const url = new URL(path.replace(/^\//, ''), this.base);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const shown = url.pathname + (url.search ? url.search : '');
+    const headers: Record<string, string> = {
+      ...this.options.headers,
+      ...options.headers,
+      'idempotency-key': context.idempotencyKey,
+      traceparent: context.traceparent,
+    };
+    let body = options.body;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] ??= 'application/json';
+    }
+    await this.authorise(headers, url);
+    const timeoutMs = this.options.timeout ?? 10_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const started = performance.now();
+    const event: Record<string, Json> = {
+      connection: this.id,
+      method,
+      url: this.base.origin + shown,
+      attempt: context.attempt,
+      bytesSent: body === undefined ? 0 : Buffer.byteLength(body),
+    };
+    const finish = (extra: Record<string, Json>) => {
+      context.record?.({ ...event, durationMs: Math.round(performance.now() - started), ...extra });
+    };
+    let status: number;
+    let text: string;
+    let contentType: string;
+    let retryAfter: string | undefined;
+    try {
+      const response = await this.pool.request({
+        path: url.pathname + url.search,
+        method: method as 'GET',
+        headers,
+        ...(body === undefined ? {} : { body }),
+        signal: AbortSignal.any([signal, timeout]),
+      });
+      status = response.statusCode;
+      text = await response.body.text();
+      contentType = String(response.headers['content-type'] ?? '');
+      const header = response.headers['retry-after'];
+      retryAfter = Array.isArray(header) ? header[0] : header;
+    } catch (thrown) {
+      if (signal.aborted && !timeout.aborted) {
+        finish({ status: null, error: 'aborted' });
+        throw thrown; // the instance was cancelled or hit its own time limit
+      }
+      const timedOut = timeout.aborted;
+      const code: CallFailure['code'] = timedOut ? 'connection-timeout' : 'connection-failed';
+      const cause = thrown as { code?: string; message?: string };
+      const reason = timedOut
+        ? `no answer within ${timeoutMs} ms`
+        : (cause.code ?? cause.message ?? 'unknown');
+      // Refused, reset, unresolved name, timeout: the application may be back on the next attempt.
+      const retryable = this.decide({ status: null, code }, true);
+      finish({ status: null, error: reason });
+      const error = new HttpError(
+        `${method} ${this.id}${shown} failed: ${reason}`,
+        code,
+        this.id,
+        null,
+        retryable,
+        null,
+        null,
+        { connection: this.id, method, url: event.url as string, reason },
+        { cause: thrown },
+      );
+      throw this.failed(error);
+    }
+    finish({ status, bytesReceived: Buffer.byteLength(text) });
+    if (status === 401 && this.options.auth?.type === 'oauth2-client-credentials' && !retried401) {
+      this.token = null; // the token was revoked or expired early: fetch a new one, once
+      return this.send<T>(context, method, path, options, signal, true);
+    }
+    if (status >= 400) {
+      const retryAfterMs = parseRetryAfter(retryAfter);
+      const byDefault = status >= 500 || status === 429 || status === 408;
+      const retryable = this.decide({ status, code: 'http-error' }, byDefault);
+      if (status < 500) this.circuit?.neutral();
+      const excerpt = text.slice(0, EXCERPT);
+      const error = new HttpError(
+        `${method} ${this.id}${shown} answered ${status}: ${excerpt.slice(0, 200)}`,
+        'http-error',
+        this.id,
+        status,
+        retryable,
+        excerpt,
+        retryable && (status === 429 || status === 503) ? retryAfterMs : null,
+        {
+          connection: this.id,
+          method,
+          url: event.url as string,
+          status,
+          body: excerpt,
+          ...(retryAfterMs === null ? {} : { retryAfterMs }),
+        },
+      );
+      throw status >= 500 ? this.failed(error) : error;
+    }
+    this.circuit?.success();
+    if (/[/+]json\b/i.test(contentType) && text !== '') return JSON.parse(text) as T;
+    return text as T;
+  }
+
+  /**
+   * Counts a failure against the circuit. When it opens the circuit (the last straw, or a failed
+   * probe), the caller gets CircuitOpenError: the instance then waits for the next probe without
+   * using up an attempt, since the application is down, not the handler wrong.
+   */
+  private failed(error: HttpError): Error {
+    if (!this.circuit || !error.retryable) return error;
+    const now = Date.now();
+    this.circuit.failure(now);
+    if (this.circuit.state(now) !== 'open') return error;
+    const open = new CircuitOpenError(this.id, this.circuit.reprobeMs);
+    (open as { cause?: unknown }).cause = error;
+    return open;
+  }
+
+  private decide(failure: CallFailure, byDefault: boolean): boolean {
+    return this.options.retryOn?.(failure) ?? byDefault;
+  }
+
+  private async authorise(headers: Record<string, string>, url: URL): Promise<void> {
+    const auth = this.options.auth;
+    if (!auth) return;
+    switch (auth.type) {
+      case 'basic':
+        headers.authorization = `Basic ${Buffer.from(`${reveal(auth.username)}:${reveal(auth.password)}`).toString('base64')}`;
+        return;
+      case 'bearer':
+        headers.authorization = `Bearer ${reveal(auth.token)}`;
+        return;
+      case 'api-key':
+        if (auth.in === 'header') headers[auth.name.toLowerCase()] = reveal(auth.value);
+        else url.searchParams.set(auth.name, reveal(auth.value));
+        return;
+      case 'oauth2-client-credentials':
+        headers.authorization = `Bearer ${await this.accessToken(auth)}`;
+        return;
+    }
+  }
+
+  /** A cached client-credentials token, refreshed before it expires; one request at a time. */
+  private async accessToken(
+    auth: Extract<ConnectionAuth, { type: 'oauth2-client-credentials' }>,
+  ): Promise<string> {
+    if (this.token && Date.now() < this.token.refreshAt) return this.token.value;
+    this.tokenRequest ??= (async () => {
+      try {
+        const form = new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: reveal(auth.clientId),
+          client_secret: reveal(auth.clientSecret),
+          ...(auth.scope ? { scope: auth.scope } : {}),
+        });
+        const response = await fetch(auth.tokenUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          body: form,
+          signal: AbortSignal.timeout(this.options.timeout ?? 10_000),
+        });
+        const text = await response.text();
+        if (!response.ok) {
+          throw new HttpError(
+            `Token endpoint of ${this.id} answered ${response.status}`,
+            'http-error',
+            this.id,
+            response.status,
+            response.status >= 500 || response.status === 429,
+            text.slice(0, EXCERPT),
+            null,
+            {
+              connection: this.id,
+              url: new URL(auth.tokenUrl).origin + new URL(auth.tokenUrl).pathname,
+              status: response.status,
+            },
+          );
+        }
+        const token = JSON.parse(text) as { access_token?: unknown; expires_in?: unknown };
+        if (typeof token.access_token !== 'string')
+          throw new TandemError('http-error', `Token endpoint of ${this.id} sent no access_token`);
+        const lifetimeMs = (typeof token.expires_in === 'number' ? token.expires_in : 300) * 1000;
+        // Refresh before expiry: at 80% of the lifetime, and at least 5 s early.
+        this.token = {
+          value: token.access_token,
+          refreshAt: Date.now() + Math.min(lifetimeMs * 0.8, lifetimeMs - 5_000),
+        };
+        return token.access_token;
+      } finally {
+        this.tokenRequest = null;
+      }
+    })();
+    return this.tokenRequest;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+function parseRetryAfter(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
+}
+
+/**
+ * Defines an HTTP connection to an application.
+ *
+ * @example
+ * export const bank = httpConnection('bank', {
+ *   baseUrl: 'https://bank.internal/api',
+ *   auth: { type: 'bearer', token: secret('BANK_TOKEN') },
+ *   timeout: 5_000,
+ *   circuit: { failures: 5, reprobeMs: 30_000 },
+ * });
+ */
+export function httpConnection(id: string, options: HttpConnectionOptions): HttpConnection {
+  if (!/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
+    throw new TandemError('invalid-definition', `Connection id ${JSON.stringify(id)} is invalid`);
+  }
+  try {
+    new URL(options.baseUrl);
+  } catch {
+    throw new TandemError(
+      'invalid-definition',
+      `Connection "${id}": baseUrl ${JSON.stringify(options.baseUrl)} is not a URL`,
+    );
+  }
+  return new HttpConnection(id, options);
+}
+
+export function isConnection(value: unknown): value is HttpConnection {
+  return value instanceof HttpConnection;
+}
