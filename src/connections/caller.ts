@@ -5,6 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { TandemError } from '../errors.js';
 import type { Json } from '../model.js';
 import { type CallOptions, type HttpConnection, isConnection } from './http.js';
@@ -35,7 +36,11 @@ export interface CallerOptions {
 export function makeCaller(options: CallerOptions): Call {
   // One trace per attempt; each call is a span of it.
   const traceId = randomBytes(16).toString('hex');
+  // Span ids: a random start and a counter (a random draw per call costs more than the call's bookkeeping).
+  let span = randomBytes(6).readUIntBE(0, 6);
   const outside: StepScope = { name: 'call', calls: 0 };
+  // Each call in flight listens on the instance's signal; a handler may run many at once.
+  setMaxListeners(1_000, options.signal);
   return (connection, method, path, callOptions) => {
     const resolved = typeof connection === 'string' ? options.connections.get(connection) : connection;
     if (!isConnection(resolved)) {
@@ -54,7 +59,7 @@ export function makeCaller(options: CallerOptions): Call {
         attempt: options.attempt,
         signal: options.signal,
         idempotencyKey: `${options.instanceId}:${scope.name}:${index}`,
-        traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+        traceparent: `00-${traceId}-${(span++).toString(16).padStart(16, '0')}-01`,
         ...(options.record ? { record: options.record } : {}),
       },
       method,

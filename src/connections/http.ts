@@ -99,6 +99,8 @@ export class HttpConnection {
   readonly kind = 'tandem.connection' as const;
   private readonly pool: Pool;
   private readonly base: URL;
+  /** The base URL's path, ending in `/`. */
+  private readonly basePath: string;
   private readonly circuit: CircuitBreaker | null;
   private readonly limit: ConcurrencyLimit;
   private readonly rate: RateLimit | null;
@@ -110,6 +112,7 @@ export class HttpConnection {
     readonly options: HttpConnectionOptions,
   ) {
     this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
+    this.basePath = this.base.pathname;
     const max = options.maxConcurrency ?? 64;
     this.pool = new Pool(this.base.origin, { connections: max, keepAliveTimeout: 10_000 });
     this.circuit = options.circuit === false ? null : new CircuitBreaker(options.circuit);
@@ -131,8 +134,8 @@ export class HttpConnection {
     const wait = this.circuit?.admit(Date.now()) ?? null;
     if (wait !== null) throw new CircuitOpenError(this.id, wait);
     const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
-    await this.rate?.wait(signal);
-    const release = await this.limit.acquire(signal);
+    if (this.rate) await this.rate.wait(signal);
+    const release = this.limit.tryAcquire() ?? (await this.limit.acquire(signal));
     try {
       return await this.send<T>(context, method.toUpperCase(), path, options, signal, false);
     } finally {
@@ -148,11 +151,16 @@ export class HttpConnection {
     signal: AbortSignal,
     retried401: boolean,
   ): Promise<T> {
-    const url = new URL(path.replace(/^\//, ''), this.base);
-    for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
+    // String building rather than a URL per call: this is the hot path.
+    let target = this.basePath + (path.startsWith('/') ? path.slice(1) : path);
+    if (options.query) {
+      const search = new URLSearchParams();
+      for (const [key, value] of Object.entries(options.query))
+        if (value !== undefined) search.set(key, String(value));
+      const text = search.toString();
+      if (text) target += (target.includes('?') ? '&' : '?') + text;
     }
-    const shown = url.pathname + (url.search ? url.search : '');
+    const shown = target;
     const headers: Record<string, string> = {
       ...this.options.headers,
       ...options.headers,
@@ -164,9 +172,13 @@ export class HttpConnection {
       body = JSON.stringify(options.json);
       headers['content-type'] ??= 'application/json';
     }
-    await this.authorise(headers, url);
+    // Only OAuth needs to wait (for a token); the other schemes add their header without a promise.
+    target =
+      this.options.auth?.type === 'oauth2-client-credentials'
+        ? await this.authorise(headers, target)
+        : this.authoriseNow(headers, target);
     const timeoutMs = this.options.timeout ?? 10_000;
-    const timeout = AbortSignal.timeout(timeoutMs);
+    const limit = timeLimit(signal, timeoutMs);
     const started = performance.now();
     const event: Record<string, Json> = {
       connection: this.id,
@@ -184,23 +196,25 @@ export class HttpConnection {
     let retryAfter: string | undefined;
     try {
       const response = await this.pool.request({
-        path: url.pathname + url.search,
+        path: target,
         method: method as 'GET',
         headers,
         ...(body === undefined ? {} : { body }),
-        signal: AbortSignal.any([signal, timeout]),
+        signal: limit.signal,
       });
       status = response.statusCode;
       text = await response.body.text();
+      limit.done();
       contentType = String(response.headers['content-type'] ?? '');
       const header = response.headers['retry-after'];
       retryAfter = Array.isArray(header) ? header[0] : header;
     } catch (thrown) {
-      if (signal.aborted && !timeout.aborted) {
+      limit.done();
+      if (signal.aborted) {
         finish({ status: null, error: 'aborted' });
         throw thrown; // the instance was cancelled or hit its own time limit
       }
-      const timedOut = timeout.aborted;
+      const timedOut = limit.timedOut || (thrown as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT';
       const code: CallFailure['code'] = timedOut ? 'connection-timeout' : 'connection-failed';
       const cause = thrown as { code?: string; message?: string };
       const reason = timedOut
@@ -276,23 +290,33 @@ export class HttpConnection {
     return this.options.retryOn?.(failure) ?? byDefault;
   }
 
-  private async authorise(headers: Record<string, string>, url: URL): Promise<void> {
+  /** Adds an OAuth access token; returns the request target. */
+  private async authorise(headers: Record<string, string>, target: string): Promise<string> {
     const auth = this.options.auth;
-    if (!auth) return;
+    if (auth?.type === 'oauth2-client-credentials')
+      headers.authorization = `Bearer ${await this.accessToken(auth)}`;
+    return target;
+  }
+
+  /** Adds static credentials to the headers (or the query); returns the request target. */
+  private authoriseNow(headers: Record<string, string>, target: string): string {
+    const auth = this.options.auth;
+    if (!auth) return target;
     switch (auth.type) {
       case 'basic':
         headers.authorization = `Basic ${Buffer.from(`${reveal(auth.username)}:${reveal(auth.password)}`).toString('base64')}`;
-        return;
+        return target;
       case 'bearer':
         headers.authorization = `Bearer ${reveal(auth.token)}`;
-        return;
+        return target;
       case 'api-key':
-        if (auth.in === 'header') headers[auth.name.toLowerCase()] = reveal(auth.value);
-        else url.searchParams.set(auth.name, reveal(auth.value));
-        return;
-      case 'oauth2-client-credentials':
-        headers.authorization = `Bearer ${await this.accessToken(auth)}`;
-        return;
+        if (auth.in === 'header') {
+          headers[auth.name.toLowerCase()] = reveal(auth.value);
+          return target;
+        }
+        return `${target}${target.includes('?') ? '&' : '?'}${encodeURIComponent(auth.name)}=${encodeURIComponent(reveal(auth.value))}`;
+      default:
+        return target;
     }
   }
 
@@ -352,6 +376,27 @@ export class HttpConnection {
   async close(): Promise<void> {
     await this.pool.close();
   }
+}
+
+/**
+ * One abort signal per call that fires at the timeout or when the instance's signal does: a timer
+ * and a listener, cheaper than `AbortSignal.any([signal, AbortSignal.timeout(ms)])` on a hot path.
+ */
+function timeLimit(parent: AbortSignal, ms: number) {
+  const controller = new AbortController();
+  const state = { signal: controller.signal, timedOut: false, done };
+  const onAbort = () => controller.abort(parent.reason);
+  const timer = setTimeout(() => {
+    state.timedOut = true;
+    controller.abort(new Error(`timeout of ${ms} ms`));
+  }, ms);
+  if (parent.aborted) onAbort();
+  else parent.addEventListener('abort', onAbort, { once: true });
+  function done() {
+    clearTimeout(timer);
+    parent.removeEventListener('abort', onAbort);
+  }
+  return state;
 }
 
 function parseRetryAfter(value: string | undefined): number | null {

@@ -4,6 +4,13 @@ export class ConcurrencyLimit {
   private readonly waiting: (() => void)[] = [];
   constructor(readonly max: number) {}
 
+  /** A release function at once when a slot is free (the common case, without a promise), else null. */
+  tryAcquire(): (() => void) | null {
+    if (this.active >= this.max) return null;
+    this.active++;
+    return this.releaser();
+  }
+
   async acquire(signal?: AbortSignal): Promise<() => void> {
     if (this.active >= this.max) {
       await new Promise<void>((resolve, reject) => {
@@ -21,6 +28,10 @@ export class ConcurrencyLimit {
       });
     }
     this.active++;
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;

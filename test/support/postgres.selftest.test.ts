@@ -43,7 +43,14 @@ function childrenOf(pid: number): number[] {
   return children;
 }
 
-const alive = (pid: number) => existsSync(`/proc/${pid}`);
+/** Whether the process exists and is not a zombie (an exited process its parent has yet to reap). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** The postmaster's pid, from the first line of postmaster.pid. */
 const postmasterPid = (server: PostgresServer) =>
@@ -75,7 +82,14 @@ describe('startPostgres', () => {
               current_setting('full_page_writes') as fpw, current_setting('max_connections') as max,
               current_setting('listen_addresses') as listen, current_user as "user"`,
     );
-    expect(settings).toEqual({ fsync: 'on', sync: 'on', fpw: 'on', max: '200', listen: '127.0.0.1', user: 'postgres' });
+    expect(settings).toEqual({
+      fsync: 'on',
+      sync: 'on',
+      fpw: 'on',
+      max: '200',
+      listen: '127.0.0.1',
+      user: 'postgres',
+    });
 
     // Two fresh databases, each answering `select 1`.
     const urlA = await server.createDatabase('selftest_a');

@@ -80,21 +80,26 @@ async function initAndStart(bin: string, root: string, opts: StartPostgresOption
     chownSync(socketDir, uid, gid);
   }
 
-  const readLog = () => {
+  /** The server log from character `from` on (at most its last 8,000 characters). */
+  const readLog = (from = 0) => {
     try {
-      return readFileSync(logFile, 'utf8').slice(-8_000);
+      return readFileSync(logFile, 'utf8').slice(from).slice(-8_000);
     } catch {
-      return '(no server log)';
+      return '';
     }
   };
   const pgCtl = (args: string[]) => run(bin, root, 'pg_ctl', ['-D', dataDir, ...args]);
   /** Whether a postmaster runs on the data directory (`pg_ctl status` exits with 3 if not). */
   const running = async () => (await pgCtl(['status'])).code === 0;
 
-  const init = await run(bin, root, 'initdb', [
-    ...['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'],
-  ]);
-  if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}) in ${root}:\n${init.output}`);
+  const initdbArgs = ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'];
+  const init = await run(bin, root, 'initdb', [...initdbArgs, '--locale=C']);
+  if (init.code !== 0) {
+    const hint = isRoot()
+      ? ' (as root: the postgres user must be able to reach os.tmpdir(); set TMPDIR?)'
+      : '';
+    throw new Error(`initdb failed (exit ${init.code}) in ${root}${hint}:\n${init.output}`);
+  }
 
   const startOn = async (port: number) => {
     const settings = [
@@ -104,6 +109,7 @@ async function initAndStart(bin: string, root: string, opts: StartPostgresOption
       '-c max_connections=200',
       ...(opts.fast ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'] : []),
     ].join(' ');
+    const logStart = existsSync(logFile) ? readFileSync(logFile, 'utf8').length : 0;
     const started = await pgCtl([
       '-o',
       settings,
@@ -117,10 +123,11 @@ async function initAndStart(bin: string, root: string, opts: StartPostgresOption
     if (started.code !== 0) {
       // pg_ctl may give up while a postmaster still starts: make sure none is left.
       await pgCtl(['-m', 'immediate', '-w', 'stop']);
+      const log = readLog(logStart);
       throw new StartError(
         `PostgreSQL did not start on ${HOST}:${port} (pg_ctl exit ${started.code}):\n${started.output}\n` +
-          `--- server log ${logFile} ---\n${readLog()}`,
-        /could not bind|address already in use/i.test(readLog()),
+          `--- server log ${logFile} (this start) ---\n${log || '(empty)'}`,
+        /could not bind|address already in use/i.test(log),
       );
     }
     const url = serverUrl(port, 'postgres');
@@ -130,7 +137,7 @@ async function initAndStart(bin: string, root: string, opts: StartPostgresOption
       await pgCtl(['-m', 'immediate', '-w', 'stop']);
       throw new Error(
         `PostgreSQL started on ${HOST}:${port} but refuses connections: ${String(error)}\n` +
-          `--- server log ${logFile} ---\n${readLog()}`,
+          `--- server log ${logFile} (this start) ---\n${readLog(logStart) || '(empty)'}`,
       );
     }
   };
@@ -153,10 +160,13 @@ async function initAndStart(bin: string, root: string, opts: StartPostgresOption
     if (removed) throw new Error(`PostgreSQL server ${HOST}:${port} was stopped and removed`);
   };
   const shutdown = async (mode: 'fast' | 'immediate') => {
+    const pid = postmasterPid(dataDir);
     const result = await pgCtl(['-m', mode, '-w', '-t', String(PG_CTL_TIMEOUT_S), 'stop']);
     if (result.code !== 0 && (await running())) {
       throw new Error(`pg_ctl stop -m ${mode} failed (exit ${result.code}):\n${result.output}`);
     }
+    // pg_ctl returns once postmaster.pid is gone, a moment before the process itself has exited.
+    if (pid) await waitForExit(pid);
   };
 
   return {
@@ -282,6 +292,35 @@ function registerLiveServers(): LiveServers {
     }
   });
   return servers;
+}
+
+/** The postmaster's pid from the first line of postmaster.pid, if there is one. */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits (at most 10 s) until the process has exited; a zombie waiting to be reaped counts as exited. */
+async function waitForExit(pid: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return; // ESRCH: gone
+    }
+    try {
+      // Linux: field 3 of /proc/<pid>/stat is the state; Z is a zombie.
+      if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return;
+    } catch {
+      if (process.platform === 'linux') return; // gone meanwhile
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 function freePort(): Promise<number> {

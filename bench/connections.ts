@@ -1,0 +1,114 @@
+/**
+ * Connection overhead: `ctx.call()` (auth header, idempotency key, traceparent, limits, circuit,
+ * the activity event) against a raw undici request to the same local server, in one run.
+ *
+ *   npm run bench:connections
+ *   npm run bench:connections -- --calls 20000 --parallel 32
+ */
+import { fork } from 'node:child_process';
+import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { makeCaller } from '../src/connections/caller.js';
+import { httpConnection } from '../src/connections/http.js';
+
+const { values } = parseArgs({
+  options: {
+    calls: { type: 'string', default: '20000' },
+    parallel: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    serve: { type: 'boolean', default: false },
+  },
+});
+const CALLS = Number(values.calls);
+const PARALLEL = Number(values.parallel);
+const ROUNDS = Number(values.rounds);
+
+if (values.serve) {
+  const body = JSON.stringify({ sku: 'KB-42', available: 17 });
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  });
+  server.listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
+  process.on('disconnect', () => process.exit(0));
+} else {
+  await main();
+}
+
+async function main() {
+  // The application runs in its own process, so its work is not counted against either client.
+  const child = fork(fileURLToPath(import.meta.url), ['--serve'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
+  const url = `http://127.0.0.1:${port}`;
+
+  async function run(call: () => Promise<unknown>): Promise<number> {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: PARALLEL }, async () => {
+        while (next++ < CALLS) await call();
+      }),
+    );
+    return Math.round((CALLS / (performance.now() - started)) * 1000);
+  }
+
+  const pool = new Pool(url, { connections: 64 });
+  // The raw request sends the headers ctx.call must send too (credentials, Idempotency-Key,
+  // traceparent), so the ratio measures Tandem's machinery, not the protocol's bytes.
+  let n = 0;
+  const raw = () =>
+    pool
+      .request({
+        path: '/stock/KB-42',
+        method: 'GET',
+        headers: {
+          authorization: 'Bearer x',
+          'idempotency-key': `01a2b3c4-0000-7000-8000-000000000000:call:${n++}`,
+          traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+        },
+      })
+      .then(async (r) => JSON.parse(await r.body.text()));
+
+  process.env.BENCH_TOKEN = 'x';
+  const inventory = httpConnection('inventory', { baseUrl: url, auth: { type: 'bearer', token: 'x' } });
+  const events: unknown[] = [];
+  const call = makeCaller({
+    instanceId: '01a2b3c4-0000-7000-8000-000000000000',
+    attempt: 1,
+    signal: new AbortController().signal,
+    connections: new Map([['inventory', inventory]]),
+    record: (data) => {
+      if (events.length < 1_000) events.push(data);
+    },
+  });
+  const tandem = () => call('inventory', 'GET', '/stock/KB-42');
+
+  console.log(`# npm run bench:connections -- --calls ${CALLS} --parallel ${PARALLEL} --rounds ${ROUNDS}`);
+  console.log(
+    `# node ${process.version}; a local node:http server answering small JSON; ${PARALLEL} calls in flight\n`,
+  );
+  await run(raw); // warm-up of both paths
+  await run(tandem);
+  const rows: [number, number][] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = await run(raw);
+    const t = await run(tandem);
+    rows.push([r, t]);
+  }
+  console.log('| round | raw undici calls/s | ctx.call calls/s | ratio |');
+  console.log('|---|---:|---:|---:|');
+  for (const [i, [r, t]] of rows.entries()) {
+    console.log(
+      `| ${i + 1} | ${r.toLocaleString('en')} | ${t.toLocaleString('en')} | ${(t / r).toFixed(2)} |`,
+    );
+  }
+  const sum = rows.reduce((acc, [r, t]) => [acc[0] + r, acc[1] + t], [0, 0]);
+  console.log(`\nover all rounds: ctx.call ${(sum[1] / sum[0]).toFixed(2)}× raw undici`);
+  await pool.close();
+  await inventory.close();
+  child.disconnect();
+}
