@@ -267,7 +267,9 @@ export class Engine {
       inputJson,
       inputHash: idempotencyKey === null ? null : hashInput(inputJson),
       tracking,
-      orderingKey: orderingKey === null ? null : `${integration.id}:${orderingKey}`,
+      // Not namespaced by integration: one key orders the instances of several integrations
+      // (e.g. onboard-employee and attach-document on the employee id).
+      orderingKey,
       idempotencyKey,
       parentId: options.parentId ?? null,
       createdAt: now,
