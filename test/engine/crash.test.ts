@@ -1,42 +1,25 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
+import { readEffects, startWorker, type Worker } from '../support/worker-process.js';
 
-const WORKER = join(import.meta.dirname, '../fixtures/crash-worker.ts');
-const children: ChildProcess[] = [];
+const workers: Worker[] = [];
+const start = (args: string[]) => {
+  const worker = startWorker(args);
+  workers.push(worker);
+  return worker;
+};
 
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const { child } of workers.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-function startWorker(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const lines: string[] = [];
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { child, lines, exited };
-}
-
-async function kill9(worker: ReturnType<typeof startWorker>) {
+async function kill9(worker: Worker) {
   worker.child.kill('SIGKILL');
   await worker.exited;
 }
-
-const readEffects = (path: string) =>
-  existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 
 describe('crash safety (SIGKILL)', () => {
   it('resumes every accepted instance after a kill mid-run, repeating only steps in flight', async () => {
@@ -44,7 +27,7 @@ describe('crash safety (SIGKILL)', () => {
     try {
       const db = join(dir.path, 'tandem.db');
       const effects = join(dir.path, 'effects.log');
-      const first = startWorker([db, effects, 'accept-and-run', '300']);
+      const first = start([db, effects, 'accept-and-run', '300']);
       await waitFor(() => first.lines.includes('accept-done'), 'all accepts');
       await waitFor(() => readEffects(effects).length > 150, 'work in progress', 30_000);
       await kill9(first);
@@ -53,7 +36,7 @@ describe('crash safety (SIGKILL)', () => {
       const effectsAtKill = readEffects(effects).length;
       expect(effectsAtKill).toBeLessThan(900); // killed mid-run, not after
 
-      const second = startWorker([db, effects, 'run']);
+      const second = start([db, effects, 'run']);
       const store = new SqliteStore({ path: db });
       try {
         await waitFor(
@@ -82,7 +65,7 @@ describe('crash safety (SIGKILL)', () => {
     const dir = tempDir('tandem-accept-');
     try {
       const db = join(dir.path, 'tandem.db');
-      const worker = startWorker([db, join(dir.path, 'e.log'), 'accept-only', '100000']);
+      const worker = start([db, join(dir.path, 'e.log'), 'accept-only', '100000']);
       await waitFor(() => worker.lines.filter((l) => l.startsWith('accepted ')).length >= 2_000, 'accepts');
       await kill9(worker);
       const acknowledged = worker.lines.filter((l) => l.startsWith('accepted ')).map((l) => l.slice(9));

@@ -1,13 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { type PostgresServer, startPostgres } from '../support/postgres.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
+import { readEffects, startWorker } from '../support/worker-process.js';
 
-const WORKER = join(import.meta.dirname, '../fixtures/crash-worker.ts');
 const COUNT = 20_000;
 
 // A server of its own: this test restarts it, which the shared one must not see.
@@ -19,25 +17,6 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function startNode(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { child, lines, exited };
-}
-
-const readEffects = (path: string) =>
-  existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
-
 describe('multi-node on PostgreSQL', () => {
   it('three processes run 20,000 instances through a SIGKILL and a database restart, losing nothing', async () => {
     const dir = tempDir('tandem-multi-');
@@ -45,9 +24,9 @@ describe('multi-node on PostgreSQL', () => {
     const effects = join(dir.path, 'effects.log');
     const nodes = [
       // Leases of 5 s: long enough to outlast the database restart, short enough to recover the kill.
-      startNode([url, effects, 'accept-and-run', String(COUNT / 2), '20', '5000', '3']),
-      startNode([url, effects, 'accept-and-run', String(COUNT / 2), '20', '5000', '3']),
-      startNode([url, effects, 'run', '0', '20', '5000', '3']),
+      startWorker([url, effects, 'accept-and-run', String(COUNT / 2), '20', '5000', '3']),
+      startWorker([url, effects, 'accept-and-run', String(COUNT / 2), '20', '5000', '3']),
+      startWorker([url, effects, 'run', '0', '20', '5000', '3']),
     ];
     const store = await PostgresStore.open({ url: server.url, schema: 'multi' });
     try {
