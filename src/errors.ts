@@ -30,6 +30,8 @@ export const ERROR_CATALOGUE = {
   'store-closed': { status: 503, title: 'Store is closed' },
   'wrong-mode': { status: 409, title: 'Integration does not run in this mode' },
   'shutting-down': { status: 503, title: 'Engine is shutting down' },
+  'no-source-files': { status: 404, title: 'No file matches the record source' },
+  'source-consumed': { status: 500, title: 'A record source can be read once' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -156,6 +158,18 @@ export class WrongModeError extends TandemError {
 export class ShuttingDownError extends TandemError {
   constructor() {
     super('shutting-down', 'The engine is shutting down and accepts no new work');
+  }
+}
+
+export class NoSourceFilesError extends TandemError {
+  constructor(readonly pattern: string) {
+    super('no-source-files', `No file matches "${pattern}"`, { pattern });
+  }
+}
+
+export class SourceConsumedError extends TandemError {
+  constructor() {
+    super('source-consumed', 'This record source was already read; create a new one to read again');
   }
 }
 

@@ -3,7 +3,18 @@
  * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
  * everything it stores goes through the {@link WorkWriter}.
  */
-import type { AsyncContext, AsyncDefinition, ScheduledDefinition, Starter } from '../define/integration.js';
+import type {
+  AnyIntegration,
+  AsyncContext,
+  AsyncDefinition,
+  ChildCounts,
+  ScheduledContext,
+  ScheduledDefinition,
+  StartedInstance,
+  StartManyOptions,
+  StartOptions,
+} from '../define/integration.js';
+import { checkParameters, type Parameters } from '../define/parameters.js';
 import { backoffDelay, resolveRetryPolicy } from '../define/retry.js';
 import {
   AttemptTimeoutError,
@@ -18,6 +29,7 @@ import { toStoredJson } from '../json.js';
 import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
+import { fanOut } from './fan-out.js';
 import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -31,11 +43,37 @@ export interface Attempt {
   over: boolean;
 }
 
+/**
+ * Starts children on behalf of a parent. `call` numbers the parent's start calls in handler order;
+ * with the parent id it makes the children's idempotency keys, so a later attempt that repeats a
+ * call finds the children of the earlier one instead of creating them twice.
+ */
+export interface ChildStarter {
+  start(
+    parent: InstanceWork,
+    call: number,
+    integration: AnyIntegration | string,
+    input: unknown,
+    options?: StartOptions,
+  ): Promise<StartedInstance>;
+  startMany(
+    parent: InstanceWork,
+    call: number,
+    integration: AnyIntegration | string,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+    options?: StartManyOptions,
+    /** Called after each committed chunk with the running totals. */
+    onChunk?: (totals: { count: number; created: number }) => void,
+  ): Promise<{ count: number; created: number }>;
+}
+
 export interface ExecuteDeps {
   clock: Clock;
   writer: WorkWriter;
-  /** Starts children on behalf of the instance, idempotently. */
-  starter: (parent: InstanceWork) => Starter;
+  children: ChildStarter;
+  countChildren(parentId: string): Promise<ChildCounts>;
+  /** Parameter values stored for a schedule (without the definition's defaults). */
+  storedParameters(integrationId: string): Promise<Parameters>;
 }
 
 /** Errors that no retry can mend: the same code with the same input fails the same way. */
@@ -90,6 +128,7 @@ export async function executeAttempt(
     if (attempt.over) throw new LeaseLostError(instance.id);
   };
 
+  let calls = 0;
   const ctx: AsyncContext<unknown> = {
     instanceId: instance.id,
     integrationId: instance.integrationId,
@@ -97,7 +136,17 @@ export async function executeAttempt(
     run: instance.run,
     attempt: instance.attempt,
     signal,
-    ...deps.starter(instance),
+    start: (child, input, options) => {
+      ensureLive();
+      return deps.children.start(instance, ++calls, child, input, options);
+    },
+    startMany: (child, inputs, options) => {
+      ensureLive();
+      return fanOut({ ctx, parent: instance, call: ++calls, deps, child, inputs, options: options ?? {} });
+    },
+    progress(data) {
+      if (!attempt.over) writer.event(event('progress', data));
+    },
     async step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
       ensureLive();
       if (typeof name !== 'string' || name === '')
@@ -170,9 +219,32 @@ export async function executeAttempt(
     };
   }
 
+  // Scheduled instances see their parameters; what the handler sets is stored with a success.
+  let parameterPatch: Parameters | null = null;
+  const scheduled = integration.mode === 'scheduled' ? integration : null;
+
   let outcome: AttemptOutcome;
   const events: NewActivityEvent[] = [];
   try {
+    if (scheduled) {
+      const defaults = scheduled.parameters ?? {};
+      const input = instance.input as { scheduledFor?: number | null; parameters?: Parameters } | null;
+      let current: Parameters = {
+        ...defaults,
+        ...(await deps.storedParameters(instance.integrationId)),
+        ...(input?.parameters ?? {}),
+      };
+      Object.defineProperty(ctx, 'parameters', { get: () => current, enumerable: true });
+      Object.assign(ctx as ScheduledContext, {
+        scheduledFor: input?.scheduledFor ?? null,
+        setParameters(patch: Parameters) {
+          ensureLive();
+          const checked = checkParameters(defaults, patch);
+          parameterPatch = { ...parameterPatch, ...checked };
+          current = { ...current, ...checked };
+        },
+      });
+    }
     const output = await Promise.race([
       Promise.resolve().then(() => integration.handler(ctx as never)),
       aborted,
@@ -206,7 +278,17 @@ export async function executeAttempt(
       }),
     );
   }
-  await writer.finish({ ...lease, outcome, now: clock.now(), durationMs, events });
+  const patch = parameterPatch as Parameters | null;
+  await writer.finish({
+    ...lease,
+    outcome,
+    now: clock.now(),
+    durationMs,
+    events,
+    ...(patch && outcome.kind === 'succeeded'
+      ? { parameters: { integrationId: instance.integrationId, patchJson: JSON.stringify(patch) } }
+      : {}),
+  });
 }
 
 /** Retry or fail, by the error and the policy. */
