@@ -82,13 +82,20 @@ async function* readCsv(
 async function* drain(stream: Readable, skipped: RawRecord[]): AsyncGenerator<RawRecord[]> {
   for (;;) {
     const batch: RawRecord[] = [];
+    let hadSkips = false;
     let item: Parsed | null;
     for (;;) {
       item = stream.read() as Parsed | null;
       if (item === null) break;
-      if (skipped.length > 0) batch.push(...skipped.splice(0));
+      if (skipped.length > 0) {
+        hadSkips = true;
+        batch.push(...skipped.splice(0));
+      }
       batch.push({ value: item.value, line: item.line });
     }
+    // A skipped record is reported from a callback while the records around it wait in the
+    // parser's buffer: restore file order.
+    if (hadSkips) batch.sort((a, b) => a.line - b.line);
     if (stream.readableEnded || stream.destroyed) {
       if (stream.errored) throw stream.errored;
       if (skipped.length > 0) batch.push(...skipped.splice(0));

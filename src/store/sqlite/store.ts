@@ -464,7 +464,7 @@ export class SqliteStore implements Store {
   async ensureSchedule(integrationId: string, now: number): Promise<ScheduleState> {
     this.open();
     return this.db.transaction(() => {
-      this.stmt.ensureSchedule.run(integrationId, now);
+      this.stmt.ensureSchedule.run({ id: integrationId, now });
       return this.scheduleState(integrationId)!;
     })();
   }
@@ -475,7 +475,7 @@ export class SqliteStore implements Store {
   }
 
   private scheduleState(integrationId: string): ScheduleState | null {
-    const row = this.stmt.scheduleById.get(integrationId) as
+    const row = this.stmt.scheduleById.get({ id: integrationId }) as
       | { parameters: string; created_at: number; updated_at: number; last_slot_at: number | null }
       | undefined;
     if (!row) return null;
@@ -543,8 +543,8 @@ export class SqliteStore implements Store {
 
   /** Read, merge and write in the caller's transaction (json_patch would drop keys set to null). */
   private mergeParameters(integrationId: string, patchJson: string, now: number): void {
-    this.stmt.ensureSchedule.run(integrationId, now);
-    const row = this.stmt.scheduleById.get(integrationId) as { parameters: string };
+    this.stmt.ensureSchedule.run({ id: integrationId, now });
+    const row = this.stmt.scheduleById.get({ id: integrationId }) as { parameters: string };
     const merged = {
       ...(JSON.parse(row.parameters) as Parameters),
       ...(JSON.parse(patchJson) as Parameters),
@@ -713,12 +713,12 @@ function prepare(db: Database.Database) {
       'SELECT status, count(*) AS n FROM instances WHERE parent_id = ? GROUP BY status',
     ),
     ensureSchedule: db.prepare(`
-      INSERT INTO schedules (integration_id, parameters, created_at, updated_at) VALUES (?1, '{}', ?2, ?2)
+      INSERT INTO schedules (integration_id, parameters, created_at, updated_at) VALUES (@id, '{}', @now, @now)
       ON CONFLICT (integration_id) DO NOTHING`),
     scheduleById: db.prepare(`
       SELECT parameters, created_at, updated_at,
-        (SELECT max(slot_at) FROM schedule_slots WHERE integration_id = ?1) AS last_slot_at
-      FROM schedules WHERE integration_id = ?1`),
+        (SELECT max(slot_at) FROM schedule_slots WHERE integration_id = @id) AS last_slot_at
+      FROM schedules WHERE integration_id = @id`),
     setParameters: db.prepare('UPDATE schedules SET parameters = ?, updated_at = ? WHERE integration_id = ?'),
     latestSlot: db.prepare('SELECT max(slot_at) AS slot_at FROM schedule_slots WHERE integration_id = ?'),
     activeScheduled: db.prepare(`
