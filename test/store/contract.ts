@@ -314,6 +314,57 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getInstance(row.id)).toMatchObject({ status: 'retrying', attempt: 1 });
     });
 
+    it('returns memoised steps after an attempt that did not count and after a released lease', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const stepWrite = (token: string, name: string) => ({
+        instanceId: row.id,
+        claimToken: token,
+        outputJson: `"${name}"`,
+        events: [],
+        step: {
+          instanceId: row.id,
+          run: 1,
+          name,
+          position: 0,
+          status: 'succeeded' as const,
+          output: null,
+          error: null,
+          attempt: 1,
+          startedAt: T0,
+          finishedAt: T0,
+        },
+      });
+      const [c1] = await store.claim(claimOf());
+      await store.commit({
+        events: [],
+        steps: [stepWrite(c1!.claimToken, 'one')],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: c1!.claimToken,
+            now: T0 + 1_100,
+            durationMs: 1,
+            events: [],
+            outcome: {
+              kind: 'retry',
+              error: { name: 'Error', message: 'waiting' },
+              runAt: T0 + 1_200,
+              consumesAttempt: false,
+            },
+          },
+        ],
+      });
+      const [c2] = await store.claim(claimOf('w1', 10, T0 + 1_200));
+      expect(c2!.instance.attempt).toBe(1);
+      expect(c2!.steps.map((s) => s.name)).toEqual(['one']);
+      await store.commit({ events: [], finishes: [], steps: [stepWrite(c2!.claimToken, 'two')] });
+      await store.releaseLeases([{ instanceId: row.id, claimToken: c2!.claimToken }], T0 + 1_300);
+      const [c3] = await store.claim(claimOf('w2', 10, T0 + 1_300));
+      expect(c3!.instance.attempt).toBe(1);
+      expect(c3!.steps.map((s) => s.name).sort()).toEqual(['one', 'two']);
+    });
+
     it('takes over an expired lease and refuses the previous holder', async () => {
       const row = newRow();
       await store.insertInstances([row]);

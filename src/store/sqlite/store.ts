@@ -160,8 +160,12 @@ export class SqliteStore implements Store {
         expired.length < request.limit
           ? (this.stmt.dueInstances.all(request.now, ids, request.limit - expired.length) as {
               seq: number;
+              resumed: number;
             }[])
           : [];
+      // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
+      // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
+      const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
       const claimed: ClaimedInstance[] = [];
       const batchToken = randomUUID();
       for (const [list, takenOver] of [
@@ -184,7 +188,7 @@ export class SqliteStore implements Store {
         for (const row of rows) {
           const instance = workFromRow(row);
           const steps =
-            instance.attempt > 1 || instance.run > 1
+            takenOver || instance.attempt > 1 || instance.run > 1 || resumed.has(instance.seq)
               ? (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow)
               : [];
           claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver });
@@ -646,7 +650,7 @@ function prepare(db: Database.Database) {
     // An instance with an ordering key is claimable only when no earlier instance with the same key
     // still holds it (queued, running, retrying or failed).
     dueInstances: db.prepare(`
-      SELECT seq FROM instances AS i INDEXED BY instances_due
+      SELECT seq, started_at IS NOT NULL AS resumed FROM instances AS i INDEXED BY instances_due
       WHERE status IN ('queued', 'retrying') AND run_at <= ?
         AND integration_id IN (SELECT value FROM json_each(?))
         AND (ordering_key IS NULL OR NOT EXISTS (
