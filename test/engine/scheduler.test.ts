@@ -16,7 +16,12 @@ const T0 = at('2026-01-10T00:00:00.500Z');
 /** A clock the test moves by hand; the scheduler reads "now" only from it. */
 function manualClock(start: number) {
   let now = start;
-  return { now: () => now, set: (time: number) => void (now = time) };
+  return {
+    now: () => now,
+    set(time: number) {
+      now = time;
+    },
+  };
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
