@@ -311,7 +311,8 @@ export class Engine {
         // Straight to the store, one transaction per chunk: a chunk is already a batch.
         const outcomes = await this.store.insertInstances(rows);
         for (const outcome of outcomes) if (outcome.created) created++;
-        this.wake();
+        // Children this process does not run are another pool's work: no claim attempt per chunk.
+        if (this.runnableIds.includes(rows[0]!.integrationId)) this.wake();
         onChunk?.({ count, created });
       };
       const add = async (input: unknown) => {

@@ -1,7 +1,23 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 let lastMs = 0;
 let counter = 0;
+
+// Random bytes are drawn from a pool refilled 4 KiB at a time: one crypto call per 256 ids instead
+// of two per id (a batch fan-out spent a tenth of its time in randomBytes).
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+
+function randomInto(target: Buffer, length: number): void {
+  if (poolOffset + length > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  pool.copy(target, 0, poolOffset, poolOffset + length);
+  poolOffset += length;
+}
+
+const scratch = Buffer.alloc(2);
 
 /**
  * A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by
@@ -15,9 +31,11 @@ export function uuidv7(now = Date.now()): string {
     now = lastMs;
   } else {
     lastMs = now;
-    counter = randomBytes(2).readUInt16BE(0) & 0x7ff;
+    randomInto(scratch, 2);
+    counter = scratch.readUInt16BE(0) & 0x7ff;
   }
-  const bytes = randomBytes(16);
+  const bytes = Buffer.allocUnsafe(16);
+  randomInto(bytes, 16);
   bytes.writeUIntBE(now, 0, 6);
   bytes[6] = 0x70 | (counter >> 8);
   bytes[7] = counter & 0xff;
