@@ -52,6 +52,8 @@ export const ERROR_CATALOGUE = {
   'connection-timeout': { status: 504, title: 'A connection call timed out' },
   'circuit-open': { status: 503, title: 'The connection is open-circuited after repeated failures' },
   'missing-secret': { status: 500, title: 'A secret reference has no value' },
+  'no-source-files': { status: 404, title: 'No file matches the record source' },
+  'source-consumed': { status: 500, title: 'A record source can be read once' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -190,6 +192,18 @@ export class DeadlineExceededError extends TandemError {
 export class ShuttingDownError extends TandemError {
   constructor() {
     super('shutting-down', 'The engine is shutting down and accepts no new work');
+  }
+}
+
+export class NoSourceFilesError extends TandemError {
+  constructor(readonly pattern: string) {
+    super('no-source-files', `No file matches "${pattern}"`, { pattern });
+  }
+}
+
+export class SourceConsumedError extends TandemError {
+  constructor() {
+    super('source-consumed', 'This record source was already read; create a new one to read again');
   }
 }
 

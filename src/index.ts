@@ -9,9 +9,14 @@ export type {
   ApiKeyAuth,
   AsyncContext,
   AsyncDefinition,
+  ChildCounts,
+  FanOutOptions,
+  FanOutResult,
   Integration,
   IntegrationDefinition,
+  ScheduledContext,
   ScheduledDefinition,
+  ScheduledInput,
   StandardWebhooksAuth,
   StartedInstance,
   SyncContext,
@@ -20,15 +25,25 @@ export type {
   TriggerAuth,
 } from './define/integration.js';
 export { defineIntegration } from './define/integration.js';
+export type { Parameters, ParameterValue } from './define/parameters.js';
 export type { RetryPolicy } from './define/retry.js';
-export type { Accepted, AcceptOptions, EngineOptions, InstanceDetail } from './engine/engine.js';
+export type {
+  Accepted,
+  AcceptOptions,
+  EngineOptions,
+  InstanceDetail,
+  Progress,
+  RunNowOptions,
+} from './engine/engine.js';
 export { createEngine, Engine } from './engine/engine.js';
+export type { ScheduleInfo, SlotEvent } from './engine/scheduler.js';
 export type { SyncCall, SyncResult, SyncRunnerOptions } from './engine/sync.js';
 export { SyncRunner } from './engine/sync.js';
 export * from './errors.js';
 export type * from './model.js';
 export type { AppOptions } from './server/app.js';
 export { buildApp } from './server/app.js';
+export * from './sources/index.js';
 export { openStore } from './store/open.js';
 export { SqliteStore } from './store/sqlite/store.js';
 export type { Store } from './store/store.js';

@@ -2,8 +2,11 @@ import type { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
+import type { RecordReport } from '../sources/report.js';
+import { checkParameterDefaults, type Parameters } from './parameters.js';
 import type { RetryPolicy } from './retry.js';
 import { parseRoute } from './route.js';
+import { checkSchedule } from './schedule.js';
 
 /** Any zod schema; the handler's input type is inferred from it. */
 export type InputSchema = z.ZodType;
@@ -46,6 +49,40 @@ export interface Starter {
   ): Promise<{ count: number; created: number }>;
 }
 
+/** How an async or scheduled handler fans out (`ctx.startMany`). */
+export interface FanOutOptions extends StartManyOptions {
+  /**
+   * `'children'`: after starting them, wait until every child of this instance is in a final state
+   * (the instance waits in `retrying` without using attempts, and shows progress). Default `'none'`.
+   */
+  await?: 'children' | 'none';
+  /** How often a waiting parent looks at its children's counts, in ms. Default 1 s. */
+  checkEveryMs?: number;
+}
+
+/** Children of an instance by status. */
+export interface ChildCounts {
+  total: number;
+  queued: number;
+  running: number;
+  retrying: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
+/** What `ctx.startMany` of an async or scheduled handler reports. */
+export interface FanOutResult {
+  /** Inputs handed to startMany (records the source found invalid are not among them). */
+  count: number;
+  /** Children created by this call (fewer than count when an earlier attempt created some). */
+  created: number;
+  /** The record source's report of invalid records, when the inputs came from one. */
+  invalid?: RecordReport;
+  /** With `await: 'children'`: the children's final counts. */
+  children?: ChildCounts;
+}
+
 /** What every handler receives. */
 export interface BaseContext<I> extends Starter {
   instanceId: string;
@@ -75,6 +112,42 @@ export interface AsyncContext<I> extends BaseContext<I> {
    * const account = await ctx.step('create-account', () => crm.createAccount(ctx.input.customer));
    */
   step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T>;
+  /**
+   * Starts one child per input, committed in chunks, as one durable step: a later attempt does not
+   * read the inputs again. Records a {@link RecordSource} found invalid are reported, not started.
+   *
+   * @example
+   * const orders = csvSource('./inbox/orders-*.csv', { schema: Order });
+   * const result = await ctx.startMany(postOrder, orders, { chunkSize: 1_000, await: 'children' });
+   */
+  startMany<T extends AnyIntegration>(
+    integration: T | string,
+    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
+    options?: FanOutOptions,
+  ): Promise<FanOutResult>;
+  /** Records a `progress` activity event (e.g. `{ done: 40, total: 100 }`) for monitors and the CLI. */
+  progress(data: Record<string, Json>): void;
+}
+
+/** The input of a scheduled instance: which slot fired it and the run-now parameter overrides. */
+export interface ScheduledInput {
+  /** The cron slot (ms since epoch) this instance was fired for; null for run-now. */
+  scheduledFor: number | null;
+  /** Parameter values that apply to this instance only (run-now overrides). */
+  parameters: Parameters;
+}
+
+/** The context of a scheduled handler. */
+export interface ScheduledContext<P extends Parameters = Parameters> extends AsyncContext<ScheduledInput> {
+  /** Defaults from the definition, overlaid by the stored values, overlaid by run-now overrides. */
+  parameters: Readonly<P>;
+  /**
+   * Updates parameters (e.g. a `lastRunAt` watermark). Stored when the instance succeeds, in the
+   * same transaction as its result; a failed attempt stores nothing.
+   */
+  setParameters(patch: Partial<P>): void;
+  /** The cron slot this instance was fired for (ms since epoch); null for run-now. */
+  scheduledFor: number | null;
 }
 
 /**
@@ -165,16 +238,29 @@ export interface AsyncDefinition<S extends InputSchema | undefined = undefined> 
   orderingKey?: FieldSelector<InputOf<S>>;
 }
 
-export interface ScheduledDefinition<S extends InputSchema | undefined = undefined>
-  extends CommonDefinition<S> {
+/**
+ * Started by the clock (and by run-now). A scheduled integration has no input of its own: what
+ * varies between runs is its {@link ScheduledDefinition.parameters}.
+ */
+export interface ScheduledDefinition<P extends Parameters = Parameters>
+  extends Omit<CommonDefinition<undefined>, 'input' | 'track'> {
   mode: 'scheduled';
-  /** Cron expression (5 or 6 fields). */
+  /** Cron expression: 5 fields, or 6 with seconds first (`"0 30 2 * * *"`). */
   cron: string;
+  /** IANA time zone the cron is read in (`"Europe/Berlin"`). Default UTC. */
   timezone?: string;
-  handler: (ctx: AsyncContext<InputOf<S>>) => unknown | Promise<unknown>;
+  /** Named scalars kept across runs, with their defaults (e.g. `{ lastRunAt: null as string | null }`). */
+  parameters?: P;
+  /** A slot that fires while an instance of this schedule is still active: `'skip'` it (default) or `'queue'` it. */
+  overlap?: 'skip' | 'queue';
+  /** Slots missed while no process was running: `'none'` (default) or fire the `'last'` one once at start. */
+  catchUp?: 'none' | 'last';
+  input?: never;
+  handler: (ctx: ScheduledContext<P>) => unknown | Promise<unknown>;
   retry?: RetryPolicy;
   timeout?: number;
-  orderingKey?: FieldSelector<InputOf<S>>;
+  track?: Record<string, FieldSelector<ScheduledInput>>;
+  orderingKey?: FieldSelector<ScheduledInput>;
 }
 
 export interface SyncDefinition<
@@ -198,7 +284,8 @@ export type IntegrationDefinition<
   S extends InputSchema | undefined = undefined,
   P extends InputSchema | undefined = undefined,
   Q extends InputSchema | undefined = undefined,
-> = AsyncDefinition<S> | ScheduledDefinition<S> | SyncDefinition<S, P, Q>;
+  R extends Parameters = Parameters,
+> = AsyncDefinition<S> | ScheduledDefinition<R> | SyncDefinition<S, P, Q>;
 
 /** A defined integration: the definition, checked. The brand keeps plain objects out. */
 export type Integration<
@@ -234,7 +321,8 @@ export function defineIntegration<
   S extends InputSchema | undefined = undefined,
   P extends InputSchema | undefined = undefined,
   Q extends InputSchema | undefined = undefined,
->(definition: IntegrationDefinition<S, P, Q>): Integration<S, P, Q> {
+  R extends Parameters = Parameters,
+>(definition: IntegrationDefinition<S, P, Q, R>): Integration<S, P, Q> {
   const def = definition as IntegrationDefinition<S, P, Q>;
   if (!def || typeof def !== 'object')
     throw new InvalidDefinitionError('An integration definition must be an object');
@@ -292,8 +380,14 @@ export function defineIntegration<
       throw new InvalidDefinitionError(`${where}: retry.jitter must be between 0 and 1`);
     }
   }
-  if (def.mode === 'scheduled' && (typeof def.cron !== 'string' || def.cron.trim() === '')) {
-    throw new InvalidDefinitionError(`${where}: a scheduled integration needs a cron expression`);
+  if (def.mode === 'scheduled') {
+    if ((def as { input?: unknown }).input !== undefined) {
+      throw new InvalidDefinitionError(
+        `${where}: a scheduled integration takes parameters, not an input schema`,
+      );
+    }
+    checkSchedule(where, def);
+    checkParameterDefaults(where, def.parameters);
   }
   return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
 }

@@ -10,12 +10,17 @@ import { checkIntegrations } from '../define/config.js';
 import {
   type AnyIntegration,
   type AsyncDefinition,
+  type ChildCounts,
   isIntegration,
   type ScheduledDefinition,
   type StartedInstance,
-  type Starter,
   selectField,
 } from '../define/integration.js';
+import {
+  checkParameters,
+  checkScheduledInput,
+  type Parameters as ScheduleParameters,
+} from '../define/parameters.js';
 import {
   InstanceNotFoundError,
   InvalidDefinitionError,
@@ -27,15 +32,8 @@ import {
   WrongModeError,
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
-import type {
-  ActivityEvent,
-  Instance,
-  InstanceStatus,
-  InstanceWork,
-  RerunFrom,
-  Run,
-  Step,
-} from '../model.js';
+import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
+import { isRecordSource } from '../sources/source.js';
 import { openStore } from '../store/open.js';
 import type {
   ClaimedInstance,
@@ -49,9 +47,10 @@ import type {
 } from '../store/store.js';
 import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
-import { type Attempt, executeAttempt } from './executor.js';
+import { type Attempt, type ChildStarter, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
 import type { EngineObserver } from './observer.js';
+import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
 import { WorkWriter } from './writer.js';
 
 export interface EngineOptions {
@@ -68,6 +67,15 @@ export interface EngineOptions {
   pollIntervalMs?: number;
   /** False for an API-only process that accepts but runs nothing. Default true. */
   worker?: boolean;
+  /**
+   * Ids of the integrations this process runs (a dedicated worker pool); the others are accepted
+   * and started as children but run elsewhere. Default: every async and scheduled integration.
+   */
+  run?: string[];
+  /** Whether this process fires cron slots. Several processes may: each slot fires once. Default: as `worker`. */
+  scheduler?: boolean;
+  /** Told about every cron slot this process handled (fired, skipped, or taken by another process). */
+  onSlot?: (event: SlotEvent) => void;
   /** One transaction for all accepts of a tick (default), or one per accept (for comparison). */
   groupCommit?: boolean;
   /** How long stop() lets running attempts finish before releasing their leases. Default 10 s. */
@@ -99,6 +107,20 @@ export interface Accepted {
   status: InstanceStatus;
   /** False when the idempotency key returned an earlier instance. */
   created: boolean;
+}
+
+/** What `runNow` starts: input for an async integration, parameter overrides for a scheduled one. */
+export interface RunNowOptions {
+  input?: unknown;
+  /** Parameter overrides for this instance only; strings are converted to the declared types. */
+  parameters?: Record<string, unknown>;
+  idempotencyKey?: string;
+}
+
+/** An instance and the counts of its children, for progress displays. */
+export interface Progress {
+  instance: Instance;
+  children: ChildCounts;
 }
 
 export interface InstanceDetail {
@@ -140,6 +162,7 @@ export class Engine {
   private heartbeat: NodeJS.Timeout | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
+  private scheduler: Scheduler | null = null;
   private readonly idle = new Set<() => void>();
   private readonly observers: EngineObserver[] = [];
   /** One observer that fans out to all, so that a throwing watcher cannot break the engine. */
@@ -161,7 +184,8 @@ export class Engine {
       }
       this.connections.set(connection.id, connection);
     }
-    this.runnableIds = options.integrations.filter((i) => i.mode !== 'sync').map((i) => i.id);
+    const runnable = options.integrations.filter((i) => i.mode !== 'sync').map((i) => i.id);
+    this.runnableIds = options.run ? runnable.filter((id) => options.run!.includes(id)) : runnable;
     this.store = store;
     this.ownsStore = ownsStore;
     this.clock = options.clock ?? systemClock;
@@ -248,10 +272,13 @@ export class Engine {
     const integration = this.integration(id);
     if (integration.mode === 'sync')
       throw new WrongModeError(integration.id, 'sync', 'be started as durable work');
-    const value = validateInput(integration, input);
+    const value =
+      integration.mode === 'scheduled'
+        ? checkScheduledInput(integration.parameters ?? {}, input)
+        : validateInput(integration, input);
     const inputJson = toStoredJson(value, `The input of "${integration.id}"`);
     const now = this.clock.now();
-    const def = integration as AsyncDefinition<any> | ScheduledDefinition<any>;
+    const def = integration as AsyncDefinition<any>;
     const tracking: Record<string, string> = {};
     for (const [name, selector] of Object.entries(def.track ?? {})) {
       const tracked = selectField(value, selector);
@@ -328,51 +355,70 @@ export class Engine {
     return accepted!;
   }
 
-  /** The `start`/`startMany` of a handler: children linked to the parent, idempotent across attempts. */
-  private starterFor(parent: InstanceWork): Starter {
-    let calls = 0;
-    const keyOf = (call: number, index?: number) =>
-      index === undefined ? `${parent.id}:start:${call}` : `${parent.id}:start:${call}:${index}`;
-    return {
-      start: async (integration, input, options) => {
-        const call = ++calls;
-        const accepted = await this.accept(integration as AnyIntegration | string, input, {
-          idempotencyKey: options?.idempotencyKey ?? keyOf(call),
-          parentId: parent.id,
-        });
-        return { instanceId: accepted.instanceId, created: accepted.created } satisfies StartedInstance;
-      },
-      startMany: async (integration, inputs, options) => {
-        const call = ++calls;
-        const chunkSize = Math.max(1, options?.chunkSize ?? 1_000);
-        let chunk: NewInstance[] = [];
-        let count = 0;
-        let created = 0;
-        const flush = async () => {
-          if (chunk.length === 0) return;
-          const rows = chunk;
-          chunk = [];
-          const outcomes = await this.store.insertInstances(rows);
-          const fresh = outcomes.filter((o) => o.created).length;
-          created += fresh;
-          if (fresh > 0) this.observer.accepted(rows[0]!.integrationId, rows[0]!.mode, fresh);
-          this.wake();
-        };
-        for await (const input of inputs as AsyncIterable<unknown>) {
-          chunk.push(
-            this.prepare(integration as AnyIntegration | string, input, {
-              idempotencyKey: keyOf(call, count),
-              parentId: parent.id,
-            }),
-          );
-          count++;
-          if (chunk.length >= chunkSize) await flush();
-        }
-        await flush();
-        return { count, created };
-      },
-    };
+  /**
+   * Runs an integration now: an async one with `input`, a scheduled one outside its cron with
+   * parameter overrides that apply to this instance only. Resolves once the instance is committed.
+   *
+   * @example
+   * await engine.runNow('nightly-orders', { parameters: { date: '2026-11-24' } });
+   */
+  async runNow(integrationId: string, options: RunNowOptions = {}): Promise<Accepted> {
+    const integration = this.integration(integrationId);
+    if (integration.mode === 'sync') throw new WrongModeError(integration.id, 'sync', 'be run now');
+    const input =
+      integration.mode === 'scheduled'
+        ? { scheduledFor: null, parameters: options.parameters ?? {} }
+        : options.input;
+    return this.accept(integration, input, {
+      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+    });
   }
+
+  /** Starts children for a running instance; keys from (parent, call, index) make repeats find the first. */
+  private readonly children: ChildStarter = {
+    start: async (parent, call, integration, input, options) => {
+      const accepted = await this.accept(integration, input, {
+        idempotencyKey: options?.idempotencyKey ?? `${parent.id}:start:${call}`,
+        parentId: parent.id,
+      });
+      return { instanceId: accepted.instanceId, created: accepted.created } satisfies StartedInstance;
+    },
+    startMany: async (parent, call, integration, inputs, options, onChunk) => {
+      const chunkSize = Math.max(1, options?.chunkSize ?? 1_000);
+      let chunk: NewInstance[] = [];
+      let count = 0;
+      let created = 0;
+      const flush = async () => {
+        if (chunk.length === 0) return;
+        const rows = chunk;
+        chunk = [];
+        // Straight to the store, one transaction per chunk: a chunk is already a batch.
+        const outcomes = await this.store.insertInstances(rows);
+        for (const outcome of outcomes) if (outcome.created) created++;
+        // Children this process does not run are another pool's work: no claim attempt per chunk.
+        if (this.runnableIds.includes(rows[0]!.integrationId)) this.wake();
+        onChunk?.({ count, created });
+      };
+      const add = async (input: unknown) => {
+        chunk.push(
+          this.prepare(integration, input, {
+            idempotencyKey: `${parent.id}:start:${call}:${count}`,
+            parentId: parent.id,
+          }),
+        );
+        count++;
+        if (chunk.length >= chunkSize) await flush();
+      };
+      // A record source hands out whole batches: no promise per record.
+      if (isRecordSource(inputs)) {
+        for await (const batch of inputs.batches()) for (const input of batch) await add(input);
+      } else {
+        for await (const input of inputs as AsyncIterable<unknown>) await add(input);
+      }
+      await flush();
+      return { count, created };
+    },
+  };
 
   // ── Running work ──────────────────────────────────────────────────────────────────────────
 
@@ -380,6 +426,7 @@ export class Engine {
   start(): void {
     if (this.state !== 'idle') return;
     this.state = 'running';
+    this.startScheduler();
     if (this.options.worker === false) return;
     this.unsubscribeWake = this.store.onWake?.(() => this.wake()) ?? null;
     const beat = Math.max(10, Math.floor(this.options.leaseMs / 3));
@@ -502,7 +549,10 @@ export class Engine {
       ? executeAttempt(claimed, integration, attempt, {
           clock: this.clock,
           writer: this.writer,
-          starter: (parent) => this.starterFor(parent),
+          children: this.children,
+          countChildren: (parentId) => this.store.countChildren(parentId),
+          storedParameters: async (integrationId) =>
+            (await this.store.getSchedule(integrationId))?.parameters ?? {},
           handlerDone: (a) => this.release(a),
           observer: this.observer,
           connections: this.connections,
@@ -572,6 +622,7 @@ export class Engine {
   async stop(graceMs = this.options.shutdownGraceMs): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
+    await this.scheduler?.stop();
     if (this.timer) clearTimeout(this.timer);
     this.unsubscribeWake?.();
     const deadline = Date.now() + graceMs;
@@ -608,6 +659,69 @@ export class Engine {
 
   private notifyIdle(): void {
     for (const listener of [...this.idle]) listener();
+  }
+
+  // ── Schedules ─────────────────────────────────────────────────────────────────────────────
+
+  private startScheduler(): void {
+    const scheduled = this.listIntegrations().filter(
+      (i): i is AnyIntegration & ScheduledDefinition<any> => i.mode === 'scheduled',
+    );
+    if (scheduled.length === 0 || (this.options.scheduler ?? this.options.worker) === false) return;
+    this.scheduler = new Scheduler(scheduled, {
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      prepare: (integration, slotAt) => this.prepare(integration, { scheduledFor: slotAt, parameters: {} }),
+      fired: () => this.wake(),
+      ...(this.options.onSlot ? { onSlot: this.options.onSlot } : {}),
+    });
+    this.scheduler.start();
+  }
+
+  /**
+   * Fires every cron slot that is due by the engine's clock now. The scheduler does this on its own
+   * timer; tests that move a manual clock call it to fire without waiting.
+   */
+  async fireDueSlots(): Promise<void> {
+    await this.scheduler?.tick();
+  }
+
+  /** A schedule's cron, parameters (effective and stored), next slot and recent slots. */
+  async getSchedule(integrationId: string): Promise<ScheduleInfo> {
+    const integration = this.scheduledIntegration(integrationId, 'have a schedule');
+    const [state, slots] = await Promise.all([
+      this.store.getSchedule(integrationId),
+      this.store.listSlots(integrationId, 20),
+    ]);
+    return Scheduler.describe(integration, state, slots, this.clock.now());
+  }
+
+  /** Stores parameter values for a schedule, as a handler's `ctx.setParameters` would. */
+  async updateParameters(
+    integrationId: string,
+    values: Record<string, unknown>,
+  ): Promise<ScheduleParameters> {
+    const integration = this.scheduledIntegration(integrationId, 'take parameters');
+    const defaults = integration.parameters ?? {};
+    const patch = checkParameters(defaults, values);
+    const state = await this.store.updateParameters(integrationId, JSON.stringify(patch), this.clock.now());
+    return { ...defaults, ...state.parameters };
+  }
+
+  private scheduledIntegration(integrationId: string, action: string): ScheduledDefinition<any> {
+    const integration = this.integration(integrationId);
+    if (integration.mode !== 'scheduled') throw new WrongModeError(integrationId, integration.mode, action);
+    return integration;
+  }
+
+  /** An instance and its children's counts (done = succeeded + failed + cancelled). */
+  async getProgress(instanceId: string): Promise<Progress> {
+    const [instance, children] = await Promise.all([
+      this.getInstance(instanceId),
+      this.store.countChildren(instanceId),
+    ]);
+    return { instance, children };
   }
 
   // ── Operating on instances ────────────────────────────────────────────────────────────────

@@ -3,10 +3,20 @@
  * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
  * everything it stores goes through the {@link WorkWriter}.
  */
-
 import { currentStep, makeCaller } from '../connections/caller.js';
 import type { HttpConnection } from '../connections/http.js';
-import type { AsyncContext, AsyncDefinition, ScheduledDefinition, Starter } from '../define/integration.js';
+import type {
+  AnyIntegration,
+  AsyncContext,
+  AsyncDefinition,
+  ChildCounts,
+  ScheduledContext,
+  ScheduledDefinition,
+  StartedInstance,
+  StartManyOptions,
+  StartOptions,
+} from '../define/integration.js';
+import { checkParameters, type Parameters } from '../define/parameters.js';
 import { backoffDelay, resolveRetryPolicy } from '../define/retry.js';
 import {
   AttemptTimeoutError,
@@ -21,6 +31,7 @@ import { toStoredJson } from '../json.js';
 import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
+import { fanOut } from './fan-out.js';
 import type { EngineObserver } from './observer.js';
 import type { WorkWriter } from './writer.js';
 
@@ -37,11 +48,37 @@ export interface Attempt {
   released?: boolean;
 }
 
+/**
+ * Starts children on behalf of a parent. `call` numbers the parent's start calls in handler order;
+ * with the parent id it makes the children's idempotency keys, so a later attempt that repeats a
+ * call finds the children of the earlier one instead of creating them twice.
+ */
+export interface ChildStarter {
+  start(
+    parent: InstanceWork,
+    call: number,
+    integration: AnyIntegration | string,
+    input: unknown,
+    options?: StartOptions,
+  ): Promise<StartedInstance>;
+  startMany(
+    parent: InstanceWork,
+    call: number,
+    integration: AnyIntegration | string,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+    options?: StartManyOptions,
+    /** Called after each committed chunk with the running totals. */
+    onChunk?: (totals: { count: number; created: number }) => void,
+  ): Promise<{ count: number; created: number }>;
+}
+
 export interface ExecuteDeps {
   clock: Clock;
   writer: WorkWriter;
-  /** Starts children on behalf of the instance, idempotently. */
-  starter: (parent: InstanceWork) => Starter;
+  children: ChildStarter;
+  countChildren(parentId: string): Promise<ChildCounts>;
+  /** Parameter values stored for a schedule (without the definition's defaults). */
+  storedParameters(integrationId: string): Promise<Parameters>;
   /** Registered connections, for `ctx.call`. */
   connections: ReadonlyMap<string, HttpConnection>;
   /** Told of every stored attempt end. */
@@ -102,6 +139,7 @@ export async function executeAttempt(
     if (attempt.over) throw new LeaseLostError(instance.id);
   };
 
+  let calls = 0;
   const ctx: AsyncContext<unknown> = {
     instanceId: instance.id,
     integrationId: instance.integrationId,
@@ -109,7 +147,17 @@ export async function executeAttempt(
     run: instance.run,
     attempt: instance.attempt,
     signal,
-    ...deps.starter(instance),
+    start: (child, input, options) => {
+      ensureLive();
+      return deps.children.start(instance, ++calls, child, input, options);
+    },
+    startMany: (child, inputs, options) => {
+      ensureLive();
+      return fanOut({ ctx, parent: instance, call: ++calls, deps, child, inputs, options: options ?? {} });
+    },
+    progress(data) {
+      if (!attempt.over) writer.event(event('progress', data));
+    },
     call: makeCaller({
       instanceId: instance.id,
       attempt: instance.attempt,
@@ -193,9 +241,32 @@ export async function executeAttempt(
     };
   }
 
+  // Scheduled instances see their parameters; what the handler sets is stored with a success.
+  let parameterPatch: Parameters | null = null;
+  const scheduled = integration.mode === 'scheduled' ? integration : null;
+
   let outcome: AttemptOutcome;
   const events: NewActivityEvent[] = [];
   try {
+    if (scheduled) {
+      const defaults = scheduled.parameters ?? {};
+      const input = instance.input as { scheduledFor?: number | null; parameters?: Parameters } | null;
+      let current: Parameters = {
+        ...defaults,
+        ...(await deps.storedParameters(instance.integrationId)),
+        ...(input?.parameters ?? {}),
+      };
+      Object.defineProperty(ctx, 'parameters', { get: () => current, enumerable: true });
+      Object.assign(ctx as ScheduledContext, {
+        scheduledFor: input?.scheduledFor ?? null,
+        setParameters(patch: Parameters) {
+          ensureLive();
+          const checked = checkParameters(defaults, patch);
+          parameterPatch = { ...parameterPatch, ...checked };
+          current = { ...current, ...checked };
+        },
+      });
+    }
     const output = await Promise.race([
       Promise.resolve().then(() => integration.handler(ctx as never)),
       aborted,
@@ -229,8 +300,18 @@ export async function executeAttempt(
       }),
     );
   }
+  const patch = parameterPatch as Parameters | null;
   deps.handlerDone?.(attempt);
-  const held = await writer.finish({ ...lease, outcome, now: clock.now(), durationMs, events });
+  const held = await writer.finish({
+    ...lease,
+    outcome,
+    now: clock.now(),
+    durationMs,
+    events,
+    ...(patch && outcome.kind === 'succeeded'
+      ? { parameters: { integrationId: instance.integrationId, patchJson: JSON.stringify(patch) } }
+      : {}),
+  });
   if (held) deps.observer?.finished?.(instance, outcome.kind, durationMs);
 }
 

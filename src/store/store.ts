@@ -8,6 +8,8 @@
  * Times are milliseconds since the epoch, passed in by the caller (the engine's clock), never read
  * from the database server's clock.
  */
+import type { ChildCounts } from '../define/integration.js';
+import type { Parameters } from '../define/parameters.js';
 import type {
   ActivityEvent,
   ActivityType,
@@ -98,6 +100,13 @@ export interface FinishWrite extends Lease {
   now: number;
   durationMs: number;
   events: NewActivityEvent[];
+  /**
+   * Schedule parameters the handler set (`ctx.setParameters`). Applied only when the outcome is
+   * `succeeded` and the claim token still holds, in the same transaction as the finish: merged
+   * into the schedule's stored parameters (keys in the patch replace stored keys; a `null` value is
+   * stored as null, not removed). Creates the schedule's row if it has none.
+   */
+  parameters?: { integrationId: string; patchJson: string };
 }
 
 /** What the engine writes in one transaction after a tick of work. */
@@ -202,6 +211,44 @@ export interface IntegrationStats {
   errors: { code: string | null; count: number }[];
 }
 
+/** What the store keeps per schedule (a scheduled integration). */
+export interface ScheduleState {
+  integrationId: string;
+  /** Values stored by handlers and operators; defaults come from the definition and are not stored. */
+  parameters: Parameters;
+  /** When a process first saw this schedule: catch-up never fires a slot before it. */
+  createdAt: number;
+  updatedAt: number;
+  /** The latest slot handled (fired or skipped), or null. */
+  lastSlotAt: number | null;
+}
+
+/** How a cron slot was handled; exactly one record per (schedule, slot). */
+export interface SlotRecord {
+  integrationId: string;
+  slotAt: number;
+  outcome: 'fired' | 'skipped';
+  /** The instance fired, or (skipped) the active instance that caused the skip. */
+  instanceId: string | null;
+  at: number;
+}
+
+export interface FireRequest {
+  integrationId: string;
+  slotAt: number;
+  /** `skip`: when an instance of this integration is queued, running or retrying, record a skip instead. */
+  overlap: 'skip' | 'queue';
+  /** The instance to insert when the slot fires (with its `accepted` event). */
+  instance: NewInstance;
+  now: number;
+}
+
+export type FireOutcome =
+  | { outcome: 'fired'; instanceId: string }
+  | { outcome: 'skipped'; activeInstanceId: string }
+  /** Another process handled this slot, or a later one: nothing was written. */
+  | { outcome: 'taken' };
+
 export interface Store {
   /** Inserts instances in one transaction, with an `accepted` event each; a repeated idempotency key returns the existing instance. */
   insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]>;
@@ -243,6 +290,26 @@ export interface Store {
 
   /** Resolves when the store answers a trivial query; rejects when it is closed or unreachable (health checks). */
   ping(): Promise<void>;
+  /** Counts the children of an instance (`parentId`) by status. */
+  countChildren(parentId: string): Promise<ChildCounts>;
+
+  // Schedules. Several processes share a store, so firing is decided here, not by timers.
+  /** Registers a schedule if it has no row yet (keeping the first `createdAt`); returns its state. */
+  ensureSchedule(integrationId: string, now: number): Promise<ScheduleState>;
+  getSchedule(integrationId: string): Promise<ScheduleState | null>;
+  /**
+   * Handles one cron slot in one transaction: claims the unique (integration, slot) key — a slot
+   * already recorded, or older than the latest recorded slot, is `taken` and nothing is written;
+   * then with `overlap: 'skip'` and an active instance of the integration records a skip; else
+   * inserts the instance and records the firing. Fires of one schedule are serialised (PostgreSQL:
+   * lock the schedule row), so exactly one firing per slot, cluster-wide. Keeps the latest 1,000
+   * slot records per schedule.
+   */
+  fireSlot(request: FireRequest): Promise<FireOutcome>;
+  /** Slot records of a schedule, newest first. */
+  listSlots(integrationId: string, limit: number): Promise<SlotRecord[]>;
+  /** Merges values into the stored parameters (as {@link FinishWrite.parameters}); returns the new state. */
+  updateParameters(integrationId: string, patchJson: string, now: number): Promise<ScheduleState>;
 
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
   onWake?(listener: () => void): () => void;

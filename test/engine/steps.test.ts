@@ -280,8 +280,11 @@ describe.each(STORE_KINDS)('steps and retries (%s store)', (storeKind) => {
     close = t.close;
     const { instanceId } = await t.engine.accept('parent', {});
     const done = await waitForStatus(t.engine, instanceId);
-    // The second attempt found all four children already started.
-    expect(done.output).toEqual({ one: false, many: { count: 3, created: 0 } });
+    // The second attempt found the single child already started, and startMany is a durable step:
+    // its result comes from the first attempt's memo, without reading the inputs again.
+    expect(done.output).toEqual({ one: false, many: { count: 3, created: 3 } });
+    const steps = await t.store.getSteps(instanceId);
+    expect(steps.map((s) => [s.name, s.attempt])).toEqual([['start-many:2', 1]]);
     const children = await t.engine.listInstances({ limit: 10, parentId: instanceId });
     expect(children.items).toHaveLength(4);
     for (const c of children.items) await waitForStatus(t.engine, c.id);

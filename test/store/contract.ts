@@ -347,6 +347,57 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getInstance(row.id)).toMatchObject({ status: 'retrying', attempt: 1 });
     });
 
+    it('returns memoised steps after an attempt that did not count and after a released lease', async () => {
+      const row = newRow();
+      await store.insertInstances([row]);
+      const stepWrite = (token: string, name: string) => ({
+        instanceId: row.id,
+        claimToken: token,
+        outputJson: `"${name}"`,
+        events: [],
+        step: {
+          instanceId: row.id,
+          run: 1,
+          name,
+          position: 0,
+          status: 'succeeded' as const,
+          output: null,
+          error: null,
+          attempt: 1,
+          startedAt: T0,
+          finishedAt: T0,
+        },
+      });
+      const [c1] = await store.claim(claimOf());
+      await store.commit({
+        events: [],
+        steps: [stepWrite(c1!.claimToken, 'one')],
+        finishes: [
+          {
+            instanceId: row.id,
+            claimToken: c1!.claimToken,
+            now: T0 + 1_100,
+            durationMs: 1,
+            events: [],
+            outcome: {
+              kind: 'retry',
+              error: { name: 'Error', message: 'waiting' },
+              runAt: T0 + 1_200,
+              consumesAttempt: false,
+            },
+          },
+        ],
+      });
+      const [c2] = await store.claim(claimOf('w1', 10, T0 + 1_200));
+      expect(c2!.instance.attempt).toBe(1);
+      expect(c2!.steps.map((s) => s.name)).toEqual(['one']);
+      await store.commit({ events: [], finishes: [], steps: [stepWrite(c2!.claimToken, 'two')] });
+      await store.releaseLeases([{ instanceId: row.id, claimToken: c2!.claimToken }], T0 + 1_300);
+      const [c3] = await store.claim(claimOf('w2', 10, T0 + 1_300));
+      expect(c3!.instance.attempt).toBe(1);
+      expect(c3!.steps.map((s) => s.name).sort()).toEqual(['one', 'two']);
+    });
+
     it('takes over an expired lease and refuses the previous holder', async () => {
       const row = newRow();
       await store.insertInstances([row]);
@@ -673,6 +724,154 @@ export function storeContract(name: string, factory: StoreFactory): void {
         tracking: 'orderId=S-1',
       });
       expect(fromCursor.events.map((e) => e.cursor)).toEqual(filtered.events.slice(1).map((e) => e.cursor));
+    });
+
+    it('fires each slot once, also for concurrent fires, and never a slot older than the latest', async () => {
+      const first = await store.ensureSchedule('nightly', T0);
+      expect(first).toEqual({
+        integrationId: 'nightly',
+        parameters: {},
+        createdAt: T0,
+        updatedAt: T0,
+        lastSlotAt: null,
+      });
+      expect((await store.ensureSchedule('nightly', T0 + 500)).createdAt).toBe(T0);
+      const fire = (slotAt: number, overlap: 'skip' | 'queue' = 'queue') => {
+        const instance = newRow({ integrationId: 'nightly', mode: 'scheduled' });
+        return store.fireSlot({ integrationId: 'nightly', slotAt, overlap, instance, now: slotAt + 3 });
+      };
+      const a = await fire(T0 + 1_000);
+      expect(a).toMatchObject({ outcome: 'fired' });
+      expect(await fire(T0 + 1_000)).toEqual({ outcome: 'taken' });
+      const racing = await Promise.all([fire(T0 + 2_000), fire(T0 + 2_000), fire(T0 + 2_000)]);
+      expect(racing.filter((o) => o.outcome === 'fired')).toHaveLength(1);
+      expect(racing.filter((o) => o.outcome === 'taken')).toHaveLength(2);
+      expect(await fire(T0 + 1_500)).toEqual({ outcome: 'taken' });
+      expect(await store.countInstances({ integrationId: 'nightly' })).toBe(2);
+      const firedId = a.outcome === 'fired' ? a.instanceId : '';
+      expect((await store.getEvents({ instanceId: firedId, limit: 5 })).map((e) => e.type)).toEqual([
+        'accepted',
+      ]);
+      const slots = await store.listSlots('nightly', 10);
+      expect(slots.map((s) => [s.slotAt, s.outcome, s.at])).toEqual([
+        [T0 + 2_000, 'fired', T0 + 2_003],
+        [T0 + 1_000, 'fired', T0 + 1_003],
+      ]);
+      expect(slots[1]!.instanceId).toBe(firedId);
+      expect((await store.getSchedule('nightly'))!.lastSlotAt).toBe(T0 + 2_000);
+      expect(await store.getSchedule('other')).toBeNull();
+    });
+
+    it('skips a slot while an instance of the schedule is active (overlap skip), queues with overlap queue', async () => {
+      const fire = (slotAt: number, overlap: 'skip' | 'queue') =>
+        store.fireSlot({
+          integrationId: 'orders',
+          slotAt,
+          overlap,
+          instance: newRow({ mode: 'scheduled' }),
+          now: slotAt,
+        });
+      // An async instance of another integration, and children, do not count as the schedule's.
+      await store.insertInstances([newRow({ integrationId: 'invoices', mode: 'async' })]);
+      const first = await fire(T0 + 1_000, 'skip');
+      expect(first.outcome).toBe('fired');
+      const firstId = first.outcome === 'fired' ? first.instanceId : '';
+      expect(await fire(T0 + 2_000, 'skip')).toEqual({ outcome: 'skipped', activeInstanceId: firstId });
+      const [claimed] = await store.claim({ ...claimOf(), integrationIds: ['orders'] });
+      expect(await fire(T0 + 3_000, 'skip')).toEqual({ outcome: 'skipped', activeInstanceId: firstId });
+      const queued = await fire(T0 + 4_000, 'queue');
+      expect(queued.outcome).toBe('fired');
+      expect(await store.countInstances({ integrationId: 'orders' })).toBe(2);
+      await store.cancel([queued.outcome === 'fired' ? queued.instanceId : ''], T0 + 4_500);
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: firstId,
+            claimToken: claimed!.claimToken,
+            now: T0 + 4_600,
+            durationMs: 1,
+            events: [],
+            outcome: { kind: 'succeeded', outputJson: null },
+          },
+        ],
+      });
+      expect((await fire(T0 + 5_000, 'skip')).outcome).toBe('fired');
+      const slots = await store.listSlots('orders', 10);
+      expect(slots.map((s) => s.outcome)).toEqual(['fired', 'fired', 'skipped', 'skipped', 'fired']);
+      expect(slots[2]!.instanceId).toBe(firstId);
+    });
+
+    it('stores parameters set by a succeeded attempt with its finish, never by a failed or stale one', async () => {
+      const rows = [newRow({ mode: 'scheduled' }), newRow({ mode: 'scheduled' })];
+      await store.insertInstances(rows);
+      const [ok, bad] = await store.claim({ ...claimOf(), integrationIds: ['orders'] });
+      const finish = (
+        c: typeof ok,
+        kind: 'succeeded' | 'failed',
+        patch: Record<string, unknown>,
+        token = c!.claimToken,
+      ) => ({
+        instanceId: c!.instance.id,
+        claimToken: token,
+        now: T0 + 2_000,
+        durationMs: 1,
+        events: [],
+        outcome:
+          kind === 'succeeded'
+            ? ({ kind, outputJson: null } as const)
+            : ({ kind, error: { name: 'Error', message: 'x' } } as const),
+        parameters: { integrationId: 'orders', patchJson: JSON.stringify(patch) },
+      });
+      await store.updateParameters('orders', '{"limit":5,"region":"north"}', T0 + 1_000);
+      await store.commit({ steps: [], events: [], finishes: [finish(bad, 'failed', { limit: 99 })] });
+      expect((await store.getSchedule('orders'))!.parameters).toEqual({ limit: 5, region: 'north' });
+      const stale = await store.commit({
+        steps: [],
+        events: [],
+        finishes: [finish(ok, 'succeeded', { limit: 77 }, 'stale-token')],
+      });
+      expect(stale.lost).toEqual([ok!.instance.id]);
+      expect((await store.getSchedule('orders'))!.parameters).toEqual({ limit: 5, region: 'north' });
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [finish(ok, 'succeeded', { lastRunAt: '2026-11-24', limit: null })],
+      });
+      const state = await store.getSchedule('orders');
+      expect(state!.parameters).toEqual({ limit: null, region: 'north', lastRunAt: '2026-11-24' });
+      expect(state!.updatedAt).toBe(T0 + 2_000);
+    });
+
+    it('counts children by status', async () => {
+      const kids = [newRow({ parentId: 'p1' }), newRow({ parentId: 'p1' }), newRow({ parentId: 'p1' })];
+      await store.insertInstances([...kids, newRow({ parentId: 'p2' }), newRow()]);
+      const claimed = await store.claim(claimOf('w1', 2));
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: claimed[0]!.instance.id,
+            claimToken: claimed[0]!.claimToken,
+            now: T0 + 2_000,
+            durationMs: 1,
+            events: [],
+            outcome: { kind: 'failed', error: { name: 'Error', message: 'x' } },
+          },
+        ],
+      });
+      expect(await store.countChildren('p1')).toEqual({
+        total: 3,
+        queued: 1,
+        running: 1,
+        retrying: 0,
+        succeeded: 0,
+        failed: 1,
+        cancelled: 0,
+      });
+      expect((await store.countChildren('nobody')).total).toBe(0);
     });
 
     it('pages events by id', async () => {

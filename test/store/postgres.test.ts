@@ -19,7 +19,7 @@ describe('PostgresStore', () => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url, schema })));
     opened.push(...stores);
     const { rows } = await stores[0]!.pool.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
     await stores[0]!.insertInstances([newRow()]);
     expect(await stores[3]!.countInstances({})).toBe(1);
   });

@@ -98,4 +98,30 @@ CREATE INDEX events_instance ON {{schema}}.events (instance_id, id);
 CREATE INDEX events_stream ON {{schema}}.events (xid, id);
 `,
   },
+  {
+    version: 2,
+    name: 'schedules',
+    sql: `
+CREATE TABLE {{schema}}.schedules (
+  integration_id TEXT PRIMARY KEY,
+  parameters TEXT NOT NULL DEFAULT '{}',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+
+-- One row per handled cron slot: the primary key is what makes a slot fire once across processes.
+CREATE TABLE {{schema}}.schedule_slots (
+  integration_id TEXT NOT NULL,
+  slot_at BIGINT NOT NULL,
+  outcome TEXT NOT NULL,
+  instance_id TEXT,
+  at BIGINT NOT NULL,
+  PRIMARY KEY (integration_id, slot_at)
+);
+
+CREATE INDEX instances_scheduled_active ON {{schema}}.instances (integration_id)
+  WHERE mode = 'scheduled' AND status IN ('queued', 'running', 'retrying');
+CREATE INDEX instances_parent_status ON {{schema}}.instances (parent_id, status) WHERE parent_id IS NOT NULL;
+`,
+  },
 ];

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import type { ChildCounts } from '../../define/integration.js';
+import type { Parameters } from '../../define/parameters.js';
 import { StoreClosedError } from '../../errors.js';
 import type { ActivityEvent, Instance, NewActivityEvent, Run, Step } from '../../model.js';
 import {
@@ -25,6 +27,8 @@ import type {
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
+  FireOutcome,
+  FireRequest,
   InsertOutcome,
   InstanceFilter,
   IntegrationStats,
@@ -33,6 +37,8 @@ import type {
   NewInstance,
   Page,
   RerunRequest,
+  ScheduleState,
+  SlotRecord,
   StatsRequest,
   Store,
   TransitionOutcome,
@@ -57,6 +63,8 @@ type Queryable = pg.Pool | pg.PoolClient;
 const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
 const WAKE_CHANNEL = 'tandem_wake';
 const MAX_BIGINT = '9223372036854775807';
+/** Handled slots kept per schedule (newest first). */
+const SLOTS_KEPT = 1_000;
 
 /** A stream cursor is `<transaction id>:<event id>`; an empty or malformed one starts at the beginning. */
 function parseStreamCursor(cursor: string): [string, string] {
@@ -188,7 +196,12 @@ export class PostgresStore implements Store {
 
   async insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]> {
     if (rows.length === 0) return [];
-    return this.tx(async (client) => {
+    return this.tx((client) => this.insertRows(client, rows));
+  }
+
+  /** Inserts instances with their `accepted` events in the caller's transaction. */
+  private async insertRows(client: pg.PoolClient, rows: NewInstance[]): Promise<InsertOutcome[]> {
+    {
       const slots = rows.map((r) => trackingSlots(r.tracking));
       const inserted = await this.q(
         client,
@@ -268,7 +281,7 @@ export class PostgresStore implements Store {
           inputHash: found.input_hash,
         };
       });
-    });
+    }
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
@@ -287,7 +300,7 @@ export class PostgresStore implements Store {
          WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
          ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
        ), due AS (
-         SELECT seq FROM {{schema}}.instances AS i
+         SELECT seq, started_at IS NOT NULL AS resumed FROM {{schema}}.instances AS i
          WHERE status IN ('queued', 'retrying') AND run_at <= $1 AND integration_id = ANY($2::text[])
            AND (ordering_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM {{schema}}.instances AS j
@@ -295,8 +308,8 @@ export class PostgresStore implements Store {
              AND (j.status = 'running' OR (j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))))
          ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
        ), picked AS (
-         (SELECT seq, true AS taken_over, lease_owner AS previous_owner FROM expired)
-         UNION ALL (SELECT seq, false, NULL FROM due) LIMIT $3
+         (SELECT seq, true AS taken_over, lease_owner AS previous_owner, true AS resumed FROM expired)
+         UNION ALL (SELECT seq, false, NULL, resumed FROM due) LIMIT $3
        ), claimed AS (
          UPDATE {{schema}}.instances i SET status = 'running', attempt = i.attempt + 1,
            claim_token = $4 || '.' || i.seq, lease_owner = $5, lease_until = $6,
@@ -304,7 +317,7 @@ export class PostgresStore implements Store {
          FROM picked p WHERE i.seq = p.seq
          RETURNING ${WORK_COLUMNS.split(', ')
            .map((c) => `i.${c}`)
-           .join(', ')}, p.taken_over, p.previous_owner
+           .join(', ')}, p.taken_over, p.previous_owner, p.resumed
        ), claim_events AS (
          -- One insert for both kinds, so that a takeover's lease.expired precedes its started.
          INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
@@ -327,8 +340,14 @@ export class PostgresStore implements Store {
         request.now + request.leaseMs,
       ],
     );
-    const claimedRows = rows as (WorkRow & { taken_over: boolean; previous_owner: string | null })[];
-    const needSteps = claimedRows.filter((r) => r.attempt > 1 || r.run > 1);
+    const claimedRows = rows as (WorkRow & {
+      taken_over: boolean;
+      previous_owner: string | null;
+      resumed: boolean;
+    })[];
+    // Stored steps exist whenever the instance ran before: a later attempt or run, a takeover, or an
+    // attempt that did not count (a released lease, a wait that used no attempt).
+    const needSteps = claimedRows.filter((r) => r.attempt > 1 || r.run > 1 || r.resumed);
     const stepsById = new Map<string, Step[]>();
     if (needSteps.length > 0) {
       const steps = await this.q(
@@ -394,6 +413,7 @@ export class PostgresStore implements Store {
       stepsByKey.set(`${write.instanceId}\u0000${write.step.run}\u0000${write.step.name}`, write);
     const steps = [...stepsByKey.values()];
     const { finishes } = batch;
+    const withParameters = finishes.filter((f) => f.parameters && f.outcome.kind === 'succeeded');
     type Guard = 'none' | 'step' | 'finish';
     const events: { event: NewActivityEvent; guard: Guard }[] = [
       ...batch.events.map((event) => ({ event, guard: 'none' as Guard })),
@@ -410,7 +430,9 @@ export class PostgresStore implements Store {
            $8::text[], $9::int[], $10::bigint[], $11::bigint[])
            AS s(token, instance_id, run, name, position, status, output, error, attempt, started_at, finished_at)
        ), held AS (
-         SELECT i.id, i.claim_token FROM {{schema}}.instances i WHERE i.id IN (SELECT instance_id FROM st) FOR SHARE
+         -- Read in the statement's snapshot, not locked: a row lock would follow this statement's own
+         -- finish of the same instance and see its token already cleared.
+         SELECT i.id, i.claim_token FROM {{schema}}.instances i WHERE i.id IN (SELECT instance_id FROM st)
        ), steps_written AS (
          INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt, started_at,
            finished_at, seeded)
@@ -443,6 +465,16 @@ export class PostgresStore implements Store {
            OR (e.guard = 'step' AND e.instance_id IN (SELECT instance_id FROM steps_written))
            OR (e.guard = 'finish' AND e.instance_id IN (SELECT id FROM done))
          ORDER BY e.ord
+       ), parameters_written AS (
+         -- Schedule parameters set by a handler: merged only when its succeeded finish was applied.
+         -- jsonb || keeps keys whose value is null (a handler may clear a value).
+         INSERT INTO {{schema}}.schedules (integration_id, parameters, created_at, updated_at)
+         SELECT p.integration_id, p.patch, p.now, p.now
+         FROM unnest($28::text[], $29::text[], $30::text[], $31::bigint[]) AS p(instance_id, integration_id, patch, now)
+         WHERE p.instance_id IN (SELECT id FROM done)
+         ON CONFLICT (integration_id) DO UPDATE
+           SET parameters = (schedules.parameters::jsonb || excluded.parameters::jsonb)::text,
+               updated_at = excluded.updated_at
        )
        SELECT 'step' AS kind, instance_id AS id, NULL AS ordering_key FROM steps_written
        UNION ALL SELECT 'finish', id, ordering_key FROM done`,
@@ -474,6 +506,10 @@ export class PostgresStore implements Store {
         events.map((e) => e.event.at),
         events.map((e) => JSON.stringify(e.event.data)),
         events.map((e) => e.guard),
+        withParameters.map((f) => f.instanceId),
+        withParameters.map((f) => f.parameters!.integrationId),
+        withParameters.map((f) => f.parameters!.patchJson),
+        withParameters.map((f) => f.now),
       ],
     );
     const written = rows as { kind: 'step' | 'finish'; id: string; ordering_key: string | null }[];
@@ -914,6 +950,147 @@ export class PostgresStore implements Store {
     } catch (error) {
       retry(error as Error);
     }
+  }
+
+  async countChildren(parentId: string): Promise<ChildCounts> {
+    this.open();
+    const counts: ChildCounts = {
+      total: 0,
+      queued: 0,
+      running: 0,
+      retrying: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 0,
+    };
+    const { rows } = await this.q(
+      this.pool,
+      'SELECT status, count(*)::int AS n FROM {{schema}}.instances WHERE parent_id = $1 GROUP BY status',
+      [parentId],
+    );
+    for (const row of rows as { status: keyof ChildCounts; n: number }[]) {
+      counts[row.status] = row.n;
+      counts.total += row.n;
+    }
+    return counts;
+  }
+
+  async ensureSchedule(integrationId: string, now: number): Promise<ScheduleState> {
+    this.open();
+    await this.q(
+      this.pool,
+      `INSERT INTO {{schema}}.schedules (integration_id, parameters, created_at, updated_at) VALUES ($1, '{}', $2, $2)
+       ON CONFLICT (integration_id) DO NOTHING`,
+      [integrationId, now],
+    );
+    return (await this.scheduleState(this.pool, integrationId))!;
+  }
+
+  async getSchedule(integrationId: string): Promise<ScheduleState | null> {
+    this.open();
+    return this.scheduleState(this.pool, integrationId);
+  }
+
+  private async scheduleState(db: Queryable, integrationId: string): Promise<ScheduleState | null> {
+    const { rows } = await this.q(
+      db,
+      `SELECT parameters, created_at, updated_at,
+         (SELECT max(slot_at) FROM {{schema}}.schedule_slots WHERE integration_id = $1) AS last_slot_at
+       FROM {{schema}}.schedules WHERE integration_id = $1`,
+      [integrationId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      integrationId,
+      parameters: JSON.parse(row.parameters) as Parameters,
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+      lastSlotAt: row.last_slot_at === null ? null : Number(row.last_slot_at),
+    };
+  }
+
+  async fireSlot(request: FireRequest): Promise<FireOutcome> {
+    return this.tx(async (client): Promise<FireOutcome> => {
+      const { integrationId, slotAt, now } = request;
+      // Lock the schedule's row: fires of one schedule from several processes take turns here.
+      await this.q(
+        client,
+        `INSERT INTO {{schema}}.schedules (integration_id, parameters, created_at, updated_at) VALUES ($1, '{}', $2, $2)
+         ON CONFLICT (integration_id) DO NOTHING`,
+        [integrationId, now],
+      );
+      await this.q(client, 'SELECT 1 FROM {{schema}}.schedules WHERE integration_id = $1 FOR UPDATE', [
+        integrationId,
+      ]);
+      const latest = await this.q(
+        client,
+        'SELECT max(slot_at) AS slot_at FROM {{schema}}.schedule_slots WHERE integration_id = $1',
+        [integrationId],
+      );
+      const latestAt = latest.rows[0].slot_at === null ? null : Number(latest.rows[0].slot_at);
+      if (latestAt !== null && latestAt >= slotAt) return { outcome: 'taken' };
+      const record = async (outcome: 'fired' | 'skipped', instanceId: string) => {
+        await this.q(
+          client,
+          'INSERT INTO {{schema}}.schedule_slots (integration_id, slot_at, outcome, instance_id, at) VALUES ($1, $2, $3, $4, $5)',
+          [integrationId, slotAt, outcome, instanceId, now],
+        );
+        await this.q(
+          client,
+          `DELETE FROM {{schema}}.schedule_slots WHERE integration_id = $1 AND slot_at < (
+             SELECT slot_at FROM {{schema}}.schedule_slots WHERE integration_id = $1
+             ORDER BY slot_at DESC LIMIT 1 OFFSET $2)`,
+          [integrationId, SLOTS_KEPT - 1],
+        );
+      };
+      if (request.overlap === 'skip') {
+        const active = await this.q(
+          client,
+          `SELECT id FROM {{schema}}.instances WHERE integration_id = $1 AND mode = 'scheduled'
+             AND status IN ('queued', 'running', 'retrying') LIMIT 1`,
+          [integrationId],
+        );
+        if (active.rows[0]) {
+          await record('skipped', active.rows[0].id);
+          return { outcome: 'skipped', activeInstanceId: active.rows[0].id };
+        }
+      }
+      const [inserted] = await this.insertRows(client, [request.instance]);
+      await record('fired', inserted!.id);
+      return { outcome: 'fired', instanceId: inserted!.id };
+    });
+  }
+
+  async listSlots(integrationId: string, limit: number): Promise<SlotRecord[]> {
+    this.open();
+    const { rows } = await this.q(
+      this.pool,
+      `SELECT slot_at, outcome, instance_id, at FROM {{schema}}.schedule_slots WHERE integration_id = $1
+       ORDER BY slot_at DESC LIMIT $2`,
+      [integrationId, Math.max(1, Math.min(limit, SLOTS_KEPT))],
+    );
+    return rows.map(
+      (row: { slot_at: string; outcome: SlotRecord['outcome']; instance_id: string | null; at: string }) => ({
+        integrationId,
+        slotAt: Number(row.slot_at),
+        outcome: row.outcome,
+        instanceId: row.instance_id,
+        at: Number(row.at),
+      }),
+    );
+  }
+
+  async updateParameters(integrationId: string, patchJson: string, now: number): Promise<ScheduleState> {
+    this.open();
+    await this.q(
+      this.pool,
+      `INSERT INTO {{schema}}.schedules (integration_id, parameters, created_at, updated_at) VALUES ($1, $2, $3, $3)
+       ON CONFLICT (integration_id) DO UPDATE
+         SET parameters = (schedules.parameters::jsonb || excluded.parameters::jsonb)::text, updated_at = excluded.updated_at`,
+      [integrationId, patchJson, now],
+    );
+    return (await this.scheduleState(this.pool, integrationId))!;
   }
 
   /** Cheap reachability check. */

@@ -92,4 +92,34 @@ CREATE TABLE events (
 CREATE INDEX events_instance ON events (instance_id, id);
 `,
   },
+  {
+    version: 2,
+    name: 'schedules',
+    sql: `
+CREATE TABLE schedules (
+  integration_id TEXT PRIMARY KEY,
+  parameters TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- One row per handled cron slot: the primary key is what makes a slot fire once across processes.
+CREATE TABLE schedule_slots (
+  integration_id TEXT NOT NULL,
+  slot_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  instance_id TEXT,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (integration_id, slot_at)
+) WITHOUT ROWID;
+
+-- overlap 'skip' asks "is an instance of this schedule still active?" at every slot; only scheduled
+-- instances enter this index, so other work pays nothing for it.
+CREATE INDEX instances_scheduled_active ON instances (integration_id)
+  WHERE mode = 'scheduled' AND status IN ('queued', 'running', 'retrying');
+
+-- A waiting fan-out parent counts its children by status; covering, so no table rows are read.
+CREATE INDEX instances_parent_status ON instances (parent_id, status) WHERE parent_id IS NOT NULL;
+`,
+  },
 ];

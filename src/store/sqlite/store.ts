@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ChildCounts } from '../../define/integration.js';
+import type { Parameters } from '../../define/parameters.js';
 import { StoreClosedError } from '../../errors.js';
 import type { ActivityEvent, Instance, Mode, NewActivityEvent, Run, Step } from '../../model.js';
 import {
@@ -27,6 +29,8 @@ import type {
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
+  FireOutcome,
+  FireRequest,
   InsertOutcome,
   InstanceFilter,
   IntegrationStats,
@@ -35,6 +39,8 @@ import type {
   NewInstance,
   Page,
   RerunRequest,
+  ScheduleState,
+  SlotRecord,
   StatsRequest,
   Store,
   TransitionOutcome,
@@ -51,6 +57,8 @@ export interface SqliteStoreOptions {
 }
 
 const FINAL = "('succeeded', 'failed', 'cancelled')";
+/** Slot records kept per schedule (the latest slot is what matters; the rest is history). */
+const SLOTS_KEPT = 1_000;
 const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
 
 /**
@@ -156,8 +164,12 @@ export class SqliteStore implements Store {
         expired.length < request.limit
           ? (this.stmt.dueInstances.all(request.now, ids, request.limit - expired.length) as {
               seq: number;
+              resumed: number;
             }[])
           : [];
+      // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
+      // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
+      const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
       const claimed: ClaimedInstance[] = [];
       const batchToken = randomUUID();
       for (const [list, takenOver] of [
@@ -180,7 +192,7 @@ export class SqliteStore implements Store {
         for (const row of rows) {
           const instance = workFromRow(row);
           const steps =
-            instance.attempt > 1 || instance.run > 1
+            takenOver || instance.attempt > 1 || instance.run > 1 || resumed.has(instance.seq)
               ? (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow)
               : [];
           claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver });
@@ -269,6 +281,9 @@ export class SqliteStore implements Store {
           continue;
         }
         held.delete(finish.instanceId);
+        if (outcome.kind === 'succeeded' && finish.parameters) {
+          this.mergeParameters(finish.parameters.integrationId, finish.parameters.patchJson, finish.now);
+        }
         for (const event of finish.events) this.insertEvent(event);
       }
       return { lost: [...lost] };
@@ -570,6 +585,115 @@ export class SqliteStore implements Store {
     this.stmt.ping.get();
   }
 
+  async countChildren(parentId: string): Promise<ChildCounts> {
+    this.open();
+    const counts: ChildCounts = {
+      total: 0,
+      queued: 0,
+      running: 0,
+      retrying: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 0,
+    };
+    for (const row of this.stmt.childCounts.all(parentId) as { status: keyof ChildCounts; n: number }[]) {
+      counts[row.status] = row.n;
+      counts.total += row.n;
+    }
+    return counts;
+  }
+
+  async ensureSchedule(integrationId: string, now: number): Promise<ScheduleState> {
+    this.open();
+    return this.db.transaction(() => {
+      this.stmt.ensureSchedule.run({ id: integrationId, now });
+      return this.scheduleState(integrationId)!;
+    })();
+  }
+
+  async getSchedule(integrationId: string): Promise<ScheduleState | null> {
+    this.open();
+    return this.scheduleState(integrationId);
+  }
+
+  private scheduleState(integrationId: string): ScheduleState | null {
+    const row = this.stmt.scheduleById.get({ id: integrationId }) as
+      | { parameters: string; created_at: number; updated_at: number; last_slot_at: number | null }
+      | undefined;
+    if (!row) return null;
+    return {
+      integrationId,
+      parameters: JSON.parse(row.parameters) as Parameters,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      lastSlotAt: row.last_slot_at,
+    };
+  }
+
+  async fireSlot(request: FireRequest): Promise<FireOutcome> {
+    this.open();
+    // IMMEDIATE: take the write lock before reading, so that two processes cannot both see the slot free.
+    return this.db
+      .transaction((): FireOutcome => {
+        const { integrationId, slotAt, now } = request;
+        const latest = (this.stmt.latestSlot.get(integrationId) as { slot_at: number | null }).slot_at;
+        if (latest !== null && latest >= slotAt) return { outcome: 'taken' };
+        if (request.overlap === 'skip') {
+          const active = this.stmt.activeScheduled.get(integrationId) as { id: string } | undefined;
+          if (active) {
+            this.stmt.insertSlot.run(integrationId, slotAt, 'skipped', active.id, now);
+            this.pruneSlots(integrationId);
+            return { outcome: 'skipped', activeInstanceId: active.id };
+          }
+        }
+        const inserted = this.insertOne(request.instance);
+        this.stmt.insertSlot.run(integrationId, slotAt, 'fired', inserted.id, now);
+        this.pruneSlots(integrationId);
+        return { outcome: 'fired', instanceId: inserted.id };
+      })
+      .immediate();
+  }
+
+  private pruneSlots(integrationId: string): void {
+    this.stmt.pruneSlots.run({ id: integrationId, keep: SLOTS_KEPT });
+  }
+
+  async listSlots(integrationId: string, limit: number): Promise<SlotRecord[]> {
+    this.open();
+    const rows = this.stmt.slotsOf.all(integrationId, Math.max(1, Math.min(limit, SLOTS_KEPT))) as {
+      slot_at: number;
+      outcome: SlotRecord['outcome'];
+      instance_id: string | null;
+      at: number;
+    }[];
+    return rows.map((row) => ({
+      integrationId,
+      slotAt: row.slot_at,
+      outcome: row.outcome,
+      instanceId: row.instance_id,
+      at: row.at,
+    }));
+  }
+
+  async updateParameters(integrationId: string, patchJson: string, now: number): Promise<ScheduleState> {
+    this.open();
+    return this.db.transaction(() => {
+      this.mergeParameters(integrationId, patchJson, now);
+      return this.scheduleState(integrationId)!;
+    })();
+  }
+
+  /** Read, merge and write in the caller's transaction (json_patch would drop keys set to null). */
+  private mergeParameters(integrationId: string, patchJson: string, now: number): void {
+    this.stmt.ensureSchedule.run({ id: integrationId, now });
+    const row = this.stmt.scheduleById.get({ id: integrationId }) as { parameters: string };
+    const merged = {
+      ...(JSON.parse(row.parameters) as Parameters),
+      ...(JSON.parse(patchJson) as Parameters),
+    };
+    this.stmt.setParameters.run(JSON.stringify(merged), now, integrationId);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -666,7 +790,7 @@ function prepare(db: Database.Database) {
     // still holds it (queued, running, retrying or failed) and no other one is running (a rerun can
     // put an earlier instance back in the queue while a later one runs).
     dueInstances: db.prepare(`
-      SELECT seq FROM instances AS i INDEXED BY instances_due
+      SELECT seq, started_at IS NOT NULL AS resumed FROM instances AS i INDEXED BY instances_due
       WHERE status IN ('queued', 'retrying') AND run_at <= ?
         AND integration_id IN (SELECT value FROM json_each(?))
         AND (ordering_key IS NULL OR NOT EXISTS (
@@ -730,6 +854,30 @@ function prepare(db: Database.Database) {
       UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now, claim_token = NULL,
         lease_owner = NULL, lease_until = NULL
       WHERE id = @id`),
+    childCounts: db.prepare(
+      'SELECT status, count(*) AS n FROM instances WHERE parent_id = ? GROUP BY status',
+    ),
+    ensureSchedule: db.prepare(`
+      INSERT INTO schedules (integration_id, parameters, created_at, updated_at) VALUES (@id, '{}', @now, @now)
+      ON CONFLICT (integration_id) DO NOTHING`),
+    scheduleById: db.prepare(`
+      SELECT parameters, created_at, updated_at,
+        (SELECT max(slot_at) FROM schedule_slots WHERE integration_id = @id) AS last_slot_at
+      FROM schedules WHERE integration_id = @id`),
+    setParameters: db.prepare('UPDATE schedules SET parameters = ?, updated_at = ? WHERE integration_id = ?'),
+    latestSlot: db.prepare('SELECT max(slot_at) AS slot_at FROM schedule_slots WHERE integration_id = ?'),
+    activeScheduled: db.prepare(`
+      SELECT id FROM instances INDEXED BY instances_scheduled_active
+      WHERE integration_id = ? AND mode = 'scheduled' AND status IN ('queued', 'running', 'retrying') LIMIT 1`),
+    insertSlot: db.prepare(
+      'INSERT INTO schedule_slots (integration_id, slot_at, outcome, instance_id, at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    pruneSlots: db.prepare(`
+      DELETE FROM schedule_slots WHERE integration_id = @id AND slot_at < (
+        SELECT slot_at FROM schedule_slots WHERE integration_id = @id ORDER BY slot_at DESC LIMIT 1 OFFSET @keep - 1)`),
+    slotsOf: db.prepare(
+      'SELECT slot_at, outcome, instance_id, at FROM schedule_slots WHERE integration_id = ? ORDER BY slot_at DESC LIMIT ?',
+    ),
     nextDue: db.prepare(`
       SELECT min(due) AS due FROM (
         SELECT min(run_at) AS due FROM instances

@@ -1,0 +1,184 @@
+/**
+ * Batch benchmark: read + validate + fan-out of CSV records. A parent instance reads a generated
+ * CSV file with csvSource (zod schema, header mapping, 1% invalid rows) and starts one child
+ * instance per valid record with ctx.startMany, committed in chunks (synchronous=FULL). Children
+ * are not run (this process runs only the parent): the figure is the fan-out itself. Baselines in
+ * the same run: csv-parse alone on the same file, and csvSource (parse + validate) without inserts.
+ *
+ *   npm run bench:batch                       # 1,000,000 records
+ *   npm run bench:batch -- --records 200000 --chunk 2000
+ */
+
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse } from 'csv-parse';
+import pino from 'pino';
+import { z } from 'zod';
+import { defineIntegration } from '../src/define/integration.js';
+import { Engine } from '../src/engine/engine.js';
+import { uuidv7 } from '../src/engine/ids.js';
+import { csvSource } from '../src/sources/csv.js';
+import { SqliteStore } from '../src/store/sqlite/store.js';
+import type { NewInstance } from '../src/store/store.js';
+
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    chunk: { type: 'string', default: '1000' },
+  },
+});
+const RECORDS = Number(values.records);
+const CHUNK = Number(values.chunk);
+
+const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-batch-'));
+const file = join(dir, 'orders.csv');
+const mb = (kb: number) => Math.round(kb / 1024);
+const rate = (count: number, ms: number) => Math.round((count / ms) * 1000);
+
+async function generate(): Promise<void> {
+  const out = createWriteStream(file);
+  out.write('Order No,SKU,Qty,Customer Email\n');
+  let buffer = '';
+  for (let i = 0; i < RECORDS; i++) {
+    buffer +=
+      i % 100 === 99
+        ? `O-${i},SKU-${i % 500},none,c${i}@example.com\n`
+        : `O-${i},SKU-${i % 500},${(i % 9) + 1},c${i}@example.com\n`;
+    if (buffer.length > 256_000) {
+      if (!out.write(buffer)) await once(out, 'drain');
+      buffer = '';
+    }
+  }
+  out.end(buffer);
+  await once(out, 'finish');
+}
+
+const Order = z.object({
+  orderId: z.string().min(1),
+  sku: z.string().min(1),
+  quantity: z.coerce.number().int().positive(),
+  email: z.email(),
+});
+const headers = { 'Order No': 'orderId', SKU: 'sku', Qty: 'quantity', 'Customer Email': 'email' };
+
+const postOrder = defineIntegration({
+  id: 'post-order',
+  mode: 'async',
+  input: Order,
+  track: { orderId: 'orderId' },
+  handler: () => {},
+});
+const importOrders = defineIntegration({
+  id: 'import-orders',
+  mode: 'async',
+  timeout: 30 * 60_000,
+  async handler(ctx) {
+    const orders = csvSource(file, { headers, schema: Order });
+    return ctx.startMany(postOrder, orders, { chunkSize: CHUNK });
+  },
+});
+
+/** csv-parse alone: the floor of reading the file. */
+async function parseOnly(): Promise<number> {
+  const started = performance.now();
+  let n = 0;
+  for await (const _ of createReadStream(file).pipe(parse({ columns: true }))) n++;
+  return rate(n, performance.now() - started);
+}
+
+/** csvSource: parse, header mapping, line numbers and zod validation, no store. */
+async function readAndValidate(): Promise<number> {
+  const started = performance.now();
+  const source = csvSource(file, { headers, schema: Order });
+  for await (const _ of source.batches());
+  return rate(source.report().read, performance.now() - started);
+}
+
+/**
+ * The store's ceiling for the same children: rows like the ones startMany builds (input, tracking,
+ * idempotency key, parent), built in memory beforehand and inserted in 1,000-row transactions.
+ */
+async function storeOnly(): Promise<number> {
+  const store = new SqliteStore({ path: join(dir, 'ceiling.db'), synchronous: 'FULL' });
+  const parent = uuidv7();
+  const count = Math.round(RECORDS * 0.99);
+  let ms = 0;
+  for (let i = 0; i < count; i += CHUNK) {
+    const rows: NewInstance[] = [];
+    for (let j = i; j < Math.min(count, i + CHUNK); j++) {
+      const now = Date.now();
+      rows.push({
+        id: uuidv7(now),
+        integrationId: 'post-order',
+        mode: 'async',
+        status: 'queued',
+        inputJson: `{"orderId":"O-${j}","sku":"SKU-${j % 500}","quantity":3,"email":"c${j}@example.com"}`,
+        inputHash: 'x'.repeat(43),
+        tracking: { orderId: `O-${j}` },
+        orderingKey: null,
+        idempotencyKey: `${parent}:start:1:${j}`,
+        parentId: parent,
+        createdAt: now,
+        runAt: now,
+      });
+    }
+    const started = performance.now();
+    await store.insertInstances(rows);
+    ms += performance.now() - started;
+  }
+  await store.close();
+  return rate(count, ms);
+}
+
+/** The real path: a parent instance fanning out every valid record to a child instance. */
+async function fanOut(): Promise<{ perSecond: number; created: number; ms: number }> {
+  const store = new SqliteStore({ path: join(dir, 'tandem.db'), synchronous: 'FULL' });
+  const engine = await Engine.create({
+    integrations: [importOrders, postOrder],
+    store,
+    run: ['import-orders'],
+    logger: pino({ level: 'warn' }),
+  });
+  engine.start();
+  const started = performance.now();
+  const { instanceId } = await engine.accept('import-orders', null);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const instance = await engine.getInstance(instanceId);
+    if (instance.status === 'succeeded') break;
+    if (instance.status === 'failed') throw new Error(`fan-out failed: ${instance.error?.message}`);
+  }
+  const ms = performance.now() - started;
+  const output = (await engine.getInstance(instanceId)).output as { created: number };
+  await engine.stop();
+  await store.close();
+  return { perSecond: rate(RECORDS, ms), created: output.created, ms };
+}
+
+try {
+  console.log(`# npm run bench:batch -- --records ${RECORDS} --chunk ${CHUNK}`);
+  console.log(`# node ${process.version}, synchronous=FULL, WAL, file in ${tmpdir()}\n`);
+  await generate();
+  const rssBefore = process.resourceUsage().maxRSS;
+  const full = await fanOut();
+  const rssPeak = process.resourceUsage().maxRSS;
+  const floor = await parseOnly();
+  const validated = await readAndValidate();
+  const ceiling = await storeOnly();
+  const row = (name: string, perSecond: number) =>
+    console.log(`| ${name} | ${perSecond.toLocaleString('en')} | ${(perSecond / ceiling).toFixed(2)} |`);
+  console.log('| measure | records/s | × store ceiling |');
+  console.log('|---|---:|---:|');
+  row('csv-parse alone (reading floor)', floor);
+  row('csvSource: parse + header mapping + line numbers + zod, no store', validated);
+  row(`store.insertInstances of prebuilt child rows, ${CHUNK}-row transactions (ceiling)`, ceiling);
+  row(`read + validate + fan-out (${full.created.toLocaleString('en')} children committed)`, full.perSecond);
+  console.log(
+    `\n${RECORDS.toLocaleString('en')} records in ${(full.ms / 1000).toFixed(1)} s; peak RSS ${mb(rssPeak)} MB (${mb(rssBefore)} MB before the fan-out)`,
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,111 @@
+/**
+ * Acceptance: two engine processes on one SQLite file run the same every-second schedule. Each
+ * slot fires once (the other process finds it taken), overlap skip holds across processes, the
+ * parameter each run increments persists, and after both stop, a restart with catchUp 'last'
+ * fires exactly one missed slot.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SlotEvent } from '../../src/engine/scheduler.js';
+import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { tempDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
+
+const WORKER = join(import.meta.dirname, '../fixtures/schedule-worker.ts');
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+type Seen = SlotEvent & { pid: number };
+
+function startWorker(db: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, db], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  const slots: Seen[] = [];
+  const lines: string[] = [];
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    for (const line of parts) {
+      lines.push(line);
+      if (line.startsWith('slot ')) slots.push(JSON.parse(line.slice(5)) as Seen);
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { child, slots, lines, exited };
+}
+
+describe('schedules across processes', () => {
+  it('fire once per slot with two processes, keep overlap skip and parameters, and catch up one missed slot', async () => {
+    const dir = tempDir('tandem-sched-procs-');
+    try {
+      const db = join(dir.path, 'tandem.db');
+      const a = startWorker(db);
+      const b = startWorker(db);
+      await waitFor(() => a.lines.includes('ready') && b.lines.includes('ready'), 'both processes');
+      await waitFor(
+        () => new Set([...a.slots, ...b.slots].map((s) => s.slotAt)).size >= 6,
+        'six slots handled',
+        30_000,
+      );
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+      await Promise.all([a.exited, b.exited]);
+
+      const all = [...a.slots, ...b.slots];
+      const bySlot = new Map<number, Seen[]>();
+      for (const s of all) bySlot.set(s.slotAt, [...(bySlot.get(s.slotAt) ?? []), s]);
+      // Exactly one process fired or skipped each slot; the other, if it tried, found it taken.
+      for (const [, seen] of bySlot) {
+        expect(seen.filter((s) => s.outcome === 'fired' || s.outcome === 'skipped')).toHaveLength(1);
+        expect(seen.filter((s) => s.outcome === 'error')).toEqual([]);
+      }
+      expect(all.some((s) => s.outcome === 'taken')).toBe(true); // the two really raced
+      expect(all.some((s) => s.outcome === 'skipped')).toBe(true); // 1.2 s runs, 1 s slots
+
+      const store = new SqliteStore({ path: db });
+      try {
+        const instances = (await store.listInstances({ limit: 100, integrationId: 'tick' })).items;
+        const fired = all.filter((s) => s.outcome === 'fired');
+        expect(instances).toHaveLength(fired.length);
+        const slotsOfInstances = instances.map((i) => (i.input as { scheduledFor: number }).scheduledFor);
+        expect(new Set(slotsOfInstances).size).toBe(instances.length);
+        // Overlap skip: no two instances of the schedule ran at the same time, whichever process ran them.
+        const runs = instances
+          .filter((i) => i.status === 'succeeded')
+          .map((i) => [i.startedAt!, i.finishedAt!] as const)
+          .sort((x, y) => x[0] - y[0]);
+        for (let i = 1; i < runs.length; i++) expect(runs[i]![0]).toBeGreaterThanOrEqual(runs[i - 1]![1]);
+        // Each run added one to the stored parameter, across both processes.
+        expect(runs.length).toBeGreaterThanOrEqual(2);
+        expect((await store.getSchedule('tick'))!.parameters).toEqual({ runs: runs.length });
+        expect(instances.every((i) => i.status === 'succeeded')).toBe(true); // graceful stop let them finish
+        const lastSlot = Math.max(...bySlot.keys());
+
+        // Stopped for over two seconds: slots were missed. A restart with catchUp 'last' fires one.
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        const c = startWorker(db);
+        await waitFor(() => c.slots.length >= 1, 'the restarted process to handle a slot');
+        const restartedAt = Date.now();
+        c.child.kill('SIGTERM');
+        await c.exited;
+        const catchUps = c.slots.filter((s) => s.catchUp);
+        expect(catchUps).toHaveLength(1);
+        expect(catchUps[0]!.outcome).toBe('fired');
+        expect(catchUps[0]!.slotAt).toBeGreaterThan(lastSlot + 2_000);
+        expect(catchUps[0]!.slotAt).toBeLessThan(restartedAt);
+        expect(c.slots[0]).toEqual(catchUps[0]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      dir.cleanup();
+    }
+  }, 90_000);
+});
