@@ -1,14 +1,16 @@
 /**
- * Acceptance: two engine processes on one SQLite file run the same every-second schedule. Each
+ * Acceptance: two engine processes on one SQLite file (three on one PostgreSQL database) run the
+ * same every-second schedule. Each
  * slot fires once (the other process finds it taken), overlap skip holds across processes, the
  * parameter each run increments persists, and after both stop, a restart with catchUp 'last'
  * fires exactly one missed slot.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { SlotEvent } from '../../src/engine/scheduler.js';
-import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { openStore } from '../../src/store/open.js';
+import '../support/provided.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
@@ -41,24 +43,28 @@ function startWorker(db: string) {
   return { child, slots, lines, exited };
 }
 
-describe('schedules across processes', () => {
-  it('fire once per slot with two processes, keep overlap skip and parameters, and catch up one missed slot', async () => {
+describe.each([
+  ['sqlite', 2],
+  ['postgres', 3],
+] as const)('schedules across processes (%s store, %i processes)', (kind, processes) => {
+  it('fire once per slot, keep overlap skip and parameters, and catch up one missed slot', async () => {
     const dir = tempDir('tandem-sched-procs-');
     try {
-      const db = join(dir.path, 'tandem.db');
-      const a = startWorker(db);
-      const b = startWorker(db);
-      await waitFor(() => a.lines.includes('ready') && b.lines.includes('ready'), 'both processes');
+      const db =
+        kind === 'sqlite'
+          ? join(dir.path, 'tandem.db')
+          : `${inject('postgresUrl')}?schema=sched_${process.pid}`;
+      const workers = Array.from({ length: processes }, () => startWorker(db));
+      await waitFor(() => workers.every((w) => w.lines.includes('ready')), 'every process');
       await waitFor(
-        () => new Set([...a.slots, ...b.slots].map((s) => s.slotAt)).size >= 6,
+        () => new Set(workers.flatMap((w) => w.slots).map((s) => s.slotAt)).size >= 6,
         'six slots handled',
         30_000,
       );
-      a.child.kill('SIGTERM');
-      b.child.kill('SIGTERM');
-      await Promise.all([a.exited, b.exited]);
+      for (const w of workers) w.child.kill('SIGTERM');
+      await Promise.all(workers.map((w) => w.exited));
 
-      const all = [...a.slots, ...b.slots];
+      const all = workers.flatMap((w) => w.slots);
       const bySlot = new Map<number, Seen[]>();
       for (const s of all) bySlot.set(s.slotAt, [...(bySlot.get(s.slotAt) ?? []), s]);
       // Exactly one process fired or skipped each slot; the other, if it tried, found it taken.
@@ -69,7 +75,7 @@ describe('schedules across processes', () => {
       expect(all.some((s) => s.outcome === 'taken')).toBe(true); // the two really raced
       expect(all.some((s) => s.outcome === 'skipped')).toBe(true); // 1.2 s runs, 1 s slots
 
-      const store = new SqliteStore({ path: db });
+      const store = await openStore(kind === 'sqlite' ? `sqlite:${db}` : db);
       try {
         const instances = (await store.listInstances({ limit: 100, integrationId: 'tick' })).items;
         const fired = all.filter((s) => s.outcome === 'fired');
