@@ -1,10 +1,43 @@
 import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { Engine } from '../engine/engine.js';
+import { loadConfig } from './load-config.js';
+import { type RunCommandOptions, runCommand } from './run.js';
 import { start } from './start.js';
+
+/**
+ * `tandem run` in this process: the config's engine (and store) runs the instance and its children
+ * while the command follows it; Ctrl-C stops the engine, releasing what it holds.
+ */
+async function runLocal(
+  integration: string,
+  options: RunCommandOptions & { config?: string },
+): Promise<number> {
+  const config = await loadConfig(options.config);
+  const engine = await Engine.create({
+    integrations: config.integrations,
+    ...(config.connections === undefined ? {} : { connections: config.connections }),
+    ...(config.store === undefined ? {} : { store: config.store }),
+    ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
+    logger: pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'warn' }),
+  });
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  engine.start();
+  try {
+    const { exitCode } = await runCommand(engine, integration, { ...options, signal: controller.signal });
+    return exitCode;
+  } finally {
+    await engine.stop();
+  }
+}
 
 const USAGE = `Usage: tandem <command> [options]
 
 Commands:
   start     Run the engine and the HTTP server
+  run       Start an integration now and follow it to the end (progress on stderr, result on stdout):
+              tandem run <integration> [--param name=value]... [--input <json>] [--no-wait] [--config <path>]
 
 Options for start:
   --port <n>        Port to listen on (TANDEM_PORT, default 3000; 0 picks a free one)
@@ -38,6 +71,36 @@ export async function main(argv: string[]): Promise<number> {
         ...(values.config === undefined ? {} : { config: values.config }),
       });
       return 0;
+    }
+    if (command === 'run') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: {
+          param: { type: 'string', multiple: true },
+          input: { type: 'string' },
+          config: { type: 'string' },
+          'no-wait': { type: 'boolean' },
+        },
+        allowPositionals: true,
+        strict: true,
+      });
+      const [integration] = positionals;
+      if (!integration || positionals.length > 1)
+        throw new Error('usage: tandem run <integration> [--param name=value]…');
+      let input: unknown;
+      if (values.input !== undefined) {
+        try {
+          input = JSON.parse(values.input);
+        } catch {
+          throw new Error('--input is not valid JSON');
+        }
+      }
+      return await runLocal(integration, {
+        ...(values.param ? { params: values.param } : {}),
+        ...(input === undefined ? {} : { input }),
+        ...(values['no-wait'] ? { wait: false } : {}),
+        ...(values.config === undefined ? {} : { config: values.config }),
+      });
     }
     process.stderr.write(`Unknown command "${command}"\n\n${USAGE}`);
     return 2;
