@@ -3,7 +3,7 @@
  * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
  * everything it stores goes through the {@link WorkWriter}.
  */
-import { currentStep, makeCaller } from '../connections/caller.js';
+import { type Call, currentStep, makeCaller } from '../connections/caller.js';
 import type { HttpConnection } from '../connections/http.js';
 import type {
   AnyIntegration,
@@ -140,6 +140,7 @@ export async function executeAttempt(
   };
 
   let calls = 0;
+  let caller: Call | undefined;
   const ctx: AsyncContext<unknown> = {
     instanceId: instance.id,
     integrationId: instance.integrationId,
@@ -158,13 +159,17 @@ export async function executeAttempt(
     progress(data) {
       if (!attempt.over) writer.event(event('progress', data));
     },
-    call: makeCaller({
-      instanceId: instance.id,
-      attempt: instance.attempt,
-      signal,
-      connections: deps.connections,
-      record: (data) => writer.event(event('connection.call', data)),
-    }),
+    // Made on the first call: most attempts of most integrations call nothing through connections.
+    call: (connection, method, path, options) => {
+      caller ??= makeCaller({
+        instanceId: instance.id,
+        attempt: instance.attempt,
+        signal,
+        connections: deps.connections,
+        record: (data) => writer.event(event('connection.call', data)),
+      });
+      return caller(connection, method, path, options);
+    },
     async step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
       ensureLive();
       if (typeof name !== 'string' || name === '')
