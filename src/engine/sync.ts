@@ -7,7 +7,7 @@
  */
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Logger } from 'pino';
-import { makeCaller } from '../connections/caller.js';
+import { type Call, makeCaller } from '../connections/caller.js';
 import {
   type AnyIntegration,
   type IntegrationInput,
@@ -138,6 +138,7 @@ export class SyncRunner {
     const deadlineMs = this.deadlineOf(integration);
     const controller = new AbortController();
     const handOff = new HandOff(this.engine, instanceId);
+    let caller: Call | undefined;
     const ctx: SyncContext<unknown, any, any> = {
       instanceId,
       integrationId: integration.id,
@@ -148,12 +149,16 @@ export class SyncRunner {
       signal: controller.signal,
       start: handOff.start,
       startMany: handOff.startMany,
-      call: makeCaller({
-        instanceId,
-        attempt: 1,
-        signal: controller.signal,
-        connections: this.engine.connections,
-      }),
+      // Made on the first call: many sync handlers call no connection at all.
+      call: (connection, method, path, options) => {
+        caller ??= makeCaller({
+          instanceId,
+          attempt: 1,
+          signal: controller.signal,
+          connections: this.engine.connections,
+        });
+        return caller(connection, method, path, options);
+      },
     };
 
     let result: SyncResult;
