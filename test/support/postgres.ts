@@ -16,7 +16,16 @@
  * directory removed, so a test that forgets `stop()` does not leave a postgres behind.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -232,8 +241,16 @@ function binDir(): string {
   try {
     dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
   } catch {}
-  // pg_config can come from libpq-dev of another version than the server: fall back to Debian's 15.
-  if (!existsSync(join(dir, 'initdb'))) dir = '/usr/lib/postgresql/15/bin';
+  // pg_config can be missing, or come from libpq-dev of another version than the server: fall back
+  // to the newest server Debian installed under /usr/lib/postgresql/<major>/bin.
+  if (!existsSync(join(dir, 'initdb'))) {
+    const majors = existsSync('/usr/lib/postgresql')
+      ? readdirSync('/usr/lib/postgresql')
+          .filter((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb')))
+          .sort((a, b) => Number(b) - Number(a))
+      : [];
+    if (majors[0]) dir = join('/usr/lib/postgresql', majors[0], 'bin');
+  }
   if (!existsSync(join(dir, 'initdb'))) {
     throw new Error(
       'PostgreSQL server binaries not found (pg_config --bindir has no initdb). ' +
