@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { defineConfig, type TandemConfig } from '../define/config.js';
+import type { EngineOptions } from '../engine/engine.js';
 import { InvalidDefinitionError } from '../errors.js';
 
 const CANDIDATES = ['tandem.config.ts', 'tandem.config.mts', 'tandem.config.js', 'tandem.config.mjs'];
@@ -35,4 +36,16 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
     );
   }
   return defineConfig(config as TandemConfig);
+}
+
+/** The engine options a config sets; the caller adds its own (logger, grace period). */
+export function engineOptionsOf(config: TandemConfig): EngineOptions {
+  return {
+    integrations: config.integrations,
+    ...(config.connections === undefined ? {} : { connections: config.connections }),
+    ...(config.store === undefined ? {} : { store: config.store }),
+    ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
+    ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
+    ...(config.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.pollIntervalMs }),
+  };
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
-import { loadConfig } from './load-config.js';
+import { engineOptionsOf, loadConfig } from './load-config.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { start } from './start.js';
 
@@ -15,10 +15,7 @@ async function runLocal(
 ): Promise<number> {
   const config = await loadConfig(options.config);
   const engine = await Engine.create({
-    integrations: config.integrations,
-    ...(config.connections === undefined ? {} : { connections: config.connections }),
-    ...(config.store === undefined ? {} : { store: config.store }),
-    ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
+    ...engineOptionsOf(config),
     logger: pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'warn' }),
   });
   const controller = new AbortController();

@@ -2,7 +2,7 @@ import pino from 'pino';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_MAX_DEADLINE_MS } from '../engine/sync.js';
 import { buildApp } from '../server/app.js';
-import { loadConfig } from './load-config.js';
+import { engineOptionsOf, loadConfig } from './load-config.js';
 
 export interface StartOptions {
   port: number;
@@ -23,12 +23,7 @@ export async function start(options: StartOptions): Promise<void> {
   const logger = pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'info' });
   const config = await loadConfig(options.config);
   const engine = await Engine.create({
-    integrations: config.integrations,
-    ...(config.connections === undefined ? {} : { connections: config.connections }),
-    ...(config.store === undefined ? {} : { store: config.store }),
-    ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
-    ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
-    ...(config.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.pollIntervalMs }),
+    ...engineOptionsOf(config),
     shutdownGraceMs: ENGINE_GRACE_MS,
     logger,
   });
