@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
+import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { start } from './start.js';
 
@@ -35,6 +36,13 @@ Commands:
   start     Run the engine and the HTTP server
   run       Start an integration now and follow it to the end (progress on stderr, result on stdout):
               tandem run <integration> [--param name=value]... [--input <json>] [--no-wait] [--config <path>]
+  instances ls [--integration id] [--status s] [--tracking value] [--limit n] [--cursor c]
+  instances show|rerun|cancel <instance id> [--from failed-step|start]
+            Read and change instances through a running server (--url, default http://127.0.0.1:3000)
+  advise    Each integration's pattern advice, with its figures (through a running server)
+  decide    The pattern for the three questions: --immediate yes|no --seconds yes|no --rerun yes|no,
+            or asked one by one when not given
+  --json    Machine-readable output for instances, advise and decide
 
 Options for start:
   --port <n>        Port to listen on (TANDEM_PORT, default 3000; 0 picks a free one)
@@ -98,6 +106,56 @@ export async function main(argv: string[]): Promise<number> {
         ...(values['no-wait'] ? { wait: false } : {}),
         ...(values.config === undefined ? {} : { config: values.config }),
       });
+    }
+    if (command === 'instances' || command === 'advise' || command === 'decide') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: {
+          url: { type: 'string' },
+          json: { type: 'boolean' },
+          integration: { type: 'string' },
+          status: { type: 'string' },
+          tracking: { type: 'string' },
+          limit: { type: 'string' },
+          cursor: { type: 'string' },
+          from: { type: 'string' },
+          immediate: { type: 'string' },
+          seconds: { type: 'string' },
+          rerun: { type: 'string' },
+        },
+        allowPositionals: true,
+        strict: true,
+      });
+      const remote = {
+        url: values.url ?? process.env.TANDEM_URL ?? 'http://127.0.0.1:3000',
+        token: process.env.TANDEM_ADMIN_TOKEN,
+        json: values.json ?? false,
+      };
+      if (command === 'decide') {
+        return await decideCommand(
+          {
+            ...(values.immediate === undefined ? {} : { immediate: values.immediate }),
+            ...(values.seconds === undefined ? {} : { seconds: values.seconds }),
+            ...(values.rerun === undefined ? {} : { rerun: values.rerun }),
+          },
+          remote.json,
+        );
+      }
+      if (command === 'advise') return await adviseCommand(remote);
+      const [sub, ...ids] = positionals;
+      return await instancesCommand(
+        sub ?? 'ls',
+        ids,
+        {
+          integration: values.integration,
+          status: values.status,
+          tracking: values.tracking,
+          limit: values.limit,
+          cursor: values.cursor,
+          from: values.from,
+        },
+        remote,
+      );
     }
     process.stderr.write(`Unknown command "${command}"\n\n${USAGE}`);
     return 2;

@@ -1,0 +1,202 @@
+/**
+ * CLI commands that read and change state through a running server's management API
+ * (`--url`, default http://127.0.0.1:3000; the admin token from TANDEM_ADMIN_TOKEN): tables for
+ * people, `--json` for scripts.
+ */
+import { createInterface } from 'node:readline';
+import { decide } from '../advisor/decide.js';
+
+export interface RemoteOptions {
+  url: string;
+  token?: string | undefined;
+  json: boolean;
+  out?: NodeJS.WritableStream;
+}
+
+async function api(options: RemoteOptions, method: string, path: string, body?: unknown): Promise<any> {
+  const response = await fetch(new URL(path, options.url), {
+    method,
+    headers: {
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  const parsed = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    throw new Error(
+      `${response.status} ${parsed?.title ?? ''}${parsed?.detail ? `: ${parsed.detail}` : ''}`.trim(),
+    );
+  }
+  return parsed;
+}
+
+/** A plain text table: columns padded to their widest cell. */
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cells = rows.map((row) =>
+    columns.map((c) => (row[c] === null || row[c] === undefined ? '' : String(row[c]))),
+  );
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
+}
+
+const time = (ms: number | null) =>
+  ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+
+export async function instancesCommand(
+  sub: string,
+  args: string[],
+  filters: Record<string, string | undefined>,
+  options: RemoteOptions,
+): Promise<number> {
+  const out = options.out ?? process.stdout;
+  const print = (value: unknown, text: () => string) =>
+    out.write(`${options.json ? JSON.stringify(value, null, 2) : text()}\n`);
+  if (sub === 'ls') {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filters)) {
+      // `from` is where a rerun starts, not a list filter.
+      if (value !== undefined && key !== 'from') query.set(key, value);
+    }
+    const page = await api(options, 'GET', `/api/instances?${query}`);
+    print(
+      page,
+      () =>
+        table(
+          page.items.map((i: any) => ({
+            ...i,
+            created: time(i.createdAt),
+            tracking: Object.values(i.tracking ?? {}).join(','),
+          })),
+          ['id', 'integrationId', 'status', 'run', 'attempt', 'tracking', 'created'],
+        ) + (page.nextCursor ? `\n(more: --cursor ${page.nextCursor})` : ''),
+    );
+    return 0;
+  }
+  const id = args[0];
+  if (!id) throw new Error(`usage: tandem instances ${sub} <instance id>`);
+  if (sub === 'show') {
+    const detail = await api(options, 'GET', `/api/instances/${encodeURIComponent(id)}`);
+    print(detail, () => {
+      const i = detail.instance;
+      const steps = table(
+        detail.steps.map((s: any) => ({ ...s, ms: s.finishedAt - s.startedAt })),
+        ['run', 'position', 'name', 'status', 'attempt', 'ms'],
+      );
+      return [
+        `${i.integrationId} ${i.id}: ${i.status} (run ${i.run}, attempt ${i.attempt})`,
+        i.error ? `error: ${i.error.message}` : '',
+        `input: ${JSON.stringify(i.input)}`,
+        `output: ${JSON.stringify(i.output)}`,
+        '',
+        steps,
+        '',
+        table(
+          detail.events.map((e: any) => ({
+            ...e,
+            at: time(e.at),
+            data: JSON.stringify(e.data).slice(0, 80),
+          })),
+          ['at', 'type', 'data'],
+        ),
+      ]
+        .filter((l, index) => l !== '' || index > 2)
+        .join('\n');
+    });
+    return 0;
+  }
+  if (sub === 'rerun') {
+    const from = filters.from ?? 'failed-step';
+    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/rerun`, { from });
+    print(result, () => `rerun ${id}: run ${result.run} queued (from ${from})`);
+    return 0;
+  }
+  if (sub === 'cancel') {
+    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/cancel`);
+    print(result, () => `cancelled ${id}`);
+    return 0;
+  }
+  throw new Error(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
+}
+
+export async function adviseCommand(options: RemoteOptions): Promise<number> {
+  const out = options.out ?? process.stdout;
+  const { items } = await api(options, 'GET', '/api/integrations');
+  if (options.json) {
+    out.write(
+      `${JSON.stringify(
+        items.map((i: any) => ({ id: i.id, mode: i.mode, advice: i.advice })),
+        null,
+        2,
+      )}\n`,
+    );
+    return 0;
+  }
+  const lines: string[] = [];
+  for (const item of items) {
+    const day = item.stats.windows?.['24h'];
+    lines.push(
+      `${item.id} (${item.mode}): ${day ? `${day.total} in 24 h, p95 ${day.p95 ?? '–'} ms` : 'no data'}`,
+    );
+    if (item.advice.length === 0) lines.push('  no advice: the pattern fits the figures');
+    for (const advice of item.advice) lines.push(`  ${advice.kind}: ${advice.message}`);
+  }
+  out.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+const YES = /^(y|yes|true|1)$/i;
+const NO = /^(n|no|false|0)$/i;
+
+/** `tandem decide`: the three questions from flags, or asked one by one (a terminal or piped answers). */
+export async function decideCommand(
+  flags: { immediate?: string; seconds?: string; rerun?: string },
+  json: boolean,
+  input: NodeJS.ReadableStream = process.stdin,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
+  const questions = [
+    ['immediate', 'Does the caller need an immediate response?'],
+    ['seconds', 'Will everything finish in seconds?'],
+    ['rerun', 'Must a failure be retried or rerun later?'],
+  ] as const;
+  const answers: Record<string, boolean> = {};
+  const missing = questions.filter(([key]) => flags[key] === undefined);
+  // Lines are read through the iterator, which buffers them: answers piped in all at once are not lost.
+  const rl = missing.length > 0 ? createInterface({ input, terminal: false }) : null;
+  const lines = rl?.[Symbol.asyncIterator]();
+  try {
+    for (const [key, question] of questions) {
+      let value = flags[key];
+      while (value === undefined || !(YES.test(value) || NO.test(value))) {
+        if (!lines) throw new Error(`--${key} takes yes or no`);
+        out.write(`${question} (yes/no) `);
+        const next = await lines.next();
+        if (next.done) throw new Error('no answer: the input ended');
+        value = next.value.trim();
+      }
+      answers[key] = YES.test(value);
+    }
+  } finally {
+    rl?.close();
+  }
+  // Piped answers are not echoed: end the prompts' line before the result.
+  if (lines && !(input as { isTTY?: boolean }).isTTY) out.write('\n');
+  const decision = decide({
+    immediateResponse: answers.immediate!,
+    finishesInSeconds: answers.seconds!,
+    needsRerun: answers.rerun!,
+  });
+  out.write(
+    json
+      ? `${JSON.stringify(decision)}\n`
+      : `${decision.pattern}\n${decision.reasons.map((r) => `  ${r}`).join('\n')}\n`,
+  );
+  return 0;
+}
