@@ -64,6 +64,31 @@ export function createMetrics(engine: Engine): Metrics {
     },
   });
 
+  const calls = new client.Histogram({
+    name: 'tandem_connection_call_duration_seconds',
+    help: 'Duration of calls through connections, by connection and status (0: no answer).',
+    labelNames: ['connection', 'status'],
+    buckets: BUCKETS,
+    registers: [registry],
+  });
+  for (const connection of engine.connections.values()) {
+    connection.watch(({ status, durationMs }) =>
+      calls.observe({ connection: connection.id, status: String(status ?? 0) }, durationMs / 1000),
+    );
+  }
+  const CIRCUIT = { closed: 0, 'half-open': 1, open: 2 } as const;
+  new client.Gauge({
+    name: 'tandem_connection_circuit_state',
+    help: 'Circuit state per connection: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['connection'],
+    registers: [registry],
+    collect() {
+      for (const connection of engine.connections.values()) {
+        this.set({ connection: connection.id }, CIRCUIT[connection.circuitState()]);
+      }
+    },
+  });
+
   const observer: EngineObserver = {
     accepted(integration, mode, count) {
       accepted.inc({ integration, mode }, count);

@@ -106,6 +106,7 @@ export class HttpConnection {
   private readonly limit: ConcurrencyLimit;
   private readonly rate: RateLimit | null;
   private token: { value: string; refreshAt: number } | null = null;
+  private readonly watchers = new Set<(call: { status: number | null; durationMs: number }) => void>();
   private tokenRequest: Promise<string> | null = null;
 
   constructor(
@@ -119,6 +120,12 @@ export class HttpConnection {
     this.circuit = options.circuit === false ? null : new CircuitBreaker(options.circuit);
     this.limit = new ConcurrencyLimit(max);
     this.rate = options.ratePerSecond ? new RateLimit(options.ratePerSecond) : null;
+  }
+
+  /** Told of every call's outcome (status, or null without an answer) and duration; for metrics. */
+  watch(listener: (call: { status: number | null; durationMs: number }) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
   }
 
   circuitState(now = Date.now()): CircuitState {
@@ -188,8 +195,10 @@ export class HttpConnection {
       attempt: context.attempt,
       bytesSent: body === undefined ? 0 : Buffer.byteLength(body),
     };
-    const finish = (extra: Record<string, Json>) => {
-      context.record?.({ ...event, durationMs: Math.round(performance.now() - started), ...extra });
+    const finish = (extra: Record<string, Json> & { status: number | null }) => {
+      const durationMs = Math.round(performance.now() - started);
+      context.record?.({ ...event, durationMs, ...extra });
+      for (const watch of this.watchers) watch({ status: extra.status, durationMs });
     };
     let status: number;
     let text: string;

@@ -38,6 +38,14 @@ describe('connections in sync integrations', () => {
       expect(third.status).toBe(503);
       expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(app.seen).toHaveLength(1); // the open circuit sent nothing more to the application
+      const metrics = (await t.request('/metrics')).text;
+      expect(metrics).toContain(
+        'tandem_connection_call_duration_seconds_count{connection="bank",status="200"} 1',
+      );
+      expect(metrics).toMatch(
+        /tandem_connection_call_duration_seconds_count\{connection="bank",status="0"\} [12]\n/,
+      );
+      expect(metrics).toContain('tandem_connection_circuit_state{connection="bank"} 2');
     } finally {
       await t.close();
       await app.close();
