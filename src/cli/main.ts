@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
@@ -5,6 +8,26 @@ import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { start } from './start.js';
+
+/**
+ * `tandem dev`: `tandem start` under Node's watch mode, watching the config's folder (where the
+ * integrations live), so that an edit restarts the server with the new code.
+ */
+async function dev(args: string[], config: string | undefined): Promise<number> {
+  const file = resolve(config ?? 'tandem.config.ts');
+  const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    ['--watch-path', dirname(file), '--no-warnings', bin, 'start', ...args],
+    {
+      stdio: 'inherit',
+    },
+  );
+  const stop = () => child.kill('SIGTERM');
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return new Promise((done) => child.once('exit', (code) => done(code ?? 0)));
+}
 
 /**
  * `tandem run` in this process: the config's engine (and store) runs the instance and its children
@@ -34,6 +57,7 @@ const USAGE = `Usage: tandem <command> [options]
 
 Commands:
   start     Run the engine and the HTTP server
+  dev       Like start, and restart when a file in the config's folder changes
   run       Start an integration now and follow it to the end (progress on stderr, result on stdout):
               tandem run <integration> [--param name=value]... [--input <json>] [--no-wait] [--config <path>]
   instances ls [--integration id] [--status s] [--tracking value] [--limit n] [--cursor c]
@@ -76,6 +100,14 @@ export async function main(argv: string[]): Promise<number> {
         ...(values.config === undefined ? {} : { config: values.config }),
       });
       return 0;
+    }
+    if (command === 'dev') {
+      const { values } = parseArgs({
+        args: rest,
+        options: { port: { type: 'string' }, host: { type: 'string' }, config: { type: 'string' } },
+        strict: true,
+      });
+      return await dev(rest, values.config);
     }
     if (command === 'run') {
       const { values, positionals } = parseArgs({
