@@ -38,6 +38,7 @@ const stats = (overrides: Partial<IntegrationStats>): IntegrationStats => ({
   p99: 30,
   retriesPerInstance: 0,
   errors: [],
+  failuresByConnection: {},
   ...overrides,
 });
 

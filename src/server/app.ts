@@ -19,6 +19,7 @@ import type { SyncRecorderOptions } from '../engine/sync-recorder.js';
 import { TandemError } from '../errors.js';
 import { adminGuard } from './admin-auth.js';
 import { activityRoutes } from './api/activity.js';
+import { advisorRoutes } from './api/advisor.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { PROBLEM_HEADERS, type WithHeaders, withHeaders } from './auth-error.js';
@@ -159,6 +160,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       integrationRoutes(scope, context);
       instanceRoutes(scope, context);
       activityRoutes(scope, context);
+      advisorRoutes(scope);
     },
     { prefix: '/api' },
   );

@@ -302,6 +302,15 @@ function addApiPaths(
       },
     },
   };
+  doc.paths['/api/advisor/decide'] = {
+    post: {
+      ...common,
+      operationId: 'decidePattern',
+      summary: 'The pattern for the three questions of the decision table, with its reasons',
+      requestBody: body(api.decideBody, 'DecideQuestions'),
+      responses: { '200': ok(api.decisionSchema, 'Decision'), ...errors },
+    },
+  };
   doc.paths['/metrics'] = {
     get: {
       tags: ['operations'],

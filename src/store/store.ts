@@ -209,6 +209,8 @@ export interface IntegrationStats {
   retriesPerInstance: number;
   /** Failed instances by error code (null: an error without a code), most frequent first, at most 5. */
   errors: { code: string | null; count: number }[];
+  /** Failed instances whose error came from a connection, by connection id. */
+  failuresByConnection: Record<string, number>;
 }
 
 /** What the store keeps per schedule (a scheduled integration). */

@@ -170,3 +170,29 @@ describe('observing over HTTP', () => {
     }
   });
 });
+
+describe('advisor over HTTP', () => {
+  it('answers POST /api/advisor/decide for the table and refuses a malformed question', async () => {
+    const t = await testServer([defineIntegration({ id: 'x', mode: 'async', handler: () => 1 })]);
+    try {
+      const yes = await t.request('/api/advisor/decide', {
+        method: 'POST',
+        json: { immediateResponse: true, finishesInSeconds: false, needsRerun: false },
+      });
+      expect(yes.status).toBe(200);
+      expect(yes.json.pattern).toBe('sync-to-async');
+      const bad = await t.request('/api/advisor/decide', {
+        method: 'POST',
+        json: { immediateResponse: 'yes' },
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.json.errors.map((e: { path: string }) => e.path).sort()).toEqual([
+        'finishesInSeconds',
+        'immediateResponse',
+        'needsRerun',
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+});

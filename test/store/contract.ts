@@ -620,7 +620,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
           status: i % 13 === 0 ? 'failed' : 'succeeded',
           error:
             i % 13 === 0
-              ? { name: 'HttpError', message: 'bank down', code: i === 0 ? 'timeout' : 'http-error' }
+              ? {
+                  name: 'HttpError',
+                  message: 'bank down',
+                  code: i === 0 ? 'timeout' : 'http-error',
+                  ...(i === 0 ? {} : { details: { connection: 'bank', status: 503 } }),
+                }
               : null,
           durationMs,
           startedAt: T0,
@@ -659,6 +664,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
           { code: 'http-error', count: 2 },
           { code: 'timeout', count: 1 },
         ],
+        failuresByConnection: { bank: 2 },
       });
       const orders = stats.find((s) => s.integrationId === 'orders')!;
       expect(orders).toMatchObject({ total: 1, active: 1, p50: null, p95: null, errors: [] });

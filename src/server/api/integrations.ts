@@ -83,6 +83,7 @@ function windowFigures(stats: IntegrationStats | undefined) {
 }
 
 async function summarise(context: ServerContext, integration: AnyIntegration, windows: Windows) {
+  const day = windows.find(([name]) => name === '24h')?.[1].get(integration.id);
   const counts = {} as Record<InstanceStatus, number>;
   await Promise.all(
     INSTANCE_STATUSES.map(async (status) => {
@@ -107,9 +108,10 @@ async function summarise(context: ServerContext, integration: AnyIntegration, wi
     },
     advice: advise({
       integration,
-      stats: windows.find(([name]) => name === '24h')?.[1].get(integration.id),
+      stats: day,
       window: 'in the last 24 h',
       immediatePollShare: context.polls.share(integration.id),
+      ...(day ? { failuresByConnection: day.failuresByConnection } : {}),
     }),
   };
 }

@@ -243,3 +243,15 @@ export const activityQuery = z.strictObject({
   /** Resume position when the client cannot send Last-Event-ID. `start` replays from the beginning. */
   after: z.string().max(64).optional(),
 });
+
+/** The three questions of POST /api/advisor/decide. */
+export const decideBody = z.strictObject({
+  immediateResponse: z.boolean().describe('Does the caller need an immediate response?'),
+  finishesInSeconds: z.boolean().describe('Will everything finish in seconds?'),
+  needsRerun: z.boolean().describe('Must a failure be retried or rerun later?'),
+});
+
+export const decisionSchema = z.object({
+  pattern: z.enum(['sync', 'async', 'sync-to-async']),
+  reasons: z.array(z.string()),
+});

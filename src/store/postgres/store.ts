@@ -854,6 +854,14 @@ export class PostgresStore implements Store {
        WHERE n <= 5 ORDER BY integration_id, count DESC, code`,
       [request.since, request.until],
     );
+    const byConnection = await this.q(
+      this.pool,
+      `SELECT integration_id, error::jsonb -> 'details' ->> 'connection' AS connection, count(*)::int AS count
+       FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND status = 'failed'
+         AND error::jsonb -> 'details' ->> 'connection' IS NOT NULL
+       GROUP BY 1, 2`,
+      [request.since, request.until],
+    );
     const toNumber = (value: string | number | null) => (value === null ? null : Number(value));
     return rows.map((row) => ({
       integrationId: row.integration_id,
@@ -870,6 +878,11 @@ export class PostgresStore implements Store {
       errors: errors.rows
         .filter((e: { integration_id: string }) => e.integration_id === row.integration_id)
         .map((e: { code: string | null; count: number }) => ({ code: e.code, count: e.count })),
+      failuresByConnection: Object.fromEntries(
+        byConnection.rows
+          .filter((r: { integration_id: string }) => r.integration_id === row.integration_id)
+          .map((r: { connection: string; count: number }) => [r.connection, r.count]),
+      ),
     }));
   }
 

@@ -524,6 +524,12 @@ export class SqliteStore implements Store {
        WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND status = 'failed'
        GROUP BY code ORDER BY count DESC, code LIMIT 5`,
     );
+    const byConnection = this.db.prepare(
+      `SELECT json_extract(error, '$.details.connection') AS connection, count(*) AS count FROM instances
+       WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND status = 'failed'
+         AND json_extract(error, '$.details.connection') IS NOT NULL
+       GROUP BY connection`,
+    );
     return rows.map((row) => {
       // Nearest rank: the smallest value with at least p of the values at or below it.
       const percentile = (p: number) =>
@@ -547,6 +553,11 @@ export class SqliteStore implements Store {
         p99: percentile(0.99),
         retriesPerInstance: row.retries,
         errors: errors.all({ ...window, id: row.integration_id }) as { code: string | null; count: number }[],
+        failuresByConnection: Object.fromEntries(
+          (
+            byConnection.all({ ...window, id: row.integration_id }) as { connection: string; count: number }[]
+          ).map((r) => [r.connection, r.count]),
+        ),
       };
     });
   }
