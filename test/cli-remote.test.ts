@@ -67,6 +67,32 @@ describe('CLI against a live server', () => {
       await withToken(['instances', 'cancel', stuck.instanceId, ...url]);
       expect((await t.engine.getInstance(stuck.instanceId)).status).toBe('cancelled');
 
+      // A bulk rerun of failures, followed to the end with a progress bar.
+      attempts = 0;
+      const more = await Promise.all(
+        ['O-80', 'O-81', 'O-82'].map((orderId) => t.engine.accept('flaky', { orderId })),
+      );
+      for (const m of more) {
+        await waitFor(
+          async () => ['failed', 'succeeded'].includes((await t.engine.getInstance(m.instanceId)).status),
+          'the batch',
+        );
+      }
+      const failedBefore = (await t.engine.listInstances({ limit: 10, status: 'failed' })).items.length;
+      expect(failedBefore).toBe(1); // the first of the three failed
+      const bulk = await withToken([
+        'instances',
+        'rerun',
+        '--status',
+        'failed',
+        '--integration',
+        'flaky',
+        ...url,
+      ]);
+      expect(bulk.stderr).toContain('rerunning 1 instances');
+      expect(bulk.stderr).toMatch(/\] 1\/1 done/);
+      expect(bulk.stdout).toContain('1 of 1 rerun instances finished, 0 failed');
+
       const advise = await withToken(['advise', ...url]);
       expect(advise.stdout).toContain('flaky (async)');
     } finally {

@@ -62,6 +62,8 @@ Commands:
               tandem run <integration> [--param name=value]... [--input <json>] [--no-wait] [--config <path>]
   instances ls [--integration id] [--status s] [--tracking value] [--limit n] [--cursor c]
   instances show|rerun|cancel <instance id> [--from failed-step|start]
+  instances rerun --status failed [--integration id] [--tracking value] [--parent id]
+            Bulk rerun, followed with a progress bar
             Read and change instances through a running server (--url, default http://127.0.0.1:3000)
   advise    Each integration's pattern advice, with its figures (through a running server)
   decide    The pattern for the three questions: --immediate yes|no --seconds yes|no --rerun yes|no,
@@ -150,6 +152,7 @@ export async function main(argv: string[]): Promise<number> {
           tracking: { type: 'string' },
           limit: { type: 'string' },
           cursor: { type: 'string' },
+          parent: { type: 'string' },
           from: { type: 'string' },
           immediate: { type: 'string' },
           seconds: { type: 'string' },
@@ -184,6 +187,7 @@ export async function main(argv: string[]): Promise<number> {
           tracking: values.tracking,
           limit: values.limit,
           cursor: values.cursor,
+          parent: values.parent,
           from: values.from,
         },
         remote,

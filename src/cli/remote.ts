@@ -80,6 +80,7 @@ export async function instancesCommand(
     return 0;
   }
   const id = args[0];
+  if (sub === 'rerun' && !id) return bulkRerun(filters, options);
   if (!id) throw new Error(`usage: tandem instances ${sub} <instance id>`);
   if (sub === 'show') {
     const detail = await api(options, 'GET', `/api/instances/${encodeURIComponent(id)}`);
@@ -123,6 +124,62 @@ export async function instancesCommand(
     return 0;
   }
   throw new Error(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
+}
+
+/**
+ * `tandem instances rerun --status failed [--integration …] [--tracking …] [--parent …]`: reruns
+ * every finished instance that matches, then follows them with a progress bar until all are final.
+ */
+async function bulkRerun(
+  filters: Record<string, string | undefined>,
+  options: RemoteOptions,
+): Promise<number> {
+  const { from, ...rest } = filters;
+  const filter: Record<string, string> = {};
+  for (const [key, value] of Object.entries(rest)) {
+    if (value !== undefined && ['integration', 'status', 'tracking', 'parent'].includes(key))
+      filter[key] = value;
+  }
+  if (Object.keys(filter).length === 0) {
+    throw new Error('a bulk rerun needs a filter: --status, --integration, --tracking or --parent');
+  }
+  const result = await api(options, 'POST', '/api/instances/rerun', { filter, from: from ?? 'failed-step' });
+  const err = process.stderr;
+  err.write(`rerunning ${result.count} instances (from ${from ?? 'failed-step'})\n`);
+  // Follow them: the instances of the same filter (any status) whose run started with this rerun.
+  const follow = new URLSearchParams({ rerunSince: String(result.at), limit: '1000' });
+  for (const [key, value] of Object.entries(filter)) if (key !== 'status') follow.set(key, value);
+  let done = 0;
+  let failed = 0;
+  while (result.count > 0) {
+    done = 0;
+    failed = 0;
+    let cursor: string | null = null;
+    do {
+      const page: any = await api(
+        options,
+        'GET',
+        `/api/instances?${follow}${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      for (const instance of page.items) {
+        if (['succeeded', 'failed', 'cancelled'].includes(instance.status)) done++;
+        if (instance.status === 'failed') failed++;
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    const width = 30;
+    const filled = Math.round((Math.min(done, result.count) / result.count) * width);
+    err.write(
+      `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${done}/${result.count} done${failed ? ` (${failed} failed)` : ''}\n`,
+    );
+    if (done >= result.count) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  const summary = { count: result.count, done, failed };
+  (options.out ?? process.stdout).write(
+    `${options.json ? JSON.stringify(summary) : `${done} of ${result.count} rerun instances finished, ${failed} failed`}\n`,
+  );
+  return failed > 0 ? 1 : 0;
 }
 
 export async function adviseCommand(options: RemoteOptions): Promise<number> {

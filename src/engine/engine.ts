@@ -751,20 +751,20 @@ export class Engine {
   }
 
   /** Reruns every instance in a final state that matches the filter. Returns how many. */
-  async rerunMany(filter: InstanceFilter, options: { from?: RerunFrom } = {}): Promise<{ count: number }> {
+  async rerunMany(
+    filter: InstanceFilter,
+    options: { from?: RerunFrom } = {},
+  ): Promise<{ count: number; at: number }> {
     if (Object.values(filter).every((v) => v === undefined)) {
       throw new InvalidInputError([
         { path: 'filter', message: 'A bulk rerun needs at least one filter field' },
       ]);
     }
-    const outcomes = await this.store.rerun({
-      filter,
-      from: options.from ?? 'failed-step',
-      now: this.clock.now(),
-    });
+    const at = this.clock.now();
+    const outcomes = await this.store.rerun({ filter, from: options.from ?? 'failed-step', now: at });
     const count = outcomes.filter((o) => o.outcome === 'done').length;
     if (count > 0) this.wake();
-    return { count };
+    return { count, at };
   }
 
   /** Cancels a queued, retrying, running or failed instance. A running attempt is aborted. */

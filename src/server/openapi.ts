@@ -239,7 +239,7 @@ function addApiPaths(
       operationId: 'rerunInstances',
       summary: 'Rerun every finished instance that matches a filter',
       requestBody: body(api.bulkRerunBody, 'BulkRerun'),
-      responses: { '200': ok(api.countSchema, 'Count'), ...errors },
+      responses: { '200': ok(api.bulkRerunResultSchema, 'BulkRerunResult'), ...errors },
     },
   };
   doc.paths['/api/instances/{id}'] = {

@@ -131,6 +131,8 @@ export interface InstanceFilter {
   parentId?: string;
   createdAfter?: number;
   createdBefore?: number;
+  /** Instances whose current run started at or after this time (e.g. the ones a bulk rerun just queued). */
+  runStartedAfter?: number;
 }
 
 export interface ListRequest extends InstanceFilter {

@@ -34,6 +34,7 @@ const filterFields = {
   parent: z.string().min(1).max(100).optional().describe('Instances started by this instance'),
   from: time.optional().describe('Created at or after (ms since epoch or ISO 8601)'),
   to: time.optional().describe('Created before (ms since epoch or ISO 8601)'),
+  rerunSince: time.optional().describe('Current run started at or after (e.g. `at` of a bulk rerun)'),
 };
 
 export const instanceFilterSchema = z.strictObject(filterFields);
@@ -52,6 +53,7 @@ export function toInstanceFilter(query: z.output<typeof instanceFilterSchema>): 
   if (query.parent !== undefined) filter.parentId = query.parent;
   if (query.from !== undefined) filter.createdAfter = query.from;
   if (query.to !== undefined) filter.createdBefore = query.to;
+  if (query.rerunSince !== undefined) filter.runStartedAfter = query.rerunSince;
   return filter;
 }
 
@@ -160,7 +162,11 @@ export const rerunResultSchema = z.object({
   run: z.number().int(),
   status: instanceStatus,
 });
-export const countSchema = z.object({ count: z.number().int() });
+
+export const bulkRerunResultSchema = z.object({
+  count: z.number().int(),
+  at: z.number().int().describe('When the reruns were queued: list them with `rerunSince`'),
+});
 export const cancelResultSchema = z.object({ instanceId: z.string(), status: instanceStatus });
 
 export const triggerSchema = z.union([

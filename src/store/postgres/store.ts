@@ -1142,6 +1142,7 @@ function filterSql(filter: InstanceFilter, first: number): { where: string; para
   if (filter.parentId !== undefined) where.push(`parent_id = ${param(filter.parentId)}`);
   if (filter.createdAfter !== undefined) where.push(`created_at >= ${param(filter.createdAfter)}`);
   if (filter.createdBefore !== undefined) where.push(`created_at < ${param(filter.createdBefore)}`);
+  if (filter.runStartedAfter !== undefined) where.push(`run_started_at >= ${param(filter.runStartedAfter)}`);
   if (filter.tracking !== undefined) {
     const { name, value } = parseTrackingFilter(filter.tracking);
     const v = param(value);

@@ -759,6 +759,10 @@ function filterSql(filter: InstanceFilter): { where: string; params: unknown[] }
     where.push('created_at < ?');
     params.push(filter.createdBefore);
   }
+  if (filter.runStartedAfter !== undefined) {
+    where.push('run_started_at >= ?');
+    params.push(filter.runStartedAfter);
+  }
   if (filter.tracking !== undefined) {
     const { name, value } = parseTrackingFilter(filter.tracking);
     where.push('(track_1 = ? OR track_2 = ? OR track_3 = ?)');
