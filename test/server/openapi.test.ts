@@ -143,7 +143,17 @@ describe('/openapi.json', () => {
     }
     expect(doc.paths['/api/instances'].get.security).toEqual([{ adminToken: [] }]);
     const filters = doc.paths['/api/instances'].get.parameters.map((p: { name: string }) => p.name);
-    expect(filters).toEqual(['integration', 'status', 'tracking', 'parent', 'from', 'to', 'limit', 'cursor']);
+    expect(filters).toEqual([
+      'integration',
+      'status',
+      'tracking',
+      'parent',
+      'from',
+      'to',
+      'rerunSince',
+      'limit',
+      'cursor',
+    ]);
     expect(doc.components.securitySchemes.adminToken).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 });
