@@ -47,5 +47,6 @@ export function engineOptionsOf(config: TandemConfig): EngineOptions {
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
     ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
     ...(config.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.pollIntervalMs }),
+    ...(config.retention === undefined ? {} : { retention: config.retention }),
   };
 }

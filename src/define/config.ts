@@ -33,6 +33,11 @@ export interface TandemConfig {
   leaseMs?: number;
   /** Safety-net poll for due work in ms. Default 1 s. */
   pollIntervalMs?: number;
+  /**
+   * How long succeeded and cancelled instances are kept (failed ones until resolved), and how often
+   * the purge runs. Default 30 days, hourly; `false` keeps everything.
+   */
+  retention?: { keepMs?: number; intervalMs?: number } | false;
   /** The HTTP server. */
   server?: ServerOptions;
 }
