@@ -1,3 +1,7 @@
+export type { Advice, AdviceKind } from './advisor/advice.js';
+export { advise } from './advisor/advice.js';
+export type { Decision, DecisionQuestions, Pattern } from './advisor/decide.js';
+export { decide } from './advisor/decide.js';
 export type { CircuitOptions, CircuitState } from './connections/circuit.js';
 export type { CallFailure, CallOptions, ConnectionAuth, HttpConnectionOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
@@ -36,14 +40,18 @@ export type {
   RunNowOptions,
 } from './engine/engine.js';
 export { createEngine, Engine } from './engine/engine.js';
+export type { EngineObserver } from './engine/observer.js';
 export type { ScheduleInfo, SlotEvent } from './engine/scheduler.js';
 export type { SyncCall, SyncResult, SyncRunnerOptions } from './engine/sync.js';
 export { SyncRunner } from './engine/sync.js';
 export * from './errors.js';
+export type { Metrics } from './metrics.js';
+export { createMetrics } from './metrics.js';
 export type * from './model.js';
 export type { AppOptions } from './server/app.js';
 export { buildApp } from './server/app.js';
 export * from './sources/index.js';
 export { openStore } from './store/open.js';
+export { PostgresStore } from './store/postgres/store.js';
 export { SqliteStore } from './store/sqlite/store.js';
 export type { Store } from './store/store.js';
