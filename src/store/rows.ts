@@ -14,7 +14,7 @@ import type {
   Step,
   StepStatus,
 } from '../model.js';
-import type { InstanceFilter } from './store.js';
+import type { InstanceFilter, TransitionOutcome } from './store.js';
 
 export interface InstanceRow {
   seq: number | string;
@@ -220,4 +220,41 @@ export const asArray = <T>(value: T | T[] | undefined): T[] | undefined =>
 /** True when a filter names nothing at all (a bulk operation on everything is refused upstream). */
 export function isEmptyFilter(filter: InstanceFilter): boolean {
   return Object.values(filter).every((value) => value === undefined);
+}
+
+/** The state machine's rules for reruns and cancels, one place for every store. */
+export const TRANSITIONS = {
+  /** A rerun starts a new run of a finished durable instance. */
+  rerun: (row: Pick<InstanceRow, 'mode' | 'status'>) =>
+    row.mode !== 'sync' &&
+    (row.status === 'succeeded' || row.status === 'failed' || row.status === 'cancelled'),
+  /** A cancel ends any durable instance that has not succeeded or been cancelled (failed included). */
+  cancel: (row: Pick<InstanceRow, 'mode' | 'status'>) =>
+    row.mode !== 'sync' && row.status !== 'succeeded' && row.status !== 'cancelled',
+};
+
+/**
+ * Sorts requested ids into outcomes by a transition rule: not found, invalid state, or done (with
+ * the run the instance will be in). Returns the rows to change alongside.
+ */
+export function sortTransition(
+  ids: string[],
+  rows: InstanceRow[],
+  allowed: (row: InstanceRow) => boolean,
+  runAfter: (row: InstanceRow) => number,
+): { outcomes: TransitionOutcome[]; eligible: InstanceRow[] } {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const outcomes: TransitionOutcome[] = [];
+  const eligible: InstanceRow[] = [];
+  for (const id of ids) {
+    const row = byId.get(id);
+    if (!row) outcomes.push({ id, outcome: 'not-found' });
+    else if (!allowed(row))
+      outcomes.push({ id, outcome: 'invalid-state', status: row.status as InstanceStatus });
+    else {
+      eligible.push(row);
+      outcomes.push({ id, outcome: 'done', run: runAfter(row) });
+    }
+  }
+  return { outcomes, eligible };
 }

@@ -15,7 +15,9 @@ import {
   type RunRow,
   runFromRow,
   type StepRow,
+  sortTransition,
   stepFromRow,
+  TRANSITIONS,
   trackingSlots,
   WORK_COLUMNS,
   type WorkRow,
@@ -544,27 +546,12 @@ export class PostgresStore implements Store {
         );
         rows = found.rows;
       }
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      const ids = request.ids ?? rows.map((r) => r.id);
-      const outcomes: TransitionOutcome[] = [];
-      const eligible: InstanceRow[] = [];
-      for (const id of ids) {
-        const row = byId.get(id);
-        if (!row) {
-          outcomes.push({ id, outcome: 'not-found' });
-          continue;
-        }
-        const status = row.status as Instance['status'];
-        if (
-          row.mode === 'sync' ||
-          !(status === 'succeeded' || status === 'failed' || status === 'cancelled')
-        ) {
-          outcomes.push({ id, outcome: 'invalid-state', status });
-          continue;
-        }
-        eligible.push(row);
-        outcomes.push({ id, outcome: 'done', run: row.run + 1 });
-      }
+      const { outcomes, eligible } = sortTransition(
+        request.ids ?? rows.map((r) => r.id),
+        rows,
+        TRANSITIONS.rerun,
+        (row) => row.run + 1,
+      );
       if (eligible.length === 0) return outcomes;
       const runs = eligible.map(currentRunFromRow);
       await this.q(
@@ -632,23 +619,12 @@ export class PostgresStore implements Store {
         'SELECT * FROM {{schema}}.instances WHERE id = ANY($1::text[]) FOR UPDATE',
         [ids],
       );
-      const byId = new Map((found.rows as InstanceRow[]).map((r) => [r.id, r]));
-      const outcomes: TransitionOutcome[] = [];
-      const cancelled: InstanceRow[] = [];
-      for (const id of ids) {
-        const row = byId.get(id);
-        if (!row) {
-          outcomes.push({ id, outcome: 'not-found' });
-          continue;
-        }
-        const status = row.status as Instance['status'];
-        if (row.mode === 'sync' || status === 'succeeded' || status === 'cancelled') {
-          outcomes.push({ id, outcome: 'invalid-state', status });
-          continue;
-        }
-        cancelled.push(row);
-        outcomes.push({ id, outcome: 'done', run: row.run });
-      }
+      const { outcomes, eligible: cancelled } = sortTransition(
+        ids,
+        found.rows as InstanceRow[],
+        TRANSITIONS.cancel,
+        (row) => row.run,
+      );
       if (cancelled.length > 0) {
         await this.q(
           client,

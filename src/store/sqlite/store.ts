@@ -18,6 +18,7 @@ import {
   runFromRow,
   type StepRow,
   stepFromRow,
+  TRANSITIONS,
   trackingSlots,
   WORK_COLUMNS,
   type WorkRow,
@@ -301,10 +302,7 @@ export class SqliteStore implements Store {
       return rows.map((row): TransitionOutcome => {
         if ('missing' in row) return { id: row.id, outcome: 'not-found' };
         const status = row.status as Instance['status'];
-        if (
-          row.mode === 'sync' ||
-          !(status === 'succeeded' || status === 'failed' || status === 'cancelled')
-        ) {
+        if (!TRANSITIONS.rerun(row)) {
           return { id: row.id, outcome: 'invalid-state', status };
         }
         const current = currentRunFromRow(row);
@@ -352,7 +350,7 @@ export class SqliteStore implements Store {
         const row = this.stmt.byId.get(id) as InstanceRow | undefined;
         if (!row) return { id, outcome: 'not-found' };
         const status = row.status as Instance['status'];
-        if (row.mode === 'sync' || status === 'succeeded' || status === 'cancelled') {
+        if (!TRANSITIONS.cancel(row)) {
           return { id, outcome: 'invalid-state', status };
         }
         this.stmt.cancelOne.run({ now, id });
