@@ -5,7 +5,7 @@
  * parameter each run increments persists, and after both stop, a restart with catchUp 'last'
  * fires exactly one missed slot.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { SlotEvent } from '../../src/engine/scheduler.js';
@@ -13,6 +13,7 @@ import { openStore } from '../../src/store/open.js';
 import '../support/provided.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
+import { startScript } from '../support/worker-process.js';
 
 const WORKER = join(import.meta.dirname, '../fixtures/schedule-worker.ts');
 const children: ChildProcess[] = [];
@@ -23,24 +24,15 @@ afterEach(() => {
 type Seen = SlotEvent & { pid: number };
 
 function startWorker(db: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, db], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const slots: Seen[] = [];
-  const lines: string[] = [];
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    for (const line of parts) {
-      lines.push(line);
-      if (line.startsWith('slot ')) slots.push(JSON.parse(line.slice(5)) as Seen);
-    }
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { child, slots, lines, exited };
+  const worker = startScript(WORKER, [db]);
+  children.push(worker.child);
+  return {
+    ...worker,
+    /** Every slot this process handled, as it printed them. */
+    get slots(): Seen[] {
+      return worker.lines.filter((l) => l.startsWith('slot ')).map((l) => JSON.parse(l.slice(5)) as Seen);
+    },
+  };
 }
 
 describe.each([

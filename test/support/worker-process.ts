@@ -6,7 +6,12 @@ export const CRASH_WORKER = join(import.meta.dirname, '../fixtures/crash-worker.
 
 /** Starts the crash-test worker as a child process; collects its stdout lines. */
 export function startWorker(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CRASH_WORKER, ...args], {
+  return startScript(CRASH_WORKER, args);
+}
+
+/** Runs a TypeScript script as a child process (through tsx); collects its stdout lines. */
+export function startScript(script: string, args: string[]) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: string[] = [];
