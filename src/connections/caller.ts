@@ -60,7 +60,7 @@ export function makeCaller(options: CallerOptions): Call {
         signal: options.signal,
         idempotencyKey: `${options.instanceId}:${scope.name}:${index}`,
         traceparent: `00-${traceId}-${(span++).toString(16).padStart(16, '0')}-01`,
-        ...(options.record ? { record: options.record } : {}),
+        record: options.record,
       },
       method,
       path,

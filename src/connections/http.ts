@@ -3,11 +3,11 @@
  * secret references, a timeout per call, failure classification (what is retried and what fails at
  * once), a circuit breaker, concurrency and rate limits, and an activity event for every call.
  */
-import { EventEmitter } from 'node:events';
 import { Pool } from 'undici';
 import { CircuitOpenError, TandemError } from '../errors.js';
 import type { Json } from '../model.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
+import { ExchangeFailure, exchange } from './exchange.js';
 import { ConcurrencyLimit, RateLimit } from './limits.js';
 import { reveal, type SecretValue } from './secret.js';
 
@@ -66,7 +66,7 @@ export interface CallContext {
   idempotencyKey: string;
   traceparent: string;
   /** Receives the call's activity event data. */
-  record?: (data: Record<string, Json>) => void;
+  record?: ((data: Record<string, Json>) => void) | undefined;
 }
 
 /**
@@ -169,12 +169,10 @@ export class HttpConnection {
       if (text) target += (target.includes('?') ? '&' : '?') + text;
     }
     const shown = target;
-    const headers: Record<string, string> = {
-      ...this.options.headers,
-      ...options.headers,
-      'idempotency-key': context.idempotencyKey,
-      traceparent: context.traceparent,
-    };
+    const headers: Record<string, string> =
+      this.options.headers || options.headers ? { ...this.options.headers, ...options.headers } : {};
+    headers['idempotency-key'] = context.idempotencyKey;
+    headers.traceparent = context.traceparent;
     let body = options.body;
     if (options.json !== undefined) {
       body = JSON.stringify(options.json);
@@ -186,53 +184,29 @@ export class HttpConnection {
         ? await this.authorise(headers, target)
         : this.authoriseNow(headers, target);
     const timeoutMs = this.options.timeout ?? 10_000;
-    const limit = timeLimit(signal, timeoutMs);
     const started = performance.now();
-    const event: Record<string, Json> = {
-      connection: this.id,
-      method,
-      url: this.base.origin + shown,
-      attempt: context.attempt,
-      bytesSent: body === undefined ? 0 : Buffer.byteLength(body),
-    };
-    const finish = (extra: Record<string, Json> & { status: number | null }) => {
-      const durationMs = Math.round(performance.now() - started);
-      context.record?.({ ...event, durationMs, ...extra });
-      for (const watch of this.watchers) watch({ status: extra.status, durationMs });
-    };
     let status: number;
     let text: string;
     let contentType: string;
     let retryAfter: string | undefined;
     try {
-      const response = await this.pool.request({
-        path: target,
-        method: method as 'GET',
-        headers,
-        ...(body === undefined ? {} : { body }),
-        signal: limit.signal,
-      });
-      status = response.statusCode;
-      text = await response.body.text();
-      limit.done();
+      const response = await exchange(this.pool, { path: target, method, headers, body, timeoutMs, signal });
+      status = response.status;
+      text = response.body;
       contentType = String(response.headers['content-type'] ?? '');
       const header = response.headers['retry-after'];
       retryAfter = Array.isArray(header) ? header[0] : header;
+      this.finish(context, method, shown, body, started, status, response.bytes, undefined);
     } catch (thrown) {
-      limit.done();
-      if (signal.aborted) {
-        finish({ status: null, error: 'aborted' });
+      if (!(thrown instanceof ExchangeFailure)) {
+        this.finish(context, method, shown, body, started, null, 0, 'aborted');
         throw thrown; // the instance was cancelled or hit its own time limit
       }
-      const timedOut = limit.timedOut || (thrown as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT';
-      const code: CallFailure['code'] = timedOut ? 'connection-timeout' : 'connection-failed';
-      const cause = thrown as { code?: string; message?: string };
-      const reason = timedOut
-        ? `no answer within ${timeoutMs} ms`
-        : (cause.code ?? cause.message ?? 'unknown');
+      const code: CallFailure['code'] = thrown.timedOut ? 'connection-timeout' : 'connection-failed';
+      const reason = thrown.reason;
       // Refused, reset, unresolved name, timeout: the application may be back on the next attempt.
       const retryable = this.decide({ status: null, code }, true);
-      finish({ status: null, error: reason });
+      this.finish(context, method, shown, body, started, null, 0, reason);
       const error = new HttpError(
         `${method} ${this.id}${shown} failed: ${reason}`,
         code,
@@ -241,12 +215,11 @@ export class HttpConnection {
         retryable,
         null,
         null,
-        { connection: this.id, method, url: event.url as string, reason },
-        { cause: thrown },
+        { connection: this.id, method, url: this.base.origin + shown, reason },
+        { cause: thrown.cause },
       );
       throw this.failed(error);
     }
-    finish({ status, bytesReceived: Buffer.byteLength(text) });
     if (status === 401 && this.options.auth?.type === 'oauth2-client-credentials' && !retried401) {
       this.token = null; // the token was revoked or expired early: fetch a new one, once
       return this.send<T>(context, method, path, options, signal, true);
@@ -268,7 +241,7 @@ export class HttpConnection {
         {
           connection: this.id,
           method,
-          url: event.url as string,
+          url: this.base.origin + shown,
           status,
           body: excerpt,
           ...(retryAfterMs === null ? {} : { retryAfterMs }),
@@ -279,6 +252,35 @@ export class HttpConnection {
     this.circuit?.success();
     if (/[/+]json\b/i.test(contentType) && text !== '') return JSON.parse(text) as T;
     return text as T;
+  }
+
+  /** The call's activity event and its metrics. */
+  private finish(
+    context: CallContext,
+    method: string,
+    shown: string,
+    body: string | undefined,
+    started: number,
+    status: number | null,
+    bytesReceived: number,
+    error: string | undefined,
+  ): void {
+    const durationMs = Math.round(performance.now() - started);
+    if (context.record) {
+      const event: Record<string, Json> = {
+        connection: this.id,
+        method,
+        url: this.base.origin + shown,
+        attempt: context.attempt,
+        bytesSent: body === undefined ? 0 : Buffer.byteLength(body),
+        durationMs,
+        status,
+      };
+      if (error === undefined) event.bytesReceived = bytesReceived;
+      else event.error = error;
+      context.record(event);
+    }
+    for (const watch of this.watchers) watch({ status, durationMs });
   }
 
   /**
@@ -386,44 +388,6 @@ export class HttpConnection {
   async close(): Promise<void> {
     await this.pool.close();
   }
-}
-
-/** Per parent signal, the calls to abort with it: one listener on the signal however many calls. */
-const dependents = new WeakMap<AbortSignal, Set<() => void>>();
-
-/**
- * Bounds one call by the connection's timeout and the instance's signal. undici accepts an
- * EventEmitter as its abort signal; one per call, fed by a timer and by a single listener on the
- * instance's signal, costs far less than an AbortSignal per call (measured: bench:connections).
- */
-function timeLimit(parent: AbortSignal, ms: number) {
-  const emitter = new EventEmitter();
-  const abort = () => emitter.emit('abort');
-  const state = { signal: emitter, timedOut: false, done };
-  const timer = setTimeout(() => {
-    state.timedOut = true;
-    abort();
-  }, ms);
-  let calls = dependents.get(parent);
-  if (!calls) {
-    const set = new Set<() => void>();
-    calls = set;
-    dependents.set(parent, set);
-    parent.addEventListener(
-      'abort',
-      () => {
-        for (const call of set) call();
-      },
-      { once: true },
-    );
-  }
-  calls.add(abort);
-  if (parent.aborted) abort();
-  function done() {
-    clearTimeout(timer);
-    calls!.delete(abort);
-  }
-  return state;
 }
 
 function parseRetryAfter(value: string | undefined): number | null {
