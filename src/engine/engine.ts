@@ -61,6 +61,12 @@ export interface EngineOptions {
   concurrency?: number;
   /** Most instances claimed in one statement. Default 200. */
   claimBatch?: number;
+  /**
+   * Instances claimed ahead of free slots, so that the next claim overlaps the handlers running
+   * now. Only while handlers are quick (under 50 ms on average): slow work is left in the store
+   * for other processes. Default: as `concurrency`; 0 turns it off.
+   */
+  prefetch?: number;
   /** Lease length in ms, renewed at a third of it. Default 30 s. */
   leaseMs?: number;
   /** Safety-net poll for due work. Default 1 s. */
@@ -153,6 +159,10 @@ export class Engine {
   private readonly running = new Map<string, Attempt>();
   /** Attempts whose handler is still executing (the concurrency limit counts these). */
   private busy = 0;
+  /** Claimed attempts waiting for a slot (prefetched), oldest first; also in `running`. */
+  private readonly waiting: { claimed: ClaimedInstance; attempt: Attempt }[] = [];
+  /** Moving average of handler durations in ms: prefetch only while work is quick. */
+  private handlerMs = 0;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private pumping = false;
   private pumpScheduled = false;
@@ -495,7 +505,8 @@ export class Engine {
           now: this.clock.now(),
           integrationIds: this.runnableIds,
         });
-        for (const item of claimed) this.launch(item);
+        for (const item of claimed) this.enqueue(item);
+        this.launchWaiting();
         if (claimed.length >= limit) this.moreLikely = true;
         else short = true;
       }
@@ -530,12 +541,9 @@ export class Engine {
     }, delay);
   }
 
-  private launch(claimed: ClaimedInstance): void {
+  /** Takes a claimed instance: it runs as soon as a slot is free. */
+  private enqueue(claimed: ClaimedInstance): void {
     const { instance } = claimed;
-    const integration = this.integrations.get(instance.integrationId) as
-      | AsyncDefinition<any>
-      | ScheduledDefinition<any>
-      | undefined;
     const attempt: Attempt = {
       instance,
       claimToken: claimed.claimToken,
@@ -543,7 +551,30 @@ export class Engine {
       over: false,
     };
     this.running.set(instance.id, attempt);
+    this.waiting.push({ claimed, attempt });
+  }
+
+  /** Starts waiting attempts while slots are free. */
+  private launchWaiting(): void {
+    while (this.busy < this.options.concurrency && this.waiting.length > 0) {
+      const { claimed, attempt } = this.waiting.shift()!;
+      if (attempt.over) {
+        // Its lease was lost while it waited: it never started, so nothing is left to write.
+        if (this.running.get(attempt.instance.id) === attempt) this.running.delete(attempt.instance.id);
+        continue;
+      }
+      this.launch(claimed, attempt);
+    }
+  }
+
+  private launch(claimed: ClaimedInstance, attempt: Attempt): void {
+    const { instance } = claimed;
+    const integration = this.integrations.get(instance.integrationId) as
+      | AsyncDefinition<any>
+      | ScheduledDefinition<any>
+      | undefined;
     this.busy++;
+    attempt.launchedAt = performance.now();
     this.observer.started(instance, claimed.takenOver);
     const run = integration
       ? executeAttempt(claimed, integration, attempt, {
@@ -580,18 +611,21 @@ export class Engine {
     if (attempt.released) return;
     attempt.released = true;
     this.busy--;
+    if (attempt.launchedAt !== undefined)
+      this.handlerMs += (performance.now() - attempt.launchedAt - this.handlerMs) * 0.1;
+    this.launchWaiting();
     this.moreLikely = true;
     this.schedulePump();
   }
 
   /** How many more instances this process may claim now. */
   private freeSlots(): number {
+    const { concurrency, claimBatch } = this.options;
+    const prefetch = this.handlerMs < 50 ? (this.options.prefetch ?? concurrency) : 0;
     // Attempts waiting for their final write still hold a lease; cap them at one more concurrency's worth.
     return Math.min(
-      this.options.concurrency - this.busy,
-      this.options.concurrency +
-        Math.max(this.options.concurrency, this.options.claimBatch) -
-        this.running.size,
+      concurrency + prefetch - this.busy - this.waiting.length,
+      concurrency + Math.max(concurrency, claimBatch) + prefetch - this.running.size,
     );
   }
 
@@ -625,6 +659,12 @@ export class Engine {
     await this.scheduler?.stop();
     if (this.timer) clearTimeout(this.timer);
     this.unsubscribeWake?.();
+    // Prefetched attempts never started: hand them back at once.
+    const unstarted = this.waiting.splice(0).map(({ attempt }) => attempt);
+    for (const attempt of unstarted) {
+      attempt.over = true;
+      this.running.delete(attempt.instance.id);
+    }
     const deadline = Date.now() + graceMs;
     while (this.running.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
@@ -646,6 +686,7 @@ export class Engine {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     await this.acceptBatcher.drain();
     await this.writer.drain();
+    leftovers.push(...unstarted);
     if (leftovers.length > 0) {
       await this.store.releaseLeases(
         leftovers.map((a) => ({ instanceId: a.instance.id, claimToken: a.claimToken })),

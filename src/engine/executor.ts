@@ -46,6 +46,8 @@ export interface Attempt {
   over: boolean;
   /** Set once the handler has returned or thrown and only the final write is pending. */
   released?: boolean;
+  /** performance.now() when its handler started (a claimed attempt may wait for a slot first). */
+  launchedAt?: number;
 }
 
 /**

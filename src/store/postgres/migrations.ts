@@ -124,4 +124,41 @@ CREATE INDEX instances_scheduled_active ON {{schema}}.instances (integration_id)
 CREATE INDEX instances_parent_status ON {{schema}}.instances (parent_id, status) WHERE parent_id IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    name: 'due instances in index order',
+    sql: `
+-- Whether another instance holds the ordering key for instance seq: an earlier one that is queued,
+-- running, retrying or failed, or any running one (a rerun can queue an earlier instance while a
+-- later one runs). Planned with the default settings (its SET clause also keeps it from being
+-- inlined into due_instances, whose settings would push it to a sequential scan).
+CREATE FUNCTION {{schema}}.order_held(key TEXT, s BIGINT) RETURNS BOOLEAN
+LANGUAGE sql STABLE
+SET enable_bitmapscan = on
+AS $fn$
+  SELECT EXISTS (
+    SELECT 1 FROM {{schema}}.instances AS j
+    WHERE j.ordering_key = key AND j.seq <> s
+    AND (j.status = 'running' OR (j.seq < s AND j.status IN ('queued', 'running', 'retrying', 'failed'))))
+$fn$;
+
+-- The due instances a claim takes, in (run_at, seq) order, read along instances_due and stopping
+-- after n. Without this, a queue table whose statistics lag a burst of accepts (the usual case: the
+-- burst is the news) is planned as a bitmap scan of every due row and a sort, 80 times slower for
+-- 20,000 due rows. The function's settings leave the ordered index scan as the only sensible plan.
+CREATE FUNCTION {{schema}}.due_instances(now BIGINT, integration_ids TEXT[], n INTEGER)
+RETURNS TABLE (seq BIGINT, resumed BOOLEAN)
+LANGUAGE sql VOLATILE
+-- A claim's batch is small next to the table: join it by primary key, never by scanning the table.
+ROWS 10
+SET enable_bitmapscan = off
+SET enable_sort = off
+AS $fn$
+  SELECT i.seq, i.started_at IS NOT NULL FROM {{schema}}.instances AS i
+  WHERE i.status IN ('queued', 'retrying') AND i.run_at <= now AND i.integration_id = ANY(integration_ids)
+    AND (i.ordering_key IS NULL OR NOT {{schema}}.order_held(i.ordering_key, i.seq))
+  ORDER BY i.run_at, i.seq LIMIT n FOR UPDATE OF i SKIP LOCKED
+$fn$;
+`,
+  },
 ];

@@ -62,7 +62,6 @@ export interface PostgresStoreOptions {
 
 type Queryable = pg.Pool | pg.PoolClient;
 
-const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
 const WAKE_CHANNEL = 'tandem_wake';
 const MAX_BIGINT = '9223372036854775807';
 /** Handled slots kept per schedule (newest first). */
@@ -302,13 +301,7 @@ export class PostgresStore implements Store {
          WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
          ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
        ), due AS (
-         SELECT seq, started_at IS NOT NULL AS resumed FROM {{schema}}.instances AS i
-         WHERE status IN ('queued', 'retrying') AND run_at <= $1 AND integration_id = ANY($2::text[])
-           AND (ordering_key IS NULL OR NOT EXISTS (
-             SELECT 1 FROM {{schema}}.instances AS j
-             WHERE j.ordering_key = i.ordering_key AND j.seq <> i.seq
-             AND (j.status = 'running' OR (j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))))
-         ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
+         SELECT seq, resumed FROM {{schema}}.due_instances($1, $2::text[], $3::int)
        ), picked AS (
          (SELECT seq, true AS taken_over, lease_owner AS previous_owner, true AS resumed FROM expired)
          UNION ALL (SELECT seq, false, NULL, resumed FROM due) LIMIT $3
