@@ -95,6 +95,10 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
     // An idle connection that the server drops (restart) must not crash the process.
     this.pool.on('error', (error) => this.options.onError?.(error));
+    // The pool listens for errors of idle clients only. A client that loses its connection while
+    // checked out (the server restarting between two statements of a transaction) emits 'error'
+    // too; unheard, it would end the process. Its pending or next query fails, and the caller retries.
+    this.pool.on('connect', (client) => client.on('error', (error) => this.options.onError?.(error)));
     const schema = this.schema;
     this.t = (sql) => sql.replaceAll('{{schema}}', schema);
   }
