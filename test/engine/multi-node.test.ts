@@ -87,17 +87,6 @@ describe('multi-node on PostgreSQL', () => {
           ),
       );
       const client = acceptOverHttp(ports, COUNT);
-      const iv = setInterval(
-        () =>
-          console.error(
-            'DBG',
-            Date.now() - t0,
-            client.acknowledged.size,
-            client.failures(),
-            nodes.map((n) => n.child.exitCode),
-          ),
-        2000,
-      );
       await waitFor(() => client.acknowledged.size > COUNT * 0.3, 'a third of the accepts', 120_000);
       nodes[1]!.child.kill('SIGKILL');
       await nodes[1]!.exited;
@@ -111,7 +100,6 @@ describe('multi-node on PostgreSQL', () => {
       const atRestart = client.acknowledged.size;
       await server.restart();
       await client.done;
-      console.error('DBG accepts done');
       // Both faults struck while accepts were still coming in.
       expect(atRestart).toBeLessThan(COUNT);
       expect(client.failures()).toBeGreaterThan(0);
