@@ -119,8 +119,9 @@ async function storeOnly(): Promise<number> {
         inputHash: 'x'.repeat(43),
         tracking: { orderId: `O-${j}` },
         orderingKey: null,
-        idempotencyKey: `${parent}:start:1:${j}`,
+        idempotencyKey: `${parent}:start:1:${String(j).padStart(10, '0')}`,
         parentId: parent,
+        announce: false,
         createdAt: now,
         runAt: now,
       });

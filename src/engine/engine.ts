@@ -410,12 +410,13 @@ export class Engine {
         onChunk?.({ count, created });
       };
       const add = async (input: unknown) => {
-        chunk.push(
-          this.prepare(integration, input, {
-            idempotencyKey: `${parent.id}:start:${call}:${count}`,
-            parentId: parent.id,
-          }),
-        );
+        const row = this.prepare(integration, input, {
+          // Zero-padded, so that a parent's keys are in index order: appended, not scattered.
+          idempotencyKey: `${parent.id}:start:${call}:${String(count).padStart(10, '0')}`,
+          parentId: parent.id,
+        });
+        row.announce = false;
+        chunk.push(row);
         count++;
         if (chunk.length >= chunkSize) await flush();
       };

@@ -40,6 +40,11 @@ export interface NewInstance {
   parentId: string | null;
   createdAt: number;
   runAt: number;
+  /**
+   * False: no `accepted` event. Children of a fan-out are announced by their parent's progress
+   * events (counts of children started) rather than one event each.
+   */
+  announce?: boolean;
   /** Sync records arrive finished. */
   outputJson?: string | null;
   error?: ErrorInfo | null;

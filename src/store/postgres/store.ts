@@ -262,16 +262,18 @@ export class PostgresStore implements Store {
       const queued = rows.filter((r) => created.has(r.id) && r.status === 'queued');
       await this.insertEvents(
         client,
-        queued.map(
-          (r): NewActivityEvent => ({
-            instanceId: r.id,
-            integrationId: r.integrationId,
-            run: 1,
-            type: 'accepted',
-            at: r.createdAt,
-            data: r.parentId ? { parentId: r.parentId } : {},
-          }),
-        ),
+        queued
+          .filter((r) => r.announce !== false)
+          .map(
+            (r): NewActivityEvent => ({
+              instanceId: r.id,
+              integrationId: r.integrationId,
+              run: 1,
+              type: 'accepted',
+              at: r.createdAt,
+              data: r.parentId ? { parentId: r.parentId } : {},
+            }),
+          ),
       );
       if (queued.length > 0) await this.notify(client);
       return rows.map((row): InsertOutcome => {

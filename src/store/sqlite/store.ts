@@ -55,6 +55,8 @@ export interface SqliteStoreOptions {
   path: string;
   /** `FULL` (default) survives power loss; `NORMAL` survives process crashes only. */
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+  /** SQLite page cache per connection, in KiB. Default 32 MiB: index pages of a large table stay in memory. */
+  cacheKiB?: number;
 }
 
 const FINAL = "('succeeded', 'failed', 'cancelled')";
@@ -79,6 +81,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = OFF');
+    this.db.pragma(`cache_size = -${options.cacheKiB ?? 32_768}`);
     migrate(this.db);
     this.stmt = prepare(this.db);
   }
@@ -129,7 +132,7 @@ export class SqliteStore implements Store {
         inputHash: existing.input_hash,
       };
     }
-    if (!finished) {
+    if (!finished && row.announce !== false) {
       this.insertEvent({
         instanceId: row.id,
         integrationId: row.integrationId,
