@@ -59,9 +59,13 @@ const post = async (url: string, body?: unknown) => {
   });
   return { status: response.status, json: (await response.json()) as any };
 };
-const app = (offset: number) => `http://127.0.0.1:${apps + offset}`;
-const INVENTORY = 1;
-const WAREHOUSE = 4;
+/** The simulated applications' URLs, as the demo's directory lists them. */
+const appUrl = async (name: string) => {
+  const { apps: list } = (await (await fetch(`http://127.0.0.1:${apps - 1}/`)).json()) as {
+    apps: { name: string; url: string }[];
+  };
+  return list.find((a) => a.name === name)!.url;
+};
 
 async function finished(tracking: string, integration: string) {
   return waitFor(
@@ -78,10 +82,77 @@ async function finished(tracking: string, integration: string) {
 }
 
 describe('the retail demo (npm start)', () => {
-  it('answers a balance within its deadline', async () => {
-    const response = await fetch(`${base}/accounts/ACC-1/balance`);
+  it.each([
+    ['check-balance', '/accounts/ACC-1/balance', 2_000, { balance: 1234.56 }],
+    ['credit-check', '/customers/C-17/credit', 2_000, { customer: 'C-17', approved: true }],
+    ['current-inventory', '/inventory/KB-7', 1_000, { sku: 'KB-7', available: 1000 }],
+    ['seats-available', '/events/E-1/seats', 1_000, { event: 'E-1', capacity: 40 }],
+    ['stock-price', '/stocks/ACME/price', 500, { symbol: 'ACME', currency: 'EUR' }],
+  ])('%s answers %s within its deadline', async (_id, path, deadline, expected) => {
+    const started = performance.now();
+    const response = await fetch(base + path);
+    const elapsed = performance.now() - started;
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ balance: 1234.56, currency: 'EUR' });
+    expect(await response.json()).toMatchObject(expected);
+    expect(elapsed).toBeLessThan(deadline);
+  });
+
+  it('answers a sync fault when its application is down, and never reruns it', async () => {
+    const bank = await appUrl('bank');
+    await post(`${bank}/_down`);
+    try {
+      const response = await fetch(`${base}/stocks/ACME/price`);
+      expect(response.status).toBeGreaterThanOrEqual(500);
+      expect(response.headers.get('content-type')).toContain('application/problem+json');
+    } finally {
+      await post(`${bank}/_up`);
+    }
+    const retrying = await get('/api/instances?integration=stock-price&status=retrying');
+    expect(retrying.items).toEqual([]);
+  });
+
+  it('syncs inventory to the web shop asynchronously', async () => {
+    const { status, json } = await post(`${base}/inventory/sync`, { sku: 'SYNC-1' });
+    expect(status).toBe(202);
+    const instance = await finished('SYNC-1', 'sync-inventory');
+    expect(instance.id).toBe(json.instanceId);
+    expect(instance.status).toBe('succeeded');
+    const shop = (await (await fetch(`${await appUrl('webshop')}/stock/SYNC-1`)).json()) as any;
+    expect(shop.available).toBe(1000);
+  });
+
+  it('runs nightly-orders now: bad rows reported by line, each good order posted exactly once', async () => {
+    const { status, json } = await post(`${base}/api/integrations/nightly-orders/run`, {});
+    expect(status).toBe(202);
+    const batch = await waitFor(
+      async () => {
+        const instance = (await get(`/api/instances/${json.instanceId}`)).instance ?? null;
+        return instance && ['succeeded', 'failed'].includes(instance.status) ? instance : null;
+      },
+      'nightly-orders to finish',
+      30_000,
+    );
+    expect(batch.status).toBe('succeeded');
+    expect(batch.output.invalid.errors.map((e: { line: number }) => e.line)).toEqual([4, 7, 9]);
+    expect(batch.output.invalid.errors[0].reason).toMatch(/email/);
+    expect(batch.output.children).toMatchObject({ total: 6, succeeded: 6, failed: 0 });
+    const received = (await (await fetch(`${await appUrl('order-processing')}/orders`)).json()) as Record<
+      string,
+      { count: number; order: { total: number; product: string } }
+    >;
+    expect(Object.keys(received).sort()).toEqual([
+      'N-1001',
+      'N-1002',
+      'N-1004',
+      'N-1005',
+      'N-1007',
+      'N-1009',
+    ]);
+    for (const { count, order } of Object.values(received)) {
+      expect(count).toBe(1);
+      expect(order.product).toMatch(/^Product /); // enriched from the web shop's catalogue
+      expect(order.total).toBeGreaterThan(0);
+    }
   });
 
   it('confirms an order at once and completes its fulfilment in five steps', async () => {
@@ -107,7 +178,8 @@ describe('the retail demo (npm start)', () => {
   });
 
   it('retries fulfilments while inventory is down and completes each once it is back, one packing list per order', async () => {
-    await post(`${app(INVENTORY)}/_down`);
+    const inventory = await appUrl('inventory');
+    await post(`${inventory}/_down`);
     const ids = Array.from({ length: 5 }, (_, i) => `OUT-${i}`);
     for (const orderId of ids) {
       const { status } = await post(`${base}/orders`, {
@@ -124,11 +196,14 @@ describe('the retail demo (npm start)', () => {
       30_000,
     );
     const before = (await get(`${'/api/instances'}?integration=fulfil-order&status=failed`)).items.length;
-    await post(`${app(INVENTORY)}/_up`);
+    await post(`${inventory}/_up`);
     for (const orderId of ids) expect((await finished(orderId, 'fulfil-order')).status).toBe('succeeded');
     expect((await get('/api/instances?integration=fulfil-order&status=failed')).items.length).toBe(before);
-    const warehouse = (await (await fetch(`${app(WAREHOUSE)}/_status`)).json()) as { effects: number };
-    expect(warehouse.effects).toBe(6); // D-1 and the five orders: one packing list each
+    const packingLists = (await (await fetch(`${await appUrl('warehouse')}/packing-lists`)).json()) as Record<
+      string,
+      number
+    >;
+    expect(packingLists).toEqual(Object.fromEntries(['D-1', ...ids].map((id) => [id, 1])));
   }, 90_000);
 
   it('never attaches a document before its employee exists', async () => {
