@@ -2,8 +2,9 @@
  * The retail demo as a new user starts it: `npm start` in a child process with a fresh data
  * directory, driven over HTTP.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
@@ -59,6 +60,16 @@ const post = async (url: string, body?: unknown) => {
   });
   return { status: response.status, json: (await response.json()) as any };
 };
+/** `tandem demo …` in a child process, as a user types it. */
+const demoCli = async (...args: string[]) =>
+  (
+    await promisify(execFile)(
+      process.execPath,
+      [join(root, 'bin/tandem.js'), 'demo', ...args, '--apps', `http://127.0.0.1:${apps - 1}`],
+      { env: { ...process.env, TANDEM_CLI_SOURCE: '1' } },
+    )
+  ).stdout;
+
 /** The simulated applications' URLs, as the demo's directory lists them. */
 const appUrl = async (name: string) => {
   const { apps: list } = (await (await fetch(`http://127.0.0.1:${apps - 1}/`)).json()) as {
@@ -178,8 +189,9 @@ describe('the retail demo (npm start)', () => {
   });
 
   it('retries fulfilments while inventory is down and completes each once it is back, one packing list per order', async () => {
-    const inventory = await appUrl('inventory');
-    await post(`${inventory}/_down`);
+    expect(await demoCli('down', 'inventory')).toBe('inventory is down\n');
+    expect(await demoCli('status', 'inventory')).toMatch(/^NAME\s+STATE\s+URL\ninventory\s+down\s+http/);
+    expect((await fetch(`${base}/inventory/KB-1`)).status).toBeGreaterThanOrEqual(500);
     const ids = Array.from({ length: 5 }, (_, i) => `OUT-${i}`);
     for (const orderId of ids) {
       const { status } = await post(`${base}/orders`, {
@@ -196,7 +208,7 @@ describe('the retail demo (npm start)', () => {
       30_000,
     );
     const before = (await get(`${'/api/instances'}?integration=fulfil-order&status=failed`)).items.length;
-    await post(`${inventory}/_up`);
+    expect(await demoCli('up', 'inventory')).toBe('inventory is up\n');
     for (const orderId of ids) expect((await finished(orderId, 'fulfil-order')).status).toBe('succeeded');
     expect((await get('/api/instances?integration=fulfil-order&status=failed')).items.length).toBe(before);
     const packingLists = (await (await fetch(`${await appUrl('warehouse')}/packing-lists`)).json()) as Record<
