@@ -228,3 +228,41 @@ describe('the retail demo (npm start)', () => {
     expect(attach.startedAt).toBeGreaterThanOrEqual(onboard.finishedAt);
   });
 });
+
+describe('npm run demo:traffic', () => {
+  it('sends mixed traffic through an inventory outage and every confirmed order is fulfilled once', async () => {
+    const { stdout } = await promisify(execFile)(
+      'npm',
+      [
+        'run',
+        'demo:traffic',
+        '--',
+        '--url',
+        base,
+        '--apps',
+        `http://127.0.0.1:${apps - 1}`,
+        '--duration',
+        '4',
+        '--outage',
+        '2',
+        '--outage-at',
+        '1',
+        '--rate',
+        '15',
+        '--settle',
+        '40',
+      ],
+      { cwd: root, env: process.env },
+    );
+    expect(stdout).toMatch(/inventory is down[\s\S]*inventory is up/);
+    const summary =
+      /orders: (\d+) confirmed, (\d+) fulfilled with exactly one packing list, 0 without a packing list, 0 with more than one; fulfilments still active: 0/.exec(
+        stdout,
+      );
+    expect(summary, stdout).not.toBeNull();
+    expect(Number(summary![1])).toBeGreaterThan(5);
+    expect(summary![2]).toBe(summary![1]);
+    // While inventory was down, its sync query failed fast instead of waiting or being rerun.
+    expect(stdout).toMatch(/current-inventory while inventory is down: 50[23] in \d+ ms/);
+  }, 60_000);
+});
