@@ -2,52 +2,25 @@
  * The retail demo as a new user starts it: `npm start` in a child process with a fresh data
  * directory, driven over HTTP.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './support/tmp.js';
+import { type Demo, root, startDemo } from './support/demo.js';
 import { waitFor } from './support/wait.js';
 
-const root = join(import.meta.dirname, '..');
-let child: ChildProcess;
+let demo: Demo;
 let base = '';
 let apps = 0;
-const dir = tempDir('tandem-demo-');
-let output = '';
 
 beforeAll(async () => {
-  apps = 20_000 + Math.floor(Math.random() * 20_000);
-  child = spawn('npm', ['start'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      TANDEM_PORT: '0',
-      TANDEM_LOG_LEVEL: 'warn',
-      TANDEM_STORE_URL: `sqlite:${join(dir.path, 'demo.db')}`,
-      DEMO_APPS_PORT: String(apps),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  child.stdout!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const port = await waitFor(
-    () => /listening on http:\/\/[^:]+:(\d+)/.exec(output)?.[1],
-    'the demo to listen',
-    60_000,
-  );
-  base = `http://127.0.0.1:${port}`;
+  demo = await startDemo();
+  base = demo.base;
+  apps = demo.appsPort;
 }, 90_000);
 
 afterAll(async () => {
-  if (child?.pid) process.kill(-child.pid, 'SIGTERM');
-  await new Promise((resolve) => child.once('exit', resolve));
-  dir.cleanup();
+  await demo?.stop();
 });
 
 const get = async (path: string) => (await fetch(base + path)).json() as Promise<any>;
