@@ -200,6 +200,39 @@ describe('the retail demo (npm start)', () => {
     const attach = await finished('E-42', 'attach-document');
     expect(attach.startedAt).toBeGreaterThanOrEqual(onboard.finishedAt);
   });
+
+  it('keeps the document waiting while HR is down, and attaches it after the employee is created', async () => {
+    const hr = await appUrl('hr');
+    const documents = await appUrl('documents');
+    await post(`${hr}/_down`);
+    let documentsBefore: number;
+    try {
+      documentsBefore = ((await (await fetch(`${documents}/_status`)).json()) as { effects: number }).effects;
+      expect((await post(`${base}/employees`, { employeeId: 'E-43', name: 'Bo' })).status).toBe(202);
+      expect(
+        (await post(`${base}/employees/documents`, { employeeId: 'E-43', title: 'contract' })).status,
+      ).toBe(202);
+      await waitFor(
+        async () =>
+          (await get('/api/instances?integration=onboard-employee&tracking=E-43&status=retrying')).items[0],
+        'onboarding to retry while HR is down',
+      );
+      const waiting = (await get('/api/instances?integration=attach-document&tracking=E-43')).items[0];
+      expect(waiting.status).toBe('queued');
+      expect(waiting.startedAt).toBeNull();
+    } finally {
+      await post(`${hr}/_up`);
+    }
+    const onboard = await finished('E-43', 'onboard-employee');
+    const attach = await finished('E-43', 'attach-document');
+    expect(onboard.status).toBe('succeeded');
+    expect(attach.status).toBe('succeeded');
+    expect(onboard.attempt).toBeGreaterThan(1);
+    expect(attach.startedAt).toBeGreaterThanOrEqual(onboard.finishedAt);
+    const documentsAfter = ((await (await fetch(`${documents}/_status`)).json()) as { effects: number })
+      .effects;
+    expect(documentsAfter).toBe(documentsBefore + 1);
+  });
 });
 
 describe('npm run demo:traffic', () => {
