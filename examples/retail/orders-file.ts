@@ -2,7 +2,7 @@
  * The day's order file the demo's `nightly-orders` reads: the web shop's export as CSV, with a few
  * bad rows, as such files have. Written into the demo's data directory at start.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -21,10 +21,17 @@ N-1008,heidi@example.com,KB-42
 N-1009,ivan@example.com,MS-7,4
 `;
 
-/** Writes today's order file into `dir` unless there is one; returns its path. */
+/**
+ * Writes today's order file into `dir` unless there is one, and removes the demo's files of earlier
+ * days (`nightly-orders` reads every `orders-*.csv`); returns its path.
+ */
 export function writeOrderFile(dir: string, today = new Date()): string {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `orders-${today.toISOString().slice(0, 10)}.csv`);
+  const name = `orders-${today.toISOString().slice(0, 10)}.csv`;
+  for (const old of readdirSync(dir)) {
+    if (/^orders-\d{4}-\d{2}-\d{2}\.csv$/.test(old) && old !== name) rmSync(join(dir, old));
+  }
+  const file = join(dir, name);
   if (!existsSync(file)) writeFileSync(file, ORDER_FILE);
   return file;
 }

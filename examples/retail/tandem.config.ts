@@ -28,6 +28,7 @@ process.stdout.write(
     ...Object.values(apps).map((app) => `  ${app.name.padEnd(17)}${app.url}`),
     `  ${'directory'.padEnd(17)}${directory.url}`,
     `Order file for nightly-orders: ${orderFile}`,
+    'Walk-through: docs/demo.md; mixed traffic with an inventory outage: npm run demo:traffic',
     '',
   ].join('\n'),
 );
