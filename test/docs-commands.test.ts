@@ -6,8 +6,8 @@
  * line to the next), with `localhost:3000` replaced by the demo's port and `localhost:4000` by its
  * applications' directory. `curl` fails on a status other than 2xx unless the line's comment names
  * the status (`# → 404`); `curl -N` (a stream) is cut after 2 s. The applications' ports
- * (`localhost:4001`–`4011`) are mapped to where this demo put them. `tandem` and `npx tandem` run this
- * checkout's CLI.
+ * (`localhost:4001`–`4011`) are mapped to where this demo put them. `npx tandem` runs as typed (npm finds
+ * this package's own bin); a bare `tandem` runs this checkout's bin/tandem.js.
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -94,7 +94,6 @@ curl() {
   esac || { echo "expected HTTP $EXPECT, got $status" >&2; return 1; }
 }
 tandem() { node "$TANDEM_BIN" "$@"; }
-npx() { if [ "$1" = tandem ]; then shift; tandem "$@"; else command npx "$@"; fi; }
 `;
 
 const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
