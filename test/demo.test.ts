@@ -2,51 +2,25 @@
  * The retail demo as a new user starts it: `npm start` in a child process with a fresh data
  * directory, driven over HTTP.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './support/tmp.js';
+import { type Demo, root, startDemo } from './support/demo.js';
 import { waitFor } from './support/wait.js';
 
-const root = join(import.meta.dirname, '..');
-let child: ChildProcess;
+let demo: Demo;
 let base = '';
 let apps = 0;
-const dir = tempDir('tandem-demo-');
-let output = '';
 
 beforeAll(async () => {
-  apps = 20_000 + Math.floor(Math.random() * 20_000);
-  child = spawn('npm', ['start'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      TANDEM_PORT: '0',
-      TANDEM_LOG_LEVEL: 'warn',
-      TANDEM_STORE_URL: `sqlite:${join(dir.path, 'demo.db')}`,
-      DEMO_APPS_PORT: String(apps),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  child.stdout!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const port = await waitFor(
-    () => /listening on http:\/\/[^:]+:(\d+)/.exec(output)?.[1],
-    'the demo to listen',
-    60_000,
-  );
-  base = `http://127.0.0.1:${port}`;
+  demo = await startDemo();
+  base = demo.base;
+  apps = demo.appsPort;
 }, 90_000);
 
 afterAll(async () => {
-  if (child?.pid) process.kill(-child.pid, 'SIGTERM');
-  await new Promise((resolve) => child.once('exit', resolve));
-  dir.cleanup();
+  await demo?.stop();
 });
 
 const get = async (path: string) => (await fetch(base + path)).json() as Promise<any>;
@@ -59,9 +33,23 @@ const post = async (url: string, body?: unknown) => {
   });
   return { status: response.status, json: (await response.json()) as any };
 };
-const app = (offset: number) => `http://127.0.0.1:${apps + offset}`;
-const INVENTORY = 1;
-const WAREHOUSE = 4;
+/** `tandem demo …` in a child process, as a user types it. */
+const demoCli = async (...args: string[]) =>
+  (
+    await promisify(execFile)(
+      process.execPath,
+      [join(root, 'bin/tandem.js'), 'demo', ...args, '--apps', `http://127.0.0.1:${apps - 1}`],
+      { env: { ...process.env, TANDEM_CLI_SOURCE: '1' } },
+    )
+  ).stdout;
+
+/** The simulated applications' URLs, as the demo's directory lists them. */
+const appUrl = async (name: string) => {
+  const { apps: list } = (await (await fetch(`http://127.0.0.1:${apps - 1}/`)).json()) as {
+    apps: { name: string; url: string }[];
+  };
+  return list.find((a) => a.name === name)!.url;
+};
 
 async function finished(tracking: string, integration: string) {
   return waitFor(
@@ -78,10 +66,77 @@ async function finished(tracking: string, integration: string) {
 }
 
 describe('the retail demo (npm start)', () => {
-  it('answers a balance within its deadline', async () => {
-    const response = await fetch(`${base}/accounts/ACC-1/balance`);
+  it.each([
+    ['check-balance', '/accounts/ACC-1/balance', 2_000, { balance: 1234.56 }],
+    ['credit-check', '/customers/C-17/credit', 2_000, { customer: 'C-17', approved: true }],
+    ['current-inventory', '/inventory/KB-7', 1_000, { sku: 'KB-7', available: 1000 }],
+    ['seats-available', '/events/E-1/seats', 1_000, { event: 'E-1', capacity: 40 }],
+    ['stock-price', '/stocks/ACME/price', 500, { symbol: 'ACME', currency: 'EUR' }],
+  ])('%s answers %s within its deadline', async (_id, path, deadline, expected) => {
+    const started = performance.now();
+    const response = await fetch(base + path);
+    const elapsed = performance.now() - started;
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ balance: 1234.56, currency: 'EUR' });
+    expect(await response.json()).toMatchObject(expected);
+    expect(elapsed).toBeLessThan(deadline);
+  });
+
+  it('answers a sync fault when its application is down, and never reruns it', async () => {
+    const bank = await appUrl('bank');
+    await post(`${bank}/_down`);
+    try {
+      const response = await fetch(`${base}/stocks/ACME/price`);
+      expect(response.status).toBeGreaterThanOrEqual(500);
+      expect(response.headers.get('content-type')).toContain('application/problem+json');
+    } finally {
+      await post(`${bank}/_up`);
+    }
+    const retrying = await get('/api/instances?integration=stock-price&status=retrying');
+    expect(retrying.items).toEqual([]);
+  });
+
+  it('syncs inventory to the web shop asynchronously', async () => {
+    const { status, json } = await post(`${base}/inventory/sync`, { sku: 'SYNC-1' });
+    expect(status).toBe(202);
+    const instance = await finished('SYNC-1', 'sync-inventory');
+    expect(instance.id).toBe(json.instanceId);
+    expect(instance.status).toBe('succeeded');
+    const shop = (await (await fetch(`${await appUrl('webshop')}/stock/SYNC-1`)).json()) as any;
+    expect(shop.available).toBe(1000);
+  });
+
+  it('runs nightly-orders now: bad rows reported by line, each good order posted exactly once', async () => {
+    const { status, json } = await post(`${base}/api/integrations/nightly-orders/run`, {});
+    expect(status).toBe(202);
+    const batch = await waitFor(
+      async () => {
+        const instance = (await get(`/api/instances/${json.instanceId}`)).instance ?? null;
+        return instance && ['succeeded', 'failed'].includes(instance.status) ? instance : null;
+      },
+      'nightly-orders to finish',
+      30_000,
+    );
+    expect(batch.status).toBe('succeeded');
+    expect(batch.output.invalid.errors.map((e: { line: number }) => e.line)).toEqual([4, 7, 9]);
+    expect(batch.output.invalid.errors[0].reason).toMatch(/email/);
+    expect(batch.output.children).toMatchObject({ total: 6, succeeded: 6, failed: 0 });
+    const received = (await (await fetch(`${await appUrl('order-processing')}/orders`)).json()) as Record<
+      string,
+      { count: number; order: { total: number; product: string } }
+    >;
+    expect(Object.keys(received).sort()).toEqual([
+      'N-1001',
+      'N-1002',
+      'N-1004',
+      'N-1005',
+      'N-1007',
+      'N-1009',
+    ]);
+    for (const { count, order } of Object.values(received)) {
+      expect(count).toBe(1);
+      expect(order.product).toMatch(/^Product /); // enriched from the web shop's catalogue
+      expect(order.total).toBeGreaterThan(0);
+    }
   });
 
   it('confirms an order at once and completes its fulfilment in five steps', async () => {
@@ -107,7 +162,9 @@ describe('the retail demo (npm start)', () => {
   });
 
   it('retries fulfilments while inventory is down and completes each once it is back, one packing list per order', async () => {
-    await post(`${app(INVENTORY)}/_down`);
+    expect(await demoCli('down', 'inventory')).toBe('inventory is down\n');
+    expect(await demoCli('status', 'inventory')).toMatch(/^NAME\s+STATE\s+URL\ninventory\s+down\s+http/);
+    expect((await fetch(`${base}/inventory/KB-1`)).status).toBeGreaterThanOrEqual(500);
     const ids = Array.from({ length: 5 }, (_, i) => `OUT-${i}`);
     for (const orderId of ids) {
       const { status } = await post(`${base}/orders`, {
@@ -124,11 +181,14 @@ describe('the retail demo (npm start)', () => {
       30_000,
     );
     const before = (await get(`${'/api/instances'}?integration=fulfil-order&status=failed`)).items.length;
-    await post(`${app(INVENTORY)}/_up`);
+    expect(await demoCli('up', 'inventory')).toBe('inventory is up\n');
     for (const orderId of ids) expect((await finished(orderId, 'fulfil-order')).status).toBe('succeeded');
     expect((await get('/api/instances?integration=fulfil-order&status=failed')).items.length).toBe(before);
-    const warehouse = (await (await fetch(`${app(WAREHOUSE)}/_status`)).json()) as { effects: number };
-    expect(warehouse.effects).toBe(6); // D-1 and the five orders: one packing list each
+    const packingLists = (await (await fetch(`${await appUrl('warehouse')}/packing-lists`)).json()) as Record<
+      string,
+      number
+    >;
+    expect(packingLists).toEqual(Object.fromEntries(['D-1', ...ids].map((id) => [id, 1])));
   }, 90_000);
 
   it('never attaches a document before its employee exists', async () => {
@@ -140,4 +200,75 @@ describe('the retail demo (npm start)', () => {
     const attach = await finished('E-42', 'attach-document');
     expect(attach.startedAt).toBeGreaterThanOrEqual(onboard.finishedAt);
   });
+
+  it('keeps the document waiting while HR is down, and attaches it after the employee is created', async () => {
+    const hr = await appUrl('hr');
+    const documents = await appUrl('documents');
+    await post(`${hr}/_down`);
+    let documentsBefore: number;
+    try {
+      documentsBefore = ((await (await fetch(`${documents}/_status`)).json()) as { effects: number }).effects;
+      expect((await post(`${base}/employees`, { employeeId: 'E-43', name: 'Bo' })).status).toBe(202);
+      expect(
+        (await post(`${base}/employees/documents`, { employeeId: 'E-43', title: 'contract' })).status,
+      ).toBe(202);
+      await waitFor(
+        async () =>
+          (await get('/api/instances?integration=onboard-employee&tracking=E-43&status=retrying')).items[0],
+        'onboarding to retry while HR is down',
+      );
+      const waiting = (await get('/api/instances?integration=attach-document&tracking=E-43')).items[0];
+      expect(waiting.status).toBe('queued');
+      expect(waiting.startedAt).toBeNull();
+    } finally {
+      await post(`${hr}/_up`);
+    }
+    const onboard = await finished('E-43', 'onboard-employee');
+    const attach = await finished('E-43', 'attach-document');
+    expect(onboard.status).toBe('succeeded');
+    expect(attach.status).toBe('succeeded');
+    expect(onboard.attempt).toBeGreaterThan(1);
+    expect(attach.startedAt).toBeGreaterThanOrEqual(onboard.finishedAt);
+    const documentsAfter = ((await (await fetch(`${documents}/_status`)).json()) as { effects: number })
+      .effects;
+    expect(documentsAfter).toBe(documentsBefore + 1);
+  });
+});
+
+describe('npm run demo:traffic', () => {
+  it('sends mixed traffic through an inventory outage and every confirmed order is fulfilled once', async () => {
+    const { stdout } = await promisify(execFile)(
+      'npm',
+      [
+        'run',
+        'demo:traffic',
+        '--',
+        '--url',
+        base,
+        '--apps',
+        `http://127.0.0.1:${apps - 1}`,
+        '--duration',
+        '4',
+        '--outage',
+        '2',
+        '--outage-at',
+        '1',
+        '--rate',
+        '15',
+        '--settle',
+        '40',
+      ],
+      { cwd: root, env: process.env },
+    );
+    expect(stdout).toMatch(/inventory is down[\s\S]*inventory is up/);
+    const summary =
+      /orders: (\d+) confirmed, (\d+) fulfilled with exactly one packing list, 0 without a packing list, 0 with more than one; fulfilments still active: 0/.exec(
+        stdout,
+      );
+    expect(summary, stdout).not.toBeNull();
+    expect(Number(summary![1])).toBeGreaterThan(5);
+    expect(summary![2]).toBe(summary![1]);
+    // While inventory was down, its sync query failed fast instead of waiting or being rerun.
+    expect(stdout).toMatch(/current-inventory while inventory is down: 50[23] in \d+ ms/);
+  }, 60_000);
 });

@@ -1,14 +1,13 @@
 /**
  * Simulated business applications for the demo: real HTTP servers on 127.0.0.1, each switchable
- * down and up (`POST /_down`, `POST /_up` on the app itself, e.g. `curl -X POST localhost:4003/_down`).
- * A down app refuses every other request with 503, as an application in maintenance would.
+ * down and up (`POST /_down`, `POST /_up` on the application itself, or through the directory on
+ * the port below the first application: `tandem demo down inventory`). A down application answers
+ * every other request with 503, as an application in maintenance would.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
-type Route = (
-  body: any,
-  req: IncomingMessage,
-) => { status?: number; body: unknown } | Promise<{ status?: number; body: unknown }>;
+type Answer = { status?: number; body: unknown };
+type Route = (body: any, params: Record<string, string>) => Answer | Promise<Answer>;
 
 export interface App {
   name: string;
@@ -19,6 +18,57 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** The demo's applications, in port order from the base port (default 4001). */
+export const APP_NAMES = [
+  'bank',
+  'inventory',
+  'crm',
+  'marketing',
+  'warehouse',
+  'hr',
+  'documents',
+  'webshop',
+  'credit-bureau',
+  'identity',
+  'order-processing',
+] as const;
+export type AppName = (typeof APP_NAMES)[number];
+export type Apps = Record<AppName, App>;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+}
+
+/** Matches `GET /events/:id/seats` against a request; returns the path parameters. */
+function match(pattern: string, method: string, path: string): Record<string, string> | null {
+  const [patternMethod, patternPath] = pattern.split(' ') as [string, string];
+  if (patternMethod !== method) return null;
+  const want = patternPath.split('/');
+  const got = path.split('/');
+  if (want.length !== got.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    if (want[i]!.startsWith(':')) params[want[i]!.slice(1)] = decodeURIComponent(got[i]!);
+    else if (want[i] !== got[i]) return null;
+  }
+  return params;
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+}
+
 async function app(name: string, port: number, routes: Record<string, Route>): Promise<App> {
   const state: App = {
     name,
@@ -27,69 +77,169 @@ async function app(name: string, port: number, routes: Record<string, Route>): P
     effects: new Map(),
     close: async () => {},
   };
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const send = (status: number, body: unknown) =>
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (path === '/_down' || path === '/_up') {
-      state.down = path === '/_down';
-      return send(200, { app: name, down: state.down });
+  const server = createServer(async (req, res) => {
+    try {
+      const path = (req.url ?? '/').split('?')[0]!;
+      const body = await readJson(req);
+      if (path === '/_down' || path === '/_up') {
+        state.down = path === '/_down';
+        return send(res, 200, { app: name, down: state.down });
+      }
+      if (path === '/_status')
+        return send(res, 200, { app: name, down: state.down, effects: state.effects.size });
+      if (state.down) return send(res, 503, { error: `${name} is down for maintenance` });
+      for (const [pattern, route] of Object.entries(routes)) {
+        const params = match(pattern, req.method ?? 'GET', path);
+        if (!params) continue;
+        const key = req.headers['idempotency-key'];
+        if (typeof key === 'string' && state.effects.has(key)) return send(res, 200, state.effects.get(key));
+        const result = await route(body, params);
+        if (typeof key === 'string' && req.method !== 'GET' && (result.status ?? 200) < 400)
+          state.effects.set(key, result.body);
+        return send(res, result.status ?? 200, result.body);
+      }
+      send(res, 404, { error: `no route ${req.method} ${path}` });
+    } catch (error) {
+      send(res, 400, { error: (error as Error).message });
     }
-    if (path === '/_status') return send(200, { app: name, down: state.down, effects: state.effects.size });
-    if (state.down) return send(503, { error: `${name} is down for maintenance` });
-    const route = routes[`${req.method} ${path.replace(/\/[^/]*\d[^/]*$/, '/:id')}`];
-    if (!route) return send(404, { error: `no route ${req.method} ${path}` });
-    const key = req.headers['idempotency-key'];
-    if (typeof key === 'string' && state.effects.has(key)) return send(200, state.effects.get(key));
-    const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
-    const result = await route(body, req);
-    if (typeof key === 'string' && (result.status ?? 200) < 400) state.effects.set(key, result.body);
-    send(result.status ?? 200, result.body);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
-  });
+  await listen(server, port);
   state.close = () => new Promise((resolve) => server.close(() => resolve()));
   return state;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Starts the demo's applications on consecutive ports from `base` (default 4001). */
-export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001)) {
-  let stock = 1_000;
-  let orders = 0;
+/**
+ * The directory of the simulated applications, on the port below the first one (default 4000):
+ * `GET /` lists them, `POST /<name>/down` and `POST /<name>/up` switch one. `tandem demo` and the
+ * traffic script talk to it.
+ */
+async function directory(port: number, apps: Apps): Promise<App> {
+  const server = createServer(async (req, res) => {
+    const list = () => Object.values(apps).map(({ name, url, down }) => ({ name, url, down }));
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (req.method === 'GET' && path === '/') return send(res, 200, { apps: list() });
+    const switched = /^\/([a-z-]+)\/(down|up)$/.exec(path);
+    const target = switched && apps[switched[1] as AppName];
+    if (req.method === 'POST' && target) {
+      target.down = switched[2] === 'down';
+      return send(res, 200, { name: target.name, url: target.url, down: target.down });
+    }
+    send(res, 404, { error: `no route ${req.method} ${path}; known applications: ${APP_NAMES.join(', ')}` });
+  });
+  await listen(server, port);
   return {
-    bank: await app('bank', base, {
+    name: 'directory',
+    url: `http://127.0.0.1:${port}`,
+    down: false,
+    effects: new Map(),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * Starts the demo's applications on consecutive ports from `base` (default 4001, or
+ * `DEMO_APPS_PORT`), and their directory on `base - 1`.
+ */
+export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001)) {
+  const stock = new Map<string, number>();
+  const stockOf = (sku: string) => stock.get(sku) ?? 1_000;
+  const shopStock = new Map<string, { available: number; syncedAt: string }>();
+  const packingLists = new Map<string, number>();
+  const received = new Map<string, { count: number; order: unknown }>();
+  let reservations = 0;
+  const port = (name: AppName) => base + APP_NAMES.indexOf(name);
+  const apps: Apps = {
+    bank: await app('bank', port('bank'), {
       'GET /accounts/:id': async () => {
         await sleep(20);
         return { body: { balance: 1234.56, currency: 'EUR' } };
       },
-    }),
-    inventory: await app('inventory', base + 1, {
-      'GET /stock/:id': () => ({ body: { available: stock } }),
-      'POST /reservations': (body) => {
-        stock -= body.qty;
-        return { status: 201, body: { reservationId: `R-${++orders}`, remaining: stock } };
+      'GET /quotes/:symbol': async (_, { symbol }) => {
+        await sleep(10);
+        const price = 100 + ((Date.now() / 1000) % 10) + symbol!.length;
+        return {
+          body: {
+            symbol,
+            price: Math.round(price * 100) / 100,
+            currency: 'EUR',
+            at: new Date().toISOString(),
+          },
+        };
       },
     }),
-    crm: await app('crm', base + 2, {
+    inventory: await app('inventory', port('inventory'), {
+      'GET /stock/:sku': (_, { sku }) => ({ body: { sku, available: stockOf(sku!) } }),
+      'POST /reservations': (body) => {
+        stock.set(body.sku, stockOf(body.sku) - body.qty);
+        return { status: 201, body: { reservationId: `R-${++reservations}`, remaining: stockOf(body.sku) } };
+      },
+    }),
+    crm: await app('crm', port('crm'), {
       'POST /customers': (body) => ({ status: 201, body: { customerId: `C-${body.email}` } }),
     }),
-    marketing: await app('marketing', base + 3, {
+    marketing: await app('marketing', port('marketing'), {
       'POST /subscriptions': () => ({ status: 201, body: { subscribed: true } }),
     }),
-    warehouse: await app('warehouse', base + 4, {
-      'POST /packing-lists': (body) => ({ status: 201, body: { packingListId: `P-${body.orderId}` } }),
+    warehouse: await app('warehouse', port('warehouse'), {
+      'POST /packing-lists': (body) => {
+        packingLists.set(body.orderId, (packingLists.get(body.orderId) ?? 0) + 1);
+        return { status: 201, body: { packingListId: `P-${body.orderId}` } };
+      },
+      /** Packing lists received, by order id: how many of each. */
+      'GET /packing-lists': () => ({ body: Object.fromEntries(packingLists) }),
     }),
-    hr: await app('hr', base + 5, {
+    hr: await app('hr', port('hr'), {
       'POST /employees': (body) => ({ status: 201, body: { employeeId: body.employeeId } }),
     }),
-    documents: await app('documents', base + 6, {
+    documents: await app('documents', port('documents'), {
       'POST /documents': (body) => ({ status: 201, body: { stored: body.title } }),
     }),
+    webshop: await app('webshop', port('webshop'), {
+      'GET /events/:id/seats': async (_, { id }) => {
+        await sleep(5);
+        return { body: { event: id, available: 40 - (id!.length % 7), capacity: 40 } };
+      },
+      'GET /products/:sku': (_, { sku }) => ({
+        body: { sku, name: `Product ${sku}`, price: 10 + (sku!.length % 5) * 5 },
+      }),
+      'PUT /stock/:sku': (body, { sku }) => {
+        shopStock.set(sku!, { available: body.available, syncedAt: new Date().toISOString() });
+        return { body: { sku, ...shopStock.get(sku!) } };
+      },
+      'GET /stock/:sku': (_, { sku }) => {
+        const known = shopStock.get(sku!);
+        return known ? { body: { sku, ...known } } : { status: 404, body: { error: `unknown sku ${sku}` } };
+      },
+    }),
+    'credit-bureau': await app('credit-bureau', port('credit-bureau'), {
+      'GET /scores/:customer': async (_, { customer }) => {
+        await sleep(30);
+        const score = 550 + ((customer!.charCodeAt(customer!.length - 1) * 37) % 300);
+        return { body: { customer, score, rating: score >= 700 ? 'A' : score >= 620 ? 'B' : 'C' } };
+      },
+    }),
+    identity: await app('identity', port('identity'), {
+      'POST /users': (body) => ({
+        status: 201,
+        body: { userId: `u-${String(body.employeeId).toLowerCase()}` },
+      }),
+    }),
+    'order-processing': await app('order-processing', port('order-processing'), {
+      'POST /orders': (body) => {
+        const seen = received.get(body.orderId);
+        received.set(body.orderId, { count: (seen?.count ?? 0) + 1, order: body });
+        return { status: 201, body: { orderId: body.orderId, accepted: true } };
+      },
+      /** Orders received, by order id: how many times each, and the last one. */
+      'GET /orders': () => ({ body: Object.fromEntries(received) }),
+    }),
+  };
+  const dir = await directory(base - 1, apps);
+  return {
+    apps,
+    directory: dir,
+    close: async () => {
+      await Promise.all([dir, ...Object.values(apps)].map((a) => a.close()));
+    },
   };
 }

@@ -1,29 +1,48 @@
 /**
- * The retail demo's integrations, one per pattern:
- * - sync: `check-balance` asks the bank while the caller waits;
+ * The retail demo's integrations, one or more per pattern:
+ * - sync (time-sensitive, never rerun): `check-balance`, `credit-check`, `current-inventory`,
+ *   `seats-available`, `stock-price`;
  * - sync → async: `place-order` answers with a confirmation number at once and hands off
- *   `fulfil-order` (customer account, marketing sign-up, stock reservation, packing list), committed
- *   before the answer is sent;
- * - async: `onboard-employee`, and `attach-document`, which waits for its employee (ordering key).
+ *   `fulfil-order` (customer account, marketing sign-up, stock reservation, packing list, warehouse),
+ *   committed before the answer is sent;
+ * - async: `sync-inventory` (inventory → web shop), `onboard-employee` (HR, identity), and
+ *   `attach-document`, which waits for its employee (ordering key);
+ * - scheduled: `nightly-orders` reads the day's order file, reports its bad rows and hands each
+ *   good one to `post-order` (enrich from the web shop's catalogue, post to order processing).
  */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { httpConnection } from '../../src/connections/http.js';
 import { defineIntegration } from '../../src/define/integration.js';
+import { csvSource } from '../../src/sources/csv.js';
+import type { AppName } from './apps.js';
 
-export function retail(
-  urls: Record<'bank' | 'inventory' | 'crm' | 'marketing' | 'warehouse' | 'hr' | 'documents', string>,
-) {
+export interface RetailOptions {
+  /** Base URL of each simulated application. */
+  urls: Record<AppName, string>;
+  /** Where the day's order files are (`orders-*.csv`). */
+  inbox: string;
+}
+
+export function retail({ urls, inbox }: RetailOptions) {
   const circuit = { failures: 5, reprobeMs: 5_000 };
+  const connection = (id: AppName, timeout?: number) =>
+    httpConnection(id, { baseUrl: urls[id], circuit, ...(timeout === undefined ? {} : { timeout }) });
   const connections = {
-    bank: httpConnection('bank', { baseUrl: urls.bank, timeout: 2_000 }),
-    inventory: httpConnection('inventory', { baseUrl: urls.inventory, circuit }),
-    crm: httpConnection('crm', { baseUrl: urls.crm, circuit }),
-    marketing: httpConnection('marketing', { baseUrl: urls.marketing, circuit }),
-    warehouse: httpConnection('warehouse', { baseUrl: urls.warehouse, circuit }),
-    hr: httpConnection('hr', { baseUrl: urls.hr, circuit }),
-    documents: httpConnection('documents', { baseUrl: urls.documents, circuit }),
+    bank: connection('bank', 2_000),
+    creditBureau: connection('credit-bureau', 2_000),
+    inventory: connection('inventory'),
+    crm: connection('crm'),
+    marketing: connection('marketing'),
+    warehouse: connection('warehouse'),
+    hr: connection('hr'),
+    identity: connection('identity'),
+    documents: connection('documents'),
+    webshop: connection('webshop'),
+    orderProcessing: connection('order-processing'),
   };
 
+  // Sync: the caller waits, the deadline bounds the wait, and a failure is answered, never rerun.
   const checkBalance = defineIntegration({
     id: 'check-balance',
     mode: 'sync',
@@ -35,6 +54,64 @@ export function retail(
     },
   });
 
+  const creditCheck = defineIntegration({
+    id: 'credit-check',
+    mode: 'sync',
+    route: 'GET /customers/:customer/credit',
+    params: z.object({ customer: z.string().min(1) }),
+    deadline: 2_000,
+    async handler(ctx) {
+      const score = await ctx.call<{ score: number; rating: string }>(
+        connections.creditBureau,
+        'GET',
+        `/scores/${encodeURIComponent(ctx.params.customer)}`,
+      );
+      return { body: { customer: ctx.params.customer, ...score, approved: score.rating !== 'C' } };
+    },
+  });
+
+  const currentInventory = defineIntegration({
+    id: 'current-inventory',
+    mode: 'sync',
+    route: 'GET /inventory/:sku',
+    params: z.object({ sku: z.string().min(1) }),
+    deadline: 1_000,
+    async handler(ctx) {
+      return {
+        body: await ctx.call(connections.inventory, 'GET', `/stock/${encodeURIComponent(ctx.params.sku)}`),
+      };
+    },
+  });
+
+  const seatsAvailable = defineIntegration({
+    id: 'seats-available',
+    mode: 'sync',
+    route: 'GET /events/:event/seats',
+    params: z.object({ event: z.string().min(1) }),
+    deadline: 1_000,
+    async handler(ctx) {
+      return {
+        body: await ctx.call(
+          connections.webshop,
+          'GET',
+          `/events/${encodeURIComponent(ctx.params.event)}/seats`,
+        ),
+      };
+    },
+  });
+
+  const stockPrice = defineIntegration({
+    id: 'stock-price',
+    mode: 'sync',
+    route: 'GET /stocks/:symbol/price',
+    params: z.object({ symbol: z.string().regex(/^[A-Z]{1,5}$/, 'a ticker symbol such as ACME') }),
+    deadline: 500,
+    async handler(ctx) {
+      return { body: await ctx.call(connections.bank, 'GET', `/quotes/${ctx.params.symbol}`) };
+    },
+  });
+
+  // Sync → async: a confirmation now, the fulfilment later, durable and retried.
   const order = z.object({
     orderId: z.string().min(1),
     email: z.string().email(),
@@ -91,16 +168,42 @@ export function retail(
     },
   });
 
+  // Async: answered 202 once stored, retried while a target is down.
+  const syncInventory = defineIntegration({
+    id: 'sync-inventory',
+    mode: 'async',
+    route: 'POST /inventory/sync',
+    input: z.object({ sku: z.string().min(1) }),
+    track: { sku: 'sku' },
+    // Two syncs of one article never overtake each other.
+    orderingKey: 'sku',
+    async handler(ctx) {
+      const { sku } = ctx.input;
+      const stock = await ctx.step('read-inventory', () =>
+        ctx.call<{ available: number }>(connections.inventory, 'GET', `/stock/${encodeURIComponent(sku)}`),
+      );
+      await ctx.step('update-webshop', () =>
+        ctx.call(connections.webshop, 'PUT', `/stock/${encodeURIComponent(sku)}`, {
+          json: { available: stock.available },
+        }),
+      );
+      return { sku, available: stock.available };
+    },
+  });
+
   const onboardEmployee = defineIntegration({
     id: 'onboard-employee',
     mode: 'async',
     route: 'POST /employees',
-    input: z.object({ employeeId: z.string(), name: z.string() }),
+    input: z.object({ employeeId: z.string().min(1), name: z.string().min(1) }),
     track: { employeeId: 'employeeId' },
     orderingKey: 'employeeId',
     async handler(ctx) {
       await ctx.step('hr-record', () => ctx.call(connections.hr, 'POST', '/employees', { json: ctx.input }));
-      return { onboarded: ctx.input.employeeId };
+      const user = await ctx.step('user-account', () =>
+        ctx.call<{ userId: string }>(connections.identity, 'POST', '/users', { json: ctx.input }),
+      );
+      return { onboarded: ctx.input.employeeId, userId: user.userId };
     },
   });
 
@@ -108,7 +211,7 @@ export function retail(
     id: 'attach-document',
     mode: 'async',
     route: 'POST /employees/documents',
-    input: z.object({ employeeId: z.string(), title: z.string() }),
+    input: z.object({ employeeId: z.string().min(1), title: z.string().min(1) }),
     track: { employeeId: 'employeeId' },
     // Same key as onboard-employee: the document waits until the employee record exists.
     orderingKey: 'employeeId',
@@ -119,8 +222,67 @@ export function retail(
     },
   });
 
+  // Scheduled: the day's order file, record by record.
+  const fileOrder = z.object({
+    orderId: z.string().regex(/^N-\d+$/, 'an order number such as N-1001'),
+    email: z.string().email(),
+    sku: z.string().min(1),
+    qty: z.coerce.number().int().positive(),
+  });
+
+  const postOrder = defineIntegration({
+    id: 'post-order',
+    mode: 'async',
+    input: fileOrder,
+    track: { orderId: 'orderId' },
+    retry: { maxAttempts: 8, initialDelayMs: 1_000, maxDelayMs: 30_000 },
+    async handler(ctx) {
+      const product = await ctx.step('enrich', () =>
+        ctx.call<{ name: string; price: number }>(
+          connections.webshop,
+          'GET',
+          `/products/${encodeURIComponent(ctx.input.sku)}`,
+        ),
+      );
+      const enriched = { ...ctx.input, product: product.name, total: product.price * ctx.input.qty };
+      await ctx.step('post', () =>
+        ctx.call(connections.orderProcessing, 'POST', '/orders', { json: enriched }),
+      );
+      return enriched;
+    },
+  });
+
+  const nightlyOrders = defineIntegration({
+    id: 'nightly-orders',
+    mode: 'scheduled',
+    description: "The day's order file: bad rows reported by line, good ones posted to order processing",
+    cron: '0 0 2 * * *',
+    timezone: 'Europe/Berlin',
+    parameters: { file: join(inbox, 'orders-*.csv') },
+    async handler(ctx) {
+      const orders = csvSource(ctx.parameters.file, {
+        headers: { 'Order No': 'orderId', 'E-mail': 'email', SKU: 'sku', Qty: 'qty' },
+        schema: fileOrder,
+      });
+      return ctx.startMany(postOrder, orders, { await: 'children' });
+    },
+  });
+
   return {
-    integrations: [checkBalance, placeOrder, fulfilOrder, onboardEmployee, attachDocument],
+    integrations: [
+      checkBalance,
+      creditCheck,
+      currentInventory,
+      seatsAvailable,
+      stockPrice,
+      placeOrder,
+      fulfilOrder,
+      syncInventory,
+      onboardEmployee,
+      attachDocument,
+      postOrder,
+      nightlyOrders,
+    ],
     connections: Object.values(connections),
   };
 }

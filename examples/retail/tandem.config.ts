@@ -1,25 +1,36 @@
 /**
  * The retail demo: `npm start` runs this config with its simulated applications, on the embedded
- * SQLite store in ./.tandem/demo.db.
+ * SQLite store in ./.tandem/demo.db (or `TANDEM_STORE_URL`). The day's order file for
+ * `nightly-orders` is written beside the database (or into `DEMO_DATA_DIR`).
  */
+import { dirname, resolve } from 'node:path';
 import { defineConfig } from '../../src/define/config.js';
 import { startApps } from './apps.js';
 import { retail } from './integrations.js';
+import { writeOrderFile } from './orders-file.js';
 
-const apps = await startApps();
-const { integrations, connections } = retail(
-  Object.fromEntries(Object.entries(apps).map(([name, app]) => [name, app.url])) as Parameters<
+const store = process.env.TANDEM_STORE_URL ?? 'sqlite:./.tandem/demo.db';
+const dataDir = resolve(
+  process.env.DEMO_DATA_DIR ??
+    (store.startsWith('sqlite:') ? dirname(store.slice('sqlite:'.length)) : '.tandem'),
+);
+const orderFile = writeOrderFile(dataDir);
+const { apps, directory } = await startApps();
+const { integrations, connections } = retail({
+  urls: Object.fromEntries(Object.entries(apps).map(([name, app]) => [name, app.url])) as Parameters<
     typeof retail
-  >[0],
-);
+  >[0]['urls'],
+  inbox: dataDir,
+});
 process.stdout.write(
-  `Simulated applications: ${Object.values(apps)
-    .map((app) => `${app.name} ${app.url}`)
-    .join(', ')}\n`,
+  [
+    'Simulated applications (POST <url>/_down and /_up, or tandem demo down|up <name>):',
+    ...Object.values(apps).map((app) => `  ${app.name.padEnd(17)}${app.url}`),
+    `  ${'directory'.padEnd(17)}${directory.url}`,
+    `Order file for nightly-orders: ${orderFile}`,
+    'Walk-through: docs/demo.md; mixed traffic with an inventory outage: npm run demo:traffic',
+    '',
+  ].join('\n'),
 );
 
-export default defineConfig({
-  integrations,
-  connections,
-  store: process.env.TANDEM_STORE_URL ?? 'sqlite:./.tandem/demo.db',
-});
+export default defineConfig({ integrations, connections, store });

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
+import { demoCommand } from './demo.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
@@ -68,7 +69,9 @@ Commands:
   advise    Each integration's pattern advice, with its figures (through a running server)
   decide    The pattern for the three questions: --immediate yes|no --seconds yes|no --rerun yes|no,
             or asked one by one when not given
-  --json    Machine-readable output for instances, advise and decide
+  demo status|down|up [application]...
+            Switch the retail demo's simulated applications (--apps, default http://127.0.0.1:4000)
+  --json    Machine-readable output for instances, advise, decide and demo
 
 Options for start:
   --port <n>        Port to listen on (TANDEM_PORT, default 3000; 0 picks a free one)
@@ -139,6 +142,19 @@ export async function main(argv: string[]): Promise<number> {
         ...(input === undefined ? {} : { input }),
         ...(values['no-wait'] ? { wait: false } : {}),
         ...(values.config === undefined ? {} : { config: values.config }),
+      });
+    }
+    if (command === 'demo') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { apps: { type: 'string' }, json: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      const [sub, ...names] = positionals;
+      return await demoCommand(sub ?? 'status', names, {
+        apps: values.apps ?? process.env.DEMO_APPS_URL ?? 'http://127.0.0.1:4000',
+        json: values.json ?? false,
       });
     }
     if (command === 'instances' || command === 'advise' || command === 'decide') {

@@ -1,0 +1,175 @@
+/**
+ * No stale docs: every shell command in README.md and docs/*.md is run against a freshly started
+ * demo (`npm start`), or is on a short list of commands covered elsewhere, each with its reason.
+ *
+ * Each ```sh block runs as one bash script (`set -euo pipefail`, so shell variables carry from one
+ * line to the next), with `localhost:3000` replaced by the demo's port and `localhost:4000` by its
+ * applications' directory. `curl` fails on a status other than 2xx unless the line's comment names
+ * the status (`# → 404`); `curl -N` (a stream) is cut after 2 s. The applications' ports
+ * (`localhost:4001`–`4011`) are mapped to where this demo put them. `npx tandem` runs as typed (npm finds
+ * this package's own bin); a bare `tandem` runs this checkout's bin/tandem.js.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Demo, root, startDemo } from './support/demo.js';
+
+const DOCS = ['README.md', ...readdirSync(join(root, 'docs')).map((f) => `docs/${f}`)].filter((f) =>
+  f.endsWith('.md'),
+);
+const scripts = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts as Record<
+  string,
+  string
+>;
+
+/** Commands not run here, and why; every entry must match a documented command. */
+const COVERED: { pattern: RegExp; reason: string }[] = [
+  { pattern: /^npm ci$/, reason: 'installs the dependencies: the first command of CI (.ci/run)' },
+  { pattern: /^npm start$/, reason: 'this test and test/demo.test.ts start the demo with it' },
+  { pattern: /^npm test$/, reason: 'what CI runs (.ci/run); this test is part of it' },
+  {
+    pattern: /^npm run demo:traffic\b/,
+    reason: 'a minute by default; test/demo.test.ts runs it with a 2 s outage',
+  },
+  { pattern: /^npm run bench:/, reason: 'benchmarks take minutes; bench/README.md has their results' },
+  {
+    pattern: /\btandem (start|dev)\b/,
+    reason: 'long-running; test/cli.test.ts and test/cli-dev.test.ts run them in child processes',
+  },
+];
+
+interface Command {
+  file: string;
+  line: string;
+  comment: string;
+}
+
+/** The ```sh / ```bash blocks of a file, as commands (continuation lines joined, comments split off). */
+function blocksOf(file: string): Command[][] {
+  const text = readFileSync(join(root, file), 'utf8');
+  const blocks: Command[][] = [];
+  for (const match of text.matchAll(/^```(?:sh|bash|shell)\n([\s\S]*?)^```$/gm)) {
+    const commands: Command[] = [];
+    for (const raw of match[1]!.replace(/\\\n\s*/g, ' ').split('\n')) {
+      const { code, comment } = splitComment(raw);
+      if (code.trim() !== '') commands.push({ file, line: code.trim(), comment });
+    }
+    blocks.push(commands);
+  }
+  return blocks;
+}
+
+/** Splits `code # comment` at the first `#` outside quotes that starts a word. */
+function splitComment(line: string): { code: string; comment: string } {
+  let quote: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const char = line[i]!;
+    if (quote) {
+      if (char === quote) quote = null;
+    } else if (char === "'" || char === '"') quote = char;
+    else if (char === '#' && (i === 0 || /\s/.test(line[i - 1]!))) {
+      return { code: line.slice(0, i), comment: line.slice(i + 1).trim() };
+    }
+  }
+  return { code: line, comment: '' };
+}
+
+const coveredBy = (line: string) => COVERED.find((c) => c.pattern.test(line));
+
+const PRELUDE = `
+set -euo pipefail
+curl() {
+  local out status code=0 max=5 stream=0
+  for arg in "$@"; do [ "$arg" = -N ] && stream=1 && max=2; done
+  out=$(mktemp)
+  status=$(command curl -sS --max-time "$max" -o "$out" -w '%{http_code}' "$@") || code=$?
+  cat "$out"; echo; rm -f "$out"
+  if [ "$stream" = 1 ] && [ "$code" = 28 ]; then return 0; fi
+  if [ "$code" != 0 ]; then echo "curl exited with $code" >&2; return 1; fi
+  case "$EXPECT" in
+    2xx) [[ "$status" == 2* ]] ;;
+    *) [ "$status" = "$EXPECT" ] ;;
+  esac || { echo "expected HTTP $EXPECT, got $status" >&2; return 1; }
+}
+tandem() { node "$TANDEM_BIN" "$@"; }
+`;
+
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+
+function scriptOf(block: Command[], demo: Demo): string {
+  const lines = block.map(({ line, comment }) => {
+    const show = `echo ${shellQuote(`$ ${line}`)} >&2`;
+    if (coveredBy(line)) return `${show}; : covered elsewhere`;
+    const expect = /→ (\d{3})\b/.exec(comment)?.[1] ?? '2xx';
+    const port = (text: string) =>
+      text
+        .replace(/(?:localhost|127\.0\.0\.1):3000\b/g, demo.base.replace('http://', ''))
+        .replace(/(?:localhost|127\.0\.0\.1):4000\b/g, demo.directory.replace('http://', ''))
+        .replace(/(?:localhost|127\.0\.0\.1):(40(?:0[1-9]|1\d))\b/g, (_, n: string) => {
+          return `127.0.0.1:${demo.appsPort + Number(n) - 4001}`;
+        });
+    return `${show}; EXPECT=${expect}; ${port(line)}`;
+  });
+  return `${PRELUDE}\n${lines.join('\n')}\n`;
+}
+
+let demo: Demo;
+beforeAll(async () => {
+  demo = await startDemo();
+}, 90_000);
+afterAll(async () => {
+  await demo?.stop();
+});
+
+describe('every command in README.md and docs/', () => {
+  const all = DOCS.flatMap((file) => blocksOf(file).map((block, i) => ({ file, i, block })));
+
+  it('finds the commands, and each covered one is a real script and still documented', () => {
+    expect(all.length).toBeGreaterThan(5);
+    const lines = all.flatMap(({ block }) => block.map((c) => c.line));
+    for (const { pattern, reason } of COVERED) {
+      expect(
+        lines.some((l) => pattern.test(l)),
+        `allow-list entry ${pattern} (${reason}) matches no documented command`,
+      ).toBe(true);
+    }
+    for (const line of lines) {
+      const script = /^npm (?:run ([\w:-]+)|(start|test))\b/.exec(line);
+      if (script) expect(scripts, line).toHaveProperty(script[1] ?? script[2]!);
+    }
+  });
+
+  it('names only existing npm scripts, in prose too', () => {
+    for (const file of [...DOCS, 'bench/README.md']) {
+      const text = readFileSync(join(root, file), 'utf8');
+      for (const match of text.matchAll(/npm run ([\w:-]+)/g)) {
+        expect(scripts, `${file}: npm run ${match[1]}`).toHaveProperty(match[1]!);
+      }
+    }
+  });
+
+  for (const { file, i, block } of all) {
+    if (block.every((c) => coveredBy(c.line))) continue;
+    it(`${file}, block ${i + 1}: ${block[0]!.line.slice(0, 60)}`, async () => {
+      const script = scriptOf(block, demo);
+      const result = await promisify(execFile)('bash', ['-c', script], {
+        cwd: root,
+        env: {
+          ...process.env,
+          TANDEM_CLI_SOURCE: '1',
+          TANDEM_BIN: join(root, 'bin/tandem.js'),
+          TANDEM_URL: demo.base,
+          DEMO_APPS_URL: demo.directory,
+        },
+        timeout: 60_000,
+      }).catch((error: { stdout: string; stderr: string; code: number }) => {
+        throw new Error(
+          `${file} block ${i + 1} failed (exit ${error.code}):\n${error.stderr}\n${error.stdout}`,
+        );
+      });
+      expect(result.stderr).not.toMatch(/command not found/);
+    }, 70_000);
+  }
+});
