@@ -81,6 +81,19 @@ describe('the retail demo (npm start)', () => {
     expect(elapsed).toBeLessThan(deadline);
   });
 
+  it('tandem demo refuses an unknown application, naming the known ones', async () => {
+    const failed = await demoCli('down', 'mainframe').catch(
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect((failed as { code: number }).code).toBe(1);
+    expect((failed as { stderr: string }).stderr).toMatch(
+      /known applications: bank, inventory, .*order-processing/,
+    );
+    const all = JSON.parse(await demoCli('status', '--json')) as { name: string; down: boolean }[];
+    expect(all.map((a) => a.name)).toContain('credit-bureau');
+    expect(all.every((a) => !a.down)).toBe(true);
+  });
+
   it('answers a sync fault when its application is down, and never reruns it', async () => {
     const bank = await appUrl('bank');
     await post(`${bank}/_down`);
