@@ -271,8 +271,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     const current = windowOf().index;
     if (current !== lastReported && current > 0) {
-      const w = windows[current - 1]!;
-      if (lastReported !== current - 1 || current === 1) log(describe(summarise(w)));
+      log(describe(summarise(windows[current - 1]!)));
       lastReported = current;
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
