@@ -68,7 +68,7 @@ export interface SoakReport {
 }
 
 /** The simulated application: answers after a tick; counts Idempotency-Keys; can go down. */
-async function targetApp() {
+export async function targetApp() {
   const seen = new Map<string, number>();
   const sockets = new Set<Socket>();
   const make = () => {
