@@ -27,7 +27,7 @@ export async function send(
   method: string,
   body?: unknown,
   headers: Record<string, string> = {},
-) {
+): Promise<Answer> {
   try {
     const response = await fetch(url, {
       method,

@@ -113,7 +113,7 @@ export class PostgresStore implements Store {
   }
 
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     try {
       await client.query('SELECT pg_advisory_lock(hashtext($1))', [`tandem-migrate:${this.schema}`]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
@@ -141,7 +141,7 @@ export class PostgresStore implements Store {
       await client
         .query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
         .catch(() => {});
-      client.release();
+      release();
     }
   }
 
@@ -152,7 +152,7 @@ export class PostgresStore implements Store {
   /** Runs `fn` in a transaction on one pooled connection. */
   private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     this.open();
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -162,8 +162,30 @@ export class PostgresStore implements Store {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
-      client.release();
+      release();
     }
+  }
+
+  /**
+   * A pooled connection with an error listener while it is checked out: the pool listens only to
+   * idle connections, so a database restart between two queries of a transaction would otherwise
+   * be an uncaught 'error' event that ends the process. A lost connection is discarded on release.
+   */
+  private async checkout(): Promise<{ client: pg.PoolClient; release: () => void }> {
+    const client = await this.pool.connect();
+    let lost: Error | undefined;
+    const onError = (error: Error) => {
+      lost = error;
+      this.options.onError?.(error);
+    };
+    client.on('error', onError);
+    return {
+      client,
+      release() {
+        client.removeListener('error', onError);
+        client.release(lost);
+      },
+    };
   }
 
   private q(db: Queryable, sql: string, params: unknown[] = []) {
