@@ -42,6 +42,8 @@ export interface SoakOptions {
    * windows of seconds use the peak of windows 1–2, since one garbage collection cycle spans them.
    */
   memoryReferenceWindows?: number[];
+  /** Later-half p99 allowed: factor × earlier-half p99 + slack ms. Default 2 × + 20 ms. */
+  latencyLimit?: { factor: number; slackMs: number };
   log?: (line: string) => void;
 }
 
@@ -350,9 +352,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     lateP50Ms: percentile(late, 50),
     lateP99Ms: percentile(late, 99),
   };
-  if (late.length > 0 && latency.lateP99Ms > latency.earlyP99Ms * 2 + 20) {
+  const { factor, slackMs } = options.latencyLimit ?? { factor: 2, slackMs: 20 };
+  if (late.length > 0 && latency.lateP99Ms > latency.earlyP99Ms * factor + slackMs) {
     violations.push(
-      `latency grew: p99 ${latency.lateP99Ms.toFixed(1)} ms in the later half > 2 × ${latency.earlyP99Ms.toFixed(1)} ms + 20 ms`,
+      `latency grew: p99 ${latency.lateP99Ms.toFixed(1)} ms in the later half > ${factor} × ${latency.earlyP99Ms.toFixed(1)} ms + ${slackMs} ms`,
     );
   }
   if (late.length > 0 && latency.lateP50Ms > latency.earlyP50Ms * 1.5 + 5) {

@@ -71,7 +71,7 @@ describe.each(STORE_KINDS)('wall clock jumps (%s store)', (storeKind) => {
           clock: steadyClock(clock.wall),
           workerId,
           concurrency: 10,
-          leaseMs: 3_000,
+          leaseMs: 10_000,
           pollIntervalMs: 50,
           logger: quietLogger,
         });
@@ -137,7 +137,7 @@ describe.each(STORE_KINDS)('wall clock jumps (%s store)', (storeKind) => {
           clock: steadyClock(clock.wall),
           workerId,
           concurrency: 8,
-          leaseMs: 1_500,
+          leaseMs: 10_000,
           pollIntervalMs: 50,
           logger: quietLogger,
         });

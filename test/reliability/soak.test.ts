@@ -16,6 +16,8 @@ describe('soak (short)', () => {
       batchLines: 10,
       targetDownSeconds: 0,
       memoryReferenceWindows: [0, 1],
+      // A CI machine is shared: a p99 that triples for a few seconds is other work, a backlog is seconds.
+      latencyLimit: { factor: 3, slackMs: 100 },
     });
     if (process.env.TANDEM_FIGURES) console.log(`figures soak-short ${JSON.stringify(report)}`);
     expect(report.requests).toBeGreaterThan(1_700);
