@@ -46,6 +46,7 @@ export const ERROR_CATALOGUE = {
   'internal-error': { status: 500, title: 'Internal error' },
   'downstream-failed': { status: 502, title: 'A downstream application failed' },
   'store-unreachable': { status: 503, title: 'Store is not reachable' },
+  'store-full': { status: 503, title: "The store's disk is full" },
   'deadline-exceeded': { status: 504, title: 'Sync integration exceeded its deadline' },
   'http-error': { status: 502, title: 'A connection call got an error response' },
   'connection-failed': { status: 502, title: 'A connection call could not reach the application' },

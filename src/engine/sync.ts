@@ -28,6 +28,7 @@ import {
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
 import type { ErrorInfo } from '../model.js';
+import { storeFault } from '../store/faults.js';
 import type { NewInstance } from '../store/store.js';
 import type { Engine } from './engine.js';
 import { uuidv7 } from './ids.js';
@@ -217,6 +218,11 @@ export class SyncRunner {
       // The handler succeeded but its hand-off could not be committed: the caller must not see a
       // confirmation. A typed refusal (idempotency conflict, shutting down) keeps its status.
       if (error instanceof TandemError) return { ok: false, instanceId, error };
+      const fault = storeFault(error);
+      if (fault) {
+        this.logger.warn({ err: error, instanceId }, 'the store refused the hand-off of a sync instance');
+        return { ok: false, instanceId, error: fault };
+      }
       this.logger.error({ err: error, instanceId }, 'committing the hand-off of a sync instance failed');
       return {
         ok: false,

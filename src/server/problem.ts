@@ -5,6 +5,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import { ERROR_CATALOGUE, type ErrorCode, problemType, TandemError } from '../errors.js';
+import { storeFault } from '../store/faults.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
@@ -66,6 +67,11 @@ export function sendProblem(
   extra: Record<string, unknown> = {},
 ) {
   const document = problemOf(error, extra);
+  // A refusal that will pass (a full disk, a database restart) says when to come back.
+  const retryAfter = error.details.retryAfterSeconds;
+  if (typeof retryAfter === 'number' && headers['retry-after'] === undefined) {
+    headers = { ...headers, 'retry-after': String(retryAfter) };
+  }
   return reply
     .code(document.status)
     .headers(headers)
@@ -91,6 +97,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 export function toTandemError(error: unknown): { error: TandemError; unexpected: boolean } {
   const tandem = asTandemError(error);
   if (tandem) return { error: tandem, unexpected: tandem.status >= 500 && tandem.code === 'internal-error' };
+  const fault = storeFault(error);
+  if (fault) return { error: fault, unexpected: false };
   const fastify = error as { code?: unknown; statusCode?: unknown; message?: unknown };
   const mapped = typeof fastify?.code === 'string' ? FASTIFY_CODES[fastify.code] : undefined;
   if (mapped) return { error: new TandemError(mapped, String(fastify.message)), unexpected: false };

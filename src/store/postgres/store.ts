@@ -96,8 +96,8 @@ export class PostgresStore implements Store {
     // An idle connection that the server drops (restart) must not crash the process.
     this.pool.on('error', (error) => this.options.onError?.(error));
     // The pool listens for errors of idle clients only. A client that loses its connection while
-    // checked out (the server restarting between two statements of a transaction) emits 'error'
-    // too; unheard, it would end the process. Its pending or next query fails, and the caller retries.
+    // checked out (a pool.query or a transaction when the server restarts) emits 'error' too;
+    // unheard, it would end the process. Its pending or next query fails, and the caller retries.
     this.pool.on('connect', (client) => client.on('error', (error) => this.options.onError?.(error)));
     const schema = this.schema;
     this.t = (sql) => sql.replaceAll('{{schema}}', schema);
@@ -116,7 +116,7 @@ export class PostgresStore implements Store {
   }
 
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     try {
       await client.query('SELECT pg_advisory_lock(hashtext($1))', [`tandem-migrate:${this.schema}`]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
@@ -144,7 +144,7 @@ export class PostgresStore implements Store {
       await client
         .query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
         .catch(() => {});
-      client.release();
+      release();
     }
   }
 
@@ -155,7 +155,7 @@ export class PostgresStore implements Store {
   /** Runs `fn` in a transaction on one pooled connection. */
   private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     this.open();
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -165,8 +165,30 @@ export class PostgresStore implements Store {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
-      client.release();
+      release();
     }
+  }
+
+  /**
+   * A pooled connection with an error listener while it is checked out: the pool listens only to
+   * idle connections, so a database restart between two queries of a transaction would otherwise
+   * be an uncaught 'error' event that ends the process. A lost connection is discarded on release.
+   */
+  private async checkout(): Promise<{ client: pg.PoolClient; release: () => void }> {
+    const client = await this.pool.connect();
+    let lost: Error | undefined;
+    // Reported by the listener every client gets at connect; here only remembered.
+    const onError = (error: Error) => {
+      lost = error;
+    };
+    client.on('error', onError);
+    return {
+      client,
+      release() {
+        client.removeListener('error', onError);
+        client.release(lost);
+      },
+    };
   }
 
   private q(db: Queryable, sql: string, params: unknown[] = []) {
