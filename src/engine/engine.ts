@@ -551,6 +551,19 @@ export class Engine {
       controller: new AbortController(),
       over: false,
     };
+    // This process took over its own attempt (its lease ran out, e.g. when the clock jumped past
+    // it): the old attempt may no longer write, and must stop now rather than run on beside the new one.
+    const previous = this.running.get(instance.id);
+    if (previous && !previous.over) {
+      previous.over = true;
+      previous.controller.abort(
+        new TandemError('lease-lost', `Lease on instance "${instance.id}" expired and was taken over`),
+      );
+      this.logger.warn(
+        { instanceId: instance.id },
+        'own lease expired and taken over; old attempt abandoned',
+      );
+    }
     this.running.set(instance.id, attempt);
     this.waiting.push({ claimed, attempt });
   }
