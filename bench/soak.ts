@@ -6,7 +6,8 @@
  *     502/503/504 are expected and counted apart);
  *   - nothing lost: every acknowledged async instance and every handed-off batch line succeeds;
  *   - no duplicate step execution (no fault is injected but the outage, which repeats nothing);
- *   - memory flat after warm-up: the server's RSS in the last window ≤ 1.2 × its peak in window 2;
+ *   - memory flat after warm-up: the server's RSS in the last window ≤ 1.2 × its peak in window 2,
+ *     plus the SQLite page cache (32 MiB by default), which fills as the database grows and then stays;
  *   - latency stable: after the first window, the later half's p99 ≤ 2 × the earlier half's + 20 ms
  *     and its p50 ≤ 1.5 × the earlier half's + 5 ms.
  *
@@ -24,6 +25,9 @@ import { parseArgs } from 'node:util';
 import { PostgresStore } from '../src/store/postgres/store.js';
 import { SqliteStore } from '../src/store/sqlite/store.js';
 import type { Store } from '../src/store/store.js';
+
+/** The SQLite store's page cache (`cacheKiB`, 32 MiB): bounded, and filled as the database grows. */
+const PAGE_CACHE_MB = 32;
 
 export interface SoakOptions {
   seconds: number;
@@ -329,9 +333,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     ),
   );
   const last = summaries[summaries.length - 1]!;
-  if (reference > 0 && last.rssMaxMb > reference * 1.2) {
+  if (reference > 0 && last.rssMaxMb > reference * 1.2 + PAGE_CACHE_MB) {
     violations.push(
-      `memory grew: ${last.rssMaxMb.toFixed(0)} MB in the last window > 1.2 × ${reference.toFixed(0)} MB`,
+      `memory grew: ${last.rssMaxMb.toFixed(0)} MB in the last window > 1.2 × ${reference.toFixed(0)} MB + ${PAGE_CACHE_MB} MB page cache`,
     );
   }
   // Latency: the later half of the run after warm-up against the earlier half (windows in which

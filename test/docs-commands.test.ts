@@ -35,6 +35,10 @@ const COVERED: { pattern: RegExp; reason: string }[] = [
   },
   { pattern: /^npm run bench:/, reason: 'benchmarks take minutes; bench/README.md has their results' },
   {
+    pattern: /\bnpx vitest run test\/reliability\b/,
+    reason: 'the reliability suites themselves, minutes long; npm test runs them',
+  },
+  {
     pattern: /\btandem (start|dev)\b/,
     reason: 'long-running; test/cli.test.ts and test/cli-dev.test.ts run them in child processes',
   },
