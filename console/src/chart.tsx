@@ -32,6 +32,8 @@ export function LineChart({ title, series, data }: { title: string; series: Seri
       plot.current?.destroy();
     };
   }, []);
-  useEffect(() => plot.current?.setData(data as uPlot.AlignedData), [data]);
+  useEffect(() => {
+    plot.current?.setData(data as uPlot.AlignedData);
+  }, [data]);
   return <div class="chart" ref={box} role="img" aria-label={title} />;
 }

@@ -6,9 +6,13 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** Loads with `load`, again whenever `deps` change, and every `everyMs` when given. */
+/**
+ * Loads with `load`, again whenever `deps` change, and every `everyMs` when given. An answer is
+ * shown only for the deps it was loaded for: new deps ask a different question.
+ */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: number): Loaded<T> {
-  const [data, setData] = useState<T | null>(null);
+  const key = JSON.stringify(deps);
+  const [answer, setAnswer] = useState<{ key: string; value: T } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
   const reload = useCallback(() => setTick((t) => t + 1), []);
@@ -17,7 +21,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
     load().then(
       (value) => {
         if (!live) return;
-        setData(value);
+        setAnswer({ key, value });
         setError(null);
       },
       (failure: Error) => live && setError(failure.message),
@@ -25,13 +29,13 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
     return () => {
       live = false;
     };
-  }, [...deps, tick]);
+  }, [key, tick]);
   useEffect(() => {
     if (!everyMs) return;
     const timer = setInterval(reload, everyMs);
     return () => clearInterval(timer);
   }, [everyMs, reload]);
-  return { data, error, reload };
+  return { data: answer?.key === key ? answer.value : null, error, reload };
 }
 
 /** The hash route: `#/instances/ID?x=1` → path `/instances/ID`, query `{x: '1'}`. */

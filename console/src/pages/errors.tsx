@@ -10,10 +10,62 @@ interface Groups {
   truncated: boolean;
 }
 
+interface Progress {
+  integrationId: string;
+  title: string;
+  done: number;
+  refused: number;
+  total: number;
+}
+
 export function ErrorsPage() {
   const errors = useLoad(() => api<Groups>('/errors'), [], 5_000);
+  const [progress, setProgress] = useState<Progress | null>(null);
+  const running = progress !== null && progress.done + progress.refused < progress.total;
+  const rerun = async (group: ErrorGroup) => {
+    const ids = [...group.instanceIds];
+    const state = {
+      integrationId: group.integrationId,
+      title: `${group.integrationId}: ${group.name}`,
+      done: 0,
+      refused: 0,
+      total: ids.length,
+    };
+    setProgress({ ...state });
+    // A few at a time: the progress moves visibly and the server is not flooded.
+    const worker = async () => {
+      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
+        try {
+          await post(`/instances/${encodeURIComponent(id)}/rerun`, { from: 'failed-step' });
+          state.done++;
+        } catch {
+          state.refused++;
+        }
+        setProgress({ ...state });
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    errors.reload();
+  };
   return (
     <Page title="Errors">
+      {progress ? (
+        <div class="progress" role="status">
+          <progress
+            max={progress.total}
+            value={progress.done + progress.refused}
+            aria-label="Rerun progress"
+          />
+          <span>
+            {progress.title}: {progress.done} of {progress.total} queued for rerun
+            {progress.refused > 0 ? `, ${progress.refused} refused` : ''}
+            {running ? '…' : '.'}{' '}
+            <a href={`#/instances?integration=${encodeURIComponent(progress.integrationId)}`}>
+              Follow them in Instances
+            </a>
+          </span>
+        </div>
+      ) : null}
       <Problem message={errors.error} />
       <Loading when={errors.data}>
         {() =>
@@ -29,7 +81,8 @@ export function ErrorsPage() {
                   <GroupCard
                     key={`${group.integrationId}|${group.name}|${group.message}`}
                     group={group}
-                    reload={errors.reload}
+                    busy={running}
+                    onRerun={rerun}
                   />
                 ))}
               </ul>
@@ -41,30 +94,16 @@ export function ErrorsPage() {
   );
 }
 
-function GroupCard({ group, reload }: { group: ErrorGroup; reload: () => void }) {
+function GroupCard({
+  group,
+  busy,
+  onRerun,
+}: {
+  group: ErrorGroup;
+  busy: boolean;
+  onRerun: (group: ErrorGroup) => void;
+}) {
   const [confirming, setConfirming] = useState(false);
-  const [progress, setProgress] = useState<{ done: number; failed: number; total: number } | null>(null);
-  const running = progress !== null && progress.done + progress.failed < progress.total;
-  const rerunAll = async () => {
-    setConfirming(false);
-    const ids = [...group.instanceIds];
-    const state = { done: 0, failed: 0, total: ids.length };
-    setProgress({ ...state });
-    // A few at a time: the progress moves visibly and the server is not flooded.
-    const worker = async () => {
-      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
-        try {
-          await post(`/instances/${encodeURIComponent(id)}/rerun`, { from: 'failed-step' });
-          state.done++;
-        } catch {
-          state.failed++;
-        }
-        setProgress({ ...state });
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    reload();
-  };
   const title = `${group.integrationId}: ${group.name}`;
   return (
     <li class="group">
@@ -80,7 +119,13 @@ function GroupCard({ group, reload }: { group: ErrorGroup; reload: () => void })
             Rerun {group.count} instance{group.count === 1 ? '' : 's'} of {group.integrationId} from the
             failed step?
           </legend>
-          <button type="button" onClick={rerunAll}>
+          <button
+            type="button"
+            onClick={() => {
+              setConfirming(false);
+              onRerun(group);
+            }}
+          >
             Confirm rerun of {group.count}
           </button>
           <button type="button" class="secondary" onClick={() => setConfirming(false)}>
@@ -88,23 +133,10 @@ function GroupCard({ group, reload }: { group: ErrorGroup; reload: () => void })
           </button>
         </fieldset>
       ) : (
-        <button type="button" disabled={running} onClick={() => setConfirming(true)}>
+        <button type="button" disabled={busy} onClick={() => setConfirming(true)}>
           Rerun all {group.count}
         </button>
       )}
-      {progress ? (
-        <div class="progress" aria-live="polite">
-          <progress
-            max={progress.total}
-            value={progress.done + progress.failed}
-            aria-label={`Rerun progress of ${title}`}
-          />
-          <span>
-            {progress.done} of {progress.total} queued for rerun
-            {progress.failed > 0 ? `, ${progress.failed} refused` : ''}
-          </span>
-        </div>
-      ) : null}
     </li>
   );
 }
