@@ -29,6 +29,7 @@ export async function consoleRoutes(app: FastifyInstance, root = CONSOLE_DIST): 
     root,
     prefix: '/console/',
     index: 'index.html',
+    cacheControl: false,
     // Asset names carry a content hash; the page itself must be fetched anew after an upgrade.
     setHeaders: (response, path) => {
       response.setHeader(
