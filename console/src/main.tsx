@@ -1,5 +1,5 @@
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { onUnauthorised, token } from './api';
 import { useRoute } from './hooks';
 import { AdvisorPage } from './pages/advisor';
@@ -26,6 +26,7 @@ function App() {
   const [session, setSession] = useState(0);
   const { path, query } = useRoute();
   useEffect(() => onUnauthorised(() => setSignedOut(true)), []);
+  useFocusOnNavigation(path);
   if (signedOut) {
     return (
       <SignIn
@@ -74,6 +75,18 @@ function App() {
       </main>
     </>
   );
+}
+
+/** After a navigation, focus goes to the new page's heading, as it would on a page load. */
+function useFocusOnNavigation(path: string) {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    requestAnimationFrame(() => document.getElementById('page-title')?.focus());
+  }, [path]);
 }
 
 function route(path: string, query: URLSearchParams) {

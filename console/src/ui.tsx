@@ -40,7 +40,9 @@ export function Page({
   return (
     <section aria-labelledby="page-title">
       <header class="page-header">
-        <h1 id="page-title">{title}</h1>
+        <h1 id="page-title" tabIndex={-1}>
+          {title}
+        </h1>
         {actions}
       </header>
       {children}
