@@ -200,6 +200,7 @@ export interface Schedule {
   overlap: string;
   parameters: Record<string, unknown>;
   nextSlotAt: number | null;
+  nextSlots: number[];
   lastSlotAt: number | null;
   recentSlots: { slotAt: number; outcome: 'fired' | 'skipped'; instanceId: string | null }[];
 }

@@ -101,7 +101,11 @@ describe('GET /api/schedules', () => {
       cron: '0 0 2 * * *',
       parameters: { file: 'orders.csv' },
     });
-    expect(json.items[0].nextSlotAt).toBeGreaterThan(Date.now());
+    const { nextSlotAt, nextSlots } = json.items[0];
+    expect(nextSlotAt).toBeGreaterThan(Date.now());
+    expect(nextSlots).toHaveLength(5);
+    expect(nextSlots[0]).toBe(nextSlotAt);
+    for (let i = 1; i < 5; i++) expect(nextSlots[i] - nextSlots[i - 1]).toBe(86_400_000);
   });
 });
 

@@ -37,8 +37,18 @@ function ScheduleCard({ schedule }: { schedule: Schedule }) {
         <dd>
           <code>{schedule.cron}</code> ({schedule.timezone}, overlap: {schedule.overlap})
         </dd>
-        <dt>Next firing</dt>
-        <dd>{time(schedule.nextSlotAt)}</dd>
+        <dt>Next firings</dt>
+        <dd>
+          {schedule.nextSlots.length === 0 ? (
+            'none'
+          ) : (
+            <ol class="plain">
+              {schedule.nextSlots.map((at) => (
+                <li key={at}>{time(at)}</li>
+              ))}
+            </ol>
+          )}
+        </dd>
         <dt>Last firing</dt>
         <dd>{time(schedule.lastSlotAt)}</dd>
       </dl>

@@ -30,6 +30,7 @@ export const scheduleListSchema = z.object({
       parameters: z.record(z.string(), z.unknown()).describe('What the next instance will see'),
       storedParameters: z.record(z.string(), z.unknown()),
       nextSlotAt: z.number().nullable(),
+      nextSlots: z.array(z.number()).describe('The next five firings (ms since the epoch)'),
       lastSlotAt: z.number().nullable(),
       recentSlots: z.array(
         z.object({

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
+import { makeCron } from '../../define/schedule.js';
+import { nextSlotAfter } from '../../engine/scheduler.js';
 import type { InputIssue } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, validatePart } from '../input.js';
@@ -7,6 +9,8 @@ import { errorGroupsQuery, type errorGroupsSchema } from './operation-schemas.js
 
 type ErrorGroup = z.infer<typeof errorGroupsSchema>['groups'][number];
 
+/** Upcoming firings listed per schedule. */
+const NEXT_SLOTS = 5;
 /** Failed instances read at most for GET /api/errors. */
 const ERROR_SCAN_LIMIT = 1000;
 
@@ -18,7 +22,19 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
 
   app.get('/schedules', async () => {
     const scheduled = engine.listIntegrations().filter((i) => i.mode === 'scheduled');
-    return { items: await Promise.all(scheduled.map((i) => engine.getSchedule(i.id))) };
+    const items = await Promise.all(
+      scheduled.map(async (integration) => {
+        const schedule = await engine.getSchedule(integration.id);
+        const cron = makeCron(schedule.cron, integration.timezone);
+        const nextSlots: number[] = [];
+        for (let at = schedule.nextSlotAt; at !== null && nextSlots.length < NEXT_SLOTS; ) {
+          nextSlots.push(at);
+          at = nextSlotAfter(cron, at);
+        }
+        return { ...schedule, nextSlots };
+      }),
+    );
+    return { items };
   });
 
   app.get('/errors', async (request) => {
