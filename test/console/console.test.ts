@@ -165,6 +165,34 @@ describe('the web console', () => {
     expect(errors).toEqual([]);
   });
 
+  it('edits the input and reruns from the start', async () => {
+    const done = await fulfilment('C-1', 'succeeded');
+    await open(`/instances/${done.id}`, `Instance ${done.id.slice(-12)}`);
+    await page.getByRole('button', { name: 'Edit input and rerun' }).click();
+    const input = page.getByLabel('Input (JSON)');
+    const edited = { ...JSON.parse(await input.inputValue()), qty: 3 };
+    await input.fill(JSON.stringify(edited));
+    await page.getByRole('button', { name: 'Rerun with this input' }).click();
+    await page.getByRole('row', { name: /^2 start succeeded/ }).waitFor({ timeout: 15_000 });
+    const detail = await api(`/api/instances/${done.id}`);
+    expect(detail.instance).toMatchObject({ run: 2, status: 'succeeded', input: { orderId: 'C-1', qty: 3 } });
+    expect(detail.runs.map((r: any) => r.input.qty)).toEqual([1, 3]);
+    expect(errors).toEqual([]);
+  });
+
+  it('cancels a failed instance after a confirmation', async () => {
+    await inventory('_down');
+    await order('C-500');
+    const failed = await fulfilment('C-500', 'failed');
+    await inventory('_up');
+    await open(`/instances/${failed.id}`, `Instance ${failed.id.slice(-12)}`);
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.locator('.facts .badge', { hasText: 'cancelled' }).waitFor();
+    expect((await api(`/api/instances/${failed.id}`)).instance.status).toBe('cancelled');
+    expect(errors).toEqual([]);
+  });
+
   it('shows new instances in the list without a reload', async () => {
     await open('/instances?integration=fulfil-order', 'Instances');
     await page.getByText('Live: new instances appear as they come.').waitFor();
