@@ -133,6 +133,7 @@ export interface Step {
 }
 
 export interface ActivityEvent {
+  id: number;
   instanceId: string;
   integrationId: string;
   run: number;

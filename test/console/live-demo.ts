@@ -2,6 +2,7 @@
  * The retail demo served by a real listening server for the browser tests: the demo's simulated
  * applications, integrations and connections, on a fresh SQLite store.
  */
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { startApps } from '../../examples/retail/apps.js';
@@ -25,7 +26,7 @@ export interface LiveDemo {
  */
 export async function startLiveDemo(options: { adminToken?: string } = {}): Promise<LiveDemo> {
   const dir = tempDir('tandem-console-');
-  const apps = await startApps(21_000 + Math.floor(Math.random() * 30_000));
+  const apps = await startApps(await freePorts(APP_COUNT));
   const urls = Object.fromEntries(Object.entries(apps).map(([name, app]) => [name, app.url]));
   const { integrations, connections } = retail(urls as Parameters<typeof retail>[0]);
   const quick = integrations.map((integration) =>
@@ -55,4 +56,28 @@ export async function startLiveDemo(options: { adminToken?: string } = {}): Prom
       dir.cleanup();
     },
   };
+}
+
+/** The demo's simulated applications, on consecutive ports. */
+const APP_COUNT = 7;
+
+/**
+ * The first of `count` consecutive free ports, below the range the system hands out for outgoing
+ * connections and port 0 (32768 and up on Linux), so that nothing else takes one meanwhile.
+ */
+async function freePorts(count: number): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error(`No ${count} consecutive free ports found`);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
 }

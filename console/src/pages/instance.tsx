@@ -30,6 +30,8 @@ export function InstancePage({ id }: { id: string }) {
 
 function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void }) {
   const { instance, runs } = detail;
+  const [chosenRun, setChosenRun] = useState<number | null>(null);
+  const run = chosenRun ?? instance.run;
   return (
     <>
       <dl class="facts">
@@ -69,8 +71,26 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
           {instance.error.details ? <Json label="Cause" value={instance.error.details} /> : null}
         </section>
       ) : null}
-      <h2>Timeline of run {instance.run}</h2>
-      <Waterfall detail={detail} />
+      <div class="page-header">
+        <h2>Timeline of run {run}</h2>
+        {runs.length > 1 ? (
+          <span class="inline">
+            <label for="run-choice">Run</label>
+            <select
+              id="run-choice"
+              value={run}
+              onChange={(event) => setChosenRun(Number(event.currentTarget.value))}
+            >
+              {runs.map((r) => (
+                <option key={r.run} value={r.run}>
+                  {r.run} ({r.status})
+                </option>
+              ))}
+            </select>
+          </span>
+        ) : null}
+      </div>
+      <Waterfall detail={detail} run={run} />
       <div class="columns">
         <Json label="Input" value={instance.input} />
         <Json label="Output" value={instance.output} />
@@ -118,16 +138,22 @@ interface Bar {
 }
 
 /** Steps and the connection calls made in them, on one time axis from the start of the run. */
-function Waterfall({ detail }: { detail: InstanceDetail }) {
-  const { instance } = detail;
-  const steps = detail.steps.filter((s) => s.run === instance.run).sort((a, b) => a.position - b.position);
-  const calls = detail.events.filter((e) => e.type === 'connection.call' && e.run === instance.run);
+function Waterfall({ detail, run }: { detail: InstanceDetail; run: number }) {
+  const steps = detail.steps.filter((s) => s.run === run).sort((a, b) => a.position - b.position);
+  const calls = detail.events.filter((e) => e.type === 'connection.call' && e.run === run);
+  // Each call goes under the step during which it finished; calls of earlier attempts whose step
+  // record was replaced stand on their own, so that no call is hidden.
   const bars: Bar[] = [];
+  const placed = new Set<number>();
   for (const step of steps) {
     bars.push(stepBar(step));
-    for (const call of calls.filter((c) => c.data.step === step.name || within(c, step)))
+    for (const call of calls) {
+      if (placed.has(call.id) || call.at < step.startedAt || call.at > step.finishedAt) continue;
+      placed.add(call.id);
       bars.push(callBar(call));
+    }
   }
+  for (const call of calls) if (!placed.has(call.id)) bars.push(callBar(call));
   if (bars.length === 0) return <p>No step has run yet.</p>;
   const origin = Math.min(...bars.map((b) => b.start));
   const span = Math.max(1, Math.max(...bars.map((b) => b.end)) - origin);
@@ -171,7 +197,7 @@ function callBar(call: ActivityEvent): Bar {
   const duration = Number(call.data.durationMs ?? 0);
   const status = call.data.status ?? 'no answer';
   return {
-    key: `call-${call.at}-${String(call.data.url)}-${String(call.data.attempt)}`,
+    key: `call-${call.id}`,
     label: `↳ ${String(call.data.method)} ${String(call.data.connection)} ${shortUrl(call.data.url)} → ${String(status)}`,
     kind: 'call',
     failed: typeof call.data.status !== 'number' || call.data.status >= 400,
@@ -179,9 +205,6 @@ function callBar(call: ActivityEvent): Bar {
     end: call.at,
   };
 }
-
-const within = (call: ActivityEvent, step: Step) =>
-  call.data.step === undefined && call.at >= step.startedAt && call.at <= step.finishedAt;
 
 const shortUrl = (url: unknown) => (typeof url === 'string' ? url.replace(/^https?:\/\/[^/]+/, '') : '');
 

@@ -14,6 +14,8 @@ const LIST_CHANGES = new Set([
   'cancelled',
 ]);
 const FIELDS = ['integration', 'status', 'tracking', 'from', 'to'] as const;
+const PAGE = 50;
+const MOST = 1000;
 
 export function InstancesPage({ query }: { query: URLSearchParams }) {
   const filter = Object.fromEntries(FIELDS.map((f) => [f, query.get(f) ?? ''])) as Record<
@@ -22,8 +24,10 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
   >;
   const key = JSON.stringify(filter);
   const integrations = useLoad(() => api<{ items: IntegrationSummary[] }>('/integrations'), []);
+  // Grows with "Show more"; the list stays one query, so live reloads keep every row shown.
+  const [limit, setLimit] = useState(PAGE);
   const list = useLoad(
-    () => api<{ items: Instance[]; nextCursor: string | null }>(`/instances?${toQuery(filter)}`),
+    () => api<{ items: Instance[]; nextCursor: string | null }>(`/instances?${toQuery(filter, limit)}`),
     [key],
   );
   const live = useLiveReload(filter.integration, list.reload);
@@ -131,6 +135,18 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
                   ))}
                 </tbody>
               </table>
+              {list.data!.nextCursor !== null && limit < MOST ? (
+                <button
+                  type="button"
+                  class="secondary"
+                  onClick={() => {
+                    setLimit(limit + PAGE);
+                    list.reload();
+                  }}
+                >
+                  Show {PAGE} more
+                </button>
+              ) : null}
             </div>
           )
         }
@@ -139,8 +155,8 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
   );
 }
 
-function toQuery(filter: Record<string, string>): string {
-  const params = new URLSearchParams({ limit: '50' });
+function toQuery(filter: Record<string, string>, limit: number): string {
+  const params = new URLSearchParams({ limit: String(limit) });
   for (const [name, value] of Object.entries(filter)) {
     if (value === '') continue;
     params.set(name, name === 'from' || name === 'to' ? new Date(value).toISOString() : value);
