@@ -28,7 +28,9 @@ export function OverviewPage() {
         {() => (
           <div class="table-scroll">
             <table>
-              <caption>Figures of the last 24 hours; throughput of the last hour</caption>
+              <caption>
+                Instances created in the last hour; durations and error rate of the last 24 hours
+              </caption>
               <thead>
                 <tr>
                   <th scope="col">Integration</th>
@@ -53,7 +55,7 @@ export function OverviewPage() {
                         </a>
                       </th>
                       <td>{integration.mode}</td>
-                      <td>{(hour.total / 60).toFixed(1)}/min</td>
+                      <td>{hour.total} in the last hour</td>
                       <td>{ms(day.p50)}</td>
                       <td>{ms(day.p95)}</td>
                       <td>{ms(day.p99)}</td>
