@@ -161,7 +161,7 @@ describe('the web console', () => {
       .getByText(/fulfil-order: .* 2 of 2 queued for rerun/)
       .waitFor();
     for (const id of ids) await fulfilment(id, 'succeeded');
-    await page.getByText('No failed instance.').waitFor({ timeout: 10_000 });
+    await group.waitFor({ state: 'detached', timeout: 10_000 });
     expect(errors, errors.join('\n')).toEqual([]);
   });
 
@@ -206,6 +206,24 @@ describe('the web console', () => {
     await page.getByRole('row', { name: /orderId: C-400/ }).waitFor({ timeout: 10_000 });
     expect(await page.getByRole('row').count()).toBe(rows + 1);
     expect(await page.evaluate('window.sameDocument')).toBe(true);
+    expect(errors, errors.join('\n')).toEqual([]);
+  });
+
+  it('is usable with the keyboard alone', async () => {
+    await open('/', 'Overview');
+    await page.reload(); // a fresh load: focus starts at the top of the document
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate('document.activeElement.textContent.trim()')).resolves.toBe('Skip to content');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+    await expect(page.evaluate('document.activeElement.textContent')).resolves.toBe('Errors');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Errors' }).waitFor();
+    // Focus follows the navigation to the new page's heading.
+    await page.waitForFunction("document.activeElement?.id === 'page-title'");
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.tagName')).not.toBe('BODY');
     expect(errors, errors.join('\n')).toEqual([]);
   });
 
