@@ -161,6 +161,7 @@ describe('the web console', () => {
       .getByText(/fulfil-order: .* 2 of 2 queued for rerun/)
       .waitFor();
     for (const id of ids) await fulfilment(id, 'succeeded');
+    await page.getByRole('status').getByText('Now: 2 succeeded.').waitFor({ timeout: 10_000 });
     await group.waitFor({ state: 'detached', timeout: 10_000 });
     expect(errors, errors.join('\n')).toEqual([]);
   });

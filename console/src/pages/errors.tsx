@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { api, type ErrorGroup, post } from '../api';
+import { api, type ErrorGroup } from '../api';
+import { useBulkRerun } from '../bulk-rerun';
 import { time } from '../format';
 import { useLoad } from '../hooks';
 import { Loading, Page, Problem } from '../ui';
@@ -10,57 +11,19 @@ interface Groups {
   truncated: boolean;
 }
 
-interface Progress {
-  integrationId: string;
-  title: string;
-  done: number;
-  refused: number;
-  total: number;
-}
-
 export function ErrorsPage() {
   const errors = useLoad(() => api<Groups>('/errors'), [], 5_000);
-  const [progress, setProgress] = useState<Progress | null>(null);
-  const running = progress !== null && progress.done + progress.refused < progress.total;
-  const rerun = async (group: ErrorGroup) => {
-    const ids = [...group.instanceIds];
-    const state = {
-      integrationId: group.integrationId,
-      title: `${group.integrationId}: ${group.name}`,
-      done: 0,
-      refused: 0,
-      total: ids.length,
-    };
-    setProgress({ ...state });
-    // A few at a time: the progress moves visibly and the server is not flooded.
-    const worker = async () => {
-      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
-        try {
-          await post(`/instances/${encodeURIComponent(id)}/rerun`, { from: 'failed-step' });
-          state.done++;
-        } catch {
-          state.refused++;
-        }
-        setProgress({ ...state });
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    errors.reload();
-  };
+  const { bulk, busy, start } = useBulkRerun(errors.reload);
   return (
     <Page title="Errors">
-      {progress ? (
+      {bulk ? (
         <div class="progress" role="status">
-          <progress
-            max={progress.total}
-            value={progress.done + progress.refused}
-            aria-label="Rerun progress"
-          />
+          <progress max={bulk.total} value={bulk.queued + bulk.refused} aria-label="Rerun progress" />
           <span>
-            {progress.title}: {progress.done} of {progress.total} queued for rerun
-            {progress.refused > 0 ? `, ${progress.refused} refused` : ''}
-            {running ? '…' : '.'}{' '}
-            <a href={`#/instances?integration=${encodeURIComponent(progress.integrationId)}`}>
+            {bulk.title}: {bulk.queued} of {bulk.total} queued for rerun
+            {bulk.refused > 0 ? `, ${bulk.refused} refused` : ''}
+            {busy ? '…' : '.'} {describeOutcome(bulk.outcome)}{' '}
+            <a href={`#/instances?integration=${encodeURIComponent(bulk.integrationId)}`}>
               Follow them in Instances
             </a>
           </span>
@@ -81,8 +44,8 @@ export function ErrorsPage() {
                   <GroupCard
                     key={`${group.integrationId}|${group.name}|${group.message}`}
                     group={group}
-                    busy={running}
-                    onRerun={rerun}
+                    busy={busy}
+                    onRerun={start}
                   />
                 ))}
               </ul>
@@ -139,4 +102,9 @@ function GroupCard({
       )}
     </li>
   );
+}
+
+function describeOutcome(outcome: Record<string, number>): string {
+  const parts = Object.entries(outcome).map(([status, count]) => `${count} ${status}`);
+  return parts.length === 0 ? '' : `Now: ${parts.join(', ')}.`;
 }
