@@ -154,6 +154,7 @@ describe('the web console', () => {
     await group.getByText('2 failed instances').waitFor();
     await group.getByRole('button', { name: 'Rerun all 2' }).click();
     await screenshot('errors-confirm');
+    await expect(page.evaluate('document.activeElement.textContent')).resolves.toBe('Confirm rerun of 2');
     await circuitNotOpen('inventory');
     await group.getByRole('button', { name: 'Confirm rerun of 2' }).click();
     await page
@@ -162,6 +163,7 @@ describe('the web console', () => {
       .waitFor();
     for (const id of ids) await fulfilment(id, 'succeeded');
     await page.getByRole('status').getByText('Now: 2 succeeded.').waitFor({ timeout: 10_000 });
+    await screenshot('errors-rerun');
     await group.waitFor({ state: 'detached', timeout: 10_000 });
     expect(errors, errors.join('\n')).toEqual([]);
   });

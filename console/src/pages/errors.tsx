@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, type ErrorGroup } from '../api';
 import { useBulkRerun } from '../bulk-rerun';
 import { time } from '../format';
@@ -67,6 +67,11 @@ function GroupCard({
   onRerun: (group: ErrorGroup) => void;
 }) {
   const [confirming, setConfirming] = useState(false);
+  // The button pressed is replaced by the confirmation: keyboard focus moves along with it.
+  const confirmButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (confirming) confirmButton.current?.focus();
+  }, [confirming]);
   const title = `${group.integrationId}: ${group.name}`;
   return (
     <li class="group">
@@ -84,6 +89,7 @@ function GroupCard({
           </legend>
           <button
             type="button"
+            ref={confirmButton}
             onClick={() => {
               setConfirming(false);
               onRerun(group);
