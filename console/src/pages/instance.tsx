@@ -288,6 +288,10 @@ function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => voi
               setError('The input is not valid JSON.');
               return;
             }
+            if (input.includes('"[redacted]"')) {
+              setError('The input still has redacted fields: fill in their values before the rerun.');
+              return;
+            }
             void act('Rerun from the start with the new input queued.', `${base}/rerun`, {
               from: 'start',
               input: parsed,
