@@ -35,12 +35,11 @@ export function ensureConsoleBuilt() {
     );
     return false;
   }
+  // Vite keeps a NODE_ENV it is given (vitest sets "test"), which would ship a development build.
   execFileSync(
     process.execPath,
     [vite, 'build', '--config', join(root, 'vite.config.ts'), '--logLevel', 'warn'],
-    {
-      stdio: 'inherit',
-    },
+    { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production' } },
   );
   return true;
 }
