@@ -10,7 +10,7 @@ const SOAK = ['test/reliability/soak.test.ts'];
 
 export default defineConfig({
   test: {
-    globalSetup: ['test/support/postgres-global-setup.ts'],
+    globalSetup: ['test/support/postgres-global-setup.ts', 'test/support/console-global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -40,6 +40,7 @@ export async function start(options: StartOptions): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : options.port;
   logger.info({ port, host: options.host, integrations: config.integrations.length }, 'tandem listening');
   process.stdout.write(`Tandem listening on http://${options.host}:${port}\n`);
+  process.stdout.write(`Console: http://${consoleHost(options.host)}:${port}/console/\n`);
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -64,4 +65,10 @@ export async function start(options: StartOptions): Promise<void> {
   };
   process.once('SIGTERM', (signal) => void stop(signal));
   process.once('SIGINT', (signal) => void stop(signal));
+}
+
+/** Where a browser on this machine reaches a server listening on every address. */
+function consoleHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
 }

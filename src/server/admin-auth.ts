@@ -13,6 +13,12 @@ export function adminGuard(token: string | null, ring: CredentialRing) {
   return async (request: FastifyRequest): Promise<void> => {
     if (!token) return;
     const header = request.headers.authorization;
+    const queryToken = sseToken(request);
+    if ((header === undefined || header === '') && queryToken !== null) {
+      const grant = ring.identify(queryToken);
+      if (grant?.kind === 'admin') return;
+      throw unauthenticated('The access_token is not the admin token', `${CHALLENGE}, error="invalid_token"`);
+    }
     if (header === undefined || header === '') {
       throw unauthenticated('The management API needs "Authorization: Bearer <admin token>"', CHALLENGE);
     }
@@ -26,4 +32,14 @@ export function adminGuard(token: string | null, ring: CredentialRing) {
       throw forbidden('This credential is a trigger key; the management API needs the admin token');
     }
   };
+}
+
+/**
+ * The token of `?access_token=` on the activity stream only: a browser's EventSource cannot send
+ * an Authorization header. Elsewhere a token in a URL would end up in logs and histories.
+ */
+function sseToken(request: FastifyRequest): string | null {
+  if (request.routeOptions.url !== '/api/activity') return null;
+  const token = (request.query as Record<string, unknown> | undefined)?.access_token;
+  return typeof token === 'string' && token !== '' ? token : null;
 }

@@ -22,7 +22,10 @@ import { activityRoutes } from './api/activity.js';
 import { advisorRoutes } from './api/advisor.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
+import { operationRoutes } from './api/operations.js';
 import { PROBLEM_HEADERS, type WithHeaders, withHeaders } from './auth-error.js';
+import { ConnectionStats } from './connection-stats.js';
+import { consoleRoutes } from './console.js';
 import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
 import { healthRoutes } from './health.js';
@@ -42,6 +45,8 @@ export interface AppOptions extends ServerOptions {
   logger?: Logger;
   /** `info` of the OpenAPI document. */
   openapi?: { title?: string; version?: string };
+  /** The built console's directory; default console/dist of the package. */
+  consoleRoot?: string;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -86,7 +91,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const ring = CredentialRing.fromIntegrations(engine.listIntegrations(), adminToken);
   const polls = new ImmediatePolls();
   engine.observe({ accepted: (id, mode, count) => mode !== 'sync' && polls.noteAccepted(id, count) });
-  const context: ServerContext = { engine, runner, gauge, ring, adminToken, polls };
+  const connections = new ConnectionStats(engine);
+  const context: ServerContext = { engine, runner, gauge, ring, adminToken, polls, connections };
   const routes = new RouteTable();
 
   const app = Fastify({
@@ -161,10 +167,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       instanceRoutes(scope, context);
       activityRoutes(scope, context);
       advisorRoutes(scope);
+      operationRoutes(scope, context);
     },
     { prefix: '/api' },
   );
   healthRoutes(app, context);
+  await consoleRoutes(app, options.consoleRoot);
   metricsRoutes(app, context);
   const openapi = JSON.stringify(
     buildOpenApi(engine.listIntegrations(), { ...options.openapi, adminToken: adminToken !== null }),

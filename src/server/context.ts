@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Engine } from '../engine/engine.js';
 import type { SyncRunner } from '../engine/sync.js';
+import type { ConnectionStats } from './connection-stats.js';
 import type { CredentialRing } from './credentials.js';
 import type { QueueDepthGauge } from './queue-depth.js';
 
@@ -37,6 +38,7 @@ export interface ServerContext {
   ring: CredentialRing;
   adminToken: string | null;
   polls: ImmediatePolls;
+  connections: ConnectionStats;
 }
 
 declare module 'fastify' {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
+import * as operations from './api/operation-schemas.js';
 import * as api from './api/schemas.js';
 import { apiKeyHeaderOf } from './trigger-auth.js';
 
@@ -311,6 +312,31 @@ function addApiPaths(
       responses: { '200': ok(api.decisionSchema, 'Decision'), ...errors },
     },
   };
+  doc.paths['/api/connections'] = {
+    get: {
+      ...common,
+      operationId: 'listConnections',
+      summary: 'Each connection: circuit state and call statistics since the server started',
+      responses: { '200': ok(operations.connectionListSchema, 'ConnectionList'), ...errors },
+    },
+  };
+  doc.paths['/api/schedules'] = {
+    get: {
+      ...common,
+      operationId: 'listSchedules',
+      summary: 'Each scheduled integration: cron, parameters, next and recent firings',
+      responses: { '200': ok(operations.scheduleListSchema, 'ScheduleList'), ...errors },
+    },
+  };
+  doc.paths['/api/errors'] = {
+    get: {
+      ...common,
+      operationId: 'listErrorGroups',
+      summary: 'Failed instances grouped by integration and error',
+      parameters: queryParams(operations.errorGroupsQuery, 'ErrorGroupsQuery'),
+      responses: { '200': ok(operations.errorGroupsSchema, 'ErrorGroups'), ...errors },
+    },
+  };
   doc.paths['/metrics'] = {
     get: {
       tags: ['operations'],
@@ -327,6 +353,17 @@ function addApiPaths(
       operationId: 'health',
       summary: 'Liveness and readiness: the store answers',
       responses: { '200': ok(api.healthSchema, 'Health'), '503': problem('The store is not reachable') },
+    },
+  };
+  doc.paths['/console/'] = {
+    get: {
+      tags: ['operations'],
+      operationId: 'console',
+      summary: 'The web console; its data comes from the management API',
+      responses: {
+        '200': { description: 'The console page', content: { 'text/html': { schema: { type: 'string' } } } },
+        '404': problem('The console is not built'),
+      },
     },
   };
   doc.paths['/openapi.json'] = {

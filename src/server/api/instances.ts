@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { InputIssue } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, inPart, validatePart } from '../input.js';
+import { redactDetail, redactInstance } from './redact.js';
 import {
   bulkRerunBody,
   instanceIdParams,
@@ -13,6 +14,7 @@ import {
 /** Listing, detail, rerun (one and bulk) and cancel of instances. */
 export function instanceRoutes(app: FastifyInstance, context: ServerContext): void {
   const { engine } = context;
+  const integrationOf = (id: string) => engine.listIntegrations().find((i) => i.id === id);
 
   app.get('/instances', async (request) => {
     const issues: InputIssue[] = [];
@@ -20,11 +22,12 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
       typeof listInstancesQuery.parse
     >;
     assertValid(issues);
-    return engine.listInstances({
+    const page = await engine.listInstances({
       ...toInstanceFilter(query),
       limit: query.limit,
       cursor: query.cursor ?? null,
     });
+    return { ...page, items: page.items.map((i) => redactInstance(i, integrationOf(i.integrationId))) };
   });
 
   app.get('/instances/:id', async (request) => {
@@ -34,7 +37,7 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
     if (instance.mode !== 'sync') {
       context.polls.noteRead(instance.integrationId, id, engine.clock.now() - instance.createdAt);
     }
-    return detail;
+    return redactDetail(detail, integrationOf(instance.integrationId));
   });
 
   app.post('/instances/:id/rerun', async (request) => {

@@ -248,6 +248,11 @@ export const activityQuery = z.strictObject({
   tracking: z.string().min(1).max(200).optional(),
   /** Resume position when the client cannot send Last-Event-ID. `start` replays from the beginning. */
   after: z.string().max(64).optional(),
+  access_token: z
+    .string()
+    .max(500)
+    .optional()
+    .describe('The admin token, for clients that cannot send an Authorization header (EventSource)'),
 });
 
 /** The three questions of POST /api/advisor/decide. */

@@ -1,0 +1,117 @@
+import { render } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { onUnauthorised, token } from './api';
+import { useRoute } from './hooks';
+import { AdvisorPage } from './pages/advisor';
+import { ConnectionsPage } from './pages/connections';
+import { ErrorsPage } from './pages/errors';
+import { InstancePage } from './pages/instance';
+import { InstancesPage } from './pages/instances';
+import { OverviewPage } from './pages/overview';
+import { SchedulesPage } from './pages/schedules';
+import { SignIn } from './sign-in';
+import './style.css';
+
+const NAV = [
+  ['/', 'Overview'],
+  ['/instances', 'Instances'],
+  ['/errors', 'Errors'],
+  ['/schedules', 'Schedules'],
+  ['/connections', 'Connections'],
+  ['/advisor', 'Advisor'],
+] as const;
+
+function App() {
+  const [signedOut, setSignedOut] = useState(false);
+  const [session, setSession] = useState(0);
+  const { path, query } = useRoute();
+  useEffect(() => onUnauthorised(() => setSignedOut(true)), []);
+  useFocusOnNavigation(path);
+  if (signedOut) {
+    return (
+      <SignIn
+        onSignedIn={(value) => {
+          token.set(value);
+          setSignedOut(false);
+          setSession((s) => s + 1);
+        }}
+      />
+    );
+  }
+  const section = `/${path.split('/')[1] ?? ''}`;
+  return (
+    <>
+      <button type="button" class="skip" onClick={() => document.getElementById('main')?.focus()}>
+        Skip to content
+      </button>
+      <header class="top">
+        <strong class="brand">Tandem</strong>
+        <nav aria-label="Console">
+          <ul>
+            {NAV.map(([href, label]) => (
+              <li key={href}>
+                <a href={`#${href}`} aria-current={section === href ? 'page' : undefined}>
+                  {label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        {token.get() ? (
+          <button
+            type="button"
+            class="link"
+            onClick={() => {
+              token.clear();
+              setSignedOut(true);
+            }}
+          >
+            Sign out
+          </button>
+        ) : null}
+      </header>
+      <main id="main" tabIndex={-1} key={session}>
+        {route(path, query)}
+      </main>
+    </>
+  );
+}
+
+/** After a navigation, focus goes to the new page's heading, as it would on a page load. */
+function useFocusOnNavigation(path: string) {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    requestAnimationFrame(() => document.getElementById('page-title')?.focus());
+  }, [path]);
+}
+
+function route(path: string, query: URLSearchParams) {
+  const instance = /^\/instances\/([^/]+)$/.exec(path);
+  if (instance) return <InstancePage id={decodeURIComponent(instance[1]!)} />;
+  switch (path) {
+    case '/':
+      return <OverviewPage />;
+    case '/instances':
+      return <InstancesPage query={query} />;
+    case '/errors':
+      return <ErrorsPage />;
+    case '/schedules':
+      return <SchedulesPage />;
+    case '/connections':
+      return <ConnectionsPage />;
+    case '/advisor':
+      return <AdvisorPage />;
+    default:
+      return (
+        <p>
+          No page here. <a href="#/">Go to the overview</a>.
+        </p>
+      );
+  }
+}
+
+render(<App />, document.getElementById('app')!);

@@ -1,0 +1,314 @@
+import { useState } from 'preact/hooks';
+import { type ActivityEvent, api, type InstanceDetail, post, type Step } from '../api';
+import { ms, time } from '../format';
+import { useLoad } from '../hooks';
+import { Json, Loading, Page, Problem, StatusBadge } from '../ui';
+
+const ACTIVE = new Set(['queued', 'running', 'retrying']);
+
+export function InstancePage({ id }: { id: string }) {
+  const [active, setActive] = useState(true);
+  const detail = useLoad(
+    async () => {
+      const loaded = await api<InstanceDetail>(`/instances/${encodeURIComponent(id)}`);
+      setActive(ACTIVE.has(loaded.instance.status));
+      return loaded;
+    },
+    [id],
+    active ? 1_000 : 10_000,
+  );
+  return (
+    <Page title={`Instance ${id.slice(-12)}`}>
+      <p>
+        <a href="#/instances">← All instances</a>
+      </p>
+      <Problem message={detail.error} />
+      <Loading when={detail.data}>{() => <Detail detail={detail.data!} reload={detail.reload} />}</Loading>
+    </Page>
+  );
+}
+
+function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void }) {
+  const { instance, runs } = detail;
+  const [chosenRun, setChosenRun] = useState<number | null>(null);
+  const run = chosenRun ?? instance.run;
+  return (
+    <>
+      <dl class="facts">
+        <dt>Status</dt>
+        <dd>
+          <StatusBadge status={instance.status} />
+        </dd>
+        <dt>Integration</dt>
+        <dd>{instance.integrationId}</dd>
+        <dt>Tracking</dt>
+        <dd>
+          {Object.entries(instance.tracking)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ') || '—'}
+        </dd>
+        <dt>Run / attempt</dt>
+        <dd>
+          {instance.run} / {instance.attempt}
+        </dd>
+        <dt>Created</dt>
+        <dd>{time(instance.createdAt)}</dd>
+        <dt>Duration</dt>
+        <dd>{ms(instance.durationMs)}</dd>
+        <dt>Id</dt>
+        <dd>
+          <code>{instance.id}</code>
+        </dd>
+      </dl>
+      <Actions detail={detail} reload={reload} />
+      {instance.error ? (
+        <section class="error-box" aria-labelledby="error-title">
+          <h2 id="error-title">Error</h2>
+          <p>
+            <strong>{instance.error.name}</strong>
+            {instance.error.code ? ` (${instance.error.code})` : ''}: {instance.error.message}
+          </p>
+          {instance.error.details ? <Json label="Cause" value={instance.error.details} /> : null}
+        </section>
+      ) : null}
+      <div class="page-header">
+        <h2>Timeline of run {run}</h2>
+        {runs.length > 1 ? (
+          <span class="inline">
+            <label for="run-choice">Run</label>
+            <select
+              id="run-choice"
+              value={run}
+              onChange={(event) => setChosenRun(Number(event.currentTarget.value))}
+            >
+              {runs.map((r) => (
+                <option key={r.run} value={r.run}>
+                  {r.run} ({r.status})
+                </option>
+              ))}
+            </select>
+          </span>
+        ) : null}
+      </div>
+      <Waterfall detail={detail} run={run} />
+      <div class="columns">
+        <Json label="Input" value={instance.input} />
+        <Json label="Output" value={instance.output} />
+      </div>
+      <h2>Runs</h2>
+      <div class="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Run</th>
+              <th scope="col">From</th>
+              <th scope="col">Status</th>
+              <th scope="col">Started</th>
+              <th scope="col">Finished</th>
+              <th scope="col">Error</th>
+            </tr>
+          </thead>
+          <tbody>
+            {runs.map((run) => (
+              <tr key={run.run}>
+                <th scope="row">{run.run}</th>
+                <td>{run.from ?? 'first run'}</td>
+                <td>
+                  <StatusBadge status={run.status} />
+                </td>
+                <td>{time(run.startedAt)}</td>
+                <td>{time(run.finishedAt)}</td>
+                <td>{run.error?.message ?? '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+interface Bar {
+  key: string;
+  label: string;
+  kind: 'step' | 'call' | 'seeded';
+  failed: boolean;
+  start: number;
+  end: number;
+}
+
+/** Steps and the connection calls made in them, on one time axis from the start of the run. */
+function Waterfall({ detail, run }: { detail: InstanceDetail; run: number }) {
+  const steps = detail.steps.filter((s) => s.run === run).sort((a, b) => a.position - b.position);
+  const calls = detail.events.filter((e) => e.type === 'connection.call' && e.run === run);
+  // Each call goes under the step during which it finished; calls of earlier attempts whose step
+  // record was replaced stand on their own, so that no call is hidden.
+  const bars: Bar[] = [];
+  const placed = new Set<number>();
+  for (const step of steps) {
+    bars.push(stepBar(step));
+    for (const call of calls) {
+      if (placed.has(call.id) || call.at < step.startedAt || call.at > step.finishedAt) continue;
+      placed.add(call.id);
+      bars.push(callBar(call));
+    }
+  }
+  for (const call of calls) if (!placed.has(call.id)) bars.push(callBar(call));
+  if (bars.length === 0) return <p>No step has run yet.</p>;
+  const origin = Math.min(...bars.map((b) => b.start));
+  const span = Math.max(1, Math.max(...bars.map((b) => b.end)) - origin);
+  return (
+    <ol class="waterfall" aria-label="Steps and connection calls with their durations">
+      {bars.map((bar) => (
+        <li key={bar.key} class={`bar-${bar.kind}${bar.failed ? ' bar-failed' : ''}`}>
+          <span class="bar-label">
+            {bar.label}
+            {bar.failed ? ' — failed' : ''}
+            {bar.kind === 'seeded' ? ' — carried over' : ''}
+          </span>
+          <span class="bar-track">
+            <span
+              class="bar"
+              style={{
+                left: `${((bar.start - origin) / span) * 100}%`,
+                width: `${Math.max(0.5, ((bar.end - bar.start) / span) * 100)}%`,
+              }}
+            />
+          </span>
+          <span class="bar-duration">{ms(bar.end - bar.start)}</span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function stepBar(step: Step): Bar {
+  return {
+    key: `step-${step.name}`,
+    label: step.name,
+    kind: step.seeded ? 'seeded' : 'step',
+    failed: step.status === 'failed',
+    start: step.startedAt,
+    end: step.finishedAt,
+  };
+}
+
+function callBar(call: ActivityEvent): Bar {
+  const duration = Number(call.data.durationMs ?? 0);
+  const status = call.data.status ?? 'no answer';
+  return {
+    key: `call-${call.id}`,
+    label: `↳ ${String(call.data.method)} ${String(call.data.connection)} ${shortUrl(call.data.url)} → ${String(status)}`,
+    kind: 'call',
+    failed: typeof call.data.status !== 'number' || call.data.status >= 400,
+    start: call.at - duration,
+    end: call.at,
+  };
+}
+
+const shortUrl = (url: unknown) => (typeof url === 'string' ? url.replace(/^https?:\/\/[^/]+/, '') : '');
+
+function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => void }) {
+  const { instance } = detail;
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [input, setInput] = useState('');
+  const [busy, setBusy] = useState(false);
+  const finished = !ACTIVE.has(instance.status);
+  const act = async (what: string, path: string, body: unknown) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await post(path, body);
+      setMessage(what);
+      setEditing(false);
+      reload();
+    } catch (failure) {
+      setError((failure as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const base = `/instances/${encodeURIComponent(instance.id)}`;
+  if (instance.mode === 'sync') return <p>A sync instance answered its caller and cannot be rerun.</p>;
+  return (
+    <section class="actions" aria-label="Actions">
+      {finished ? (
+        <>
+          {instance.status === 'failed' ? (
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() =>
+                act('Rerun from the failed step queued.', `${base}/rerun`, { from: 'failed-step' })
+              }
+            >
+              Rerun from failed step
+            </button>
+          ) : null}
+          <button
+            type="button"
+            disabled={busy}
+            onClick={() => act('Rerun from the start queued.', `${base}/rerun`, { from: 'start' })}
+          >
+            Rerun from start
+          </button>
+          <button
+            type="button"
+            aria-expanded={editing}
+            onClick={() => {
+              setInput(JSON.stringify(instance.input, null, 2));
+              setEditing(!editing);
+            }}
+          >
+            Edit input and rerun
+          </button>
+        </>
+      ) : null}
+      {instance.status !== 'succeeded' && instance.status !== 'cancelled' ? (
+        <button
+          type="button"
+          class="danger"
+          disabled={busy}
+          onClick={() => confirm('Cancel this instance?') && act('Cancelled.', `${base}/cancel`, {})}
+        >
+          Cancel
+        </button>
+      ) : null}
+      {editing ? (
+        <form
+          class="edit-input"
+          onSubmit={(event) => {
+            event.preventDefault();
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(input);
+            } catch {
+              setError('The input is not valid JSON.');
+              return;
+            }
+            if (input.includes('"[redacted]"')) {
+              setError('The input still has redacted fields: fill in their values before the rerun.');
+              return;
+            }
+            void act('Rerun from the start with the new input queued.', `${base}/rerun`, {
+              from: 'start',
+              input: parsed,
+            });
+          }}
+        >
+          <label for="new-input">Input (JSON)</label>
+          <textarea id="new-input" rows={10} value={input} onInput={(e) => setInput(e.currentTarget.value)} />
+          <button type="submit" disabled={busy}>
+            Rerun with this input
+          </button>
+        </form>
+      ) : null}
+      <p aria-live="polite" class="notice">
+        {message}
+      </p>
+      <Problem message={error} />
+    </section>
+  );
+}

@@ -1,0 +1,102 @@
+import { useState } from 'preact/hooks';
+import { api, post, type Schedule } from '../api';
+import { time } from '../format';
+import { useLoad } from '../hooks';
+import { Json, Loading, Page, Problem } from '../ui';
+
+export function SchedulesPage() {
+  const schedules = useLoad(() => api<{ items: Schedule[] }>('/schedules'), [], 10_000);
+  return (
+    <Page title="Schedules">
+      <Problem message={schedules.error} />
+      <Loading when={schedules.data}>
+        {() =>
+          schedules.data!.items.length === 0 ? (
+            <p>No scheduled integration.</p>
+          ) : (
+            <ul class="groups">
+              {schedules.data!.items.map((schedule) => (
+                <ScheduleCard key={schedule.integrationId} schedule={schedule} />
+              ))}
+            </ul>
+          )
+        }
+      </Loading>
+    </Page>
+  );
+}
+
+function ScheduleCard({ schedule }: { schedule: Schedule }) {
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <li class="group">
+      <h2>{schedule.integrationId}</h2>
+      <dl class="facts">
+        <dt>Cron</dt>
+        <dd>
+          <code>{schedule.cron}</code> ({schedule.timezone}, overlap: {schedule.overlap})
+        </dd>
+        <dt>Next firings</dt>
+        <dd>
+          {schedule.nextSlots.length === 0 ? (
+            'none'
+          ) : (
+            <ol class="plain">
+              {schedule.nextSlots.map((at) => (
+                <li key={at}>{time(at)}</li>
+              ))}
+            </ol>
+          )}
+        </dd>
+        <dt>Last firing</dt>
+        <dd>{time(schedule.lastSlotAt)}</dd>
+      </dl>
+      <Json label="Parameters" value={schedule.parameters} />
+      <button
+        type="button"
+        onClick={async () => {
+          try {
+            const accepted = await post<{ instanceId: string }>(
+              `/integrations/${encodeURIComponent(schedule.integrationId)}/run`,
+            );
+            setError(null);
+            setMessage(accepted.instanceId);
+          } catch (failure) {
+            setError((failure as Error).message);
+          }
+        }}
+      >
+        Run {schedule.integrationId} now
+      </button>
+      <p aria-live="polite">
+        {message ? (
+          <>
+            Started: <a href={`#/instances/${encodeURIComponent(message)}`}>{message.slice(-12)}</a>
+          </>
+        ) : null}
+      </p>
+      <Problem message={error} />
+      {schedule.recentSlots.length > 0 ? (
+        <details>
+          <summary>Recent firings</summary>
+          <ul>
+            {schedule.recentSlots.map((slot) => (
+              <li key={slot.slotAt}>
+                {time(slot.slotAt)}: {slot.outcome}
+                {slot.instanceId ? (
+                  <>
+                    {' '}
+                    <a href={`#/instances/${encodeURIComponent(slot.instanceId)}`}>
+                      {slot.instanceId.slice(-12)}
+                    </a>
+                  </>
+                ) : null}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+    </li>
+  );
+}

@@ -1,0 +1,51 @@
+import type { ComponentChildren } from 'preact';
+import type { Status } from './api';
+
+export function StatusBadge({ status }: { status: Status | string }) {
+  return <span class={`badge badge-${status}`}>{status}</span>;
+}
+
+export function Problem({ message }: { message: string | null }) {
+  if (!message) return null;
+  return (
+    <p class="problem" role="alert">
+      {message}
+    </p>
+  );
+}
+
+export function Loading({ when, children }: { when: unknown; children: () => ComponentChildren }) {
+  if (when === null || when === undefined) return <p aria-busy="true">Loading…</p>;
+  return <>{children()}</>;
+}
+
+export function Json({ value, label }: { value: unknown; label: string }) {
+  return (
+    <figure class="json">
+      <figcaption>{label}</figcaption>
+      <pre>{value === undefined || value === null ? '—' : JSON.stringify(value, null, 2)}</pre>
+    </figure>
+  );
+}
+
+export function Page({
+  title,
+  children,
+  actions,
+}: {
+  title: string;
+  children: ComponentChildren;
+  actions?: ComponentChildren;
+}) {
+  return (
+    <section aria-labelledby="page-title">
+      <header class="page-header">
+        <h1 id="page-title" tabIndex={-1}>
+          {title}
+        </h1>
+        {actions}
+      </header>
+      {children}
+    </section>
+  );
+}

@@ -1,0 +1,79 @@
+import type { FastifyInstance } from 'fastify';
+import type { z } from 'zod';
+import { makeCron } from '../../define/schedule.js';
+import { nextSlotAfter } from '../../engine/scheduler.js';
+import type { InputIssue } from '../../errors.js';
+import type { ServerContext } from '../context.js';
+import { assertValid, validatePart } from '../input.js';
+import { errorGroupsQuery, type errorGroupsSchema } from './operation-schemas.js';
+
+type ErrorGroup = z.infer<typeof errorGroupsSchema>['groups'][number];
+
+/** Upcoming firings listed per schedule. */
+const NEXT_SLOTS = 5;
+/** Failed instances read at most for GET /api/errors. */
+const ERROR_SCAN_LIMIT = 1000;
+
+/** GET /api/connections, /api/schedules and /api/errors: what an operator watches. */
+export function operationRoutes(app: FastifyInstance, context: ServerContext): void {
+  const { engine } = context;
+
+  app.get('/connections', async () => ({ items: context.connections.list() }));
+
+  app.get('/schedules', async () => {
+    const scheduled = engine.listIntegrations().filter((i) => i.mode === 'scheduled');
+    const items = await Promise.all(
+      scheduled.map(async (integration) => {
+        const schedule = await engine.getSchedule(integration.id);
+        const cron = makeCron(schedule.cron, integration.timezone);
+        const nextSlots: number[] = [];
+        for (let at = schedule.nextSlotAt; at !== null && nextSlots.length < NEXT_SLOTS; ) {
+          nextSlots.push(at);
+          at = nextSlotAfter(cron, at);
+        }
+        return { ...schedule, nextSlots };
+      }),
+    );
+    return { items };
+  });
+
+  app.get('/errors', async (request) => {
+    const issues: InputIssue[] = [];
+    const query = validatePart(errorGroupsQuery, request.query, 'query', issues) as z.infer<
+      typeof errorGroupsQuery
+    >;
+    assertValid(issues);
+    const page = await engine.listInstances({
+      status: 'failed',
+      ...(query.integration ? { integrationId: query.integration } : {}),
+      limit: ERROR_SCAN_LIMIT,
+    });
+    const groups = new Map<string, ErrorGroup>();
+    for (const instance of page.items) {
+      const name = instance.error?.name ?? 'Error';
+      const message = instance.error?.message ?? '(no message)';
+      const key = JSON.stringify([instance.integrationId, name, message]);
+      let group = groups.get(key);
+      if (!group) {
+        group = {
+          integrationId: instance.integrationId,
+          name,
+          message,
+          code: instance.error?.code ?? null,
+          count: 0,
+          latestAt: instance.updatedAt,
+          instanceIds: [],
+        };
+        groups.set(key, group);
+      }
+      group.count++;
+      group.latestAt = Math.max(group.latestAt, instance.updatedAt);
+      group.instanceIds.push(instance.id);
+    }
+    return {
+      groups: [...groups.values()].sort((a, b) => b.count - a.count || b.latestAt - a.latestAt),
+      scanned: page.items.length,
+      truncated: page.nextCursor !== null,
+    };
+  });
+}

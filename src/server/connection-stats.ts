@@ -1,0 +1,69 @@
+import type { Engine } from '../engine/engine.js';
+
+/** How many recent call durations are kept per connection for the percentiles. */
+const RECENT = 512;
+
+interface Tally {
+  calls: number;
+  failures: number;
+  lastStatus: number | null;
+  lastCallAt: number | null;
+  durations: number[];
+  next: number;
+}
+
+/**
+ * Call statistics per connection since the server started, from the connections' own watchers:
+ * counts, failures (no answer or a status of 400 and above) and percentiles of recent durations.
+ */
+export class ConnectionStats {
+  private readonly tallies = new Map<string, Tally>();
+
+  constructor(private readonly engine: Engine) {
+    for (const connection of engine.connections.values()) {
+      const tally: Tally = {
+        calls: 0,
+        failures: 0,
+        lastStatus: null,
+        lastCallAt: null,
+        durations: [],
+        next: 0,
+      };
+      this.tallies.set(connection.id, tally);
+      connection.watch(({ status, durationMs }) => {
+        tally.calls++;
+        if (status === null || status >= 400) tally.failures++;
+        tally.lastStatus = status;
+        tally.lastCallAt = engine.clock.now();
+        tally.durations[tally.next] = durationMs;
+        tally.next = (tally.next + 1) % RECENT;
+      });
+    }
+  }
+
+  list() {
+    const now = this.engine.clock.now();
+    return [...this.engine.connections.values()].map((connection) => {
+      const tally = this.tallies.get(connection.id)!;
+      const sorted = [...tally.durations].sort((a, b) => a - b);
+      return {
+        id: connection.id,
+        baseUrl: new URL(connection.options.baseUrl).origin,
+        circuit: connection.circuitState(now),
+        calls: tally.calls,
+        failures: tally.failures,
+        failureRate: tally.calls === 0 ? null : tally.failures / tally.calls,
+        p50: rank(sorted, 0.5),
+        p95: rank(sorted, 0.95),
+        p99: rank(sorted, 0.99),
+        lastStatus: tally.lastStatus,
+        lastCallAt: tally.lastCallAt,
+      };
+    });
+  }
+}
+
+function rank(sorted: number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+}
