@@ -5,8 +5,9 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { startApps } from '../../examples/retail/apps.js';
+import { APP_NAMES, type Apps, startApps } from '../../examples/retail/apps.js';
 import { retail } from '../../examples/retail/integrations.js';
+import { writeOrderFile } from '../../examples/retail/orders-file.js';
 import { Engine } from '../../src/engine/engine.js';
 import { buildApp } from '../../src/server/app.js';
 import { quietLogger } from '../support/engine.js';
@@ -14,7 +15,7 @@ import { tempDir } from '../support/tmp.js';
 
 export interface LiveDemo {
   base: string;
-  apps: Awaited<ReturnType<typeof startApps>>;
+  apps: Apps;
   engine: Engine;
   app: FastifyInstance;
   stop(): Promise<void>;
@@ -26,9 +27,15 @@ export interface LiveDemo {
  */
 export async function startLiveDemo(options: { adminToken?: string } = {}): Promise<LiveDemo> {
   const dir = tempDir('tandem-console-');
-  const apps = await startApps(await freePorts(APP_COUNT));
+  // The applications' directory takes the port below them.
+  const started = await startApps((await freePorts(APP_NAMES.length + 1)) + 1);
+  const { apps } = started;
   const urls = Object.fromEntries(Object.entries(apps).map(([name, app]) => [name, app.url]));
-  const { integrations, connections } = retail(urls as Parameters<typeof retail>[0]);
+  writeOrderFile(dir.path);
+  const { integrations, connections } = retail({
+    urls: urls as Parameters<typeof retail>[0]['urls'],
+    inbox: dir.path,
+  });
   const quick = integrations.map((integration) =>
     integration.id === 'fulfil-order'
       ? { ...integration, retry: { maxAttempts: 2, initialDelayMs: 100, maxDelayMs: 200 } }
@@ -52,14 +59,11 @@ export async function startLiveDemo(options: { adminToken?: string } = {}): Prom
     async stop() {
       await app.close();
       await engine.stop(0);
-      await Promise.all(Object.values(apps).map((a) => a.close()));
+      await started.close();
       dir.cleanup();
     },
   };
 }
-
-/** The demo's simulated applications, on consecutive ports. */
-const APP_COUNT = 7;
 
 /**
  * The first of `count` consecutive free ports, below the range the system hands out for outgoing
