@@ -251,4 +251,25 @@ describe('the web console', () => {
     await phone.close();
     expect(phoneErrors, phoneErrors.join('\n')).toEqual([]);
   });
+
+  it('runs a schedule now from the Schedules page and the run succeeds', async () => {
+    await open('/schedules', 'Schedules');
+    await page.getByRole('button', { name: 'Run nightly-orders now' }).click();
+    const started = page.getByText('Started:');
+    await started.waitFor();
+    const href = await started.getByRole('link').getAttribute('href');
+    const instanceId = decodeURIComponent(href!.split('/').pop()!);
+    const instance = await waitFor(
+      async () => {
+        const detail = await api(`/api/instances/${instanceId}`);
+        return ['succeeded', 'failed'].includes(detail.instance?.status) ? detail.instance : null;
+      },
+      'the nightly run to finish',
+      30_000,
+    );
+    expect(instance.integrationId).toBe('nightly-orders');
+    expect(instance.status).toBe('succeeded');
+    await screenshot('schedule-run-now');
+    expect(errors, errors.join('\n')).toEqual([]);
+  });
 });
