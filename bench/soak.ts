@@ -7,7 +7,7 @@
  *   - nothing lost: every acknowledged async instance and every handed-off batch line succeeds;
  *   - no duplicate step execution (no fault is injected but the outage, which repeats nothing);
  *   - memory flat after warm-up: the server's RSS in the last window ≤ 1.2 × its peak in window 2,
- *     plus the SQLite page cache (32 MiB by default), which fills as the database grows and then stays;
+ *     plus the SQLite page cache (16 MiB by default), which fills as the database grows and then stays;
  *   - latency stable: after the first window, the later half's p99 ≤ 2 × the earlier half's + 20 ms
  *     and its p50 ≤ 1.5 × the earlier half's + 5 ms.
  *
@@ -26,8 +26,8 @@ import { PostgresStore } from '../src/store/postgres/store.js';
 import { SqliteStore } from '../src/store/sqlite/store.js';
 import type { Store } from '../src/store/store.js';
 
-/** The SQLite store's page cache (`cacheKiB`, 32 MiB): bounded, and filled as the database grows. */
-const PAGE_CACHE_MB = 32;
+/** The SQLite store's page cache (`cacheKiB`, 16 MiB): bounded, and filled as the database grows. */
+const PAGE_CACHE_MB = 16;
 
 export interface SoakOptions {
   seconds: number;

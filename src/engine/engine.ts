@@ -275,7 +275,13 @@ export class Engine {
    * Validates the input and builds the row of a new durable instance, without storing it. Throws a
    * typed error (unknown integration, wrong mode, invalid input, not serialisable).
    */
-  prepare(integrationRef: string | AnyIntegration, input: unknown, options: AcceptOptions = {}): NewInstance {
+  prepare(
+    integrationRef: string | AnyIntegration,
+    input: unknown,
+    options: AcceptOptions = {},
+    /** False for fan-out children: a repeated start returns the child already there, unchecked. */
+    hashed = true,
+  ): NewInstance {
     const id = typeof integrationRef === 'string' ? integrationRef : integrationRef?.id;
     if (typeof integrationRef === 'object' && !isIntegration(integrationRef))
       throw new UnknownIntegrationError(String(id));
@@ -302,7 +308,7 @@ export class Engine {
       mode: integration.mode,
       status: 'queued',
       inputJson,
-      inputHash: idempotencyKey === null ? null : hashInput(inputJson),
+      inputHash: idempotencyKey === null || !hashed ? null : hashInput(inputJson),
       tracking,
       // Not namespaced by integration: one key orders the instances of several integrations
       // (e.g. onboard-employee and attach-document on the employee id).
@@ -409,22 +415,34 @@ export class Engine {
         if (this.runnableIds.includes(rows[0]!.integrationId)) this.wake();
         onChunk?.({ count, created });
       };
-      const add = async (input: unknown) => {
-        const row = this.prepare(integration, input, {
-          // Zero-padded, so that a parent's keys are in index order: appended, not scattered.
-          idempotencyKey: `${parent.id}:start:${call}:${String(count).padStart(10, '0')}`,
-          parentId: parent.id,
-        });
+      const prepareChild = (input: unknown): NewInstance => {
+        const row = this.prepare(
+          integration,
+          input,
+          {
+            // Zero-padded, so that a parent's keys are in index order: appended, not scattered.
+            idempotencyKey: `${parent.id}:start:${call}:${String(count).padStart(10, '0')}`,
+            parentId: parent.id,
+          },
+          false,
+        );
         row.announce = false;
-        chunk.push(row);
         count++;
-        if (chunk.length >= chunkSize) await flush();
+        return row;
       };
-      // A record source hands out whole batches: no promise per record.
+      // A record source hands out whole batches: no promise per record, only per chunk.
       if (isRecordSource(inputs)) {
-        for await (const batch of inputs.batches()) for (const input of batch) await add(input);
+        for await (const batch of inputs.batches()) {
+          for (const input of batch) {
+            chunk.push(prepareChild(input));
+            if (chunk.length >= chunkSize) await flush();
+          }
+        }
       } else {
-        for await (const input of inputs as AsyncIterable<unknown>) await add(input);
+        for await (const input of inputs as AsyncIterable<unknown>) {
+          chunk.push(prepareChild(input));
+          if (chunk.length >= chunkSize) await flush();
+        }
       }
       await flush();
       return { count, created };

@@ -55,7 +55,7 @@ export interface SqliteStoreOptions {
   path: string;
   /** `FULL` (default) survives power loss; `NORMAL` survives process crashes only. */
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
-  /** SQLite page cache per connection, in KiB. Default 32 MiB: index pages of a large table stay in memory. */
+  /** SQLite page cache per connection, in KiB. Default 16 MiB: the hot index pages of a large table stay in memory. */
   cacheKiB?: number;
 }
 
@@ -81,7 +81,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = OFF');
-    this.db.pragma(`cache_size = -${options.cacheKiB ?? 32_768}`);
+    this.db.pragma(`cache_size = -${options.cacheKiB ?? 16_384}`);
     migrate(this.db);
     this.stmt = prepare(this.db);
   }
