@@ -17,14 +17,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PostgresStore } from '../src/store/postgres/store.js';
 import { SqliteStore } from '../src/store/sqlite/store.js';
 import type { Store } from '../src/store/store.js';
+import { appServer, json } from '../test/support/app-server.js';
 
 /** The SQLite store's page cache (`cacheKiB`, 16 MiB): bounded, and filled as the database grows. */
 const PAGE_CACHE_MB = 16;
@@ -81,49 +80,27 @@ export interface SoakReport {
 /** The simulated application: answers after a tick; counts Idempotency-Keys; can go down. */
 export async function targetApp() {
   const seen = new Map<string, number>();
-  const sockets = new Set<Socket>();
-  const make = () => {
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const key = req.headers['idempotency-key'];
-        if (req.method === 'POST' && typeof key === 'string') seen.set(key, (seen.get(key) ?? 0) + 1);
+  const server = await appServer(
+    (request, response) => {
+      const key = request.headers['idempotency-key'];
+      if (request.method === 'POST' && typeof key === 'string') seen.set(key, (seen.get(key) ?? 0) + 1);
+      return new Promise<void>((resolve) =>
         setImmediate(() => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ ok: true, at: Date.now() }));
-        });
-      });
-    });
-    server.keepAliveTimeout = 60_000;
-    server.on('connection', (socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    return server;
-  };
-  let server: Server = make();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  let up = true;
+          json(response, 200, { ok: true, at: Date.now() });
+          resolve();
+        }),
+      );
+    },
+    { keep: false },
+  );
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     seen,
     get up() {
-      return up;
+      return server.isUp;
     },
-    async down() {
-      if (!up) return;
-      up = false;
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-    async start() {
-      if (up) return;
-      server = make();
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-      up = true;
-    },
+    down: () => server.down(),
+    start: () => server.up(),
   };
 }
 

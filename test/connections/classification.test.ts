@@ -45,17 +45,20 @@ describe('connection failures end as classified', () => {
     closers.push(() => app.close());
     const closed = await appServer(() => {});
     await closed.down(); // a port with nothing listening
-    const target = httpConnection('target', { baseUrl: app.url, timeout: 100, circuit: false });
+    // Only /slow is called with a short time limit: on a loaded machine a 100 ms limit could cut off
+    // the 429 as well, and its retry would then follow the backoff instead of Retry-After.
+    const target = httpConnection('target', { baseUrl: app.url, timeout: 5_000, circuit: false });
+    const short = httpConnection('short', { baseUrl: app.url, timeout: 100, circuit: false });
     const dead = httpConnection('dead', { baseUrl: closed.url, circuit: false });
     const t = await testEngine(
       [
         caller('down', 'dead', '/x'),
-        caller('slow', 'target', '/slow'),
+        caller('slow', 'short', '/slow'),
         caller('flaky', 'target', '/flaky'),
         caller('busy', 'target', '/busy'),
         caller('bad', 'target', '/bad'),
       ],
-      { connections: [target, dead] },
+      { connections: [target, short, dead] },
     );
     closers.push(() => t.close());
     const ids = Object.fromEntries(

@@ -12,10 +12,11 @@ export interface SeenRequest {
 export type Handler = (request: SeenRequest, response: ServerResponse) => void | Promise<void>;
 
 /**
- * A real HTTP server on 127.0.0.1 playing a business application. It records every request, can
- * be taken down (port closed, connections reset) and brought back on the same port.
+ * A real HTTP server on 127.0.0.1 playing a business application. It records every request (unless
+ * `keep` is false: a long soak would hold them all), can be taken down (port closed, connections
+ * reset) and brought back on the same port.
  */
-export async function appServer(handler: Handler) {
+export async function appServer(handler: Handler, { keep = true }: { keep?: boolean } = {}) {
   const seen: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   let inFlight = 0;
@@ -34,13 +35,14 @@ export async function appServer(handler: Handler) {
         body: Buffer.concat(chunks).toString(),
         at: performance.now(),
       };
-      seen.push(request);
+      if (keep) seen.push(request);
       try {
         await handler(request, res);
       } catch {
         if (!res.headersSent) res.writeHead(500).end('handler failed');
       }
     });
+    server.keepAliveTimeout = 60_000;
     server.on('connection', (socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
@@ -57,6 +59,9 @@ export async function appServer(handler: Handler) {
     seen,
     get peakInFlight() {
       return peak;
+    },
+    get isUp() {
+      return up;
     },
     /** Closes the port and resets open connections, as a crashed application would. */
     async down() {
