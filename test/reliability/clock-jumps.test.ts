@@ -13,10 +13,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineIntegration } from '../../src/define/integration.js';
+import { type AnyIntegration, defineIntegration } from '../../src/define/integration.js';
 import { steadyClock } from '../../src/engine/clock.js';
-import { Engine } from '../../src/engine/engine.js';
+import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import type { SlotEvent } from '../../src/engine/scheduler.js';
+import type { Store } from '../../src/store/store.js';
 import { quietLogger, STORE_KINDS, testStore } from '../support/engine.js';
 import { waitFor } from '../support/wait.js';
 
@@ -33,6 +34,31 @@ const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
+
+/** Two engines on one store, each reading time through its own steady clock over the moved wall clock. */
+function twoEngines(
+  store: Store,
+  clock: JumpingClock,
+  integrations: AnyIntegration[],
+  options: Partial<EngineOptions> = {},
+): Promise<Engine[]> {
+  return Promise.all(
+    ['one', 'two'].map(async (workerId) => {
+      const engine = await Engine.create({
+        integrations,
+        store,
+        clock: steadyClock(clock.wall),
+        workerId,
+        pollIntervalMs: 50,
+        logger: quietLogger,
+        ...options,
+      });
+      engine.start();
+      closers.push(() => engine.stop(1_000));
+      return engine;
+    }),
+  );
+}
 
 describe.each(STORE_KINDS)('wall clock jumps (%s store)', (storeKind) => {
   it('forward then back: no instance lost, only in-flight steps repeated, retries resume', async () => {
@@ -63,23 +89,7 @@ describe.each(STORE_KINDS)('wall clock jumps (%s store)', (storeKind) => {
         }
       },
     });
-    const engines = await Promise.all(
-      ['one', 'two'].map(async (workerId) => {
-        const engine = await Engine.create({
-          integrations: [work],
-          store,
-          clock: steadyClock(clock.wall),
-          workerId,
-          concurrency: 10,
-          leaseMs: 10_000,
-          pollIntervalMs: 50,
-          logger: quietLogger,
-        });
-        engine.start();
-        closers.push(() => engine.stop(1_000));
-        return engine;
-      }),
-    );
+    const engines = await twoEngines(store, clock, [work], { concurrency: 10, leaseMs: 10_000 });
     const ids: string[] = [];
     for (let n = 0; n < 60; n++) ids.push((await engines[n % 2]!.accept('work', { n })).instanceId);
 
@@ -128,23 +138,7 @@ describe.each(STORE_KINDS)('wall clock jumps (%s store)', (storeKind) => {
         }
       },
     });
-    const engines = await Promise.all(
-      ['one', 'two'].map(async (workerId) => {
-        const engine = await Engine.create({
-          integrations: [slow],
-          store,
-          clock: steadyClock(clock.wall),
-          workerId,
-          concurrency: 8,
-          leaseMs: 10_000,
-          pollIntervalMs: 50,
-          logger: quietLogger,
-        });
-        engine.start();
-        closers.push(() => engine.stop(1_000));
-        return engine;
-      }),
-    );
+    const engines = await twoEngines(store, clock, [slow], { concurrency: 8, leaseMs: 10_000 });
     const ids: string[] = [];
     for (let n = 0; n < 40; n++) ids.push((await engines[n % 2]!.accept('slow', { n })).instanceId);
     await sleep(400);
@@ -170,22 +164,7 @@ describe.each(STORE_KINDS)('wall clock jumps (%s store)', (storeKind) => {
       overlap: 'queue',
       handler: () => 'tick',
     });
-    const engines = await Promise.all(
-      ['one', 'two'].map(async (workerId) => {
-        const engine = await Engine.create({
-          integrations: [everySecond],
-          store,
-          clock: steadyClock(clock.wall),
-          workerId,
-          pollIntervalMs: 50,
-          logger: quietLogger,
-          onSlot: (event) => slots.push(event),
-        });
-        engine.start();
-        closers.push(() => engine.stop(1_000));
-        return engine;
-      }),
-    );
+    const engines = await twoEngines(store, clock, [everySecond], { onSlot: (event) => slots.push(event) });
     await sleep(2_500);
     const firedBefore = slots.filter((s) => s.outcome === 'fired').length;
     clock.offset += 24 * HOUR;
