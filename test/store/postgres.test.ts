@@ -42,4 +42,19 @@ describe('PostgresStore', () => {
     while (woken === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(woken).toBeGreaterThan(0);
   });
+
+  it('works in a schema named like a keyword', async () => {
+    const store = await PostgresStore.open({ url, schema: 'full' });
+    opened.push(store);
+    await store.insertInstances([newRow()]);
+    expect(await store.countInstances({})).toBe(1);
+    const claimed = await store.claim({
+      owner: 'w',
+      limit: 10,
+      leaseMs: 1_000,
+      now: Date.now() + 1_000,
+      integrationIds: [newRow().integrationId],
+    });
+    expect(claimed).toHaveLength(1);
+  });
 });

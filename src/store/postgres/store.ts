@@ -99,7 +99,8 @@ export class PostgresStore implements Store {
     // checked out (a pool.query or a transaction when the server restarts) emits 'error' too;
     // unheard, it would end the process. Its pending or next query fails, and the caller retries.
     this.pool.on('connect', (client) => client.on('error', (error) => this.options.onError?.(error)));
-    const schema = this.schema;
+    // Quoted, so that a schema named like a keyword (`full`, `user`) works too.
+    const schema = `"${this.schema}"`;
     this.t = (sql) => sql.replaceAll('{{schema}}', schema);
   }
 
@@ -119,11 +120,13 @@ export class PostgresStore implements Store {
     const { client, release } = await this.checkout();
     try {
       await client.query('SELECT pg_advisory_lock(hashtext($1))', [`tandem-migrate:${this.schema}`]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await client.query(this.t('CREATE SCHEMA IF NOT EXISTS {{schema}}'));
       await client.query(
-        `CREATE TABLE IF NOT EXISTS ${this.schema}.schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+        this.t(
+          'CREATE TABLE IF NOT EXISTS {{schema}}.schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+        ),
       );
-      const { rows } = await client.query(`SELECT version FROM ${this.schema}.schema_migrations`);
+      const { rows } = await client.query(this.t('SELECT version FROM {{schema}}.schema_migrations'));
       const applied = new Set(rows.map((r: { version: number }) => r.version));
       for (const migration of POSTGRES_MIGRATIONS) {
         if (applied.has(migration.version)) continue;
@@ -131,7 +134,9 @@ export class PostgresStore implements Store {
         try {
           await client.query(this.t(migration.sql));
           await client.query(
-            `INSERT INTO ${this.schema}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+            this.t(
+              'INSERT INTO {{schema}}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+            ),
             [migration.version, migration.name, Date.now()],
           );
           await client.query('COMMIT');
