@@ -71,7 +71,19 @@ describe('PostgreSQL restarted mid-run', () => {
         },
         'acknowledged instances to succeed',
         60_000,
-      );
+      ).catch(async (error) => {
+        // What the unfinished ones were doing, for whoever reads the failure.
+        const { items } = await store.listInstances({
+          integrationId: 'ship',
+          status: ['queued', 'running', 'retrying', 'failed'],
+          limit: 20,
+        });
+        for (const instance of items.slice(0, 5)) {
+          const events = await store.getEvents({ instanceId: instance.id, limit: 50 });
+          console.error(`unfinished ${JSON.stringify(instance)}\n  events ${JSON.stringify(events)}`);
+        }
+        throw error;
+      });
       for (const orderId of refused) expect(await store.countInstances({ tracking: orderId })).toBe(0);
       if (process.env.TANDEM_FIGURES) {
         console.log(
