@@ -19,6 +19,19 @@ import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 import { type Answer, type Effects, orderIntegrations, send, serverOn, smallFileSystem } from './support.js';
 
+/** Fills the file system at `dir` with a ballast file, and frees it again. */
+function ballastOn(dir: string) {
+  const ballast = join(dir, 'ballast');
+  return {
+    async fill() {
+      fillWithBallast(ballast);
+    },
+    async free() {
+      rmSync(ballast);
+    },
+  };
+}
+
 /** Fills the file system holding `path` with a ballast file, down to the last block. */
 function fillWithBallast(path: string): void {
   const fd = openSync(path, 'w');
@@ -161,17 +174,8 @@ describe('disk full', () => {
     if (!fs) return context.skip('this machine does not allow mounting a tmpfs (needs root)');
     const store = new SqliteStore({ path: join(fs.path, 'tandem.db') });
     try {
-      figures.sqliteTmpfs = await diskFullScenario(
-        store,
-        {
-          async fill() {
-            fillWithBallast(join(fs.path, 'ballast'));
-          },
-          async free() {
-            rmSync(join(fs.path, 'ballast'));
-          },
-        },
-        async () => expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok'),
+      figures.sqliteTmpfs = await diskFullScenario(store, ballastOn(fs.path), async () =>
+        expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok'),
       );
     } finally {
       await store.close();
@@ -199,23 +203,12 @@ describe('disk full', () => {
       }
       store = await PostgresStore.open({ url: server.url, schema: 'diskfull' });
       const opened = store;
-      figures.postgresTablespace = await diskFullScenario(
-        opened,
-        {
-          async fill() {
-            fillWithBallast(join(fs.path, 'ballast'));
-          },
-          async free() {
-            rmSync(join(fs.path, 'ballast'));
-          },
-        },
-        async () => {
-          // Every stored instance is whole: its accepted event and its run exist.
-          for (const instance of (await opened.listInstances({ limit: 10_000 })).items) {
-            expect((await opened.getRuns(instance.id)).length).toBeGreaterThanOrEqual(1);
-          }
-        },
-      );
+      figures.postgresTablespace = await diskFullScenario(opened, ballastOn(fs.path), async () => {
+        // Every stored instance is whole: its accepted event and its run exist.
+        for (const instance of (await opened.listInstances({ limit: 10_000 })).items) {
+          expect((await opened.getRuns(instance.id)).length).toBeGreaterThanOrEqual(1);
+        }
+      });
     } finally {
       await store?.close();
       await server?.stop();
