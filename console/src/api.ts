@@ -1,5 +1,8 @@
-/** The management API as the console uses it: the admin token from sessionStorage as a Bearer token. */
-const TOKEN_KEY = 'tandem.adminToken';
+/**
+ * The management API as the console uses it. With an admin token configured, the server's sign-in
+ * page has set an HttpOnly session cookie that the browser sends with every same-origin request;
+ * the page itself never sees the token.
+ */
 
 export class ApiError extends Error {
   constructor(
@@ -10,15 +13,9 @@ export class ApiError extends Error {
   }
 }
 
-export const token = {
-  get: () => sessionStorage.getItem(TOKEN_KEY),
-  set: (value: string) => sessionStorage.setItem(TOKEN_KEY, value),
-  clear: () => sessionStorage.removeItem(TOKEN_KEY),
-};
-
 type Listener = () => void;
 const unauthorisedListeners = new Set<Listener>();
-/** Told when the API answers 401: the console then shows the sign-in form. */
+/** Told when the API answers 401 (the session ended): the console then goes to the sign-in page. */
 export function onUnauthorised(listener: Listener): () => void {
   unauthorisedListeners.add(listener);
   return () => unauthorisedListeners.delete(listener);
@@ -31,8 +28,6 @@ export const serverNow = () => Date.now() + clockOffset;
 
 export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  const bearer = token.get();
-  if (bearer) headers.authorization = `Bearer ${bearer}`;
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(`/api${path}`, {
     method: init.method ?? 'GET',
@@ -52,6 +47,13 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   return body as T;
 }
 
+/** Whether this console runs behind a sign-in (an admin token is configured and the session is valid). */
+export async function signedIn(): Promise<boolean> {
+  const response = await fetch('/console/session', { headers: { accept: 'application/json' } });
+  if (!response.ok) return false;
+  return ((await response.json()) as { signedIn: boolean }).signedIn;
+}
+
 export const post = <T>(path: string, body: unknown = {}) => api<T>(path, { method: 'POST', body });
 
 /** Follows the activity stream; returns a function that stops it. */
@@ -61,8 +63,6 @@ export function followActivity(
   onOpen?: () => void,
 ): () => void {
   const params = new URLSearchParams(query);
-  const bearer = token.get();
-  if (bearer) params.set('access_token', bearer);
   const source = new EventSource(`/api/activity?${params}`);
   if (onOpen) source.onopen = onOpen;
   const listener = (message: MessageEvent<string>) => onEvent(JSON.parse(message.data) as ActivityEvent);

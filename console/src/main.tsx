@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { onUnauthorised, token } from './api';
+import { onUnauthorised, signedIn } from './api';
 import { useRoute } from './hooks';
 import { AdvisorPage } from './pages/advisor';
 import { ConnectionsPage } from './pages/connections';
@@ -9,7 +9,6 @@ import { InstancePage } from './pages/instance';
 import { InstancesPage } from './pages/instances';
 import { OverviewPage } from './pages/overview';
 import { SchedulesPage } from './pages/schedules';
-import { SignIn } from './sign-in';
 import './style.css';
 
 const NAV = [
@@ -22,22 +21,13 @@ const NAV = [
 ] as const;
 
 function App() {
-  const [signedOut, setSignedOut] = useState(false);
-  const [session, setSession] = useState(0);
+  const [session, setSession] = useState(false);
   const { path, query } = useRoute();
-  useEffect(() => onUnauthorised(() => setSignedOut(true)), []);
+  useEffect(() => onUnauthorised(() => window.location.assign('/console/sign-in')), []);
+  useEffect(() => {
+    signedIn().then(setSession, () => setSession(false));
+  }, []);
   useFocusOnNavigation(path);
-  if (signedOut) {
-    return (
-      <SignIn
-        onSignedIn={(value) => {
-          token.set(value);
-          setSignedOut(false);
-          setSession((s) => s + 1);
-        }}
-      />
-    );
-  }
   const section = `/${path.split('/')[1] ?? ''}`;
   return (
     <>
@@ -57,20 +47,15 @@ function App() {
             ))}
           </ul>
         </nav>
-        {token.get() ? (
-          <button
-            type="button"
-            class="link"
-            onClick={() => {
-              token.clear();
-              setSignedOut(true);
-            }}
-          >
-            Sign out
-          </button>
+        {session ? (
+          <form method="post" action="/console/sign-out" class="sign-out">
+            <button type="submit" class="link">
+              Sign out
+            </button>
+          </form>
         ) : null}
       </header>
-      <main id="main" tabIndex={-1} key={session}>
+      <main id="main" tabIndex={-1}>
         {route(path, query)}
       </main>
     </>

@@ -1,18 +1,24 @@
 import type { FastifyRequest } from 'fastify';
 import { forbidden, unauthenticated } from './auth-error.js';
+import { type ConsoleSessions, fromOwnOrigin } from './console-session.js';
 import type { CredentialRing } from './credentials.js';
 
 const CHALLENGE = 'Bearer realm="tandem"';
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 
 /**
- * Guards the management API with the admin token (`Authorization: Bearer <token>`). Without a
- * configured token the API is open (a local development server); `buildApp` logs a warning then.
+ * Guards the management API with the admin token (`Authorization: Bearer <token>`), or the
+ * console's session cookie when the request carries no Authorization header. Without a configured
+ * token the API is open (a local development server); `buildApp` logs a warning then.
  */
-export function adminGuard(token: string | null, ring: CredentialRing) {
+export function adminGuard(token: string | null, ring: CredentialRing, sessions: ConsoleSessions | null) {
   return async (request: FastifyRequest): Promise<void> => {
     if (!token) return;
     const header = request.headers.authorization;
+    if ((header === undefined || header === '') && sessions?.verify(request)) {
+      if (fromOwnOrigin(request)) return;
+      throw forbidden('The console session cookie is accepted only from the console itself');
+    }
     const queryToken = sseToken(request);
     if ((header === undefined || header === '') && queryToken !== null) {
       const grant = ring.identify(queryToken);

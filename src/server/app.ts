@@ -26,6 +26,7 @@ import { operationRoutes } from './api/operations.js';
 import { PROBLEM_HEADERS, type WithHeaders, withHeaders } from './auth-error.js';
 import { ConnectionStats } from './connection-stats.js';
 import { consoleRoutes } from './console.js';
+import { ConsoleSessions } from './console-session.js';
 import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
 import { healthRoutes } from './health.js';
@@ -137,13 +138,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return sendProblem(reply, tandem, (error as WithHeaders)[PROBLEM_HEADERS] ?? {});
   });
 
-  const guard = adminGuard(adminToken, ring);
+  const sessions = adminToken === null ? null : new ConsoleSessions(adminToken);
+  const guard = adminGuard(adminToken, ring, sessions);
   app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) => {
     const path = (request.url.split('?', 1)[0] ?? '').slice(0, 200);
     // Unknown /api paths are guarded too, so the API's shape is not probed without the token.
     if (path === '/api' || path.startsWith('/api/')) await guard(request);
     const allowed = routes.allowedMethods(path);
-    if (allowed.length > 0) {
+    // A route that takes this method but found nothing (a file under /console/) is a 404.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       return sendProblem(
         reply,
         new TandemError(
@@ -172,7 +175,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     { prefix: '/api' },
   );
   healthRoutes(app, context);
-  await consoleRoutes(app, options.consoleRoot);
+  await consoleRoutes(app, options.consoleRoot, sessions && { sessions, ring });
   metricsRoutes(app, context);
   const openapi = JSON.stringify(
     buildOpenApi(engine.listIntegrations(), { ...options.openapi, adminToken: adminToken !== null }),

@@ -1,11 +1,14 @@
-/** The console with an admin token configured: sign-in, the token kept for the tab, live updates. */
+/**
+ * The console with an admin token configured: the server's sign-in page before any of the
+ * console's files, an HttpOnly session cookie the page cannot read, live updates, sign-out.
+ */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectErrors, launchBrowser } from './browser.js';
 import { type LiveDemo, startLiveDemo } from './live-demo.js';
 
 const ADMIN_TOKEN = 'console-admin-token-7d41c9e2';
-/** What Chromium logs for the 401 that makes the console ask for the token. */
+/** What Chromium logs for the sign-in page, which answers 401 until signed in. */
 const EXPECTED_401 = /Failed to load resource: the server responded with a status of 401/;
 
 let demo: LiveDemo;
@@ -25,17 +28,25 @@ afterAll(async () => {
 });
 
 describe('the console behind an admin token', () => {
-  it('asks for the token, refuses a wrong one, and signs in with the right one', async () => {
-    await page.goto(`${demo.base}/console/`);
+  it('serves only the sign-in page, refuses a wrong token, and signs in with the right one', async () => {
+    const first = await page.goto(`${demo.base}/console/`);
+    expect(first?.status()).toBe(401);
+    // None of the console's own files came with the sign-in page.
+    expect(await page.locator('script').count()).toBe(0);
     const field = page.getByLabel('Admin token');
     await field.fill('not-the-token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').getByText('That is not the admin token.').waitFor();
-    await field.fill(ADMIN_TOKEN);
-    await field.press('Enter');
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByLabel('Admin token').press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.getByRole('row', { name: /fulfil-order/ }).waitFor();
-    expect(await page.evaluate('sessionStorage.length')).toBe(1);
+    // The session is an HttpOnly, SameSite=Strict cookie: not readable by the page, not the token.
+    expect(await page.evaluate('document.cookie')).toBe('');
+    expect(await page.evaluate('sessionStorage.length + localStorage.length')).toBe(0);
+    const [cookie] = await page.context().cookies();
+    expect(cookie).toMatchObject({ name: 'tandem_console', httpOnly: true, sameSite: 'Strict' });
+    expect(cookie!.value).not.toContain(ADMIN_TOKEN);
     await page.reload();
     await page.getByRole('row', { name: /fulfil-order/ }).waitFor();
     expect(errors.filter((e) => !EXPECTED_401.test(e))).toEqual([]);
@@ -57,6 +68,9 @@ describe('the console behind an admin token', () => {
   it('signs out and asks again', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Admin token').waitFor();
-    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+    expect(await page.context().cookies()).toEqual([]);
+    const again = await page.goto(`${demo.base}/console/`);
+    expect(again?.status()).toBe(401);
+    await page.getByLabel('Admin token').waitFor();
   });
 });

@@ -4,7 +4,8 @@
  * encoding or duplicated headers, no secret reaches the logs, the database or the activity stream,
  * and the size and backpressure limits hold.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +13,8 @@ import { z } from 'zod';
 import { httpConnection } from '../../src/connections/http.js';
 import { secret } from '../../src/connections/secret.js';
 import { defineIntegration } from '../../src/define/integration.js';
+import { CONSOLE_DIST } from '../../src/server/console.js';
+import { ConsoleSessions, SESSION_HOURS } from '../../src/server/console-session.js';
 import type { SqliteStore } from '../../src/store/sqlite/store.js';
 import { appServer, json } from '../support/app-server.js';
 import { waitForStatus } from '../support/engine.js';
@@ -198,15 +201,158 @@ describe('/api and /console without the admin token', () => {
     const ok = await raw(`/api/instances/${id}`, 'GET', [`Authorization: Bearer ${ADMIN_TOKEN}`]);
     expect(ok.status).toBe(200);
     expect(ok.body).toContain(TRACKED);
+  });
+});
 
-    // The console's pages may be public files, but carry no data and no token; its data comes from /api.
-    for (const path of ['/console', '/console/', '/console/index.html', `/console/instances/${id}`]) {
-      const answer = await raw(path, 'GET');
-      expect(answer.status, path).toBeLessThan(500);
-      expect(answer.body, path).not.toContain(TRACKED);
-      expect(answer.body, path).not.toContain(ADMIN_TOKEN);
-      if (answer.status === 200) expect(answer.head, path).not.toMatch(/content-type: application\/json/i);
+describe('the console behind the admin token', () => {
+  const asset = readdirSync(join(CONSOLE_DIST, 'assets')).find((name) => name.endsWith('.js'))!;
+  const consolePaths = [
+    '/console/',
+    '/console/index.html',
+    `/console/assets/${asset}`,
+    '/console/assets/no-such-file.js',
+    '/console/../console/index.html',
+    '/console/%2e%2e/console/index.html',
+    '/console//index.html',
+    '/console/session',
+  ];
+  const cookie = (value: string) => `Cookie: tandem_console=${value}`;
+  const signIn = (body: string, headers: string[] = [], type = 'application/json') =>
+    rawRequest(
+      server!.port,
+      `POST /console/sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headers.map((h) => `${h}\r\n`).join('')}` +
+        `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+
+  it('serves none of its files without a session, and no forged or expired cookie opens it', async () => {
+    await start();
+    const other = new ConsoleSessions('another-admin-token');
+    const stale = new ConsoleSessions(ADMIN_TOKEN).issue(Date.now() - (SESSION_HOURS + 1) * 3600_000);
+    const forgeries: [string, string[]][] = [
+      ['none', []],
+      ['bearer wrong', ['Authorization: Bearer wrong-token']],
+      ['trigger key', [`Authorization: Bearer ${ORDER_KEY}`]],
+      ['token as cookie', [cookie(ADMIN_TOKEN)]],
+      ['made with another token', [cookie(other.issue().value)]],
+      ['expired', [cookie(stale.value)]],
+      ['expiry pushed forward', [cookie(`9${stale.value.slice(1)}`)]],
+      ['zero MAC', [cookie(`9999999999.${'A'.repeat(43)}`)]],
+      ['empty', [cookie('')]],
+    ];
+    const jsSource = readFileSync(join(CONSOLE_DIST, 'assets', asset), 'utf8').slice(0, 200);
+    for (const path of consolePaths) {
+      for (const [name, headers] of forgeries) {
+        const what = `GET ${path} (${name})`;
+        const page = await raw(path, 'GET', [...headers, 'Accept: text/html']);
+        const program = await raw(path, 'GET', headers);
+        if (path.includes('..') || path.includes('%2e')) {
+          // Normalised away or refused, but never served.
+          expect([400, 401, 404], what).toContain(page.status);
+        } else {
+          expect(page.status, what).toBe(401);
+          expect(program.status, what).toBe(401);
+          expect(program.head, what).toMatch(/content-type: application\/problem\+json/i);
+        }
+        if (page.status === 401 && path !== '/console/session')
+          expect(page.body, what).toContain('Admin token');
+        for (const answer of [page, program]) {
+          expect(answer.body, what).not.toContain(jsSource);
+          expect(answer.body, what).not.toContain('<script');
+          expect(answer.head, what).not.toMatch(/set-cookie/i);
+        }
+      }
     }
+    // Nor do the forged cookies open the API.
+    for (const [name, headers] of forgeries) {
+      const answer = await raw('/api/instances', 'GET', headers);
+      // A trigger key is a credential the server knows, which does not grant /api: 403.
+      expect(answer.status, name).toBe(name === 'trigger key' ? 403 : 401);
+    }
+  });
+
+  it('signs in only with the admin token and from its own origin; the cookie works only from there', async () => {
+    await start();
+    const accepted = await server!.request('/orders', {
+      method: 'POST',
+      json: { orderId: TRACKED },
+      headers: { 'x-api-key': ORDER_KEY },
+    });
+    const id = accepted.json.instanceId as string;
+    for (const [name, answer] of [
+      ['wrong token', await signIn(JSON.stringify({ token: 'wrong' }))],
+      ['trigger key', await signIn(JSON.stringify({ token: ORDER_KEY }))],
+      ['token prefix', await signIn(JSON.stringify({ token: ADMIN_TOKEN.slice(0, -1) }))],
+      [
+        'form, wrong',
+        await signIn('token=wrong', ['Accept: text/html'], 'application/x-www-form-urlencoded'),
+      ],
+      ['other site', await signIn(JSON.stringify({ token: ADMIN_TOKEN }), ['Origin: http://evil.example'])],
+      ['other site', await signIn(JSON.stringify({ token: ADMIN_TOKEN }), ['Sec-Fetch-Site: cross-site'])],
+      ['other port', await signIn(JSON.stringify({ token: ADMIN_TOKEN }), ['Origin: http://127.0.0.1:1'])],
+    ] as const) {
+      expect([401, 403], name).toContain(answer.status);
+      expect(answer.head, name).not.toMatch(/set-cookie/i);
+    }
+    // Hostile bodies: refused with a problem document, the server stays up.
+    for (const [body, type] of [
+      ['{"token":1}', 'application/json'],
+      ['{"token":["x"]}', 'application/json'],
+      ['{"token":{"__proto__":{"admin":true}}}', 'application/json'],
+      ['{"__proto__":{"token":"x"}}', 'application/json'],
+      ['{"token":', 'application/json'],
+      [`token=${'x'.repeat(5000)}`, 'application/x-www-form-urlencoded'],
+      ['token=%E0%A4%A', 'application/x-www-form-urlencoded'],
+      [`token=${ADMIN_TOKEN}`, 'text/plain'],
+      ['', 'application/x-www-form-urlencoded'],
+    ] as const) {
+      const answer = await signIn(body, [], type);
+      expect([400, 401, 413, 415], body.slice(0, 40)).toContain(answer.status);
+      expect(answer.head, body.slice(0, 40)).toMatch(/content-type: application\/problem\+json/i);
+      expect(answer.head).not.toMatch(/set-cookie/i);
+    }
+
+    const form = await signIn(
+      `token=${encodeURIComponent(ADMIN_TOKEN)}`,
+      ['Accept: text/html', 'Origin: http://127.0.0.1'],
+      'application/x-www-form-urlencoded',
+    );
+    expect(form.status).toBe(303);
+    const setCookie = /^set-cookie: (.*)$/im.exec(form.head)?.[1] ?? '';
+    expect(setCookie).toMatch(
+      /^tandem_console=\d+\.[\w-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict/,
+    );
+    expect(setCookie).not.toContain(ADMIN_TOKEN);
+    const session = cookie(/^tandem_console=([^;]+)/.exec(setCookie)![1]!);
+
+    // With the cookie: the console's files and the API, from the console's own pages.
+    const index = await raw('/console/', 'GET', [session, 'Accept: text/html', 'Sec-Fetch-Site: none']);
+    expect(index.status).toBe(200);
+    expect(index.body).toContain('<script');
+    expect(
+      (await raw(`/console/assets/${asset}`, 'GET', [session, 'Sec-Fetch-Site: same-origin'])).status,
+    ).toBe(200);
+    const read = await raw(`/api/instances/${id}`, 'GET', [session, 'Sec-Fetch-Site: same-origin']);
+    expect(read.status).toBe(200);
+    expect(read.body).toContain(TRACKED);
+    // The same cookie sent by a page of another site (or another port) does nothing.
+    for (const foreign of [
+      ['Origin: http://evil.example'],
+      ['Origin: http://127.0.0.1:1'],
+      ['Origin: null'],
+      ['Sec-Fetch-Site: cross-site'],
+      ['Sec-Fetch-Site: same-site'],
+    ]) {
+      const cancel = await raw(`/api/instances/${id}/cancel`, 'POST', [session, ...foreign], '{}');
+      expect(cancel.status, foreign[0]).toBe(403);
+      const peek = await raw(`/api/instances/${id}`, 'GET', [session, ...foreign]);
+      expect(peek.status, foreign[0]).toBe(403);
+      expect(peek.body).not.toContain(TRACKED);
+    }
+    expect((await server!.store.getInstance(id))?.status).toBe('queued');
+    // Signing out clears the cookie in the browser.
+    const out = await raw('/console/sign-out', 'POST', [session, 'Accept: text/html'], '{}');
+    expect(out.status).toBe(303);
+    expect(out.head).toMatch(/set-cookie: tandem_console=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict/i);
   });
 });
 

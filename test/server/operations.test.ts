@@ -160,15 +160,26 @@ describe('the activity stream with ?access_token=', () => {
 });
 
 describe('/console', () => {
-  it('serves the built page, its assets with long caching, and redirects /console to /console/', async () => {
-    const page = await fetch(`${server.url}/console/`);
+  it('serves the built page after a sign-in, its assets with long caching, and redirects /console to /console/', async () => {
+    expect((await fetch(`${server.url}/console/`)).status).toBe(401);
+    const signIn = await fetch(`${server.url}/console/sign-in`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: ADMIN_TOKEN }),
+    });
+    expect(signIn.status).toBe(204);
+    const cookie = signIn.headers.get('set-cookie')!.split(';', 1)[0]!;
+    const page = await fetch(`${server.url}/console/`, { headers: { cookie } });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     const html = await page.text();
     const script = /<script[^>]*src="([^"]+)"/.exec(html)?.[1];
-    const asset = await fetch(server.url + script);
+    const asset = await fetch(server.url + script, { headers: { cookie } });
     expect(asset.status).toBe(200);
     expect(asset.headers.get('cache-control')).toContain('immutable');
+    expect((await fetch(`${server.url}/console/assets/none.js`, { headers: { cookie } })).status).toBe(404);
+    // The session cookie also opens the management API.
+    expect((await fetch(`${server.url}/api/integrations`, { headers: { cookie } })).status).toBe(200);
     const bare = await fetch(`${server.url}/console`, { redirect: 'manual' });
     expect(bare.status).toBe(308);
     expect(bare.headers.get('location')).toBe('/console/');
