@@ -47,7 +47,7 @@ import type {
 } from '../store/store.js';
 import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
-import { type Attempt, type ChildStarter, executeAttempt } from './executor.js';
+import { Attempt, type ChildStarter, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
 import type { EngineObserver } from './observer.js';
 import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
@@ -563,18 +563,13 @@ export class Engine {
   /** Takes a claimed instance: it runs as soon as a slot is free. */
   private enqueue(claimed: ClaimedInstance): void {
     const { instance } = claimed;
-    const attempt: Attempt = {
-      instance,
-      claimToken: claimed.claimToken,
-      controller: new AbortController(),
-      over: false,
-    };
+    const attempt = new Attempt(instance, claimed.claimToken);
     // This process took over its own attempt (its lease ran out, e.g. when the clock jumped past
     // it): the old attempt may no longer write, and must stop now rather than run on beside the new one.
     const previous = this.running.get(instance.id);
     if (previous && !previous.over) {
       previous.over = true;
-      previous.controller.abort(
+      previous.abort(
         new TandemError('lease-lost', `Lease on instance "${instance.id}" expired and was taken over`),
       );
       this.logger.warn(
@@ -673,7 +668,7 @@ export class Engine {
         const attempt = this.running.get(id);
         if (!attempt || attempt.over) continue;
         attempt.over = true;
-        attempt.controller.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
+        attempt.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
         this.logger.warn({ instanceId: id }, 'lease lost (cancelled or taken over); attempt abandoned');
       }
     } catch (error) {
@@ -712,7 +707,7 @@ export class Engine {
     const leftovers = [...this.running.values()];
     for (const attempt of leftovers) {
       attempt.over = true;
-      attempt.controller.abort(new ShuttingDownError());
+      attempt.abort(new ShuttingDownError());
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
@@ -847,7 +842,7 @@ export class Engine {
     const attempt = this.running.get(id);
     if (attempt && !attempt.over) {
       attempt.over = true;
-      attempt.controller.abort(new TandemError('lease-lost', 'The instance was cancelled'));
+      attempt.abort(new TandemError('lease-lost', 'The instance was cancelled'));
     }
     this.wake(); // a cancel may free an ordering key
   }

@@ -37,17 +37,59 @@ import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 
-/** The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown). */
-export interface Attempt {
-  instance: InstanceWork;
-  claimToken: string;
-  controller: AbortController;
+/**
+ * The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown,
+ * timeout). Its AbortSignal is made on first use: most attempts end without anyone reading it,
+ * and making one per attempt was a tenth of the engine's CPU time on quick handlers.
+ */
+export class Attempt {
   /** Set once the attempt may no longer write (aborted, timed out or finished). */
-  over: boolean;
+  over = false;
   /** Set once the handler has returned or thrown and only the final write is pending. */
   released?: boolean;
   /** performance.now() when its handler started (a claimed attempt may wait for a slot first). */
   launchedAt?: number;
+  /** Why the attempt was aborted; `undefined` while it was not. */
+  private reason: Error | undefined;
+  private controller: AbortController | null = null;
+  private listener: ((reason: Error) => void) | null = null;
+
+  constructor(
+    readonly instance: InstanceWork,
+    readonly claimToken: string,
+  ) {}
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  /** Fires when the attempt is aborted: handlers and connection calls listen to it. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts the attempt (the first reason wins): its signal fires and its handler is abandoned. */
+  abort(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.listener?.(reason);
+  }
+
+  /** The reason it was aborted with, as the error its handler should end with. */
+  abortError(): Error {
+    return coerceError(this.reason);
+  }
+
+  /** Calls `listener` once when the attempt is aborted (at once if it already was); one listener. */
+  onAbort(listener: (reason: Error) => void): void {
+    if (this.reason) listener(this.reason);
+    else this.listener = listener;
+  }
 }
 
 /**
@@ -116,9 +158,10 @@ export async function executeAttempt(
   const { clock, writer } = deps;
   const started = clock.now();
   const lease = { instanceId: instance.id, claimToken };
-  const base = { instanceId: instance.id, integrationId: instance.integrationId, run: instance.run };
   const event = (type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent => ({
-    ...base,
+    instanceId: instance.id,
+    integrationId: instance.integrationId,
+    run: instance.run,
     type,
     at: clock.now(),
     data,
@@ -127,17 +170,14 @@ export async function executeAttempt(
   const memo = new Map<string, Json | null>();
   for (const step of claimed.steps) if (step.status === 'succeeded') memo.set(step.name, step.output);
   const usedNames = new Set<string>();
-  const { signal } = attempt.controller;
   const timeoutMs = integration.timeout ?? DEFAULT_TIMEOUT_MS;
-  const timer = setTimeout(() => attempt.controller.abort(new AttemptTimeoutError(timeoutMs)), timeoutMs);
+  const timer = setTimeout(() => attempt.abort(new AttemptTimeoutError(timeoutMs)), timeoutMs);
   const aborted = new Promise<never>((_, reject) => {
-    const fail = () => reject(coerceError(signal.reason));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
+    attempt.onAbort(() => reject(attempt.abortError()));
   });
   aborted.catch(() => {});
   const ensureLive = () => {
-    if (signal.aborted) throw coerceError(signal.reason);
+    if (attempt.aborted) throw attempt.abortError();
     if (attempt.over) throw new LeaseLostError(instance.id);
   };
 
@@ -149,7 +189,9 @@ export async function executeAttempt(
     input: instance.input,
     run: instance.run,
     attempt: instance.attempt,
-    signal,
+    get signal() {
+      return attempt.signal;
+    },
     start: (child, input, options) => {
       ensureLive();
       return deps.children.start(instance, ++calls, child, input, options);
@@ -166,7 +208,7 @@ export async function executeAttempt(
       caller ??= makeCaller({
         instanceId: instance.id,
         attempt: instance.attempt,
-        signal,
+        signal: attempt.signal,
         connections: deps.connections,
         record: (data) => writer.event(event('connection.call', data)),
       });
@@ -186,7 +228,7 @@ export async function executeAttempt(
       try {
         // The step's name travels with its async work, so calls inside derive their idempotency key from it.
         result = await Promise.race([
-          currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(signal))),
+          currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(attempt.signal))),
           aborted,
         ]);
         ensureLive();
