@@ -47,7 +47,7 @@ import type {
 } from '../store/store.js';
 import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
-import { Attempt, type ChildStarter, executeAttempt } from './executor.js';
+import { Attempt, type ChildStarter, type ExecuteDeps, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
 import type { EngineObserver } from './observer.js';
 import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
@@ -604,30 +604,44 @@ export class Engine {
     attempt.launchedAt = performance.now();
     this.observer.started(instance, claimed.takenOver);
     const run = integration
-      ? executeAttempt(claimed, integration, attempt, {
-          clock: this.clock,
-          writer: this.writer,
-          children: this.children,
-          countChildren: (parentId) => this.store.countChildren(parentId),
-          storedParameters: async (integrationId) =>
-            (await this.store.getSchedule(integrationId))?.parameters ?? {},
-          handlerDone: (a) => this.release(a),
-          observer: this.observer,
-          connections: this.connections,
-        })
+      ? executeAttempt(claimed, integration, attempt, this.executeDeps)
       : Promise.reject(new UnknownIntegrationError(instance.integrationId));
-    run
-      .catch((error) =>
-        this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error'),
-      )
-      .finally(() => {
-        this.release(attempt);
-        if (this.running.get(instance.id) === attempt) this.running.delete(instance.id);
-        // A finish may free an ordering key or a concurrency slot: look for more work.
-        this.moreLikely = true;
-        this.schedulePump();
-        this.notifyIdle();
-      });
+    run.then(
+      () => this.ended(attempt),
+      (error) => {
+        this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error');
+        this.ended(attempt);
+      },
+    );
+  }
+
+  /** What every attempt is handed: made once, not per attempt. */
+  private get executeDeps(): ExecuteDeps {
+    this.deps ??= {
+      clock: this.clock,
+      writer: this.writer,
+      children: this.children,
+      countChildren: (parentId) => this.store.countChildren(parentId),
+      storedParameters: async (integrationId) =>
+        (await this.store.getSchedule(integrationId))?.parameters ?? {},
+      handlerDone: (a) => this.release(a),
+      observer: this.observer,
+      connections: this.connections,
+    };
+    return this.deps;
+  }
+
+  private deps: ExecuteDeps | undefined;
+
+  /** An attempt is over, its final write done (or abandoned). */
+  private ended(attempt: Attempt): void {
+    this.release(attempt);
+    const { id } = attempt.instance;
+    if (this.running.get(id) === attempt) this.running.delete(id);
+    // A finish may free an ordering key or a concurrency slot: look for more work.
+    this.moreLikely = true;
+    this.schedulePump();
+    this.notifyIdle();
   }
 
   /**

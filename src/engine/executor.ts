@@ -165,8 +165,6 @@ export async function executeAttempt(
   aborted.catch(() => {});
   const context = new AttemptContext(claimed, attempt, deps, aborted);
   const ctx = context as unknown as AsyncContext<unknown>;
-  const event = (type: NewActivityEvent['type'], data: Record<string, Json>) => context.event(type, data);
-  const ensureLive = () => context.ensureLive();
 
   // Scheduled instances see their parameters; what the handler sets is stored with a success.
   let parameterPatch: Parameters | null = null;
@@ -187,7 +185,7 @@ export async function executeAttempt(
       Object.assign(ctx as ScheduledContext, {
         scheduledFor: input?.scheduledFor ?? null,
         setParameters(patch: Parameters) {
-          ensureLive();
+          context.ensureLive();
           const checked = checkParameters(defaults, patch);
           parameterPatch = { ...parameterPatch, ...checked };
           current = { ...current, ...checked };
@@ -198,7 +196,7 @@ export async function executeAttempt(
       Promise.resolve().then(() => integration.handler(ctx as never)),
       aborted,
     ]);
-    ensureLive();
+    context.ensureLive();
     outcome = { kind: 'succeeded', outputJson: toStoredJson(output, 'The handler result') };
   } catch (thrown) {
     const error = coerceError(thrown);
@@ -214,12 +212,14 @@ export async function executeAttempt(
   attempt.over = true;
   const durationMs = clock.now() - started;
   if (outcome.kind === 'succeeded')
-    events.push(event('succeeded', { attempt: instance.attempt, durationMs }));
+    events.push(context.event('succeeded', { attempt: instance.attempt, durationMs }));
   else if (outcome.kind === 'failed') {
-    events.push(event('failed', { attempt: instance.attempt, error: outcome.error.message, durationMs }));
+    events.push(
+      context.event('failed', { attempt: instance.attempt, error: outcome.error.message, durationMs }),
+    );
   } else {
     events.push(
-      event('retry.scheduled', {
+      context.event('retry.scheduled', {
         attempt: instance.attempt,
         runAt: outcome.runAt,
         error: outcome.error.message,
