@@ -230,17 +230,22 @@ AS $fn$
     AND (j.status = 'running' OR (j.seq < s AND j.status IN ('queued', 'running', 'retrying', 'failed'))))
 $fn$;
 
+-- PL/pgSQL rather than SQL: a SQL function with settings is planned again at every call (a quarter
+-- of a millisecond per claim); a PL/pgSQL function keeps its plan for the session.
 CREATE OR REPLACE FUNCTION {{schema}}.due_instances(now BIGINT, integration_ids TEXT[], n INTEGER)
 RETURNS TABLE (seq BIGINT, resumed BOOLEAN)
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 ROWS 10
 SET enable_bitmapscan = off
 SET enable_sort = off
 AS $fn$
+BEGIN
+  RETURN QUERY
   SELECT i.seq, i.started_at IS NOT NULL FROM {{schema}}.instance_state AS i
   WHERE i.status IN ('queued', 'retrying') AND i.run_at <= now AND i.integration_id = ANY(integration_ids)
     AND (i.ordering_key IS NULL OR NOT {{schema}}.order_held(i.ordering_key, i.seq))
-  ORDER BY i.run_at, i.seq LIMIT n FOR UPDATE OF i SKIP LOCKED
+  ORDER BY i.run_at, i.seq LIMIT n FOR UPDATE OF i SKIP LOCKED;
+END
 $fn$;
 `,
   },
