@@ -47,7 +47,7 @@ import type {
 } from '../store/store.js';
 import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
-import { type Attempt, type ChildStarter, executeAttempt } from './executor.js';
+import { Attempt, type ChildStarter, type ExecuteDeps, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
 import type { EngineObserver } from './observer.js';
 import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
@@ -563,18 +563,13 @@ export class Engine {
   /** Takes a claimed instance: it runs as soon as a slot is free. */
   private enqueue(claimed: ClaimedInstance): void {
     const { instance } = claimed;
-    const attempt: Attempt = {
-      instance,
-      claimToken: claimed.claimToken,
-      controller: new AbortController(),
-      over: false,
-    };
+    const attempt = new Attempt(instance, claimed.claimToken);
     // This process took over its own attempt (its lease ran out, e.g. when the clock jumped past
     // it): the old attempt may no longer write, and must stop now rather than run on beside the new one.
     const previous = this.running.get(instance.id);
     if (previous && !previous.over) {
       previous.over = true;
-      previous.controller.abort(
+      previous.abort(
         new TandemError('lease-lost', `Lease on instance "${instance.id}" expired and was taken over`),
       );
       this.logger.warn(
@@ -609,30 +604,44 @@ export class Engine {
     attempt.launchedAt = performance.now();
     this.observer.started(instance, claimed.takenOver);
     const run = integration
-      ? executeAttempt(claimed, integration, attempt, {
-          clock: this.clock,
-          writer: this.writer,
-          children: this.children,
-          countChildren: (parentId) => this.store.countChildren(parentId),
-          storedParameters: async (integrationId) =>
-            (await this.store.getSchedule(integrationId))?.parameters ?? {},
-          handlerDone: (a) => this.release(a),
-          observer: this.observer,
-          connections: this.connections,
-        })
+      ? executeAttempt(claimed, integration, attempt, this.executeDeps)
       : Promise.reject(new UnknownIntegrationError(instance.integrationId));
-    run
-      .catch((error) =>
-        this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error'),
-      )
-      .finally(() => {
-        this.release(attempt);
-        if (this.running.get(instance.id) === attempt) this.running.delete(instance.id);
-        // A finish may free an ordering key or a concurrency slot: look for more work.
-        this.moreLikely = true;
-        this.schedulePump();
-        this.notifyIdle();
-      });
+    run.then(
+      () => this.ended(attempt),
+      (error) => {
+        this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error');
+        this.ended(attempt);
+      },
+    );
+  }
+
+  /** What every attempt is handed: made once, not per attempt. */
+  private get executeDeps(): ExecuteDeps {
+    this.deps ??= {
+      clock: this.clock,
+      writer: this.writer,
+      children: this.children,
+      countChildren: (parentId) => this.store.countChildren(parentId),
+      storedParameters: async (integrationId) =>
+        (await this.store.getSchedule(integrationId))?.parameters ?? {},
+      handlerDone: (a) => this.release(a),
+      observer: this.observer,
+      connections: this.connections,
+    };
+    return this.deps;
+  }
+
+  private deps: ExecuteDeps | undefined;
+
+  /** An attempt is over, its final write done (or abandoned). */
+  private ended(attempt: Attempt): void {
+    this.release(attempt);
+    const { id } = attempt.instance;
+    if (this.running.get(id) === attempt) this.running.delete(id);
+    // A finish may free an ordering key or a concurrency slot: look for more work.
+    this.moreLikely = true;
+    this.schedulePump();
+    this.notifyIdle();
   }
 
   /**
@@ -673,7 +682,7 @@ export class Engine {
         const attempt = this.running.get(id);
         if (!attempt || attempt.over) continue;
         attempt.over = true;
-        attempt.controller.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
+        attempt.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
         this.logger.warn({ instanceId: id }, 'lease lost (cancelled or taken over); attempt abandoned');
       }
     } catch (error) {
@@ -712,7 +721,7 @@ export class Engine {
     const leftovers = [...this.running.values()];
     for (const attempt of leftovers) {
       attempt.over = true;
-      attempt.controller.abort(new ShuttingDownError());
+      attempt.abort(new ShuttingDownError());
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
@@ -847,7 +856,7 @@ export class Engine {
     const attempt = this.running.get(id);
     if (attempt && !attempt.over) {
       attempt.over = true;
-      attempt.controller.abort(new TandemError('lease-lost', 'The instance was cancelled'));
+      attempt.abort(new TandemError('lease-lost', 'The instance was cancelled'));
     }
     this.wake(); // a cancel may free an ordering key
   }

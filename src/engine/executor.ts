@@ -37,17 +37,59 @@ import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 
-/** The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown). */
-export interface Attempt {
-  instance: InstanceWork;
-  claimToken: string;
-  controller: AbortController;
+/**
+ * The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown,
+ * timeout). Its AbortSignal is made on first use: most attempts end without anyone reading it,
+ * and making one per attempt was a tenth of the engine's CPU time on quick handlers.
+ */
+export class Attempt {
   /** Set once the attempt may no longer write (aborted, timed out or finished). */
-  over: boolean;
+  over = false;
   /** Set once the handler has returned or thrown and only the final write is pending. */
   released?: boolean;
   /** performance.now() when its handler started (a claimed attempt may wait for a slot first). */
   launchedAt?: number;
+  /** Why the attempt was aborted; `undefined` while it was not. */
+  private reason: Error | undefined;
+  private controller: AbortController | null = null;
+  private listener: ((reason: Error) => void) | null = null;
+
+  constructor(
+    readonly instance: InstanceWork,
+    readonly claimToken: string,
+  ) {}
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  /** Fires when the attempt is aborted: handlers and connection calls listen to it. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts the attempt (the first reason wins): its signal fires and its handler is abandoned. */
+  abort(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.listener?.(reason);
+  }
+
+  /** The reason it was aborted with, as the error its handler should end with. */
+  abortError(): Error {
+    return coerceError(this.reason);
+  }
+
+  /** Calls `listener` once when the attempt is aborted (at once if it already was); one listener. */
+  onAbort(listener: (reason: Error) => void): void {
+    if (this.reason) listener(this.reason);
+    else this.listener = listener;
+  }
 }
 
 /**
@@ -112,141 +154,17 @@ export async function executeAttempt(
   attempt: Attempt,
   deps: ExecuteDeps,
 ): Promise<void> {
-  const { instance, claimToken } = claimed;
+  const { instance } = claimed;
   const { clock, writer } = deps;
   const started = clock.now();
-  const lease = { instanceId: instance.id, claimToken };
-  const base = { instanceId: instance.id, integrationId: instance.integrationId, run: instance.run };
-  const event = (type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent => ({
-    ...base,
-    type,
-    at: clock.now(),
-    data,
-  });
-
-  const memo = new Map<string, Json | null>();
-  for (const step of claimed.steps) if (step.status === 'succeeded') memo.set(step.name, step.output);
-  const usedNames = new Set<string>();
-  const { signal } = attempt.controller;
   const timeoutMs = integration.timeout ?? DEFAULT_TIMEOUT_MS;
-  const timer = setTimeout(() => attempt.controller.abort(new AttemptTimeoutError(timeoutMs)), timeoutMs);
+  const timer = setTimeout(() => attempt.abort(new AttemptTimeoutError(timeoutMs)), timeoutMs);
   const aborted = new Promise<never>((_, reject) => {
-    const fail = () => reject(coerceError(signal.reason));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
+    attempt.onAbort(() => reject(attempt.abortError()));
   });
   aborted.catch(() => {});
-  const ensureLive = () => {
-    if (signal.aborted) throw coerceError(signal.reason);
-    if (attempt.over) throw new LeaseLostError(instance.id);
-  };
-
-  let calls = 0;
-  let caller: Call | undefined;
-  const ctx: AsyncContext<unknown> = {
-    instanceId: instance.id,
-    integrationId: instance.integrationId,
-    input: instance.input,
-    run: instance.run,
-    attempt: instance.attempt,
-    signal,
-    start: (child, input, options) => {
-      ensureLive();
-      return deps.children.start(instance, ++calls, child, input, options);
-    },
-    startMany: (child, inputs, options) => {
-      ensureLive();
-      return fanOut({ ctx, parent: instance, call: ++calls, deps, child, inputs, options: options ?? {} });
-    },
-    progress(data) {
-      if (!attempt.over) writer.event(event('progress', data));
-    },
-    // Made on the first call: most attempts of most integrations call nothing through connections.
-    call: (connection, method, path, options) => {
-      caller ??= makeCaller({
-        instanceId: instance.id,
-        attempt: instance.attempt,
-        signal,
-        connections: deps.connections,
-        record: (data) => writer.event(event('connection.call', data)),
-      });
-      return caller(connection, method, path, options);
-    },
-    async step<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
-      ensureLive();
-      if (typeof name !== 'string' || name === '')
-        throw new TandemError('invalid-definition', 'A step needs a name');
-      if (usedNames.has(name)) throw new DuplicateStepError(name);
-      const position = usedNames.size;
-      usedNames.add(name);
-      if (memo.has(name)) return memo.get(name) as T;
-      const stepStarted = clock.now();
-      writer.event(event('step.started', { step: name, attempt: instance.attempt }));
-      let result: T;
-      try {
-        // The step's name travels with its async work, so calls inside derive their idempotency key from it.
-        result = await Promise.race([
-          currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(signal))),
-          aborted,
-        ]);
-        ensureLive();
-      } catch (thrown) {
-        const error = toErrorInfo(thrown);
-        const finishedAt = clock.now();
-        if (!attempt.over) {
-          void writer.step({
-            ...lease,
-            step: stepRecord(name, position, 'failed', error, stepStarted, finishedAt),
-            outputJson: null,
-            events: [
-              event('step.failed', {
-                step: name,
-                error: error.message,
-                durationMs: finishedAt - stepStarted,
-              }),
-            ],
-          });
-        }
-        throw thrown;
-      }
-      const outputJson = toStoredJson(result, `The result of step "${name}"`);
-      const finishedAt = clock.now();
-      const held = await writer.step({
-        ...lease,
-        step: stepRecord(name, position, 'succeeded', null, stepStarted, finishedAt),
-        outputJson,
-        events: [event('step.succeeded', { step: name, durationMs: finishedAt - stepStarted })],
-      });
-      if (!held) {
-        attempt.over = true;
-        throw new LeaseLostError(instance.id);
-      }
-      // The handler sees what a later attempt would read back from the store.
-      return JSON.parse(outputJson) as T;
-    },
-  };
-
-  function stepRecord(
-    name: string,
-    position: number,
-    status: 'succeeded' | 'failed',
-    error: ErrorInfo | null,
-    from: number,
-    to: number,
-  ) {
-    return {
-      instanceId: instance.id,
-      run: instance.run,
-      name,
-      position,
-      status,
-      output: null,
-      error,
-      attempt: instance.attempt,
-      startedAt: from,
-      finishedAt: to,
-    };
-  }
+  const context = new AttemptContext(claimed, attempt, deps, aborted);
+  const ctx = context as unknown as AsyncContext<unknown>;
 
   // Scheduled instances see their parameters; what the handler sets is stored with a success.
   let parameterPatch: Parameters | null = null;
@@ -267,7 +185,7 @@ export async function executeAttempt(
       Object.assign(ctx as ScheduledContext, {
         scheduledFor: input?.scheduledFor ?? null,
         setParameters(patch: Parameters) {
-          ensureLive();
+          context.ensureLive();
           const checked = checkParameters(defaults, patch);
           parameterPatch = { ...parameterPatch, ...checked };
           current = { ...current, ...checked };
@@ -278,7 +196,7 @@ export async function executeAttempt(
       Promise.resolve().then(() => integration.handler(ctx as never)),
       aborted,
     ]);
-    ensureLive();
+    context.ensureLive();
     outcome = { kind: 'succeeded', outputJson: toStoredJson(output, 'The handler result') };
   } catch (thrown) {
     const error = coerceError(thrown);
@@ -294,12 +212,14 @@ export async function executeAttempt(
   attempt.over = true;
   const durationMs = clock.now() - started;
   if (outcome.kind === 'succeeded')
-    events.push(event('succeeded', { attempt: instance.attempt, durationMs }));
+    events.push(context.event('succeeded', { attempt: instance.attempt, durationMs }));
   else if (outcome.kind === 'failed') {
-    events.push(event('failed', { attempt: instance.attempt, error: outcome.error.message, durationMs }));
+    events.push(
+      context.event('failed', { attempt: instance.attempt, error: outcome.error.message, durationMs }),
+    );
   } else {
     events.push(
-      event('retry.scheduled', {
+      context.event('retry.scheduled', {
         attempt: instance.attempt,
         runAt: outcome.runAt,
         error: outcome.error.message,
@@ -310,7 +230,8 @@ export async function executeAttempt(
   const patch = parameterPatch as Parameters | null;
   deps.handlerDone?.(attempt);
   const held = await writer.finish({
-    ...lease,
+    instanceId: instance.id,
+    claimToken: claimed.claimToken,
     outcome,
     now: clock.now(),
     durationMs,
@@ -320,6 +241,213 @@ export async function executeAttempt(
       : {}),
   });
   if (held) deps.observer?.finished?.(instance, outcome.kind, durationMs);
+}
+
+type CallArgs = Call extends (...args: infer A) => unknown ? A : never;
+
+/**
+ * The `ctx` of an async or scheduled handler. An attempt makes this one object: its methods live on
+ * the prototype instead of being a dozen closures per attempt (which, with quick handlers, cost as
+ * much CPU as the rest of the engine). Each method is bound on first read, so that a handler may
+ * take them apart (`const { step, input } = ctx`).
+ */
+class AttemptContext {
+  readonly instanceId: string;
+  readonly integrationId: string;
+  readonly input: unknown;
+  readonly run: number;
+  readonly attempt: number;
+  private calls = 0;
+  private caller: Call | undefined;
+  /** Results of the steps that succeeded before (made on the first step). */
+  private memo: Map<string, Json | null> | undefined;
+  private readonly usedNames = new Set<string>();
+  private bound: Partial<Record<'step' | 'start' | 'startMany' | 'progress' | 'call', unknown>> | undefined;
+
+  constructor(
+    private readonly claimed: ClaimedInstance,
+    private readonly handle: Attempt,
+    private readonly deps: ExecuteDeps,
+    /** Rejects when the attempt is aborted. */
+    private readonly aborted: Promise<never>,
+  ) {
+    const { instance } = claimed;
+    this.instanceId = instance.id;
+    this.integrationId = instance.integrationId;
+    this.input = instance.input;
+    this.run = instance.run;
+    this.attempt = instance.attempt;
+  }
+
+  get signal(): AbortSignal {
+    return this.handle.signal;
+  }
+
+  get step(): AsyncContext<unknown>['step'] {
+    return this.bind('step', this.runStep);
+  }
+
+  get start(): AsyncContext<unknown>['start'] {
+    return this.bind('start', this.startChild);
+  }
+
+  get startMany(): AsyncContext<unknown>['startMany'] {
+    return this.bind('startMany', this.startChildren);
+  }
+
+  get progress(): AsyncContext<unknown>['progress'] {
+    return this.bind('progress', this.recordProgress);
+  }
+
+  get call(): AsyncContext<unknown>['call'] {
+    return this.bind('call', this.callConnection);
+  }
+
+  private bind<F extends (...args: any[]) => any>(
+    name: 'step' | 'start' | 'startMany' | 'progress' | 'call',
+    method: F,
+  ): any {
+    this.bound ??= {};
+    this.bound[name] ??= method.bind(this);
+    return this.bound[name];
+  }
+
+  event(type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent {
+    return {
+      instanceId: this.instanceId,
+      integrationId: this.integrationId,
+      run: this.run,
+      type,
+      at: this.deps.clock.now(),
+      data,
+    };
+  }
+
+  ensureLive(): void {
+    if (this.handle.aborted) throw this.handle.abortError();
+    if (this.handle.over) throw new LeaseLostError(this.instanceId);
+  }
+
+  private startChild(child: AnyIntegration | string, input: unknown, options?: StartOptions) {
+    this.ensureLive();
+    return this.deps.children.start(this.claimed.instance, ++this.calls, child, input, options);
+  }
+
+  private startChildren(
+    child: AnyIntegration | string,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+    options?: StartManyOptions,
+  ) {
+    this.ensureLive();
+    return fanOut({
+      ctx: this as unknown as AsyncContext<unknown>,
+      parent: this.claimed.instance,
+      call: ++this.calls,
+      deps: this.deps,
+      child,
+      inputs,
+      options: options ?? {},
+    });
+  }
+
+  private recordProgress(data: Record<string, Json>): void {
+    if (!this.handle.over) this.deps.writer.event(this.event('progress', data));
+  }
+
+  private callConnection(...args: CallArgs): ReturnType<Call> {
+    // Made on the first call: most attempts of most integrations call nothing through connections.
+    this.caller ??= makeCaller({
+      instanceId: this.instanceId,
+      attempt: this.attempt,
+      signal: this.handle.signal,
+      connections: this.deps.connections,
+      record: (data) => this.deps.writer.event(this.event('connection.call', data)),
+    });
+    return this.caller(...args);
+  }
+
+  private async runStep<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
+    this.ensureLive();
+    if (typeof name !== 'string' || name === '')
+      throw new TandemError('invalid-definition', 'A step needs a name');
+    const { usedNames, handle, deps } = this;
+    const { clock, writer } = deps;
+    if (usedNames.has(name)) throw new DuplicateStepError(name);
+    const position = usedNames.size;
+    usedNames.add(name);
+    if (!this.memo) {
+      this.memo = new Map();
+      for (const step of this.claimed.steps)
+        if (step.status === 'succeeded') this.memo.set(step.name, step.output);
+    }
+    if (this.memo.has(name)) return this.memo.get(name) as T;
+    const lease = { instanceId: this.instanceId, claimToken: this.claimed.claimToken };
+    const stepStarted = clock.now();
+    writer.event(this.event('step.started', { step: name, attempt: this.attempt }));
+    let result: T;
+    try {
+      // The step's name travels with its async work, so calls inside derive their idempotency key from it.
+      result = await Promise.race([
+        currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(handle.signal))),
+        this.aborted,
+      ]);
+      this.ensureLive();
+    } catch (thrown) {
+      const error = toErrorInfo(thrown);
+      const finishedAt = clock.now();
+      if (!handle.over) {
+        void writer.step({
+          ...lease,
+          step: this.stepRecord(name, position, 'failed', error, stepStarted, finishedAt),
+          outputJson: null,
+          events: [
+            this.event('step.failed', {
+              step: name,
+              error: error.message,
+              durationMs: finishedAt - stepStarted,
+            }),
+          ],
+        });
+      }
+      throw thrown;
+    }
+    const outputJson = toStoredJson(result, `The result of step "${name}"`);
+    const finishedAt = clock.now();
+    const held = await writer.step({
+      ...lease,
+      step: this.stepRecord(name, position, 'succeeded', null, stepStarted, finishedAt),
+      outputJson,
+      events: [this.event('step.succeeded', { step: name, durationMs: finishedAt - stepStarted })],
+    });
+    if (!held) {
+      handle.over = true;
+      throw new LeaseLostError(this.instanceId);
+    }
+    // The handler sees what a later attempt would read back from the store.
+    return JSON.parse(outputJson) as T;
+  }
+
+  private stepRecord(
+    name: string,
+    position: number,
+    status: 'succeeded' | 'failed',
+    error: ErrorInfo | null,
+    from: number,
+    to: number,
+  ) {
+    return {
+      instanceId: this.instanceId,
+      run: this.run,
+      name,
+      position,
+      status,
+      output: null,
+      error,
+      attempt: this.attempt,
+      startedAt: from,
+      finishedAt: to,
+    };
+  }
 }
 
 /** Retry or fail, by the error and the policy. */

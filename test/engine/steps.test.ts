@@ -293,4 +293,29 @@ describe.each(STORE_KINDS)('steps and retries (%s store)', (storeKind) => {
     );
     expect(outputs.sort()).toEqual([2, 4, 6, 8]);
   });
+
+  it('lets a handler take its context apart (const { step, input, progress } = ctx)', async () => {
+    const integration = defineIntegration({
+      id: 'destructured',
+      mode: 'async',
+      input: z.object({ n: z.number() }),
+      async handler({ step, input, progress, signal }) {
+        const doubled = await step('double', () => input.n * 2);
+        progress({ doubled });
+        return { doubled, aborted: signal.aborted };
+      },
+    });
+    const t = await testEngine([integration], { storeKind });
+    close = t.close;
+    const { instanceId } = await t.engine.accept('destructured', { n: 21 });
+    const done = await waitForStatus(t.engine, instanceId);
+    expect(done.status).toBe('succeeded');
+    expect(done.output).toEqual({ doubled: 42, aborted: false });
+    const detail = await t.engine.getDetail(instanceId);
+    expect(detail.steps.map((s) => s.name)).toEqual(['double']);
+    await waitFor(async () => {
+      const events = (await t.engine.getDetail(instanceId)).events;
+      return events.some((e) => e.type === 'progress' && (e.data as { doubled?: number }).doubled === 42);
+    }, 'the progress event');
+  });
 });

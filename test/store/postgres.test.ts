@@ -1,4 +1,5 @@
 import '../support/provided.js';
+import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
@@ -56,5 +57,126 @@ describe('PostgresStore', () => {
       integrationIds: [newRow().integrationId],
     });
     expect(claimed).toHaveLength(1);
+  });
+
+  it('moves the instances of a database made before migration 4 beside their state, unchanged', async () => {
+    const schema = `forward_${process.pid}`;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      // A database as the releases before migration 4 left it: migrations 1 to 3 and some instances.
+      await client.query(`CREATE SCHEMA ${schema}`);
+      await client.query(
+        `CREATE TABLE ${schema}.schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+      );
+      for (const migration of POSTGRES_MIGRATIONS.filter((m) => m.version <= 3)) {
+        await client.query(migration.sql.replaceAll('{{schema}}', `"${schema}"`));
+        await client.query(`INSERT INTO ${schema}.schema_migrations VALUES ($1, $2, 0)`, [
+          migration.version,
+          migration.name,
+        ]);
+      }
+      const insert = `INSERT INTO ${schema}.instances (id, integration_id, mode, status, input, output, error, run,
+        run_started_at, attempt, track_1, ordering_key, created_at, updated_at, run_at, started_at, finished_at,
+        duration_ms, claim_token, lease_owner, lease_until)
+        VALUES ($1, 'ship', 'async', $2, '{"n":1}', $3, $4, 1, 10, $5, $6, $7, 10, 20, 10, $8, $9, $10, $11, $12, $13)`;
+      await client.query(insert, [
+        'done',
+        'succeeded',
+        '{"ok":true}',
+        null,
+        1,
+        'A-1',
+        null,
+        11,
+        12,
+        1,
+        null,
+        null,
+        null,
+      ]);
+      await client.query(insert, [
+        'broken',
+        'failed',
+        null,
+        '{"message":"no"}',
+        3,
+        'A-2',
+        'k',
+        11,
+        12,
+        1,
+        null,
+        null,
+        null,
+      ]);
+      await client.query(insert, [
+        'waiting',
+        'queued',
+        null,
+        null,
+        0,
+        null,
+        'k',
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+      ]);
+      await client.query(insert, [
+        'busy',
+        'running',
+        null,
+        null,
+        1,
+        null,
+        null,
+        11,
+        null,
+        null,
+        'x.4',
+        'w',
+        5_000,
+      ]);
+    } finally {
+      await client.end();
+    }
+
+    const store = await PostgresStore.open({ url, schema });
+    opened.push(store);
+    const done = await store.getInstance('done');
+    expect(done).toMatchObject({ status: 'succeeded', output: { ok: true }, attempt: 1, finishedAt: 12 });
+    expect(await store.getInstance('broken')).toMatchObject({ status: 'failed', attempt: 3 });
+    expect(await store.countInstances({ status: 'queued' })).toBe(1);
+    expect(await store.countInstances({ tracking: 'A-1' })).toBe(1);
+    // The failed instance still holds ordering key k; the running one's lease has expired: taken over.
+    const claimed = await store.claim({
+      owner: 'w2',
+      limit: 10,
+      leaseMs: 1_000,
+      now: 10_000,
+      integrationIds: ['ship'],
+    });
+    expect(claimed.map((c) => [c.instance.id, c.takenOver])).toEqual([['busy', true]]);
+    const [finished] = await store
+      .commit({
+        steps: [],
+        events: [],
+        finishes: [
+          {
+            instanceId: 'busy',
+            claimToken: claimed[0]!.claimToken,
+            outcome: { kind: 'succeeded', outputJson: '7' },
+            now: 10_001,
+            durationMs: 1,
+            events: [],
+          },
+        ],
+      })
+      .then((r) => r.lost);
+    expect(finished).toBeUndefined();
+    expect(await store.getInstance('busy')).toMatchObject({ status: 'succeeded', output: 7, attempt: 2 });
   });
 });

@@ -237,19 +237,29 @@ export class PostgresStore implements Store {
       const slots = rows.map((r) => trackingSlots(r.tracking));
       const inserted = await this.q(
         client,
-        `INSERT INTO {{schema}}.instances (id, integration_id, mode, status, input, input_hash, output, error, run,
-           run_started_at, attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id,
-           created_at, updated_at, run_at, started_at, finished_at, duration_ms)
-         SELECT id, integration_id, mode, status, input, input_hash, output, error, 1, created_at, 0, tracking::jsonb,
-           track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at, created_at, run_at,
-           started_at, finished_at, duration_ms
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-           $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[],
-           $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[])
-           AS r(id, integration_id, mode, status, input, input_hash, output, error, tracking, track_1, track_2,
-             track_3, ordering_key, idempotency_key, parent_id, created_at, run_at, started_at, finished_at, duration_ms)
-         ON CONFLICT DO NOTHING
-         RETURNING id`,
+        `WITH r AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+             $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[])
+             AS r(id, integration_id, mode, status, input, input_hash, output, error, tracking, track_1, track_2,
+               track_3, ordering_key, idempotency_key, parent_id, created_at, run_at, started_at, finished_at,
+               duration_ms)
+         ), inserted AS (
+           INSERT INTO {{schema}}.instance_rows (id, integration_id, mode, input, input_hash, run, run_started_at,
+             tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at)
+           SELECT id, integration_id, mode, input, input_hash, 1, created_at, tracking::jsonb, track_1, track_2, track_3,
+             ordering_key, idempotency_key, parent_id, created_at
+           FROM r
+           ON CONFLICT DO NOTHING
+           RETURNING seq, id
+         ), state AS (
+           INSERT INTO {{schema}}.instance_state (seq, integration_id, mode, ordering_key, parent_id, status, attempt,
+             run_at, started_at, finished_at, duration_ms, updated_at, output, error)
+           SELECT i.seq, r.integration_id, r.mode, r.ordering_key, r.parent_id, r.status, 0, r.run_at, r.started_at,
+             r.finished_at, r.duration_ms, r.created_at, r.output, r.error
+           FROM inserted i JOIN r ON r.id = i.id
+         )
+         SELECT id FROM inserted`,
         [
           rows.map((r) => r.id),
           rows.map((r) => r.integrationId),
@@ -330,7 +340,7 @@ export class PostgresStore implements Store {
     const { rows } = await this.prepared(
       'claim',
       `WITH expired AS (
-         SELECT seq, lease_owner FROM {{schema}}.instances
+         SELECT seq, lease_owner FROM {{schema}}.instance_state
          WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
          ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
        ), due AS (
@@ -338,14 +348,17 @@ export class PostgresStore implements Store {
        ), picked AS (
          (SELECT seq, true AS taken_over, lease_owner AS previous_owner, true AS resumed FROM expired)
          UNION ALL (SELECT seq, false, NULL, resumed FROM due) LIMIT $3
+       ), updated AS (
+         UPDATE {{schema}}.instance_state s SET status = 'running', attempt = s.attempt + 1,
+           claim_token = $4 || '.' || s.seq, lease_owner = $5, lease_until = $6,
+           started_at = coalesce(s.started_at, $1), updated_at = $1
+         FROM picked p WHERE s.seq = p.seq
+         RETURNING s.seq, s.attempt, p.taken_over, p.previous_owner, p.resumed
        ), claimed AS (
-         UPDATE {{schema}}.instances i SET status = 'running', attempt = i.attempt + 1,
-           claim_token = $4 || '.' || i.seq, lease_owner = $5, lease_until = $6,
-           started_at = coalesce(i.started_at, $1), updated_at = $1
-         FROM picked p WHERE i.seq = p.seq
-         RETURNING ${WORK_COLUMNS.split(', ')
-           .map((c) => `i.${c}`)
-           .join(', ')}, p.taken_over, p.previous_owner, p.resumed
+         SELECT ${WORK_COLUMNS.split(', ')
+           .map((c) => (c === 'seq' || c === 'attempt' ? `u.${c}` : `i.${c}`))
+           .join(', ')}, u.taken_over, u.previous_owner, u.resumed
+         FROM updated u JOIN {{schema}}.instance_rows i ON i.seq = u.seq
        ), claim_events AS (
          -- One insert for both kinds, so that a takeover's lease.expired precedes its started.
          INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
@@ -406,9 +419,9 @@ export class PostgresStore implements Store {
     if (leases.length === 0) return [];
     const result = await this.q(
       this.pool,
-      `UPDATE {{schema}}.instances i SET lease_until = $3
-       FROM unnest($1::text[], $2::text[]) AS l(id, token)
-       WHERE i.id = l.id AND i.claim_token = l.token AND i.status = 'running'
+      `UPDATE {{schema}}.instance_state s SET lease_until = $3
+       FROM unnest($1::text[], $2::text[]) AS l(id, token) JOIN {{schema}}.instance_rows i ON i.id = l.id
+       WHERE s.seq = i.seq AND s.claim_token = l.token AND s.status = 'running'
        RETURNING i.id`,
       [leases.map((l) => l.instanceId), leases.map((l) => l.claimToken), leaseUntil],
     );
@@ -422,10 +435,10 @@ export class PostgresStore implements Store {
     await this.tx(async (client) => {
       await this.q(
         client,
-        `UPDATE {{schema}}.instances i SET status = 'queued', attempt = greatest(i.attempt - 1, 0),
+        `UPDATE {{schema}}.instance_state s SET status = 'queued', attempt = greatest(s.attempt - 1, 0),
            claim_token = NULL, lease_owner = NULL, lease_until = NULL, run_at = $3, updated_at = $3
-         FROM unnest($1::text[], $2::text[]) AS l(id, token)
-         WHERE i.id = l.id AND i.claim_token = l.token AND i.status = 'running'`,
+         FROM unnest($1::text[], $2::text[]) AS l(id, token) JOIN {{schema}}.instance_rows i ON i.id = l.id
+         WHERE s.seq = i.seq AND s.claim_token = l.token AND s.status = 'running'`,
         [leases.map((l) => l.instanceId), leases.map((l) => l.claimToken), now],
       );
       await this.notify(client);
@@ -460,7 +473,8 @@ export class PostgresStore implements Store {
        ), held AS (
          -- Read in the statement's snapshot, not locked: a row lock would follow this statement's own
          -- finish of the same instance and see its token already cleared.
-         SELECT i.id, i.claim_token FROM {{schema}}.instances i WHERE i.id IN (SELECT instance_id FROM st)
+         SELECT i.id, s.claim_token FROM {{schema}}.instance_rows i JOIN {{schema}}.instance_state s ON s.seq = i.seq
+         WHERE i.id IN (SELECT instance_id FROM st)
        ), steps_written AS (
          INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt, started_at,
            finished_at, seeded)
@@ -472,18 +486,19 @@ export class PostgresStore implements Store {
            started_at = excluded.started_at, finished_at = excluded.finished_at, seeded = false
          RETURNING instance_id
        ), done AS (
-         UPDATE {{schema}}.instances i SET
+         UPDATE {{schema}}.instance_state s SET
            status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
-           output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE i.output END,
+           output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE s.output END,
            error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
-           finished_at = CASE WHEN f.kind = 'retry' THEN i.finished_at ELSE f.now END,
-           run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE i.run_at END,
-           attempt = i.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
+           finished_at = CASE WHEN f.kind = 'retry' THEN s.finished_at ELSE f.now END,
+           run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE s.run_at END,
+           attempt = s.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
            claim_token = NULL, lease_owner = NULL, lease_until = NULL
          FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::int[],
            $19::bigint[], $20::bigint[]) AS f(id, token, kind, output, error, run_at, refund, now, duration)
-         WHERE i.id = f.id AND i.claim_token = f.token
-         RETURNING i.id, i.ordering_key
+           JOIN {{schema}}.instance_rows i ON i.id = f.id
+         WHERE s.seq = i.seq AND s.claim_token = f.token
+         RETURNING i.id, s.ordering_key
        ), events_written AS (
          INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
          SELECT e.instance_id, e.integration_id, e.run, e.type, e.at, e.data
@@ -612,10 +627,15 @@ export class PostgresStore implements Store {
       }
       await this.q(
         client,
-        `UPDATE {{schema}}.instances i SET status = 'queued', run = i.run + 1, run_from = $2, run_started_at = $3,
-           input = coalesce($4, i.input), attempt = 0, output = NULL, error = NULL, finished_at = NULL, run_at = $3,
-           updated_at = $3, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-         WHERE i.id = ANY($1::text[])`,
+        `WITH rows AS (
+           UPDATE {{schema}}.instance_rows i SET run = i.run + 1, run_from = $2, run_started_at = $3,
+             input = coalesce($4, i.input)
+           WHERE i.id = ANY($1::text[])
+           RETURNING i.seq
+         )
+         UPDATE {{schema}}.instance_state s SET status = 'queued', attempt = 0, output = NULL, error = NULL,
+           finished_at = NULL, run_at = $3, updated_at = $3, claim_token = NULL, lease_owner = NULL, lease_until = NULL
+         FROM rows WHERE s.seq = rows.seq`,
         [eligible.map((r) => r.id), request.from, request.now, request.inputJson ?? null],
       );
       await this.insertEvents(
@@ -654,10 +674,10 @@ export class PostgresStore implements Store {
       if (cancelled.length > 0) {
         await this.q(
           client,
-          `UPDATE {{schema}}.instances SET status = 'cancelled', finished_at = $2, updated_at = $2, claim_token = NULL,
-             lease_owner = NULL, lease_until = NULL
-           WHERE id = ANY($1::text[])`,
-          [cancelled.map((r) => r.id), now],
+          `UPDATE {{schema}}.instance_state SET status = 'cancelled', finished_at = $2, updated_at = $2,
+             claim_token = NULL, lease_owner = NULL, lease_until = NULL
+           WHERE seq = ANY($1::bigint[])`,
+          [cancelled.map((r) => r.seq), now],
         );
         await this.insertEvents(
           client,
@@ -901,9 +921,12 @@ export class PostgresStore implements Store {
       for (const table of ['events', 'steps', 'runs']) {
         await this.q(client, `DELETE FROM {{schema}}.${table} WHERE instance_id = ANY($1::text[])`, [ids]);
       }
-      const deleted = await this.q(client, 'DELETE FROM {{schema}}.instances WHERE id = ANY($1::text[])', [
-        ids,
-      ]);
+      const deleted = await this.q(
+        client,
+        `WITH gone AS (DELETE FROM {{schema}}.instance_rows WHERE id = ANY($1::text[]) RETURNING seq)
+         DELETE FROM {{schema}}.instance_state WHERE seq IN (SELECT seq FROM gone)`,
+        [ids],
+      );
       return deleted.rowCount ?? 0;
     });
   }
@@ -913,9 +936,9 @@ export class PostgresStore implements Store {
     const { rows } = await this.q(
       this.pool,
       `SELECT least(
-         (SELECT min(run_at) FROM {{schema}}.instances
+         (SELECT min(run_at) FROM {{schema}}.instance_state
            WHERE status IN ('queued', 'retrying') AND integration_id = ANY($1::text[])),
-         (SELECT min(lease_until) FROM {{schema}}.instances
+         (SELECT min(lease_until) FROM {{schema}}.instance_state
            WHERE status = 'running' AND integration_id = ANY($1::text[]))) AS due`,
       [integrationIds],
     );
@@ -1062,8 +1085,9 @@ export class PostgresStore implements Store {
       if (request.overlap === 'skip') {
         const active = await this.q(
           client,
-          `SELECT id FROM {{schema}}.instances WHERE integration_id = $1 AND mode = 'scheduled'
-             AND status IN ('queued', 'running', 'retrying') LIMIT 1`,
+          `SELECT i.id FROM {{schema}}.instance_state s JOIN {{schema}}.instance_rows i ON i.seq = s.seq
+           WHERE s.integration_id = $1 AND s.mode = 'scheduled' AND s.status IN ('queued', 'running', 'retrying')
+           LIMIT 1`,
           [integrationId],
         );
         if (active.rows[0]) {
