@@ -3,7 +3,12 @@
  * the activity event) against a raw undici request to the same local server, in one run.
  *
  *   npm run bench:connections
- *   npm run bench:connections -- --calls 20000 --parallel 32
+ *   npm run bench:connections -- --calls 10000 --parallel 32 --rounds 10
+ *
+ * Client and application share the machine's cores, so one round's throughput moves with whatever
+ * else runs; many short rounds, alternating which path goes first, give a median ratio that a
+ * single slow round cannot swing. The client's CPU time per call is measured too: it is what
+ * Tandem's machinery costs, whatever the scheduling.
  */
 import { fork } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -15,9 +20,9 @@ import { httpConnection } from '../src/connections/http.js';
 
 const { values } = parseArgs({
   options: {
-    calls: { type: 'string', default: '20000' },
+    calls: { type: 'string', default: '10000' },
     parallel: { type: 'string', default: '32' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '10' },
     serve: { type: 'boolean', default: false },
   },
 });
@@ -45,15 +50,19 @@ async function main() {
   const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
   const url = `http://127.0.0.1:${port}`;
 
-  async function run(call: () => Promise<unknown>): Promise<number> {
+  /** Calls per second and the client's CPU microseconds per call. */
+  async function run(call: () => Promise<unknown>): Promise<{ rate: number; cpu: number }> {
     let next = 0;
+    const cpu = process.cpuUsage();
     const started = performance.now();
     await Promise.all(
       Array.from({ length: PARALLEL }, async () => {
         while (next++ < CALLS) await call();
       }),
     );
-    return Math.round((CALLS / (performance.now() - started)) * 1000);
+    const elapsed = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    return { rate: Math.round((CALLS / elapsed) * 1000), cpu: (used.user + used.system) / CALLS };
   }
 
   const pool = new Pool(url, { connections: 64 });
@@ -93,24 +102,36 @@ async function main() {
   );
   await run(raw); // warm-up of both paths
   await run(tandem);
-  const rows: [number, number][] = [];
+  const rows: { raw: { rate: number; cpu: number }; tandem: { rate: number; cpu: number } }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate which goes first, so neither gains from running right after the other.
     const first = round % 2 === 0;
-    const r1 = first ? await run(raw) : 0;
+    const r1 = first ? await run(raw) : null;
     const t = await run(tandem);
-    const r = first ? r1 : await run(raw);
-    rows.push([r, t]);
+    const r = r1 ?? (await run(raw));
+    rows.push({ raw: r, tandem: t });
   }
-  console.log('| round | raw undici calls/s | ctx.call calls/s | ratio |');
-  console.log('|---|---:|---:|---:|');
-  for (const [i, [r, t]] of rows.entries()) {
+  console.log(
+    '| round | raw undici calls/s | ctx.call calls/s | ratio | client CPU µs/call raw / ctx.call |',
+  );
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [i, { raw: r, tandem: t }] of rows.entries()) {
     console.log(
-      `| ${i + 1} | ${r.toLocaleString('en')} | ${t.toLocaleString('en')} | ${(t / r).toFixed(2)} |`,
+      `| ${i + 1} | ${r.rate.toLocaleString('en')} | ${t.rate.toLocaleString('en')} | ${(t.rate / r.rate).toFixed(2)} | ${r.cpu.toFixed(1)} / ${t.cpu.toFixed(1)} |`,
     );
   }
-  const sum = rows.reduce((acc, [r, t]) => [acc[0] + r, acc[1] + t], [0, 0]);
-  console.log(`\nover all rounds: ctx.call ${(sum[1] / sum[0]).toFixed(2)}× raw undici`);
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const rawTotal = rows.reduce((acc, row) => acc + row.raw.rate, 0);
+  const tandemTotal = rows.reduce((acc, row) => acc + row.tandem.rate, 0);
+  const ratio = median(rows.map(({ raw: r, tandem: t }) => t.rate / r.rate));
+  const cpu = median(rows.map(({ raw: r, tandem: t }) => r.cpu / t.cpu));
+  console.log(
+    `\nctx.call vs raw undici: median ratio ${ratio.toFixed(2)}× (aim ≥ 0.9×); over all rounds ${(tandemTotal / rawTotal).toFixed(2)}×; client CPU per call: raw / ctx.call ${cpu.toFixed(2)} (median)`,
+  );
   await pool.close();
   await inventory.close();
   child.disconnect();

@@ -9,6 +9,7 @@
  *
  * Run: npm run bench:http
  *   BENCH_SECONDS (5 per round) BENCH_ROUNDS (3) BENCH_CONNECTIONS (50) BENCH_WARMUP_SECONDS (2)
+ *   BENCH_ONLY=a or b: one comparison only
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +21,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ONLY = process.env.BENCH_ONLY ?? '';
 const TARGETS = fileURLToPath(new URL('./http-targets.ts', import.meta.url));
 const AUTOCANNON = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
 const ORDER = JSON.stringify({ orderId: 'A-1001', lines: [{ sku: 'A-1', qty: 2 }] });
@@ -123,53 +125,66 @@ async function main() {
   );
   console.log('| target | req/s (median) | p99 ms (median) | req/s per round |');
   console.log('|---|---:|---:|---|');
-  const backend = await startServer('backend', 4099);
-  let a: Target[];
-  try {
-    a = await compare(
-      [
-        { name: '(a) bare Fastify proxy → backend', role: 'bare-proxy', path: '/stock/A-1', post: false },
-        {
-          name: '(a) bare proxy + AbortSignal per request',
-          role: 'bare-proxy-abortable',
-          path: '/stock/A-1',
-          post: false,
-        },
-        {
-          name: '(a) Tandem sync route → backend, fetch with ctx.signal',
-          role: 'tandem-sync',
-          path: '/stock/A-1',
-          post: false,
-        },
-        {
-          name: '(a) Tandem sync route → backend, fetch without signal',
-          role: 'tandem-sync-unsignalled',
-          path: '/stock/A-1',
-          post: false,
-        },
-      ],
-      'http://127.0.0.1:4099',
-    );
-  } finally {
-    await stop(backend);
-  }
-  const b = await compare([
-    { name: '(b) bare Fastify 202, nothing stored', role: 'bare-202', path: '/orders', post: true },
-    { name: '(b) Tandem async accept, API-only process', role: 'tandem-async', path: '/orders', post: true },
-    {
-      name: '(b) Tandem async accept, worker running',
-      role: 'tandem-async-worker',
-      path: '/orders',
-      post: true,
-    },
-  ]);
+  let a: Target[] = [];
+  const backend = ONLY === 'b' ? undefined : await startServer('backend', 4099);
+  if (backend)
+    try {
+      a = await compare(
+        [
+          { name: '(a) bare Fastify proxy → backend', role: 'bare-proxy', path: '/stock/A-1', post: false },
+          {
+            name: '(a) bare proxy + AbortSignal per request',
+            role: 'bare-proxy-abortable',
+            path: '/stock/A-1',
+            post: false,
+          },
+          {
+            name: '(a) Tandem sync route → backend, fetch with ctx.signal',
+            role: 'tandem-sync',
+            path: '/stock/A-1',
+            post: false,
+          },
+          {
+            name: '(a) Tandem sync route → backend, fetch without signal',
+            role: 'tandem-sync-unsignalled',
+            path: '/stock/A-1',
+            post: false,
+          },
+        ],
+        'http://127.0.0.1:4099',
+      );
+    } finally {
+      await stop(backend);
+    }
+  const b =
+    ONLY === 'a'
+      ? []
+      : await compare([
+          { name: '(b) bare Fastify 202, nothing stored', role: 'bare-202', path: '/orders', post: true },
+          {
+            name: '(b) Tandem async accept, API-only process',
+            role: 'tandem-async',
+            path: '/orders',
+            post: true,
+          },
+          {
+            name: '(b) Tandem async accept, worker running',
+            role: 'tandem-async-worker',
+            path: '/orders',
+            post: true,
+          },
+        ]);
   rmSync(storeDir, { recursive: true, force: true });
   console.log('');
-  summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy', a[2]!, a[0]!, 0.8);
-  summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy with AbortSignal', a[2]!, a[1]!, 0.8);
-  summary('(a) Tandem sync (same fetch as the proxy) vs bare proxy', a[3]!, a[0]!, 0.8);
-  summary('(b) durable accepts (API-only) vs bare 202', b[1]!, b[0]!, 0.6);
-  summary('(b) durable accepts (worker running) vs bare 202', b[2]!, b[0]!, 0.6);
+  if (a.length > 0) {
+    summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy', a[2]!, a[0]!, 0.8);
+    summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy with AbortSignal', a[2]!, a[1]!, 0.8);
+    summary('(a) Tandem sync (same fetch as the proxy) vs bare proxy', a[3]!, a[0]!, 0.8);
+  }
+  if (b.length > 0) {
+    summary('(b) durable accepts (API-only) vs bare 202', b[1]!, b[0]!, 0.6);
+    summary('(b) durable accepts (worker running) vs bare 202', b[2]!, b[0]!, 0.6);
+  }
 }
 
 await main();

@@ -38,7 +38,6 @@ export function createMetrics(engine: Engine): Metrics {
     buckets: BUCKETS,
     registers: [registry],
   });
-  const modeOf = (id: string): Mode => engine.listIntegrations().find((i) => i.id === id)?.mode ?? 'async';
   new client.Gauge({
     name: 'tandem_queue_depth',
     help: 'Instances queued (due now or later).',
@@ -71,9 +70,10 @@ export function createMetrics(engine: Engine): Metrics {
     buckets: BUCKETS,
     registers: [registry],
   });
+  const callsOf = memo((connection: string, status: number) => calls.labels(connection, String(status)));
   for (const connection of engine.connections.values()) {
     connection.watch(({ status, durationMs }) =>
-      calls.observe({ connection: connection.id, status: String(status ?? 0) }, durationMs / 1000),
+      callsOf(connection.id, status ?? 0).observe(durationMs / 1000),
     );
   }
   const CIRCUIT = { closed: 0, 'half-open': 1, open: 2 } as const;
@@ -89,26 +89,56 @@ export function createMetrics(engine: Engine): Metrics {
     },
   });
 
+  // A labelled child per label set, looked up once: prom-client hashes the label object on every
+  // inc()/observe() otherwise, on the hot path of every accept, attempt and sync call.
+  const modes = new Map<string, Mode>();
+  const modeOf = (id: string): Mode => {
+    let mode = modes.get(id);
+    if (mode === undefined) {
+      mode = engine.listIntegrations().find((i) => i.id === id)?.mode ?? 'async';
+      modes.set(id, mode);
+    }
+    return mode;
+  };
+  const counters = { accepted, started, succeeded, failed, retried };
+  const counterOf = memo((kind: keyof typeof counters, integration: string, mode: string) =>
+    counters[kind].labels(integration, mode),
+  );
+  const durationOf = memo((integration: string, mode: string, outcome: string) =>
+    duration.labels(integration, mode, outcome),
+  );
   const observer: EngineObserver = {
     accepted(integration, mode, count) {
-      accepted.inc({ integration, mode }, count);
+      counterOf('accepted', integration, mode).inc(count);
     },
     started(instance) {
-      started.inc({ integration: instance.integrationId, mode: modeOf(instance.integrationId) });
+      counterOf('started', instance.integrationId, modeOf(instance.integrationId)).inc();
     },
     finished(instance, outcome, durationMs) {
-      const l = { integration: instance.integrationId, mode: modeOf(instance.integrationId) };
-      if (outcome === 'succeeded') succeeded.inc(l);
-      else if (outcome === 'failed') failed.inc(l);
-      else retried.inc(l);
-      duration.observe({ ...l, outcome }, durationMs / 1000);
+      const mode = modeOf(instance.integrationId);
+      const kind = outcome === 'succeeded' ? 'succeeded' : outcome === 'failed' ? 'failed' : 'retried';
+      counterOf(kind, instance.integrationId, mode).inc();
+      durationOf(instance.integrationId, mode, outcome).observe(durationMs / 1000);
     },
     syncFinished(integration, outcome, durationMs) {
-      const l = { integration, mode: 'sync' };
-      (outcome === 'succeeded' ? succeeded : failed).inc(l);
-      duration.observe({ ...l, outcome }, durationMs / 1000);
+      counterOf(outcome, integration, 'sync').inc();
+      durationOf(integration, 'sync', outcome).observe(durationMs / 1000);
     },
   };
   engine.observe(observer);
   return { registry, render: () => registry.metrics(), contentType: registry.contentType };
+}
+
+/** `make` per distinct argument list, made once (label sets are few: integrations × modes × outcomes). */
+function memo<A extends (string | number)[], R>(make: (...args: A) => R): (...args: A) => R {
+  const made = new Map<string, R>();
+  return (...args: A) => {
+    const key = args.join('\u0000');
+    let value = made.get(key);
+    if (value === undefined) {
+      value = make(...args);
+      made.set(key, value);
+    }
+    return value;
+  };
 }

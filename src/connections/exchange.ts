@@ -3,8 +3,12 @@
  * body), on undici's low-level `dispatch` with a handler that collects the body. `request()` with a
  * body stream and an abort signal per call costs more than the rest of a small call's client-side
  * work together; this is the hot path of every integration (measured: bench:connections).
+ *
+ * The handler implements the callbacks undici's dispatcher calls itself (`onConnect`, `onHeaders`,
+ * `onData`, `onComplete`, `onError`, as its own `request()` does): a handler with the newer
+ * controller-style methods is wrapped per call in an adapter that also parses every response
+ * header into an object, where only two are read.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 
 export interface ExchangeRequest {
@@ -19,7 +23,8 @@ export interface ExchangeRequest {
 
 export interface ExchangeResponse {
   status: number;
-  headers: IncomingHttpHeaders;
+  contentType: string;
+  retryAfter: string | undefined;
   body: string;
   /** Bytes of the body as received. */
   bytes: number;
@@ -56,7 +61,7 @@ export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Prom
           headersTimeout: 0,
           bodyTimeout: 0,
         },
-        handler,
+        handler as unknown as Dispatcher.DispatchHandler,
       );
     } catch (error) {
       handler.settle(failure(error));
@@ -65,11 +70,11 @@ export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Prom
 }
 
 /** undici's handler for one exchange; methods on the prototype, no closures per call. */
-class Exchange implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | null = null;
+class Exchange {
+  private abort: ((reason?: Error) => void) | null = null;
   private settled = false;
   private status = 0;
-  private headers: IncomingHttpHeaders = {};
+  private rawHeaders: Buffer[] = [];
   private readonly chunks: Buffer[] = [];
   private readonly timer: NodeJS.Timeout;
   unlisten: (() => void) | null = null;
@@ -98,41 +103,51 @@ class Exchange implements Dispatcher.DispatchHandler {
   abandon(error: unknown): void {
     if (this.settled) return;
     this.settle(error);
-    this.controller?.abort(ABANDONED);
+    this.abort?.(ABANDONED);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.settled) controller.abort(ABANDONED); // abandoned while waiting for a socket
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abort = abort;
+    if (this.settled) abort(ABANDONED); // abandoned while waiting for a socket
   }
 
-  onResponseStart(
-    _controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-  ): void {
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
     this.status = statusCode;
-    this.headers = headers;
+    this.rawHeaders = rawHeaders;
+    return true;
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.chunks.push(chunk);
+    return true;
   }
 
-  onResponseEnd(): void {
-    const { chunks } = this;
+  onComplete(): void {
+    const { chunks, rawHeaders } = this;
     const buffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     this.settle(null, {
       status: this.status,
-      headers: this.headers,
+      contentType: headerOf(rawHeaders, 'content-type') ?? '',
+      retryAfter: headerOf(rawHeaders, 'retry-after'),
       body: buffer.toString(),
       bytes: buffer.length,
     });
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onError(error: Error): void {
     this.settle(failure(error));
   }
+}
+
+/** The first value of a response header (name in lower case) from undici's raw name/value list. */
+function headerOf(rawHeaders: Buffer[], name: string): string | undefined {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const key = rawHeaders[i]!;
+    if (key.length === name.length && key.toString('latin1').toLowerCase() === name) {
+      return rawHeaders[i + 1]!.toString('latin1');
+    }
+  }
+  return undefined;
 }
 
 function failure(error: unknown): ExchangeFailure {

@@ -95,6 +95,15 @@ export class HttpError extends Error {
 }
 
 const EXCERPT = 500;
+/** Failures that leave no doubt the request was never sent: no connection was made. */
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 export class HttpConnection {
   readonly kind = 'tandem.connection' as const;
@@ -193,9 +202,8 @@ export class HttpConnection {
       const response = await exchange(this.pool, { path: target, method, headers, body, timeoutMs, signal });
       status = response.status;
       text = response.body;
-      contentType = String(response.headers['content-type'] ?? '');
-      const header = response.headers['retry-after'];
-      retryAfter = Array.isArray(header) ? header[0] : header;
+      contentType = response.contentType;
+      retryAfter = response.retryAfter;
       this.finish(context, method, shown, body, started, status, response.bytes, undefined);
     } catch (thrown) {
       if (!(thrown instanceof ExchangeFailure)) {
@@ -285,14 +293,17 @@ export class HttpConnection {
 
   /**
    * Counts a failure against the circuit. When it opens the circuit (the last straw, or a failed
-   * probe), the caller gets CircuitOpenError: the instance then waits for the next probe without
-   * using up an attempt, since the application is down, not the handler wrong.
+   * probe) and the request never reached the application (refused, unresolved, not connected), the
+   * caller gets CircuitOpenError: the instance then waits for the next probe without using up an
+   * attempt, since the application is down, not the handler wrong. A request that may have reached
+   * it (a timeout, a 5xx) counts as the attempt it was, so that an application never sees one
+   * step's request more often than its instance has attempts.
    */
   private failed(error: HttpError): Error {
     if (!this.circuit || !error.retryable) return error;
     const now = Date.now();
     this.circuit.failure(now);
-    if (this.circuit.state(now) !== 'open') return error;
+    if (this.circuit.state(now) !== 'open' || !NOT_SENT.has(String(error.details.reason))) return error;
     const open = new CircuitOpenError(this.id, this.circuit.reprobeMs);
     (open as { cause?: unknown }).cause = error;
     return open;

@@ -173,7 +173,9 @@ export class SyncRunner {
           reject(error);
         }, deadlineMs);
       });
-      const answer = await Promise.race([Promise.resolve().then(() => integration.handler(ctx)), expired]);
+      // Called at once (not in a microtask): a handler that throws before its first await rejects
+      // `answer` like one that throws after it.
+      const answer = await Promise.race([callHandler(integration, ctx), expired]);
       clearTimeout(timer);
       // Once the handler has answered, later start() calls (from work it left running) are refused.
       handOff.close();
@@ -309,6 +311,14 @@ export class SyncRunner {
       finishedAt,
       durationMs: finishedAt - startedAt,
     });
+  }
+}
+
+function callHandler(integration: SyncIntegration, ctx: SyncContext<unknown, any, any>): unknown {
+  try {
+    return integration.handler(ctx);
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

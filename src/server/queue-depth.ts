@@ -4,6 +4,8 @@ import type { Store } from '../store/store.js';
 import { withHeaders } from './auth-error.js';
 
 export const DEFAULT_MAX_QUEUE_DEPTH = 100_000;
+/** A count taking T ms is repeated no sooner than this many T later (at most ~4% of the time). */
+const SLOW_COUNT_FACTOR = 25;
 
 export interface QueueDepthOptions {
   /** Above this many queued or retrying instances, async triggers answer 429. */
@@ -23,6 +25,8 @@ export class QueueDepthGauge {
   private depth = 0;
   private timer: NodeJS.Timeout | null = null;
   private counting: Promise<void> | null = null;
+  private lastCountMs = 0;
+  private stopped = true;
 
   constructor(
     private readonly store: Store,
@@ -36,27 +40,44 @@ export class QueueDepthGauge {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 1_000);
-    this.timer.unref();
+    this.schedule();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /**
+   * The next count after the refresh interval, or later when counting is slow: a backlog of
+   * hundreds of thousands takes tens of milliseconds to count, and the count must not take more
+   * than a few percent of the time of the process that accepts the work.
+   */
+  private schedule(): void {
+    if (this.stopped) return;
+    const wait = Math.max(this.options.refreshMs ?? 1_000, this.lastCountMs * SLOW_COUNT_FACTOR);
+    this.timer = setTimeout(async () => {
+      await this.refresh();
+      this.schedule();
+    }, wait);
+    this.timer.unref();
   }
 
   refresh(): Promise<void> {
     if (this.integrationIds.length === 0) return Promise.resolve();
     this.counting ??= (async () => {
+      const started = performance.now();
       try {
-        this.depth = await this.store.countInstances({
-          integrationId: this.integrationIds,
-          status: ['queued', 'retrying'],
-        });
+        // The store's whole backlog, counted on the status index alone: every queued or retrying
+        // instance is async or scheduled work waiting for a worker (sync instances are never queued).
+        this.depth = await this.store.countInstances({ status: ['queued', 'retrying'] });
       } catch (error) {
         this.logger.warn({ err: error }, 'counting the queue depth failed');
       } finally {
+        this.lastCountMs = performance.now() - started;
         this.counting = null;
       }
     })();

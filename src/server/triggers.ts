@@ -82,8 +82,11 @@ function syncHandler(context: ServerContext, integration: SyncIntegration, crede
     const query = validatePart(integration.query, request.query, 'query', issues);
     const input = validatePart(integration.input, request.body, 'body', issues);
     assertValid(issues);
-    const headers = { ...request.headers };
-    if (credentialHeader) delete headers[credentialHeader];
+    let headers = request.headers;
+    if (credentialHeader) {
+      headers = { ...headers };
+      delete headers[credentialHeader];
+    }
     const result = await context.runner.run(integration, {
       input,
       params: params as Record<string, unknown>,

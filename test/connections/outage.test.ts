@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { makeCaller } from '../../src/connections/caller.js';
 import { httpConnection } from '../../src/connections/http.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import { appServer, json } from '../support/app-server.js';
@@ -68,4 +69,48 @@ describe('target down', () => {
       await app.close();
     }
   }, 120_000);
+
+  it('the failure that opens the circuit is free only when the request was never sent', async () => {
+    const app = await appServer(async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      json(res, 200, { ok: true });
+    });
+    const closed = await appServer(() => {});
+    await closed.down();
+    const circuit = { failures: 1, reprobeMs: 60_000 };
+    const slow = httpConnection('slow', { baseUrl: app.url, timeout: 50, circuit });
+    const dead = httpConnection('dead', { baseUrl: closed.url, circuit });
+    const call = makeCaller({
+      instanceId: '01a2b3c4-0000-7000-8000-000000000001',
+      attempt: 1,
+      signal: new AbortController().signal,
+      connections: new Map([
+        ['slow', slow],
+        ['dead', dead],
+      ]),
+    });
+    try {
+      // The request reached the application and timed out: that attempt counts, though it opened the circuit.
+      await expect(call('slow', 'GET', '/x')).rejects.toMatchObject({
+        name: 'HttpError',
+        code: 'connection-timeout',
+      });
+      expect(slow.circuitState()).toBe('open');
+      await expect(call('slow', 'GET', '/x')).rejects.toMatchObject({
+        code: 'circuit-open',
+        consumesAttempt: false,
+      });
+      expect(app.seen).toHaveLength(1);
+      // Refused: nothing was sent, so the instance waits for the probe without using up the attempt.
+      await expect(call('dead', 'GET', '/x')).rejects.toMatchObject({
+        code: 'circuit-open',
+        consumesAttempt: false,
+      });
+      expect(dead.circuitState()).toBe('open');
+    } finally {
+      await slow.close();
+      await dead.close();
+      await app.close();
+    }
+  });
 });
