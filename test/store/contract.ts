@@ -113,6 +113,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(later.map((c) => c.instance.id)).toEqual([rows[3]!.id]);
     });
 
+    it('claims across integrations in (run_at, accept) order, past the backlog of others', async () => {
+      const backlog = Array.from({ length: 30 }, () => newRow({ integrationId: 'elsewhere' }));
+      const rows = [
+        newRow({ runAt: T0 + 5 }),
+        newRow({ integrationId: 'invoices', runAt: T0 + 3 }),
+        newRow({ runAt: T0 + 2 }),
+        newRow({ integrationId: 'invoices', runAt: T0 + 1 }),
+        newRow({ integrationId: 'invoices', runAt: T0 + 9_000 }),
+        newRow({ runAt: T0 + 7_000 }),
+      ];
+      await store.insertInstances([...backlog, ...rows]);
+      // The three due first (a claim hands them out in accept order).
+      const first = await store.claim(claimOf('w1', 3));
+      expect(first.map((c) => c.instance.id)).toEqual([rows[1]!.id, rows[2]!.id, rows[3]!.id]);
+      const second = await store.claim(claimOf('w1', 3));
+      expect(second.map((c) => c.instance.id)).toEqual([rows[0]!.id]);
+      expect(await store.nextDueAt(['orders', 'invoices'])).toBe(T0 + 7_000);
+      expect(await store.nextDueAt(['invoices'])).toBe(T0 + 9_000);
+      expect(await store.nextDueAt(['elsewhere'])).toBe(T0);
+      expect(await store.countInstances({ status: 'queued' })).toBe(32);
+    });
+
     it('never hands one instance to two concurrent claimers', async () => {
       await store.insertInstances(Array.from({ length: 50 }, () => newRow()));
       const results = await Promise.all(

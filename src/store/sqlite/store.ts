@@ -164,13 +164,7 @@ export class SqliteStore implements Store {
       const expired = this.stmt.expiredLeases.all(request.now, ids, request.limit) as {
         seq: number;
       }[];
-      const due =
-        expired.length < request.limit
-          ? (this.stmt.dueInstances.all(request.now, ids, request.limit - expired.length) as {
-              seq: number;
-              resumed: number;
-            }[])
-          : [];
+      const due = expired.length < request.limit ? this.due(request, request.limit - expired.length) : [];
       // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
       // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
       const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
@@ -204,6 +198,22 @@ export class SqliteStore implements Store {
       }
       return claimed;
     })();
+  }
+
+  /**
+   * The first `limit` due instances of the requested integrations in (run_at, seq) order: each
+   * integration's first rows along its part of instances_due, merged. One scan over all due rows
+   * would walk past the backlog of integrations this process does not run.
+   */
+  private due(request: ClaimRequest, limit: number): { seq: number; resumed: number }[] {
+    const ids = [...new Set(request.integrationIds)];
+    const rows: { seq: number; resumed: number; run_at: number }[] = [];
+    for (const id of ids) {
+      rows.push(...(this.stmt.dueInstances.all(request.now, id, limit) as typeof rows));
+    }
+    if (ids.length === 1) return rows;
+    rows.sort((a, b) => a.run_at - b.run_at || a.seq - b.seq);
+    return rows.slice(0, limit);
   }
 
   async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
@@ -587,9 +597,14 @@ export class SqliteStore implements Store {
 
   async nextDueAt(integrationIds: string[]): Promise<number | null> {
     this.open();
-    const ids = JSON.stringify(integrationIds);
-    const row = this.stmt.nextDue.get({ ids }) as { due: number | null };
-    return row.due;
+    let due: number | null = null;
+    for (const id of new Set(integrationIds)) {
+      const row = this.stmt.nextQueued.get(id) as { due: number | null };
+      if (row.due !== null && (due === null || row.due < due)) due = row.due;
+    }
+    const lease = this.stmt.nextLeaseEnd.get(JSON.stringify(integrationIds)) as { due: number | null };
+    if (lease.due !== null && (due === null || lease.due < due)) due = lease.due;
+    return due;
   }
 
   async ping(): Promise<void> {
@@ -806,9 +821,8 @@ function prepare(db: Database.Database) {
     // still holds it (queued, running, retrying or failed) and no other one is running (a rerun can
     // put an earlier instance back in the queue while a later one runs).
     dueInstances: db.prepare(`
-      SELECT seq, started_at IS NOT NULL AS resumed FROM instances AS i INDEXED BY instances_due
-      WHERE status IN ('queued', 'retrying') AND run_at <= ?
-        AND integration_id IN (SELECT value FROM json_each(?))
+      SELECT seq, started_at IS NOT NULL AS resumed, run_at FROM instances AS i INDEXED BY instances_due
+      WHERE status IN ('queued', 'retrying') AND run_at <= ? AND integration_id = ?
         AND (ordering_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM instances AS j
           WHERE j.ordering_key = i.ordering_key AND j.seq <> i.seq
@@ -894,14 +908,12 @@ function prepare(db: Database.Database) {
     slotsOf: db.prepare(
       'SELECT slot_at, outcome, instance_id, at FROM schedule_slots WHERE integration_id = ? ORDER BY slot_at DESC LIMIT ?',
     ),
-    nextDue: db.prepare(`
-      SELECT min(due) AS due FROM (
-        SELECT min(run_at) AS due FROM instances
-          WHERE status IN ('queued', 'retrying') AND integration_id IN (SELECT value FROM json_each(@ids))
-        UNION ALL
-        SELECT min(lease_until) FROM instances
-          WHERE status = 'running' AND integration_id IN (SELECT value FROM json_each(@ids))
-      )`),
+    nextQueued: db.prepare(`
+      SELECT min(run_at) AS due FROM instances INDEXED BY instances_due
+      WHERE status IN ('queued', 'retrying') AND integration_id = ?`),
+    nextLeaseEnd: db.prepare(`
+      SELECT min(lease_until) AS due FROM instances INDEXED BY instances_lease
+      WHERE status = 'running' AND integration_id IN (SELECT value FROM json_each(?))`),
   };
 }
 
