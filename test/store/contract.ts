@@ -88,6 +88,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getEvents({ limit: 10 })).toHaveLength(2);
     });
 
+    it('tells created rows from repeated keys in a large insert, announcing only the created ones', async () => {
+      const earlier = Array.from({ length: 5 }, (_, i) => newRow({ idempotencyKey: `key-${i * 20}` }));
+      await store.insertInstances(earlier);
+      // 130 rows: every 20th repeats a key stored before, every 20th + 1 repeats a key of this insert.
+      const rows = Array.from({ length: 130 }, (_, i) =>
+        newRow({ idempotencyKey: i % 20 === 1 ? `key-${i - 1}` : `key-${i}`, announce: i % 2 === 0 }),
+      );
+      const outcomes = await store.insertInstances(rows);
+      const expected = rows.map((row, i) => {
+        if (i % 20 === 0 && i < 100) return { id: earlier[i / 20]!.id, created: false };
+        if (i % 20 === 1)
+          return { id: i <= 100 ? earlier[(i - 1) / 20]!.id : rows[i - 1]!.id, created: false };
+        return { id: row.id, created: true };
+      });
+      expect(outcomes.map(({ id, created }) => ({ id, created }))).toEqual(expected);
+      expect(await store.countInstances({})).toBe(5 + expected.filter((e) => e.created).length);
+      const announced = rows.filter((row, i) => expected[i]!.created && row.announce);
+      const events = await store.getEvents({ limit: 1_000 });
+      expect(events.length).toBe(5 + announced.length);
+      expect(events.slice(5).map((e) => e.instanceId)).toEqual(announced.map((row) => row.id));
+    });
+
     it('claims due instances in accept order, up to the limit, for known integrations only', async () => {
       const rows = [
         newRow(),

@@ -92,57 +92,68 @@ export class SqliteStore implements Store {
 
   async insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]> {
     this.open();
-    return this.db.transaction(() => rows.map((row) => this.insertOne(row)))();
+    return this.db.transaction(() => {
+      const outcomes: InsertOutcome[] = [];
+      let at = 0;
+      // Groups of INSERT_GROUP rows per statement: one statement run (cursors on the table and its
+      // indexes opened once) instead of one per row.
+      for (; at + INSERT_GROUP <= rows.length; at += INSERT_GROUP) {
+        const params: unknown[] = [];
+        for (let i = at; i < at + INSERT_GROUP; i++) pushInsertParams(params, rows[i]!);
+        const { changes } = this.stmt.insertGroup.run(params);
+        this.settle(rows, at, at + INSERT_GROUP, changes === INSERT_GROUP, outcomes);
+      }
+      for (; at < rows.length; at++) this.insertSingle(rows, at, outcomes);
+      return outcomes;
+    })();
   }
 
-  private insertOne(row: NewInstance): InsertOutcome {
-    const [t1, t2, t3] = trackingSlots(row.tracking);
-    const finished = row.status !== 'queued';
-    const result = this.stmt.insertInstance.run({
-      id: row.id,
-      integration_id: row.integrationId,
-      mode: row.mode,
-      status: row.status,
-      input: row.inputJson,
-      input_hash: row.inputHash,
-      output: row.outputJson ?? null,
-      error: row.error ? JSON.stringify(row.error) : null,
-      tracking: Object.keys(row.tracking).length > 0 ? JSON.stringify(row.tracking) : null,
-      track_1: t1,
-      track_2: t2,
-      track_3: t3,
-      ordering_key: row.orderingKey,
-      idempotency_key: row.idempotencyKey,
-      parent_id: row.parentId,
-      created_at: row.createdAt,
-      run_at: row.runAt,
-      started_at: row.startedAt ?? null,
-      finished_at: row.finishedAt ?? null,
-      duration_ms: row.durationMs ?? null,
-    });
-    if (result.changes === 0) {
-      const existing = this.stmt.byIdempotencyKey.get(row.integrationId, row.idempotencyKey) as
-        | { id: string; status: string; input_hash: string | null }
-        | undefined;
-      if (!existing) throw new Error(`Instance ${row.id} was not inserted and no duplicate was found`);
-      return {
-        id: existing.id,
-        created: false,
-        status: existing.status as InsertOutcome['status'],
-        inputHash: existing.input_hash,
-      };
+  private insertSingle(rows: NewInstance[], at: number, outcomes: InsertOutcome[]): void {
+    const params: unknown[] = [];
+    pushInsertParams(params, rows[at]!);
+    const { changes } = this.stmt.insertInstance.run(params);
+    this.settle(rows, at, at + 1, changes === 1, outcomes);
+  }
+
+  /**
+   * Outcomes of rows[from, to) just inserted with ON CONFLICT DO NOTHING: all created when the
+   * statement changed every row; otherwise a row is created when its (fresh) id is there, and a
+   * repeated idempotency key returns the instance that holds it. Accepted events follow.
+   */
+  private settle(
+    rows: NewInstance[],
+    from: number,
+    to: number,
+    allCreated: boolean,
+    outcomes: InsertOutcome[],
+  ): void {
+    for (let i = from; i < to; i++) {
+      const row = rows[i]!;
+      if (!allCreated && this.stmt.idExists.get(row.id) === undefined) {
+        const existing = this.stmt.byIdempotencyKey.get(row.integrationId, row.idempotencyKey) as
+          | { id: string; status: string; input_hash: string | null }
+          | undefined;
+        if (!existing) throw new Error(`Instance ${row.id} was not inserted and no duplicate was found`);
+        outcomes.push({
+          id: existing.id,
+          created: false,
+          status: existing.status as InsertOutcome['status'],
+          inputHash: existing.input_hash,
+        });
+        continue;
+      }
+      if (row.status === 'queued' && row.announce !== false) {
+        this.insertEvent({
+          instanceId: row.id,
+          integrationId: row.integrationId,
+          run: 1,
+          type: 'accepted',
+          at: row.createdAt,
+          data: row.parentId ? { parentId: row.parentId } : {},
+        });
+      }
+      outcomes.push({ id: row.id, created: true, status: row.status, inputHash: row.inputHash });
     }
-    if (!finished && row.announce !== false) {
-      this.insertEvent({
-        instanceId: row.id,
-        integrationId: row.integrationId,
-        run: 1,
-        type: 'accepted',
-        at: row.createdAt,
-        data: row.parentId ? { parentId: row.parentId } : {},
-      });
-    }
-    return { id: row.id, created: true, status: row.status, inputHash: row.inputHash };
   }
 
   private insertEvent(event: NewActivityEvent): void {
@@ -673,7 +684,9 @@ export class SqliteStore implements Store {
             return { outcome: 'skipped', activeInstanceId: active.id };
           }
         }
-        const inserted = this.insertOne(request.instance);
+        const outcomes: InsertOutcome[] = [];
+        this.insertSingle([request.instance], 0, outcomes);
+        const inserted = outcomes[0]!;
         this.stmt.insertSlot.run(integrationId, slotAt, 'fired', inserted.id, now);
         this.pruneSlots(integrationId);
         return { outcome: 'fired', instanceId: inserted.id };
@@ -791,16 +804,58 @@ function filterSql(filter: InstanceFilter): { where: string; params: unknown[] }
   return { where: where.length > 0 ? where.join(' AND ') : '1 = 1', params };
 }
 
+/** Rows per INSERT statement of insertInstances (22 parameters each). */
+const INSERT_GROUP = 50;
+
+function insertSql(rows: number): string {
+  // run = 1, attempt = 0; run_started_at and updated_at are created_at.
+  const values = '(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  return `INSERT INTO instances (id, integration_id, mode, status, input, input_hash, output, error, run,
+      run_started_at, attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id,
+      created_at, updated_at, run_at, started_at, finished_at, duration_ms)
+    VALUES ${Array.from({ length: rows }, () => values).join(', ')}
+    ON CONFLICT DO NOTHING`;
+}
+
+/** The parameters of one row of insertSql, in its column order. */
+function pushInsertParams(params: unknown[], row: NewInstance): void {
+  const [t1, t2, t3] = trackingSlots(row.tracking);
+  let tracking: string | null = null;
+  for (const _ in row.tracking) {
+    tracking = JSON.stringify(row.tracking);
+    break;
+  }
+  params.push(
+    row.id,
+    row.integrationId,
+    row.mode,
+    row.status,
+    row.inputJson,
+    row.inputHash,
+    row.outputJson ?? null,
+    row.error ? JSON.stringify(row.error) : null,
+    row.createdAt,
+    tracking,
+    t1,
+    t2,
+    t3,
+    row.orderingKey,
+    row.idempotencyKey,
+    row.parentId,
+    row.createdAt,
+    row.createdAt,
+    row.runAt,
+    row.startedAt ?? null,
+    row.finishedAt ?? null,
+    row.durationMs ?? null,
+  );
+}
+
 function prepare(db: Database.Database) {
   return {
-    insertInstance: db.prepare(`
-      INSERT INTO instances (id, integration_id, mode, status, input, input_hash, output, error, run, run_started_at,
-        attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at,
-        updated_at, run_at, started_at, finished_at, duration_ms)
-      VALUES (@id, @integration_id, @mode, @status, @input, @input_hash, @output, @error, 1, @created_at,
-        0, @tracking, @track_1, @track_2, @track_3, @ordering_key, @idempotency_key, @parent_id, @created_at,
-        @created_at, @run_at, @started_at, @finished_at, @duration_ms)
-      ON CONFLICT DO NOTHING`),
+    insertInstance: db.prepare(insertSql(1)),
+    insertGroup: db.prepare(insertSql(INSERT_GROUP)),
+    idExists: db.prepare('SELECT 1 FROM instances WHERE id = ?'),
     byIdempotencyKey: db.prepare(
       'SELECT id, status, input_hash FROM instances WHERE integration_id = ? AND idempotency_key = ?',
     ),
