@@ -103,7 +103,9 @@ async function* drain(stream: Readable, skipped: RawRecord[]): AsyncGenerator<Ra
       return;
     }
     if (batch.length > 0) yield batch;
-    await readable(stream);
+    // While the batch was consumed the event loop ran: the parser may have buffered more records
+    // (its 'readable' then went unheard) or ended. Wait only when neither happened.
+    if (stream.readableLength === 0 && !stream.readableEnded && !stream.destroyed) await readable(stream);
   }
 }
 
