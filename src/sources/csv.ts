@@ -1,5 +1,5 @@
 import { pipeline, Readable } from 'node:stream';
-import { type Options as CsvOptions, parse } from 'csv-parse';
+import { type Options as CsvOptions, Parser } from 'csv-parse';
 import type { z } from 'zod';
 import type { ByteFile, ByteInput } from './bytes.js';
 import { type RawRecord, type RecordOf, RecordSource, type SourceOptions } from './source.js';
@@ -56,26 +56,36 @@ async function* readCsv(
     // A malformed record is reported and skipped rather than ending the batch.
     skip_records_with_error: true,
     columns: options.columns ?? ((header: string[]) => header.map((h) => rename(h.trim()))),
-    on_record: ((record: Record<string, unknown>, context: { lines: number }): Parsed => {
-      // context.lines is the line where the record ends; a quoted value may span lines.
-      let spanned = 0;
-      for (const key in record) {
-        const value = record[key];
-        if (typeof value === 'string' && value.includes('\n')) spanned += value.split('\n').length - 1;
-      }
-      return { value: record, line: context.lines - spanned };
-    }) as never,
     on_skip: (error) => {
       const line = (error as { lines?: number } | undefined)?.lines ?? 0;
       skipped.push({ value: undefined, line, error: error?.message ?? 'unreadable record' });
       return undefined;
     },
   };
-  const parser = parse(csvOptions);
+  const parser = new LineParser(csvOptions);
   const bytes = file.chunks instanceof Readable ? file.chunks : Readable.from(file.chunks);
   // pipeline forwards a read error of the file into the parser, where the loop below sees it.
   pipeline(bytes, parser, () => {});
   yield* drain(parser, skipped);
+}
+
+/**
+ * csv-parse's stream, handing out each record with its line. The parser pushes a record as soon
+ * as it is complete, so `info.lines` is then the line where the record ends (a quoted value may
+ * span lines). An `on_record` hook would say the same, but csv-parse builds a full info object
+ * for every call of it.
+ */
+class LineParser extends Parser {
+  override push(record: unknown, encoding?: BufferEncoding): boolean {
+    if (record === null) return super.push(null, encoding);
+    const value = record as Record<string, unknown>;
+    let spanned = 0;
+    for (const key in value) {
+      const field = value[key];
+      if (typeof field === 'string' && field.includes('\n')) spanned += field.split('\n').length - 1;
+    }
+    return super.push({ value, line: this.info.lines - spanned } satisfies Parsed);
+  }
 }
 
 /** Reads everything the parser has buffered per wake-up, as one batch. */
@@ -91,7 +101,7 @@ async function* drain(stream: Readable, skipped: RawRecord[]): AsyncGenerator<Ra
         hadSkips = true;
         batch.push(...skipped.splice(0));
       }
-      batch.push({ value: item.value, line: item.line });
+      batch.push(item);
     }
     // A skipped record is reported from a callback while the records around it wait in the
     // parser's buffer: restore file order.
@@ -103,7 +113,9 @@ async function* drain(stream: Readable, skipped: RawRecord[]): AsyncGenerator<Ra
       return;
     }
     if (batch.length > 0) yield batch;
-    await readable(stream);
+    // While the batch was consumed the event loop ran: the parser may have buffered more records
+    // (its 'readable' then went unheard) or ended. Wait only when neither happened.
+    if (stream.readableLength === 0 && !stream.readableEnded && !stream.destroyed) await readable(stream);
   }
 }
 

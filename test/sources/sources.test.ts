@@ -99,6 +99,38 @@ describe('csvSource', () => {
   });
 });
 
+describe('every source, read by a consumer that waits on I/O between batches', () => {
+  // A consumer that commits each batch (an fsync, a database round trip) lets the event loop run
+  // between batches: the stream can end, or buffer more, while nobody listens.
+  const count = 20_000;
+  const lines = Array.from({ length: count }, (_, i) => ({ n: i + 1 }));
+  const files = {
+    csv: ['n', ...lines.map((l) => String(l.n))].join('\n'),
+    jsonl: lines.map((l) => JSON.stringify(l)).join('\n'),
+    json: JSON.stringify(lines),
+  };
+  const sources = {
+    csv: (path: string) => csvSource(path, { schema: z.object({ n: z.coerce.number() }) }),
+    jsonl: (path: string) => jsonLinesSource(path),
+    json: (path: string) => jsonArraySource(path),
+  };
+  for (const format of ['csv', 'jsonl', 'json'] as const) {
+    it(`reads every ${format} record to the end`, async () => {
+      const path = join(dir.path, `slow-consumer.${format}`);
+      writeFileSync(path, files[format]);
+      const source = sources[format](path);
+      let read = 0;
+      let last = 0;
+      for await (const batch of source.batches()) {
+        read += batch.length;
+        last = (batch.at(-1) as { n: number }).n;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      expect({ read, last }).toEqual({ read: count, last: count });
+    }, 15_000);
+  }
+});
+
 describe('jsonLinesSource', () => {
   it('reads one value per line across chunk boundaries, reporting bad lines', async () => {
     const text =

@@ -88,6 +88,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getEvents({ limit: 10 })).toHaveLength(2);
     });
 
+    it('tells created rows from repeated keys in a large insert, announcing only the created ones', async () => {
+      const earlier = Array.from({ length: 5 }, (_, i) => newRow({ idempotencyKey: `key-${i * 20}` }));
+      await store.insertInstances(earlier);
+      // 130 rows: every 20th repeats a key stored before, every 20th + 1 repeats a key of this insert.
+      const rows = Array.from({ length: 130 }, (_, i) =>
+        newRow({ idempotencyKey: i % 20 === 1 ? `key-${i - 1}` : `key-${i}`, announce: i % 2 === 0 }),
+      );
+      const outcomes = await store.insertInstances(rows);
+      const expected = rows.map((row, i) => {
+        if (i % 20 === 0 && i < 100) return { id: earlier[i / 20]!.id, created: false };
+        if (i % 20 === 1)
+          return { id: i <= 100 ? earlier[(i - 1) / 20]!.id : rows[i - 1]!.id, created: false };
+        return { id: row.id, created: true };
+      });
+      expect(outcomes.map(({ id, created }) => ({ id, created }))).toEqual(expected);
+      expect(await store.countInstances({})).toBe(5 + expected.filter((e) => e.created).length);
+      const announced = rows.filter((row, i) => expected[i]!.created && row.announce);
+      const events = await store.getEvents({ limit: 1_000 });
+      expect(events.length).toBe(5 + announced.length);
+      expect(events.slice(5).map((e) => e.instanceId)).toEqual(announced.map((row) => row.id));
+    });
+
     it('claims due instances in accept order, up to the limit, for known integrations only', async () => {
       const rows = [
         newRow(),
@@ -111,6 +133,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.nextDueAt(['orders'])).toBe(T0 + 5_000);
       const later = await store.claim(claimOf('w2', 10, T0 + 5_000));
       expect(later.map((c) => c.instance.id)).toEqual([rows[3]!.id]);
+    });
+
+    it('claims across integrations in (run_at, accept) order, past the backlog of others', async () => {
+      const backlog = Array.from({ length: 30 }, () => newRow({ integrationId: 'elsewhere' }));
+      const rows = [
+        newRow({ runAt: T0 + 5 }),
+        newRow({ integrationId: 'invoices', runAt: T0 + 3 }),
+        newRow({ runAt: T0 + 2 }),
+        newRow({ integrationId: 'invoices', runAt: T0 + 1 }),
+        newRow({ integrationId: 'invoices', runAt: T0 + 9_000 }),
+        newRow({ runAt: T0 + 7_000 }),
+      ];
+      await store.insertInstances([...backlog, ...rows]);
+      // The three due first (a claim hands them out in accept order).
+      const first = await store.claim(claimOf('w1', 3));
+      expect(first.map((c) => c.instance.id)).toEqual([rows[1]!.id, rows[2]!.id, rows[3]!.id]);
+      const second = await store.claim(claimOf('w1', 3));
+      expect(second.map((c) => c.instance.id)).toEqual([rows[0]!.id]);
+      expect(await store.nextDueAt(['orders', 'invoices'])).toBe(T0 + 7_000);
+      expect(await store.nextDueAt(['invoices'])).toBe(T0 + 9_000);
+      expect(await store.nextDueAt(['elsewhere'])).toBe(T0);
+      expect(await store.countInstances({ status: 'queued' })).toBe(32);
     });
 
     it('never hands one instance to two concurrent claimers', async () => {

@@ -20,7 +20,7 @@ describe('SqliteStore', () => {
     await store.close();
     const reopened = new SqliteStore({ path });
     const versions = reopened.db.prepare('SELECT version FROM schema_migrations').all();
-    expect(versions).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(versions).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
     expect(await reopened.countInstances({})).toBe(1);
     await reopened.close();
     await expect(reopened.getInstance('x')).rejects.toMatchObject({ code: 'store-closed' });

@@ -122,4 +122,16 @@ CREATE INDEX instances_scheduled_active ON instances (integration_id)
 CREATE INDEX instances_parent_status ON instances (parent_id, status) WHERE parent_id IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    name: 'due instances per integration',
+    sql: `
+-- A claim and the next-due query ask for the due instances of the integrations this process runs.
+-- Along (run_at, seq) they walked past every due row of the other integrations, reading each row's
+-- integration_id from the table: a process that runs a fan-out parent but not its children scanned
+-- the whole backlog of children at every poll. Per integration, each asks for its first rows only.
+DROP INDEX instances_due;
+CREATE INDEX instances_due ON instances (integration_id, run_at, seq) WHERE status IN ('queued', 'retrying');
+`,
+  },
 ];
