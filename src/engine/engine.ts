@@ -281,6 +281,11 @@ export class Engine {
     options: AcceptOptions = {},
     /** False for fan-out children: a repeated start returns the child already there, unchecked. */
     hashed = true,
+    /**
+     * True when `input` is already the output of the integration's input schema (a record source
+     * with that very schema): parsing it again would apply transforms twice.
+     */
+    validated = false,
   ): NewInstance {
     const id = typeof integrationRef === 'string' ? integrationRef : integrationRef?.id;
     if (typeof integrationRef === 'object' && !isIntegration(integrationRef))
@@ -291,7 +296,9 @@ export class Engine {
     const value =
       integration.mode === 'scheduled'
         ? checkScheduledInput(integration.parameters ?? {}, input)
-        : validateInput(integration, input);
+        : validated
+          ? input
+          : validateInput(integration, input);
     const inputJson = toStoredJson(value, `The input of "${integration.id}"`);
     const now = this.clock.now();
     const def = integration as AsyncDefinition<any>;
@@ -415,6 +422,9 @@ export class Engine {
         if (this.runnableIds.includes(rows[0]!.integrationId)) this.wake();
         onChunk?.({ count, created });
       };
+      const target = this.integrations.get(typeof integration === 'string' ? integration : integration?.id);
+      const validated =
+        isRecordSource(inputs) && target?.input !== undefined && inputs.validatedBy(target.input);
       const prepareChild = (input: unknown): NewInstance => {
         const row = this.prepare(
           integration,
@@ -425,6 +435,7 @@ export class Engine {
             parentId: parent.id,
           },
           false,
+          validated,
         );
         row.announce = false;
         count++;

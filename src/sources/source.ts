@@ -81,6 +81,11 @@ export class RecordSource<T> implements AsyncIterable<T> {
     for await (const batch of this.batches()) yield* batch;
   }
 
+  /** True when every record this source yields has already been parsed by `schema`. */
+  validatedBy(schema: unknown): boolean {
+    return this.schema !== undefined && this.schema === schema;
+  }
+
   /** What was read so far (complete once iteration has finished). */
   report(): RecordReport {
     return {

@@ -6,6 +6,7 @@
 
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import { writeFile as writeFileAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -128,4 +129,50 @@ describe('batch: 100,000 CSV records', () => {
       await t.close();
     }
   }, 300_000);
+});
+
+describe('batch: a source that shares its schema with the child', () => {
+  it('hands each child the record as the schema made it, without parsing it a second time', async () => {
+    const file = join(dir.path, 'cents.csv');
+    await writeFileAsync(file, 'sku,price\nA-1,12.50\nB-2,0.99\nC-3,free\n');
+    // Not idempotent: a second parse would see a number where the schema expects a string.
+    const Line = z.object({
+      sku: z.string(),
+      price: z
+        .string()
+        .regex(/^\d+\.\d\d$/)
+        .transform((p) => Math.round(Number(p) * 100)),
+    });
+    const seen: unknown[] = [];
+    const priceLine = defineIntegration({
+      id: 'price-line',
+      mode: 'async',
+      input: Line,
+      handler: (ctx) => {
+        seen.push(ctx.input);
+      },
+    });
+    const importPrices = defineIntegration({
+      id: 'import-prices',
+      mode: 'async',
+      handler: (ctx) =>
+        ctx.startMany(priceLine, csvSource(file, { schema: Line }), { await: 'children', checkEveryMs: 50 }),
+    });
+    const t = await testEngine([importPrices, priceLine]);
+    try {
+      const { instanceId } = await t.engine.accept('import-prices', {});
+      const parent = await waitForStatus(t.engine, instanceId, ['succeeded', 'failed'], 20_000);
+      expect(parent.status).toBe('succeeded');
+      expect(parent.output).toMatchObject({ count: 2, invalid: { invalid: 1 }, children: { succeeded: 2 } });
+      expect(seen).toEqual(
+        expect.arrayContaining([
+          { sku: 'A-1', price: 1250 },
+          { sku: 'B-2', price: 99 },
+        ]),
+      );
+      expect(seen).toHaveLength(2);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
 });
