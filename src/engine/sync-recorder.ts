@@ -69,7 +69,7 @@ export class SyncRecorder {
     if (batch.length === 0) return Promise.resolve();
     this.writing = (async () => {
       try {
-        await this.store.insertInstances(batch);
+        await this.store.insertInstances(batch, { flush: false });
       } catch (error) {
         this.logger.warn({ err: error, records: batch.length }, 'writing sync monitoring records failed');
       } finally {

@@ -258,9 +258,18 @@ export type FireOutcome =
   /** Another process handled this slot, or a later one: nothing was written. */
   | { outcome: 'taken' };
 
+export interface InsertOptions {
+  /**
+   * False for records whose loss in a power cut costs only a statistic (sync monitoring records):
+   * the commit does not wait for the disk flush. Durable work committed later still flushes
+   * everything before it. Default true.
+   */
+  flush?: boolean;
+}
+
 export interface Store {
   /** Inserts instances in one transaction, with an `accepted` event each; a repeated idempotency key returns the existing instance. */
-  insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]>;
+  insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]>;
   /** Claims due queued/retrying instances, and running ones whose lease expired, in accept order per ordering key. */
   claim(request: ClaimRequest): Promise<ClaimedInstance[]>;
   /** Renews leases; returns the ids whose lease was lost (taken over, cancelled or finished elsewhere). */

@@ -76,6 +76,17 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getInstance('missing')).toBeNull();
     });
 
+    it('stores rows inserted without a disk flush like any other, repeated keys included', async () => {
+      const rows = [newRow({ idempotencyKey: 'stat-1' }), newRow()];
+      const outcomes = await store.insertInstances(rows, { flush: false });
+      expect(outcomes.map((o) => o.created)).toEqual([true, true]);
+      const [again] = await store.insertInstances([newRow({ idempotencyKey: 'stat-1' })], { flush: false });
+      expect(again).toMatchObject({ id: rows[0]!.id, created: false });
+      await store.insertInstances([newRow()]);
+      expect(await store.countInstances({})).toBe(3);
+      expect(await store.getInstance(rows[1]!.id)).toMatchObject({ status: 'queued' });
+    });
+
     it('returns the existing instance for a repeated idempotency key, per integration', async () => {
       const first = newRow({ idempotencyKey: 'key-1', inputHash: 'h1' });
       const again = newRow({ idempotencyKey: 'key-1', inputHash: 'h2' });

@@ -44,6 +44,16 @@ describe('PostgresStore', () => {
     expect(woken).toBeGreaterThan(0);
   });
 
+  it('skips the commit flush only inside the transaction of an insert without a flush', async () => {
+    const store = await PostgresStore.open({ url, schema: `noflush_${process.pid}`, poolSize: 1 });
+    opened.push(store);
+    await store.insertInstances([newRow(), newRow()], { flush: false });
+    // One pooled connection: the one the insert used. SET LOCAL ended with its transaction.
+    const { rows } = await store.pool.query('SHOW synchronous_commit');
+    expect(rows).toEqual([{ synchronous_commit: 'on' }]);
+    expect(await store.countInstances({})).toBe(2);
+  });
+
   it('works in a schema named like a keyword', async () => {
     const store = await PostgresStore.open({ url, schema: 'full' });
     opened.push(store);

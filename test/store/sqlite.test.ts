@@ -25,4 +25,20 @@ describe('SqliteStore', () => {
     await reopened.close();
     await expect(reopened.getInstance('x')).rejects.toMatchObject({ code: 'store-closed' });
   });
+
+  it('skips the fsync only for an insert without a flush, and is back to FULL after it, even after a failure', async () => {
+    const store = new SqliteStore({ path: join(dir.path, 'no-flush.db') });
+    await store.insertInstances([newRow()], { flush: false });
+    expect(store.db.pragma('synchronous', { simple: true })).toBe(2);
+    const broken = newRow({ integrationId: null as unknown as string });
+    await expect(store.insertInstances([broken], { flush: false })).rejects.toThrow(/NOT NULL/);
+    expect(store.db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(await store.countInstances({})).toBe(1);
+    await store.close();
+    // A store opened without fsyncs is not raised to them either.
+    const relaxed = new SqliteStore({ path: join(dir.path, 'relaxed.db'), synchronous: 'OFF' });
+    await relaxed.insertInstances([newRow()], { flush: false });
+    expect(relaxed.db.pragma('synchronous', { simple: true })).toBe(0);
+    await relaxed.close();
+  });
 });

@@ -31,6 +31,7 @@ import type {
   EventStreamRequest,
   FireOutcome,
   FireRequest,
+  InsertOptions,
   InsertOutcome,
   InstanceFilter,
   IntegrationStats,
@@ -226,8 +227,15 @@ export class PostgresStore implements Store {
     return db.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, this.schema]);
   }
 
-  async insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]> {
+  async insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]> {
     if (rows.length === 0) return [];
+    if (options?.flush === false) {
+      return this.tx(async (client) => {
+        // This transaction only: its commit does not wait for the WAL flush.
+        await client.query('SET LOCAL synchronous_commit TO off');
+        return this.insertRows(client, rows);
+      });
+    }
     return this.tx((client) => this.insertRows(client, rows));
   }
 

@@ -32,6 +32,7 @@ import type {
   EventStreamRequest,
   FireOutcome,
   FireRequest,
+  InsertOptions,
   InsertOutcome,
   InstanceFilter,
   IntegrationStats,
@@ -73,12 +74,14 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private closed = false;
   private readonly stmt: ReturnType<typeof prepare>;
+  private readonly synchronous: NonNullable<SqliteStoreOptions['synchronous']>;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.synchronous = options.synchronous ?? 'FULL';
+    this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = OFF');
     this.db.pragma(`cache_size = -${options.cacheKiB ?? 16_384}`);
@@ -90,8 +93,21 @@ export class SqliteStore implements Store {
     if (this.closed) throw new StoreClosedError();
   }
 
-  async insertInstances(rows: NewInstance[]): Promise<InsertOutcome[]> {
+  async insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]> {
     this.open();
+    // In WAL mode NORMAL skips the commit's fsync; the next FULL commit syncs these frames too.
+    if (options?.flush === false && this.synchronous === 'FULL') {
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        return this.insertRows(rows);
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
+    }
+    return this.insertRows(rows);
+  }
+
+  private insertRows(rows: NewInstance[]): InsertOutcome[] {
     return this.db.transaction(() => {
       const outcomes: InsertOutcome[] = [];
       let at = 0;
