@@ -9,8 +9,41 @@ import type { Json } from './model.js';
  */
 export function toStoredJson(value: unknown, what: string): string {
   if (value === undefined) return 'null';
-  check(value, what, '$', new Set());
+  // The walk that names the offending path (and tracks cycles) runs only when the quick one fails.
+  if (!storable(value, 0)) check(value, what, '$', new Set());
   return JSON.stringify(value);
+}
+
+/** Deeper than this, the quick walk gives up and the full one decides (a cycle or just deep). */
+const QUICK_DEPTH = 64;
+
+/** True when `value` is surely storable as it is; false when in doubt. Allocates nothing per key. */
+function storable(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= QUICK_DEPTH) return false;
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!storable(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(value)) {
+    if (!storable((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 function check(value: unknown, what: string, path: string, seen: Set<object>): void {
