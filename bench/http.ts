@@ -7,12 +7,15 @@
  *   (a) a sync route that calls a local backend   vs  a bare Fastify proxy of the same backend
  *   (b) durable async accepts (202 after commit)   vs  a bare Fastify route answering 202 unstored
  *
+ * Each comparison's figure is the median of per-round ratios (a round of Tandem against the
+ * baseline's round just before it), beside the ratio of server CPU per request (from /proc).
+ *
  * Run: npm run bench:http
  *   BENCH_SECONDS (5 per round) BENCH_ROUNDS (3) BENCH_CONNECTIONS (50) BENCH_WARMUP_SECONDS (2)
  *   BENCH_ONLY=a or b: one comparison only
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +38,7 @@ interface Target {
   post: boolean;
   port: number;
   process?: ChildProcess;
-  rounds: { rps: number; p99: number; non2xx: number; errors: number }[];
+  rounds: { rps: number; p99: number; non2xx: number; errors: number; cpuUs: number }[];
 }
 
 function startServer(role: string, port: number, backend = ''): Promise<ChildProcess> {
@@ -76,6 +79,16 @@ function load(target: Target, seconds: number): Promise<any> {
   });
 }
 
+/** CPU time (user + system) a process has used, in µs; NaN where /proc is not there. */
+function cpuUsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks of 10 ms
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Starts the targets, warms each, then loads them in alternating rounds. */
@@ -86,12 +99,14 @@ async function compare(targets: Omit<Target, 'port' | 'rounds'>[], backend = '')
     for (const t of running) await load(t, WARMUP_SECONDS);
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of running) {
+        const cpuBefore = cpuUsOf(t.process?.pid);
         const r = await load(t, SECONDS);
         t.rounds.push({
           rps: r.requests.average,
           p99: r.latency.p99,
           non2xx: r.non2xx,
           errors: r.errors + r.timeouts,
+          cpuUs: (cpuUsOf(t.process?.pid) - cpuBefore) / r.requests.total,
         });
       }
     }
@@ -101,21 +116,28 @@ async function compare(targets: Omit<Target, 'port' | 'rounds'>[], backend = '')
   for (const t of running) {
     const rps = median(t.rounds.map((r) => r.rps));
     const p99 = median(t.rounds.map((r) => r.p99));
+    const cpu = median(t.rounds.map((r) => r.cpuUs));
     const bad = t.rounds.reduce((n, r) => n + r.non2xx + r.errors, 0);
     const all = t.rounds.map((r) => r.rps.toFixed(0)).join(' / ');
     console.log(
-      `| ${t.name} | ${rps.toFixed(0)} | ${p99} | ${all} |${bad > 0 ? ` ${bad} non-2xx or errors |` : ''}`,
+      `| ${t.name} | ${rps.toFixed(0)} | ${p99} | ${cpu.toFixed(0)} | ${all} |${bad > 0 ? ` ${bad} non-2xx or errors |` : ''}`,
     );
   }
   return running;
 }
 
+/**
+ * Ratios of rounds loaded minutes apart are at the mercy of the neighbours; each round's ratio is
+ * taken against the baseline's round just before it, and the median of those is the figure. The
+ * servers' CPU per request is the second view: what each process itself spent, whatever the load.
+ */
 function summary(label: string, tandem: Target, baseline: Target, aim: number) {
-  const rps = (t: Target) => median(t.rounds.map((r) => r.rps));
+  const ratios = tandem.rounds.map((r, i) => r.rps / baseline.rounds[i]!.rps);
+  const cpuRatio = median(tandem.rounds.map((r, i) => baseline.rounds[i]!.cpuUs / r.cpuUs));
   const p99 = (t: Target) => median(t.rounds.map((r) => r.p99));
-  const ratio = rps(tandem) / rps(baseline);
   console.log(
-    `${label}: ${ratio.toFixed(2)}× req/s (aim ≥ ${aim}×), p99 ${p99(tandem)} ms vs ${p99(baseline)} ms`,
+    `${label}: ${median(ratios).toFixed(2)}× req/s (aim ≥ ${aim}×; rounds ${ratios.map((r) => r.toFixed(2)).join(' / ')}), ` +
+      `server CPU per request: baseline's / Tandem's ${cpuRatio.toFixed(2)}×, p99 ${p99(tandem)} ms vs ${p99(baseline)} ms`,
   );
 }
 
@@ -123,8 +145,10 @@ async function main() {
   console.log(
     `npm run bench:http — ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${SECONDS} s per target (median), ${WARMUP_SECONDS} s warm-up\n`,
   );
-  console.log('| target | req/s (median) | p99 ms (median) | req/s per round |');
-  console.log('|---|---:|---:|---|');
+  console.log(
+    '| target | req/s (median) | p99 ms (median) | server CPU µs/request (median) | req/s per round |',
+  );
+  console.log('|---|---:|---:|---:|---|');
   let a: Target[] = [];
   const backend = ONLY === 'b' ? undefined : await startServer('backend', 4099);
   if (backend)
