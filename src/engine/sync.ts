@@ -10,7 +10,6 @@ import type { Logger } from 'pino';
 import { type Call, makeCaller } from '../connections/caller.js';
 import {
   type AnyIntegration,
-  type IntegrationInput,
   type StartedInstance,
   type Starter,
   type SyncContext,
@@ -137,56 +136,38 @@ export class SyncRunner {
     const startedAt = clock.now();
     const instanceId = uuidv7(startedAt);
     const deadlineMs = this.deadlineOf(integration);
-    const controller = new AbortController();
-    const handOff = new HandOff(this.engine, instanceId);
-    let caller: Call | undefined;
-    const ctx: SyncContext<unknown, any, any> = {
-      instanceId,
-      integrationId: integration.id,
-      input: call.input,
-      params: call.params ?? {},
-      query: call.query ?? {},
-      headers: call.headers ?? {},
-      signal: controller.signal,
-      start: handOff.start,
-      startMany: handOff.startMany,
-      // Made on the first call: many sync handlers call no connection at all.
-      call: (connection, method, path, options) => {
-        caller ??= makeCaller({
-          instanceId,
-          attempt: 1,
-          signal: controller.signal,
-          connections: this.engine.connections,
-        });
-        return caller(connection, method, path, options);
-      },
-    };
+    const ctx = new SyncCallContext(this.engine, integration.id, instanceId, call);
 
     let result: SyncResult;
     let cause: unknown = null;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const expired = new Promise<never>((_, reject) => {
+      // One promise for the handler's answer and the deadline (no race of two). The handler is
+      // called at once, not in a microtask: one that throws before its first await rejects it
+      // like one that throws after.
+      const answer = await new Promise<unknown>((resolve, reject) => {
         timer = setTimeout(() => {
           const error = new DeadlineExceededError(deadlineMs);
-          controller.abort(error);
+          ctx.expire(error);
           reject(error);
         }, deadlineMs);
+        const value = callHandler(integration, ctx as unknown as SyncContext<unknown, any, any>);
+        // Not resolve(value): a promise handed to resolve() locks the outcome, and the deadline's
+        // reject would then be ignored.
+        if (isThenable(value)) value.then(resolve, reject);
+        else resolve(value);
       });
-      // Called at once (not in a microtask): a handler that throws before its first await rejects
-      // `answer` like one that throws after it.
-      const answer = await Promise.race([callHandler(integration, ctx), expired]);
       clearTimeout(timer);
       // Once the handler has answered, later start() calls (from work it left running) are refused.
-      handOff.close();
+      ctx.close();
       const ready = prepareAnswer(instanceId, answer);
-      const started = await handOff.commit();
+      const started = await ctx.commit();
       result = { ...ready, started };
     } catch (thrown) {
       clearTimeout(timer);
-      handOff.close();
+      ctx.close();
       cause = thrown;
-      result = this.failure(integration, instanceId, thrown, handOff.committing);
+      result = this.failure(integration, instanceId, thrown, ctx.committing);
     }
     if (!result.ok) this.logFailure(integration, result, cause);
     this.record(integration, call, instanceId, startedAt, result, cause);
@@ -314,6 +295,14 @@ export class SyncRunner {
   }
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
 function callHandler(integration: SyncIntegration, ctx: SyncContext<unknown, any, any>): unknown {
   try {
     return integration.handler(ctx);
@@ -322,66 +311,138 @@ function callHandler(integration: SyncIntegration, ctx: SyncContext<unknown, any
   }
 }
 
-/** Buffers a sync handler's starts and commits them together. */
-class HandOff {
-  private rows: NewInstance[] = [];
-  private open = true;
+type CallArgs = Call extends (...args: infer A) => unknown ? A : never;
+
+/**
+ * The `ctx` of a sync handler, one object per call: its methods live on the prototype and are bound
+ * on first read (a handler may take them apart), the AbortController is made only when the signal
+ * is read or a connection is called, and the hand-off buffer only on the first start. Most sync
+ * handlers read their input, call one thing and answer: they should not pay for the rest.
+ */
+class SyncCallContext {
+  readonly input: unknown;
+  readonly params: Record<string, unknown>;
+  readonly query: Record<string, unknown>;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** Set while the hand-off commits: a failure then is a refused hand-off, not a handler failure. */
   committing = false;
+  private controller: AbortController | undefined;
+  private expired: Error | undefined;
+  private open = true;
+  /** The starts buffered for the hand-off. */
+  private rows: NewInstance[] | undefined;
+  private caller: Call | undefined;
+  private bound: Partial<Record<'start' | 'startMany' | 'call', unknown>> | undefined;
 
   constructor(
     private readonly engine: Engine,
-    private readonly parentId: string,
-  ) {}
+    readonly integrationId: string,
+    readonly instanceId: string,
+    call: SyncCall,
+  ) {
+    this.input = call.input;
+    this.params = call.params ?? {};
+    this.query = call.query ?? {};
+    this.headers = call.headers ?? {};
+  }
 
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.expired) this.controller.abort(this.expired);
+    }
+    return this.controller.signal;
+  }
+
+  get start(): Starter['start'] {
+    return this.bind('start', this.startOne);
+  }
+
+  get startMany(): Starter['startMany'] {
+    return this.bind('startMany', this.startSeveral);
+  }
+
+  get call(): SyncContext<unknown>['call'] {
+    return this.bind('call', this.callConnection);
+  }
+
+  /** The deadline passed: fires the signal (now, or when it is first read). */
+  expire(error: Error): void {
+    this.expired = error;
+    this.controller?.abort(error);
+  }
+
+  /** The handler has answered (or failed): it can start nothing more. */
   close(): void {
     this.open = false;
+  }
+
+  /** Commits every buffered start in one transaction; returns how many were new. */
+  async commit(): Promise<number> {
+    if (!this.rows || this.rows.length === 0) return 0;
+    this.committing = true;
+    const accepted = await this.engine.commit(this.rows);
+    this.committing = false;
+    return accepted.filter((a) => a.created).length;
+  }
+
+  private bind<F extends (...args: any[]) => any>(name: 'start' | 'startMany' | 'call', method: F): any {
+    this.bound ??= {};
+    this.bound[name] ??= method.bind(this);
+    return this.bound[name];
   }
 
   private ensureOpen(): void {
     if (!this.open) {
       throw new TandemError(
         'invalid-state',
-        `Sync instance "${this.parentId}" has already answered (or missed its deadline); it can start nothing more`,
-        { instanceId: this.parentId },
+        `Sync instance "${this.instanceId}" has already answered (or missed its deadline); it can start nothing more`,
+        { instanceId: this.instanceId },
       );
     }
   }
 
-  readonly start: Starter['start'] = async (integration, input, options) => {
+  private async startOne(
+    integration: AnyIntegration | string,
+    input: unknown,
+    options?: { idempotencyKey?: string },
+  ): Promise<StartedInstance> {
     this.ensureOpen();
-    const row = this.engine.prepare(integration as AnyIntegration | string, input, {
-      parentId: this.parentId,
+    const row = this.engine.prepare(integration, input, {
+      parentId: this.instanceId,
       ...(options?.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
     });
+    this.rows ??= [];
     this.rows.push(row);
-    return { instanceId: row.id, created: true } satisfies StartedInstance;
-  };
+    return { instanceId: row.id, created: true };
+  }
 
-  readonly startMany: Starter['startMany'] = async <T extends AnyIntegration>(
-    integration: T | string,
-    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
-  ) => {
+  private async startSeveral(
+    integration: AnyIntegration | string,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+  ): Promise<{ count: number; created: number }> {
     this.ensureOpen();
     const rows: NewInstance[] = [];
     for await (const input of inputs as AsyncIterable<unknown>) {
       this.ensureOpen();
       // No idempotency keys: a sync instance runs once, so there is no earlier attempt to dedupe.
-      rows.push(
-        this.engine.prepare(integration as AnyIntegration | string, input, { parentId: this.parentId }),
-      );
+      rows.push(this.engine.prepare(integration, input, { parentId: this.instanceId }));
     }
     // All or nothing: the rows join the hand-off only once every input was valid.
+    this.rows ??= [];
     this.rows.push(...rows);
     return { count: rows.length, created: rows.length };
-  };
+  }
 
-  /** Commits every buffered start in one transaction; returns how many were new. */
-  async commit(): Promise<number> {
-    if (this.rows.length === 0) return 0;
-    this.committing = true;
-    const accepted = await this.engine.commit(this.rows);
-    this.committing = false;
-    return accepted.filter((a) => a.created).length;
+  private callConnection(...args: CallArgs): ReturnType<Call> {
+    // Made on the first call: many sync handlers call no connection at all.
+    this.caller ??= makeCaller({
+      instanceId: this.instanceId,
+      attempt: 1,
+      signal: this.signal,
+      connections: this.engine.connections,
+    });
+    return this.caller(...args);
   }
 }
 
