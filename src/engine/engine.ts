@@ -144,6 +144,17 @@ const DEFAULTS = {
   shutdownGraceMs: 10_000,
 };
 
+/** How `startMany` prepares its children (fan-out only). */
+export interface ChildPreparation {
+  /** False: a repeated start returns the child already there, unchecked. Default true. */
+  hashed?: boolean;
+  /**
+   * True when the input is already the output of the integration's input schema (a record source
+   * with that very schema): parsing it again would apply transforms twice. Default false.
+   */
+  validated?: boolean;
+}
+
 export class Engine {
   readonly store: Store;
   readonly clock: Clock;
@@ -279,14 +290,9 @@ export class Engine {
     integrationRef: string | AnyIntegration,
     input: unknown,
     options: AcceptOptions = {},
-    /** False for fan-out children: a repeated start returns the child already there, unchecked. */
-    hashed = true,
-    /**
-     * True when `input` is already the output of the integration's input schema (a record source
-     * with that very schema): parsing it again would apply transforms twice.
-     */
-    validated = false,
+    child: ChildPreparation = {},
   ): NewInstance {
+    const { hashed = true, validated = false } = child;
     const id = typeof integrationRef === 'string' ? integrationRef : integrationRef?.id;
     if (typeof integrationRef === 'object' && !isIntegration(integrationRef))
       throw new UnknownIntegrationError(String(id));
@@ -434,8 +440,7 @@ export class Engine {
             idempotencyKey: `${parent.id}:start:${call}:${String(count).padStart(10, '0')}`,
             parentId: parent.id,
           },
-          false,
-          validated,
+          { hashed: false, validated },
         );
         row.announce = false;
         count++;
