@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -11,19 +10,15 @@ import { type RunCommandOptions, runCommand } from './run.js';
 import { start } from './start.js';
 
 /**
- * `tandem dev`: `tandem start` under Node's watch mode, watching the config's folder (where the
- * integrations live), so that an edit restarts the server with the new code.
+ * `tandem dev`: `tandem start` under Node's watch mode, which restarts it when a module it loaded
+ * changes: the config and every integration file it imports. Not a whole folder: the SQLite store
+ * often lives beside the config, and its own writes would restart the server without end.
  */
-async function dev(args: string[], config: string | undefined): Promise<number> {
-  const file = resolve(config ?? 'tandem.config.ts');
+async function dev(args: string[]): Promise<number> {
   const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ['--watch-path', dirname(file), '--no-warnings', bin, 'start', ...args],
-    {
-      stdio: 'inherit',
-    },
-  );
+  const child = spawn(process.execPath, ['--watch', '--no-warnings', bin, 'start', ...args], {
+    stdio: 'inherit',
+  });
   const stop = () => child.kill('SIGTERM');
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -107,12 +102,13 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'dev') {
-      const { values } = parseArgs({
+      // Checked here, so that a wrong option is refused before the watcher starts.
+      parseArgs({
         args: rest,
         options: { port: { type: 'string' }, host: { type: 'string' }, config: { type: 'string' } },
         strict: true,
       });
-      return await dev(rest, values.config);
+      return await dev(rest);
     }
     if (command === 'run') {
       const { values, positionals } = parseArgs({
