@@ -53,7 +53,7 @@ const USAGE = `Usage: tandem <command> [options]
 
 Commands:
   start     Run the engine and the HTTP server
-  dev       Like start, and restart when a file in the config's folder changes
+  dev       Like start, and restart when the config or a module it imports changes
   run       Start an integration now and follow it to the end (progress on stderr, result on stdout):
               tandem run <integration> [--param name=value]... [--input <json>] [--no-wait] [--config <path>]
   instances ls [--integration id] [--status s] [--tracking value] [--limit n] [--cursor c]
