@@ -25,6 +25,9 @@ export type Call = <T = unknown>(
   options?: CallOptions,
 ) => Promise<T>;
 
+/** The arguments of a {@link Call}, for contexts that forward them. */
+export type CallArgs = Call extends (...args: infer A) => unknown ? A : never;
+
 export interface CallerOptions {
   instanceId: string;
   attempt: number;

@@ -3,7 +3,7 @@
  * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
  * everything it stores goes through the {@link WorkWriter}.
  */
-import { type Call, currentStep, makeCaller } from '../connections/caller.js';
+import { type Call, type CallArgs, currentStep, makeCaller } from '../connections/caller.js';
 import type { HttpConnection } from '../connections/http.js';
 import type {
   AnyIntegration,
@@ -242,8 +242,6 @@ export async function executeAttempt(
   });
   if (held) deps.observer?.finished?.(instance, outcome.kind, durationMs);
 }
-
-type CallArgs = Call extends (...args: infer A) => unknown ? A : never;
 
 /**
  * The `ctx` of an async or scheduled handler. An attempt makes this one object: its methods live on

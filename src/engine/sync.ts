@@ -7,7 +7,7 @@
  */
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Logger } from 'pino';
-import { type Call, makeCaller } from '../connections/caller.js';
+import { type Call, type CallArgs, makeCaller } from '../connections/caller.js';
 import {
   type AnyIntegration,
   type StartedInstance,
@@ -310,8 +310,6 @@ function callHandler(integration: SyncIntegration, ctx: SyncContext<unknown, any
     return Promise.reject(error);
   }
 }
-
-type CallArgs = Call extends (...args: infer A) => unknown ? A : never;
 
 /**
  * The `ctx` of a sync handler, one object per call: its methods live on the prototype and are bound
