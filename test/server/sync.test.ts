@@ -177,6 +177,26 @@ describe('sync triggers', () => {
     expect(await s.store.countInstances({ integrationId: 'fulfil-order' })).toBe(0);
   });
 
+  it('gives a handler that first reads its signal after the deadline one already aborted', async () => {
+    let seen: unknown = null;
+    const late = defineIntegration({
+      id: 'late-reader',
+      mode: 'sync',
+      route: 'POST /late-reader',
+      deadline: 50,
+      handler: async (ctx) => {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        seen = { aborted: ctx.signal.aborted, reason: ctx.signal.reason };
+        return 'too late';
+      },
+    });
+    const s = await start([late]);
+    const res = await s.request('/late-reader', { method: 'POST' });
+    expect(res.status).toBe(504);
+    await waitFor(() => seen, 'the handler to read its signal');
+    expect(seen).toMatchObject({ aborted: true, reason: { code: 'deadline-exceeded' } });
+  });
+
   it('answers 500 for a handler error without revealing its message, and records the error', async () => {
     const broken = defineIntegration({
       id: 'broken',
