@@ -16,6 +16,8 @@ describe('SqliteStore', () => {
     const store = new SqliteStore({ path });
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2);
+    // Statement journals and temporary tables in memory (2), not in a file created per commit.
+    expect(store.db.pragma('temp_store', { simple: true })).toBe(2);
     await store.insertInstances([newRow()]);
     await store.close();
     const reopened = new SqliteStore({ path });

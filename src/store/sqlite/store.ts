@@ -84,6 +84,9 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = OFF');
+    // Statement journals (every multi-row write keeps one) in memory: on disk, a transaction of a
+    // few dozen rows spilled it to a temporary file that was created, written and unlinked per commit.
+    this.db.pragma('temp_store = MEMORY');
     this.db.pragma(`cache_size = -${options.cacheKiB ?? 16_384}`);
     migrate(this.db);
     this.stmt = prepare(this.db);
