@@ -2,7 +2,7 @@ import '../support/provided.js';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.js';
-import { PostgresStore } from '../../src/store/postgres/store.js';
+import { HOT_PATH_SQL, PostgresStore } from '../../src/store/postgres/store.js';
 import { newRow, storeContract } from './contract.js';
 
 const url = inject('postgresUrl');
@@ -16,6 +16,56 @@ afterAll(async () => {
 storeContract('postgres', async () => PostgresStore.open({ url, schema: `contract_${process.pid}_${++n}` }));
 
 describe('PostgresStore', () => {
+  it('plans the claim and the commit by key, also against stale statistics', async () => {
+    const schema = `plans_${process.pid}`;
+    const store = await PostgresStore.open({ url, schema, poolSize: 1 });
+    opened.push(store);
+    // Statistics taken on a small table, then a burst of accepts they do not know of: a queue's
+    // usual state. Joined to a few hundred rows of a batch, the tables must still be read by key.
+    await store.insertInstances(Array.from({ length: 500 }, () => newRow()));
+    await store.pool.query(`ANALYZE "${schema}".instance_state, "${schema}".instance_rows`);
+    for (let i = 0; i < 10; i++) await store.insertInstances(Array.from({ length: 1_000 }, () => newRow()));
+    const now = Date.now();
+    const claim = [now, ['orders'], 200, 'batch', 'w1', now + 60_000];
+    const claimed = await store.claim({
+      owner: 'w1',
+      limit: 200,
+      leaseMs: 60_000,
+      now,
+      integrationIds: ['orders'],
+    });
+    expect(claimed).toHaveLength(200);
+    const rows = claimed.map((c) => [String(c.instance.seq), c.claimToken, c.instance.id]);
+    const commit = [
+      JSON.stringify(
+        rows.map(([seq, token, id]) => [seq, token, id, 1, 'a', 0, 'succeeded', 'null', null, 1, now, now]),
+      ),
+      JSON.stringify(
+        rows.map(([seq, token, id]) => [seq, token, id, 'succeeded', 'null', null, null, 0, now, 1]),
+      ),
+      JSON.stringify(rows.map(([, , id]) => [id, 'orders', 1, 'succeeded', now, '{}', 'finish'])),
+      JSON.stringify([]),
+    ];
+    const client = await store.pool.connect();
+    try {
+      for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+        await client.query(`SET plan_cache_mode = ${mode}`);
+        for (const [sql, params] of [
+          [HOT_PATH_SQL.claim, claim],
+          [HOT_PATH_SQL.commit, commit],
+        ] as const) {
+          const { rows: plan } = await client.query(
+            `EXPLAIN (FORMAT JSON) ${sql.replaceAll('{{schema}}', `"${schema}"`)}`,
+            [...params],
+          );
+          expect({ mode, scans: seqScans(plan[0]['QUERY PLAN']) }).toEqual({ mode, scans: [] });
+        }
+      }
+    } finally {
+      client.release();
+    }
+  });
+
   it('applies migrations once even when several processes start together', async () => {
     const schema = `migrate_${process.pid}`;
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url, schema })));
@@ -190,3 +240,18 @@ describe('PostgresStore', () => {
     expect(await store.getInstance('busy')).toMatchObject({ status: 'succeeded', output: 7, attempt: 2 });
   });
 });
+
+/** The tables an EXPLAIN (FORMAT JSON) plan reads by sequential scan. */
+function seqScans(plan: unknown): string[] {
+  const found: string[] = [];
+  const visit = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(visit);
+    else if (node && typeof node === 'object') {
+      const record = node as Record<string, unknown>;
+      if (record['Node Type'] === 'Seq Scan') found.push(String(record['Relation Name']));
+      Object.values(record).forEach(visit);
+    }
+  };
+  visit(plan);
+  return found;
+}

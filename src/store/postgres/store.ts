@@ -76,6 +76,128 @@ function parseStreamCursor(cursor: string): [string, string] {
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
+ * The instance a claim token was given for: a claim sets `claim_token = <batch>.<seq>`. Writes of an
+ * attempt find its state row by this key, never by joining the instance id to `instance_rows` (the
+ * planner may hash that whole table for a batch of a few hundred ids). The token itself is still
+ * compared, so a token of another claim, or a malformed one (null here), matches nothing.
+ */
+function tokenSeq(token: string): string | null {
+  const seq = token.slice(token.lastIndexOf('.') + 1);
+  return /^\d{1,19}$/.test(seq) ? seq : null;
+}
+
+/**
+ * Claims a batch (parameters: now, integration ids, limit, batch token, owner, lease end). One
+ * statement, so one round trip and one commit: pick expired leases first, then due instances. The
+ * head of an ordering key is the only claimable instance of that key: an earlier one that is
+ * queued, running, retrying or failed holds it, and so does any running one (a rerun can queue an
+ * earlier instance while a later one runs). A head locked by another claimer is skipped, and the
+ * instances behind it still see it holding the key.
+ */
+const CLAIM_SQL = `WITH expired AS (
+     SELECT seq, lease_owner FROM {{schema}}.instance_state
+     WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
+     ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
+   ), due AS (
+     SELECT seq, resumed FROM {{schema}}.due_instances($1, $2::text[], $3::int)
+   ), picked AS (
+     (SELECT seq, true AS taken_over, lease_owner AS previous_owner, true AS resumed FROM expired)
+     UNION ALL (SELECT seq, false, NULL, resumed FROM due) LIMIT $3
+   ), updated AS (
+     UPDATE {{schema}}.instance_state s SET status = 'running', attempt = s.attempt + 1,
+       claim_token = $4 || '.' || s.seq, lease_owner = $5, lease_until = $6,
+       started_at = coalesce(s.started_at, $1), updated_at = $1
+     FROM picked p WHERE s.seq = p.seq
+     RETURNING s.seq, s.attempt, p.taken_over, p.previous_owner, p.resumed
+   ), claimed AS (
+     SELECT ${WORK_COLUMNS.split(', ')
+       .map((c) => (c === 'seq' || c === 'attempt' ? `u.${c}` : `i.${c}`))
+       .join(', ')}, u.taken_over, u.previous_owner, u.resumed
+     FROM updated u JOIN {{schema}}.instance_rows i ON i.seq = u.seq
+   ), claim_events AS (
+     -- One insert for both kinds, so that a takeover's lease.expired precedes its started.
+     INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+     SELECT id, integration_id, run, type, $1, data FROM (
+       SELECT seq, 0 AS ord, id, integration_id, run, 'lease.expired' AS type,
+         json_build_object('attempt', attempt - 1, 'owner', previous_owner)::text AS data
+       FROM claimed WHERE taken_over
+       UNION ALL
+       SELECT seq, 1, id, integration_id, run, 'started', json_build_object('attempt', attempt)::text
+       FROM claimed
+     ) AS e ORDER BY seq, ord
+   )
+   SELECT * FROM claimed ORDER BY seq`;
+
+/**
+ * Commits a batch of step writes, attempt ends and events (parameters: four JSON arrays of rows,
+ * each row an array of fields; see `commit`). One statement (one round trip, one commit). All
+ * parts see the same snapshot, so each step write and each finish is checked against the claim
+ * token the attempt was given; events of a write that was refused are dropped with it.
+ */
+const COMMIT_SQL = `WITH st AS (
+     SELECT (r->>0)::bigint AS seq, r->>1 AS token, r->>2 AS instance_id, (r->>3)::int AS run, r->>4 AS name,
+       (r->>5)::int AS position, r->>6 AS status, r->>7 AS output, r->>8 AS error, (r->>9)::int AS attempt,
+       (r->>10)::bigint AS started_at, (r->>11)::bigint AS finished_at
+     FROM jsonb_array_elements($1::jsonb) AS r
+   ), held AS (
+     -- Read in the statement's snapshot, not locked: a row lock would follow this statement's own
+     -- finish of the same instance and see its token already cleared.
+     SELECT s.seq, s.claim_token FROM {{schema}}.instance_state s WHERE s.seq = ANY(ARRAY(SELECT seq FROM st))
+   ), steps_written AS (
+     INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt, started_at,
+       finished_at, seeded)
+     SELECT s.instance_id, s.run, s.name, s.position, s.status, s.output, s.error, s.attempt, s.started_at,
+       s.finished_at, false
+     FROM st s JOIN held h ON h.seq = s.seq AND h.claim_token = s.token
+     ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position, status = excluded.status,
+       output = excluded.output, error = excluded.error, attempt = excluded.attempt,
+       started_at = excluded.started_at, finished_at = excluded.finished_at, seeded = false
+     RETURNING instance_id
+   ), fin AS (
+     SELECT (r->>0)::bigint AS seq, r->>1 AS token, r->>2 AS id, r->>3 AS kind, r->>4 AS output, r->>5 AS error,
+       (r->>6)::bigint AS run_at, (r->>7)::int AS refund, (r->>8)::bigint AS now, (r->>9)::bigint AS duration
+     FROM jsonb_array_elements($2::jsonb) AS r
+   ), done AS (
+     UPDATE {{schema}}.instance_state s SET
+       status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
+       output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE s.output END,
+       error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
+       finished_at = CASE WHEN f.kind = 'retry' THEN s.finished_at ELSE f.now END,
+       run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE s.run_at END,
+       attempt = s.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
+       claim_token = NULL, lease_owner = NULL, lease_until = NULL
+     FROM fin f
+     -- Found by key through the array, whatever the planner estimates for the JSON rows (joined
+     -- to them directly, a few hundred rows estimated against stale statistics were planned as a
+     -- hash of the whole table).
+     WHERE s.seq = ANY(ARRAY(SELECT seq FROM fin)) AND s.seq = f.seq AND s.claim_token = f.token
+     RETURNING f.id, s.ordering_key
+   ), events_written AS (
+     INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+     SELECT r->>0, r->>1, (r->>2)::int, r->>3, (r->>4)::bigint, r->>5
+     FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(r, ord)
+     WHERE r->>6 = 'none'
+       OR (r->>6 = 'step' AND r->>0 IN (SELECT instance_id FROM steps_written))
+       OR (r->>6 = 'finish' AND r->>0 IN (SELECT id FROM done))
+     ORDER BY e.ord
+   ), parameters_written AS (
+     -- Schedule parameters set by a handler: merged only when its succeeded finish was applied.
+     -- jsonb || keeps keys whose value is null (a handler may clear a value).
+     INSERT INTO {{schema}}.schedules (integration_id, parameters, created_at, updated_at)
+     SELECT r->>1, r->>2, (r->>3)::bigint, (r->>3)::bigint
+     FROM jsonb_array_elements($4::jsonb) AS r
+     WHERE r->>0 IN (SELECT id FROM done)
+     ON CONFLICT (integration_id) DO UPDATE
+       SET parameters = (schedules.parameters::jsonb || excluded.parameters::jsonb)::text,
+           updated_at = excluded.updated_at
+   )
+   SELECT 'step' AS kind, instance_id AS id, NULL AS ordering_key FROM steps_written
+   UNION ALL SELECT 'finish', id, ordering_key FROM done`;
+
+/** The hot-path statements, for tests that check their plans. */
+export const HOT_PATH_SQL = { claim: CLAIM_SQL, commit: COMMIT_SQL } as const;
+
+/**
  * The shared store: many Tandem processes on many machines use one PostgreSQL database. Claims
  * take rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each other; every
  * write of an attempt is guarded by its claim token; accepts and finishes that free work send a
@@ -203,8 +325,16 @@ export class PostgresStore implements Store {
 
   /** A hot-path statement, prepared once per connection (planning a claim costs as much as running it). */
   private prepared(name: string, sql: string, params: unknown[]) {
-    return this.pool.query({ name: `${this.schema}_${name}`, text: this.t(sql), values: params });
+    let text = this.preparedText.get(name);
+    if (text === undefined) {
+      text = this.t(sql);
+      this.preparedText.set(name, text);
+    }
+    return this.pool.query({ name: `${this.schema}_${name}`, text, values: params });
   }
+
+  /** Each prepared statement's text with the schema filled in, made once. */
+  private readonly preparedText = new Map<string, string>();
 
   private async insertEvents(db: Queryable, events: NewActivityEvent[]): Promise<void> {
     if (events.length === 0) return;
@@ -340,55 +470,14 @@ export class PostgresStore implements Store {
     this.open();
     if (request.limit <= 0 || request.integrationIds.length === 0) return [];
     const batchToken = randomUUID();
-    // One statement, so one round trip and one commit: pick expired leases first, then due
-    // instances. The head of an ordering key is the only claimable instance of that key: an earlier
-    // one that is queued, running, retrying or failed holds it, and so does any running one (a
-    // rerun can queue an earlier instance while a later one runs). A head locked by another claimer
-    // is skipped, and the instances behind it still see it holding the key.
-    const { rows } = await this.prepared(
-      'claim',
-      `WITH expired AS (
-         SELECT seq, lease_owner FROM {{schema}}.instance_state
-         WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
-         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
-       ), due AS (
-         SELECT seq, resumed FROM {{schema}}.due_instances($1, $2::text[], $3::int)
-       ), picked AS (
-         (SELECT seq, true AS taken_over, lease_owner AS previous_owner, true AS resumed FROM expired)
-         UNION ALL (SELECT seq, false, NULL, resumed FROM due) LIMIT $3
-       ), updated AS (
-         UPDATE {{schema}}.instance_state s SET status = 'running', attempt = s.attempt + 1,
-           claim_token = $4 || '.' || s.seq, lease_owner = $5, lease_until = $6,
-           started_at = coalesce(s.started_at, $1), updated_at = $1
-         FROM picked p WHERE s.seq = p.seq
-         RETURNING s.seq, s.attempt, p.taken_over, p.previous_owner, p.resumed
-       ), claimed AS (
-         SELECT ${WORK_COLUMNS.split(', ')
-           .map((c) => (c === 'seq' || c === 'attempt' ? `u.${c}` : `i.${c}`))
-           .join(', ')}, u.taken_over, u.previous_owner, u.resumed
-         FROM updated u JOIN {{schema}}.instance_rows i ON i.seq = u.seq
-       ), claim_events AS (
-         -- One insert for both kinds, so that a takeover's lease.expired precedes its started.
-         INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
-         SELECT id, integration_id, run, type, $1, data FROM (
-           SELECT seq, 0 AS ord, id, integration_id, run, 'lease.expired' AS type,
-             json_build_object('attempt', attempt - 1, 'owner', previous_owner)::text AS data
-           FROM claimed WHERE taken_over
-           UNION ALL
-           SELECT seq, 1, id, integration_id, run, 'started', json_build_object('attempt', attempt)::text
-           FROM claimed
-         ) AS e ORDER BY seq, ord
-       )
-       SELECT * FROM claimed ORDER BY seq`,
-      [
-        request.now,
-        request.integrationIds,
-        request.limit,
-        batchToken,
-        request.owner,
-        request.now + request.leaseMs,
-      ],
-    );
+    const { rows } = await this.prepared('claim', CLAIM_SQL, [
+      request.now,
+      request.integrationIds,
+      request.limit,
+      batchToken,
+      request.owner,
+      request.now + request.leaseMs,
+    ]);
     const claimedRows = rows as (WorkRow & {
       taken_over: boolean;
       previous_owner: string | null;
@@ -427,11 +516,11 @@ export class PostgresStore implements Store {
     if (leases.length === 0) return [];
     const result = await this.q(
       this.pool,
-      `UPDATE {{schema}}.instance_state s SET lease_until = $3
-       FROM unnest($1::text[], $2::text[]) AS l(id, token) JOIN {{schema}}.instance_rows i ON i.id = l.id
-       WHERE s.seq = i.seq AND s.claim_token = l.token AND s.status = 'running'
-       RETURNING i.id`,
-      [leases.map((l) => l.instanceId), leases.map((l) => l.claimToken), leaseUntil],
+      `UPDATE {{schema}}.instance_state s SET lease_until = $4
+       FROM unnest($1::text[], $2::bigint[], $3::text[]) AS l(id, seq, token)
+       WHERE s.seq = ANY($2::bigint[]) AND s.seq = l.seq AND s.claim_token = l.token AND s.status = 'running'
+       RETURNING l.id`,
+      [...leaseArrays(leases), leaseUntil],
     );
     const kept = new Set(result.rows.map((r: { id: string }) => r.id));
     return leases.map((l) => l.instanceId).filter((id) => !kept.has(id));
@@ -444,10 +533,10 @@ export class PostgresStore implements Store {
       await this.q(
         client,
         `UPDATE {{schema}}.instance_state s SET status = 'queued', attempt = greatest(s.attempt - 1, 0),
-           claim_token = NULL, lease_owner = NULL, lease_until = NULL, run_at = $3, updated_at = $3
-         FROM unnest($1::text[], $2::text[]) AS l(id, token) JOIN {{schema}}.instance_rows i ON i.id = l.id
-         WHERE s.seq = i.seq AND s.claim_token = l.token AND s.status = 'running'`,
-        [leases.map((l) => l.instanceId), leases.map((l) => l.claimToken), now],
+           claim_token = NULL, lease_owner = NULL, lease_until = NULL, run_at = $4, updated_at = $4
+         FROM unnest($1::text[], $2::bigint[], $3::text[]) AS l(id, seq, token)
+         WHERE s.seq = ANY($2::bigint[]) AND s.seq = l.seq AND s.claim_token = l.token AND s.status = 'running'`,
+        [...leaseArrays(leases), now],
       );
       await this.notify(client);
     });
@@ -469,100 +558,64 @@ export class PostgresStore implements Store {
       ...steps.flatMap((w) => w.events.map((event) => ({ event, guard: 'step' as Guard }))),
       ...finishes.flatMap((f) => f.events.map((event) => ({ event, guard: 'finish' as Guard }))),
     ];
-    // One statement (one round trip, one commit). All parts see the same snapshot, so each step
-    // write and each finish is checked against the claim token the attempt was given; events of a
-    // write that was refused are dropped with it.
-    const { rows } = await this.prepared(
-      'commit',
-      `WITH st AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[], $7::text[],
-           $8::text[], $9::int[], $10::bigint[], $11::bigint[])
-           AS s(token, instance_id, run, name, position, status, output, error, attempt, started_at, finished_at)
-       ), held AS (
-         -- Read in the statement's snapshot, not locked: a row lock would follow this statement's own
-         -- finish of the same instance and see its token already cleared.
-         SELECT i.id, s.claim_token FROM {{schema}}.instance_rows i JOIN {{schema}}.instance_state s ON s.seq = i.seq
-         WHERE i.id IN (SELECT instance_id FROM st)
-       ), steps_written AS (
-         INSERT INTO {{schema}}.steps (instance_id, run, name, position, status, output, error, attempt, started_at,
-           finished_at, seeded)
-         SELECT s.instance_id, s.run, s.name, s.position, s.status, s.output, s.error, s.attempt, s.started_at,
-           s.finished_at, false
-         FROM st s JOIN held h ON h.id = s.instance_id AND h.claim_token = s.token
-         ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position, status = excluded.status,
-           output = excluded.output, error = excluded.error, attempt = excluded.attempt,
-           started_at = excluded.started_at, finished_at = excluded.finished_at, seeded = false
-         RETURNING instance_id
-       ), done AS (
-         UPDATE {{schema}}.instance_state s SET
-           status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
-           output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE s.output END,
-           error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
-           finished_at = CASE WHEN f.kind = 'retry' THEN s.finished_at ELSE f.now END,
-           run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE s.run_at END,
-           attempt = s.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
-           claim_token = NULL, lease_owner = NULL, lease_until = NULL
-         FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::int[],
-           $19::bigint[], $20::bigint[]) AS f(id, token, kind, output, error, run_at, refund, now, duration)
-           JOIN {{schema}}.instance_rows i ON i.id = f.id
-         WHERE s.seq = i.seq AND s.claim_token = f.token
-         RETURNING i.id, s.ordering_key
-       ), events_written AS (
-         INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
-         SELECT e.instance_id, e.integration_id, e.run, e.type, e.at, e.data
-         FROM unnest($21::text[], $22::text[], $23::int[], $24::text[], $25::bigint[], $26::text[], $27::text[])
-           WITH ORDINALITY AS e(instance_id, integration_id, run, type, at, data, guard, ord)
-         WHERE e.guard = 'none'
-           OR (e.guard = 'step' AND e.instance_id IN (SELECT instance_id FROM steps_written))
-           OR (e.guard = 'finish' AND e.instance_id IN (SELECT id FROM done))
-         ORDER BY e.ord
-       ), parameters_written AS (
-         -- Schedule parameters set by a handler: merged only when its succeeded finish was applied.
-         -- jsonb || keeps keys whose value is null (a handler may clear a value).
-         INSERT INTO {{schema}}.schedules (integration_id, parameters, created_at, updated_at)
-         SELECT p.integration_id, p.patch, p.now, p.now
-         FROM unnest($28::text[], $29::text[], $30::text[], $31::bigint[]) AS p(instance_id, integration_id, patch, now)
-         WHERE p.instance_id IN (SELECT id FROM done)
-         ON CONFLICT (integration_id) DO UPDATE
-           SET parameters = (schedules.parameters::jsonb || excluded.parameters::jsonb)::text,
-               updated_at = excluded.updated_at
-       )
-       SELECT 'step' AS kind, instance_id AS id, NULL AS ordering_key FROM steps_written
-       UNION ALL SELECT 'finish', id, ordering_key FROM done`,
-      [
-        steps.map((w) => w.claimToken),
-        steps.map((w) => w.step.instanceId),
-        steps.map((w) => w.step.run),
-        steps.map((w) => w.step.name),
-        steps.map((w) => w.step.position),
-        steps.map((w) => w.step.status),
-        steps.map((w) => w.outputJson),
-        steps.map((w) => (w.step.error ? JSON.stringify(w.step.error) : null)),
-        steps.map((w) => w.step.attempt),
-        steps.map((w) => w.step.startedAt),
-        steps.map((w) => w.step.finishedAt),
-        finishes.map((f) => f.instanceId),
-        finishes.map((f) => f.claimToken),
-        finishes.map((f) => f.outcome.kind),
-        finishes.map((f) => (f.outcome.kind === 'succeeded' ? f.outcome.outputJson : null)),
-        finishes.map((f) => (f.outcome.kind === 'succeeded' ? null : JSON.stringify(f.outcome.error))),
-        finishes.map((f) => (f.outcome.kind === 'retry' ? f.outcome.runAt : null)),
-        finishes.map((f) => (f.outcome.kind === 'retry' && !f.outcome.consumesAttempt ? 1 : 0)),
-        finishes.map((f) => f.now),
-        finishes.map((f) => f.durationMs),
-        events.map((e) => e.event.instanceId),
-        events.map((e) => e.event.integrationId),
-        events.map((e) => e.event.run),
-        events.map((e) => e.event.type),
-        events.map((e) => e.event.at),
-        events.map((e) => JSON.stringify(e.event.data)),
-        events.map((e) => e.guard),
-        withParameters.map((f) => f.instanceId),
-        withParameters.map((f) => f.parameters!.integrationId),
-        withParameters.map((f) => f.parameters!.patchJson),
-        withParameters.map((f) => f.now),
-      ],
-    );
+    // Each part travels as one JSON array of rows, each row an array of fields (COMMIT_SQL reads
+    // them by position): JSON.stringify is native where a text array parameter is escaped
+    // element by element in JavaScript, and reading fields of a jsonb array costs the server less
+    // than parsing array literals (JSON texts such as outputs are passed as strings).
+    const { rows } = await this.prepared('commit', COMMIT_SQL, [
+      JSON.stringify(
+        steps.map((w) => [
+          tokenSeq(w.claimToken),
+          w.claimToken,
+          w.step.instanceId,
+          w.step.run,
+          w.step.name,
+          w.step.position,
+          w.step.status,
+          w.outputJson,
+          w.step.error ? JSON.stringify(w.step.error) : null,
+          w.step.attempt,
+          w.step.startedAt,
+          w.step.finishedAt,
+        ]),
+      ),
+      JSON.stringify(
+        finishes.map((f) => {
+          const { outcome } = f;
+          return [
+            tokenSeq(f.claimToken),
+            f.claimToken,
+            f.instanceId,
+            outcome.kind,
+            outcome.kind === 'succeeded' ? outcome.outputJson : null,
+            outcome.kind === 'succeeded' ? null : JSON.stringify(outcome.error),
+            outcome.kind === 'retry' ? outcome.runAt : null,
+            outcome.kind === 'retry' && !outcome.consumesAttempt ? 1 : 0,
+            f.now,
+            f.durationMs,
+          ];
+        }),
+      ),
+      JSON.stringify(
+        events.map(({ event, guard }) => [
+          event.instanceId,
+          event.integrationId,
+          event.run,
+          event.type,
+          event.at,
+          JSON.stringify(event.data),
+          guard,
+        ]),
+      ),
+      JSON.stringify(
+        withParameters.map((f) => [
+          f.instanceId,
+          f.parameters!.integrationId,
+          f.parameters!.patchJson,
+          f.now,
+        ]),
+      ),
+    ]);
     const written = rows as { kind: 'step' | 'finish'; id: string; ordering_key: string | null }[];
     const stepsOk = new Set(written.filter((r) => r.kind === 'step').map((r) => r.id));
     const finishesOk = new Set(written.filter((r) => r.kind === 'finish').map((r) => r.id));
@@ -1158,6 +1211,19 @@ export class PostgresStore implements Store {
     }
     await this.pool.end();
   }
+}
+
+/**
+ * The parallel arrays (instance id, state row, token) that lease statements unnest. The state rows
+ * are also matched with `seq = ANY(…)`, so that they are found by key whatever the planner
+ * estimates for the unnested rows.
+ */
+function leaseArrays(leases: Lease[]): [string[], (string | null)[], string[]] {
+  return [
+    leases.map((l) => l.instanceId),
+    leases.map((l) => tokenSeq(l.claimToken)),
+    leases.map((l) => l.claimToken),
+  ];
 }
 
 /** WHERE clause of an instance filter with `$n` parameters starting at `first`. */
