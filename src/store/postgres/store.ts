@@ -191,8 +191,11 @@ const COMMIT_SQL = `WITH st AS (
        SET parameters = (schedules.parameters::jsonb || excluded.parameters::jsonb)::text,
            updated_at = excluded.updated_at
    )
-   SELECT 'step' AS kind, instance_id AS id, NULL AS ordering_key FROM steps_written
-   UNION ALL SELECT 'finish', id, ordering_key FROM done`;
+   -- The writes refused (their attempt lost its lease), and whether a head of an ordering key finished.
+   SELECT ARRAY(
+       SELECT instance_id FROM st WHERE instance_id NOT IN (SELECT instance_id FROM steps_written)
+       UNION SELECT id FROM fin WHERE id NOT IN (SELECT id FROM done)) AS lost,
+     EXISTS (SELECT 1 FROM done WHERE ordering_key IS NOT NULL) AS ordered`;
 
 /** The hot-path statements, for tests that check their plans. */
 export const HOT_PATH_SQL = { claim: CLAIM_SQL, commit: COMMIT_SQL } as const;
@@ -616,15 +619,10 @@ export class PostgresStore implements Store {
         ]),
       ),
     ]);
-    const written = rows as { kind: 'step' | 'finish'; id: string; ordering_key: string | null }[];
-    const stepsOk = new Set(written.filter((r) => r.kind === 'step').map((r) => r.id));
-    const finishesOk = new Set(written.filter((r) => r.kind === 'finish').map((r) => r.id));
-    const lost = new Set<string>();
-    for (const w of steps) if (!stepsOk.has(w.instanceId)) lost.add(w.instanceId);
-    for (const f of finishes) if (!finishesOk.has(f.instanceId)) lost.add(f.instanceId);
+    const { lost, ordered } = rows[0] as { lost: string[]; ordered: boolean };
     // A finished head of an ordering key lets the next instance run: wake the other processes.
-    if (written.some((r) => r.kind === 'finish' && r.ordering_key !== null)) await this.notify(this.pool);
-    return { lost: [...lost] };
+    if (ordered) await this.notify(this.pool);
+    return { lost };
   }
 
   async rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
