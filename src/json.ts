@@ -86,3 +86,16 @@ function check(value: unknown, what: string, path: string, seen: Set<object>): v
 export function parseStoredJson(text: string | null): Json | null {
   return text === null ? null : (JSON.parse(text) as Json);
 }
+
+/** Half of a UTF-16 surrogate pair: no text encoding can hold it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Whether a string can be stored as text in every store: PostgreSQL refuses a NUL character and
+ * an unpaired surrogate, in a text column as in JSONB. Keys, tracking values and step names are
+ * checked before they reach a store, where one refused value would fail a whole batch of writes.
+ * (JSON documents are stored as text with such characters escaped, so they need no check.)
+ */
+export function isStorableText(value: string): boolean {
+  return !value.includes('\u0000') && !LONE_SURROGATE.test(value);
+}

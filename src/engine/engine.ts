@@ -22,6 +22,7 @@ import {
   type Parameters as ScheduleParameters,
 } from '../define/parameters.js';
 import {
+  type InputIssue,
   InstanceNotFoundError,
   InvalidDefinitionError,
   InvalidInputError,
@@ -31,7 +32,7 @@ import {
   UnknownIntegrationError,
   WrongModeError,
 } from '../errors.js';
-import { toStoredJson } from '../json.js';
+import { isStorableText, toStoredJson } from '../json.js';
 import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
 import { isRecordSource } from '../sources/source.js';
 import { openStore } from '../store/open.js';
@@ -315,6 +316,8 @@ export class Engine {
     }
     const orderingKey = def.orderingKey ? selectField(value, def.orderingKey) : null;
     const idempotencyKey = options.idempotencyKey ?? null;
+    const unstorable = unstorableKeys(def, tracking, orderingKey, idempotencyKey);
+    if (unstorable) throw new InvalidInputError(unstorable);
     return {
       id: uuidv7(now),
       integrationId: integration.id,
@@ -924,4 +927,27 @@ export function hashInput(inputJson: string): string {
 /** Creates an engine. */
 export function createEngine(options: EngineOptions): Promise<Engine> {
   return Engine.create(options);
+}
+
+/**
+ * The tracking values and keys of an accept that no store can hold as text (a NUL character, half
+ * of a surrogate pair), or null. The input itself is stored as JSON, escaped; these are stored as
+ * text, and a database that refused one would fail every accept of the same transaction with it.
+ */
+function unstorableKeys(
+  def: AsyncDefinition<any>,
+  tracking: Record<string, string>,
+  orderingKey: string | null,
+  idempotencyKey: string | null,
+): InputIssue[] | null {
+  const issues: InputIssue[] = [];
+  const check = (text: string | null, what: string, selector: unknown) => {
+    if (text === null || isStorableText(text)) return;
+    const path = typeof selector === 'string' ? selector : '';
+    issues.push({ path, message: `${what} has a NUL character or half of a surrogate pair` });
+  };
+  for (const name in tracking) check(tracking[name]!, `Tracking field "${name}"`, def.track?.[name]);
+  check(orderingKey, 'The ordering key', def.orderingKey);
+  check(idempotencyKey, 'The idempotency key', undefined);
+  return issues.length > 0 ? issues : null;
 }

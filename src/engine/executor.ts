@@ -27,7 +27,7 @@ import {
   TandemError,
   toErrorInfo,
 } from '../errors.js';
-import { toStoredJson } from '../json.js';
+import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
@@ -368,6 +368,12 @@ class AttemptContext {
     this.ensureLive();
     if (typeof name !== 'string' || name === '')
       throw new TandemError('invalid-definition', 'A step needs a name');
+    // Refused here, with this instance, rather than by the database in a batch of others' writes.
+    if (!isStorableText(name))
+      throw new TandemError(
+        'invalid-definition',
+        `A step name must be text without NUL characters or unpaired surrogates: ${JSON.stringify(name)}`,
+      );
     const { usedNames, handle, deps } = this;
     const { clock, writer } = deps;
     if (usedNames.has(name)) throw new DuplicateStepError(name);

@@ -25,7 +25,7 @@ import {
   toErrorInfo,
   WrongModeError,
 } from '../errors.js';
-import { toStoredJson } from '../json.js';
+import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo } from '../model.js';
 import { storeFault } from '../store/faults.js';
 import type { NewInstance } from '../store/store.js';
@@ -532,7 +532,8 @@ function trackingOf(integration: SyncIntegration, call: SyncCall): Record<string
     } catch {
       // A selector function that throws tracks nothing; it must not fail the call after the fact.
     }
-    if (value !== null) tracking[name] = value;
+    // A value no store can hold as text tracks nothing: the call has been answered already.
+    if (value !== null && isStorableText(value)) tracking[name] = value;
   }
   return tracking;
 }

@@ -3,7 +3,7 @@
  * the request that met them: the caller is told 503 with `Retry-After`, and since every write is one
  * transaction, nothing of the refused request was kept.
  */
-import { TandemError } from '../errors.js';
+import { InvalidInputError, TandemError } from '../errors.js';
 
 /** Seconds announced in `Retry-After` when the store refuses a write. */
 export const STORE_FAULT_RETRY_AFTER_SECONDS = 5;
@@ -31,6 +31,13 @@ const UNREACHABLE_CODES = new Set([
 ]);
 const UNREACHABLE_MESSAGE = /^Connection terminated|^Client has encountered a connection error/;
 
+/**
+ * PostgreSQL refusing text of the request: `22021` (a NUL character in a text parameter) and
+ * `22P05` (`\u0000` in JSON). Accepts are checked before they reach the store; this covers what is
+ * only looked up (an id, a filter), which PostgreSQL refuses where SQLite finds nothing.
+ */
+const UNSTORABLE_TEXT_CODES = new Set(['22021', '22P05']);
+
 export class StoreFullError extends TandemError {
   constructor(options?: ErrorOptions) {
     super(
@@ -42,10 +49,15 @@ export class StoreFullError extends TandemError {
   }
 }
 
-/** The typed fault for a store error, or null when the error is not a known store fault. */
+/** The typed error for a store error, or null when the error is not a known store fault. */
 export function storeFault(error: unknown): TandemError | null {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && FULL_CODES.has(code)) return new StoreFullError({ cause: error });
+  if (typeof code === 'string' && UNSTORABLE_TEXT_CODES.has(code)) {
+    return new InvalidInputError([
+      { path: '', message: 'The request holds a NUL character, which the store cannot hold as text' },
+    ]);
+  }
   const message = (error as { message?: unknown } | null)?.message;
   if (
     (typeof code === 'string' && UNREACHABLE_CODES.has(code)) ||

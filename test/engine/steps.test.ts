@@ -44,6 +44,27 @@ function threeSteps(id: string, failures: { two: number }, retry = fastRetry) {
 }
 
 describe.each(STORE_KINDS)('steps and retries (%s store)', (storeKind) => {
+  it('fails at once an instance whose step name cannot be stored as text; the others run on', async () => {
+    const names = ['half \ud800 pair', 'nul \u0000 char', 'low \udc00 half', 'ok \ud83d\udce6 parcel'];
+    const named = defineIntegration({
+      id: 'named',
+      mode: 'async',
+      input: z.object({ i: z.number() }),
+      handler: async (ctx) => ctx.step(names[ctx.input.i]!, () => ctx.input.i),
+    });
+    const t = await testEngine([named], { storeKind });
+    close = t.close;
+    const accepted = await Promise.all(names.map((_, i) => t.engine.accept('named', { i })));
+    const done = await Promise.all(accepted.map((a) => waitForStatus(t.engine, a.instanceId)));
+    for (const instance of done.slice(0, 3)) {
+      expect(instance).toMatchObject({ status: 'failed', attempt: 1 });
+      expect(instance.error?.message).toMatch(/^A step name must be text without NUL characters/);
+    }
+    expect(done[3]).toMatchObject({ status: 'succeeded', output: 3 });
+    const steps = await t.store.getSteps(accepted[3]!.instanceId);
+    expect(steps.map((s) => s.name)).toEqual([names[3]]);
+  });
+
   it('executes step 1 once, step 2 three times and step 3 once when step 2 fails twice', async () => {
     const { integration, runs } = threeSteps('pack', { two: 2 });
     const t = await testEngine([integration], { storeKind });

@@ -1,5 +1,4 @@
 import type { AnyIntegration } from '../../src/define/integration.js';
-import type { EngineOptions } from '../../src/engine/engine.js';
 import { type AppOptions, buildApp } from '../../src/server/app.js';
 import type { SqliteStore } from '../../src/store/sqlite/store.js';
 import { testEngine } from './engine.js';
@@ -19,7 +18,7 @@ export interface JsonResponse {
 export async function testServer(
   integrations: AnyIntegration[],
   appOptions: Partial<AppOptions> = {},
-  engineOptions: Partial<EngineOptions> = {},
+  engineOptions: Parameters<typeof testEngine>[1] = {},
 ) {
   const base = await testEngine(integrations, engineOptions);
   const app = await buildApp({ engine: base.engine, adminToken: null, ...appOptions });
