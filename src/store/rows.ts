@@ -8,6 +8,7 @@ import type {
   InstanceStatus,
   InstanceWork,
   Mode,
+  NewActivityEvent,
   RerunFrom,
   Run,
   RunStatus,
@@ -257,4 +258,9 @@ export function sortTransition(
     }
   }
   return { outcomes, eligible };
+}
+
+/** An activity event's stored fields, in the order of the events table's columns (instance_id, integration_id, run, type, at, data). */
+export function eventFields(event: NewActivityEvent): [string, string, number, string, number, string] {
+  return [event.instanceId, event.integrationId, event.run, event.type, event.at, JSON.stringify(event.data)];
 }

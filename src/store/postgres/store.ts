@@ -8,6 +8,7 @@ import {
   asArray,
   currentRunFromRow,
   type EventRow,
+  eventFields,
   eventFromRow,
   type InstanceRow,
   instanceFromRow,
@@ -599,17 +600,7 @@ export class PostgresStore implements Store {
           ];
         }),
       ),
-      JSON.stringify(
-        events.map(({ event, guard }) => [
-          event.instanceId,
-          event.integrationId,
-          event.run,
-          event.type,
-          event.at,
-          JSON.stringify(event.data),
-          guard,
-        ]),
-      ),
+      JSON.stringify(events.map(({ event, guard }) => [...eventFields(event), guard])),
       JSON.stringify(
         withParameters.map((f) => [
           f.instanceId,

@@ -10,6 +10,7 @@ import {
   asArray,
   currentRunFromRow,
   type EventRow,
+  eventFields,
   eventFromRow,
   type InstanceRow,
   instanceFromRow,
@@ -176,14 +177,7 @@ export class SqliteStore implements Store {
   }
 
   private insertEvent(event: NewActivityEvent): void {
-    this.stmt.insertEvent.run(
-      event.instanceId,
-      event.integrationId,
-      event.run,
-      event.type,
-      event.at,
-      JSON.stringify(event.data),
-    );
+    this.stmt.insertEvent.run(...eventFields(event));
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
