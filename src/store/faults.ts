@@ -1,7 +1,8 @@
 /**
  * Store faults in the catalogue's words. A full disk and an unreachable database are not bugs of
  * the request that met them: the caller is told 503 with `Retry-After`, and since every write is one
- * transaction, nothing of the refused request was kept.
+ * transaction, nothing of the refused request was kept. Text the database refuses is the request's
+ * fault: 400.
  */
 import { InvalidInputError, TandemError } from '../errors.js';
 
