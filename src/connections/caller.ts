@@ -34,6 +34,8 @@ export interface CallerOptions {
   signal: AbortSignal;
   connections: ReadonlyMap<string, HttpConnection>;
   record?: (data: Record<string, Json>) => void;
+  /** The engine's clock, for the connection's circuit breaker. */
+  now?: () => number;
 }
 
 export function makeCaller(options: CallerOptions): Call {
@@ -64,6 +66,7 @@ export function makeCaller(options: CallerOptions): Call {
         idempotencyKey: `${options.instanceId}:${scope.name}:${index}`,
         traceparent: `00-${traceId}-${(span++).toString(16).padStart(16, '0')}-01`,
         record: options.record,
+        now: options.now,
       },
       method,
       path,

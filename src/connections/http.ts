@@ -67,6 +67,8 @@ export interface CallContext {
   traceparent: string;
   /** Receives the call's activity event data. */
   record?: ((data: Record<string, Json>) => void) | undefined;
+  /** The engine's clock, for the circuit breaker (a test's manual clock moves it). Default Date.now. */
+  now?: (() => number) | undefined;
 }
 
 /**
@@ -148,7 +150,7 @@ export class HttpConnection {
     path: string,
     options: CallOptions = {},
   ): Promise<T> {
-    const wait = this.circuit?.admit(Date.now()) ?? null;
+    const wait = this.circuit?.admit((context.now ?? Date.now)()) ?? null;
     if (wait !== null) throw new CircuitOpenError(this.id, wait);
     const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
     if (this.rate) await this.rate.wait(signal);
@@ -226,7 +228,7 @@ export class HttpConnection {
         { connection: this.id, method, url: this.base.origin + shown, reason },
         { cause: thrown.cause },
       );
-      throw this.failed(error);
+      throw this.failed(error, context);
     }
     if (status === 401 && this.options.auth?.type === 'oauth2-client-credentials' && !retried401) {
       this.token = null; // the token was revoked or expired early: fetch a new one, once
@@ -255,7 +257,7 @@ export class HttpConnection {
           ...(retryAfterMs === null ? {} : { retryAfterMs }),
         },
       );
-      throw status >= 500 ? this.failed(error) : error;
+      throw status >= 500 ? this.failed(error, context) : error;
     }
     this.circuit?.success();
     if (/[/+]json\b/i.test(contentType) && text !== '') return JSON.parse(text) as T;
@@ -299,9 +301,9 @@ export class HttpConnection {
    * it (a timeout, a 5xx) counts as the attempt it was, so that an application never sees one
    * step's request more often than its instance has attempts.
    */
-  private failed(error: HttpError): Error {
+  private failed(error: HttpError, context: CallContext): Error {
     if (!this.circuit || !error.retryable) return error;
-    const now = Date.now();
+    const now = (context.now ?? Date.now)();
     this.circuit.failure(now);
     if (this.circuit.state(now) !== 'open' || !NOT_SENT.has(String(error.details.reason))) return error;
     const open = new CircuitOpenError(this.id, this.circuit.reprobeMs);

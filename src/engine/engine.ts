@@ -513,6 +513,34 @@ export class Engine {
     this.schedulePump();
   }
 
+  /**
+   * Resolves once this process runs no attempt and a claim by the engine's clock, made after the
+   * call, found nothing more (or the engine stopped). Tests that move a manual clock wait on it:
+   * everything due now has run. `signal` gives up (work that never stops coming due).
+   */
+  async settled(signal?: AbortSignal): Promise<void> {
+    let passNeeded = true;
+    while (this.state === 'running' && this.options.worker !== false) {
+      signal?.throwIfAborted();
+      if (this.pumping || this.running.size > 0) {
+        // A pass or an attempt ends with notifyIdle(); an ended attempt may have made more work due.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            this.idle.delete(done);
+            resolve();
+          };
+          this.idle.add(done);
+        });
+        passNeeded = true;
+        continue;
+      }
+      if (!passNeeded && !this.moreLikely) return;
+      passNeeded = false;
+      this.moreLikely = true;
+      await this.pump();
+    }
+  }
+
   /** Number of attempts running in this process. */
   get activeCount(): number {
     return this.running.size;

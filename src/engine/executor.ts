@@ -360,6 +360,7 @@ class AttemptContext {
       signal: this.handle.signal,
       connections: this.deps.connections,
       record: (data) => this.deps.writer.event(this.event('connection.call', data)),
+      now: () => this.deps.clock.now(),
     });
     return this.caller(...args);
   }

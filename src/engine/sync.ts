@@ -439,6 +439,7 @@ class SyncCallContext {
       attempt: 1,
       signal: this.signal,
       connections: this.engine.connections,
+      now: () => this.engine.clock.now(),
     });
     return this.caller(...args);
   }

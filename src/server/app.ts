@@ -48,6 +48,8 @@ export interface AppOptions extends ServerOptions {
   openapi?: { title?: string; version?: string };
   /** The built console's directory; default console/dist of the package. */
   consoleRoot?: string;
+  /** Runs the sync routes; default one made here (the test kit passes its own to flush its records). */
+  runner?: SyncRunner;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -70,11 +72,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     options.adminToken === undefined ? process.env.TANDEM_ADMIN_TOKEN || null : options.adminToken || null;
   const logger = (options.logger ?? engine.logger).child({ component: 'http' });
   const maxDepth = options.maxBodyDepth ?? DEFAULT_MAX_DEPTH;
-  const runner = new SyncRunner(engine, {
-    logger,
-    ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
-    ...(options.syncRecorder === undefined ? {} : { recorder: options.syncRecorder }),
-  });
+  const runner =
+    options.runner ??
+    new SyncRunner(engine, {
+      logger,
+      ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
+      ...(options.syncRecorder === undefined ? {} : { recorder: options.syncRecorder }),
+    });
   const asyncIds = engine
     .listIntegrations()
     .filter((i) => i.mode !== 'sync')
