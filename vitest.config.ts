@@ -20,7 +20,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'suites',
-          include: ['test/**/*.test.ts'],
+          include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
           exclude: [...LOAD, ...SOAK],
           sequence: { groupOrder: 0 },
         },

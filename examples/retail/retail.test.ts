@@ -1,0 +1,163 @@
+/**
+ * The retail demo's own tests, written with the test kit as a team would write theirs: the real
+ * integrations against fake applications, on a real store, with the clock moved instead of waited.
+ */
+import '../../test/support/provided.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import {
+  createTestEngine,
+  type FakeApplication,
+  type FakeRoute,
+  fakeApplication,
+  type TestEngine,
+} from '../../src/testing/index.js';
+import { APP_NAMES, type AppName } from './apps.js';
+import { retail } from './integrations.js';
+import { writeOrderFile } from './orders-file.js';
+
+/** What the applications answer in these tests; the others only need to exist. */
+const ROUTES: Partial<Record<AppName, Record<string, FakeRoute>>> = {
+  crm: {
+    'POST /customers': ({ body }) => ({ status: 201, body: { customerId: `C-${(body as any).email}` } }),
+  },
+  inventory: { 'POST /reservations': { status: 201, body: { reservationId: 'R-1', remaining: 41 } } },
+  warehouse: { 'POST /packing-lists': { status: 201, body: { packingListId: 'P-1' } } },
+  webshop: {
+    'GET /products/:sku': ({ params }) => ({
+      body: { sku: params.sku, name: `Product ${params.sku}`, price: 10 },
+    }),
+  },
+  'order-processing': { 'POST /orders': { status: 201, body: { accepted: true } } },
+};
+
+const ORDER = { orderId: 'A-1001', email: 'ann@example.com', sku: 'KB-42', qty: 2 };
+
+describe.each(['sqlite', 'postgres'] as const)('retail integrations on %s', (kind) => {
+  let t: TestEngine;
+  let apps: Record<AppName, FakeApplication>;
+  let inbox: string;
+
+  async function start(now?: string) {
+    apps = Object.fromEntries(
+      await Promise.all(
+        APP_NAMES.map(async (name) => [name, await fakeApplication({ routes: ROUTES[name] ?? {} })] as const),
+      ),
+    ) as Record<AppName, FakeApplication>;
+    inbox = mkdtempSync(join(tmpdir(), 'retail-inbox-'));
+    const urls = Object.fromEntries(APP_NAMES.map((name) => [name, apps[name].url])) as Record<
+      AppName,
+      string
+    >;
+    const { integrations, connections } = retail({ urls, inbox });
+    t = await createTestEngine({
+      integrations,
+      connections,
+      ...(kind === 'postgres' ? { store: inject('postgresUrl') } : {}),
+      ...(now ? { now } : {}),
+    });
+    return integrations;
+  }
+
+  afterEach(async () => {
+    await t?.close();
+    await Promise.all(Object.values(apps ?? {}).map((app) => app.close()));
+    if (inbox) rmSync(inbox, { recursive: true, force: true });
+  });
+
+  it('fulfil-order waits out an inventory outage and completes once it is back, each effect once', async () => {
+    await start();
+    await apps.inventory.down();
+    const { instanceId } = await t.trigger('fulfil-order', ORDER);
+    await t.runUntilIdle();
+    expect((await t.result(instanceId)).status).toBe('retrying');
+
+    // Twenty seconds of outage: backoffs, then the circuit breaker's re-probes, all at once.
+    await t.advance(20_000);
+    let result = await t.result(instanceId);
+    expect(result.status).toBe('retrying');
+    expect(
+      result.calls.filter((c) => c.connection === 'inventory' && c.status === null).length,
+    ).toBeGreaterThan(1);
+
+    await apps.inventory.up();
+    await t.advance(60_000);
+    result = await t.result(instanceId);
+    expect(result.status).toBe('succeeded');
+    expect(result.output).toEqual({ orderId: 'A-1001', status: 'fulfilled' });
+    expect(result.steps.map((s) => s.name)).toEqual([
+      'create-account',
+      'update-inventory',
+      'packing-list',
+      'send-to-warehouse',
+    ]);
+    // The account step succeeded on the first attempt and was not repeated by the retries.
+    expect(apps.crm.count('POST /customers')).toBe(1);
+    expect(apps.inventory.received('POST /reservations').map((r) => r.body)).toEqual([
+      { sku: 'KB-42', qty: 2 },
+    ]);
+    expect(apps.warehouse.received('POST /packing-lists')[0]!.body).toMatchObject({
+      orderId: 'A-1001',
+      customer: { customerId: 'C-ann@example.com' },
+      reservation: { reservationId: 'R-1' },
+    });
+  });
+
+  it('place-order answers with a confirmation and hands fulfil-order off before it answers', async () => {
+    await start();
+    const answer = await t.call('place-order', { body: ORDER });
+    expect(answer.status).toBe(201);
+    expect(answer.body).toMatchObject({ orderId: 'A-1001', confirmation: expect.stringMatching(/^CONF-/) });
+    const placed = await t.result(answer.instanceId!);
+    expect(placed.children.map((c) => [c.integrationId, c.tracking.orderId])).toEqual([
+      ['fulfil-order', 'A-1001'],
+    ]);
+
+    await t.runUntilIdle();
+    expect((await t.result(placed.children[0]!.id)).status).toBe('succeeded');
+
+    const invalid = await t.call('place-order', { body: { ...ORDER, email: 'not an address' } });
+    expect(invalid.status).toBe(400);
+    expect(apps.crm.count()).toBe(1);
+  });
+
+  it('nightly-orders fires at 02:00 Berlin time, reports the bad rows and posts the good ones', async () => {
+    await start('2026-11-24T12:00:00Z');
+    writeOrderFile(inbox, new Date('2026-11-24T12:00:00Z'));
+
+    await t.advanceTo('2026-11-25T00:59:00Z');
+    expect(apps['order-processing'].count()).toBe(0);
+
+    // 02:00 in Berlin is 01:00 UTC in November; the run waits for its children, checked each second.
+    await t.advanceTo('2026-11-25T01:00:05Z');
+    const [slot] = (await t.engine.getSchedule('nightly-orders')).recentSlots;
+    expect(slot).toMatchObject({ slotAt: Date.parse('2026-11-25T01:00:00Z'), outcome: 'fired' });
+    const run = await t.result(slot!.instanceId!);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toMatchObject({
+      count: 6,
+      invalid: { read: 9, valid: 6, invalid: 3 },
+      children: { total: 6, succeeded: 6 },
+    });
+    expect(
+      (run.output as { invalid: { errors: { line: number }[] } }).invalid.errors.map((e) => e.line),
+    ).toEqual([4, 7, 9]);
+    const posted = apps['order-processing']
+      .received('POST /orders')
+      .map((r) => r.body as { orderId: string });
+    expect(posted.map((o) => o.orderId).sort()).toEqual([
+      'N-1001',
+      'N-1002',
+      'N-1004',
+      'N-1005',
+      'N-1007',
+      'N-1009',
+    ]);
+    expect(posted[0]).toMatchObject({
+      product: expect.stringMatching(/^Product /),
+      total: expect.any(Number),
+    });
+  });
+});
