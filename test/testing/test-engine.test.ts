@@ -255,6 +255,37 @@ describe.each(STORE_KINDS)('the test kit on %s', (kind) => {
     expect(result.children.map((c) => c.output)).toEqual([2, 4, 6]);
   });
 
+  it('stops at a retry while a later instance of the same ordering key waits behind it', async () => {
+    const ran: [string, number][] = [];
+    let failures = 1;
+    const sync = defineIntegration({
+      id: 'sync-article',
+      mode: 'async',
+      input: z.object({ sku: z.string(), n: z.number() }),
+      orderingKey: 'sku',
+      retry: { initialDelayMs: MINUTE, jitter: 0 },
+      handler(ctx) {
+        ran.push([`${ctx.input.n}`, t.clock.now()]);
+        if (ctx.input.n === 1 && failures-- > 0) throw new Error('the shop is busy');
+        return ctx.input.n;
+      },
+    });
+    const t = await engine({ integrations: [sync], now: '2026-11-24T09:00:00Z' });
+    const first = await t.trigger(sync, { sku: 'KB-42', n: 1 });
+    const second = await t.trigger(sync, { sku: 'KB-42', n: 2 });
+    await t.runUntilIdle();
+    // The second is due but held back by the first, which retries in a minute: advance stops there.
+    await t.advance(10 * MINUTE);
+    const start = Date.parse('2026-11-24T09:00:00Z');
+    expect(ran).toEqual([
+      ['1', start],
+      ['1', start + MINUTE],
+      ['2', start + MINUTE],
+    ]);
+    expect((await t.result(first.instanceId)).status).toBe('succeeded');
+    expect((await t.result(second.instanceId)).output).toBe(2);
+  });
+
   it('gives up on work that keeps coming due at the same instant', async () => {
     const spinning = defineIntegration({
       id: 'spinning',
