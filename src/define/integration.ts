@@ -3,6 +3,7 @@ import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
 import type { RecordReport } from '../sources/report.js';
+import type { RecordSource } from '../sources/source.js';
 import {
   between,
   checkOptions,
@@ -55,7 +56,7 @@ export interface Starter {
   ): Promise<StartedInstance>;
   startMany<T extends AnyIntegration>(
     integration: T | string,
-    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
+    inputs: StartManyInputs<T>,
     options?: StartManyOptions,
   ): Promise<{ count: number; created: number }>;
 }
@@ -133,7 +134,7 @@ export interface AsyncContext<I> extends BaseContext<I> {
    */
   startMany<T extends AnyIntegration>(
     integration: T | string,
-    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
+    inputs: StartManyInputs<T>,
     options?: FanOutOptions,
   ): Promise<FanOutResult>;
   /** Records a `progress` activity event (e.g. `{ done: 40, total: 100 }`) for monitors and the CLI. */
@@ -308,7 +309,23 @@ export type Integration<
 };
 
 export type AnyIntegration = Integration<any>;
-export type IntegrationInput<T> = T extends Integration<infer S> ? InputOf<S> : Json;
+/**
+ * What `ctx.start` / `ctx.startMany` take for an integration: the input type of its schema (the
+ * child parses it), or any JSON when it has none. Given by id, a child is checked at run time only.
+ */
+export type IntegrationInput<T> = [T] extends [{ readonly input?: infer S }] ? StartInputOf<S> : Json;
+type StartInputOf<S> = [S] extends [z.ZodType] ? z.input<S> : Json;
+/** The records a source validated by the integration's own schema yields (started without parsing again). */
+export type IntegrationRecord<T> = [T] extends [{ readonly input?: infer S }]
+  ? [S] extends [z.ZodType]
+    ? z.output<S>
+    : Json
+  : Json;
+/** The inputs of `ctx.startMany`: the child's inputs, or a record source of its schema's records. */
+export type StartManyInputs<T> =
+  | Iterable<IntegrationInput<T>>
+  | AsyncIterable<IntegrationInput<T>>
+  | RecordSource<IntegrationRecord<T>>;
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
