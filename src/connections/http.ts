@@ -4,6 +4,18 @@
  * once), a circuit breaker, concurrency and rate limits, and an activity event for every call.
  */
 import { Pool } from 'undici';
+import { z } from 'zod';
+import {
+  between,
+  checkOptions,
+  fn,
+  integer,
+  nonEmptyText,
+  oneOf,
+  options as optionsOf,
+  text,
+  timerMs,
+} from '../define/options.js';
 import { CircuitOpenError, TandemError } from '../errors.js';
 import type { Json } from '../model.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
@@ -423,19 +435,75 @@ function parseRetryAfter(value: string | undefined): number | null {
  * });
  */
 export function httpConnection(id: string, options: HttpConnectionOptions): HttpConnection {
-  if (!/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
+  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
     throw new TandemError('invalid-definition', `Connection id ${JSON.stringify(id)} is invalid`);
   }
-  try {
-    new URL(options.baseUrl);
-  } catch {
-    throw new TandemError(
-      'invalid-definition',
-      `Connection "${id}": baseUrl ${JSON.stringify(options.baseUrl)} is not a URL`,
-    );
-  }
+  checkOptions(connectionSchema, options, `Connection "${id}"`);
   return new HttpConnection(id, options);
 }
+
+const httpUrl = (v: unknown) => {
+  if (typeof v !== 'string') return false;
+  try {
+    return ['http:', 'https:'].includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+};
+const url = z.custom<string>(httpUrl, { error: 'must be an http: or https: URL' });
+const secretValue = z.custom<SecretValue>(
+  (v) =>
+    (typeof v === 'string' && v !== '') ||
+    (typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tandem.secret'),
+  { error: "must be a non-empty string or secret('NAME')" },
+);
+const connectionAuth = z.discriminatedUnion(
+  'type',
+  [
+    optionsOf({ type: z.literal('basic'), username: secretValue, password: secretValue }),
+    optionsOf({ type: z.literal('bearer'), token: secretValue }),
+    optionsOf({
+      type: z.literal('api-key'),
+      in: oneOf(['header', 'query']),
+      name: nonEmptyText,
+      value: secretValue,
+    }),
+    optionsOf({
+      type: z.literal('oauth2-client-credentials'),
+      tokenUrl: url,
+      clientId: secretValue,
+      clientSecret: secretValue,
+      scope: text.optional(),
+    }),
+  ],
+  {
+    error: (issue) =>
+      issue.path?.at(-1) === 'type'
+        ? 'must be "basic", "bearer", "api-key" or "oauth2-client-credentials"'
+        : 'must be an object with a type',
+  },
+);
+const connectionSchema = optionsOf({
+  baseUrl: url,
+  auth: connectionAuth.optional(),
+  headers: z.record(z.string(), text, { error: 'must be an object of header: value' }).optional(),
+  timeout: timerMs.optional(),
+  maxConcurrency: integer(1, 100_000).optional(),
+  ratePerSecond: between(0, 1_000_000, true).optional(),
+  circuit: z
+    .union(
+      [
+        z.literal(false),
+        optionsOf({
+          failures: integer(1, 1_000_000).optional(),
+          reprobeMs: timerMs.optional(),
+        } satisfies Record<keyof CircuitOptions, unknown>),
+      ],
+      { error: 'must be false or { failures, reprobeMs }' },
+    )
+    .optional(),
+  retryOn: fn().optional(),
+} satisfies Record<keyof HttpConnectionOptions, unknown>);
 
 export function isConnection(value: unknown): value is HttpConnection {
   return value instanceof HttpConnection;

@@ -1,6 +1,12 @@
-import type { HttpConnection } from '../connections/http.js';
+/**
+ * The configuration of a Tandem process, checked as a whole when it is defined (and again when the
+ * CLI loads it), so that a wrong option fails at start with `invalid-definition`.
+ */
+import { z } from 'zod';
+import { type HttpConnection, isConnection } from '../connections/http.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
+import { checkOptions, delayMs, integer, nonEmptyText, options, timerMs } from './options.js';
 
 /** Settings of the HTTP server (`tandem start`). */
 export interface ServerOptions {
@@ -42,8 +48,45 @@ export interface TandemConfig {
   server?: ServerOptions;
 }
 
+const serverSchema = options({
+  adminToken: z.string({ error: 'must be a string or null' }).nullable().optional(),
+  bodyLimit: integer(1, 1_073_741_824).optional(),
+  maxBodyDepth: integer(1, 10_000).optional(),
+  maxQueueDepth: integer(1, Number.MAX_SAFE_INTEGER).optional(),
+  queueDepthRefreshMs: timerMs.optional(),
+  retryAfterSeconds: integer(0, 86_400).optional(),
+  maxDeadlineMs: timerMs.optional(),
+} satisfies Record<keyof ServerOptions, unknown>);
+
+const retentionSchema = z.union(
+  [
+    z.literal(false),
+    options({
+      keepMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
+      intervalMs: timerMs.optional(),
+    } satisfies Record<keyof Exclude<TandemConfig['retention'], false | undefined>, unknown>),
+  ],
+  { error: 'must be false or { keepMs, intervalMs }' },
+);
+
+const configSchema = options({
+  integrations: z.array(z.unknown(), { error: 'must be a list of integrations' }),
+  connections: z
+    .array(z.custom<HttpConnection>(isConnection, { error: 'must be created with httpConnection()' }), {
+      error: 'must be a list of connections',
+    })
+    .optional(),
+  store: nonEmptyText.optional(),
+  concurrency: integer(1, 100_000).optional(),
+  leaseMs: timerMs.optional(),
+  pollIntervalMs: timerMs.optional(),
+  retention: retentionSchema.optional(),
+  server: serverSchema.optional(),
+} satisfies Record<keyof TandemConfig, unknown>);
+
 /**
- * Checks and returns a configuration.
+ * Checks and returns a configuration: unknown options and wrong values throw `invalid-definition`
+ * naming the option (`server.bodyLimit`).
  *
  * @example
  * export default defineConfig({ integrations: [placeOrder, fulfilOrder] });
@@ -52,6 +95,7 @@ export function defineConfig(config: TandemConfig): TandemConfig {
   if (!config || !Array.isArray(config.integrations)) {
     throw new InvalidDefinitionError('defineConfig needs { integrations: [...] }');
   }
+  checkOptions(configSchema, config, 'Config');
   checkIntegrations(config.integrations);
   return config;
 }

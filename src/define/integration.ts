@@ -1,10 +1,22 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
 import type { RecordReport } from '../sources/report.js';
+import type { RecordSource } from '../sources/source.js';
+import {
+  between,
+  checkOptions,
+  fn,
+  nonEmptyText,
+  oneOf,
+  options,
+  text,
+  timerMs,
+  zodSchema,
+} from './options.js';
 import { checkParameterDefaults, type Parameters } from './parameters.js';
-import type { RetryPolicy } from './retry.js';
+import { type RetryPolicy, retryPolicySchema } from './retry.js';
 import { parseRoute } from './route.js';
 import { checkSchedule } from './schedule.js';
 
@@ -44,7 +56,7 @@ export interface Starter {
   ): Promise<StartedInstance>;
   startMany<T extends AnyIntegration>(
     integration: T | string,
-    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
+    inputs: StartManyInputs<T>,
     options?: StartManyOptions,
   ): Promise<{ count: number; created: number }>;
 }
@@ -122,7 +134,7 @@ export interface AsyncContext<I> extends BaseContext<I> {
    */
   startMany<T extends AnyIntegration>(
     integration: T | string,
-    inputs: Iterable<IntegrationInput<T>> | AsyncIterable<IntegrationInput<T>>,
+    inputs: StartManyInputs<T>,
     options?: FanOutOptions,
   ): Promise<FanOutResult>;
   /** Records a `progress` activity event (e.g. `{ done: 40, total: 100 }`) for monitors and the CLI. */
@@ -297,13 +309,114 @@ export type Integration<
 };
 
 export type AnyIntegration = Integration<any>;
-export type IntegrationInput<T> = T extends Integration<infer S> ? InputOf<S> : Json;
+/**
+ * What `ctx.start` / `ctx.startMany` take for an integration: the input type of its schema (the
+ * child parses it), or any JSON when it has none. Given by id, a child is checked at run time only.
+ */
+export type IntegrationInput<T> = [T] extends [{ readonly input?: infer S }] ? StartInputOf<S> : Json;
+type StartInputOf<S> = [S] extends [z.ZodType] ? z.input<S> : Json;
+/** The records a source validated by the integration's own schema yields (started without parsing again). */
+export type IntegrationRecord<T> = [T] extends [{ readonly input?: infer S }]
+  ? [S] extends [z.ZodType]
+    ? z.output<S>
+    : Json
+  : Json;
+/** The inputs of `ctx.startMany`: the child's inputs, or a record source of its schema's records. */
+export type StartManyInputs<T> =
+  | Iterable<IntegrationInput<T>>
+  | AsyncIterable<IntegrationInput<T>>
+  | RecordSource<IntegrationRecord<T>>;
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+
+const selector = z.union([nonEmptyText, fn()], { error: 'must be a field path or a function of the input' });
+
+const apiKeyAuth = options({
+  type: z.literal('api-key'),
+  header: z
+    .string({ error: 'must be a header name' })
+    .regex(HEADER_NAME, { error: 'must be a header name' })
+    .optional(),
+  keys: z.custom<string[]>(
+    (v) => Array.isArray(v) && v.length > 0 && v.every((k) => typeof k === 'string' && k !== ''),
+    { error: 'must be a non-empty list of non-empty strings (is an environment variable unset?)' },
+  ),
+} satisfies Record<keyof ApiKeyAuth, unknown>);
+
+const webhookSecret = (v: unknown) => typeof v === 'string' && webhookSecretBytes(v).length > 0;
+const standardWebhooksAuth = options({
+  type: z.literal('standard-webhooks'),
+  secret: z.custom<string | string[]>(
+    (v) => (Array.isArray(v) ? v.length > 0 && v.every(webhookSecret) : webhookSecret(v)),
+    {
+      error:
+        'must be a Standard Webhooks secret "whsec_<base64>", or a list of them (is an environment variable unset?)',
+    },
+  ),
+  toleranceSeconds: between(0, 86_400, true).optional(),
+} satisfies Record<keyof StandardWebhooksAuth, unknown>);
+
+const triggerAuth = z.discriminatedUnion('type', [apiKeyAuth, standardWebhooksAuth], {
+  error: (issue) =>
+    issue.path?.at(-1) === 'type'
+      ? 'must be "api-key" or "standard-webhooks"'
+      : 'must be { type: "api-key", keys } or { type: "standard-webhooks", secret }',
+});
+
+const common = {
+  id: text,
+  description: text.optional(),
+  route: text.optional(),
+  auth: triggerAuth.optional(),
+  redact: z.array(nonEmptyText, { error: 'must be a list of field paths' }).optional(),
+  handler: fn(),
+};
+const track = z.record(z.string(), selector, { error: 'must be an object of name: field path' }).optional();
+
+/** The options of each mode; any other key is refused. */
+const DEFINITION_SCHEMAS = {
+  sync: options({
+    ...common,
+    mode: z.literal('sync'),
+    input: zodSchema.optional(),
+    track,
+    params: zodSchema.optional(),
+    query: zodSchema.optional(),
+    deadline: timerMs.optional(),
+  } satisfies Record<keyof SyncDefinition<any, any, any>, unknown>),
+  async: options({
+    ...common,
+    mode: z.literal('async'),
+    input: zodSchema.optional(),
+    track,
+    retry: retryPolicySchema.optional(),
+    timeout: timerMs.optional(),
+    orderingKey: selector.optional(),
+  } satisfies Record<keyof AsyncDefinition<any>, unknown>),
+  scheduled: options({
+    ...common,
+    mode: z.literal('scheduled'),
+    input: z
+      .undefined({ error: 'must be left out: a scheduled integration takes parameters, not an input schema' })
+      .optional(),
+    track,
+    cron: text,
+    timezone: text.optional(),
+    // Names and values are checked by checkParameterDefaults, with messages of their own.
+    parameters: z.unknown().optional(),
+    overlap: oneOf(['skip', 'queue']).optional(),
+    catchUp: oneOf(['none', 'last']).optional(),
+    retry: retryPolicySchema.optional(),
+    timeout: timerMs.optional(),
+    orderingKey: selector.optional(),
+  } satisfies Record<keyof ScheduledDefinition, unknown>),
+};
 
 /**
  * Defines an integration. The `mode` decides how it runs; the handler's `ctx.input` type comes from
- * the `input` schema.
+ * the `input` schema. Every option is checked here: a wrong or unknown one throws
+ * `invalid-definition` naming it, so a mistake fails at start rather than on a request.
  *
  * @example
  * export const fulfilOrder = defineIntegration({
@@ -335,18 +448,7 @@ export function defineIntegration<
   if (def.mode !== 'sync' && def.mode !== 'async' && def.mode !== 'scheduled') {
     throw new InvalidDefinitionError(`${where}: mode must be "sync", "async" or "scheduled"`);
   }
-  if (typeof def.handler !== 'function')
-    throw new InvalidDefinitionError(`${where}: handler must be a function`);
-  const isSchema = (value: unknown) => typeof (value as { safeParse?: unknown })?.safeParse === 'function';
-  if (def.input !== undefined && !isSchema(def.input)) {
-    throw new InvalidDefinitionError(`${where}: input must be a zod schema`);
-  }
-  if (def.mode === 'sync') {
-    if (def.params !== undefined && !isSchema(def.params))
-      throw new InvalidDefinitionError(`${where}: params must be a zod schema`);
-    if (def.query !== undefined && !isSchema(def.query))
-      throw new InvalidDefinitionError(`${where}: query must be a zod schema`);
-  }
+  checkOptions(DEFINITION_SCHEMAS[def.mode], def, where);
   if (def.route !== undefined) {
     const route = parseRoute(def.route, where);
     if (def.mode !== 'sync' && route.params.length > 0) {
@@ -357,76 +459,20 @@ export function defineIntegration<
       );
     }
   }
-  if (def.auth !== undefined) checkTriggerAuth(def.auth, def.route, where);
+  if (def.auth !== undefined && def.route === undefined) {
+    throw new InvalidDefinitionError(`${where}: auth needs a route to guard`);
+  }
   if (def.track !== undefined) {
     const names = Object.keys(def.track);
     if (names.length > 3) {
       throw new InvalidDefinitionError(`${where}: at most 3 tracking fields, got ${names.length}`);
     }
   }
-  const positive = (value: unknown, name: string) => {
-    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
-      throw new InvalidDefinitionError(`${where}: ${name} must be a positive number of milliseconds`);
-    }
-  };
-  if (def.mode === 'sync') positive(def.deadline, 'deadline');
-  else {
-    positive(def.timeout, 'timeout');
-    const retry = def.retry;
-    if (retry?.maxAttempts !== undefined && (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1)) {
-      throw new InvalidDefinitionError(`${where}: retry.maxAttempts must be an integer of at least 1`);
-    }
-    if (retry?.jitter !== undefined && !(retry.jitter >= 0 && retry.jitter <= 1)) {
-      throw new InvalidDefinitionError(`${where}: retry.jitter must be between 0 and 1`);
-    }
-  }
   if (def.mode === 'scheduled') {
-    if ((def as { input?: unknown }).input !== undefined) {
-      throw new InvalidDefinitionError(
-        `${where}: a scheduled integration takes parameters, not an input schema`,
-      );
-    }
     checkSchedule(where, def);
     checkParameterDefaults(where, def.parameters);
   }
   return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
-}
-
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
-
-function checkTriggerAuth(auth: TriggerAuth, route: string | undefined, where: string): void {
-  if (route === undefined) throw new InvalidDefinitionError(`${where}: auth needs a route to guard`);
-  if (auth?.type === 'api-key') {
-    if (auth.header !== undefined && !HEADER_NAME.test(auth.header)) {
-      throw new InvalidDefinitionError(
-        `${where}: auth.header ${JSON.stringify(auth.header)} is not a header name`,
-      );
-    }
-    if (
-      !Array.isArray(auth.keys) ||
-      auth.keys.length === 0 ||
-      auth.keys.some((k) => typeof k !== 'string' || k === '')
-    ) {
-      throw new InvalidDefinitionError(
-        `${where}: auth.keys must be a non-empty list of non-empty strings (is an environment variable unset?)`,
-      );
-    }
-  } else if (auth?.type === 'standard-webhooks') {
-    const secrets = Array.isArray(auth.secret) ? auth.secret : [auth.secret];
-    for (const secret of secrets) {
-      if (typeof secret !== 'string' || webhookSecretBytes(secret).length === 0) {
-        throw new InvalidDefinitionError(
-          `${where}: auth.secret must be a Standard Webhooks secret "whsec_<base64>" (is an environment variable unset?)`,
-        );
-      }
-    }
-    const tolerance = auth.toleranceSeconds;
-    if (tolerance !== undefined && !(Number.isFinite(tolerance) && tolerance > 0)) {
-      throw new InvalidDefinitionError(`${where}: auth.toleranceSeconds must be a positive number`);
-    }
-  } else {
-    throw new InvalidDefinitionError(`${where}: auth.type must be "api-key" or "standard-webhooks"`);
-  }
 }
 
 /** The key bytes of a Standard Webhooks secret (`whsec_` prefix optional, base64 body). */

@@ -1,3 +1,5 @@
+import { between, delayMs, integer, options } from './options.js';
+
 /** How failed attempts of an async or scheduled instance are retried. */
 export interface RetryPolicy {
   /** Attempts per run, the first included. Default 5. */
@@ -11,6 +13,15 @@ export interface RetryPolicy {
   /** Share of the delay that is randomised (0 = none, 1 = full jitter). Default 0.25. */
   jitter?: number;
 }
+
+/** Checks a {@link RetryPolicy}; delays are stored as due times, so each must be finite. */
+export const retryPolicySchema = options({
+  maxAttempts: integer(1, 10_000).optional(),
+  initialDelayMs: delayMs().optional(),
+  factor: between(1, 100).optional(),
+  maxDelayMs: delayMs().optional(),
+  jitter: between(0, 1).optional(),
+} satisfies Record<keyof RetryPolicy, unknown>);
 
 export type ResolvedRetryPolicy = Required<RetryPolicy>;
 

@@ -32,7 +32,7 @@ export function apiKeyGuard(integration: AnyIntegration, auth: ApiKeyAuth, ring:
     }
     const grant = ring.identify(presented);
     if (grant === null) throw unauthenticated('The API key is not valid', challenge);
-    if (grant.kind !== 'trigger' || grant.integrationId !== integration.id) {
+    if (grant.kind !== 'trigger' || !grant.integrationIds.has(integration.id)) {
       throw forbidden(`This credential does not grant the trigger of "${integration.id}"`);
     }
   };

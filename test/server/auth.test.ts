@@ -5,6 +5,8 @@ import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineIntegration } from '../../src/define/integration.js';
+import { buildApp } from '../../src/server/app.js';
+import { testEngine } from '../support/engine.js';
 import { type TestServer, testServer } from '../support/server.js';
 
 const ADMIN_TOKEN = 'admin-token-3f9a7c21d0e84b56';
@@ -156,6 +158,57 @@ describe('API key triggers', () => {
       headers: { 'x-api-key': SHOP_KEY },
     });
     expect(ok.status).toBe(202);
+  });
+
+  it('accepts one key on every trigger it is configured on, and still refuses it elsewhere', async () => {
+    const PARTNER_KEY = 'partner-key-5c6d7e8f90a1b2c3';
+    const returns = defineIntegration({
+      id: 'partner-returns',
+      mode: 'async',
+      route: 'POST /partner/returns',
+      auth: { type: 'api-key', keys: [PARTNER_KEY] },
+      handler: () => 'ok',
+    });
+    const stock = defineIntegration({
+      id: 'partner-stock',
+      mode: 'sync',
+      route: 'GET /partner/stock',
+      auth: { type: 'api-key', header: 'x-partner-key', keys: ['rotated-key-0a1b2c3d4e5f', PARTNER_KEY] },
+      handler: () => ({ units: 3 }),
+    });
+    server = await testServer([shopOrder, returns, stock], { adminToken: ADMIN_TOKEN }, { worker: false });
+    const returned = await server.request('/partner/returns', {
+      method: 'POST',
+      json: { sku: 'A' },
+      headers: { 'x-api-key': PARTNER_KEY },
+    });
+    expect(returned.status).toBe(202);
+    const counted = await server.request('/partner/stock', { headers: { 'x-partner-key': PARTNER_KEY } });
+    expect(counted.status).toBe(200);
+    expect(counted.json).toEqual({ units: 3 });
+    const before = server.counts();
+    const elsewhere = await server.request('/shop/orders', {
+      method: 'POST',
+      json: { orderId: 'A' },
+      headers: { 'x-api-key': PARTNER_KEY },
+    });
+    expect(elsewhere.status).toBe(403);
+    const admin = await server.request('/api/instances', {
+      headers: { authorization: `Bearer ${PARTNER_KEY}` },
+    });
+    expect(admin.status).toBe(403);
+    expect(server.counts()).toEqual(before);
+  });
+
+  it('refuses an admin token that is also a trigger key, at start', async () => {
+    const t = await testEngine([shopOrder], { worker: false });
+    try {
+      await expect(buildApp({ engine: t.engine, adminToken: SHOP_KEY })).rejects.toThrow(
+        /admin token is also an API key of "shop-order"/,
+      );
+    } finally {
+      await t.close();
+    }
   });
 
   it('checks the key before reading the body, and hides the key from the sync handler', async () => {
