@@ -207,8 +207,9 @@ export class HttpConnection {
       this.finish(context, method, shown, body, started, status, response.bytes, undefined);
     } catch (thrown) {
       if (!(thrown instanceof ExchangeFailure)) {
-        this.finish(context, method, shown, body, started, null, 0, 'aborted');
-        throw thrown; // the instance was cancelled or hit its own time limit
+        // The instance was cancelled or hit its own time limit: the event says which, by its code.
+        this.finish(context, method, shown, body, started, null, 0, abortCode(signal));
+        throw thrown;
       }
       const code: CallFailure['code'] = thrown.timedOut ? 'connection-timeout' : 'connection-failed';
       const reason = thrown.reason;
@@ -399,6 +400,12 @@ export class HttpConnection {
   async close(): Promise<void> {
     await this.pool.close();
   }
+}
+
+/** Why a call was abandoned: the code of the signal's reason (`cancelled`, `attempt-timeout`, …), else `aborted`. */
+function abortCode(signal: AbortSignal): string {
+  const code = signal.aborted ? (signal.reason as { code?: unknown } | undefined)?.code : undefined;
+  return typeof code === 'string' ? code : 'aborted';
 }
 
 function parseRetryAfter(value: string | undefined): number | null {

@@ -22,6 +22,7 @@ import {
   type Parameters as ScheduleParameters,
 } from '../define/parameters.js';
 import {
+  CancelledError,
   type InputIssue,
   InstanceNotFoundError,
   InvalidDefinitionError,
@@ -701,8 +702,15 @@ export class Engine {
         const attempt = this.running.get(id);
         if (!attempt || attempt.over) continue;
         attempt.over = true;
+        // Rare: read why, so that a cancel made by another process is told as a cancel.
+        const status = (await this.store.getInstance(id).catch(() => null))?.status;
+        if (status === 'cancelled') {
+          attempt.abort(new CancelledError(id));
+          this.logger.info({ instanceId: id }, 'instance cancelled elsewhere; attempt abandoned');
+          continue;
+        }
         attempt.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
-        this.logger.warn({ instanceId: id }, 'lease lost (cancelled or taken over); attempt abandoned');
+        this.logger.warn({ instanceId: id }, 'lease lost (taken over); attempt abandoned');
       }
     } catch (error) {
       this.logger.error({ err: error }, 'renewing leases failed');
@@ -875,7 +883,7 @@ export class Engine {
     const attempt = this.running.get(id);
     if (attempt && !attempt.over) {
       attempt.over = true;
-      attempt.abort(new TandemError('lease-lost', 'The instance was cancelled'));
+      attempt.abort(new CancelledError(id));
     }
     this.wake(); // a cancel may free an ordering key
   }
