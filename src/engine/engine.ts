@@ -301,12 +301,7 @@ export class Engine {
     const integration = this.integration(id);
     if (integration.mode === 'sync')
       throw new WrongModeError(integration.id, 'sync', 'be started as durable work');
-    const value =
-      integration.mode === 'scheduled'
-        ? checkScheduledInput(integration.parameters ?? {}, input)
-        : validated
-          ? input
-          : validateInput(integration, input);
+    const value = validated && integration.mode !== 'scheduled' ? input : checkInput(integration, input);
     const inputJson = toStoredJson(value, `The input of "${integration.id}"`);
     const now = this.clock.now();
     const def = integration as AsyncDefinition<any>;
@@ -846,7 +841,8 @@ export class Engine {
       const instance = await this.store.getInstance(id);
       if (!instance) throw new InstanceNotFoundError(id);
       const integration = this.integration(instance.integrationId);
-      inputJson = toStoredJson(validateInput(integration, options.input), `The input of "${integration.id}"`);
+      // The same checks as an accept: a scheduled instance's parameters are checked and converted.
+      inputJson = toStoredJson(checkInput(integration, options.input), `The input of "${integration.id}"`);
     }
     const [outcome] = await this.store.rerun({
       ids: [id],
@@ -926,6 +922,16 @@ export function validateInput(integration: AnyIntegration, input: unknown): unkn
       message: issue.message,
     })),
   );
+}
+
+/**
+ * Checks the input of a new instance or of a rerun: an async integration's input against its
+ * schema, a scheduled one's parameters against the declared ones. Returns the value to store.
+ */
+function checkInput(integration: AnyIntegration, input: unknown): unknown {
+  return integration.mode === 'scheduled'
+    ? checkScheduledInput(integration.parameters ?? {}, input)
+    : validateInput(integration, input);
 }
 
 export function hashInput(inputJson: string): string {
