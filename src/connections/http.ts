@@ -148,15 +148,21 @@ export class HttpConnection {
     path: string,
     options: CallOptions = {},
   ): Promise<T> {
-    const wait = this.circuit?.admit(Date.now()) ?? null;
-    if (wait !== null) throw new CircuitOpenError(this.id, wait);
-    const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
-    if (this.rate) await this.rate.wait(signal);
-    const release = this.limit.tryAcquire() ?? (await this.limit.acquire(signal));
+    const pass = this.circuit?.admit(Date.now()) ?? null;
+    if (typeof pass === 'number') throw new CircuitOpenError(this.id, pass);
     try {
-      return await this.send<T>(context, method.toUpperCase(), path, options, signal, false);
+      const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
+      if (this.rate) await this.rate.wait(signal);
+      const release = this.limit.tryAcquire() ?? (await this.limit.acquire(signal));
+      try {
+        return await this.send<T>(context, method.toUpperCase(), path, options, signal, false);
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      // However the call ended (an answer, a failure, an abort before or during the request), a
+      // probe it was must not keep the circuit's probe slot.
+      if (pass !== null) this.circuit!.release(pass);
     }
   }
 
