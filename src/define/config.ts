@@ -1,4 +1,5 @@
 import type { HttpConnection } from '../connections/http.js';
+import type { RetentionOptions } from '../engine/engine.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 
@@ -34,10 +35,10 @@ export interface TandemConfig {
   /** Safety-net poll for due work in ms. Default 1 s. */
   pollIntervalMs?: number;
   /**
-   * How long succeeded and cancelled instances are kept (failed ones until resolved), and how often
-   * the purge runs. Default 30 days, hourly; `false` keeps everything.
+   * How long finished instances are kept, per outcome (`keepMs`, `failedSyncKeepMs`,
+   * `failedKeepMs`), and how often the purge runs (`intervalMs`); `false` keeps everything.
    */
-  retention?: { keepMs?: number; intervalMs?: number } | false;
+  retention?: RetentionOptions | false;
   /** The HTTP server. */
   server?: ServerOptions;
 }

@@ -90,11 +90,8 @@ export interface EngineOptions {
   shutdownGraceMs?: number;
   clock?: Clock;
   logger?: Logger;
-  /**
-   * How long succeeded and cancelled instances are kept (failed ones are kept until resolved), and
-   * how often the purge runs. Default 30 days, hourly; `false` keeps everything.
-   */
-  retention?: { keepMs?: number; intervalMs?: number } | false;
+  /** How long finished instances are kept, per outcome, and how often the purge runs; `false` keeps everything. */
+  retention?: RetentionOptions | false;
   /** Connections to applications, for `ctx.call(connection or id, …)`. */
   connections?: HttpConnection[];
   /** Watchers of accepts, starts and finishes (e.g. metrics). */
@@ -102,6 +99,25 @@ export interface EngineOptions {
   /** Recorded with leases; defaults to host:pid:random. */
   workerId?: string;
 }
+
+/**
+ * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
+ * records (monitoring only: a sync call is never rerun), are deleted after a period. A failed async
+ * or scheduled instance is work waiting for a rerun or a cancel: it is kept until resolved, unless
+ * `failedKeepMs` is set, and one with an ordering key is always kept (it holds its key).
+ */
+export interface RetentionOptions {
+  /** Succeeded and cancelled instances of every mode. Default 30 days. */
+  keepMs?: number;
+  /** Failed sync records. Default: as `keepMs`. */
+  failedSyncKeepMs?: number;
+  /** Failed async and scheduled instances without an ordering key. Default: kept until rerun or cancelled. */
+  failedKeepMs?: number;
+  /** How often the purge runs. Default 1 hour. */
+  intervalMs?: number;
+}
+
+const DEFAULT_KEEP_MS = 30 * 24 * 3_600_000;
 
 export interface AcceptOptions {
   idempotencyKey?: string;
@@ -484,15 +500,21 @@ export class Engine {
     this.wake();
   }
 
-  /** Deletes succeeded and cancelled instances past the retention period. Returns how many. */
+  /** Deletes finished instances past their outcome's retention period (see {@link RetentionOptions}). Returns how many. */
   async purge(): Promise<number> {
-    if (this.options.retention === false) return 0;
-    const keepMs = this.options.retention?.keepMs ?? 30 * 24 * 3_600_000;
-    const finishedBefore = this.clock.now() - keepMs;
+    const retention = this.options.retention;
+    if (retention === false) return 0;
+    const keepMs = retention?.keepMs ?? DEFAULT_KEEP_MS;
+    const now = this.clock.now();
+    const cutoffs = {
+      finishedBefore: now - keepMs,
+      failedSyncBefore: now - (retention?.failedSyncKeepMs ?? keepMs),
+      ...(retention?.failedKeepMs === undefined ? {} : { failedBefore: now - retention.failedKeepMs }),
+    };
     let total = 0;
     try {
       for (;;) {
-        const deleted = await this.store.purge({ finishedBefore, limit: 1_000 });
+        const deleted = await this.store.purge({ ...cutoffs, limit: 1_000 });
         total += deleted;
         if (deleted < 1_000 || this.state !== 'running') break;
       }

@@ -191,6 +191,20 @@ export interface EventStreamPage {
   cursor: string;
 }
 
+/** What retention deletes: one cutoff per outcome (instances that finished before it go). */
+export interface PurgeRequest {
+  /** Succeeded and cancelled instances of every mode. */
+  finishedBefore: number;
+  /** Failed sync records (monitoring only: a sync instance is never rerun). Absent: none. */
+  failedSyncBefore?: number;
+  /**
+   * Failed async and scheduled instances without an ordering key. Absent: none (a failed instance
+   * is work to rerun or cancel). One with an ordering key is never purged: it holds its key.
+   */
+  failedBefore?: number;
+  limit: number;
+}
+
 export interface StatsRequest {
   /** Instances created at or after this time … */
   since: number;
@@ -298,11 +312,11 @@ export interface Store {
   /** Per-integration figures over a window (for statistics and the advisor). */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
   /**
-   * Deletes instances (with their runs, steps and events) that finished as succeeded or cancelled
-   * before `finishedBefore`, at most `limit` of them. Failed instances are kept until resolved.
-   * Returns how many were deleted.
+   * Deletes instances in a final state (with their runs, steps and events) that finished before the
+   * cutoff of their outcome (see {@link PurgeRequest}), at most `limit` of them. Returns how many
+   * were deleted.
    */
-  purge(request: { finishedBefore: number; limit: number }): Promise<number>;
+  purge(request: PurgeRequest): Promise<number>;
   /** Earliest time at which an instance of these integrations becomes claimable, or null. */
   nextDueAt(integrationIds: string[]): Promise<number | null>;
 

@@ -40,6 +40,7 @@ import type {
   ListRequest,
   NewInstance,
   Page,
+  PurgeRequest,
   RerunRequest,
   ScheduleState,
   SlotRecord,
@@ -958,13 +959,17 @@ export class PostgresStore implements Store {
     }));
   }
 
-  async purge(request: { finishedBefore: number; limit: number }): Promise<number> {
+  async purge(request: PurgeRequest): Promise<number> {
     return this.tx(async (client) => {
       const { rows } = await this.q(
         client,
-        `SELECT id FROM {{schema}}.instances WHERE status IN ('succeeded', 'cancelled') AND finished_at < $1
-         LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [request.finishedBefore, request.limit],
+        // A cutoff that is NULL matches nothing: that outcome is kept.
+        `SELECT id FROM {{schema}}.instances
+         WHERE (status IN ('succeeded', 'cancelled') AND finished_at < $1)
+            OR (status = 'failed' AND mode = 'sync' AND finished_at < $2::bigint)
+            OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < $3::bigint)
+         LIMIT $4 FOR UPDATE SKIP LOCKED`,
+        [request.finishedBefore, request.failedSyncBefore ?? null, request.failedBefore ?? null, request.limit],
       );
       const ids = rows.map((r: { id: string }) => r.id);
       if (ids.length === 0) return 0;

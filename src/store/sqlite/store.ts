@@ -41,6 +41,7 @@ import type {
   ListRequest,
   NewInstance,
   Page,
+  PurgeRequest,
   RerunRequest,
   ScheduleState,
   SlotRecord,
@@ -597,15 +598,25 @@ export class SqliteStore implements Store {
     });
   }
 
-  async purge(request: { finishedBefore: number; limit: number }): Promise<number> {
+  async purge(request: PurgeRequest): Promise<number> {
     this.open();
     return this.db.transaction(() => {
       const ids = (
         this.db
           .prepare(
-            `SELECT id FROM instances WHERE status IN ('succeeded', 'cancelled') AND finished_at < ? LIMIT ?`,
+            // A cutoff that is NULL matches nothing: that outcome is kept.
+            `SELECT id FROM instances
+             WHERE (status IN ('succeeded', 'cancelled') AND finished_at < @finished)
+                OR (status = 'failed' AND mode = 'sync' AND finished_at < @failed_sync)
+                OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < @failed)
+             LIMIT @limit`,
           )
-          .all(request.finishedBefore, request.limit) as { id: string }[]
+          .all({
+            finished: request.finishedBefore,
+            failed_sync: request.failedSyncBefore ?? null,
+            failed: request.failedBefore ?? null,
+            limit: request.limit,
+          }) as { id: string }[]
       ).map((r) => r.id);
       if (ids.length === 0) return 0;
       const list = JSON.stringify(ids);
