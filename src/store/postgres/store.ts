@@ -969,7 +969,12 @@ export class PostgresStore implements Store {
             OR (status = 'failed' AND mode = 'sync' AND finished_at < $2::bigint)
             OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < $3::bigint)
          LIMIT $4 FOR UPDATE SKIP LOCKED`,
-        [request.finishedBefore, request.failedSyncBefore ?? null, request.failedBefore ?? null, request.limit],
+        [
+          request.finishedBefore,
+          request.failedSyncBefore ?? null,
+          request.failedBefore ?? null,
+          request.limit,
+        ],
       );
       const ids = rows.map((r: { id: string }) => r.id);
       if (ids.length === 0) return 0;
