@@ -103,7 +103,8 @@ export type AttemptOutcome =
 export interface FinishWrite extends Lease {
   outcome: AttemptOutcome;
   now: number;
-  durationMs: number;
+  /** The run's duration (the instance's `durationMs`) for a final outcome; null for a retry. */
+  durationMs: number | null;
   events: NewActivityEvent[];
   /**
    * Schedule parameters the handler set (`ctx.setParameters`). Applied only when the outcome is
@@ -222,7 +223,7 @@ export interface IntegrationStats {
   cancelled: number;
   /** Queued, running or retrying. */
   active: number;
-  /** Nearest-rank percentiles of the last attempt's duration (ms) of finished instances; null when none finished. */
+  /** Nearest-rank percentiles of the duration (ms, the instance's `durationMs`) of finished instances; null when none finished. */
   p50: number | null;
   p95: number | null;
   p99: number | null;

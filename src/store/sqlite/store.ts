@@ -956,12 +956,13 @@ function prepare(db: Database.Database) {
       FROM steps WHERE instance_id = ? AND run = ? AND status = 'succeeded'`),
     startRun: db.prepare(`
       UPDATE instances SET status = 'queued', run = @run, run_from = @run_from, run_started_at = @now, input = @input,
-        attempt = 0, output = NULL, error = NULL, finished_at = NULL, run_at = @now, updated_at = @now,
+        attempt = 0, output = NULL, error = NULL, started_at = NULL, finished_at = NULL, duration_ms = NULL,
+        run_at = @now, updated_at = @now,
         claim_token = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id`),
     cancelOne: db.prepare(`
-      UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now, claim_token = NULL,
-        lease_owner = NULL, lease_until = NULL
+      UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now,
+        duration_ms = @now - started_at, claim_token = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id`),
     childCounts: db.prepare(
       'SELECT status, count(*) AS n FROM instances WHERE parent_id = ? GROUP BY status',
