@@ -6,7 +6,7 @@ import { appServer, json } from '../support/app-server.js';
 import { STORE_KINDS, testEngine, waitForStatus } from '../support/engine.js';
 import { testServer } from '../support/server.js';
 
-const REPROBE_MS = 100;
+const REPROBE_MS = 250;
 let close: (() => Promise<void>) | undefined;
 afterEach(async () => {
   await close?.();
@@ -69,7 +69,7 @@ describe('an aborted probe of a half-open circuit', () => {
           ? caller(conn, controller.signal)()
           : abortProbe === 'option'
             ? caller(conn, new AbortController().signal)({ signal: controller.signal })
-            : caller(conn, AbortSignal.timeout(50))();
+            : caller(conn, AbortSignal.timeout(300))();
       await sleep(20);
       // While the probe is in flight, other calls wait for it.
       await expect(caller(conn, new AbortController().signal)()).rejects.toMatchObject({
@@ -90,7 +90,7 @@ describe('an aborted probe of a half-open circuit', () => {
     const { app, state } = await moodyApp();
     const conn = httpConnection('paced', {
       baseUrl: app.url,
-      ratePerSecond: 2,
+      ratePerSecond: 1,
       circuit: { failures: 1, reprobeMs: REPROBE_MS },
     });
     close = async () => {
@@ -100,7 +100,7 @@ describe('an aborted probe of a half-open circuit', () => {
     await openThenHalfOpen(conn, caller(conn, new AbortController().signal));
     state.mode = 'ok';
     const controller = new AbortController();
-    const probe = caller(conn, controller.signal)(); // waits for its turn (2 calls a second)
+    const probe = caller(conn, controller.signal)(); // waits for its turn (1 call a second)
     await sleep(20);
     controller.abort(new Error('gone'));
     await expect(probe).rejects.toThrow('gone');
