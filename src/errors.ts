@@ -24,6 +24,7 @@ export const ERROR_CATALOGUE = {
   'idempotency-conflict': { status: 422, title: 'Idempotency key reused with a different body' },
   'attempt-timeout': { status: 504, title: 'Attempt exceeded its timeout' },
   'lease-lost': { status: 409, title: 'Lease lost to another worker' },
+  cancelled: { status: 409, title: 'The instance was cancelled' },
   'non-retryable': { status: 500, title: 'Handler failed and asked not to be retried' },
   'retry-after': { status: 503, title: 'Handler asked to be retried later' },
   'handler-failed': { status: 500, title: 'Handler failed' },
@@ -161,6 +162,15 @@ export class AttemptTimeoutError extends TandemError {
 export class LeaseLostError extends TandemError {
   constructor(instanceId: string) {
     super('lease-lost', `Lease on instance "${instanceId}" was lost; this attempt's results are discarded`, {
+      instanceId,
+    });
+  }
+}
+
+/** The reason a cancelled instance's running attempt is aborted with (its `ctx.signal.reason`). */
+export class CancelledError extends TandemError {
+  constructor(instanceId: string) {
+    super('cancelled', `Instance "${instanceId}" was cancelled; this attempt's results are discarded`, {
       instanceId,
     });
   }

@@ -37,6 +37,7 @@ export type {
   EngineOptions,
   InstanceDetail,
   Progress,
+  RetentionOptions,
   RunNowOptions,
 } from './engine/engine.js';
 export { createEngine, Engine } from './engine/engine.js';

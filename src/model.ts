@@ -78,9 +78,14 @@ export interface Instance {
   updatedAt: number;
   /** When a queued or retrying instance becomes due. */
   runAt: number;
+  /** When the current run's first attempt started (a rerun starts a new run); null before that. */
   startedAt: number | null;
   finishedAt: number | null;
-  /** Duration of the last finished attempt in milliseconds, for statistics. */
+  /**
+   * The current run's duration in ms, from its first attempt's start to its final state (waits
+   * between attempts and for children included); null until it is final. Statistics and advice
+   * use it. See docs/semantics.md, "Durations".
+   */
   durationMs: number | null;
 }
 
@@ -88,7 +93,10 @@ export interface Instance {
 export type InstanceWork = Pick<
   Instance,
   'id' | 'seq' | 'integrationId' | 'input' | 'run' | 'attempt' | 'orderingKey' | 'parentId' | 'tracking'
->;
+> & {
+  /** When the current run's first attempt started (set by the claim that started it). */
+  startedAt: number;
+};
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 

@@ -9,14 +9,29 @@ export interface CircuitOptions {
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
 /**
+ * What {@link CircuitBreaker.admit} hands a call that may proceed. The call must give it back with
+ * {@link CircuitBreaker.release} however it ends (in a `finally`): the half-open circuit's one probe
+ * slot is then freed even when the probe ended without an outcome (aborted by a cancel, a deadline,
+ * an attempt timeout or a shutdown), instead of keeping every later call out for good.
+ */
+export interface CircuitPass {
+  /** True for the one call let through a half-open circuit. */
+  readonly probe: boolean;
+}
+
+/** The pass of every call through a closed circuit: one shared object, no allocation per call. */
+const THROUGH: CircuitPass = Object.freeze({ probe: false });
+
+/**
  * Per connection and per process: after N consecutive failures calls fail at once until the
  * re-probe time; then one call goes through as a probe: success closes the circuit, failure opens
- * it again. Protects a target that is down from a thundering herd of retries.
+ * it again, and a probe that ends with neither (aborted) lets the next call probe.
  */
 export class CircuitBreaker {
   private consecutive = 0;
   private openedAt: number | null = null;
-  private probing = false;
+  /** The pass of the probe in flight, if any. */
+  private probe: CircuitPass | null = null;
   readonly failureThreshold: number;
   readonly reprobeMs: number;
 
@@ -30,34 +45,42 @@ export class CircuitBreaker {
     return now >= this.openedAt + this.reprobeMs ? 'half-open' : 'open';
   }
 
-  /** Null when a call may proceed, else the ms until the next probe may be tried. */
-  admit(now: number): number | null {
+  /**
+   * A pass when a call may proceed (to be given back with {@link release}), else the ms until the
+   * next probe may be tried.
+   */
+  admit(now: number): CircuitPass | number {
     const state = this.state(now);
-    if (state === 'closed') return null;
-    if (state === 'half-open' && !this.probing) {
-      this.probing = true;
-      return null;
+    if (state === 'closed') return THROUGH;
+    if (state === 'half-open' && this.probe === null) {
+      this.probe = { probe: true };
+      return this.probe;
     }
     // Open, or a probe already in flight: wait for the re-probe time (or a short while for the probe).
     return state === 'open' ? this.openedAt! + this.reprobeMs - now : Math.min(1_000, this.reprobeMs);
   }
 
+  /** Gives a pass back once its call has ended, whichever way: an unsettled probe frees its slot. */
+  release(pass: CircuitPass): void {
+    if (this.probe === pass) this.probe = null;
+  }
+
   success(): void {
     this.consecutive = 0;
     this.openedAt = null;
-    this.probing = false;
+    this.probe = null;
   }
 
   failure(now: number): void {
     this.consecutive++;
-    if (this.probing || this.consecutive >= this.failureThreshold) {
+    if (this.probe !== null || this.consecutive >= this.failureThreshold) {
       this.openedAt = now;
-      this.probing = false;
+      this.probe = null;
     }
   }
 
   /** A call that ended without saying anything about the target's health (e.g. a 4xx). */
   neutral(): void {
-    if (this.probing) this.success();
+    if (this.probe !== null) this.success();
   }
 }

@@ -162,15 +162,21 @@ export class HttpConnection {
     path: string,
     options: CallOptions = {},
   ): Promise<T> {
-    const wait = this.circuit?.admit((context.now ?? Date.now)()) ?? null;
-    if (wait !== null) throw new CircuitOpenError(this.id, wait);
-    const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
-    if (this.rate) await this.rate.wait(signal);
-    const release = this.limit.tryAcquire() ?? (await this.limit.acquire(signal));
+    const pass = this.circuit?.admit((context.now ?? Date.now)()) ?? null;
+    if (typeof pass === 'number') throw new CircuitOpenError(this.id, pass);
     try {
-      return await this.send<T>(context, method.toUpperCase(), path, options, signal, false);
+      const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
+      if (this.rate) await this.rate.wait(signal);
+      const release = this.limit.tryAcquire() ?? (await this.limit.acquire(signal));
+      try {
+        return await this.send<T>(context, method.toUpperCase(), path, options, signal, false);
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      // However the call ended (an answer, a failure, an abort before or during the request), a
+      // probe it was must not keep the circuit's probe slot.
+      if (pass !== null) this.circuit!.release(pass);
     }
   }
 
@@ -221,8 +227,9 @@ export class HttpConnection {
       this.finish(context, method, shown, body, started, status, response.bytes, undefined);
     } catch (thrown) {
       if (!(thrown instanceof ExchangeFailure)) {
-        this.finish(context, method, shown, body, started, null, 0, 'aborted');
-        throw thrown; // the instance was cancelled or hit its own time limit
+        // The instance was cancelled or hit its own time limit: the event says which, by its code.
+        this.finish(context, method, shown, body, started, null, 0, abortCode(signal));
+        throw thrown;
       }
       const code: CallFailure['code'] = thrown.timedOut ? 'connection-timeout' : 'connection-failed';
       const reason = thrown.reason;
@@ -413,6 +420,12 @@ export class HttpConnection {
   async close(): Promise<void> {
     await this.pool.close();
   }
+}
+
+/** Why a call was abandoned: the code of the signal's reason (`cancelled`, `attempt-timeout`, …), else `aborted`. */
+function abortCode(signal: AbortSignal): string {
+  const code = signal.aborted ? (signal.reason as { code?: unknown } | undefined)?.code : undefined;
+  return typeof code === 'string' ? code : 'aborted';
 }
 
 function parseRetryAfter(value: string | undefined): number | null {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { type HttpConnection, isConnection } from '../connections/http.js';
+import type { RetentionOptions } from '../engine/engine.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 import { checkOptions, delayMs, integer, nonEmptyText, options, timerMs } from './options.js';
@@ -40,10 +41,10 @@ export interface TandemConfig {
   /** Safety-net poll for due work in ms. Default 1 s. */
   pollIntervalMs?: number;
   /**
-   * How long succeeded and cancelled instances are kept (failed ones until resolved), and how often
-   * the purge runs. Default 30 days, hourly; `false` keeps everything.
+   * How long finished instances are kept, per outcome (`keepMs`, `failedSyncKeepMs`,
+   * `failedKeepMs`), and how often the purge runs (`intervalMs`); `false` keeps everything.
    */
-  retention?: { keepMs?: number; intervalMs?: number } | false;
+  retention?: RetentionOptions | false;
   /** The HTTP server. */
   server?: ServerOptions;
 }
@@ -63,10 +64,12 @@ const retentionSchema = z.union(
     z.literal(false),
     options({
       keepMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
+      failedSyncKeepMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
+      failedKeepMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
       intervalMs: timerMs.optional(),
     } satisfies Record<keyof Exclude<TandemConfig['retention'], false | undefined>, unknown>),
   ],
-  { error: 'must be false or { keepMs, intervalMs }' },
+  { error: 'must be false or { keepMs, failedSyncKeepMs, failedKeepMs, intervalMs }' },
 );
 
 const configSchema = options({

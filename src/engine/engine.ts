@@ -22,6 +22,7 @@ import {
   type Parameters as ScheduleParameters,
 } from '../define/parameters.js';
 import {
+  CancelledError,
   type InputIssue,
   InstanceNotFoundError,
   InvalidDefinitionError,
@@ -89,11 +90,8 @@ export interface EngineOptions {
   shutdownGraceMs?: number;
   clock?: Clock;
   logger?: Logger;
-  /**
-   * How long succeeded and cancelled instances are kept (failed ones are kept until resolved), and
-   * how often the purge runs. Default 30 days, hourly; `false` keeps everything.
-   */
-  retention?: { keepMs?: number; intervalMs?: number } | false;
+  /** How long finished instances are kept, per outcome, and how often the purge runs; `false` keeps everything. */
+  retention?: RetentionOptions | false;
   /** Connections to applications, for `ctx.call(connection or id, …)`. */
   connections?: HttpConnection[];
   /** Watchers of accepts, starts and finishes (e.g. metrics). */
@@ -101,6 +99,25 @@ export interface EngineOptions {
   /** Recorded with leases; defaults to host:pid:random. */
   workerId?: string;
 }
+
+/**
+ * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
+ * records (monitoring only: a sync call is never rerun), are deleted after a period. A failed async
+ * or scheduled instance is work waiting for a rerun or a cancel: it is kept until resolved, unless
+ * `failedKeepMs` is set, and one with an ordering key is always kept (it holds its key).
+ */
+export interface RetentionOptions {
+  /** Succeeded and cancelled instances of every mode. Default 30 days. */
+  keepMs?: number;
+  /** Failed sync records. Default: as `keepMs`. */
+  failedSyncKeepMs?: number;
+  /** Failed async and scheduled instances without an ordering key. Default: kept until rerun or cancelled. */
+  failedKeepMs?: number;
+  /** How often the purge runs. Default 1 hour. */
+  intervalMs?: number;
+}
+
+const DEFAULT_KEEP_MS = 30 * 24 * 3_600_000;
 
 export interface AcceptOptions {
   idempotencyKey?: string;
@@ -300,12 +317,7 @@ export class Engine {
     const integration = this.integration(id);
     if (integration.mode === 'sync')
       throw new WrongModeError(integration.id, 'sync', 'be started as durable work');
-    const value =
-      integration.mode === 'scheduled'
-        ? checkScheduledInput(integration.parameters ?? {}, input)
-        : validated
-          ? input
-          : validateInput(integration, input);
+    const value = validated && integration.mode !== 'scheduled' ? input : checkInput(integration, input);
     const inputJson = toStoredJson(value, `The input of "${integration.id}"`);
     const now = this.clock.now();
     const def = integration as AsyncDefinition<any>;
@@ -488,15 +500,21 @@ export class Engine {
     this.wake();
   }
 
-  /** Deletes succeeded and cancelled instances past the retention period. Returns how many. */
+  /** Deletes finished instances past their outcome's retention period (see {@link RetentionOptions}). Returns how many. */
   async purge(): Promise<number> {
-    if (this.options.retention === false) return 0;
-    const keepMs = this.options.retention?.keepMs ?? 30 * 24 * 3_600_000;
-    const finishedBefore = this.clock.now() - keepMs;
+    const retention = this.options.retention;
+    if (retention === false) return 0;
+    const keepMs = retention?.keepMs ?? DEFAULT_KEEP_MS;
+    const now = this.clock.now();
+    const cutoffs = {
+      finishedBefore: now - keepMs,
+      failedSyncBefore: now - (retention?.failedSyncKeepMs ?? keepMs),
+      ...(retention?.failedKeepMs === undefined ? {} : { failedBefore: now - retention.failedKeepMs }),
+    };
     let total = 0;
     try {
       for (;;) {
-        const deleted = await this.store.purge({ finishedBefore, limit: 1_000 });
+        const deleted = await this.store.purge({ ...cutoffs, limit: 1_000 });
         total += deleted;
         if (deleted < 1_000 || this.state !== 'running') break;
       }
@@ -729,8 +747,15 @@ export class Engine {
         const attempt = this.running.get(id);
         if (!attempt || attempt.over) continue;
         attempt.over = true;
+        // Rare: read why, so that a cancel made by another process is told as a cancel.
+        const status = (await this.store.getInstance(id).catch(() => null))?.status;
+        if (status === 'cancelled') {
+          attempt.abort(new CancelledError(id));
+          this.logger.info({ instanceId: id }, 'instance cancelled elsewhere; attempt abandoned');
+          continue;
+        }
         attempt.abort(new TandemError('lease-lost', `Lease on instance "${id}" was lost`));
-        this.logger.warn({ instanceId: id }, 'lease lost (cancelled or taken over); attempt abandoned');
+        this.logger.warn({ instanceId: id }, 'lease lost (taken over); attempt abandoned');
       }
     } catch (error) {
       this.logger.error({ err: error }, 'renewing leases failed');
@@ -866,7 +891,8 @@ export class Engine {
       const instance = await this.store.getInstance(id);
       if (!instance) throw new InstanceNotFoundError(id);
       const integration = this.integration(instance.integrationId);
-      inputJson = toStoredJson(validateInput(integration, options.input), `The input of "${integration.id}"`);
+      // The same checks as an accept: a scheduled instance's parameters are checked and converted.
+      inputJson = toStoredJson(checkInput(integration, options.input), `The input of "${integration.id}"`);
     }
     const [outcome] = await this.store.rerun({
       ids: [id],
@@ -903,7 +929,7 @@ export class Engine {
     const attempt = this.running.get(id);
     if (attempt && !attempt.over) {
       attempt.over = true;
-      attempt.abort(new TandemError('lease-lost', 'The instance was cancelled'));
+      attempt.abort(new CancelledError(id));
     }
     this.wake(); // a cancel may free an ordering key
   }
@@ -946,6 +972,16 @@ export function validateInput(integration: AnyIntegration, input: unknown): unkn
       message: issue.message,
     })),
   );
+}
+
+/**
+ * Checks the input of a new instance or of a rerun: an async integration's input against its
+ * schema, a scheduled one's parameters against the declared ones. Returns the value to store.
+ */
+function checkInput(integration: AnyIntegration, input: unknown): unknown {
+  return integration.mode === 'scheduled'
+    ? checkScheduledInput(integration.parameters ?? {}, input)
+    : validateInput(integration, input);
 }
 
 export function hashInput(inputJson: string): string {

@@ -210,12 +210,22 @@ export async function executeAttempt(
     clearTimeout(timer);
   }
   attempt.over = true;
-  const durationMs = clock.now() - started;
+  const ended = clock.now();
+  // This attempt's own time, and the run's: from its first attempt's start to now, so that waits
+  // between attempts (backoff, an open circuit, children of a fan-out) count. Another process's
+  // clock may have set the start: the run never reads shorter than this attempt.
+  const attemptMs = ended - started;
+  const runMs = Math.max(attemptMs, ended - instance.startedAt);
   if (outcome.kind === 'succeeded')
-    events.push(context.event('succeeded', { attempt: instance.attempt, durationMs }));
+    events.push(context.event('succeeded', { attempt: instance.attempt, durationMs: runMs, attemptMs }));
   else if (outcome.kind === 'failed') {
     events.push(
-      context.event('failed', { attempt: instance.attempt, error: outcome.error.message, durationMs }),
+      context.event('failed', {
+        attempt: instance.attempt,
+        error: outcome.error.message,
+        durationMs: runMs,
+        attemptMs,
+      }),
     );
   } else {
     events.push(
@@ -224,6 +234,7 @@ export async function executeAttempt(
         runAt: outcome.runAt,
         error: outcome.error.message,
         countsAsAttempt: outcome.consumesAttempt,
+        attemptMs,
       }),
     );
   }
@@ -233,14 +244,14 @@ export async function executeAttempt(
     instanceId: instance.id,
     claimToken: claimed.claimToken,
     outcome,
-    now: clock.now(),
-    durationMs,
+    now: ended,
+    durationMs: outcome.kind === 'retry' ? null : runMs,
     events,
     ...(patch && outcome.kind === 'succeeded'
       ? { parameters: { integrationId: instance.integrationId, patchJson: JSON.stringify(patch) } }
       : {}),
   });
-  if (held) deps.observer?.finished?.(instance, outcome.kind, durationMs);
+  if (held) deps.observer?.finished?.(instance, outcome.kind, attemptMs);
 }
 
 /**

@@ -9,8 +9,8 @@ export interface EngineObserver {
   accepted?(integrationId: string, mode: Mode, count: number): void;
   /** An attempt began; `takenOver` when another worker's lease had expired. */
   started?(instance: InstanceWork, takenOver: boolean): void;
-  /** An attempt ended and its outcome was stored. */
-  finished?(instance: InstanceWork, outcome: 'succeeded' | 'failed' | 'retry', durationMs: number): void;
+  /** An attempt ended and its outcome was stored; `attemptMs` is that attempt's own time. */
+  finished?(instance: InstanceWork, outcome: 'succeeded' | 'failed' | 'retry', attemptMs: number): void;
   /** A sync instance answered its caller. */
   syncFinished?(integrationId: string, outcome: 'succeeded' | 'failed', durationMs: number): void;
 }

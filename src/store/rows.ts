@@ -81,11 +81,21 @@ export function instanceFromRow(row: InstanceRow): Instance {
 }
 
 /** Columns a claim returns, and their mapping. */
-export const WORK_COLUMNS = 'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking';
+export const WORK_COLUMNS =
+  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at';
 
 export type WorkRow = Pick<
   InstanceRow,
-  'seq' | 'id' | 'integration_id' | 'input' | 'run' | 'attempt' | 'ordering_key' | 'parent_id' | 'tracking'
+  | 'seq'
+  | 'id'
+  | 'integration_id'
+  | 'input'
+  | 'run'
+  | 'attempt'
+  | 'ordering_key'
+  | 'parent_id'
+  | 'tracking'
+  | 'started_at'
 >;
 
 export function workFromRow(row: WorkRow): InstanceWork {
@@ -99,6 +109,8 @@ export function workFromRow(row: WorkRow): InstanceWork {
     orderingKey: row.ordering_key,
     parentId: row.parent_id,
     tracking: parseTracking(row.tracking),
+    // A claim sets it when it is null, so a claimed row always has one.
+    startedAt: num(row.started_at ?? 0),
   };
 }
 

@@ -103,7 +103,8 @@ export type AttemptOutcome =
 export interface FinishWrite extends Lease {
   outcome: AttemptOutcome;
   now: number;
-  durationMs: number;
+  /** The run's duration (the instance's `durationMs`) for a final outcome; null for a retry. */
+  durationMs: number | null;
   events: NewActivityEvent[];
   /**
    * Schedule parameters the handler set (`ctx.setParameters`). Applied only when the outcome is
@@ -191,6 +192,20 @@ export interface EventStreamPage {
   cursor: string;
 }
 
+/** What retention deletes: one cutoff per outcome (instances that finished before it go). */
+export interface PurgeRequest {
+  /** Succeeded and cancelled instances of every mode. */
+  finishedBefore: number;
+  /** Failed sync records (monitoring only: a sync instance is never rerun). Absent: none. */
+  failedSyncBefore?: number;
+  /**
+   * Failed async and scheduled instances without an ordering key. Absent: none (a failed instance
+   * is work to rerun or cancel). One with an ordering key is never purged: it holds its key.
+   */
+  failedBefore?: number;
+  limit: number;
+}
+
 export interface StatsRequest {
   /** Instances created at or after this time … */
   since: number;
@@ -208,7 +223,7 @@ export interface IntegrationStats {
   cancelled: number;
   /** Queued, running or retrying. */
   active: number;
-  /** Nearest-rank percentiles of the last attempt's duration (ms) of finished instances; null when none finished. */
+  /** Nearest-rank percentiles of the duration (ms, the instance's `durationMs`) of finished instances; null when none finished. */
   p50: number | null;
   p95: number | null;
   p99: number | null;
@@ -298,11 +313,11 @@ export interface Store {
   /** Per-integration figures over a window (for statistics and the advisor). */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
   /**
-   * Deletes instances (with their runs, steps and events) that finished as succeeded or cancelled
-   * before `finishedBefore`, at most `limit` of them. Failed instances are kept until resolved.
-   * Returns how many were deleted.
+   * Deletes instances in a final state (with their runs, steps and events) that finished before the
+   * cutoff of their outcome (see {@link PurgeRequest}), at most `limit` of them. Returns how many
+   * were deleted.
    */
-  purge(request: { finishedBefore: number; limit: number }): Promise<number>;
+  purge(request: PurgeRequest): Promise<number>;
   /** Earliest time at which an instance of these integrations becomes claimable, or null. */
   nextDueAt(integrationIds: string[]): Promise<number | null>;
 

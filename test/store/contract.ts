@@ -725,7 +725,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(orders).toMatchObject({ total: 1, active: 1, p50: null, p95: null, errors: [] });
     });
 
-    it('purges succeeded and cancelled instances finished before the cutoff, keeping failed ones', async () => {
+    it('purges succeeded and cancelled instances finished before the cutoff, failed sync records by their own', async () => {
       const old = newRow({ mode: 'sync', status: 'succeeded', finishedAt: T0, durationMs: 1 });
       const recent = newRow({ mode: 'sync', status: 'succeeded', finishedAt: T0 + 10_000, durationMs: 1 });
       const failed = newRow({
@@ -745,6 +745,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getEvents({ instanceId: cancelled.id, limit: 10 })).toEqual([]);
       for (const kept of [recent, failed, running]) expect(await store.getInstance(kept.id)).not.toBeNull();
       expect(await store.purge({ finishedBefore: T0 + 5_000, limit: 100 })).toBe(0);
+      // Failed sync records go with their own cutoff; queued work never does.
+      expect(await store.purge({ finishedBefore: 0, failedSyncBefore: T0 + 5_000, limit: 100 })).toBe(1);
+      expect(await store.getInstance(failed.id)).toBeNull();
+      expect(await store.purge({ finishedBefore: 0, failedBefore: T0 + 5_000, limit: 100 })).toBe(0);
+      expect(await store.getInstance(running.id)).not.toBeNull();
     });
 
     it('streams events in a stable order with filters, each exactly once across reads', async () => {

@@ -99,9 +99,14 @@ export const instanceSchema = z.object({
   createdAt: z.number(),
   updatedAt: z.number(),
   runAt: z.number(),
-  startedAt: z.number().nullable(),
+  startedAt: z.number().nullable().describe("When the current run's first attempt started"),
   finishedAt: z.number().nullable(),
-  durationMs: z.number().nullable(),
+  durationMs: z
+    .number()
+    .nullable()
+    .describe(
+      "ms from the current run's first attempt start to its final state (sync: the call); null until final",
+    ),
 });
 
 export const runSchema = z.object({
@@ -200,7 +205,7 @@ export const integrationSummarySchema = z.object({
           failed: z.number().int(),
           successRate: z.number().nullable(),
           failureRate: z.number().nullable(),
-          p50: z.number().nullable().describe('ms, nearest rank, of the last attempt of finished instances'),
+          p50: z.number().nullable().describe('ms, nearest rank, of the durations of finished instances'),
           p95: z.number().nullable(),
           p99: z.number().nullable(),
           retriesPerInstance: z.number(),

@@ -40,6 +40,7 @@ import type {
   ListRequest,
   NewInstance,
   Page,
+  PurgeRequest,
   RerunRequest,
   ScheduleState,
   SlotRecord,
@@ -109,10 +110,10 @@ const CLAIM_SQL = `WITH expired AS (
        claim_token = $4 || '.' || s.seq, lease_owner = $5, lease_until = $6,
        started_at = coalesce(s.started_at, $1), updated_at = $1
      FROM picked p WHERE s.seq = p.seq
-     RETURNING s.seq, s.attempt, p.taken_over, p.previous_owner, p.resumed
+     RETURNING s.seq, s.attempt, s.started_at, p.taken_over, p.previous_owner, p.resumed
    ), claimed AS (
      SELECT ${WORK_COLUMNS.split(', ')
-       .map((c) => (c === 'seq' || c === 'attempt' ? `u.${c}` : `i.${c}`))
+       .map((c) => (c === 'seq' || c === 'attempt' || c === 'started_at' ? `u.${c}` : `i.${c}`))
        .join(', ')}, u.taken_over, u.previous_owner, u.resumed
      FROM updated u JOIN {{schema}}.instance_rows i ON i.seq = u.seq
    ), claim_events AS (
@@ -684,7 +685,7 @@ export class PostgresStore implements Store {
            RETURNING i.seq
          )
          UPDATE {{schema}}.instance_state s SET status = 'queued', attempt = 0, output = NULL, error = NULL,
-           finished_at = NULL, run_at = $3, updated_at = $3, claim_token = NULL, lease_owner = NULL, lease_until = NULL
+           started_at = NULL, finished_at = NULL, duration_ms = NULL, run_at = $3, updated_at = $3, claim_token = NULL, lease_owner = NULL, lease_until = NULL
          FROM rows WHERE s.seq = rows.seq`,
         [eligible.map((r) => r.id), request.from, request.now, request.inputJson ?? null],
       );
@@ -725,7 +726,7 @@ export class PostgresStore implements Store {
         await this.q(
           client,
           `UPDATE {{schema}}.instance_state SET status = 'cancelled', finished_at = $2, updated_at = $2,
-             claim_token = NULL, lease_owner = NULL, lease_until = NULL
+             duration_ms = $2 - started_at, claim_token = NULL, lease_owner = NULL, lease_until = NULL
            WHERE seq = ANY($1::bigint[])`,
           [cancelled.map((r) => r.seq), now],
         );
@@ -958,13 +959,22 @@ export class PostgresStore implements Store {
     }));
   }
 
-  async purge(request: { finishedBefore: number; limit: number }): Promise<number> {
+  async purge(request: PurgeRequest): Promise<number> {
     return this.tx(async (client) => {
       const { rows } = await this.q(
         client,
-        `SELECT id FROM {{schema}}.instances WHERE status IN ('succeeded', 'cancelled') AND finished_at < $1
-         LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [request.finishedBefore, request.limit],
+        // A cutoff that is NULL matches nothing: that outcome is kept.
+        `SELECT id FROM {{schema}}.instances
+         WHERE (status IN ('succeeded', 'cancelled') AND finished_at < $1)
+            OR (status = 'failed' AND mode = 'sync' AND finished_at < $2::bigint)
+            OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < $3::bigint)
+         LIMIT $4 FOR UPDATE SKIP LOCKED`,
+        [
+          request.finishedBefore,
+          request.failedSyncBefore ?? null,
+          request.failedBefore ?? null,
+          request.limit,
+        ],
       );
       const ids = rows.map((r: { id: string }) => r.id);
       if (ids.length === 0) return 0;

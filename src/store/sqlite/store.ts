@@ -41,6 +41,7 @@ import type {
   ListRequest,
   NewInstance,
   Page,
+  PurgeRequest,
   RerunRequest,
   ScheduleState,
   SlotRecord,
@@ -597,15 +598,25 @@ export class SqliteStore implements Store {
     });
   }
 
-  async purge(request: { finishedBefore: number; limit: number }): Promise<number> {
+  async purge(request: PurgeRequest): Promise<number> {
     this.open();
     return this.db.transaction(() => {
       const ids = (
         this.db
           .prepare(
-            `SELECT id FROM instances WHERE status IN ('succeeded', 'cancelled') AND finished_at < ? LIMIT ?`,
+            // A cutoff that is NULL matches nothing: that outcome is kept.
+            `SELECT id FROM instances
+             WHERE (status IN ('succeeded', 'cancelled') AND finished_at < @finished)
+                OR (status = 'failed' AND mode = 'sync' AND finished_at < @failed_sync)
+                OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < @failed)
+             LIMIT @limit`,
           )
-          .all(request.finishedBefore, request.limit) as { id: string }[]
+          .all({
+            finished: request.finishedBefore,
+            failed_sync: request.failedSyncBefore ?? null,
+            failed: request.failedBefore ?? null,
+            limit: request.limit,
+          }) as { id: string }[]
       ).map((r) => r.id);
       if (ids.length === 0) return 0;
       const list = JSON.stringify(ids);
@@ -945,12 +956,13 @@ function prepare(db: Database.Database) {
       FROM steps WHERE instance_id = ? AND run = ? AND status = 'succeeded'`),
     startRun: db.prepare(`
       UPDATE instances SET status = 'queued', run = @run, run_from = @run_from, run_started_at = @now, input = @input,
-        attempt = 0, output = NULL, error = NULL, finished_at = NULL, run_at = @now, updated_at = @now,
+        attempt = 0, output = NULL, error = NULL, started_at = NULL, finished_at = NULL, duration_ms = NULL,
+        run_at = @now, updated_at = @now,
         claim_token = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id`),
     cancelOne: db.prepare(`
-      UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now, claim_token = NULL,
-        lease_owner = NULL, lease_until = NULL
+      UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now,
+        duration_ms = @now - started_at, claim_token = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id`),
     childCounts: db.prepare(
       'SELECT status, count(*) AS n FROM instances WHERE parent_id = ? GROUP BY status',
