@@ -15,8 +15,8 @@ const ENGINE_GRACE_MS = 10_000;
 
 /**
  * `tandem start`: the engine and the HTTP server in one process. SIGTERM (or SIGINT) stops
- * accepting connections, lets in-flight requests finish (each sync request is bounded by its
- * deadline), writes pending sync records, lets running attempts finish within a grace period and
+ * claiming work, ends activity streams, stops accepting connections, lets in-flight requests
+ * finish (each sync request is bounded by its deadline), writes pending sync records, lets running attempts finish within a grace period and
  * releases the leases of the rest, so that another process takes them over at once.
  */
 export async function start(options: StartOptions): Promise<void> {
@@ -54,6 +54,9 @@ export async function start(options: StartOptions): Promise<void> {
     }, limit);
     watchdog.unref();
     try {
+      // Claim nothing more first: work due now is left to other processes (or the next start),
+      // while requests in flight still commit what they hand off.
+      await engine.stopClaiming();
       await app.close();
       await engine.stop();
       logger.info('stopped');

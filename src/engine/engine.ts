@@ -175,7 +175,8 @@ export class Engine {
   private readonly waiting: { claimed: ClaimedInstance; attempt: Attempt }[] = [];
   /** Moving average of handler durations in ms: prefetch only while work is quick. */
   private handlerMs = 0;
-  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  /** `draining`: accepts still commit, but nothing is claimed and no cron slot fires (see stopClaiming). */
+  private state: 'idle' | 'running' | 'draining' | 'stopping' | 'stopped' = 'idle';
   private pumping = false;
   private pumpScheduled = false;
   /** Set when more work may be claimable: a full claim, a wake-up, a finish that frees an ordering key. */
@@ -602,6 +603,8 @@ export class Engine {
 
   /** Starts waiting attempts while slots are free. */
   private launchWaiting(): void {
+    // While draining, prefetched attempts stay unstarted: stop() hands them back.
+    if (this.state === 'draining') return;
     while (this.busy < this.options.concurrency && this.waiting.length > 0) {
       const { claimed, attempt } = this.waiting.shift()!;
       if (attempt.over) {
@@ -707,6 +710,21 @@ export class Engine {
     } catch (error) {
       this.logger.error({ err: error }, 'renewing leases failed');
     }
+  }
+
+  /**
+   * The first step of a graceful shutdown: claims nothing more and fires no cron slot, while accepts
+   * still commit, so that requests in flight can hand off their work to other processes. Running
+   * attempts go on; `stop()` follows.
+   */
+  async stopClaiming(): Promise<void> {
+    if (this.state !== 'running' && this.state !== 'idle') return;
+    this.state = 'draining';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.unsubscribeWake?.();
+    this.unsubscribeWake = null;
+    await this.scheduler?.stop();
   }
 
   /**
