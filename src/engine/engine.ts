@@ -33,6 +33,7 @@ import {
   WrongModeError,
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
+import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
 import { isRecordSource } from '../sources/source.js';
 import { openStore } from '../store/open.js';
@@ -50,7 +51,7 @@ import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
 import { Attempt, type ChildStarter, type ExecuteDeps, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
-import type { EngineObserver } from './observer.js';
+import { type EngineObserver, watchCircuits } from './observer.js';
 import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
 import { WorkWriter } from './writer.js';
 
@@ -185,6 +186,7 @@ export class Engine {
   private heartbeat: NodeJS.Timeout | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
+  private readonly unwatchCircuits: () => void;
   private scheduler: Scheduler | null = null;
   private readonly idle = new Set<() => void>();
   private readonly observers: EngineObserver[] = [];
@@ -194,13 +196,15 @@ export class Engine {
     started: (...args) => this.notify('started', args),
     finished: (...args) => this.notify('finished', args),
     syncFinished: (...args) => this.notify('syncFinished', args),
+    refused: (...args) => this.notify('refused', args),
+    circuit: (...args) => this.notify('circuit', args),
+    slot: (...args) => this.notify('slot', args),
   };
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
     checkIntegrations(options.integrations);
     this.options = { ...DEFAULTS, ...options };
     for (const integration of options.integrations) this.integrations.set(integration.id, integration);
-    this.observers.push(...(options.observers ?? []));
     for (const connection of options.connections ?? []) {
       if (this.connections.has(connection.id)) {
         throw new InvalidDefinitionError(`Connection id "${connection.id}" is defined twice`);
@@ -213,6 +217,9 @@ export class Engine {
     this.ownsStore = ownsStore;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'info' });
+    // What a person follows in the log (retries, failures, circuits, schedules) is written by one observer.
+    this.observers.push(loggingObserver(this.logger), ...(options.observers ?? []));
+    this.unwatchCircuits = watchCircuits(this.connections.values(), this.observer);
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
     this.acceptBatcher = new Batcher(async (groups) => {
       const outcomes = await this.store.insertInstances(groups.flat());
@@ -762,6 +769,7 @@ export class Engine {
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.unwatchCircuits();
     await this.acceptBatcher.drain();
     await this.writer.drain();
     leftovers.push(...unstarted);
@@ -793,7 +801,10 @@ export class Engine {
       logger: this.logger,
       prepare: (integration, slotAt) => this.prepare(integration, { scheduledFor: slotAt, parameters: {} }),
       fired: () => this.wake(),
-      ...(this.options.onSlot ? { onSlot: this.options.onSlot } : {}),
+      onSlot: (event) => {
+        this.observer.slot(event);
+        this.options.onSlot?.(event);
+      },
     });
     this.scheduler.start();
   }

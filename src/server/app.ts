@@ -128,6 +128,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((error, request, reply) => {
     const { error: tandem, unexpected } = toTandemError(error);
+    const { integrationId } = request.routeOptions.config;
+    if (integrationId !== undefined && tandem.status < 500) engine.observer.refused(integrationId, tandem);
     if (unexpected || tandem.status >= 500) {
       // The route pattern, not the URL: a query string may carry what must not be logged.
       request.log.error(
