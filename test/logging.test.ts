@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -7,6 +11,7 @@ import { createLogger, formatLine } from '../src/logging.js';
 import { buildApp } from '../src/server/app.js';
 import { appServer } from './support/app-server.js';
 import { STORE_KINDS, testEngine, waitForStatus } from './support/engine.js';
+import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
 
 /** A pino destination that keeps every line, parsed. */
@@ -189,4 +194,58 @@ describe('log format and level', () => {
       'The level "verbose" is not a log level: use one of fatal, error, warn, info, debug, trace, silent',
     );
   });
+
+  it('tandem start --log-format pretty --log-level warn: readable lines, none below warn', async () => {
+    const dir = tempDir('tandem-log-');
+    closers.push(async () => dir.cleanup());
+    writeFileSync(join(dir.path, 'package.json'), JSON.stringify({ type: 'module' }));
+    const config = join(dir.path, 'tandem.config.ts');
+    const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+    writeFileSync(
+      config,
+      `import { defineConfig, defineIntegration } from ${JSON.stringify(index)};
+export default defineConfig({
+  store: 'sqlite:' + ${JSON.stringify(join(dir.path, 'tandem.db'))},
+  integrations: [defineIntegration({ id: 'work', mode: 'async', route: 'POST /work', handler: () => 'done' })],
+});
+`,
+    );
+    const bin = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'start',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--config',
+        config,
+        '--log-format',
+        'pretty',
+        '--log-level',
+        'warn',
+      ],
+      {
+        env: { ...process.env, TANDEM_CLI_SOURCE: '1', TANDEM_ADMIN_TOKEN: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    closers.push(async () => void (child.exitCode === null && child.kill('SIGKILL')));
+    let stdout = '';
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor(() => stdout.includes('Tandem listening on'), 'the CLI to listen', 30_000);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const lines = stdout.split('\n').filter((line) => line !== '');
+    expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}no admin token configured .* component=http$/),
+    );
+    expect(lines.filter((line) => / (INFO|DEBUG) /.test(line))).toEqual([]);
+  }, 60_000);
 });
