@@ -38,7 +38,8 @@ async function runLocal(
   const config = await loadConfig(options.config);
   const engine = await Engine.create({
     ...engineOptionsOf(config),
-    logger: pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'warn' }),
+    // Log lines on stderr: stdout is the result.
+    logger: pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
   });
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
