@@ -42,6 +42,10 @@ const COVERED: { pattern: RegExp; reason: string }[] = [
     pattern: /\btandem (start|dev)\b/,
     reason: 'long-running; test/cli.test.ts and test/cli-dev.test.ts run them in child processes',
   },
+  {
+    pattern: /^(?:sqlite3 \S+ "\.backup |pg_dump --format=custom )/,
+    reason: 'backups of a production store; test/deploy-backup.test.ts runs both while an engine writes',
+  },
 ];
 
 interface Command {

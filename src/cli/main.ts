@@ -7,7 +7,7 @@ import { demoCommand } from './demo.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
-import { start } from './start.js';
+import { parseStartArgs, start } from './start.js';
 
 /**
  * `tandem dev`: `tandem start` under Node's watch mode, which restarts it when a module it loaded
@@ -18,6 +18,8 @@ async function dev(args: string[]): Promise<number> {
   const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
   const child = spawn(process.execPath, ['--watch', '--no-warnings', bin, 'start', ...args], {
     stdio: 'inherit',
+    // Readable log lines for a person at the terminal, unless asked otherwise.
+    env: { ...process.env, TANDEM_LOG_FORMAT: process.env.TANDEM_LOG_FORMAT ?? 'pretty' },
   });
   const stop = () => child.kill('SIGTERM');
   process.once('SIGINT', stop);
@@ -36,7 +38,8 @@ async function runLocal(
   const config = await loadConfig(options.config);
   const engine = await Engine.create({
     ...engineOptionsOf(config),
-    logger: pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'warn' }),
+    // Log lines on stderr: stdout is the result.
+    logger: pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
   });
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
@@ -72,6 +75,10 @@ Options for start:
   --port <n>        Port to listen on (TANDEM_PORT, default 3000; 0 picks a free one)
   --host <host>     Address to listen on (TANDEM_HOST, default 0.0.0.0)
   --config <path>   Config file (default ./tandem.config.ts)
+  --role <role>     all (default), api (HTTP, runs nothing) or worker (runs work; no HTTP but health) (TANDEM_ROLE)
+  --health-port <n> A worker's /healthz and /metrics port (TANDEM_HEALTH_PORT, default: --port)
+  --log-level <l>   fatal, error, warn, info (default), debug, trace or silent (TANDEM_LOG_LEVEL)
+  --log-format <f>  json (default for start) or pretty (default for dev) (TANDEM_LOG_FORMAT)
 
 Environment: TANDEM_STORE_URL (sqlite:./path.db | postgres://…), TANDEM_ADMIN_TOKEN, TANDEM_LOG_LEVEL
 `;
@@ -85,29 +92,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     if (command === 'start') {
-      const { values } = parseArgs({
-        args: rest,
-        options: { port: { type: 'string' }, host: { type: 'string' }, config: { type: 'string' } },
-        strict: true,
-      });
-      const portText = values.port ?? process.env.TANDEM_PORT ?? '3000';
-      const port = Number(portText);
-      if (!/^\d{1,5}$/.test(portText) || port > 65_535)
-        throw new Error(`--port ${portText} is not a port number`);
-      await start({
-        port,
-        host: values.host ?? process.env.TANDEM_HOST ?? '0.0.0.0',
-        ...(values.config === undefined ? {} : { config: values.config }),
-      });
+      await start(parseStartArgs(rest));
       return 0;
     }
     if (command === 'dev') {
       // Checked here, so that a wrong option is refused before the watcher starts.
-      parseArgs({
-        args: rest,
-        options: { port: { type: 'string' }, host: { type: 'string' }, config: { type: 'string' } },
-        strict: true,
-      });
+      parseStartArgs(rest);
       return await dev(rest);
     }
     if (command === 'run') {

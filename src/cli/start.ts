@@ -1,46 +1,122 @@
-import pino from 'pino';
+/**
+ * `tandem start`: its options (role, ports, logging; each flag over its environment variable) and
+ * the process's life, from loading the config to a graceful exit on SIGTERM.
+ */
+import { parseArgs } from 'node:util';
+import type { FastifyInstance } from 'fastify';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_MAX_DEADLINE_MS } from '../engine/sync.js';
+import { checkLogFormat, checkLogLevel, createLogger, type LogFormat, type LogLevel } from '../logging.js';
 import { buildApp } from '../server/app.js';
+import { buildHealthApp } from '../server/health-app.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
+
+/**
+ * What a process does. `all`: HTTP and work. `api`: triggers and the management API; accepts, but
+ * claims nothing and fires no cron slot. `worker`: runs instances and fires cron slots, with no
+ * HTTP but health and metrics.
+ */
+export const ROLES = ['all', 'api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
 
 export interface StartOptions {
   port: number;
   host: string;
   config?: string;
+  /** Default `all`. */
+  role?: Role;
+  /** A worker's /healthz and /metrics port; default `port`. */
+  healthPort?: number;
+  /** Default `info`. */
+  logLevel?: LogLevel;
+  /** Default `json`. */
+  logFormat?: LogFormat;
+}
+
+/** The options of `tandem start` (and `tandem dev`, which passes them on). */
+export const START_ARGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  config: { type: 'string' },
+  role: { type: 'string' },
+  'health-port': { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+} as const;
+
+/** Reads `tandem start`'s options, each flag over its environment variable; a wrong value throws. */
+export function parseStartArgs(args: string[], env: NodeJS.ProcessEnv = process.env): StartOptions {
+  const { values } = parseArgs({ args, options: START_ARGS, strict: true });
+  const roleText = values.role ?? env.TANDEM_ROLE ?? 'all';
+  if (!(ROLES as readonly string[]).includes(roleText)) {
+    throw new Error(`--role ${roleText} is not a role: use all, api or worker`);
+  }
+  const role = roleText as Role;
+  if (values['health-port'] !== undefined && role !== 'worker') {
+    throw new Error(
+      `--health-port is for --role worker: with --role ${role}, /healthz and /metrics answer on --port`,
+    );
+  }
+  const healthText = values['health-port'] ?? (role === 'worker' ? env.TANDEM_HEALTH_PORT : undefined);
+  return {
+    port: portOf(values.port ?? env.TANDEM_PORT ?? '3000', '--port'),
+    host: values.host ?? env.TANDEM_HOST ?? '0.0.0.0',
+    ...(values.config === undefined ? {} : { config: values.config }),
+    role,
+    ...(healthText === undefined ? {} : { healthPort: portOf(healthText, '--health-port') }),
+    logLevel: checkLogLevel(values['log-level'] ?? env.TANDEM_LOG_LEVEL ?? 'info', '--log-level'),
+    logFormat: checkLogFormat(values['log-format'] ?? env.TANDEM_LOG_FORMAT ?? 'json', '--log-format'),
+  };
+}
+
+function portOf(text: string, flag: string): number {
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || port > 65_535) throw new Error(`${flag} ${text} is not a port number`);
+  return port;
 }
 
 /** How long an engine's running attempts get to finish at shutdown before their leases are released. */
 const ENGINE_GRACE_MS = 10_000;
 
 /**
- * `tandem start`: the engine and the HTTP server in one process. SIGTERM (or SIGINT) stops
- * accepting connections, lets in-flight requests finish (each sync request is bounded by its
- * deadline), writes pending sync records, lets running attempts finish within a grace period and
- * releases the leases of the rest, so that another process takes them over at once.
+ * `tandem start`: the engine and the HTTP server in one process, or one of them (`--role`).
+ * SIGTERM (or SIGINT) stops claiming work, ends activity streams, stops accepting connections,
+ * lets in-flight requests finish (each sync request is bounded by its deadline), writes pending
+ * sync records, lets running attempts finish within a grace period and releases the leases of the
+ * rest, so that another process takes them over at once.
  */
 export async function start(options: StartOptions): Promise<void> {
-  const logger = pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'info' });
+  const role = options.role ?? 'all';
+  const logger = createLogger({ level: options.logLevel ?? 'info', format: options.logFormat ?? 'json' });
   const config = await loadConfig(options.config);
   const engine = await Engine.create({
     ...engineOptionsOf(config),
+    ...(role === 'api' ? { worker: false, scheduler: false } : {}),
     shutdownGraceMs: ENGINE_GRACE_MS,
     logger,
   });
-  let app: Awaited<ReturnType<typeof buildApp>>;
+  let app: FastifyInstance;
+  const port = role === 'worker' ? (options.healthPort ?? options.port) : options.port;
   try {
-    app = await buildApp({ engine, ...config.server });
+    app = role === 'worker' ? await buildHealthApp({ engine }) : await buildApp({ engine, ...config.server });
     engine.start();
-    await app.listen({ port: options.port, host: options.host });
+    await app.listen({ port, host: options.host });
   } catch (error) {
     await engine.stop(0);
     throw error;
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  logger.info({ port, host: options.host, integrations: config.integrations.length }, 'tandem listening');
-  process.stdout.write(`Tandem listening on http://${options.host}:${port}\n`);
-  process.stdout.write(`Console: http://${consoleHost(options.host)}:${port}/console/\n`);
+  const bound = typeof address === 'object' && address ? address.port : port;
+  logger.info(
+    { role, port: bound, host: options.host, integrations: config.integrations.length },
+    'tandem listening',
+  );
+  if (role === 'worker') {
+    process.stdout.write(`Tandem worker: health and metrics on http://${options.host}:${bound}/healthz\n`);
+  } else {
+    process.stdout.write(`Tandem listening on http://${options.host}:${bound}\n`);
+    process.stdout.write(`Console: http://${consoleHost(options.host)}:${bound}/console/\n`);
+  }
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -54,6 +130,9 @@ export async function start(options: StartOptions): Promise<void> {
     }, limit);
     watchdog.unref();
     try {
+      // Claim nothing more first: work due now is left to other processes (or the next start),
+      // while requests in flight still commit what they hand off.
+      await engine.stopClaiming();
       await app.close();
       await engine.stop();
       logger.info('stopped');

@@ -34,6 +34,7 @@ import {
   WrongModeError,
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
+import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
 import { isRecordSource } from '../sources/source.js';
 import { openStore } from '../store/open.js';
@@ -51,7 +52,7 @@ import { Batcher } from './batcher.js';
 import { type Clock, systemClock } from './clock.js';
 import { Attempt, type ChildStarter, type ExecuteDeps, executeAttempt } from './executor.js';
 import { uuidv7 } from './ids.js';
-import type { EngineObserver } from './observer.js';
+import { type EngineObserver, watchCircuits } from './observer.js';
 import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
 import { WorkWriter } from './writer.js';
 
@@ -192,7 +193,8 @@ export class Engine {
   private readonly waiting: { claimed: ClaimedInstance; attempt: Attempt }[] = [];
   /** Moving average of handler durations in ms: prefetch only while work is quick. */
   private handlerMs = 0;
-  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  /** `draining`: accepts still commit, but nothing is claimed and no cron slot fires (see stopClaiming). */
+  private state: 'idle' | 'running' | 'draining' | 'stopping' | 'stopped' = 'idle';
   private pumping = false;
   private pumpScheduled = false;
   /** Set when more work may be claimable: a full claim, a wake-up, a finish that frees an ordering key. */
@@ -201,6 +203,7 @@ export class Engine {
   private heartbeat: NodeJS.Timeout | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
+  private readonly unwatchCircuits: () => void;
   private scheduler: Scheduler | null = null;
   private readonly idle = new Set<() => void>();
   private readonly observers: EngineObserver[] = [];
@@ -210,13 +213,15 @@ export class Engine {
     started: (...args) => this.notify('started', args),
     finished: (...args) => this.notify('finished', args),
     syncFinished: (...args) => this.notify('syncFinished', args),
+    refused: (...args) => this.notify('refused', args),
+    circuit: (...args) => this.notify('circuit', args),
+    slot: (...args) => this.notify('slot', args),
   };
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
     checkIntegrations(options.integrations);
     this.options = { ...DEFAULTS, ...options };
     for (const integration of options.integrations) this.integrations.set(integration.id, integration);
-    this.observers.push(...(options.observers ?? []));
     for (const connection of options.connections ?? []) {
       if (this.connections.has(connection.id)) {
         throw new InvalidDefinitionError(`Connection id "${connection.id}" is defined twice`);
@@ -229,6 +234,9 @@ export class Engine {
     this.ownsStore = ownsStore;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'info' });
+    // What a person follows in the log (retries, failures, circuits, schedules) is written by one observer.
+    this.observers.push(loggingObserver(this.logger), ...(options.observers ?? []));
+    this.unwatchCircuits = watchCircuits(this.connections.values(), this.observer);
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
     this.acceptBatcher = new Batcher(async (groups) => {
       const outcomes = await this.store.insertInstances(groups.flat());
@@ -648,6 +656,8 @@ export class Engine {
 
   /** Starts waiting attempts while slots are free. */
   private launchWaiting(): void {
+    // While draining, prefetched attempts stay unstarted: stop() hands them back.
+    if (this.state === 'draining') return;
     while (this.busy < this.options.concurrency && this.waiting.length > 0) {
       const { claimed, attempt } = this.waiting.shift()!;
       if (attempt.over) {
@@ -763,6 +773,21 @@ export class Engine {
   }
 
   /**
+   * The first step of a graceful shutdown: claims nothing more and fires no cron slot, while accepts
+   * still commit, so that requests in flight can hand off their work to other processes. Running
+   * attempts go on; `stop()` follows.
+   */
+  async stopClaiming(): Promise<void> {
+    if (this.state !== 'running' && this.state !== 'idle') return;
+    this.state = 'draining';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.unsubscribeWake?.();
+    this.unsubscribeWake = null;
+    await this.scheduler?.stop();
+  }
+
+  /**
    * Stops claiming, lets running attempts finish within the grace period, then aborts the rest and
    * releases their leases so another process takes them over at once.
    */
@@ -797,6 +822,7 @@ export class Engine {
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.unwatchCircuits();
     await this.acceptBatcher.drain();
     await this.writer.drain();
     leftovers.push(...unstarted);
@@ -828,7 +854,10 @@ export class Engine {
       logger: this.logger,
       prepare: (integration, slotAt) => this.prepare(integration, { scheduledFor: slotAt, parameters: {} }),
       fired: () => this.wake(),
-      ...(this.options.onSlot ? { onSlot: this.options.onSlot } : {}),
+      onSlot: (event) => {
+        this.observer.slot(event);
+        this.options.onSlot?.(event);
+      },
     });
     this.scheduler.start();
   }

@@ -171,6 +171,7 @@ export async function executeAttempt(
   const scheduled = integration.mode === 'scheduled' ? integration : null;
 
   let outcome: AttemptOutcome;
+  let step: string | undefined;
   const events: NewActivityEvent[] = [];
   try {
     if (scheduled) {
@@ -206,6 +207,8 @@ export async function executeAttempt(
       return; // someone else owns the instance now (taken over, cancelled or shutting down)
     }
     outcome = decide(error, instance, integration, clock.now());
+    const failed = context.failedStep;
+    if (failed && failed.thrown === thrown) step = failed.name;
   } finally {
     clearTimeout(timer);
   }
@@ -251,7 +254,20 @@ export async function executeAttempt(
       ? { parameters: { integrationId: instance.integrationId, patchJson: JSON.stringify(patch) } }
       : {}),
   });
-  if (held) deps.observer?.finished?.(instance, outcome.kind, attemptMs);
+  if (held) {
+    deps.observer?.finished?.(
+      instance,
+      outcome.kind,
+      attemptMs,
+      outcome.kind === 'succeeded'
+        ? undefined
+        : {
+            error: outcome.error,
+            ...(step === undefined ? {} : { step }),
+            ...(outcome.kind === 'retry' ? { runAt: outcome.runAt } : {}),
+          },
+    );
+  }
 }
 
 /**
@@ -272,6 +288,8 @@ class AttemptContext {
   private memo: Map<string, Json | null> | undefined;
   private readonly usedNames = new Set<string>();
   private bound: Partial<Record<'step' | 'start' | 'startMany' | 'progress' | 'call', unknown>> | undefined;
+  /** The last step that threw, and what: the log names the step when its error ended the attempt. */
+  failedStep: { name: string; thrown: unknown } | undefined;
 
   constructor(
     private readonly claimed: ClaimedInstance,
@@ -409,6 +427,7 @@ class AttemptContext {
       ]);
       this.ensureLive();
     } catch (thrown) {
+      this.failedStep = { name, thrown };
       const error = toErrorInfo(thrown);
       const finishedAt = clock.now();
       if (!handle.over) {

@@ -132,6 +132,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((error, request, reply) => {
     const { error: tandem, unexpected } = toTandemError(error);
+    const { integrationId } = request.routeOptions.config;
+    // Not a 429: under back-pressure, a line per refused request would add to the load.
+    if (integrationId !== undefined && tandem.status < 500 && tandem.status !== 429) {
+      engine.observer.refused(integrationId, tandem);
+    }
     if (unexpected || tandem.status >= 500) {
       // The route pattern, not the URL: a query string may carry what must not be logged.
       request.log.error(

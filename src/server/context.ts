@@ -45,5 +45,7 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Checks the raw body before it is parsed (a webhook signature covers the exact bytes). */
     verifyBody?: (request: FastifyRequest, rawBody: string) => void;
+    /** The integration of a trigger route: a refused request is logged with it. */
+    integrationId?: string;
   }
 }

@@ -5,7 +5,7 @@ import type { ServerContext } from './context.js';
 const PING_TIMEOUT_MS = 2_000;
 
 /** GET /healthz: 200 when the store answers a ping in time, else 503 problem+json. */
-export function healthRoutes(app: FastifyInstance, context: ServerContext): void {
+export function healthRoutes(app: FastifyInstance, context: Pick<ServerContext, 'engine'>): void {
   app.get('/healthz', async () => {
     let timer: NodeJS.Timeout | undefined;
     try {

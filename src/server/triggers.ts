@@ -46,7 +46,9 @@ function registerTrigger(app: FastifyInstance, context: ServerContext, integrati
   const route = parseRoute(integration.route!);
   const onRequest: onRequestHookHandler[] = [];
   const preValidation: preValidationHookHandler[] = [];
-  const config: { verifyBody?: (request: FastifyRequest, raw: string) => void } = {};
+  const config: { integrationId: string; verifyBody?: (request: FastifyRequest, raw: string) => void } = {
+    integrationId: integration.id,
+  };
   let credentialHeader: string | null = null;
   const auth = integration.auth;
   if (auth?.type === 'api-key') {

@@ -1,7 +1,9 @@
 /**
  * GET /api/activity: the activity stream as Server-Sent Events. Each event's SSE id is its stream
  * cursor, so a client that reconnects with `Last-Event-ID` (or `?after=`) continues exactly after
- * the last event it received: no gaps, no duplicates.
+ * the last event it received: no gaps, no duplicates. When the server closes, every stream ends
+ * (clients reconnect to another process with `Last-Event-ID`): an open stream must not hold a
+ * shutdown open.
  */
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
@@ -25,6 +27,12 @@ const TYPES_BY_STATUS: Record<InstanceStatus, ActivityType[]> = {
 const HEARTBEAT_MS = 15_000;
 
 export function activityRoutes(app: FastifyInstance, context: ServerContext): void {
+  /** The open streams: each one's abort, and a promise settled once its response has ended. */
+  const open = new Map<AbortController, Promise<void>>();
+  app.addHook('preClose', async () => {
+    for (const controller of open.keys()) controller.abort();
+    await Promise.all(open.values());
+  });
   app.get('/activity', async (request, reply) => {
     const issues: InputIssue[] = [];
     const query = validatePart(activityQuery, request.query, 'query', issues) as z.infer<
@@ -35,6 +43,13 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
     const controller = new AbortController();
     request.raw.on('close', () => controller.abort());
+    let ended!: () => void;
+    open.set(
+      controller,
+      new Promise<void>((resolve) => {
+        ended = resolve;
+      }),
+    );
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, {
@@ -56,13 +71,29 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
       })) {
         const { cursor, ...data } = event;
         const ok = out.write(`id: ${cursor}\nevent: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
-        if (!ok) await new Promise((resolve) => out.once('drain', resolve));
+        if (!ok) await drained(out, controller.signal);
       }
     } catch (error) {
       if (!controller.signal.aborted) request.log.error({ err: error }, 'activity stream failed');
     } finally {
       clearInterval(heartbeat);
-      out.end();
+      open.delete(controller);
+      // The connection closes with the stream: kept alive, it would hold the server's close open.
+      out.end(() => out.socket?.end());
+      ended();
     }
+  });
+}
+
+/** Resolves when the client has read what is buffered, or when the stream is being ended. */
+function drained(out: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    out.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
   });
 }
