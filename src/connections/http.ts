@@ -9,6 +9,7 @@ import type { Json } from '../model.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
 import { ExchangeFailure, exchange } from './exchange.js';
 import { ConcurrencyLimit, RateLimit } from './limits.js';
+import { expandPath, type PathParams } from './path.js';
 import { reveal, type SecretValue } from './secret.js';
 
 export type ConnectionAuth =
@@ -48,6 +49,8 @@ export interface HttpConnectionOptions {
 }
 
 export interface CallOptions {
+  /** Values of the path's `:name` segments, each sent encoded as one segment. */
+  params?: PathParams;
   json?: unknown;
   /** A raw body (with `headers['content-type']`), when not JSON. */
   body?: string;
@@ -148,6 +151,13 @@ export class HttpConnection {
     path: string,
     options: CallOptions = {},
   ): Promise<T> {
+    // Before the circuit: a refused path reaches no application and says nothing of its health.
+    if (options.params !== undefined || path.includes('/:')) {
+      const template = path;
+      path = expandPath(template, options.params);
+      const record = context.record;
+      if (record) context = { ...context, record: (data) => record({ ...data, template }) };
+    }
     const wait = this.circuit?.admit(Date.now()) ?? null;
     if (wait !== null) throw new CircuitOpenError(this.id, wait);
     const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
