@@ -150,9 +150,9 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
   const port = (name: AppName) => base + APP_NAMES.indexOf(name);
   const apps: Apps = {
     bank: await app('bank', port('bank'), {
-      'GET /accounts/:id': async () => {
+      'GET /accounts/:id': async (_, { id }) => {
         await sleep(20);
-        return { body: { balance: 1234.56, currency: 'EUR' } };
+        return { body: { account: id, balance: 1234.56, currency: 'EUR' } };
       },
       'GET /quotes/:symbol': async (_, { symbol }) => {
         await sleep(10);
