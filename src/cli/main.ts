@@ -252,7 +252,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tandem: unknown command "${command}"\n\n${USAGE}`);
     return EXIT.usage;
   }
-  const help = command === 'help' ? null : helpOf(command, rest);
+  const help = helpOf(command, rest);
   if (help !== null) {
     process.stdout.write(help);
     return EXIT.ok;
