@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EXIT } from '../src/cli/exit.js';
 import { HELP, USAGE } from '../src/cli/help.js';
 import { main } from '../src/cli/main.js';
 import { tempDir } from './support/tmp.js';
@@ -210,6 +211,13 @@ describe('CLI manners', () => {
     const demo = await inProcess(['demo', 'status', '--apps', `http://127.0.0.1:${nobody}`]);
     expect(demo.code).toBe(3);
     expect(demo.stderr).toContain(`no demo applications at http://127.0.0.1:${nobody}`);
+  });
+
+  it('documents exactly the exit codes it uses, in docs/cli.md and in its usage', () => {
+    const doc = readFileSync(new URL('../docs/cli.md', import.meta.url), 'utf8');
+    const documented = [...doc.matchAll(/^\| (\d+) +\| /gm)].map((m) => Number(m[1]));
+    expect(documented).toEqual(Object.values(EXIT));
+    for (const code of Object.values(EXIT)) expect(USAGE).toMatch(new RegExp(`\\b${code} \\w`));
   });
 
   it('answers --help of start and instances ls in its own process, as a user types them', async () => {
