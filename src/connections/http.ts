@@ -151,13 +151,6 @@ export class HttpConnection {
     path: string,
     options: CallOptions = {},
   ): Promise<T> {
-    // Before the circuit: a refused path reaches no application and says nothing of its health.
-    if (options.params !== undefined || path.includes('/:')) {
-      const template = path;
-      path = expandPath(template, options.params);
-      const record = context.record;
-      if (record) context = { ...context, record: (data) => record({ ...data, template }) };
-    }
     const wait = this.circuit?.admit(Date.now()) ?? null;
     if (wait !== null) throw new CircuitOpenError(this.id, wait);
     const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;
@@ -178,8 +171,15 @@ export class HttpConnection {
     signal: AbortSignal,
     retried401: boolean,
   ): Promise<T> {
+    // Path parameters: each value one encoded segment (./path.ts); the event names the template.
+    let called = path;
+    if (options.params !== undefined || path.includes('/:')) {
+      called = expandPath(path, options.params);
+      const record = context.record;
+      if (record) context = { ...context, record: (data) => record({ ...data, template: path }) };
+    }
     // String building rather than a URL per call: this is the hot path.
-    let target = this.basePath + (path.startsWith('/') ? path.slice(1) : path);
+    let target = this.basePath + (called.startsWith('/') ? called.slice(1) : called);
     if (options.query) {
       const search = new URLSearchParams();
       for (const [key, value] of Object.entries(options.query))
