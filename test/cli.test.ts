@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
 import { HELP, USAGE } from '../src/cli/help.js';
-import { main } from '../src/cli/main.js';
+import { COMMAND_NAMES, main } from '../src/cli/main.js';
 import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
 
@@ -153,8 +153,7 @@ async function inProcess(argv: string[]) {
 describe('CLI manners', () => {
   it('answers --help and -h on every command and subcommand: its own text, on stdout, exit 0', async () => {
     const topics = Object.keys(HELP);
-    for (const command of ['start', 'dev', 'run', 'instances', 'advise', 'decide', 'demo', 'version', 'help'])
-      expect(topics).toContain(command);
+    for (const command of COMMAND_NAMES) expect(topics, `the help of ${command}`).toContain(command);
     for (const sub of ['ls', 'show', 'rerun', 'cancel']) expect(topics).toContain(`instances ${sub}`);
     for (const topic of topics) {
       const words = topic.split(' ');

@@ -228,11 +228,14 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** Every command's name: each has its help (a test holds them together). */
+export const COMMAND_NAMES = Object.keys(COMMANDS);
+
 /** The help asked for by `--help` or `-h` among a command's arguments: the subcommand's if it has one. */
 function helpOf(command: string, args: string[]): string | null {
   if (!args.includes('--help') && !args.includes('-h')) return null;
   const sub = args.find((a) => !a.startsWith('-'));
-  return (sub !== undefined ? HELP[`${command} ${sub}`] : undefined) ?? HELP[command]!;
+  return (sub !== undefined ? HELP[`${command} ${sub}`] : undefined) ?? HELP[command] ?? USAGE;
 }
 
 /** Runs the CLI; resolves to the exit code (a long-running command resolves once it is up). */
