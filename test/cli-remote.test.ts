@@ -40,7 +40,15 @@ describe('CLI against a live server', () => {
 
       const denied = await cli(['instances', 'ls', ...url]).catch((e: { code: number; stderr: string }) => e);
       expect((denied as { code: number }).code).toBe(1);
-      expect((denied as { stderr: string }).stderr).toMatch(/401/);
+      expect((denied as { stderr: string }).stderr).toMatch(
+        /401 .*set TANDEM_ADMIN_TOKEN to the admin token the server was started with/,
+      );
+      const wrong = await exec(process.execPath, [bin, 'instances', 'ls', ...url], {
+        env: { ...env, TANDEM_ADMIN_TOKEN: 'not-it' },
+      }).catch((e: { code: number; stderr: string }) => e);
+      expect((wrong as { stderr: string }).stderr).toMatch(
+        /401 .*TANDEM_ADMIN_TOKEN is set, but the server does not accept it/,
+      );
 
       const ls = await withToken(['instances', 'ls', '--tracking', 'O-77', ...url]);
       expect(ls.stdout).toMatch(/^ID\s+INTEGRATIONID\s+STATUS/);
@@ -89,7 +97,7 @@ describe('CLI against a live server', () => {
         'flaky',
         ...url,
       ]);
-      expect(bulk.stderr).toContain('rerunning 1 instances');
+      expect(bulk.stderr).toContain('rerunning 1 instance (from failed-step)');
       expect(bulk.stderr).toMatch(/\] 1\/1 done/);
       expect(bulk.stdout).toContain('1 of 1 rerun instances finished, 0 failed');
 
@@ -98,21 +106,101 @@ describe('CLI against a live server', () => {
     } finally {
       await t.close();
     }
-  }, 60_000);
+  }, 120_000);
+
+  it('says why sync instances are not rerun, shows when a retry comes, and names a missing server', async () => {
+    const checkStock = defineIntegration({
+      id: 'check-stock',
+      mode: 'sync',
+      route: 'GET /stock',
+      handler: () => {
+        throw new Error('inventory down');
+      },
+    });
+    const later = defineIntegration({
+      id: 'later',
+      mode: 'async',
+      retry: { maxAttempts: 5, initialDelayMs: 600_000, jitter: 0 },
+      handler: () => {
+        throw new Error('not yet');
+      },
+    });
+    const t = await testServer([checkStock, later]);
+    try {
+      const url = ['--url', t.url];
+      for (let i = 0; i < 3; i++) expect((await t.request('/stock')).status).toBe(500);
+      const failed = await waitFor(async () => {
+        const page = await t.engine.listInstances({ limit: 10, status: 'failed' });
+        return page.items.length === 3 ? page.items : null;
+      }, 'three failed sync records');
+
+      // A bulk rerun: none rerun, and why, with the count that `ls` shows.
+      const ls = await cli(['instances', 'ls', '--status', 'failed', '--json', ...url]);
+      expect(JSON.parse(ls.stdout).items).toHaveLength(3);
+      const bulk = await cli(['instances', 'rerun', '--status', 'failed', ...url]);
+      expect(bulk.stderr).toContain('rerunning 0 instances (from failed-step)');
+      expect(bulk.stderr).toContain('3 sync instances also match, not rerun: sync instances are never rerun');
+      expect(bulk.stdout).toContain('0 of 0 rerun instances finished, 0 failed');
+
+      // One of them, by id: not a bare 409.
+      const one = await cli(['instances', 'rerun', failed[0]!.id, ...url]).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect((one as { code: number }).code).toBe(1);
+      expect((one as { stderr: string }).stderr).toContain(
+        `${failed[0]!.id} is a sync instance of check-stock: sync instances are never rerun`,
+      );
+      const cancel = await cli(['instances', 'cancel', failed[1]!.id, ...url]).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
+      // Cancelling a finished sync record is refused (or, where allowed, done): never a bare 409.
+      if ((cancel as { code?: number }).code !== undefined) {
+        expect((cancel as { stderr: string }).stderr).toContain(
+          `${failed[1]!.id} is a sync instance of check-stock`,
+        );
+      }
+
+      // A retrying instance shows its next attempt.
+      const waiting = await t.engine.accept('later', {});
+      await waitFor(
+        async () => (await t.engine.getInstance(waiting.instanceId)).status === 'retrying',
+        'the retry to be scheduled',
+      );
+      const retrying = await cli(['instances', 'ls', '--status', 'retrying', ...url]);
+      const [header, row] = retrying.stdout.split('\n');
+      expect(header).toMatch(/\bNEXT ATTEMPT$/);
+      expect(row).toContain(waiting.instanceId);
+      expect(row).toMatch(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(in (\d+ s|\d+ min)\)$/);
+    } finally {
+      await t.close();
+    }
+    const gone = await cli(['instances', 'ls', '--url', t.url]).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect((gone as { code: number }).code).toBe(3);
+    expect((gone as { stderr: string }).stderr).toContain(
+      `no Tandem server at ${t.url}: start one with \`tandem start\`, or set TANDEM_URL`,
+    );
+  }, 120_000);
 
   it('decides from flags and from answers given one by one', async () => {
     const flags = await cli(['decide', '--immediate', 'yes', '--seconds', 'yes', '--rerun', 'no', '--json']);
     expect(JSON.parse(flags.stdout).pattern).toBe('sync');
-    const child = spawn(process.execPath, [bin, 'decide'], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [bin, 'decide'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
+    let prompts = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      prompts += chunk.toString();
     });
     child.stdin.write('yes\nmaybe\nno\nyes\n'); // "maybe" is asked again
     child.stdin.end();
     await new Promise((resolve) => child.once('exit', resolve));
-    expect(out).toContain('Does the caller need an immediate response?');
-    expect(out.match(/Will everything finish in seconds\?/g)).toHaveLength(2);
-    expect(out).toMatch(/\nsync-to-async\n/);
+    // The questions on stderr, the answer alone on stdout (for pipes).
+    expect(prompts).toContain('Does the caller need an immediate response?');
+    expect(prompts.match(/Will everything finish in seconds\?/g)).toHaveLength(2);
+    expect(out).toMatch(/^sync-to-async\n/);
   }, 30_000);
 });

@@ -81,6 +81,21 @@ describe('the retail demo (npm start)', () => {
     expect(elapsed).toBeLessThan(deadline);
   });
 
+  it('keeps a path parameter in its segment: a traversal attempt stays on the accounts endpoint', async () => {
+    for (const account of ['..%2F..%2F_status', '..%2F_down', 'x%3Fdebug%3D1']) {
+      const response = await fetch(`${base}/accounts/${account}/balance`);
+      expect(response.status, account).toBe(200);
+      // The bank's accounts route answered, for the whole value as one account number.
+      expect(await response.json()).toEqual({
+        account: decodeURIComponent(account),
+        balance: 1234.56,
+        currency: 'EUR',
+      });
+    }
+    const bank = (await (await fetch(`${await appUrl('bank')}/_status`)).json()) as { down: boolean };
+    expect(bank.down).toBe(false);
+  });
+
   it('tandem demo refuses an unknown application, naming the known ones', async () => {
     const failed = await demoCli('down', 'mainframe').catch(
       (error: { code: number; stderr: string }) => error,

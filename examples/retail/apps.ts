@@ -62,17 +62,18 @@ function match(pattern: string, method: string, path: string): Record<string, st
   return params;
 }
 
-function listen(server: Server, port: number): Promise<void> {
+/** Listens on 127.0.0.1 (port 0: a free one); resolves to the port. */
+function listen(server: Server, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
 }
 
 async function app(name: string, port: number, routes: Record<string, Route>): Promise<App> {
   const state: App = {
     name,
-    url: `http://127.0.0.1:${port}`,
+    url: '',
     down: false,
     effects: new Map(),
     close: async () => {},
@@ -103,7 +104,7 @@ async function app(name: string, port: number, routes: Record<string, Route>): P
       send(res, 400, { error: (error as Error).message });
     }
   });
-  await listen(server, port);
+  state.url = `http://127.0.0.1:${await listen(server, port)}`;
   state.close = () => new Promise((resolve) => server.close(() => resolve()));
   return state;
 }
@@ -126,10 +127,10 @@ async function directory(port: number, apps: Apps): Promise<App> {
     }
     send(res, 404, { error: `no route ${req.method} ${path}; known applications: ${APP_NAMES.join(', ')}` });
   });
-  await listen(server, port);
+  const listening = await listen(server, port);
   return {
     name: 'directory',
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listening}`,
     down: false,
     effects: new Map(),
     close: () => new Promise((resolve) => server.close(() => resolve())),
@@ -138,7 +139,7 @@ async function directory(port: number, apps: Apps): Promise<App> {
 
 /**
  * Starts the demo's applications on consecutive ports from `base` (default 4001, or
- * `DEMO_APPS_PORT`), and their directory on `base - 1`.
+ * `DEMO_APPS_PORT`), and their directory on `base - 1`; with `base` 0, each on a free port.
  */
 export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001)) {
   const stock = new Map<string, number>();
@@ -147,12 +148,12 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
   const packingLists = new Map<string, number>();
   const received = new Map<string, { count: number; order: unknown }>();
   let reservations = 0;
-  const port = (name: AppName) => base + APP_NAMES.indexOf(name);
+  const port = (name: AppName) => (base === 0 ? 0 : base + APP_NAMES.indexOf(name));
   const apps: Apps = {
     bank: await app('bank', port('bank'), {
-      'GET /accounts/:id': async () => {
+      'GET /accounts/:id': async (_, { id }) => {
         await sleep(20);
-        return { body: { balance: 1234.56, currency: 'EUR' } };
+        return { body: { account: id, balance: 1234.56, currency: 'EUR' } };
       },
       'GET /quotes/:symbol': async (_, { symbol }) => {
         await sleep(10);
@@ -234,7 +235,7 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
       'GET /orders': () => ({ body: Object.fromEntries(received) }),
     }),
   };
-  const dir = await directory(base - 1, apps);
+  const dir = await directory(base === 0 ? 0 : base - 1, apps);
   return {
     apps,
     directory: dir,

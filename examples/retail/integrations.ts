@@ -50,7 +50,9 @@ export function retail({ urls, inbox }: RetailOptions) {
     params: z.object({ account: z.string().min(1) }),
     deadline: 2_000,
     async handler(ctx) {
-      return { body: await ctx.call(connections.bank, 'GET', `/accounts/${ctx.params.account}`) };
+      // A path parameter, never pasted into the path: "../../_status" stays one account number.
+      const { account } = ctx.params;
+      return { body: await ctx.call(connections.bank, 'GET', '/accounts/:account', { params: { account } }) };
     },
   });
 
@@ -64,7 +66,8 @@ export function retail({ urls, inbox }: RetailOptions) {
       const score = await ctx.call<{ score: number; rating: string }>(
         connections.creditBureau,
         'GET',
-        `/scores/${encodeURIComponent(ctx.params.customer)}`,
+        '/scores/:customer',
+        { params: { customer: ctx.params.customer } },
       );
       return { body: { customer: ctx.params.customer, ...score, approved: score.rating !== 'C' } };
     },
@@ -78,7 +81,9 @@ export function retail({ urls, inbox }: RetailOptions) {
     deadline: 1_000,
     async handler(ctx) {
       return {
-        body: await ctx.call(connections.inventory, 'GET', `/stock/${encodeURIComponent(ctx.params.sku)}`),
+        body: await ctx.call(connections.inventory, 'GET', '/stock/:sku', {
+          params: { sku: ctx.params.sku },
+        }),
       };
     },
   });
@@ -91,11 +96,9 @@ export function retail({ urls, inbox }: RetailOptions) {
     deadline: 1_000,
     async handler(ctx) {
       return {
-        body: await ctx.call(
-          connections.webshop,
-          'GET',
-          `/events/${encodeURIComponent(ctx.params.event)}/seats`,
-        ),
+        body: await ctx.call(connections.webshop, 'GET', '/events/:event/seats', {
+          params: { event: ctx.params.event },
+        }),
       };
     },
   });
@@ -107,7 +110,11 @@ export function retail({ urls, inbox }: RetailOptions) {
     params: z.object({ symbol: z.string().regex(/^[A-Z]{1,5}$/, 'a ticker symbol such as ACME') }),
     deadline: 500,
     async handler(ctx) {
-      return { body: await ctx.call(connections.bank, 'GET', `/quotes/${ctx.params.symbol}`) };
+      return {
+        body: await ctx.call(connections.bank, 'GET', '/quotes/:symbol', {
+          params: { symbol: ctx.params.symbol },
+        }),
+      };
     },
   });
 
@@ -180,10 +187,11 @@ export function retail({ urls, inbox }: RetailOptions) {
     async handler(ctx) {
       const { sku } = ctx.input;
       const stock = await ctx.step('read-inventory', () =>
-        ctx.call<{ available: number }>(connections.inventory, 'GET', `/stock/${encodeURIComponent(sku)}`),
+        ctx.call<{ available: number }>(connections.inventory, 'GET', '/stock/:sku', { params: { sku } }),
       );
       await ctx.step('update-webshop', () =>
-        ctx.call(connections.webshop, 'PUT', `/stock/${encodeURIComponent(sku)}`, {
+        ctx.call(connections.webshop, 'PUT', '/stock/:sku', {
+          params: { sku },
           json: { available: stock.available },
         }),
       );
@@ -238,11 +246,9 @@ export function retail({ urls, inbox }: RetailOptions) {
     retry: { maxAttempts: 8, initialDelayMs: 1_000, maxDelayMs: 30_000 },
     async handler(ctx) {
       const product = await ctx.step('enrich', () =>
-        ctx.call<{ name: string; price: number }>(
-          connections.webshop,
-          'GET',
-          `/products/${encodeURIComponent(ctx.input.sku)}`,
-        ),
+        ctx.call<{ name: string; price: number }>(connections.webshop, 'GET', '/products/:sku', {
+          params: { sku: ctx.input.sku },
+        }),
       );
       const enriched = { ...ctx.input, product: product.name, total: product.price * ctx.input.qty };
       await ctx.step('post', () =>

@@ -15,14 +15,20 @@ const dataDir = resolve(
     (store.startsWith('sqlite:') ? dirname(store.slice('sqlite:'.length)) : '.tandem'),
 );
 const orderFile = writeOrderFile(dataDir);
-const { apps, directory } = await startApps();
+// Under `tandem run` (a one-off run, maybe beside a running demo), the applications take free ports.
+const { apps, directory } = await startApps(
+  process.env.DEMO_APPS_PORT === undefined && process.env.TANDEM_COMMAND === 'run'
+    ? 0
+    : Number(process.env.DEMO_APPS_PORT ?? 4001),
+);
 const { integrations, connections } = retail({
   urls: Object.fromEntries(Object.entries(apps).map(([name, app]) => [name, app.url])) as Parameters<
     typeof retail
   >[0]['urls'],
   inbox: dataDir,
 });
-process.stdout.write(
+// A notice, not a result: stderr (stdout is where `tandem run` writes its result).
+process.stderr.write(
   [
     'Simulated applications (POST <url>/_down and /_up, or tandem demo down|up <name>):',
     ...Object.values(apps).map((app) => `  ${app.name.padEnd(17)}${app.url}`),

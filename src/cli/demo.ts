@@ -3,6 +3,7 @@
  * through their directory (`--apps`, `DEMO_APPS_URL`, default http://127.0.0.1:4000), to show what
  * happens when an application goes down and comes back.
  */
+import { isUnreachable, UnreachableError, UsageError } from './exit.js';
 import { table } from './remote.js';
 
 export interface DemoOptions {
@@ -22,8 +23,9 @@ async function directory(options: DemoOptions, method: string, path: string): Pr
   try {
     response = await fetch(new URL(path, options.apps), { method });
   } catch (error) {
-    throw new Error(
-      `no demo applications at ${options.apps} (is \`npm start\` running? --apps sets the URL): ${(error as Error).message}`,
+    if (!isUnreachable(error)) throw error;
+    throw new UnreachableError(
+      `no demo applications at ${options.apps}: start the demo with \`npm start\`, or set DEMO_APPS_URL (or --apps) to its directory`,
     );
   }
   const body = (await response.json()) as { error?: string };
@@ -47,12 +49,12 @@ export async function demoCommand(sub: string, names: string[], options: DemoOpt
     return 0;
   }
   if (sub === 'down' || sub === 'up') {
-    if (names.length === 0) throw new Error(`usage: tandem demo ${sub} <application>…`);
+    if (names.length === 0) throw new UsageError(`tandem demo ${sub} needs an application's name`);
     for (const name of names) {
       const app = (await directory(options, 'POST', `/${encodeURIComponent(name)}/${sub}`)) as AppState;
       out.write(options.json ? `${JSON.stringify(app)}\n` : `${app.name} is ${app.down ? 'down' : 'up'}\n`);
     }
     return 0;
   }
-  throw new Error('usage: tandem demo status|down|up [application]…');
+  throw new UsageError(`unknown subcommand "demo ${sub}": use status, down or up`);
 }

@@ -1,9 +1,17 @@
+/**
+ * The `tandem` command: parses the command line, answers `--help` and `--version`, runs the
+ * command and maps what happened to one exit code (./exit.ts). Results go to stdout, everything
+ * else (progress, notices, errors) to stderr.
+ */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
 import { demoCommand } from './demo.js';
+import { EXIT, UnreachableError, UsageError } from './exit.js';
+import { HELP, USAGE } from './help.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
@@ -18,8 +26,6 @@ async function dev(args: string[]): Promise<number> {
   const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
   const child = spawn(process.execPath, ['--watch', '--no-warnings', bin, 'start', ...args], {
     stdio: 'inherit',
-    // Readable log lines for a person at the terminal, unless asked otherwise.
-    env: { ...process.env, TANDEM_LOG_FORMAT: process.env.TANDEM_LOG_FORMAT ?? 'pretty' },
   });
   const stop = () => child.kill('SIGTERM');
   process.once('SIGINT', stop);
@@ -29,7 +35,9 @@ async function dev(args: string[]): Promise<number> {
 
 /**
  * `tandem run` in this process: the config's engine (and store) runs the instance and its children
- * while the command follows it; Ctrl-C stops the engine, releasing what it holds.
+ * while the command follows it; Ctrl-C stops the engine, releasing what it holds. The config is
+ * told it was loaded by `tandem run` (TANDEM_COMMAND=run), so that what it starts for itself (the
+ * demo's applications) takes free ports rather than those of a server running beside it.
  */
 async function runLocal(
   integration: string,
@@ -46,159 +54,212 @@ async function runLocal(
   engine.start();
   try {
     const { exitCode } = await runCommand(engine, integration, { ...options, signal: controller.signal });
-    return exitCode;
+    return controller.signal.aborted ? EXIT.interrupted : exitCode;
   } finally {
     await engine.stop();
   }
 }
 
-const USAGE = `Usage: tandem <command> [options]
+/** The package's version, from its package.json (two folders up from src/cli and from dist/cli). */
+function version(): string {
+  const file = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
 
-Commands:
-  start     Run the engine and the HTTP server
-  dev       Like start, and restart when the config or a module it imports changes
-  run       Start an integration now and follow it to the end (progress on stderr, result on stdout):
-              tandem run <integration> [--param name=value]... [--input <json>] [--no-wait] [--config <path>]
-  instances ls [--integration id] [--status s] [--tracking value] [--limit n] [--cursor c]
-  instances show|rerun|cancel <instance id> [--from failed-step|start]
-  instances rerun --status failed [--integration id] [--tracking value] [--parent id]
-            Bulk rerun, followed with a progress bar
-            Read and change instances through a running server (--url, default http://127.0.0.1:3000)
-  advise    Each integration's pattern advice, with its figures (through a running server)
-  decide    The pattern for the three questions: --immediate yes|no --seconds yes|no --rerun yes|no,
-            or asked one by one when not given
-  demo status|down|up [application]...
-            Switch the retail demo's simulated applications (--apps, default http://127.0.0.1:4000)
-  --json    Machine-readable output for instances, advise, decide and demo
+const REMOTE_OPTIONS = {
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  integration: { type: 'string' },
+  status: { type: 'string' },
+  tracking: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+  parent: { type: 'string' },
+  from: { type: 'string' },
+} as const;
 
-Options for start:
-  --port <n>        Port to listen on (TANDEM_PORT, default 3000; 0 picks a free one)
-  --host <host>     Address to listen on (TANDEM_HOST, default 0.0.0.0)
-  --config <path>   Config file (default ./tandem.config.ts)
-  --role <role>     all (default), api (HTTP, runs nothing) or worker (runs work; no HTTP but health) (TANDEM_ROLE)
-  --health-port <n> A worker's /healthz and /metrics port (TANDEM_HEALTH_PORT, default: --port)
-  --log-level <l>   fatal, error, warn, info (default), debug, trace or silent (TANDEM_LOG_LEVEL)
-  --log-format <f>  json (default for start) or pretty (default for dev) (TANDEM_LOG_FORMAT)
+type Command = (args: string[]) => Promise<number>;
 
-Environment: TANDEM_STORE_URL (sqlite:./path.db | postgres://…), TANDEM_ADMIN_TOKEN, TANDEM_LOG_LEVEL
-`;
+const remoteOf = (values: { url?: string | undefined; json?: boolean | undefined }) => ({
+  url: values.url ?? process.env.TANDEM_URL ?? 'http://127.0.0.1:3000',
+  token: process.env.TANDEM_ADMIN_TOKEN,
+  json: values.json ?? false,
+});
+
+const COMMANDS: Record<string, Command> = {
+  async start(args) {
+    await start(parseStartArgs(args));
+    return EXIT.ok;
+  },
+
+  async dev(args) {
+    // Checked here, so that a wrong option is refused before the watcher starts.
+    parseStartArgs(args);
+    return dev(args);
+  },
+
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: {
+        param: { type: 'string', multiple: true },
+        input: { type: 'string' },
+        config: { type: 'string' },
+        'no-wait': { type: 'boolean' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    const [integration] = positionals;
+    if (!integration) throw new UsageError('tandem run needs the id of an integration');
+    if (positionals.length > 1)
+      throw new UsageError(`tandem run takes one integration, not ${positionals.join(' ')}`);
+    let input: unknown;
+    if (values.input !== undefined) {
+      try {
+        input = JSON.parse(values.input);
+      } catch {
+        throw new UsageError('--input is not valid JSON');
+      }
+    }
+    for (const param of values.param ?? []) {
+      if (!/^[^=]+=/.test(param)) throw new UsageError(`--param ${param}: write it as name=value`);
+    }
+    process.env.TANDEM_COMMAND = 'run';
+    const code = await runLocal(integration, {
+      ...(values.param ? { params: values.param } : {}),
+      ...(input === undefined ? {} : { input }),
+      ...(values['no-wait'] ? { wait: false } : {}),
+      ...(values.config === undefined ? {} : { config: values.config }),
+    });
+    // The config may have started servers of its own (the demo's applications) that would keep
+    // the process alive: the run is over, so is the process, once its output is written.
+    await new Promise((resolve) => process.stdout.write('', resolve));
+    await new Promise((resolve) => process.stderr.write('', resolve));
+    process.exit(code);
+  },
+
+  async demo(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { apps: { type: 'string' }, json: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const [sub, ...names] = positionals;
+    return demoCommand(sub ?? 'status', names, {
+      apps: values.apps ?? process.env.DEMO_APPS_URL ?? 'http://127.0.0.1:4000',
+      json: values.json ?? false,
+    });
+  },
+
+  async instances(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: REMOTE_OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    const [sub, ...ids] = positionals;
+    if (ids.length > 1) throw new UsageError(`one instance id at a time, not ${ids.join(' ')}`);
+    if (sub === 'ls' && ids.length > 0) throw new UsageError('tandem instances ls takes no instance id');
+    if (values.from !== undefined && !['failed-step', 'start'].includes(values.from))
+      throw new UsageError(`--from takes failed-step or start, not ${values.from}`);
+    const { url: _, json: __, ...filters } = values;
+    return instancesCommand(sub ?? 'ls', ids, filters, remoteOf(values));
+  },
+
+  async advise(args) {
+    const { values } = parseArgs({
+      args,
+      options: { url: REMOTE_OPTIONS.url, json: REMOTE_OPTIONS.json },
+      strict: true,
+    });
+    return adviseCommand(remoteOf(values));
+  },
+
+  async decide(args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        immediate: { type: 'string' },
+        seconds: { type: 'string' },
+        rerun: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      strict: true,
+    });
+    return decideCommand(
+      {
+        ...(values.immediate === undefined ? {} : { immediate: values.immediate }),
+        ...(values.seconds === undefined ? {} : { seconds: values.seconds }),
+        ...(values.rerun === undefined ? {} : { rerun: values.rerun }),
+      },
+      values.json ?? false,
+    );
+  },
+
+  async version(args) {
+    if (args.length > 0) throw new UsageError('tandem version takes no arguments');
+    process.stdout.write(`${version()}\n`);
+    return EXIT.ok;
+  },
+
+  async help(args) {
+    const topic = args.join(' ');
+    if (topic === '') process.stdout.write(USAGE);
+    else if (HELP[topic]) process.stdout.write(HELP[topic]);
+    else throw new UsageError(`no help for "${topic}": commands are ${Object.keys(COMMANDS).join(', ')}`);
+    return EXIT.ok;
+  },
+};
+
+/** Every command's name: each has its help (a test holds them together). */
+export const COMMAND_NAMES = Object.keys(COMMANDS);
+
+/** The help asked for by `--help` or `-h` among a command's arguments: the subcommand's if it has one. */
+function helpOf(command: string, args: string[]): string | null {
+  if (!args.includes('--help') && !args.includes('-h')) return null;
+  const sub = args.find((a) => !a.startsWith('-'));
+  return (sub !== undefined ? HELP[`${command} ${sub}`] : undefined) ?? HELP[command] ?? USAGE;
+}
 
 /** Runs the CLI; resolves to the exit code (a long-running command resolves once it is up). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  if (command === undefined) {
+    process.stderr.write(USAGE);
+    return EXIT.usage;
+  }
+  if (command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
-    return command === undefined ? 2 : 0;
+    return EXIT.ok;
+  }
+  if (command === '--version' || command === '-v') return COMMANDS.version!(rest);
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!run) {
+    process.stderr.write(`tandem: unknown command "${command}"\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const help = helpOf(command, rest);
+  if (help !== null) {
+    process.stdout.write(help);
+    return EXIT.ok;
   }
   try {
-    if (command === 'start') {
-      await start(parseStartArgs(rest));
-      return 0;
-    }
-    if (command === 'dev') {
-      // Checked here, so that a wrong option is refused before the watcher starts.
-      parseStartArgs(rest);
-      return await dev(rest);
-    }
-    if (command === 'run') {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: {
-          param: { type: 'string', multiple: true },
-          input: { type: 'string' },
-          config: { type: 'string' },
-          'no-wait': { type: 'boolean' },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-      const [integration] = positionals;
-      if (!integration || positionals.length > 1)
-        throw new Error('usage: tandem run <integration> [--param name=value]…');
-      let input: unknown;
-      if (values.input !== undefined) {
-        try {
-          input = JSON.parse(values.input);
-        } catch {
-          throw new Error('--input is not valid JSON');
-        }
-      }
-      return await runLocal(integration, {
-        ...(values.param ? { params: values.param } : {}),
-        ...(input === undefined ? {} : { input }),
-        ...(values['no-wait'] ? { wait: false } : {}),
-        ...(values.config === undefined ? {} : { config: values.config }),
-      });
-    }
-    if (command === 'demo') {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: { apps: { type: 'string' }, json: { type: 'boolean' } },
-        allowPositionals: true,
-        strict: true,
-      });
-      const [sub, ...names] = positionals;
-      return await demoCommand(sub ?? 'status', names, {
-        apps: values.apps ?? process.env.DEMO_APPS_URL ?? 'http://127.0.0.1:4000',
-        json: values.json ?? false,
-      });
-    }
-    if (command === 'instances' || command === 'advise' || command === 'decide') {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: {
-          url: { type: 'string' },
-          json: { type: 'boolean' },
-          integration: { type: 'string' },
-          status: { type: 'string' },
-          tracking: { type: 'string' },
-          limit: { type: 'string' },
-          cursor: { type: 'string' },
-          parent: { type: 'string' },
-          from: { type: 'string' },
-          immediate: { type: 'string' },
-          seconds: { type: 'string' },
-          rerun: { type: 'string' },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-      const remote = {
-        url: values.url ?? process.env.TANDEM_URL ?? 'http://127.0.0.1:3000',
-        token: process.env.TANDEM_ADMIN_TOKEN,
-        json: values.json ?? false,
-      };
-      if (command === 'decide') {
-        return await decideCommand(
-          {
-            ...(values.immediate === undefined ? {} : { immediate: values.immediate }),
-            ...(values.seconds === undefined ? {} : { seconds: values.seconds }),
-            ...(values.rerun === undefined ? {} : { rerun: values.rerun }),
-          },
-          remote.json,
-        );
-      }
-      if (command === 'advise') return await adviseCommand(remote);
-      const [sub, ...ids] = positionals;
-      return await instancesCommand(
-        sub ?? 'ls',
-        ids,
-        {
-          integration: values.integration,
-          status: values.status,
-          tracking: values.tracking,
-          limit: values.limit,
-          cursor: values.cursor,
-          parent: values.parent,
-          from: values.from,
-        },
-        remote,
-      );
-    }
-    process.stderr.write(`Unknown command "${command}"\n\n${USAGE}`);
-    return 2;
+    return await run(rest);
   } catch (error) {
-    process.stderr.write(`tandem ${command}: ${(error as Error).message}\n`);
-    return 1;
+    const message = (error as Error).message;
+    if (
+      error instanceof UsageError ||
+      String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')
+    ) {
+      process.stderr.write(
+        `tandem ${command}: ${message}\nRun \`tandem ${command} --help\` for its usage.\n`,
+      );
+      return EXIT.usage;
+    }
+    process.stderr.write(`tandem ${command}: ${message}\n`);
+    return error instanceof UnreachableError ? EXIT.unreachable : EXIT.failure;
   }
 }

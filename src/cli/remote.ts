@@ -5,29 +5,65 @@
  */
 import { createInterface } from 'node:readline';
 import { decide } from '../advisor/decide.js';
+import { isUnreachable, UnreachableError, UsageError } from './exit.js';
 
 export interface RemoteOptions {
   url: string;
   token?: string | undefined;
   json: boolean;
   out?: NodeJS.WritableStream;
+  /** Progress and notices. Default stderr. */
+  err?: NodeJS.WritableStream;
+}
+
+/** A refusal by the server: its status and problem document. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly problem: { type?: string; title?: string; detail?: string } | null,
+  ) {
+    super(message);
+  }
 }
 
 async function api(options: RemoteOptions, method: string, path: string, body?: unknown): Promise<any> {
-  const response = await fetch(new URL(path, options.url), {
-    method,
-    headers: {
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, options.url), {
+      method,
+      headers: {
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (error) {
+    if (isUnreachable(error)) {
+      throw new UnreachableError(
+        `no Tandem server at ${options.url}: start one with \`tandem start\`, or set TANDEM_URL (or --url) to where it runs`,
+      );
+    }
+    throw error;
+  }
   const text = await response.text();
-  const parsed = text ? JSON.parse(text) : null;
+  let parsed: any = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // Not ours: something else answers at this URL.
+    throw new Error(`${options.url} answered ${response.status} with no JSON: is it a Tandem server?`);
+  }
   if (!response.ok) {
-    throw new Error(
-      `${response.status} ${parsed?.title ?? ''}${parsed?.detail ? `: ${parsed.detail}` : ''}`.trim(),
-    );
+    let message =
+      `${response.status} ${parsed?.title ?? ''}${parsed?.detail ? `: ${parsed.detail}` : ''}`.trim();
+    if (response.status === 401) {
+      message += options.token
+        ? ' (TANDEM_ADMIN_TOKEN is set, but the server does not accept it: use its admin token)'
+        : ' (set TANDEM_ADMIN_TOKEN to the admin token the server was started with)';
+    }
+    throw new ApiError(message, response.status, parsed);
   }
   return parsed;
 }
@@ -48,6 +84,39 @@ export function table(rows: Record<string, unknown>[], columns: string[]): strin
 
 const time = (ms: number | null) =>
   ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+
+/** When a waiting instance runs next: the time, and how far off it is (or "due"). */
+export function nextAttempt(instance: { status: string; runAt: number }, now = Date.now()): string {
+  if (instance.status !== 'retrying' && instance.status !== 'queued') return '';
+  const seconds = Math.round((instance.runAt - now) / 1000);
+  if (seconds <= 0) return `${time(instance.runAt)} (due)`;
+  const wait =
+    seconds < 120
+      ? `${seconds} s`
+      : seconds < 7_200
+        ? `${Math.round(seconds / 60)} min`
+        : `${Math.round(seconds / 3_600)} h`;
+  return `${time(instance.runAt)} (in ${wait})`;
+}
+
+/** "1 instance", "2 instances". */
+export const count = (n: number, noun: string) => `${n.toLocaleString('en')} ${noun}${n === 1 ? '' : 's'}`;
+
+/** Why a rerun or cancel was refused, in words: a sync instance is never rerun. */
+async function refusal(options: RemoteOptions, id: string, action: 'rerun' | 'cancel', error: unknown) {
+  if (!(error instanceof ApiError) || error.status !== 409) return error;
+  const instance = await api(options, 'GET', `/api/instances/${encodeURIComponent(id)}`)
+    .then((detail) => detail.instance as { mode: string; integrationId: string; status: string })
+    .catch(() => null);
+  if (instance?.mode === 'sync') {
+    return new Error(
+      action === 'rerun'
+        ? `${id} is a sync instance of ${instance.integrationId}: sync instances are never rerun (their caller had the answer, or the fault, at the time); call the route again instead`
+        : `${id} is a sync instance of ${instance.integrationId} (${instance.status}): it ended with its request, so there is nothing to cancel`,
+    );
+  }
+  return error;
+}
 
 export async function instancesCommand(
   sub: string,
@@ -73,15 +142,18 @@ export async function instancesCommand(
             ...i,
             created: time(i.createdAt),
             tracking: Object.values(i.tracking ?? {}).join(','),
+            'next attempt': nextAttempt(i),
           })),
-          ['id', 'integrationId', 'status', 'run', 'attempt', 'tracking', 'created'],
+          ['id', 'integrationId', 'status', 'run', 'attempt', 'tracking', 'created', 'next attempt'],
         ) + (page.nextCursor ? `\n(more: --cursor ${page.nextCursor})` : ''),
     );
     return 0;
   }
   const id = args[0];
   if (sub === 'rerun' && !id) return bulkRerun(filters, options);
-  if (!id) throw new Error(`usage: tandem instances ${sub} <instance id>`);
+  if (!['show', 'rerun', 'cancel'].includes(sub))
+    throw new UsageError(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
+  if (!id) throw new UsageError(`tandem instances ${sub} needs an instance id`);
   if (sub === 'show') {
     const detail = await api(options, 'GET', `/api/instances/${encodeURIComponent(id)}`);
     print(detail, () => {
@@ -114,16 +186,24 @@ export async function instancesCommand(
   }
   if (sub === 'rerun') {
     const from = filters.from ?? 'failed-step';
-    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/rerun`, { from });
+    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/rerun`, {
+      from,
+    }).catch(async (error) => {
+      throw await refusal(options, id, 'rerun', error);
+    });
     print(result, () => `rerun ${id}: run ${result.run} queued (from ${from})`);
     return 0;
   }
   if (sub === 'cancel') {
-    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/cancel`);
+    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/cancel`).catch(
+      async (error) => {
+        throw await refusal(options, id, 'cancel', error);
+      },
+    );
     print(result, () => `cancelled ${id}`);
     return 0;
   }
-  throw new Error(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
+  throw new UsageError(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
 }
 
 /**
@@ -141,11 +221,18 @@ async function bulkRerun(
       filter[key] = value;
   }
   if (Object.keys(filter).length === 0) {
-    throw new Error('a bulk rerun needs a filter: --status, --integration, --tracking or --parent');
+    throw new UsageError('a bulk rerun needs a filter: --status, --integration, --tracking or --parent');
   }
   const result = await api(options, 'POST', '/api/instances/rerun', { filter, from: from ?? 'failed-step' });
-  const err = process.stderr;
-  err.write(`rerunning ${result.count} instances (from ${from ?? 'failed-step'})\n`);
+  const err = options.err ?? process.stderr;
+  err.write(`rerunning ${count(result.count, 'instance')} (from ${from ?? 'failed-step'})\n`);
+  // Sync instances match the filter too, and are never rerun: say how many, not just "0".
+  const sync = await countSync(options, filter);
+  if (sync > 0) {
+    err.write(
+      `${count(sync, 'sync instance')} also ${sync === 1 ? 'matches' : 'match'}, not rerun: sync instances are never rerun (their caller had the answer, or the fault, at the time)\n`,
+    );
+  }
   // Follow them: the instances of the same filter (any status) whose run started with this rerun.
   const follow = new URLSearchParams({ rerunSince: String(result.at), limit: '1000' });
   for (const [key, value] of Object.entries(filter)) if (key !== 'status') follow.set(key, value);
@@ -175,11 +262,28 @@ async function bulkRerun(
     if (done >= result.count) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  const summary = { count: result.count, done, failed };
+  const summary = { count: result.count, done, failed, syncNotRerun: sync };
   (options.out ?? process.stdout).write(
     `${options.json ? JSON.stringify(summary) : `${done} of ${result.count} rerun instances finished, ${failed} failed`}\n`,
   );
   return failed > 0 ? 1 : 0;
+}
+
+/** How many sync instances match a filter, page by page (the list has no mode filter). */
+async function countSync(options: RemoteOptions, filter: Record<string, string>): Promise<number> {
+  const query = new URLSearchParams({ ...filter, limit: '1000' });
+  let sync = 0;
+  let cursor: string | null = null;
+  do {
+    const page: any = await api(
+      options,
+      'GET',
+      `/api/instances?${query}${cursor ? `&cursor=${cursor}` : ''}`,
+    );
+    for (const instance of page.items) if (instance.mode === 'sync') sync++;
+    cursor = page.nextCursor;
+  } while (cursor);
+  return sync;
 }
 
 export async function adviseCommand(options: RemoteOptions): Promise<number> {
@@ -217,6 +321,8 @@ export async function decideCommand(
   json: boolean,
   input: NodeJS.ReadableStream = process.stdin,
   out: NodeJS.WritableStream = process.stdout,
+  /** Where the questions go: not stdout, which keeps the answer for pipes. */
+  prompts: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
   const questions = [
     ['immediate', 'Does the caller need an immediate response?'],
@@ -232,8 +338,8 @@ export async function decideCommand(
     for (const [key, question] of questions) {
       let value = flags[key];
       while (value === undefined || !(YES.test(value) || NO.test(value))) {
-        if (!lines) throw new Error(`--${key} takes yes or no`);
-        out.write(`${question} (yes/no) `);
+        if (!lines) throw new UsageError(`--${key} takes yes or no`);
+        prompts.write(`${question} (yes/no) `);
         const next = await lines.next();
         if (next.done) throw new Error('no answer: the input ended');
         value = next.value.trim();
@@ -244,7 +350,7 @@ export async function decideCommand(
     rl?.close();
   }
   // Piped answers are not echoed: end the prompts' line before the result.
-  if (lines && !(input as { isTTY?: boolean }).isTTY) out.write('\n');
+  if (lines && !(input as { isTTY?: boolean }).isTTY) prompts.write('\n');
   const decision = decide({
     immediateResponse: answers.immediate!,
     finishesInSeconds: answers.seconds!,

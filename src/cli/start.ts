@@ -9,6 +9,7 @@ import { DEFAULT_MAX_DEADLINE_MS } from '../engine/sync.js';
 import { checkLogFormat, checkLogLevel, createLogger, type LogFormat, type LogLevel } from '../logging.js';
 import { buildApp } from '../server/app.js';
 import { buildHealthApp } from '../server/health-app.js';
+import { UsageError } from './exit.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 
 /**
@@ -49,11 +50,11 @@ export function parseStartArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const { values } = parseArgs({ args, options: START_ARGS, strict: true });
   const roleText = values.role ?? env.TANDEM_ROLE ?? 'all';
   if (!(ROLES as readonly string[]).includes(roleText)) {
-    throw new Error(`--role ${roleText} is not a role: use all, api or worker`);
+    throw new UsageError(`--role ${roleText} is not a role: use all, api or worker`);
   }
   const role = roleText as Role;
   if (values['health-port'] !== undefined && role !== 'worker') {
-    throw new Error(
+    throw new UsageError(
       `--health-port is for --role worker: with --role ${role}, /healthz and /metrics answer on --port`,
     );
   }
@@ -64,14 +65,27 @@ export function parseStartArgs(args: string[], env: NodeJS.ProcessEnv = process.
     ...(values.config === undefined ? {} : { config: values.config }),
     role,
     ...(healthText === undefined ? {} : { healthPort: portOf(healthText, '--health-port') }),
-    logLevel: checkLogLevel(values['log-level'] ?? env.TANDEM_LOG_LEVEL ?? 'info', '--log-level'),
-    logFormat: checkLogFormat(values['log-format'] ?? env.TANDEM_LOG_FORMAT ?? 'json', '--log-format'),
+    logLevel: asUsage(() =>
+      checkLogLevel(values['log-level'] ?? env.TANDEM_LOG_LEVEL ?? 'info', '--log-level'),
+    ),
+    logFormat: asUsage(() =>
+      checkLogFormat(values['log-format'] ?? env.TANDEM_LOG_FORMAT ?? 'json', '--log-format'),
+    ),
   };
+}
+
+/** A value a person typed that does not fit is a usage error (exit code 2). */
+function asUsage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 function portOf(text: string, flag: string): number {
   const port = Number(text);
-  if (!/^\d{1,5}$/.test(text) || port > 65_535) throw new Error(`${flag} ${text} is not a port number`);
+  if (!/^\d{1,5}$/.test(text) || port > 65_535) throw new UsageError(`${flag} ${text} is not a port number`);
   return port;
 }
 

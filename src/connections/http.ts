@@ -21,6 +21,7 @@ import type { Json } from '../model.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
 import { ExchangeFailure, exchange } from './exchange.js';
 import { ConcurrencyLimit, RateLimit } from './limits.js';
+import { expandPath, type PathParams } from './path.js';
 import { reveal, type SecretValue } from './secret.js';
 
 export type ConnectionAuth =
@@ -60,6 +61,8 @@ export interface HttpConnectionOptions {
 }
 
 export interface CallOptions {
+  /** Values of the path's `:name` segments, each sent encoded as one segment. */
+  params?: PathParams;
   json?: unknown;
   /** A raw body (with `headers['content-type']`), when not JSON. */
   body?: string;
@@ -188,8 +191,15 @@ export class HttpConnection {
     signal: AbortSignal,
     retried401: boolean,
   ): Promise<T> {
+    // Path parameters: each value one encoded segment (./path.ts); the event names the template.
+    let called = path;
+    if (options.params !== undefined || path.includes('/:')) {
+      called = expandPath(path, options.params);
+      const record = context.record;
+      if (record) context = { ...context, record: (data) => record({ ...data, template: path }) };
+    }
     // String building rather than a URL per call: this is the hot path.
-    let target = this.basePath + (path.startsWith('/') ? path.slice(1) : path);
+    let target = this.basePath + (called.startsWith('/') ? called.slice(1) : called);
     if (options.query) {
       const search = new URLSearchParams();
       for (const [key, value] of Object.entries(options.query))
