@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
+import { redactedTrackPath } from '../redaction.js';
 import type { RecordReport } from '../sources/report.js';
 import { checkParameterDefaults, type Parameters } from './parameters.js';
 import type { RetryPolicy } from './retry.js';
@@ -364,6 +365,7 @@ export function defineIntegration<
       throw new InvalidDefinitionError(`${where}: at most 3 tracking fields, got ${names.length}`);
     }
   }
+  checkRedact(where, def);
   const positive = (value: unknown, name: string) => {
     if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
       throw new InvalidDefinitionError(`${where}: ${name} must be a positive number of milliseconds`);
@@ -390,6 +392,28 @@ export function defineIntegration<
     checkParameterDefaults(where, def.parameters);
   }
   return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
+}
+
+/** `redact` is a list of dotted paths, and no string `track` selector may follow a masked field. */
+function checkRedact(where: string, def: { redact?: unknown; track?: Record<string, unknown> }): void {
+  const { redact } = def;
+  if (
+    redact !== undefined &&
+    (!Array.isArray(redact) || redact.some((p) => typeof p !== 'string' || p.split('.').includes('')))
+  ) {
+    throw new InvalidDefinitionError(
+      `${where}: redact must be a list of dotted field paths, e.g. ["card.number"]`,
+    );
+  }
+  for (const [name, selector] of Object.entries(def.track ?? {})) {
+    if (typeof selector !== 'string') continue;
+    const reason = redactedTrackPath(selector, redact as string[] | undefined);
+    if (reason !== null) {
+      throw new InvalidDefinitionError(
+        `${where}: track.${name} follows "${selector}", but ${reason}; a tracking value is shown and searched as it is, so track another field`,
+      );
+    }
+  }
 }
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;

@@ -29,6 +29,7 @@ import {
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
+import { Redactor } from '../redaction.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { fanOut } from './fan-out.js';
@@ -163,7 +164,7 @@ export async function executeAttempt(
     attempt.onAbort(() => reject(attempt.abortError()));
   });
   aborted.catch(() => {});
-  const context = new AttemptContext(claimed, attempt, deps, aborted);
+  const context = new AttemptContext(claimed, attempt, deps, aborted, integration.redact);
   const ctx = context as unknown as AsyncContext<unknown>;
 
   // Scheduled instances see their parameters; what the handler sets is stored with a success.
@@ -197,7 +198,10 @@ export async function executeAttempt(
       aborted,
     ]);
     context.ensureLive();
-    outcome = { kind: 'succeeded', outputJson: toStoredJson(output, 'The handler result') };
+    outcome = {
+      kind: 'succeeded',
+      outputJson: toStoredJson(context.redactor.shown(output), 'The handler result'),
+    };
   } catch (thrown) {
     const error = coerceError(thrown);
     if (error instanceof LeaseLostError || attempt.over) {
@@ -205,7 +209,10 @@ export async function executeAttempt(
       clearTimeout(timer);
       return; // someone else owns the instance now (taken over, cancelled or shutting down)
     }
-    outcome = decide(error, instance, integration, clock.now());
+    const decided = decide(error, instance, integration, clock.now());
+    // The error's texts are masked once, here: the finish and its events both carry them.
+    outcome =
+      decided.kind === 'succeeded' ? decided : { ...decided, error: context.redactor.error(decided.error) };
   } finally {
     clearTimeout(timer);
   }
@@ -261,6 +268,7 @@ class AttemptContext {
   private memo: Map<string, Json | null> | undefined;
   private readonly usedNames = new Set<string>();
   private bound: Partial<Record<'step' | 'start' | 'startMany' | 'progress' | 'call', unknown>> | undefined;
+  private masker: Redactor | undefined;
 
   constructor(
     private readonly claimed: ClaimedInstance,
@@ -268,6 +276,7 @@ class AttemptContext {
     private readonly deps: ExecuteDeps,
     /** Rejects when the attempt is aborted. */
     private readonly aborted: Promise<never>,
+    private readonly redact: readonly string[] | undefined,
   ) {
     const { instance } = claimed;
     this.instanceId = instance.id;
@@ -310,6 +319,16 @@ class AttemptContext {
     return this.bound[name];
   }
 
+  /**
+   * Masks what this attempt writes besides its step results: events, errors, the output. Made on
+   * first use from the input the attempt runs with (a rerun may have replaced it).
+   */
+  get redactor(): Redactor {
+    this.masker ??= Redactor.of(this.redact, this.input);
+    return this.masker;
+  }
+
+  /** Every event of the attempt is built here, so that its data (progress, call records, error texts) is masked. */
   event(type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent {
     return {
       instanceId: this.instanceId,
@@ -317,7 +336,7 @@ class AttemptContext {
       run: this.run,
       type,
       at: this.deps.clock.now(),
-      data,
+      data: this.redactor.json(data),
     };
   }
 
@@ -397,7 +416,7 @@ class AttemptContext {
       ]);
       this.ensureLive();
     } catch (thrown) {
-      const error = toErrorInfo(thrown);
+      const error = this.redactor.error(toErrorInfo(thrown));
       const finishedAt = clock.now();
       if (!handle.over) {
         void writer.step({

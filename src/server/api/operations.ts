@@ -6,6 +6,7 @@ import type { InputIssue } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, validatePart } from '../input.js';
 import { errorGroupsQuery, type errorGroupsSchema } from './operation-schemas.js';
+import { redactInstance } from './redact.js';
 
 type ErrorGroup = z.infer<typeof errorGroupsSchema>['groups'][number];
 
@@ -49,7 +50,9 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
       limit: ERROR_SCAN_LIMIT,
     });
     const groups = new Map<string, ErrorGroup>();
-    for (const instance of page.items) {
+    const integrationOf = (id: string) => engine.listIntegrations().find((i) => i.id === id);
+    for (const stored of page.items) {
+      const instance = redactInstance(stored, integrationOf(stored.integrationId));
       const name = instance.error?.name ?? 'Error';
       const message = instance.error?.message ?? '(no message)';
       const key = JSON.stringify([instance.integrationId, name, message]);
