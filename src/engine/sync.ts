@@ -234,7 +234,7 @@ export class SyncRunner {
         ok: false,
         instanceId,
         error: passOn
-          ? error
+          ? maskedError(error, redactor)
           : new TandemError(
               'downstream-failed',
               `A downstream application failed while "${integration.id}" ran`,
@@ -553,6 +553,14 @@ function trackingOf(
     if (value !== null && isStorableText(value)) tracking[name] = redactor.text(value);
   }
   return tracking;
+}
+
+/** A downstream error passed on to the caller, with the call's secrets (a URL, a body excerpt) masked. */
+function maskedError(error: TandemError, redactor: Redactor): TandemError {
+  const message = redactor.text(error.message);
+  const details = redactor.json(error.details);
+  if (message === error.message && details === error.details) return error;
+  return Object.assign(new TandemError(error.code, message, details), { name: error.name });
 }
 
 /** A JSON answer as recorded: parsed and masked only when there may be something to mask. */

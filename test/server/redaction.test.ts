@@ -77,7 +77,16 @@ function integrations() {
       return { accepted: true, card: ctx.input.card, note: `paid with ${ctx.input.card.number}` };
     },
   });
-  return { charge, pay, connection };
+  // Parameters are a scheduled instance's input: /api/schedules shows them by the same rule.
+  const sweep = defineIntegration({
+    id: 'sweep',
+    mode: 'scheduled',
+    cron: '0 0 1 1 *',
+    parameters: { card: CANARY, batch: 10 },
+    redact: ['parameters.card'],
+    handler: () => {},
+  });
+  return { charge, pay, sweep, connection };
 }
 
 /** Every stored cell that holds the mark, as `table.column`. */
@@ -156,8 +165,8 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
         },
       },
     );
-    const { charge, pay, connection } = integrations();
-    const t = await testServer([charge, pay], {}, { storeKind, logger, connections: [connection] });
+    const { charge, pay, sweep, connection } = integrations();
+    const t = await testServer([charge, pay, sweep], {}, { storeKind, logger, connections: [connection] });
     try {
       const card = { number: CANARY };
       const accepted = await t.request('/charges', { method: 'POST', json: { orderId: 'A-1', card } });
@@ -190,6 +199,7 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       outputs.errors = (await t.request('/api/errors')).text;
       outputs.integrations = (await t.request('/api/integrations')).text;
       outputs.connections = (await t.request('/api/connections')).text;
+      outputs.schedules = (await t.request('/api/schedules')).text;
       outputs['cli ls'] = await cli(t.url, 'ls', [], false);
       outputs['cli ls --json'] = await cli(t.url, 'ls', [], true);
       outputs.sse = await readStream(t.url, (text) => (text.match(/^event: failed$/gm) ?? []).length >= 2);
@@ -205,6 +215,7 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       expect(outputs.list).toContain('S-2/[redacted]');
       expect(outputs['cli ls']).toContain('A-1/[redacted]');
       expect(outputs.log).toContain('card [redacted] refused');
+      expect(outputs.schedules).toContain('"card":"[redacted]","batch":10');
       for (const [where, text] of Object.entries(outputs)) {
         expect(text.includes(MARK), `${where} shows the card number:\n${text.slice(0, 2_000)}`).toBe(false);
       }

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { makeCron } from '../../define/schedule.js';
 import { nextSlotAfter } from '../../engine/scheduler.js';
 import type { InputIssue } from '../../errors.js';
+import { Redactor } from '../../redaction.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, validatePart } from '../input.js';
 import { errorGroupsQuery, type errorGroupsSchema } from './operation-schemas.js';
@@ -32,7 +33,15 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
           nextSlots.push(at);
           at = nextSlotAfter(cron, at);
         }
-        return { ...schedule, nextSlots };
+        // Parameters are the input of a scheduled instance: masked by the same rule.
+        const redactor = Redactor.of(integration.redact, { parameters: schedule.parameters });
+        const shown = (parameters: typeof schedule.parameters) => redactor.shown({ parameters }).parameters;
+        return {
+          ...schedule,
+          parameters: shown(schedule.parameters),
+          storedParameters: shown(schedule.storedParameters),
+          nextSlots,
+        };
       }),
     );
     return { items };
