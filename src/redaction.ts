@@ -76,6 +76,7 @@ export class Redactor {
 
   /** Free text with every occurrence of a secret value replaced. */
   text(text: string): string {
+    if (this.exact.size === 0) return text;
     if (this.exact.has(text)) return REDACTED;
     return this.search === null ? text : text.replace(this.search, REDACTED);
   }
@@ -138,14 +139,21 @@ export class Redactor {
       }
       return copy ?? value;
     }
-    let changed = false;
-    const entries = Object.entries(value).map(([key, inner]) => {
+    // Copy-on-write: most values hold nothing to mask and are returned as they are, unallocated.
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
+    let entries: [string, unknown][] | null = null;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const inner = record[key];
       const maskedKey = this.search === null ? key : this.text(key);
       const maskedInner = this.member(inner, key, patterns, names);
-      if (maskedKey !== key || maskedInner !== inner) changed = true;
-      return [maskedKey, maskedInner] as const;
-    });
-    return changed ? Object.fromEntries(entries) : value;
+      if (entries === null && (maskedKey !== key || maskedInner !== inner)) {
+        entries = keys.slice(0, i).map((k) => [k, record[k]]);
+      }
+      entries?.push([maskedKey, maskedInner]);
+    }
+    return entries === null ? value : Object.fromEntries(entries);
   }
 
   /** One field or element: masked whole when a pattern ends at it or its name is secret. */
@@ -176,25 +184,26 @@ function collectSecrets(value: unknown, patterns: readonly Pattern[], all: boole
     return;
   }
   if (value === null || typeof value !== 'object') return;
-  const entries: [string, unknown][] = Array.isArray(value)
-    ? value.map((inner, i) => [String(i), inner])
-    : Object.entries(value);
-  for (const [key, inner] of entries) {
-    if (all || (!Array.isArray(value) && SECRET_NAME.test(key))) {
-      collectSecrets(inner, [], true, out);
-      continue;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const rest = all || patterns.length === 0 ? patterns : follow(patterns, String(i));
+      collectSecrets(value[i], rest, all || rest.some((pattern) => pattern.length === 0), out);
     }
-    if (patterns.length === 0) {
-      collectSecrets(inner, patterns, false, out);
-      continue;
+    return;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (all || SECRET_NAME.test(key)) collectSecrets(record[key], [], true, out);
+    else if (patterns.length === 0) collectSecrets(record[key], patterns, false, out);
+    else {
+      const rest = follow(patterns, key);
+      collectSecrets(
+        record[key],
+        rest,
+        rest.some((pattern) => pattern.length === 0),
+        out,
+      );
     }
-    const rest = follow(patterns, key);
-    collectSecrets(
-      inner,
-      rest,
-      rest.some((pattern) => pattern.length === 0),
-      out,
-    );
   }
 }
 

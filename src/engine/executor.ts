@@ -330,13 +330,15 @@ class AttemptContext {
 
   /** Every event of the attempt is built here, so that its data (progress, call records, error texts) is masked. */
   event(type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent {
+    const { redactor } = this;
     return {
       instanceId: this.instanceId,
       integrationId: this.integrationId,
       run: this.run,
       type,
       at: this.deps.clock.now(),
-      data: this.redactor.json(data),
+      // Only progress data has field names of the handler's choosing; the rest hold secrets by value only.
+      data: redactor.hasSecrets || type === 'progress' ? redactor.json(data) : data,
     };
   }
 
