@@ -221,7 +221,11 @@ interface CommonDefinition<S extends InputSchema | undefined> {
   input?: S;
   /** Up to three business identifiers, indexed for search. */
   track?: Record<string, FieldSelector<InputOf<S>>>;
-  /** Input and output field paths masked wherever an instance is shown (API, events, logs). */
+  /**
+   * Input and output field paths masked wherever an instance is shown; their input values are
+   * masked wherever they surface (events, errors, tracking values, logs). A `track` path may not
+   * follow one. See docs/semantics.md, "Redaction".
+   */
   redact?: string[];
   /** HTTP trigger, e.g. `"POST /orders"` or `"GET /orders/:orderId"`. */
   route?: string;

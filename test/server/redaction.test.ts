@@ -5,7 +5,10 @@
  * management API, the activity stream, the CLI, the log lines, nor the stored rows other than
  * those the engine needs to run the instance (its input and step results).
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -142,6 +145,16 @@ async function readStream(url: string, done: (text: string) => boolean): Promise
   return text;
 }
 
+const bin = join(import.meta.dirname, '../../bin/tandem.js');
+
+/** The `tandem` command itself, as a user runs it. */
+async function tandem(args: string[]): Promise<string> {
+  const env = { ...process.env, TANDEM_CLI_SOURCE: '1' };
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env });
+  return stdout + stderr;
+}
+
+/** The CLI's commands in this process (the same code `tandem instances` runs), for the many calls. */
 async function cli(url: string, sub: string, args: string[], json: boolean): Promise<string> {
   let text = '';
   const out = new Writable({
@@ -200,6 +213,7 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       outputs.integrations = (await t.request('/api/integrations')).text;
       outputs.connections = (await t.request('/api/connections')).text;
       outputs.schedules = (await t.request('/api/schedules')).text;
+      outputs['tandem instances show'] = await tandem(['instances', 'show', charges[0]!.id, '--url', t.url]);
       outputs['cli ls'] = await cli(t.url, 'ls', [], false);
       outputs['cli ls --json'] = await cli(t.url, 'ls', [], true);
       outputs.sse = await readStream(t.url, (text) => (text.match(/^event: failed$/gm) ?? []).length >= 2);
@@ -214,6 +228,7 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       expect(outputs.list).toContain('A-1/[redacted]');
       expect(outputs.list).toContain('S-2/[redacted]');
       expect(outputs['cli ls']).toContain('A-1/[redacted]');
+      expect(outputs['tandem instances show']).toContain('error: card [redacted] declined');
       expect(outputs.log).toContain('card [redacted] refused');
       expect(outputs.schedules).toContain('"card":"[redacted]","batch":10');
       for (const [where, text] of Object.entries(outputs)) {
