@@ -104,17 +104,26 @@ export class Redactor {
   }
 
   /**
-   * A thrown value as a log line's `err`: the error itself when it holds no secret (so that the
-   * logger serialises it in full), else its name, code, message and stack, masked.
+   * A thrown value as a log line's `err`: the error itself when the instance holds no secret value,
+   * else a copy of the same class (the logger names it) with its message, stack, fields and cause
+   * masked.
    */
-  logged(thrown: unknown): unknown {
+  logged(thrown: unknown, depth = 0): unknown {
     if (this.exact.size === 0) return thrown;
     const error = coerceError(thrown);
-    const message = this.text(error.message);
-    const stack = error.stack === undefined ? undefined : this.text(error.stack);
-    if (message === error.message && stack === error.stack) return thrown;
-    const code = (error as { code?: unknown }).code;
-    return { type: error.name, message, stack, ...(typeof code === 'string' ? { code } : {}) };
+    const copy = Object.create(Object.getPrototypeOf(error) as object) as Error;
+    const hidden = (key: string, value: unknown) =>
+      Object.defineProperty(copy, key, { value, writable: true, configurable: true });
+    hidden('name', error.name);
+    hidden('message', this.text(error.message));
+    if (error.stack !== undefined) hidden('stack', this.text(error.stack));
+    for (const key of Object.keys(error)) {
+      (copy as unknown as Record<string, unknown>)[key] = this.json(
+        (error as unknown as Record<string, unknown>)[key],
+      );
+    }
+    if (error.cause !== undefined && depth < 5) hidden('cause', this.logged(error.cause, depth + 1));
+    return copy;
   }
 
   private walk(value: unknown, patterns: readonly Pattern[], names: boolean): unknown {

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { instancesCommand } from '../../src/cli/remote.js';
 import { httpConnection } from '../../src/connections/http.js';
 import { defineIntegration } from '../../src/define/integration.js';
-import { InvalidDefinitionError } from '../../src/errors.js';
+import { InvalidDefinitionError, TandemError } from '../../src/errors.js';
 import { Redactor } from '../../src/redaction.js';
 import type { PostgresStore } from '../../src/store/postgres/store.js';
 import type { SqliteStore } from '../../src/store/sqlite/store.js';
@@ -48,7 +48,7 @@ function integrations() {
   const Card = z.object({
     orderId: z.string(),
     card: z.object({ number: z.string() }),
-    fail: z.boolean().optional(),
+    fail: z.enum(['handler', 'downstream']).optional(),
   });
   const charge = defineIntegration({
     id: 'charge',
@@ -75,7 +75,11 @@ function integrations() {
     redact: ['card.number'],
     track: { ref: (input) => `${input.orderId}/${input.card.number}` },
     async handler(ctx) {
-      if (ctx.input.fail) throw new Error(`card ${ctx.input.card.number} refused`);
+      const { number } = ctx.input.card;
+      if (ctx.input.fail === 'handler') throw new Error(`card ${number} refused`);
+      // A typed downstream failure is passed on to the caller as it is, but for its secrets.
+      if (ctx.input.fail === 'downstream')
+        throw new TandemError('downstream-failed', `bank refused ${number}`);
       await ctx.start(charge, { orderId: `${ctx.input.orderId}-charge`, card: ctx.input.card });
       return { accepted: true, card: ctx.input.card, note: `paid with ${ctx.input.card.number}` };
     },
@@ -186,19 +190,30 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       expect(accepted.status).toBe(202);
       const paid = await t.request('/pay', { method: 'POST', json: { orderId: 'S-1', card } });
       expect(paid.status).toBe(200);
-      const refused = await t.request('/pay', { method: 'POST', json: { orderId: 'S-2', card, fail: true } });
+      const refused = await t.request('/pay', {
+        method: 'POST',
+        json: { orderId: 'S-2', card, fail: 'handler' },
+      });
       expect(refused.status).toBe(500);
+      const downstream = await t.request('/pay', {
+        method: 'POST',
+        json: { orderId: 'S-3', card, fail: 'downstream' },
+      });
+      expect(downstream.status).toBe(502);
+      expect(downstream.json.detail).toBe('bank refused [redacted]');
 
       const charges = await waitFor(async () => {
         const page = await t.engine.listInstances({ integrationId: 'charge', limit: 10, cursor: null });
         return page.items.length === 2 ? page.items : null;
       }, 'the charge and its hand-off child');
       for (const instance of charges) await waitForStatus(t.engine, instance.id);
+      // Sync records are written off the response path, within 200 ms (longer on a busy machine).
       await waitFor(
         async () =>
           (await t.engine.listInstances({ integrationId: 'pay', limit: 10, cursor: null })).items.length ===
-          2,
+          3,
         'the sync records',
+        60_000,
       );
 
       const outputs: Record<string, string> = {};
@@ -245,7 +260,7 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
     } finally {
       await t.close();
     }
-  });
+  }, 120_000);
 });
 
 describe('tracking a redacted field', () => {
@@ -286,6 +301,20 @@ describe('Redactor', () => {
       code: '[redacted]',
       text: 'attempt 7 of 9',
     });
+    // A log line's error: same class, message, stack, fields and cause masked.
+    class CallError extends Error {
+      constructor(readonly url: string) {
+        super(`GET ${url} failed`, { cause: new Error('hunter2 refused') });
+      }
+    }
+    const logged = redactor.logged(new CallError('/cards/4111%20%22CANARY%22')) as CallError;
+    expect(logged).toBeInstanceOf(CallError);
+    expect([logged.message, logged.url, (logged.cause as Error).message]).toEqual([
+      'GET /cards/[redacted] failed',
+      '/cards/[redacted]',
+      '[redacted] refused',
+    ]);
+    expect(logged.stack).not.toContain('CANARY');
     const unchanged = { a: 1, b: ['c'] };
     expect(redactor.json(unchanged)).toBe(unchanged);
   });
