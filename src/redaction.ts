@@ -27,6 +27,8 @@ export const MIN_SEARCHED_LENGTH = 3;
 
 type Pattern = readonly string[];
 
+const MAX_DEPTH = 1_000;
+
 /**
  * Masks the secrets of one instance. Made from the `redact` paths and the values they select in
  * the input (and, for a sync call, its path parameters and query).
@@ -86,12 +88,12 @@ export class Redactor {
    * number, and every field with a secret name masked. Returns the value itself when nothing changed.
    */
   json<T>(value: T): T {
-    return this.walk(value, [], true) as T;
+    return this.walk(value, [], true, 0) as T;
   }
 
   /** Input or output as shown: {@link json}, and the `redact` paths masked whatever their value. */
   shown<T>(value: T): T {
-    return this.walk(value, this.patterns, true) as T;
+    return this.walk(value, this.patterns, true, 0) as T;
   }
 
   /** A stored error with its message, stack and details masked. */
@@ -126,7 +128,7 @@ export class Redactor {
     return copy;
   }
 
-  private walk(value: unknown, patterns: readonly Pattern[], names: boolean): unknown {
+  private walk(value: unknown, patterns: readonly Pattern[], names: boolean, depth: number): unknown {
     switch (typeof value) {
       case 'string':
         return this.text(value);
@@ -137,11 +139,12 @@ export class Redactor {
       default:
         return value;
     }
-    if (value === null) return value;
+    // Deeper than any JSON a store takes (a cycle, say): left as it is, for the store to refuse.
+    if (value === null || depth > MAX_DEPTH) return value;
     if (Array.isArray(value)) {
       let copy: unknown[] | null = null;
       for (let i = 0; i < value.length; i++) {
-        const inner = this.member(value[i], String(i), patterns, false);
+        const inner = this.member(value[i], String(i), patterns, names, depth);
         if (inner === value[i]) continue;
         copy ??= value.slice();
         copy[i] = inner;
@@ -156,7 +159,7 @@ export class Redactor {
       const key = keys[i]!;
       const inner = record[key];
       const maskedKey = this.search === null ? key : this.text(key);
-      const maskedInner = this.member(inner, key, patterns, names);
+      const maskedInner = this.member(inner, key, patterns, names, depth);
       if (entries === null && (maskedKey !== key || maskedInner !== inner)) {
         entries = keys.slice(0, i).map((k) => [k, record[k]]);
       }
@@ -166,12 +169,18 @@ export class Redactor {
   }
 
   /** One field or element: masked whole when a pattern ends at it or its name is secret. */
-  private member(value: unknown, key: string, patterns: readonly Pattern[], names: boolean): unknown {
+  private member(
+    value: unknown,
+    key: string,
+    patterns: readonly Pattern[],
+    names: boolean,
+    depth: number,
+  ): unknown {
     if (names && SECRET_NAME.test(key)) return REDACTED;
-    if (patterns.length === 0) return this.walk(value, patterns, names);
+    if (patterns.length === 0) return this.walk(value, patterns, names, depth + 1);
     const rest = follow(patterns, key);
     if (rest.some((pattern) => pattern.length === 0)) return REDACTED;
-    return this.walk(value, rest, names);
+    return this.walk(value, rest, names, depth + 1);
   }
 }
 

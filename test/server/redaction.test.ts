@@ -315,6 +315,9 @@ describe('Redactor', () => {
       '[redacted] refused',
     ]);
     expect(logged.stack).not.toContain('CANARY');
+    expect(Redactor.NONE.json({ list: [{ token: 't-1', id: 1 }] })).toEqual({
+      list: [{ token: '[redacted]', id: 1 }],
+    });
     const unchanged = { a: 1, b: ['c'] };
     expect(redactor.json(unchanged)).toBe(unchanged);
   });
