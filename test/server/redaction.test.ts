@@ -200,7 +200,7 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
         json: { orderId: 'S-3', card, fail: 'downstream' },
       });
       expect(downstream.status).toBe(502);
-      expect(downstream.json.detail).toBe('bank refused [redacted]');
+      expect.soft(downstream.json.detail).toBe('bank refused [redacted]');
 
       const charges = await waitFor(async () => {
         const page = await t.engine.listInstances({ integrationId: 'charge', limit: 10, cursor: null });
@@ -234,6 +234,9 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       outputs.sse = await readStream(t.url, (text) => (text.match(/^event: failed$/gm) ?? []).length >= 2);
       outputs.log = lines.join('');
 
+      for (const [where, text] of Object.entries(outputs)) {
+        expect.soft(text.includes(MARK), `${where} shows the card number:\n${text.slice(0, 2_000)}`).toBe(false);
+      }
       // Each door was reached and carried the masked value (not nothing at all).
       expect(outputs.sse).toMatch(/event: progress\ndata: .*"checking":"\[redacted\]"/);
       expect(outputs.sse).toContain('card [redacted] declined');
@@ -246,9 +249,6 @@ describe.each(STORE_KINDS)('redaction on %s', (storeKind) => {
       expect(outputs['tandem instances show']).toContain('error: card [redacted] declined');
       expect(outputs.log).toContain('card [redacted] refused');
       expect(outputs.schedules).toContain('"card":"[redacted]","batch":10');
-      for (const [where, text] of Object.entries(outputs)) {
-        expect(text.includes(MARK), `${where} shows the card number:\n${text.slice(0, 2_000)}`).toBe(false);
-      }
 
       // At rest: only what the engine needs to run and rerun an async instance holds the value.
       const stored = await storedWithMark(storeKind, t.store);
