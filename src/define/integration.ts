@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
+import { redactedTrackPath } from '../redaction.js';
 import type { RecordReport } from '../sources/report.js';
 import type { RecordSource } from '../sources/source.js';
 import {
@@ -232,7 +233,11 @@ interface CommonDefinition<S extends InputSchema | undefined> {
   input?: S;
   /** Up to three business identifiers, indexed for search. */
   track?: Record<string, FieldSelector<InputOf<S>>>;
-  /** Input and output field paths masked wherever an instance is shown (API, events, logs). */
+  /**
+   * Input and output field paths masked wherever an instance is shown; their input values are
+   * masked wherever they surface (events, errors, tracking values, logs). A `track` path may not
+   * follow one. See docs/semantics.md, "Redaction".
+   */
   redact?: string[];
   /** HTTP trigger, e.g. `"POST /orders"` or `"GET /orders/:orderId"`. */
   route?: string;
@@ -468,11 +473,34 @@ export function defineIntegration<
       throw new InvalidDefinitionError(`${where}: at most 3 tracking fields, got ${names.length}`);
     }
   }
+  checkRedact(where, def);
   if (def.mode === 'scheduled') {
     checkSchedule(where, def);
     checkParameterDefaults(where, def.parameters);
   }
   return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
+}
+
+/** `redact` is a list of dotted paths, and no string `track` selector may follow a masked field. */
+function checkRedact(where: string, def: { redact?: unknown; track?: Record<string, unknown> }): void {
+  const { redact } = def;
+  if (
+    redact !== undefined &&
+    (!Array.isArray(redact) || redact.some((p) => typeof p !== 'string' || p.split('.').includes('')))
+  ) {
+    throw new InvalidDefinitionError(
+      `${where}: redact must be a list of dotted field paths, e.g. ["card.number"]`,
+    );
+  }
+  for (const [name, selector] of Object.entries(def.track ?? {})) {
+    if (typeof selector !== 'string') continue;
+    const reason = redactedTrackPath(selector, redact as string[] | undefined);
+    if (reason !== null) {
+      throw new InvalidDefinitionError(
+        `${where}: track.${name} follows "${selector}", but ${reason}; a tracking value is shown and searched as it is, so track another field`,
+      );
+    }
+  }
 }
 
 /** The key bytes of a Standard Webhooks secret (`whsec_` prefix optional, base64 body). */

@@ -36,6 +36,7 @@ import {
 import { isStorableText, toStoredJson } from '../json.js';
 import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
+import { Redactor } from '../redaction.js';
 import { isRecordSource } from '../sources/source.js';
 import { openStore } from '../store/open.js';
 import type {
@@ -330,9 +331,13 @@ export class Engine {
     const now = this.clock.now();
     const def = integration as AsyncDefinition<any>;
     const tracking: Record<string, string> = {};
+    let redactor: Redactor | undefined;
     for (const [name, selector] of Object.entries(def.track ?? {})) {
       const tracked = selectField(value, selector);
-      if (tracked !== null) tracking[name] = tracked;
+      if (tracked === null) continue;
+      // Tracking values are shown and searched as they are: a secret in one is masked before it is stored.
+      redactor ??= Redactor.of(def.redact, value);
+      tracking[name] = redactor.text(tracked);
     }
     const orderingKey = def.orderingKey ? selectField(value, def.orderingKey) : null;
     const idempotencyKey = options.idempotencyKey ?? null;
@@ -684,7 +689,8 @@ export class Engine {
     run.then(
       () => this.ended(attempt),
       (error) => {
-        this.logger.error({ err: error, instanceId: instance.id }, 'attempt ended with an internal error');
+        const err = Redactor.of(integration?.redact, instance.input).logged(error);
+        this.logger.error({ err, instanceId: instance.id }, 'attempt ended with an internal error');
         this.ended(attempt);
       },
     );

@@ -29,6 +29,7 @@ import {
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
+import { Redactor } from '../redaction.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Clock } from './clock.js';
 import { fanOut } from './fan-out.js';
@@ -163,7 +164,7 @@ export async function executeAttempt(
     attempt.onAbort(() => reject(attempt.abortError()));
   });
   aborted.catch(() => {});
-  const context = new AttemptContext(claimed, attempt, deps, aborted);
+  const context = new AttemptContext(claimed, attempt, deps, aborted, integration.redact);
   const ctx = context as unknown as AsyncContext<unknown>;
 
   // Scheduled instances see their parameters; what the handler sets is stored with a success.
@@ -198,7 +199,10 @@ export async function executeAttempt(
       aborted,
     ]);
     context.ensureLive();
-    outcome = { kind: 'succeeded', outputJson: toStoredJson(output, 'The handler result') };
+    outcome = {
+      kind: 'succeeded',
+      outputJson: toStoredJson(context.redactor.shown(output), 'The handler result'),
+    };
   } catch (thrown) {
     const error = coerceError(thrown);
     if (error instanceof LeaseLostError || attempt.over) {
@@ -206,7 +210,10 @@ export async function executeAttempt(
       clearTimeout(timer);
       return; // someone else owns the instance now (taken over, cancelled or shutting down)
     }
-    outcome = decide(error, instance, integration, clock.now());
+    const decided = decide(error, instance, integration, clock.now());
+    // The error's texts are masked once, here: the finish and its events both carry them.
+    outcome =
+      decided.kind === 'succeeded' ? decided : { ...decided, error: context.redactor.error(decided.error) };
     const failed = context.failedStep;
     if (failed && failed.thrown === thrown) step = failed.name;
   } finally {
@@ -263,7 +270,8 @@ export async function executeAttempt(
         ? undefined
         : {
             error: outcome.error,
-            ...(step === undefined ? {} : { step }),
+            // A step's name may be built from input: the log shows it masked, as the events do.
+            ...(step === undefined ? {} : { step: context.redactor.text(step) }),
             ...(outcome.kind === 'retry' ? { runAt: outcome.runAt } : {}),
           },
     );
@@ -290,6 +298,7 @@ class AttemptContext {
   private bound: Partial<Record<'step' | 'start' | 'startMany' | 'progress' | 'call', unknown>> | undefined;
   /** The last step that threw, and what: the log names the step when its error ended the attempt. */
   failedStep: { name: string; thrown: unknown } | undefined;
+  private masker: Redactor | undefined;
 
   constructor(
     private readonly claimed: ClaimedInstance,
@@ -297,6 +306,7 @@ class AttemptContext {
     private readonly deps: ExecuteDeps,
     /** Rejects when the attempt is aborted. */
     private readonly aborted: Promise<never>,
+    private readonly redact: readonly string[] | undefined,
   ) {
     const { instance } = claimed;
     this.instanceId = instance.id;
@@ -339,14 +349,26 @@ class AttemptContext {
     return this.bound[name];
   }
 
+  /**
+   * Masks what this attempt writes besides its step results: events, errors, the output. Made on
+   * first use from the input the attempt runs with (a rerun may have replaced it).
+   */
+  get redactor(): Redactor {
+    this.masker ??= Redactor.of(this.redact, this.input);
+    return this.masker;
+  }
+
+  /** Every event of the attempt is built here, so that its data (progress, call records, error texts) is masked. */
   event(type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent {
+    const { redactor } = this;
     return {
       instanceId: this.instanceId,
       integrationId: this.integrationId,
       run: this.run,
       type,
       at: this.deps.clock.now(),
-      data,
+      // Only progress data has field names of the handler's choosing; the rest hold secrets by value only.
+      data: redactor.hasSecrets || type === 'progress' ? redactor.json(data) : data,
     };
   }
 
@@ -428,7 +450,7 @@ class AttemptContext {
       this.ensureLive();
     } catch (thrown) {
       this.failedStep = { name, thrown };
-      const error = toErrorInfo(thrown);
+      const error = this.redactor.error(toErrorInfo(thrown));
       const finishedAt = clock.now();
       if (!handle.over) {
         void writer.step({

@@ -27,6 +27,7 @@ import {
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo } from '../model.js';
+import { Redactor, SECRET_KEY_IN_JSON } from '../redaction.js';
 import { storeFault } from '../store/faults.js';
 import type { NewInstance } from '../store/store.js';
 import type { Engine } from './engine.js';
@@ -137,6 +138,8 @@ export class SyncRunner {
     const instanceId = uuidv7(startedAt);
     const deadlineMs = this.deadlineOf(integration);
     const ctx = new SyncCallContext(this.engine, integration.id, instanceId, call);
+    // A sync instance's record is monitoring only (never rerun): it is stored masked, like its log lines.
+    const redactor = Redactor.of(integration.redact, call.input, call.params, call.query);
 
     let result: SyncResult;
     let cause: unknown = null;
@@ -167,10 +170,10 @@ export class SyncRunner {
       clearTimeout(timer);
       ctx.close();
       cause = thrown;
-      result = this.failure(integration, instanceId, thrown, ctx.committing);
+      result = this.failure(integration, instanceId, thrown, ctx.committing, redactor);
     }
-    if (!result.ok) this.logFailure(integration, result, cause);
-    this.record(integration, call, instanceId, startedAt, result, cause);
+    if (!result.ok) this.logFailure(integration, result, redactor.logged(cause));
+    this.record(integration, call, instanceId, startedAt, result, cause, redactor);
     return result;
   }
 
@@ -194,6 +197,7 @@ export class SyncRunner {
     instanceId: string,
     thrown: unknown,
     duringCommit: boolean,
+    redactor: Redactor,
   ): SyncFailure {
     const error = coerceError(thrown);
     if (error instanceof DeadlineExceededError) return { ok: false, instanceId, error };
@@ -203,10 +207,16 @@ export class SyncRunner {
       if (error instanceof TandemError) return { ok: false, instanceId, error };
       const fault = storeFault(error);
       if (fault) {
-        this.logger.warn({ err: error, instanceId }, 'the store refused the hand-off of a sync instance');
+        this.logger.warn(
+          { err: redactor.logged(error), instanceId },
+          'the store refused the hand-off of a sync instance',
+        );
         return { ok: false, instanceId, error: fault };
       }
-      this.logger.error({ err: error, instanceId }, 'committing the hand-off of a sync instance failed');
+      this.logger.error(
+        { err: redactor.logged(error), instanceId },
+        'committing the hand-off of a sync instance failed',
+      );
       return {
         ok: false,
         instanceId,
@@ -224,7 +234,7 @@ export class SyncRunner {
         ok: false,
         instanceId,
         error: passOn
-          ? error
+          ? maskedError(error, redactor)
           : new TandemError(
               'downstream-failed',
               `A downstream application failed while "${integration.id}" ran`,
@@ -253,6 +263,7 @@ export class SyncRunner {
     startedAt: number,
     result: SyncResult,
     cause: unknown,
+    redactor: Redactor,
   ): void {
     const finishedAt = this.engine.clock.now();
     this.engine.observer.syncFinished(
@@ -262,15 +273,17 @@ export class SyncRunner {
     );
     let inputJson = 'null';
     try {
-      inputJson = toStoredJson(call.input, 'input');
+      inputJson = toStoredJson(redactor.shown(call.input), 'input');
     } catch {
       // A transformed input that JSON cannot hold is left out of the record rather than losing it.
     }
     let outputJson: string | null = null;
-    if (result.ok && result.json && typeof result.payload === 'string') outputJson = result.payload;
+    if (result.ok && result.json && typeof result.payload === 'string') {
+      outputJson = maskedPayload(result.payload, redactor);
+    }
     let error: ErrorInfo | null = null;
     if (!result.ok) {
-      error = toErrorInfo(cause ?? result.error);
+      error = redactor.error(toErrorInfo(cause ?? result.error));
       if (error.code === undefined) error.code = result.error.code;
     }
     this.recorder.record({
@@ -280,7 +293,7 @@ export class SyncRunner {
       status: result.ok ? 'succeeded' : 'failed',
       inputJson,
       inputHash: null,
-      tracking: trackingOf(integration, call),
+      tracking: trackingOf(integration, call, redactor),
       orderingKey: null,
       idempotencyKey: null,
       parentId: null,
@@ -521,7 +534,11 @@ function prepareAnswer(instanceId: string, answer: unknown): Omit<SyncAnswer, 's
  * Tracking fields of a sync instance: a field path is looked up in the body, then in the path
  * parameters, then in the query, so that `GET /orders/:orderId` can be tracked by `orderId`.
  */
-function trackingOf(integration: SyncIntegration, call: SyncCall): Record<string, string> {
+function trackingOf(
+  integration: SyncIntegration,
+  call: SyncCall,
+  redactor: Redactor,
+): Record<string, string> {
   const tracking: Record<string, string> = {};
   for (const [name, selector] of Object.entries(integration.track ?? {})) {
     let value: string | null = null;
@@ -534,9 +551,24 @@ function trackingOf(integration: SyncIntegration, call: SyncCall): Record<string
       // A selector function that throws tracks nothing; it must not fail the call after the fact.
     }
     // A value no store can hold as text tracks nothing: the call has been answered already.
-    if (value !== null && isStorableText(value)) tracking[name] = value;
+    if (value !== null && isStorableText(value)) tracking[name] = redactor.text(value);
   }
   return tracking;
+}
+
+/** A downstream error passed on to the caller, with the call's secrets (a URL, a body excerpt) masked. */
+function maskedError(error: TandemError, redactor: Redactor): TandemError {
+  const message = redactor.text(error.message);
+  const details = redactor.json(error.details);
+  if (message === error.message && details === error.details) return error;
+  return Object.assign(new TandemError(error.code, message, details), { name: error.name });
+}
+
+/** A JSON answer as recorded: parsed and masked only when there may be something to mask. */
+function maskedPayload(payload: string, redactor: Redactor): string {
+  if (redactor === Redactor.NONE && !SECRET_KEY_IN_JSON.test(payload)) return payload;
+  const masked = redactor.shown(JSON.parse(payload) as unknown);
+  return JSON.stringify(masked);
 }
 
 function numberOr(value: unknown): number | undefined {

@@ -3,9 +3,11 @@ import type { z } from 'zod';
 import { makeCron } from '../../define/schedule.js';
 import { nextSlotAfter } from '../../engine/scheduler.js';
 import type { InputIssue } from '../../errors.js';
+import { Redactor } from '../../redaction.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, validatePart } from '../input.js';
 import { errorGroupsQuery, type errorGroupsSchema } from './operation-schemas.js';
+import { redactInstance } from './redact.js';
 
 type ErrorGroup = z.infer<typeof errorGroupsSchema>['groups'][number];
 
@@ -31,7 +33,15 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
           nextSlots.push(at);
           at = nextSlotAfter(cron, at);
         }
-        return { ...schedule, nextSlots };
+        // Parameters are the input of a scheduled instance: masked by the same rule.
+        const redactor = Redactor.of(integration.redact, { parameters: schedule.parameters });
+        const shown = (parameters: typeof schedule.parameters) => redactor.shown({ parameters }).parameters;
+        return {
+          ...schedule,
+          parameters: shown(schedule.parameters),
+          storedParameters: shown(schedule.storedParameters),
+          nextSlots,
+        };
       }),
     );
     return { items };
@@ -49,7 +59,9 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
       limit: ERROR_SCAN_LIMIT,
     });
     const groups = new Map<string, ErrorGroup>();
-    for (const instance of page.items) {
+    const integrationOf = (id: string) => engine.listIntegrations().find((i) => i.id === id);
+    for (const stored of page.items) {
+      const instance = redactInstance(stored, integrationOf(stored.integrationId));
       const name = instance.error?.name ?? 'Error';
       const message = instance.error?.message ?? '(no message)';
       const key = JSON.stringify([instance.integrationId, name, message]);

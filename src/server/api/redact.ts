@@ -1,27 +1,27 @@
 /**
- * Masks secrets in what the management API shows of an instance: the field paths an integration
- * lists in `redact`, and any field whose name says it holds a secret.
+ * Masks secrets in what the management API shows of an instance (lists, detail, runs, steps,
+ * events, errors): the field paths an integration lists in `redact`, any field whose name says it
+ * holds a secret, and every occurrence of those fields' values elsewhere. What the engine derives
+ * is masked before it is written already; this masks what is stored as given (the input and step
+ * results an async instance needs to run) and anything written before a path was added to `redact`.
  */
 import type { AnyIntegration } from '../../define/integration.js';
 import type { InstanceDetail } from '../../engine/engine.js';
 import type { Instance } from '../../model.js';
+import { Redactor } from '../../redaction.js';
 
-export const REDACTED = '[redacted]';
-const SECRET_NAME =
-  /^(password|passwd|secret|token|access_?token|refresh_?token|api_?key|authorization|client_?secret)$/i;
-
-export function redactValue(value: unknown, paths: readonly string[]): unknown {
-  const masked = maskNamed(value);
-  for (const path of paths) maskPath(masked, path.split('.'));
-  return masked;
-}
-
-export function redactInstance<T extends Instance>(instance: T, integration: AnyIntegration | undefined): T {
-  const paths = integration?.redact ?? [];
+export function redactInstance<T extends Instance>(
+  instance: T,
+  integration: AnyIntegration | undefined,
+  redactor = Redactor.of(integration?.redact, instance.input),
+): T {
   return {
     ...instance,
-    input: redactValue(instance.input, paths),
-    output: redactValue(instance.output, paths),
+    input: redactor.shown(instance.input),
+    output: redactor.shown(instance.output),
+    error: redactor.error(instance.error),
+    tracking: redactor.json(instance.tracking),
+    orderingKey: instance.orderingKey === null ? null : redactor.text(instance.orderingKey),
   };
 }
 
@@ -29,35 +29,26 @@ export function redactDetail(
   detail: InstanceDetail,
   integration: AnyIntegration | undefined,
 ): InstanceDetail {
-  const paths = integration?.redact ?? [];
+  // Every run's input: an edited rerun replaced the input, and the earlier runs' texts hold the old values.
+  const redactor = Redactor.of(
+    integration?.redact,
+    detail.instance.input,
+    ...detail.runs.map((run) => run.input),
+  );
   return {
     ...detail,
-    instance: redactInstance(detail.instance, integration),
-    runs: detail.runs.map((run) => ({ ...run, input: redactValue(run.input, paths) as typeof run.input })),
+    instance: redactInstance(detail.instance, integration, redactor),
+    runs: detail.runs.map((run) => ({
+      ...run,
+      input: redactor.shown(run.input),
+      error: redactor.error(run.error),
+    })),
     steps: detail.steps.map((step) => ({
       ...step,
-      output: redactValue(step.output, paths) as typeof step.output,
+      name: redactor.text(step.name),
+      output: redactor.shown(step.output),
+      error: redactor.error(step.error),
     })),
+    events: detail.events.map((event) => ({ ...event, data: redactor.json(event.data) })),
   };
-}
-
-/** A copy with every secret-named field masked. */
-function maskNamed(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(maskNamed);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([key, inner]) => [key, SECRET_NAME.test(key) ? REDACTED : maskNamed(inner)]),
-  );
-}
-
-/** Masks one dotted path in place; `*` matches every element of an array or every field. */
-function maskPath(value: unknown, path: string[]): void {
-  if (value === null || typeof value !== 'object' || path.length === 0) return;
-  const [head, ...rest] = path as [string, ...string[]];
-  const record = value as Record<string, unknown>;
-  const keys = head === '*' ? Object.keys(record) : Object.hasOwn(record, head) ? [head] : [];
-  for (const key of keys) {
-    if (rest.length === 0) record[key] = REDACTED;
-    else maskPath(record[key], rest);
-  }
 }
