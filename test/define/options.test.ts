@@ -235,7 +235,7 @@ describe('config options', () => {
     [
       'an unknown retention option',
       config({ retention: { keepDays: 7 } }),
-      /unknown option "retention\.keepDays" \(known: keepMs, intervalMs\)/,
+      /unknown option "retention\.keepDays" \(known: keepMs, failedSyncKeepMs, failedKeepMs, intervalMs\)/,
     ],
     ['zero concurrency', config({ concurrency: 0 }), /concurrency must be an integer from 1 to \d+, got 0/],
     ['a NaN lease', config({ leaseMs: Number.NaN }), /leaseMs .*got NaN/],
@@ -245,7 +245,11 @@ describe('config options', () => {
       /pollIntervalMs .*got Infinity/,
     ],
     ['a negative keep period', config({ retention: { keepMs: -1 } }), /retention\.keepMs .*got -1/],
-    ['retention true', config({ retention: true }), /retention must be false or \{ keepMs, intervalMs \}/],
+    [
+      'retention true',
+      config({ retention: true }),
+      /retention must be false or \{ keepMs, failedSyncKeepMs, failedKeepMs, intervalMs \}/,
+    ],
     [
       'a negative body limit',
       config({ server: { bodyLimit: -5 } }),
