@@ -115,7 +115,8 @@ describe('connection failures end as classified', () => {
       }
       const token = req.headers.authorization?.replace('Bearer ', '') ?? '';
       if (!valid.has(token)) return json(res, 401, { error: 'expired' });
-      json(res, 200, { token });
+      // Named so that the answer is not a secret field (those are masked in stored outputs).
+      json(res, 200, { bearerSeen: token });
     });
     closers.push(() => app.close());
     process.env.TEST_OAUTH_SECRET = 'oauth-secret';
@@ -131,10 +132,10 @@ describe('connection failures end as classified', () => {
     const t = await testEngine([caller('crm-read', 'crm', '/customers')], { connections: [crm] });
     closers.push(() => t.close());
     const first = await waitForStatus(t.engine, (await t.engine.accept('crm-read', {})).instanceId);
-    expect(first.output).toEqual({ token: 't1' });
+    expect(first.output).toEqual({ bearerSeen: 't1' });
     valid.clear(); // the token expires mid-test (revoked early): the next call gets 401
     const second = await waitForStatus(t.engine, (await t.engine.accept('crm-read', {})).instanceId);
-    expect(second).toMatchObject({ status: 'succeeded', attempt: 1, output: { token: 't2' } });
+    expect(second).toMatchObject({ status: 'succeeded', attempt: 1, output: { bearerSeen: 't2' } });
     expect(issued).toBe(2);
   });
 });

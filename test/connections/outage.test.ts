@@ -72,13 +72,14 @@ describe('target down', () => {
 
   it('the failure that opens the circuit is free only when the request was never sent', async () => {
     const app = await appServer(async (_req, res) => {
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
       json(res, 200, { ok: true });
     });
     const closed = await appServer(() => {});
     await closed.down();
     const circuit = { failures: 1, reprobeMs: 60_000 };
-    const slow = httpConnection('slow', { baseUrl: app.url, timeout: 50, circuit });
+    // The timeout leaves a loaded machine time to deliver the request before the call gives up.
+    const slow = httpConnection('slow', { baseUrl: app.url, timeout: 500, circuit });
     const dead = httpConnection('dead', { baseUrl: closed.url, circuit });
     const call = makeCaller({
       instanceId: '01a2b3c4-0000-7000-8000-000000000001',
