@@ -31,6 +31,7 @@ import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
 import { healthRoutes } from './health.js';
 import { DEFAULT_MAX_DEPTH, parseJsonBody } from './json-body.js';
+import { bodyUnread, LingeringCloses } from './linger.js';
 import { metricsRoutes } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { problemOf, sendProblem, toTandemError } from './problem.js';
@@ -185,11 +186,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // While closing, every answer ends its connection: a client's keep-alive connection would
   // otherwise hold the close open until its idle timeout.
   let closing = false;
+  const lingering = new LingeringCloses();
   app.addHook('preClose', async () => {
     closing = true;
+    lingering.closeAll();
   });
-  app.addHook('onSend', (_request, reply, payload, done) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    // An answer before the whole body (a 413, a refused credential) ends the connection, after
+    // reading what the client still sends within bounds, so that the client gets to read it.
+    if (bodyUnread(request.raw)) {
+      reply.header('connection', 'close');
+      lingering.hold(request.raw);
+    }
     done(null, payload);
   });
   app.addHook('onReady', () => gauge.start());
