@@ -30,7 +30,7 @@ import { ConsoleSessions } from './console-session.js';
 import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
 import { healthRoutes } from './health.js';
-import { DEFAULT_MAX_DEPTH, parseJsonBody } from './json-body.js';
+import { DEFAULT_MAX_DEPTH, decodeJsonBody, parseJsonBody } from './json-body.js';
 import { bodyUnread, LingeringCloses } from './linger.js';
 import { metricsRoutes } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
@@ -114,14 +114,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.addHook('onRoute', (route) => routes.add(route.method, route.url));
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'string' }, (request, body, done) => {
+  // Read as bytes: decoding to a string first would replace bytes that are not UTF-8 with U+FFFD.
+  app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
     try {
       const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
       if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
         throw new TandemError('unsupported-media-type', `Charset ${charset} is not supported; send UTF-8`);
       }
-      request.routeOptions.config.verifyBody?.(request, body as string);
-      done(null, parseJsonBody(body as string, maxDepth));
+      request.routeOptions.config.verifyBody?.(request, body as Buffer);
+      done(null, parseJsonBody(decodeJsonBody(body as Buffer), maxDepth));
     } catch (error) {
       done(error as Error, undefined);
     }

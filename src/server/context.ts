@@ -44,6 +44,6 @@ export interface ServerContext {
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Checks the raw body before it is parsed (a webhook signature covers the exact bytes). */
-    verifyBody?: (request: FastifyRequest, rawBody: string) => void;
+    verifyBody?: (request: FastifyRequest, rawBody: Buffer) => void;
   }
 }

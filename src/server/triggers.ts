@@ -46,7 +46,7 @@ function registerTrigger(app: FastifyInstance, context: ServerContext, integrati
   const route = parseRoute(integration.route!);
   const onRequest: onRequestHookHandler[] = [];
   const preValidation: preValidationHookHandler[] = [];
-  const config: { verifyBody?: (request: FastifyRequest, raw: string) => void } = {};
+  const config: { verifyBody?: (request: FastifyRequest, raw: Buffer) => void } = {};
   let credentialHeader: string | null = null;
   const auth = integration.auth;
   if (auth?.type === 'api-key') {
