@@ -216,7 +216,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await runner.flush();
   });
   if (adminToken === null) {
-    logger.warn('no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api is open');
+    logger.warn(
+      'no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api and the console answer this machine only',
+    );
   }
   return app;
 }
