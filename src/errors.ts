@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   'route-not-found': { status: 404, title: 'No route for this path' },
   'method-not-allowed': { status: 405, title: 'Method not allowed on this path' },
   'payload-too-large': { status: 413, title: 'Body exceeds the size limit' },
+  'expectation-failed': { status: 417, title: 'Expectation not supported' },
   'unsupported-media-type': { status: 415, title: 'Content type is not supported' },
   'queue-full': { status: 429, title: 'Too much work is waiting; retry later' },
   'headers-too-large': { status: 431, title: 'Request headers are too large' },

@@ -38,6 +38,7 @@ import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, Instance, InstanceStatus, RerunFrom, Run, Step } from '../model.js';
 import { Redactor } from '../redaction.js';
 import { isRecordSource } from '../sources/source.js';
+import { UnstorableTextError } from '../store/faults.js';
 import { openStore } from '../store/open.js';
 import type {
   ClaimedInstance,
@@ -342,7 +343,7 @@ export class Engine {
     const orderingKey = def.orderingKey ? selectField(value, def.orderingKey) : null;
     const idempotencyKey = options.idempotencyKey ?? null;
     const unstorable = unstorableKeys(def, tracking, orderingKey, idempotencyKey);
-    if (unstorable) throw new InvalidInputError(unstorable);
+    if (unstorable) throw new UnstorableTextError(unstorable);
     return {
       id: uuidv7(now),
       integrationId: integration.id,

@@ -28,7 +28,7 @@ import {
 import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo } from '../model.js';
 import { Redactor, SECRET_KEY_IN_JSON } from '../redaction.js';
-import { storeFault } from '../store/faults.js';
+import { storeFault, UnstorableTextError } from '../store/faults.js';
 import type { NewInstance } from '../store/store.js';
 import type { Engine } from './engine.js';
 import { uuidv7 } from './ids.js';
@@ -201,6 +201,8 @@ export class SyncRunner {
   ): SyncFailure {
     const error = coerceError(thrown);
     if (error instanceof DeadlineExceededError) return { ok: false, instanceId, error };
+    // A hand-off of text no store can hold is the request's fault, as on an async trigger.
+    if (error instanceof UnstorableTextError) return { ok: false, instanceId, error };
     if (duringCommit) {
       // The handler succeeded but its hand-off could not be committed: the caller must not see a
       // confirmation. A typed refusal (idempotency conflict, shutting down) keeps its status.

@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { forbidden, unauthenticated } from './auth-error.js';
 import { type ConsoleSessions, fromOwnOrigin } from './console-session.js';
@@ -7,13 +8,36 @@ const CHALLENGE = 'Bearer realm="tandem"';
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 
 /**
+ * Whether a peer address is this machine's loopback (127.0.0.0/8, ::1, or 127.x mapped to IPv6).
+ * The socket's address, never a forwarded-for header: a client can write that header itself.
+ */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  if (address === '::1') return true;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
+/** What a refused request without a token is told: how to open the API to the network. */
+export const LOOPBACK_ONLY =
+  'Without an admin token the management API and the console answer requests from this machine only. ' +
+  'To use them from elsewhere, start the server with TANDEM_ADMIN_TOKEN set to a secret (or server.adminToken ' +
+  'in the configuration) and send "Authorization: Bearer <token>"';
+
+/** Refuses a management request from another machine when no admin token is set. */
+export function loopbackOnly(request: FastifyRequest): void {
+  if (!isLoopback(request.socket.remoteAddress)) throw forbidden(LOOPBACK_ONLY);
+}
+
+/**
  * Guards the management API with the admin token (`Authorization: Bearer <token>`), or the
  * console's session cookie when the request carries no Authorization header. Without a configured
- * token the API is open (a local development server); `buildApp` logs a warning then.
+ * token the API answers this machine only (a local development server), so that a server started
+ * without one is not open to the network; `buildApp` logs a warning then.
  */
 export function adminGuard(token: string | null, ring: CredentialRing, sessions: ConsoleSessions | null) {
   return async (request: FastifyRequest): Promise<void> => {
-    if (!token) return;
+    if (!token) return loopbackOnly(request);
     const header = request.headers.authorization;
     if ((header === undefined || header === '') && sessions?.verify(request)) {
       if (fromOwnOrigin(request)) return;

@@ -3,7 +3,6 @@
  * problem+json errors everywhere. Built apart from the code that listens, so that tests create as
  * many isolated servers as they want and the CLI only adds `listen` and signal handling.
  */
-import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -29,11 +28,13 @@ import { consoleRoutes } from './console.js';
 import { ConsoleSessions } from './console-session.js';
 import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
+import { answerClientError, answerFramingErrors, hostFault } from './framing.js';
 import { healthRoutes } from './health.js';
-import { DEFAULT_MAX_DEPTH, parseJsonBody } from './json-body.js';
+import { DEFAULT_MAX_DEPTH, decodeJsonBody, parseJsonBody } from './json-body.js';
+import { bodyUnread, LingeringCloses } from './linger.js';
 import { metricsRoutes } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import { problemOf, sendProblem, toTandemError } from './problem.js';
+import { sendProblem, toTandemError } from './problem.js';
 import { DEFAULT_MAX_QUEUE_DEPTH, QueueDepthGauge } from './queue-depth.js';
 import { RouteTable } from './route-table.js';
 import { registerTriggers } from './triggers.js';
@@ -113,18 +114,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     frameworkErrors: (error, _request, reply) => sendProblem(reply, toTandemError(error).error),
     clientErrorHandler: answerClientError,
+    // Node would answer a missing Host with a bare 400; the hook below answers with a problem.
+    http: { requireHostHeader: false },
+  });
+  answerFramingErrors(app.server);
+
+  // First of all hooks: a request without one Host is refused before auth or routing.
+  app.addHook('onRequest', (request, _reply, done) => {
+    done(hostFault(request.raw) ?? undefined);
   });
 
   app.addHook('onRoute', (route) => routes.add(route.method, route.url));
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'string' }, (request, body, done) => {
+  // Read as bytes: decoding to a string first would replace bytes that are not UTF-8 with U+FFFD.
+  app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
     try {
       const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
       if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
         throw new TandemError('unsupported-media-type', `Charset ${charset} is not supported; send UTF-8`);
       }
-      request.routeOptions.config.verifyBody?.(request, body as string);
-      done(null, parseJsonBody(body as string, maxDepth));
+      request.routeOptions.config.verifyBody?.(request, body as Buffer);
+      done(null, parseJsonBody(decodeJsonBody(body as Buffer), maxDepth));
     } catch (error) {
       done(error as Error, undefined);
     }
@@ -194,11 +204,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // While closing, every answer ends its connection: a client's keep-alive connection would
   // otherwise hold the close open until its idle timeout.
   let closing = false;
+  const lingering = new LingeringCloses();
   app.addHook('preClose', async () => {
     closing = true;
+    lingering.closeAll();
   });
-  app.addHook('onSend', (_request, reply, payload, done) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    // An answer before the whole body (a 413, a refused credential) ends the connection, after
+    // reading what the client still sends within bounds, so that the client gets to read it.
+    if (bodyUnread(request.raw)) {
+      reply.header('connection', 'close');
+      lingering.hold(request.raw);
+    }
     done(null, payload);
   });
   app.addHook('onReady', () => gauge.start());
@@ -207,27 +225,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await runner.flush();
   });
   if (adminToken === null) {
-    logger.warn('no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api is open');
+    logger.warn(
+      'no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api and the console answer this machine only',
+    );
   }
   return app;
-}
-
-/** Malformed HTTP never reaches a route: answer it with a problem document and close. */
-function answerClientError(error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const tandem =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? new TandemError('headers-too-large', 'The request headers exceed the server limit')
-      : new TandemError('bad-request', 'The request is not valid HTTP/1.1');
-  const body = JSON.stringify(problemOf(tandem));
-  socket.end(
-    `HTTP/1.1 ${tandem.status} ${tandem.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-      'Content-Type: application/problem+json; charset=utf-8\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }
 
 export { withHeaders };

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TandemError } from '../errors.js';
+import { loopbackOnly } from './admin-auth.js';
 import { unauthenticated } from './auth-error.js';
 import { type ConsoleSessions, fromOwnOrigin, sessionCookie } from './console-session.js';
 import type { CredentialRing } from './credentials.js';
@@ -49,6 +50,8 @@ export async function consoleRoutes(
     return;
   }
   await app.register(async (scope) => {
+    // Without a token, like /api: this machine only.
+    if (!auth) scope.addHook('onRequest', async (request) => loopbackOnly(request));
     if (auth) {
       scope.addHook('onRequest', async (request, reply) => {
         if (auth.sessions.verify(request) && fromOwnOrigin(request)) return;

@@ -44,7 +44,7 @@ export interface ServerContext {
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Checks the raw body before it is parsed (a webhook signature covers the exact bytes). */
-    verifyBody?: (request: FastifyRequest, rawBody: string) => void;
+    verifyBody?: (request: FastifyRequest, rawBody: Buffer) => void;
     /** The integration of a trigger route: a refused request is logged with it. */
     integrationId?: string;
   }

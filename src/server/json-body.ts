@@ -1,6 +1,23 @@
+/**
+ * JSON request bodies, read defensively: strict UTF-8, a bounded nesting depth, no keys that reach
+ * an object prototype.
+ */
+import { isUtf8 } from 'node:buffer';
 import { TandemError } from '../errors.js';
 
 export const DEFAULT_MAX_DEPTH = 64;
+
+/**
+ * The text of a JSON body, which RFC 8259 requires to be UTF-8. Bytes that are not (overlong forms,
+ * encoded surrogates, truncated sequences, Latin-1) are refused with a 400 rather than decoded to
+ * U+FFFD: the stored input would not be what was sent.
+ */
+export function decodeJsonBody(bytes: Buffer): string {
+  if (!isUtf8(bytes)) {
+    throw new TandemError('malformed-json', 'The body is not valid UTF-8; send JSON in UTF-8');
+  }
+  return bytes.toString('utf8');
+}
 
 /**
  * Parses a JSON request body defensively: nesting beyond `maxDepth` is refused before parsing (a

@@ -44,7 +44,7 @@ const CHALLENGE = 'Signature scheme="standard-webhooks"';
 export function makeWebhookVerifier(auth: StandardWebhooksAuth, now: () => number = Date.now) {
   const keys = (Array.isArray(auth.secret) ? auth.secret : [auth.secret]).map(webhookSecretBytes);
   const tolerance = auth.toleranceSeconds ?? DEFAULT_WEBHOOK_TOLERANCE_SECONDS;
-  return (headers: FastifyRequest['headers'], rawBody: string): string => {
+  return (headers: FastifyRequest['headers'], rawBody: Buffer | string): string => {
     const id = headers['webhook-id'];
     const timestamp = headers['webhook-timestamp'];
     const signature = headers['webhook-signature'];
@@ -65,14 +65,15 @@ export function makeWebhookVerifier(auth: StandardWebhooksAuth, now: () => numbe
         CHALLENGE,
       );
     }
-    const signed = `${id}.${timestamp}.${rawBody}`;
+    // Over the body's bytes as sent: the signature is checked before the body is decoded.
+    const prefix = `${id}.${timestamp}.`;
     const presented = signature
       .split(' ')
       .filter((part) => part.startsWith('v1,'))
       .map((part) => Buffer.from(part.slice(3), 'base64'));
     let valid = false;
     for (const key of keys) {
-      const expected = createHmac('sha256', key).update(signed, 'utf8').digest();
+      const expected = createHmac('sha256', key).update(prefix, 'utf8').update(rawBody).digest();
       for (const candidate of presented) {
         if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) valid = true;
       }

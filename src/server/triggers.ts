@@ -46,7 +46,7 @@ function registerTrigger(app: FastifyInstance, context: ServerContext, integrati
   const route = parseRoute(integration.route!);
   const onRequest: onRequestHookHandler[] = [];
   const preValidation: preValidationHookHandler[] = [];
-  const config: { integrationId: string; verifyBody?: (request: FastifyRequest, raw: string) => void } = {
+  const config: { integrationId: string; verifyBody?: (request: FastifyRequest, raw: Buffer) => void } = {
     integrationId: integration.id,
   };
   let credentialHeader: string | null = null;

@@ -33,6 +33,14 @@ const UNREACHABLE_CODES = new Set([
 const UNREACHABLE_MESSAGE = /^Connection terminated|^Client has encountered a connection error/;
 
 /**
+ * A value no store can hold as text (a NUL character, half of a surrogate pair) where text is
+ * stored: a tracking value, an ordering or idempotency key. It came with the request, so wherever it
+ * is met (an accept, a sync handler's hand-off, the database itself) it is the request's fault: a
+ * 400 naming the field, never a handler's or the server's failure.
+ */
+export class UnstorableTextError extends InvalidInputError {}
+
+/**
  * PostgreSQL refusing text of the request: `22021` (a NUL character in a text parameter) and
  * `22P05` (`\u0000` in JSON). Accepts are checked before they reach the store; this covers what is
  * only looked up (an id, a filter), which PostgreSQL refuses where SQLite finds nothing.
@@ -55,7 +63,7 @@ export function storeFault(error: unknown): TandemError | null {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && FULL_CODES.has(code)) return new StoreFullError({ cause: error });
   if (typeof code === 'string' && UNSTORABLE_TEXT_CODES.has(code)) {
-    return new InvalidInputError([
+    return new UnstorableTextError([
       { path: '', message: 'The request holds a NUL character, which the store cannot hold as text' },
     ]);
   }

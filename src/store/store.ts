@@ -310,6 +310,11 @@ export interface Store {
   readEventStream(request: EventStreamRequest): Promise<EventStreamPage>;
   /** The cursor of the stream's current end (to follow from now on). */
   eventStreamHead(): Promise<string>;
+  /**
+   * Whether a text has the form of a stream cursor this store issues: a client's `Last-Event-ID`
+   * that does not is refused rather than read as the start of the stream.
+   */
+  isStreamCursor(cursor: string): boolean;
   /** Per-integration figures over a window (for statistics and the advisor). */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
   /**

@@ -12,7 +12,7 @@ import type { InputIssue } from '../../errors.js';
 import type { ActivityType, InstanceStatus } from '../../model.js';
 import type { ServerContext } from '../context.js';
 import { assertValid, validatePart } from '../input.js';
-import { activityQuery } from './schemas.js';
+import { activityQuery, notIssued } from './schemas.js';
 
 /** The events that bring an instance into each status. */
 const TYPES_BY_STATUS: Record<InstanceStatus, ActivityType[]> = {
@@ -41,6 +41,12 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     assertValid(issues);
     const lastEventId = request.headers['last-event-id'];
     const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
+    if (after !== undefined && after !== 'start' && !context.engine.store.isStreamCursor(after)) {
+      throw notIssued(
+        after === lastEventId ? 'header' : 'query',
+        after === lastEventId ? 'last-event-id' : 'after',
+      );
+    }
     const controller = new AbortController();
     request.raw.on('close', () => controller.abort());
     let ended!: () => void;

@@ -3,6 +3,7 @@
  * the OpenAPI document is generated from them, so the two cannot drift apart.
  */
 import { z } from 'zod';
+import { InvalidInputError } from '../../errors.js';
 import { INSTANCE_STATUSES, type InstanceStatus } from '../../model.js';
 import type { InstanceFilter } from '../../store/store.js';
 
@@ -39,11 +40,26 @@ const filterFields = {
 
 export const instanceFilterSchema = z.strictObject(filterFields);
 
+const NOT_ISSUED = 'is not a cursor this server issued: pass the one it gave, unchanged';
+
+/**
+ * Both stores page instances by `seq` and issue it in decimal. Any other text (`abc`, `1e999`, `-1`)
+ * is refused: read as a number it would answer an empty or the first page, hiding the mistake.
+ */
+const pageCursor = z
+  .string()
+  .refine((value) => /^[1-9]\d{0,15}$/.test(value) && Number.isSafeInteger(Number(value)), NOT_ISSUED);
+
 export const listInstancesQuery = z.strictObject({
   ...filterFields,
   limit: z.coerce.number().int().min(1).max(1000).default(50),
-  cursor: z.string().min(1).max(200).optional().describe('`nextCursor` of the previous page'),
+  cursor: pageCursor.optional().describe('`nextCursor` of the previous page'),
 });
+
+/** A stream position (`after`, `Last-Event-ID`) that the store did not issue. */
+export function notIssued(part: 'query' | 'header', path: string): InvalidInputError {
+  return new InvalidInputError([{ in: part, path, message: NOT_ISSUED }]);
+}
 
 export function toInstanceFilter(query: z.output<typeof instanceFilterSchema>): InstanceFilter {
   const filter: InstanceFilter = {};

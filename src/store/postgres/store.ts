@@ -67,6 +67,8 @@ type Queryable = pg.Pool | pg.PoolClient;
 
 const WAKE_CHANNEL = 'tandem_wake';
 const MAX_BIGINT = '9223372036854775807';
+/** The largest 64-bit transaction id (`xid8`). */
+const MAX_XID8 = 2n ** 64n - 1n;
 /** Handled slots kept per schedule (newest first). */
 const SLOTS_KEPT = 1_000;
 
@@ -892,6 +894,11 @@ export class PostgresStore implements Store {
       'SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text AS horizon',
     );
     return rows[0].horizon;
+  }
+
+  isStreamCursor(cursor: string): boolean {
+    const match = /^(0|[1-9]\d{0,19}):(0|[1-9]\d{0,18})$/.exec(cursor);
+    return match !== null && BigInt(match[1]!) <= MAX_XID8 && BigInt(match[2]!) <= BigInt(MAX_BIGINT);
   }
 
   async eventStreamHead(): Promise<string> {

@@ -518,6 +518,11 @@ export class SqliteStore implements Store {
     })();
   }
 
+  isStreamCursor(cursor: string): boolean {
+    // An event id, as issued: no sign, no leading zero, no exponent.
+    return /^(?:0|[1-9]\d{0,15})$/.test(cursor) && Number.isSafeInteger(Number(cursor));
+  }
+
   async eventStreamHead(): Promise<string> {
     this.open();
     return String(
