@@ -19,4 +19,8 @@ if (process.env.TANDEM_CLI_SOURCE === '1' || !existsSync(built)) {
   entry = sources;
 }
 const { main } = await import(entry.href);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// A command that failed leaves nothing running: a config that failed half-way may have started
+// servers of its own. The short delay lets output and messages to a parent (`tandem dev`) go out.
+if (code !== 0) setTimeout(() => process.exit(code), 200).unref();

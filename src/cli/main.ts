@@ -1,29 +1,12 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
 import { demoCommand } from './demo.js';
+import { dev } from './dev.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { start } from './start.js';
-
-/**
- * `tandem dev`: `tandem start` under Node's watch mode, which restarts it when a module it loaded
- * changes: the config and every integration file it imports. Not a whole folder: the SQLite store
- * often lives beside the config, and its own writes would restart the server without end.
- */
-async function dev(args: string[]): Promise<number> {
-  const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
-  const child = spawn(process.execPath, ['--watch', '--no-warnings', bin, 'start', ...args], {
-    stdio: 'inherit',
-  });
-  const stop = () => child.kill('SIGTERM');
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  return new Promise((done) => child.once('exit', (code) => done(code ?? 0)));
-}
 
 /**
  * `tandem run` in this process: the config's engine (and store) runs the instance and its children
