@@ -3,6 +3,7 @@ import pino from 'pino';
 import { Engine } from '../engine/engine.js';
 import { demoCommand } from './demo.js';
 import { dev } from './dev.js';
+import { initCommand } from './init.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
@@ -35,6 +36,7 @@ async function runLocal(
 const USAGE = `Usage: tandem <command> [options]
 
 Commands:
+  init [dir]  Write a new project (config, integrations, a test, scripts); never overwrites a file
   start     Run the engine and the HTTP server
   dev       Like start, and restart when the config or a module it imports changes
   run       Start an integration now and follow it to the end (progress on stderr, result on stdout):
@@ -122,6 +124,11 @@ export async function main(argv: string[]): Promise<number> {
         ...(values['no-wait'] ? { wait: false } : {}),
         ...(values.config === undefined ? {} : { config: values.config }),
       });
+    }
+    if (command === 'init') {
+      const { positionals } = parseArgs({ args: rest, options: {}, allowPositionals: true, strict: true });
+      if (positionals.length > 1) throw new Error('usage: tandem init [dir]');
+      return initCommand(positionals[0]);
     }
     if (command === 'demo') {
       const { values, positionals } = parseArgs({
