@@ -83,15 +83,11 @@ function newManifest(name: string) {
 
 /** The scaffold's needs added to a package.json that exists; what it set goes to `updated`. */
 function mergeManifest(manifest: Record<string, unknown>, updated: string[]): Record<string, unknown> {
-  if (manifest.type !== undefined && manifest.type !== 'module') {
-    throw new Error(
-      `package.json has "type": ${JSON.stringify(manifest.type)}; the scaffold is ES modules ("type": "module")`,
-    );
-  }
   const result = { ...manifest };
-  if (result.type === undefined) {
+  if (result.type !== 'module') {
+    // `npm init -y` writes "commonjs"; the scaffold's files are ES modules, as Tandem is.
     result.type = 'module';
-    updated.push('type');
+    updated.push('type: "module"');
   }
   const scripts = { ...((result.scripts as Record<string, string> | undefined) ?? {}) };
   for (const [name, command] of Object.entries(SCRIPTS)) {
