@@ -18,10 +18,18 @@ describe('the built package', () => {
     await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: root, timeout: 600_000 });
     expect(existsSync(join(root, 'dist/cli/main.js'))).toBe(true);
     // The docs' own test, in a vitest of its own (this run's variables would make it a worker of ours).
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST')));
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST')),
+    );
     const run = await promisify(execFile)(
       process.execPath,
-      [join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'test/docs-commands.test.ts', '--project', 'suites'],
+      [
+        join(root, 'node_modules/vitest/vitest.mjs'),
+        'run',
+        'test/docs-commands.test.ts',
+        '--project',
+        'suites',
+      ],
       {
         cwd: root,
         env: { ...env, TANDEM_CLI_SOURCE: '0', FORCE_COLOR: '0' },
@@ -29,7 +37,9 @@ describe('the built package', () => {
         maxBuffer: 64 * 1024 * 1024,
       },
     ).catch((error: { stdout: string; stderr: string; code: number }) => {
-      throw new Error(`docs commands failed against dist/ (exit ${error.code}):\n${error.stdout}\n${error.stderr}`);
+      throw new Error(
+        `docs commands failed against dist/ (exit ${error.code}):\n${error.stdout}\n${error.stderr}`,
+      );
     });
     expect(run.stdout).toMatch(/Test Files\s+1 passed/);
     expect(run.stdout).not.toMatch(/skipped/);

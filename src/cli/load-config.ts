@@ -50,7 +50,8 @@ function reportFilesToDev(): void {
   reporting = true;
   const send = process.send.bind(process);
   onProjectFile((file) => {
-    send({ type: 'tandem-dev:file', file } satisfies DevMessage);
+    // A parent that is gone (its channel closed) loses nothing by missing a file.
+    if (process.connected) send({ type: 'tandem-dev:file', file } satisfies DevMessage, () => {});
   });
 }
 
