@@ -172,8 +172,10 @@ describe(`a new user, by ${GUIDE}`, () => {
 
     // 2. The scaffold's tests, on the test kit.
     if (KIT) {
-      const tested = await bash(test.join('\n'), project);
-      expect(`${tested.stdout}${tested.stderr}`).toMatch(/Tests\s+3 passed/);
+      const tested = await bash(test.join('\n'), project, { NO_COLOR: '1', FORCE_COLOR: '0' });
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: colour codes, should a terminal's settings win.
+      const report = `${tested.stdout}${tested.stderr}`.replace(/\u001b\[[0-9;]*m/g, '');
+      expect(report).toMatch(/Tests\s+3 passed/);
     }
 
     // 3. `npm run dev`, the requests of the guide, then a mistake and its fix.
