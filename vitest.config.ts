@@ -1,3 +1,4 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 /**
@@ -8,7 +9,15 @@ import { defineConfig } from 'vitest/config';
 const LOAD = ['test/reliability/crash-mixed.test.ts', 'test/reliability/openapi-fuzz.test.ts'];
 const SOAK = ['test/reliability/soak.test.ts'];
 
+/**
+ * `tandem` imports (the examples', the test kit's users') resolve to src/ through the package's
+ * `tandem-source` export condition, the same modules the tests import by path: one copy of each.
+ */
+const conditions = ['tandem-source', ...defaultServerConditions];
+
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ['tandem-source'] } },
   test: {
     globalSetup: ['test/support/postgres-global-setup.ts', 'test/support/console-global-setup.ts'],
     testTimeout: 60_000,

@@ -65,8 +65,32 @@ export function problemType(code: string): string {
   return `urn:tandem:error:${code}`;
 }
 
+/** Marks Tandem's error classes; a global-registry symbol is the same in every copy of Tandem. */
+const TANDEM_ERROR = Symbol.for('tandem.error');
+
+/**
+ * Whether `value` was made by a class of this name in some copy of Tandem: the check `instanceof`
+ * falls back on, so that an error thrown with another copy's `RetryAfterError` (a config that
+ * resolved `tandem` elsewhere) still steers the engine.
+ */
+function madeByTandemClass(value: unknown, name: string): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    const ctor = (proto as { constructor?: { name?: unknown; [TANDEM_ERROR]?: unknown } }).constructor;
+    if (ctor?.[TANDEM_ERROR] === true && ctor.name === name) return true;
+  }
+  return false;
+}
+
 /** Base class of every error Tandem raises on purpose. */
 export class TandemError extends Error {
+  static readonly [TANDEM_ERROR] = true;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of `instanceof`, a subclass too.
+    return Function.prototype[Symbol.hasInstance].call(this, value) || madeByTandemClass(value, this.name);
+  }
+
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: Record<string, Json>;

@@ -11,10 +11,8 @@
  *   good one to `post-order` (enrich from the web shop's catalogue, post to order processing).
  */
 import { join } from 'node:path';
+import { csvSource, defineIntegration, httpConnection } from 'tandem';
 import { z } from 'zod';
-import { httpConnection } from '../../src/connections/http.js';
-import { defineIntegration } from '../../src/define/integration.js';
-import { csvSource } from '../../src/sources/csv.js';
 import type { AppName } from './apps.js';
 
 export interface RetailOptions {

@@ -4,7 +4,7 @@
  * `nightly-orders` is written beside the database (or into `DEMO_DATA_DIR`).
  */
 import { dirname, resolve } from 'node:path';
-import { defineConfig } from '../../src/define/config.js';
+import { defineConfig } from 'tandem';
 import { startApps } from './apps.js';
 import { retail } from './integrations.js';
 import { writeOrderFile } from './orders-file.js';

@@ -15,6 +15,7 @@ const CONFIG = `  --config <path>   Config file (default ./tandem.config.ts)`;
 export const USAGE = `Usage: tandem <command> [options]
 
 Commands:
+  init        Write a new project (config, integrations, a test, scripts); never overwrites a file
   start       Run the engine and the HTTP server
   dev         Like start, restarted when the config or a module it imports changes
   run         Start an integration now in this process and follow it to the end
@@ -34,6 +35,16 @@ TANDEM_URL, TANDEM_ADMIN_TOKEN, TANDEM_LOG_LEVEL
 `;
 
 export const HELP: Record<string, string> = {
+  init: `Usage: tandem init [dir]
+
+Writes a new project into dir (default: the current folder): package.json (scripts dev, start and
+test), tsconfig.json, tandem.config.ts, src/integrations.ts with a sync and an async integration, a
+test on the test kit (tandem/testing), .gitignore and a README. Refuses, writing nothing, when one of
+those files exists (an existing package.json only gains what it lacks).
+
+Options:
+  -h, --help        Show this help
+`,
   start: `Usage: tandem start [--port <n>] [--host <host>] [--config <path>]
 
 Runs the engine and the HTTP server in one process. SIGTERM or Ctrl-C stops accepting, lets

@@ -3,35 +3,19 @@
  * command and maps what happened to one exit code (./exit.ts). Results go to stdout, everything
  * else (progress, notices, errors) to stderr.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Engine } from '../engine/engine.js';
 import { demoCommand } from './demo.js';
+import { dev } from './dev.js';
 import { EXIT, UnreachableError, UsageError } from './exit.js';
 import { HELP, USAGE } from './help.js';
+import { initCommand } from './init.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { parseStartArgs, start } from './start.js';
-
-/**
- * `tandem dev`: `tandem start` under Node's watch mode, which restarts it when a module it loaded
- * changes: the config and every integration file it imports. Not a whole folder: the SQLite store
- * often lives beside the config, and its own writes would restart the server without end.
- */
-async function dev(args: string[]): Promise<number> {
-  const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
-  const child = spawn(process.execPath, ['--watch', '--no-warnings', bin, 'start', ...args], {
-    stdio: 'inherit',
-  });
-  const stop = () => child.kill('SIGTERM');
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  return new Promise((done) => child.once('exit', (code) => done(code ?? 0)));
-}
 
 /**
  * `tandem run` in this process: the config's engine (and store) runs the instance and its children
@@ -87,6 +71,13 @@ const remoteOf = (values: { url?: string | undefined; json?: boolean | undefined
 });
 
 const COMMANDS: Record<string, Command> = {
+  async init(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
+    if (positionals.length > 1)
+      throw new UsageError(`tandem init takes one folder, not ${positionals.join(' ')}`);
+    return initCommand(positionals[0]);
+  },
+
   async start(args) {
     await start(parseStartArgs(args));
     return EXIT.ok;

@@ -122,8 +122,15 @@ const NOT_SENT = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/**
+ * Marks a connection for {@link isConnection}: a symbol from the global registry is the same in
+ * every copy of Tandem a process may hold, where `instanceof` answers only for its own copy.
+ */
+const CONNECTION = Symbol.for('tandem.connection');
+
 export class HttpConnection {
   readonly kind = 'tandem.connection' as const;
+  readonly [CONNECTION] = true;
   private readonly pool: Pool;
   private readonly base: URL;
   /** The base URL's path, ending in `/`. */
@@ -528,6 +535,12 @@ const connectionSchema = optionsOf({
   retryOn: fn().optional(),
 } satisfies Record<keyof HttpConnectionOptions, unknown>);
 
+/** A connection of this or of another copy of Tandem (see {@link CONNECTION}). */
 export function isConnection(value: unknown): value is HttpConnection {
-  return value instanceof HttpConnection;
+  return (
+    value instanceof HttpConnection ||
+    (typeof value === 'object' &&
+      value !== null &&
+      (value as { [CONNECTION]?: unknown })[CONNECTION] === true)
+  );
 }
