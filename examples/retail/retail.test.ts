@@ -13,7 +13,7 @@ import {
   type FakeRoute,
   fakeApplication,
   type TestEngine,
-} from '../../src/testing/index.js';
+} from 'tandem/testing';
 import { APP_NAMES, type AppName } from './apps.js';
 import { retail } from './integrations.js';
 import { writeOrderFile } from './orders-file.js';
