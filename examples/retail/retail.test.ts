@@ -6,7 +6,6 @@ import '../../test/support/provided.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
   createTestEngine,
   type FakeApplication,
@@ -14,6 +13,7 @@ import {
   fakeApplication,
   type TestEngine,
 } from 'tandem/testing';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { APP_NAMES, type AppName } from './apps.js';
 import { retail } from './integrations.js';
 import { writeOrderFile } from './orders-file.js';
