@@ -28,7 +28,7 @@ import { consoleRoutes } from './console.js';
 import { ConsoleSessions } from './console-session.js';
 import { ImmediatePolls, type ServerContext } from './context.js';
 import { CredentialRing } from './credentials.js';
-import { answerClientError, answerFramingErrors, hostFault } from './framing.js';
+import { answerClientError, answerFramingErrors, headerFault } from './framing.js';
 import { healthRoutes } from './health.js';
 import { DEFAULT_MAX_DEPTH, decodeJsonBody, parseJsonBody } from './json-body.js';
 import { bodyUnread, LingeringCloses } from './linger.js';
@@ -121,7 +121,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // First of all hooks: a request without one Host is refused before auth or routing.
   app.addHook('onRequest', (request, _reply, done) => {
-    done(hostFault(request.raw) ?? undefined);
+    done(headerFault(request.raw) ?? undefined);
   });
 
   app.addHook('onRoute', (route) => routes.add(route.method, route.url));

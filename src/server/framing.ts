@@ -9,17 +9,27 @@ import type { Duplex } from 'node:stream';
 import { TandemError } from '../errors.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 
+/** A header name is a token (RFC 9110 §5.1). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /**
  * Refuses an HTTP/1.1 request without a Host header, and any request with more than one: RFC 9112
  * §3.2 requires a 400 for both (two hosts could route one request two ways). Node keeps only the
- * first Host in `headers`, so the raw headers are counted.
+ * first Host in `headers`, so the raw headers are counted. Also refuses a header name that is not a
+ * token (`Bad Header: 1`): newer Node parsers refuse it themselves, Node 20.19's lets it through.
  */
-export function hostFault(request: IncomingMessage): TandemError | null {
+export function headerFault(request: IncomingMessage): TandemError | null {
   let hosts = 0;
   const raw = request.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    else if (!TOKEN.test(name)) {
+      return new TandemError(
+        'bad-request',
+        `The header name ${JSON.stringify(name.slice(0, 100))} is not a token`,
+      );
+    }
   }
   if (hosts > 1) {
     return new TandemError('bad-request', `The request has ${hosts} Host headers; send exactly one`);

@@ -311,7 +311,8 @@ function matchRoute(
   return null;
 }
 
-function parseBody(text: string, contentType: string | undefined): unknown {
+/** A body as JSON when its content type says JSON and it parses, else as the text it is. */
+export function parseBody(text: string, contentType: string | undefined): unknown {
   if (text === '') return undefined;
   if (contentType && /[/+]json\b/i.test(contentType)) {
     try {

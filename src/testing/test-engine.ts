@@ -25,6 +25,7 @@ import { PostgresStore } from '../store/postgres/store.js';
 import { SqliteStore } from '../store/sqlite/store.js';
 import type { Store } from '../store/store.js';
 import { ManualClock, toTime } from './clock.js';
+import { parseBody } from './fake-application.js';
 
 export interface TestEngineOptions {
   /** The integrations under test (and the ones they start). */
@@ -221,7 +222,7 @@ export class TestEngine {
     for (const [name, value] of Object.entries(response.headers)) {
       if (value !== undefined) answerHeaders[name] = Array.isArray(value) ? value.join(', ') : String(value);
     }
-    const body = parseAnswer(response.body, answerHeaders['content-type']);
+    const body = parseBody(response.body, answerHeaders['content-type']);
     const accepted =
       response.statusCode === 202 && typeof body === 'object' && body !== null
         ? (body as { instanceId?: unknown }).instanceId
@@ -488,16 +489,4 @@ async function temporaryStore(
       }
     },
   };
-}
-
-function parseAnswer(text: string, contentType: string | undefined): unknown {
-  if (text === '') return undefined;
-  if (contentType && /[/+]json\b/i.test(contentType)) {
-    try {
-      return JSON.parse(text);
-    } catch {
-      return text;
-    }
-  }
-  return text;
 }
