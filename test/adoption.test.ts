@@ -160,6 +160,9 @@ describe(`a new user, by ${GUIDE}`, () => {
     const installed = await bash(setUpScript, work.path);
     const project = join(work.path, 'my-integrations');
     expect(installed.stderr).toMatch(/Wrote .*tandem\.config\.ts/);
+    // What a user installs supports the Node the package declares (a root `overrides` would not
+    // reach them: the dependency pinned in the package does).
+    expect(installed.stderr).not.toContain('EBADENGINE');
     const manifest = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'));
     expect(manifest.type).toBe('module');
     expect(manifest.scripts).toMatchObject({ dev: 'tandem dev', start: 'tandem start', test: 'vitest run' });
