@@ -23,22 +23,21 @@
  *   handler's outcome (sync: before the response is written; async: idempotently per parent).
  */
 
+import type { ActivityType, InstanceStatus } from './lifecycle/names.js';
+import type { RunStatus, StatusCounts } from './lifecycle/statuses.js';
+
+export { INSTANCE_STATUSES } from './lifecycle/names.js';
+// Statuses and event types are the lifecycle's (src/lifecycle): named here as vocabulary.
+export type { ActivityType, InstanceStatus, RunStatus };
+
 export type Mode = 'sync' | 'async' | 'scheduled';
 
-/** `queued → running → succeeded | retrying → running … | failed`; `cancelled` from any non-final state. */
-export type InstanceStatus = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
+/** Children of an instance by status, with their total. */
+export type ChildCounts = StatusCounts;
 
-export const INSTANCE_STATUSES: readonly InstanceStatus[] = [
-  'queued',
-  'running',
-  'retrying',
-  'succeeded',
-  'failed',
-  'cancelled',
-];
-
-/** States in which an instance still has work ahead of it (and holds its ordering key). */
-export const ACTIVE_STATUSES: readonly InstanceStatus[] = ['queued', 'running', 'retrying'];
+/** A schedule's parameter values (`defineIntegration({ parameters })`, `ctx.setParameters`). */
+export type ParameterValue = string | number | boolean | null;
+export type Parameters = Record<string, ParameterValue>;
 
 /** Where a rerun starts: after the last succeeded step of the previous run, or from scratch. */
 export type RerunFrom = 'failed-step' | 'start';
@@ -98,8 +97,6 @@ export type InstanceWork = Pick<
   startedAt: number;
 };
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
-
 export interface Run {
   instanceId: string;
   run: number;
@@ -129,21 +126,6 @@ export interface Step {
   /** True when the result was carried over from an earlier run by a rerun from the failed step. */
   seeded: boolean;
 }
-
-export type ActivityType =
-  | 'accepted'
-  | 'started'
-  | 'step.started'
-  | 'step.succeeded'
-  | 'step.failed'
-  | 'connection.call'
-  | 'retry.scheduled'
-  | 'lease.expired'
-  | 'succeeded'
-  | 'failed'
-  | 'rerun'
-  | 'cancelled'
-  | 'progress';
 
 export interface ActivityEvent {
   /** Strictly increasing per store; the SSE event id. */

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
-import type { Json } from '../model.js';
+import type { ChildCounts, Json } from '../model.js';
+
+export type { ChildCounts };
+
 import { redactedTrackPath } from '../redaction.js';
 import type { RecordReport } from '../sources/report.js';
 import type { RecordSource } from '../sources/source.js';
@@ -71,17 +74,6 @@ export interface FanOutOptions extends StartManyOptions {
   await?: 'children' | 'none';
   /** How often a waiting parent looks at its children's counts, in ms. Default 1 s. */
   checkEveryMs?: number;
-}
-
-/** Children of an instance by status. */
-export interface ChildCounts {
-  total: number;
-  queued: number;
-  running: number;
-  retrying: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
 }
 
 /** What `ctx.startMany` of an async or scheduled handler reports. */

@@ -5,8 +5,9 @@
  */
 import { type InputIssue, InvalidDefinitionError, InvalidInputError } from '../errors.js';
 
-export type ParameterValue = string | number | boolean | null;
-export type Parameters = Record<string, ParameterValue>;
+import type { Parameters, ParameterValue } from '../model.js';
+
+export type { Parameters, ParameterValue };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 

@@ -8,17 +8,17 @@
  * Times are milliseconds since the epoch, passed in by the caller (the engine's clock), never read
  * from the database server's clock.
  */
-import type { ChildCounts } from '../define/integration.js';
-import type { Parameters } from '../define/parameters.js';
 import type {
   ActivityEvent,
   ActivityType,
+  ChildCounts,
   ErrorInfo,
   Instance,
   InstanceStatus,
   InstanceWork,
   Mode,
   NewActivityEvent,
+  Parameters,
   RerunFrom,
   Run,
   Step,

@@ -9,7 +9,7 @@ import type { InstanceFilter } from '../../store/store.js';
 
 const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).max(50)]);
 
-export const instanceStatus = z.enum(INSTANCE_STATUSES as [InstanceStatus, ...InstanceStatus[]]);
+export const instanceStatus = z.enum(INSTANCE_STATUSES);
 export const rerunFrom = z.enum(['failed-step', 'start']);
 
 /** A point in time: milliseconds since the epoch, or an ISO 8601 date-time. */

@@ -1,9 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { ChildCounts } from '../../define/integration.js';
-import type { Parameters } from '../../define/parameters.js';
 import { StoreClosedError } from '../../errors.js';
-import type { ActivityEvent, Instance, NewActivityEvent, Run, Step } from '../../model.js';
+import type {
+  ActivityEvent,
+  ChildCounts,
+  Instance,
+  NewActivityEvent,
+  Parameters,
+  Run,
+  Step,
+} from '../../model.js';
 import {
   asArray,
   currentRunFromRow,

@@ -2,10 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { ChildCounts } from '../../define/integration.js';
-import type { Parameters } from '../../define/parameters.js';
 import { StoreClosedError } from '../../errors.js';
-import type { ActivityEvent, Instance, Mode, NewActivityEvent, Run, Step } from '../../model.js';
+import type {
+  ActivityEvent,
+  ChildCounts,
+  Instance,
+  Mode,
+  NewActivityEvent,
+  Parameters,
+  Run,
+  Step,
+} from '../../model.js';
 import {
   asArray,
   currentRunFromRow,

@@ -1,0 +1,73 @@
+/**
+ * Activity event types, the data each carries, and one builder for all of them. Every layer that
+ * writes events (the executor, the stores' TypeScript, the stores' SQL) builds them from here: the
+ * TypeScript through {@link activity}, the SQL through `eventColumns` in `sql.ts`, which takes the
+ * data's keys from {@link EVENT_FIELDS}.
+ */
+import type { Json, NewActivityEvent } from '../model.js';
+import type { ActivityType, InstanceStatus } from './names.js';
+
+export { ACTIVITY_TYPES, type ActivityType } from './names.js';
+
+/** Free-form data (a call record, a handler's progress): masked by the executor before it is stored. */
+type Open = Record<string, Json>;
+
+/** The data of each event type. */
+export interface ActivityData {
+  accepted: { parentId?: string };
+  started: { attempt: number };
+  'step.started': { step: string; attempt: number };
+  'step.succeeded': { step: string; durationMs: number };
+  'step.failed': { step: string; error: string; durationMs: number };
+  'connection.call': Open;
+  'retry.scheduled': {
+    attempt: number;
+    runAt: number;
+    error: string;
+    countsAsAttempt: boolean;
+    attemptMs: number;
+  };
+  'lease.expired': { attempt: number; owner: string | null };
+  succeeded: { attempt: number; durationMs: number; attemptMs: number };
+  failed: { attempt: number; error: string; durationMs: number; attemptMs: number };
+  rerun: { from: string; previousStatus: InstanceStatus; inputReplaced: boolean };
+  cancelled: { previousStatus: InstanceStatus };
+  progress: Open;
+}
+
+/** The fixed keys of the events that SQL writes (it builds their JSON object column by column). */
+export const EVENT_FIELDS = {
+  started: ['attempt'],
+  'lease.expired': ['attempt', 'owner'],
+} as const satisfies { [T in ActivityType]?: readonly (keyof ActivityData[T])[] };
+
+export type SqlEventType = keyof typeof EVENT_FIELDS;
+
+/** Which instance, run and time an event is about. */
+export interface EventHead {
+  instanceId: string;
+  integrationId: string;
+  run: number;
+  at: number;
+}
+
+/** Builds a new activity event of a type, with data of that type's shape. */
+export function activity<T extends ActivityType>(
+  type: T,
+  head: EventHead,
+  data: ActivityData[T],
+): NewActivityEvent {
+  return {
+    instanceId: head.instanceId,
+    integrationId: head.integrationId,
+    run: head.run,
+    type,
+    at: head.at,
+    data: data as Record<string, Json>,
+  };
+}
+
+/** An activity event's stored fields, in the order of the events table's columns (instance_id, integration_id, run, type, at, data). */
+export function eventFields(event: NewActivityEvent): [string, string, number, string, number, string] {
+  return [event.instanceId, event.integrationId, event.run, event.type, event.at, JSON.stringify(event.data)];
+}

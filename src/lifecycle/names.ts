@@ -1,0 +1,36 @@
+/**
+ * The names of the lifecycle: every instance status and every activity event type. This file
+ * imports nothing, so that the vocabulary (`model.ts`) can name them without a cycle.
+ */
+
+/** Every status, in lifecycle order (the order lists and counts show them in). */
+export const INSTANCE_STATUSES = [
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
+
+/** `queued → running → succeeded | retrying → running … | failed`; `cancelled` from any state but a success. */
+export type InstanceStatus = (typeof INSTANCE_STATUSES)[number];
+
+/** Every activity event type, in the order an instance's life meets them. */
+export const ACTIVITY_TYPES = [
+  'accepted',
+  'started',
+  'step.started',
+  'step.succeeded',
+  'step.failed',
+  'connection.call',
+  'retry.scheduled',
+  'lease.expired',
+  'succeeded',
+  'failed',
+  'rerun',
+  'cancelled',
+  'progress',
+] as const;
+
+export type ActivityType = (typeof ACTIVITY_TYPES)[number];

@@ -1,0 +1,72 @@
+/**
+ * Rendering the lifecycle into SQL. The stores keep their hot statements hand-tuned, but take from
+ * here every status set, every column assignment of a transition and the JSON of the events SQL
+ * writes, so that a change to the state machine reaches both stores at once.
+ */
+import { EVENT_FIELDS, type SqlEventType } from './activity.js';
+import type { InstanceStatus, StatusSet } from './statuses.js';
+import type { Dialect, Transition } from './transitions.js';
+
+const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+/** `('queued', 'retrying')`: a status set as an SQL list. */
+export function sqlList(statuses: StatusSet): string {
+  return `(${statuses.map(quote).join(', ')})`;
+}
+
+/** `status IN ('queued', 'retrying')`, or `status = 'running'` for a set of one. */
+export function statusIn(statuses: StatusSet, column = 'status'): string {
+  return statuses.length === 1 ? `${column} = ${quote(statuses[0]!)}` : `${column} IN ${sqlList(statuses)}`;
+}
+
+/** `status = 'x'` for a single status. */
+export function statusIs(status: InstanceStatus, column = 'status'): string {
+  return `${column} = ${quote(status)}`;
+}
+
+/** The SET list of a transition: `status = 'succeeded', output = @output, …, claim_token = NULL, …`. */
+export function assignments(transition: Transition, sql: Dialect): string {
+  return [
+    `status = ${quote(transition.to)}`,
+    ...Object.entries(transition.sets).map(([column, value]) => `${column} = ${value(sql)}`),
+  ].join(', ');
+}
+
+/**
+ * One SET list for several transitions chosen per row by an SQL expression (`CASE kind WHEN …`):
+ * PostgreSQL finishes a batch of attempts, each with its own outcome, in one UPDATE. A column that
+ * a branch does not set keeps its value; a column every branch sets alike is set once.
+ */
+export function caseAssignments(
+  discriminant: string,
+  branches: Readonly<Record<string, Transition>>,
+  sql: Dialect,
+): string {
+  const entries = Object.entries(branches);
+  const columns = new Set<string>(['status']);
+  for (const [, t] of entries) for (const column of Object.keys(t.sets)) columns.add(column);
+  const valueOf = (t: Transition, column: string) =>
+    column === 'status' ? quote(t.to) : (t.sets[column]?.(sql) ?? sql.col(column));
+  return [...columns]
+    .map((column) => {
+      const values = entries.map(([key, t]) => [key, valueOf(t, column)] as const);
+      if (values.every(([, v]) => v === values[0]![1])) return `${column} = ${values[0]![1]}`;
+      const whens = values.map(([key, v]) => `WHEN ${quote(key)} THEN ${v}`).join(' ');
+      return `${column} = CASE ${discriminant} ${whens} END`;
+    })
+    .join(',\n       ');
+}
+
+/**
+ * The type and data columns of an event that SQL writes, e.g. `'started', json_object('attempt', attempt)`:
+ * the data's keys come from the event's declared fields, their values from the store's expressions.
+ */
+export function eventColumns<T extends SqlEventType>(
+  type: T,
+  values: Record<(typeof EVENT_FIELDS)[T][number], string>,
+  jsonObject: 'json_object' | 'json_build_object',
+): string {
+  const fields = EVENT_FIELDS[type] as readonly string[];
+  const pairs = fields.map((field) => `${quote(field)}, ${(values as Record<string, string>)[field]}`);
+  return `${quote(type)}, ${jsonObject}(${pairs.join(', ')})`;
+}

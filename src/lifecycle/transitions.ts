@@ -1,0 +1,209 @@
+/**
+ * The instance state machine as data. Each transition names the statuses it may start from, the
+ * status it leads to, the columns it sets and the activity events it writes. The stores render
+ * their UPDATE statements, status conditions and event rows from these (`sql.ts`); the executor
+ * maps an attempt's outcome to its transition ({@link FINISH}); rules that decide in TypeScript
+ * whether an operation applies (rerun, cancel) read {@link allows}.
+ *
+ * A value of `sets` is an SQL expression built from a dialect: `param(name)` is a statement
+ * parameter (each store binds the same names), `col(name)` a column of the instance's current row.
+ */
+import type { ActivityType } from './activity.js';
+import { ACTIVE, DUE, FINAL, type InstanceStatus, LEASED, type StatusSet } from './statuses.js';
+
+/** How a store writes SQL: its parameters, column references and the few functions that differ. */
+export interface Dialect {
+  param(name: string): string;
+  col(name: string): string;
+  /** The larger of two values (`max(a, b)` in SQLite, `greatest(a, b)` in PostgreSQL). */
+  greatest(a: string, b: string): string;
+}
+
+export type Assignment = (sql: Dialect) => string;
+
+const param =
+  (name: string): Assignment =>
+  (sql) =>
+    sql.param(name);
+const NULL: Assignment = () => 'NULL';
+
+/** The lease columns: cleared by every transition that leaves `running`. */
+export const LEASE_CLEARED = {
+  claim_token: NULL,
+  lease_owner: NULL,
+  lease_until: NULL,
+} as const satisfies Record<string, Assignment>;
+
+export interface Transition {
+  readonly name: string;
+  /** Statuses it may start from; `new` for an instance that is being inserted. */
+  readonly from: StatusSet | 'new';
+  readonly to: InstanceStatus;
+  /** Only for async and scheduled instances (a sync record is final when it is written). */
+  readonly durableOnly?: boolean;
+  /** Guarded by the claim token of the attempt that writes it (a lost lease refuses the write). */
+  readonly leased?: boolean;
+  /** Columns set besides `status`, in statement order. */
+  readonly sets: Readonly<Record<string, Assignment>>;
+  /** Activity events written with it, in order. */
+  readonly events: readonly ActivityType[];
+}
+
+const define = <T extends Record<string, Omit<Transition, 'name'>>>(table: T) =>
+  Object.freeze(
+    Object.fromEntries(Object.entries(table).map(([name, t]) => [name, Object.freeze({ name, ...t })])),
+  ) as { readonly [K in keyof T]: Transition & T[K] & { name: K } };
+
+const CLAIM_SETS = {
+  attempt: (sql) => `${sql.col('attempt')} + 1`,
+  claim_token: (sql) => `${sql.param('token')} || '.' || ${sql.col('seq')}`,
+  lease_owner: param('owner'),
+  lease_until: param('lease_until'),
+  started_at: (sql) => `coalesce(${sql.col('started_at')}, ${sql.param('now')})`,
+  updated_at: param('now'),
+} as const satisfies Record<string, Assignment>;
+
+export const TRANSITIONS = define({
+  /** An async request (or a hand-off's child) is stored: the acknowledgement follows this commit. */
+  accept: { from: 'new', to: 'queued', sets: {}, events: ['accepted'] },
+  /** A cron slot (or run-now) starts a scheduled instance; with overlap `skip`, not while one is {@link ACTIVE}. */
+  fire: { from: 'new', to: 'queued', durableOnly: true, sets: {}, events: ['accepted'] },
+  /** A worker takes a due instance under a lease and starts an attempt. */
+  claim: { from: DUE, to: 'running', sets: CLAIM_SETS, events: ['started'] },
+  /** A worker takes over an instance whose lease expired (its holder died) and starts an attempt. */
+  takeOver: { from: LEASED, to: 'running', sets: CLAIM_SETS, events: ['lease.expired', 'started'] },
+  /** The heartbeat renews a lease. */
+  renew: {
+    from: LEASED,
+    to: 'running',
+    leased: true,
+    sets: { lease_until: param('lease_until') },
+    events: [],
+  },
+  /** A step's result is stored (the step row; the instance stays running). */
+  writeStep: { from: LEASED, to: 'running', leased: true, sets: {}, events: [] },
+  /** The attempt succeeded: the run is over. */
+  succeed: {
+    from: LEASED,
+    to: 'succeeded',
+    leased: true,
+    sets: {
+      output: param('output'),
+      error: NULL,
+      finished_at: param('now'),
+      duration_ms: param('duration'),
+      updated_at: param('now'),
+      ...LEASE_CLEARED,
+    },
+    events: ['succeeded'],
+  },
+  /** The attempt failed for good (permanent error or attempts used up): the run is over. */
+  fail: {
+    from: LEASED,
+    to: 'failed',
+    leased: true,
+    sets: {
+      error: param('error'),
+      finished_at: param('now'),
+      duration_ms: param('duration'),
+      updated_at: param('now'),
+      ...LEASE_CLEARED,
+    },
+    events: ['failed'],
+  },
+  /** The attempt failed and another one is due at `run_at` (`refund` 1: the wait did not use an attempt). */
+  retry: {
+    from: LEASED,
+    to: 'retrying',
+    leased: true,
+    sets: {
+      error: param('error'),
+      run_at: param('run_at'),
+      duration_ms: param('duration'),
+      attempt: (sql) => `${sql.col('attempt')} - ${sql.param('refund')}`,
+      updated_at: param('now'),
+      ...LEASE_CLEARED,
+    },
+    events: ['retry.scheduled'],
+  },
+  /** A worker shutting down gives its instance back, due at once; the attempt it began does not count. */
+  release: {
+    from: LEASED,
+    to: 'queued',
+    leased: true,
+    sets: {
+      attempt: (sql) => sql.greatest(`${sql.col('attempt')} - 1`, '0'),
+      ...LEASE_CLEARED,
+      run_at: param('now'),
+      updated_at: param('now'),
+    },
+    events: [],
+  },
+  /** A new run of a finished instance, from the start or after its last succeeded step. */
+  rerun: {
+    from: FINAL,
+    to: 'queued',
+    durableOnly: true,
+    sets: {
+      run: param('run'),
+      run_from: param('run_from'),
+      run_started_at: param('now'),
+      input: param('input'),
+      attempt: () => '0',
+      output: NULL,
+      error: NULL,
+      started_at: NULL,
+      finished_at: NULL,
+      duration_ms: NULL,
+      run_at: param('now'),
+      updated_at: param('now'),
+      ...LEASE_CLEARED,
+    },
+    events: ['rerun'],
+  },
+  /** An operator ends an instance that has not succeeded (a failed one included, to free its ordering key). */
+  cancel: {
+    from: ['queued', 'running', 'retrying', 'failed'],
+    to: 'cancelled',
+    durableOnly: true,
+    sets: {
+      finished_at: param('now'),
+      updated_at: param('now'),
+      duration_ms: (sql) => `${sql.param('now')} - ${sql.col('started_at')}`,
+      ...LEASE_CLEARED,
+    },
+    events: ['cancelled'],
+  },
+});
+
+export type TransitionName = keyof typeof TRANSITIONS;
+
+/** Whether a transition may start from an instance in this mode and status. */
+export function allows(transition: Transition, row: { mode: string; status: string }): boolean {
+  if (transition.durableOnly && row.mode === 'sync') return false;
+  return transition.from !== 'new' && (transition.from as readonly string[]).includes(row.status);
+}
+
+/** The transition that ends an attempt, by the outcome the executor decided. */
+export const FINISH = {
+  succeeded: TRANSITIONS.succeed,
+  failed: TRANSITIONS.fail,
+  retry: TRANSITIONS.retry,
+} as const;
+
+export type FinishKind = keyof typeof FINISH;
+
+/** The event types that bring an instance into each status (the activity stream's status filter). */
+export const EVENTS_INTO: Readonly<Record<InstanceStatus, readonly ActivityType[]>> = (() => {
+  const into = {} as Record<InstanceStatus, ActivityType[]>;
+  for (const t of Object.values(TRANSITIONS) as Transition[]) {
+    const list = (into[t.to] ??= []);
+    // The last event of a transition is the one that announces its status (a takeover's is `started`).
+    const event = t.events.at(-1);
+    if (event && !list.includes(event)) list.push(event);
+  }
+  return into;
+})();
+
+/** Overlap rule of a schedule with `overlap: 'skip'`: a slot is skipped while one of these exists. */
+export const BLOCKS_FIRING = ACTIVE;
