@@ -45,11 +45,11 @@ export function caseAssignments(
   const entries = Object.entries(branches);
   const columns = new Set<string>(['status']);
   for (const [, t] of entries) for (const column of Object.keys(t.sets)) columns.add(column);
-  const valueOf = (t: Transition, column: string) =>
+  const valueIn = (t: Transition, column: string) =>
     column === 'status' ? quote(t.to) : (t.sets[column]?.(sql) ?? sql.col(column));
   return [...columns]
     .map((column) => {
-      const values = entries.map(([key, t]) => [key, valueOf(t, column)] as const);
+      const values = entries.map(([key, t]) => [key, valueIn(t, column)] as const);
       if (values.every(([, v]) => v === values[0]![1])) return `${column} = ${values[0]![1]}`;
       const whens = values.map(([key, v]) => `WHEN ${quote(key)} THEN ${v}`).join(' ');
       return `${column} = CASE ${discriminant} ${whens} END`;

@@ -9,7 +9,15 @@
  * parameter (each store binds the same names), `col(name)` a column of the instance's current row.
  */
 import type { ActivityType } from './activity.js';
-import { ACTIVE, DUE, FINAL, type InstanceStatus, LEASED, type StatusSet } from './statuses.js';
+import {
+  ACTIVE,
+  DUE,
+  FINAL,
+  INSTANCE_STATUSES,
+  type InstanceStatus,
+  LEASED,
+  type StatusSet,
+} from './statuses.js';
 
 /** How a store writes SQL: its parameters, column references and the few functions that differ. */
 export interface Dialect {
@@ -195,9 +203,12 @@ export type FinishKind = keyof typeof FINISH;
 
 /** The event types that bring an instance into each status (the activity stream's status filter). */
 export const EVENTS_INTO: Readonly<Record<InstanceStatus, readonly ActivityType[]>> = (() => {
-  const into = {} as Record<InstanceStatus, ActivityType[]>;
+  const into = Object.fromEntries(INSTANCE_STATUSES.map((s) => [s, [] as ActivityType[]])) as Record<
+    InstanceStatus,
+    ActivityType[]
+  >;
   for (const t of Object.values(TRANSITIONS) as Transition[]) {
-    const list = (into[t.to] ??= []);
+    const list = into[t.to];
     // The last event of a transition is the one that announces its status (a takeover's is `started`).
     const event = t.events.at(-1);
     if (event && !list.includes(event)) list.push(event);
