@@ -1,5 +1,6 @@
 /** Mapping between database rows and the model, shared by the SQL stores. */
 import { parseStoredJson } from '../json.js';
+import { allows, TRANSITIONS as LIFECYCLE, runStatusOf } from '../lifecycle/index.js';
 import type {
   ActivityEvent,
   ActivityType,
@@ -8,14 +9,13 @@ import type {
   InstanceStatus,
   InstanceWork,
   Mode,
-  NewActivityEvent,
   RerunFrom,
   Run,
   RunStatus,
   Step,
   StepStatus,
 } from '../model.js';
-import type { InstanceFilter, TransitionOutcome } from './store.js';
+import type { TransitionOutcome } from './store.js';
 
 export interface InstanceRow {
   seq: number | string;
@@ -116,9 +116,7 @@ export function workFromRow(row: WorkRow): InstanceWork {
 
 /** The current run, derived from the instance row (archived runs live in the runs table). */
 export function currentRunFromRow(row: InstanceRow): Run {
-  const status = row.status as InstanceStatus;
-  const runStatus: RunStatus =
-    status === 'succeeded' || status === 'failed' || status === 'cancelled' ? status : 'running';
+  const runStatus = runStatusOf(row.status as InstanceStatus);
   return {
     instanceId: row.id,
     run: row.run,
@@ -230,20 +228,10 @@ export function parseTrackingFilter(filter: string): { name: string | null; valu
 export const asArray = <T>(value: T | T[] | undefined): T[] | undefined =>
   value === undefined ? undefined : Array.isArray(value) ? value : [value];
 
-/** True when a filter names nothing at all (a bulk operation on everything is refused upstream). */
-export function isEmptyFilter(filter: InstanceFilter): boolean {
-  return Object.values(filter).every((value) => value === undefined);
-}
-
-/** The state machine's rules for reruns and cancels, one place for every store. */
+/** Whether a rerun or cancel applies to a row: the lifecycle's rule, read from `src/lifecycle`. */
 export const TRANSITIONS = {
-  /** A rerun starts a new run of a finished durable instance. */
-  rerun: (row: Pick<InstanceRow, 'mode' | 'status'>) =>
-    row.mode !== 'sync' &&
-    (row.status === 'succeeded' || row.status === 'failed' || row.status === 'cancelled'),
-  /** A cancel ends any durable instance that has not succeeded or been cancelled (failed included). */
-  cancel: (row: Pick<InstanceRow, 'mode' | 'status'>) =>
-    row.mode !== 'sync' && row.status !== 'succeeded' && row.status !== 'cancelled',
+  rerun: (row: Pick<InstanceRow, 'mode' | 'status'>) => allows(LIFECYCLE.rerun, row),
+  cancel: (row: Pick<InstanceRow, 'mode' | 'status'>) => allows(LIFECYCLE.cancel, row),
 };
 
 /**
@@ -272,7 +260,4 @@ export function sortTransition(
   return { outcomes, eligible };
 }
 
-/** An activity event's stored fields, in the order of the events table's columns (instance_id, integration_id, run, type, at, data). */
-export function eventFields(event: NewActivityEvent): [string, string, number, string, number, string] {
-  return [event.instanceId, event.integrationId, event.run, event.type, event.at, JSON.stringify(event.data)];
-}
+export { eventFields } from '../lifecycle/activity.js';
