@@ -1,5 +1,4 @@
 /** The instance lifecycle: statuses, activity events and the transitions between them, defined once. */
 export * from './activity.js';
-export * from './sql.js';
 export * from './statuses.js';
 export * from './transitions.js';

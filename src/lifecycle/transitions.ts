@@ -1,12 +1,10 @@
 /**
  * The instance state machine as data. Each transition names the statuses it may start from, the
  * status it leads to, the columns it sets and the activity events it writes. The stores render
- * their UPDATE statements, status conditions and event rows from these (`sql.ts`); the executor
+ * their UPDATE statements, status conditions and event rows from these (`src/store/sql.ts`: SQL
+ * text lives only under `src/store`); the executor
  * maps an attempt's outcome to its transition ({@link FINISH}); rules that decide in TypeScript
  * whether an operation applies (rerun, cancel) read {@link allows}.
- *
- * A value of `sets` is an SQL expression built from a dialect: `param(name)` is a statement
- * parameter (each store binds the same names), `col(name)` a column of the instance's current row.
  */
 import type { ActivityType } from './activity.js';
 import {
@@ -19,28 +17,34 @@ import {
   type StatusSet,
 } from './statuses.js';
 
-/** How a store writes SQL: its parameters, column references and the few functions that differ. */
-export interface Dialect {
-  param(name: string): string;
-  col(name: string): string;
-  /** The larger of two values (`max(a, b)` in SQLite, `greatest(a, b)` in PostgreSQL). */
-  greatest(a: string, b: string): string;
-}
+/**
+ * A column's new value, as data (the stores render it as SQL): a constant, `null`, a statement
+ * parameter (each store binds the same names), a column of the row's current values, or a small
+ * expression of those.
+ */
+export type Value =
+  | null
+  | number
+  | { readonly param: string }
+  | { readonly column: string }
+  | { readonly plus: readonly [Value, Value] }
+  | { readonly minus: readonly [Value, Value] }
+  /** The first value, but not below the second (`greatest`). */
+  | { readonly atLeast: readonly [Value, Value] }
+  /** The first value that is not null (`coalesce`). */
+  | { readonly firstOf: readonly [Value, Value] }
+  /** Text joined from values and literal strings. */
+  | { readonly join: readonly (Value | string)[] };
 
-export type Assignment = (sql: Dialect) => string;
-
-const param =
-  (name: string): Assignment =>
-  (sql) =>
-    sql.param(name);
-const NULL: Assignment = () => 'NULL';
+const param = (name: string): Value => ({ param: name });
+const column = (name: string): Value => ({ column: name });
 
 /** The lease columns: cleared by every transition that leaves `running`. */
 export const LEASE_CLEARED = {
-  claim_token: NULL,
-  lease_owner: NULL,
-  lease_until: NULL,
-} as const satisfies Record<string, Assignment>;
+  claim_token: null,
+  lease_owner: null,
+  lease_until: null,
+} as const satisfies Record<string, Value>;
 
 export interface Transition {
   readonly name: string;
@@ -52,7 +56,7 @@ export interface Transition {
   /** Guarded by the claim token of the attempt that writes it (a lost lease refuses the write). */
   readonly leased?: boolean;
   /** Columns set besides `status`, in statement order. */
-  readonly sets: Readonly<Record<string, Assignment>>;
+  readonly sets: Readonly<Record<string, Value>>;
   /** Activity events written with it, in order. */
   readonly events: readonly ActivityType[];
 }
@@ -63,13 +67,14 @@ const define = <T extends Record<string, Omit<Transition, 'name'>>>(table: T) =>
   ) as { readonly [K in keyof T]: Transition & T[K] & { name: K } };
 
 const CLAIM_SETS = {
-  attempt: (sql) => `${sql.col('attempt')} + 1`,
-  claim_token: (sql) => `${sql.param('token')} || '.' || ${sql.col('seq')}`,
+  attempt: { plus: [column('attempt'), 1] },
+  // Unique per claim: the claimer's token and the row's sequence number.
+  claim_token: { join: [param('token'), '.', column('seq')] },
   lease_owner: param('owner'),
   lease_until: param('lease_until'),
-  started_at: (sql) => `coalesce(${sql.col('started_at')}, ${sql.param('now')})`,
+  started_at: { firstOf: [column('started_at'), param('now')] },
   updated_at: param('now'),
-} as const satisfies Record<string, Assignment>;
+} as const satisfies Record<string, Value>;
 
 export const TRANSITIONS = define({
   /** An async request (or a hand-off's child) is stored: the acknowledgement follows this commit. */
@@ -97,7 +102,7 @@ export const TRANSITIONS = define({
     leased: true,
     sets: {
       output: param('output'),
-      error: NULL,
+      error: null,
       finished_at: param('now'),
       duration_ms: param('duration'),
       updated_at: param('now'),
@@ -128,7 +133,7 @@ export const TRANSITIONS = define({
       error: param('error'),
       run_at: param('run_at'),
       duration_ms: param('duration'),
-      attempt: (sql) => `${sql.col('attempt')} - ${sql.param('refund')}`,
+      attempt: { minus: [column('attempt'), param('refund')] },
       updated_at: param('now'),
       ...LEASE_CLEARED,
     },
@@ -140,7 +145,7 @@ export const TRANSITIONS = define({
     to: 'queued',
     leased: true,
     sets: {
-      attempt: (sql) => sql.greatest(`${sql.col('attempt')} - 1`, '0'),
+      attempt: { atLeast: [{ minus: [column('attempt'), 1] }, 0] },
       ...LEASE_CLEARED,
       run_at: param('now'),
       updated_at: param('now'),
@@ -157,12 +162,12 @@ export const TRANSITIONS = define({
       run_from: param('run_from'),
       run_started_at: param('now'),
       input: param('input'),
-      attempt: () => '0',
-      output: NULL,
-      error: NULL,
-      started_at: NULL,
-      finished_at: NULL,
-      duration_ms: NULL,
+      attempt: 0,
+      output: null,
+      error: null,
+      started_at: null,
+      finished_at: null,
+      duration_ms: null,
       run_at: param('now'),
       updated_at: param('now'),
       ...LEASE_CLEARED,
@@ -177,7 +182,7 @@ export const TRANSITIONS = define({
     sets: {
       finished_at: param('now'),
       updated_at: param('now'),
-      duration_ms: (sql) => `${sql.param('now')} - ${sql.col('started_at')}`,
+      duration_ms: { minus: [param('now'), column('started_at')] },
       ...LEASE_CLEARED,
     },
     events: ['cancelled'],
