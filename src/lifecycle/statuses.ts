@@ -11,7 +11,7 @@ export { INSTANCE_STATUSES, type InstanceStatus };
 /** A set of statuses, kept as a readonly list (its SQL form is rendered by `sql.ts`). */
 export type StatusSet = readonly InstanceStatus[];
 
-const set = <S extends InstanceStatus>(...statuses: S[]): readonly S[] => Object.freeze(statuses);
+const set = (...statuses: InstanceStatus[]): StatusSet => Object.freeze(statuses);
 
 /** Waiting for a worker: claimable once `run_at` is due. */
 export const DUE = set('queued', 'retrying');
@@ -20,7 +20,7 @@ export const LEASED = set('running');
 /** Still has work ahead of it: counts as active in statistics and for a schedule's overlap rule. */
 export const ACTIVE = set('queued', 'running', 'retrying');
 /** Final: the run is over; a durable instance in one of them may be rerun. */
-export const FINAL = set('succeeded', 'failed', 'cancelled');
+export const FINAL = Object.freeze(['succeeded', 'failed', 'cancelled'] as const);
 /** Final and timed: a duration and an attempt count that statistics use. */
 export const MEASURED = set('succeeded', 'failed');
 /**
