@@ -1,6 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { StoreClosedError } from '../../errors.js';
+import {
+  ACTIVE,
+  activity,
+  BLOCKS_FIRING,
+  DUE,
+  emptyCounts,
+  FINISH,
+  type InstanceStatus,
+  LEASED,
+  TRANSITIONS as LIFECYCLE,
+  MEASURED,
+  PURGEABLE,
+  type StatusSet,
+  type Transition,
+} from '../../lifecycle/index.js';
 import type {
   ActivityEvent,
   ChildCounts,
@@ -30,6 +45,15 @@ import {
   type WorkRow,
   workFromRow,
 } from '../rows.js';
+import {
+  assignments,
+  caseAssignments,
+  type Dialect,
+  eventColumns,
+  sqlValue,
+  statusIn,
+  statusIs,
+} from '../sql.js';
 import type {
   ClaimedInstance,
   ClaimRequest,
@@ -97,6 +121,74 @@ function tokenSeq(token: string): string | null {
 }
 
 /**
+ * The lifecycle's SQL as PostgreSQL writes it: each transition parameter by the expression that
+ * holds it in a statement (`$4`, or a column of a joined batch such as `f.output`), and columns of
+ * the changed row qualified with `alias` where a FROM item makes them ambiguous. A parameter that a
+ * statement does not bind fails when the module loads, not when the statement runs.
+ */
+function dialect(params: Readonly<Record<string, string>>, alias = ''): Dialect {
+  return {
+    param(name) {
+      const sql = params[name];
+      if (sql === undefined) throw new Error(`No SQL given for the lifecycle parameter "${name}"`);
+      return sql;
+    },
+    col: (name) => alias + name,
+    greatest: 'greatest',
+  };
+}
+
+/** The statuses a transition starts from, for a WHERE clause (an insert starts from none). */
+function sources(transition: Transition): StatusSet {
+  if (transition.from === 'new') throw new Error(`${transition.name} starts no stored instance`);
+  return transition.from;
+}
+
+/** The columns of the state table (migration 4): what changes while an instance is scheduled and run. */
+const STATE_COLUMNS: ReadonlySet<string> = new Set([
+  'status',
+  'attempt',
+  'run_at',
+  'claim_token',
+  'lease_owner',
+  'lease_until',
+  'started_at',
+  'finished_at',
+  'duration_ms',
+  'updated_at',
+  'output',
+  'error',
+]);
+
+/** A transition's columns split by table: the instance row's, and the state row's (with the status). */
+function byTable(transition: Transition): { rows: Transition['sets']; state: Transition } {
+  const entries = Object.entries(transition.sets);
+  return {
+    rows: Object.fromEntries(entries.filter(([column]) => !STATE_COLUMNS.has(column))),
+    state: {
+      ...transition,
+      sets: Object.fromEntries(entries.filter(([column]) => STATE_COLUMNS.has(column))),
+    },
+  };
+}
+
+/**
+ * A claim and a takeover lead to the same status with the same columns, so one UPDATE does both
+ * (a takeover's `status = 'running'` changes nothing).
+ */
+if (
+  LIFECYCLE.takeOver.to !== LIFECYCLE.claim.to ||
+  JSON.stringify(LIFECYCLE.takeOver.sets) !== JSON.stringify(LIFECYCLE.claim.sets)
+)
+  throw new Error('CLAIM_SQL claims and takes over in one UPDATE: both transitions must set the same');
+const CLAIM_SETS = assignments(
+  LIFECYCLE.claim,
+  dialect({ now: '$1', token: '$4', owner: '$5', lease_until: '$6' }, 's.'),
+);
+/** Position of each event a takeover writes: its lease.expired precedes its started. */
+const eventOrder = (type: 'lease.expired' | 'started') => LIFECYCLE.takeOver.events.indexOf(type);
+
+/**
  * Claims a batch (parameters: now, integration ids, limit, batch token, owner, lease end). One
  * statement, so one round trip and one commit: pick expired leases first, then due instances. The
  * head of an ordering key is the only claimable instance of that key: an earlier one that is
@@ -106,7 +198,7 @@ function tokenSeq(token: string): string | null {
  */
 const CLAIM_SQL = `WITH expired AS (
      SELECT seq, lease_owner FROM {{schema}}.instance_state
-     WHERE status = 'running' AND lease_until < $1 AND integration_id = ANY($2::text[])
+     WHERE ${statusIn(sources(LIFECYCLE.takeOver))} AND lease_until < $1 AND integration_id = ANY($2::text[])
      ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
    ), due AS (
      SELECT seq, resumed FROM {{schema}}.due_instances($1, $2::text[], $3::int)
@@ -114,9 +206,7 @@ const CLAIM_SQL = `WITH expired AS (
      (SELECT seq, true AS taken_over, lease_owner AS previous_owner, true AS resumed FROM expired)
      UNION ALL (SELECT seq, false, NULL, resumed FROM due) LIMIT $3
    ), updated AS (
-     UPDATE {{schema}}.instance_state s SET status = 'running', attempt = s.attempt + 1,
-       claim_token = $4 || '.' || s.seq, lease_owner = $5, lease_until = $6,
-       started_at = coalesce(s.started_at, $1), updated_at = $1
+     UPDATE {{schema}}.instance_state s SET ${CLAIM_SETS}
      FROM picked p WHERE s.seq = p.seq
      RETURNING s.seq, s.attempt, s.started_at, p.taken_over, p.previous_owner, p.resumed
    ), claimed AS (
@@ -128,13 +218,14 @@ const CLAIM_SQL = `WITH expired AS (
      -- One insert for both kinds, so that a takeover's lease.expired precedes its started.
      INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
      SELECT id, integration_id, run, type, $1, data FROM (
-       SELECT seq, 0 AS ord, id, integration_id, run, 'lease.expired' AS type,
-         json_build_object('attempt', attempt - 1, 'owner', previous_owner)::text AS data
+       SELECT seq, ${eventOrder('lease.expired')}, id, integration_id, run,
+         ${eventColumns('lease.expired', { attempt: 'attempt - 1', owner: 'previous_owner' }, 'json_build_object')}::text
        FROM claimed WHERE taken_over
        UNION ALL
-       SELECT seq, 1, id, integration_id, run, 'started', json_build_object('attempt', attempt)::text
+       SELECT seq, ${eventOrder('started')}, id, integration_id, run,
+         ${eventColumns('started', { attempt: 'attempt' }, 'json_build_object')}::text
        FROM claimed
-     ) AS e ORDER BY seq, ord
+     ) AS e(seq, ord, id, integration_id, run, type, data) ORDER BY seq, ord
    )
    SELECT * FROM claimed ORDER BY seq`;
 
@@ -168,14 +259,9 @@ const COMMIT_SQL = `WITH st AS (
        (r->>6)::bigint AS run_at, (r->>7)::int AS refund, (r->>8)::bigint AS now, (r->>9)::bigint AS duration
      FROM jsonb_array_elements($2::jsonb) AS r
    ), done AS (
+     -- Each row as its outcome kind's transition sets it (FINISH).
      UPDATE {{schema}}.instance_state s SET
-       status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'retrying' END,
-       output = CASE WHEN f.kind = 'succeeded' THEN f.output ELSE s.output END,
-       error = CASE WHEN f.kind = 'succeeded' THEN NULL ELSE f.error END,
-       finished_at = CASE WHEN f.kind = 'retry' THEN s.finished_at ELSE f.now END,
-       run_at = CASE WHEN f.kind = 'retry' THEN f.run_at ELSE s.run_at END,
-       attempt = s.attempt - f.refund, duration_ms = f.duration, updated_at = f.now,
-       claim_token = NULL, lease_owner = NULL, lease_until = NULL
+       ${caseAssignments('f.kind', FINISH, dialect({ output: 'f.output', error: 'f.error', now: 'f.now', duration: 'f.duration', run_at: 'f.run_at', refund: 'f.refund' }, 's.'))}
      FROM fin f
      -- Found by key through the array, whatever the planner estimates for the JSON rows (joined
      -- to them directly, a few hundred rows estimated against stale statistics were planned as a
@@ -209,6 +295,39 @@ const COMMIT_SQL = `WITH st AS (
 
 /** The hot-path statements, for tests that check their plans. */
 export const HOT_PATH_SQL = { claim: CLAIM_SQL, commit: COMMIT_SQL } as const;
+
+/**
+ * The leases of a batch (parameters: instance ids, state rows, tokens; see `leaseArrays`), each
+ * found by key and guarded by its token, as a renewal or a release changes them.
+ */
+const leaseUpdate = (transition: Transition) =>
+  `UPDATE {{schema}}.instance_state s SET ${assignments(transition, dialect({ lease_until: '$4', now: '$4' }, 's.'))}
+   FROM unnest($1::text[], $2::bigint[], $3::text[]) AS l(id, seq, token)
+   WHERE s.seq = ANY($2::bigint[]) AND s.seq = l.seq AND s.claim_token = l.token AND ${statusIn(sources(transition), 's.status')}`;
+const RENEW_SQL = `${leaseUpdate(LIFECYCLE.renew)}
+   RETURNING l.id`;
+const RELEASE_SQL = leaseUpdate(LIFECYCLE.release);
+
+/**
+ * A rerun's restart (parameters: instance ids, run_from, now, replacement input or null). Its
+ * columns live in two tables: the run and input on the instance row, the rest on the state row.
+ */
+const RERUN_SQL = (() => {
+  const sql = dialect({ run: 'i.run + 1', run_from: '$2', now: '$3', input: 'coalesce($4, i.input)' });
+  const { rows, state } = byTable(LIFECYCLE.rerun);
+  const rowSets = Object.entries(rows).map(([column, value]) => `${column} = ${sqlValue(value, sql)}`);
+  return `WITH rows AS (
+     UPDATE {{schema}}.instance_rows i SET ${rowSets.join(', ')}
+     WHERE i.id = ANY($1::text[])
+     RETURNING i.seq
+   )
+   UPDATE {{schema}}.instance_state s SET ${assignments(state, sql)}
+   FROM rows WHERE s.seq = rows.seq`;
+})();
+
+/** Cancels instances (parameters: state rows, now); which ones may be was decided in TypeScript. */
+const CANCEL_SQL = `UPDATE {{schema}}.instance_state SET ${assignments(LIFECYCLE.cancel, dialect({ now: '$2' }))}
+   WHERE seq = ANY($1::bigint[])`;
 
 /**
  * The shared store: many Tandem processes on many machines use one PostgreSQL database. Claims
@@ -447,20 +566,18 @@ export class PostgresStore implements Store {
         );
         for (const row of found.rows) existing.set(`${row.integration_id}\u0000${row.idempotency_key}`, row);
       }
-      const queued = rows.filter((r) => created.has(r.id) && r.status === 'queued');
+      // Accepted work (a sync record is inserted final, without an event).
+      const queued = rows.filter((r) => created.has(r.id) && r.status === LIFECYCLE.accept.to);
       await this.insertEvents(
         client,
         queued
           .filter((r) => r.announce !== false)
-          .map(
-            (r): NewActivityEvent => ({
-              instanceId: r.id,
-              integrationId: r.integrationId,
-              run: 1,
-              type: 'accepted',
-              at: r.createdAt,
-              data: r.parentId ? { parentId: r.parentId } : {},
-            }),
+          .map((r) =>
+            activity(
+              'accepted',
+              { instanceId: r.id, integrationId: r.integrationId, run: 1, at: r.createdAt },
+              r.parentId ? { parentId: r.parentId } : {},
+            ),
           ),
       );
       if (queued.length > 0) await this.notify(client);
@@ -527,14 +644,7 @@ export class PostgresStore implements Store {
   async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
     this.open();
     if (leases.length === 0) return [];
-    const result = await this.q(
-      this.pool,
-      `UPDATE {{schema}}.instance_state s SET lease_until = $4
-       FROM unnest($1::text[], $2::bigint[], $3::text[]) AS l(id, seq, token)
-       WHERE s.seq = ANY($2::bigint[]) AND s.seq = l.seq AND s.claim_token = l.token AND s.status = 'running'
-       RETURNING l.id`,
-      [...leaseArrays(leases), leaseUntil],
-    );
+    const result = await this.q(this.pool, RENEW_SQL, [...leaseArrays(leases), leaseUntil]);
     const kept = new Set(result.rows.map((r: { id: string }) => r.id));
     return leases.map((l) => l.instanceId).filter((id) => !kept.has(id));
   }
@@ -543,14 +653,7 @@ export class PostgresStore implements Store {
     this.open();
     if (leases.length === 0) return;
     await this.tx(async (client) => {
-      await this.q(
-        client,
-        `UPDATE {{schema}}.instance_state s SET status = 'queued', attempt = greatest(s.attempt - 1, 0),
-           claim_token = NULL, lease_owner = NULL, lease_until = NULL, run_at = $4, updated_at = $4
-         FROM unnest($1::text[], $2::bigint[], $3::text[]) AS l(id, seq, token)
-         WHERE s.seq = ANY($2::bigint[]) AND s.seq = l.seq AND s.claim_token = l.token AND s.status = 'running'`,
-        [...leaseArrays(leases), now],
-      );
+      await this.q(client, RELEASE_SQL, [...leaseArrays(leases), now]);
       await this.notify(client);
     });
   }
@@ -640,7 +743,7 @@ export class PostgresStore implements Store {
         const found = await this.q(
           client,
           `SELECT * FROM {{schema}}.instances WHERE ${where}
-             AND status IN ('succeeded', 'failed', 'cancelled') AND mode <> 'sync'
+             AND ${statusIn(sources(LIFECYCLE.rerun))} AND mode <> 'sync'
            ORDER BY seq DESC FOR UPDATE`,
           params,
         );
@@ -684,33 +787,25 @@ export class PostgresStore implements Store {
           [eligible.map((r) => r.id), eligible.map((r) => r.run)],
         );
       }
-      await this.q(
-        client,
-        `WITH rows AS (
-           UPDATE {{schema}}.instance_rows i SET run = i.run + 1, run_from = $2, run_started_at = $3,
-             input = coalesce($4, i.input)
-           WHERE i.id = ANY($1::text[])
-           RETURNING i.seq
-         )
-         UPDATE {{schema}}.instance_state s SET status = 'queued', attempt = 0, output = NULL, error = NULL,
-           started_at = NULL, finished_at = NULL, duration_ms = NULL, run_at = $3, updated_at = $3, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-         FROM rows WHERE s.seq = rows.seq`,
-        [eligible.map((r) => r.id), request.from, request.now, request.inputJson ?? null],
-      );
+      await this.q(client, RERUN_SQL, [
+        eligible.map((r) => r.id),
+        request.from,
+        request.now,
+        request.inputJson ?? null,
+      ]);
       await this.insertEvents(
         client,
-        eligible.map((r) => ({
-          instanceId: r.id,
-          integrationId: r.integration_id,
-          run: r.run + 1,
-          type: 'rerun' as const,
-          at: request.now,
-          data: {
-            from: request.from,
-            previousStatus: r.status,
-            inputReplaced: request.inputJson !== undefined,
-          },
-        })),
+        eligible.map((r) =>
+          activity(
+            'rerun',
+            { instanceId: r.id, integrationId: r.integration_id, run: r.run + 1, at: request.now },
+            {
+              from: request.from,
+              previousStatus: r.status as InstanceStatus,
+              inputReplaced: request.inputJson !== undefined,
+            },
+          ),
+        ),
       );
       await this.notify(client);
       return outcomes;
@@ -731,23 +826,16 @@ export class PostgresStore implements Store {
         (row) => row.run,
       );
       if (cancelled.length > 0) {
-        await this.q(
-          client,
-          `UPDATE {{schema}}.instance_state SET status = 'cancelled', finished_at = $2, updated_at = $2,
-             duration_ms = $2 - started_at, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-           WHERE seq = ANY($1::bigint[])`,
-          [cancelled.map((r) => r.seq), now],
-        );
+        await this.q(client, CANCEL_SQL, [cancelled.map((r) => r.seq), now]);
         await this.insertEvents(
           client,
-          cancelled.map((r) => ({
-            instanceId: r.id,
-            integrationId: r.integration_id,
-            run: r.run,
-            type: 'cancelled' as const,
-            at: now,
-            data: { previousStatus: r.status },
-          })),
+          cancelled.map((r) =>
+            activity(
+              'cancelled',
+              { instanceId: r.id, integrationId: r.integration_id, run: r.run, at: now },
+              { previousStatus: r.status as InstanceStatus },
+            ),
+          ),
         );
         await this.notify(client);
       }
@@ -914,18 +1002,18 @@ export class PostgresStore implements Store {
 
   async integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
     this.open();
-    const finished = "status IN ('succeeded', 'failed') AND duration_ms IS NOT NULL";
+    const finished = `${statusIn(MEASURED)} AND duration_ms IS NOT NULL`;
     const { rows } = await this.q(
       this.pool,
       `SELECT integration_id, mode, count(*)::int AS total,
-         count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
-         count(*) FILTER (WHERE status = 'failed')::int AS failed,
-         count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
-         count(*) FILTER (WHERE status IN ('queued', 'running', 'retrying'))::int AS active,
+         count(*) FILTER (WHERE ${statusIs('succeeded')})::int AS succeeded,
+         count(*) FILTER (WHERE ${statusIs('failed')})::int AS failed,
+         count(*) FILTER (WHERE ${statusIs('cancelled')})::int AS cancelled,
+         count(*) FILTER (WHERE ${statusIn(ACTIVE)})::int AS active,
          percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p50,
          percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p95,
          percentile_disc(0.99) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p99,
-         coalesce(avg(greatest(attempt - 1, 0)) FILTER (WHERE status IN ('succeeded', 'failed')), 0)::float8 AS retries
+         coalesce(avg(greatest(attempt - 1, 0)) FILTER (WHERE ${statusIn(MEASURED)}), 0)::float8 AS retries
        FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2
        GROUP BY integration_id, mode ORDER BY integration_id`,
       [request.since, request.until],
@@ -935,7 +1023,7 @@ export class PostgresStore implements Store {
       `SELECT integration_id, code, count FROM (
          SELECT integration_id, error::jsonb ->> 'code' AS code, count(*)::int AS count,
            row_number() OVER (PARTITION BY integration_id ORDER BY count(*) DESC, error::jsonb ->> 'code') AS n
-         FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND status = 'failed'
+         FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND ${statusIs('failed')}
          GROUP BY integration_id, error::jsonb ->> 'code') AS e
        WHERE n <= 5 ORDER BY integration_id, count DESC, code`,
       [request.since, request.until],
@@ -943,7 +1031,7 @@ export class PostgresStore implements Store {
     const byConnection = await this.q(
       this.pool,
       `SELECT integration_id, error::jsonb -> 'details' ->> 'connection' AS connection, count(*)::int AS count
-       FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND status = 'failed'
+       FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND ${statusIs('failed')}
          AND error::jsonb -> 'details' ->> 'connection' IS NOT NULL
        GROUP BY 1, 2`,
       [request.since, request.until],
@@ -978,9 +1066,9 @@ export class PostgresStore implements Store {
         client,
         // A cutoff that is NULL matches nothing: that outcome is kept.
         `SELECT id FROM {{schema}}.instances
-         WHERE (status IN ('succeeded', 'cancelled') AND finished_at < $1)
-            OR (status = 'failed' AND mode = 'sync' AND finished_at < $2::bigint)
-            OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < $3::bigint)
+         WHERE (${statusIn(PURGEABLE)} AND finished_at < $1)
+            OR (${statusIs('failed')} AND mode = 'sync' AND finished_at < $2::bigint)
+            OR (${statusIs('failed')} AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < $3::bigint)
          LIMIT $4 FOR UPDATE SKIP LOCKED`,
         [
           request.finishedBefore,
@@ -1010,9 +1098,9 @@ export class PostgresStore implements Store {
       this.pool,
       `SELECT least(
          (SELECT min(run_at) FROM {{schema}}.instance_state
-           WHERE status IN ('queued', 'retrying') AND integration_id = ANY($1::text[])),
+           WHERE ${statusIn(DUE)} AND integration_id = ANY($1::text[])),
          (SELECT min(lease_until) FROM {{schema}}.instance_state
-           WHERE status = 'running' AND integration_id = ANY($1::text[]))) AS due`,
+           WHERE ${statusIn(LEASED)} AND integration_id = ANY($1::text[]))) AS due`,
       [integrationIds],
     );
     return rows[0].due === null ? null : Number(rows[0].due);
@@ -1065,15 +1153,7 @@ export class PostgresStore implements Store {
 
   async countChildren(parentId: string): Promise<ChildCounts> {
     this.open();
-    const counts: ChildCounts = {
-      total: 0,
-      queued: 0,
-      running: 0,
-      retrying: 0,
-      succeeded: 0,
-      failed: 0,
-      cancelled: 0,
-    };
+    const counts: ChildCounts = emptyCounts();
     const { rows } = await this.q(
       this.pool,
       'SELECT status, count(*)::int AS n FROM {{schema}}.instances WHERE parent_id = $1 GROUP BY status',
@@ -1159,7 +1239,7 @@ export class PostgresStore implements Store {
         const active = await this.q(
           client,
           `SELECT i.id FROM {{schema}}.instance_state s JOIN {{schema}}.instance_rows i ON i.seq = s.seq
-           WHERE s.integration_id = $1 AND s.mode = 'scheduled' AND s.status IN ('queued', 'running', 'retrying')
+           WHERE s.integration_id = $1 AND s.mode = 'scheduled' AND ${statusIn(BLOCKS_FIRING, 's.status')}
            LIMIT 1`,
           [integrationId],
         );
@@ -1254,9 +1334,7 @@ function filterSql(filter: InstanceFilter, first: number): { where: string; para
     where.push(`status = ANY(${param(statuses)}::text[])`);
     // Spelled out as well when only waiting statuses are asked for, so that the planner can prove
     // the predicate of the partial index instances_due and count the backlog from it alone.
-    if (statuses.every((status) => status === 'queued' || status === 'retrying')) {
-      where.push("status IN ('queued', 'retrying')");
-    }
+    if (statuses.every((status) => DUE.includes(status))) where.push(statusIn(DUE));
   }
   if (filter.parentId !== undefined) where.push(`parent_id = ${param(filter.parentId)}`);
   if (filter.createdAfter !== undefined) where.push(`created_at >= ${param(filter.createdAfter)}`);
