@@ -1,0 +1,198 @@
+/**
+ * Reads of instances, runs and steps, the figures of integrations and of a fan-out's children, and
+ * when work is next due.
+ */
+import { ACTIVE, DUE, emptyCounts, LEASED, MEASURED } from '../../lifecycle/index.js';
+import type { ChildCounts, Instance, Run, Step } from '../../model.js';
+import {
+  asArray,
+  currentRunFromRow,
+  type InstanceRow,
+  instanceFromRow,
+  parseTrackingFilter,
+  type RunRow,
+  runFromRow,
+  type StepRow,
+  stepFromRow,
+} from '../rows.js';
+import { statusIn, statusIs } from '../sql.js';
+import type { InstanceFilter, IntegrationStats, ListRequest, Page, StatsRequest } from '../store.js';
+import type { PgConnection } from './connection.js';
+
+export async function getInstance(db: PgConnection, id: string): Promise<Instance | null> {
+  db.assertOpen();
+  const { rows } = await db.q(db.pool, 'SELECT * FROM {{schema}}.instances WHERE id = $1', [id]);
+  return rows[0] ? instanceFromRow(rows[0]) : null;
+}
+
+export async function listInstances(db: PgConnection, request: ListRequest): Promise<Page<Instance>> {
+  db.assertOpen();
+  const limit = Math.max(1, Math.min(request.limit, 1000));
+  const { where, params } = filterSql(request, 1);
+  let sql = `SELECT * FROM {{schema}}.instances WHERE ${where}`;
+  if (request.cursor) {
+    params.push(request.cursor);
+    sql += ` AND seq < $${params.length}::bigint`;
+  }
+  sql += ` ORDER BY seq DESC LIMIT ${limit + 1}`;
+  const { rows } = await db.q(db.pool, sql, params);
+  const items = (rows as InstanceRow[]).slice(0, limit).map(instanceFromRow);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? String(last.seq) : null };
+}
+
+export async function countInstances(db: PgConnection, filter: InstanceFilter): Promise<number> {
+  db.assertOpen();
+  const { where, params } = filterSql(filter, 1);
+  const { rows } = await db.q(
+    db.pool,
+    `SELECT count(*)::int AS n FROM {{schema}}.instances WHERE ${where}`,
+    params,
+  );
+  return rows[0].n;
+}
+
+export async function getRuns(db: PgConnection, instanceId: string): Promise<Run[]> {
+  db.assertOpen();
+  const current = await db.q(db.pool, 'SELECT * FROM {{schema}}.instances WHERE id = $1', [instanceId]);
+  if (!current.rows[0]) return [];
+  const { rows } = await db.q(db.pool, 'SELECT * FROM {{schema}}.runs WHERE instance_id = $1 ORDER BY run', [
+    instanceId,
+  ]);
+  return [...(rows as RunRow[]).map(runFromRow), currentRunFromRow(current.rows[0])];
+}
+
+export async function getSteps(db: PgConnection, instanceId: string, run?: number): Promise<Step[]> {
+  db.assertOpen();
+  const { rows } =
+    run === undefined
+      ? await db.q(db.pool, 'SELECT * FROM {{schema}}.steps WHERE instance_id = $1 ORDER BY run, position', [
+          instanceId,
+        ])
+      : await db.q(
+          db.pool,
+          'SELECT * FROM {{schema}}.steps WHERE instance_id = $1 AND run = $2 ORDER BY position',
+          [instanceId, run],
+        );
+  return (rows as StepRow[]).map(stepFromRow);
+}
+
+export async function integrationStats(db: PgConnection, request: StatsRequest): Promise<IntegrationStats[]> {
+  db.assertOpen();
+  const finished = `${statusIn(MEASURED)} AND duration_ms IS NOT NULL`;
+  const { rows } = await db.q(
+    db.pool,
+    `SELECT integration_id, mode, count(*)::int AS total,
+       count(*) FILTER (WHERE ${statusIs('succeeded')})::int AS succeeded,
+       count(*) FILTER (WHERE ${statusIs('failed')})::int AS failed,
+       count(*) FILTER (WHERE ${statusIs('cancelled')})::int AS cancelled,
+       count(*) FILTER (WHERE ${statusIn(ACTIVE)})::int AS active,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p50,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p95,
+       percentile_disc(0.99) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p99,
+       coalesce(avg(greatest(attempt - 1, 0)) FILTER (WHERE ${statusIn(MEASURED)}), 0)::float8 AS retries
+     FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2
+     GROUP BY integration_id, mode ORDER BY integration_id`,
+    [request.since, request.until],
+  );
+  const errors = await db.q(
+    db.pool,
+    `SELECT integration_id, code, count FROM (
+       SELECT integration_id, error::jsonb ->> 'code' AS code, count(*)::int AS count,
+         row_number() OVER (PARTITION BY integration_id ORDER BY count(*) DESC, error::jsonb ->> 'code') AS n
+       FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND ${statusIs('failed')}
+       GROUP BY integration_id, error::jsonb ->> 'code') AS e
+     WHERE n <= 5 ORDER BY integration_id, count DESC, code`,
+    [request.since, request.until],
+  );
+  const byConnection = await db.q(
+    db.pool,
+    `SELECT integration_id, error::jsonb -> 'details' ->> 'connection' AS connection, count(*)::int AS count
+     FROM {{schema}}.instances WHERE created_at >= $1 AND created_at < $2 AND ${statusIs('failed')}
+       AND error::jsonb -> 'details' ->> 'connection' IS NOT NULL
+     GROUP BY 1, 2`,
+    [request.since, request.until],
+  );
+  const toNumber = (value: string | number | null) => (value === null ? null : Number(value));
+  return rows.map((row) => ({
+    integrationId: row.integration_id,
+    mode: row.mode,
+    total: row.total,
+    succeeded: row.succeeded,
+    failed: row.failed,
+    cancelled: row.cancelled,
+    active: row.active,
+    p50: toNumber(row.p50),
+    p95: toNumber(row.p95),
+    p99: toNumber(row.p99),
+    retriesPerInstance: row.retries,
+    errors: errors.rows
+      .filter((e: { integration_id: string }) => e.integration_id === row.integration_id)
+      .map((e: { code: string | null; count: number }) => ({ code: e.code, count: e.count })),
+    failuresByConnection: Object.fromEntries(
+      byConnection.rows
+        .filter((r: { integration_id: string }) => r.integration_id === row.integration_id)
+        .map((r: { connection: string; count: number }) => [r.connection, r.count]),
+    ),
+  }));
+}
+
+export async function nextDueAt(db: PgConnection, integrationIds: string[]): Promise<number | null> {
+  db.assertOpen();
+  const { rows } = await db.q(
+    db.pool,
+    `SELECT least(
+       (SELECT min(run_at) FROM {{schema}}.instance_state
+         WHERE ${statusIn(DUE)} AND integration_id = ANY($1::text[])),
+       (SELECT min(lease_until) FROM {{schema}}.instance_state
+         WHERE ${statusIn(LEASED)} AND integration_id = ANY($1::text[]))) AS due`,
+    [integrationIds],
+  );
+  return rows[0].due === null ? null : Number(rows[0].due);
+}
+
+export async function countChildren(db: PgConnection, parentId: string): Promise<ChildCounts> {
+  db.assertOpen();
+  const counts: ChildCounts = emptyCounts();
+  const { rows } = await db.q(
+    db.pool,
+    'SELECT status, count(*)::int AS n FROM {{schema}}.instances WHERE parent_id = $1 GROUP BY status',
+    [parentId],
+  );
+  for (const row of rows as { status: keyof ChildCounts; n: number }[]) {
+    counts[row.status] = row.n;
+    counts.total += row.n;
+  }
+  return counts;
+}
+
+/** WHERE clause of an instance filter with `$n` parameters starting at `first`. */
+export function filterSql(filter: InstanceFilter, first: number): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${first + params.length - 1}`;
+  };
+  const ids = asArray(filter.integrationId);
+  const statuses = asArray(filter.status);
+  if (filter.ids) where.push(`id = ANY(${param(filter.ids)}::text[])`);
+  if (ids) where.push(`integration_id = ANY(${param(ids)}::text[])`);
+  if (statuses) {
+    where.push(`status = ANY(${param(statuses)}::text[])`);
+    // Spelled out as well when only waiting statuses are asked for, so that the planner can prove
+    // the predicate of the partial index instances_due and count the backlog from it alone.
+    if (statuses.every((status) => DUE.includes(status))) where.push(statusIn(DUE));
+  }
+  if (filter.parentId !== undefined) where.push(`parent_id = ${param(filter.parentId)}`);
+  if (filter.createdAfter !== undefined) where.push(`created_at >= ${param(filter.createdAfter)}`);
+  if (filter.createdBefore !== undefined) where.push(`created_at < ${param(filter.createdBefore)}`);
+  if (filter.runStartedAfter !== undefined) where.push(`run_started_at >= ${param(filter.runStartedAfter)}`);
+  if (filter.tracking !== undefined) {
+    const { name, value } = parseTrackingFilter(filter.tracking);
+    const v = param(value);
+    where.push(`(track_1 = ${v} OR track_2 = ${v} OR track_3 = ${v})`);
+    if (name) where.push(`tracking ->> ${param(name)} = ${v}`);
+  }
+  return { where: where.length > 0 ? where.join(' AND ') : 'true', params };
+}
