@@ -90,6 +90,23 @@ export const CLAIM_SQL = `WITH expired AS (
    )
    SELECT * FROM claimed ORDER BY seq`;
 
+/** The SET list of a batch's finishes: each row's outcome kind picks its transition (FINISH). */
+const FINISH_SETS = caseAssignments(
+  'f.kind',
+  FINISH,
+  dialect(
+    {
+      output: 'f.output',
+      error: 'f.error',
+      now: 'f.now',
+      duration: 'f.duration',
+      run_at: 'f.run_at',
+      refund: 'f.refund',
+    },
+    's.',
+  ),
+);
+
 /**
  * Commits a batch of step writes, attempt ends and events (parameters: four JSON arrays of rows,
  * each row an array of fields; see `commit`). One statement (one round trip, one commit). All
@@ -120,9 +137,8 @@ export const COMMIT_SQL = `WITH st AS (
        (r->>6)::bigint AS run_at, (r->>7)::int AS refund, (r->>8)::bigint AS now, (r->>9)::bigint AS duration
      FROM jsonb_array_elements($2::jsonb) AS r
    ), done AS (
-     -- Each row as its outcome kind's transition sets it (FINISH).
      UPDATE {{schema}}.instance_state s SET
-       ${caseAssignments('f.kind', FINISH, dialect({ output: 'f.output', error: 'f.error', now: 'f.now', duration: 'f.duration', run_at: 'f.run_at', refund: 'f.refund' }, 's.'))}
+       ${FINISH_SETS}
      FROM fin f
      -- Found by key through the array, whatever the planner estimates for the JSON rows (joined
      -- to them directly, a few hundred rows estimated against stale statistics were planned as a
