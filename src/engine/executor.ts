@@ -1,39 +1,30 @@
 /**
- * Runs one attempt of a claimed instance: builds the handler's context, memoises steps, enforces
- * the per-attempt timeout and turns the outcome into a retry decision. It knows nothing of SQL:
- * everything it stores goes through the {@link WorkWriter}.
+ * Runs one attempt of a claimed instance: gives the handler its context (`attempt-context.ts`,
+ * which memoises steps), enforces the per-attempt timeout, turns a thrown error into a retry
+ * decision (`retry-or-fail.ts`) and writes the outcome as its transition's finish. It knows
+ * nothing of SQL: everything it stores goes through the {@link WorkWriter}.
  */
-import { type Call, type CallArgs, currentStep, makeCaller } from '../connections/caller.js';
+
 import type { HttpConnection } from '../connections/http.js';
 import type {
   AnyIntegration,
-  AsyncContext,
   AsyncDefinition,
   ChildCounts,
-  ScheduledContext,
   ScheduledDefinition,
   StartedInstance,
   StartManyOptions,
   StartOptions,
 } from '../define/integration.js';
-import { checkParameters, type Parameters } from '../define/parameters.js';
-import { backoffDelay, resolveRetryPolicy } from '../define/retry.js';
-import {
-  AttemptTimeoutError,
-  coerceError,
-  DuplicateStepError,
-  LeaseLostError,
-  RetryAfterError,
-  TandemError,
-  toErrorInfo,
-} from '../errors.js';
-import { isStorableText, toStoredJson } from '../json.js';
-import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
-import { Redactor } from '../redaction.js';
+import type { Parameters } from '../define/parameters.js';
+import { AttemptTimeoutError, coerceError, LeaseLostError } from '../errors.js';
+import { toStoredJson } from '../json.js';
+import { type ActivityData, FINISH, type FinishKind } from '../lifecycle/index.js';
+import type { InstanceWork, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
+import { AttemptContext, ScheduledAttemptContext } from './attempt-context.js';
 import type { Clock } from './clock.js';
-import { fanOut } from './fan-out.js';
 import type { EngineObserver } from './observer.js';
+import { retryOrFail } from './retry-or-fail.js';
 import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -132,23 +123,6 @@ export interface ExecuteDeps {
   handlerDone?: (attempt: Attempt) => void;
 }
 
-/** Errors that no retry can mend: the same code with the same input fails the same way. */
-const PERMANENT_CODES = new Set([
-  'non-retryable',
-  'duplicate-step',
-  'not-serializable',
-  'invalid-input',
-  'unknown-integration',
-  'invalid-definition',
-  'idempotency-conflict',
-  'wrong-mode',
-]);
-
-export function isPermanent(error: Error): boolean {
-  if (error instanceof TandemError && PERMANENT_CODES.has(error.code)) return true;
-  return (error as { retryable?: unknown }).retryable === false;
-}
-
 export async function executeAttempt(
   claimed: ClaimedInstance,
   integration: AsyncDefinition<any> | ScheduledDefinition<any>,
@@ -164,40 +138,25 @@ export async function executeAttempt(
     attempt.onAbort(() => reject(attempt.abortError()));
   });
   aborted.catch(() => {});
-  const context = new AttemptContext(claimed, attempt, deps, aborted, integration.redact);
-  const ctx = context as unknown as AsyncContext<unknown>;
-
-  // Scheduled instances see their parameters; what the handler sets is stored with a success.
-  let parameterPatch: Parameters | null = null;
-  const scheduled = integration.mode === 'scheduled' ? integration : null;
+  // Each mode's handler gets its own context class; scheduled instances see their parameters.
+  let context: AttemptContext;
+  let scheduled: ScheduledAttemptContext | null = null;
+  let runHandler: () => unknown;
+  if (integration.mode === 'scheduled') {
+    const scheduledContext = new ScheduledAttemptContext(claimed, attempt, deps, aborted, integration);
+    context = scheduled = scheduledContext;
+    runHandler = () => integration.handler(scheduledContext);
+  } else {
+    const asyncContext = new AttemptContext(claimed, attempt, deps, aborted, integration.redact);
+    context = asyncContext;
+    runHandler = () => integration.handler(asyncContext);
+  }
 
   let outcome: AttemptOutcome;
   let step: string | undefined;
-  const events: NewActivityEvent[] = [];
   try {
-    if (scheduled) {
-      const defaults = scheduled.parameters ?? {};
-      const input = instance.input as { scheduledFor?: number | null; parameters?: Parameters } | null;
-      let current: Parameters = {
-        ...defaults,
-        ...(await deps.storedParameters(instance.integrationId)),
-        ...(input?.parameters ?? {}),
-      };
-      Object.defineProperty(ctx, 'parameters', { get: () => current, enumerable: true });
-      Object.assign(ctx as ScheduledContext, {
-        scheduledFor: input?.scheduledFor ?? null,
-        setParameters(patch: Parameters) {
-          context.ensureLive();
-          const checked = checkParameters(defaults, patch);
-          parameterPatch = { ...parameterPatch, ...checked };
-          current = { ...current, ...checked };
-        },
-      });
-    }
-    const output = await Promise.race([
-      Promise.resolve().then(() => integration.handler(ctx as never)),
-      aborted,
-    ]);
+    if (scheduled) await scheduled.load();
+    const output = await Promise.race([Promise.resolve().then(runHandler), aborted]);
     context.ensureLive();
     outcome = {
       kind: 'succeeded',
@@ -210,7 +169,7 @@ export async function executeAttempt(
       clearTimeout(timer);
       return; // someone else owns the instance now (taken over, cancelled or shutting down)
     }
-    const decided = decide(error, instance, integration, clock.now());
+    const decided = retryOrFail(error, instance, integration, clock.now());
     // The error's texts are masked once, here: the finish and its events both carry them.
     outcome =
       decided.kind === 'succeeded' ? decided : { ...decided, error: context.redactor.error(decided.error) };
@@ -226,29 +185,9 @@ export async function executeAttempt(
   // clock may have set the start: the run never reads shorter than this attempt.
   const attemptMs = ended - started;
   const runMs = Math.max(attemptMs, ended - instance.startedAt);
-  if (outcome.kind === 'succeeded')
-    events.push(context.event('succeeded', { attempt: instance.attempt, durationMs: runMs, attemptMs }));
-  else if (outcome.kind === 'failed') {
-    events.push(
-      context.event('failed', {
-        attempt: instance.attempt,
-        error: outcome.error.message,
-        durationMs: runMs,
-        attemptMs,
-      }),
-    );
-  } else {
-    events.push(
-      context.event('retry.scheduled', {
-        attempt: instance.attempt,
-        runAt: outcome.runAt,
-        error: outcome.error.message,
-        countsAsAttempt: outcome.consumesAttempt,
-        attemptMs,
-      }),
-    );
-  }
-  const patch = parameterPatch as Parameters | null;
+  const events = [finishEvent(context, outcome.kind, outcome, runMs, attemptMs)];
+  // Parameters the handler set are stored with a success only.
+  const patch = scheduled?.patch ?? null;
   deps.handlerDone?.(attempt);
   const held = await writer.finish({
     instanceId: instance.id,
@@ -278,258 +217,45 @@ export async function executeAttempt(
   }
 }
 
-/**
- * The `ctx` of an async or scheduled handler. An attempt makes this one object: its methods live on
- * the prototype instead of being a dozen closures per attempt (which, with quick handlers, cost as
- * much CPU as the rest of the engine). Each method is bound on first read, so that a handler may
- * take them apart (`const { step, input } = ctx`).
- */
-class AttemptContext {
-  readonly instanceId: string;
-  readonly integrationId: string;
-  readonly input: unknown;
-  readonly run: number;
-  readonly attempt: number;
-  private calls = 0;
-  private caller: Call | undefined;
-  /** Results of the steps that succeeded before (made on the first step). */
-  private memo: Map<string, Json | null> | undefined;
-  private readonly usedNames = new Set<string>();
-  private bound: Partial<Record<'step' | 'start' | 'startMany' | 'progress' | 'call', unknown>> | undefined;
-  /** The last step that threw, and what: the log names the step when its error ended the attempt. */
-  failedStep: { name: string; thrown: unknown } | undefined;
-  private masker: Redactor | undefined;
+type OutcomeOf<K extends FinishKind> = Extract<AttemptOutcome, { kind: K }>;
+/** The event type that ends an attempt with outcome `K`: the one its transition emits. */
+type FinishEventOf<K extends FinishKind> = (typeof FINISH)[K]['events'][number];
 
-  constructor(
-    private readonly claimed: ClaimedInstance,
-    private readonly handle: Attempt,
-    private readonly deps: ExecuteDeps,
-    /** Rejects when the attempt is aborted. */
-    private readonly aborted: Promise<never>,
-    private readonly redact: readonly string[] | undefined,
-  ) {
-    const { instance } = claimed;
-    this.instanceId = instance.id;
-    this.integrationId = instance.integrationId;
-    this.input = instance.input;
-    this.run = instance.run;
-    this.attempt = instance.attempt;
-  }
+/** The data of the event that ends an attempt, by outcome. */
+const FINISH_DATA: {
+  [K in FinishKind]: (
+    outcome: OutcomeOf<K>,
+    attempt: number,
+    runMs: number,
+    attemptMs: number,
+  ) => ActivityData[FinishEventOf<K>];
+} = {
+  succeeded: (_, attempt, runMs, attemptMs) => ({ attempt, durationMs: runMs, attemptMs }),
+  failed: (outcome, attempt, runMs, attemptMs) => ({
+    attempt,
+    error: outcome.error.message,
+    durationMs: runMs,
+    attemptMs,
+  }),
+  retry: (outcome, attempt, _, attemptMs) => ({
+    attempt,
+    runAt: outcome.runAt,
+    error: outcome.error.message,
+    countsAsAttempt: outcome.consumesAttempt,
+    attemptMs,
+  }),
+};
 
-  get signal(): AbortSignal {
-    return this.handle.signal;
-  }
-
-  get step(): AsyncContext<unknown>['step'] {
-    return this.bind('step', this.runStep);
-  }
-
-  get start(): AsyncContext<unknown>['start'] {
-    return this.bind('start', this.startChild);
-  }
-
-  get startMany(): AsyncContext<unknown>['startMany'] {
-    return this.bind('startMany', this.startChildren);
-  }
-
-  get progress(): AsyncContext<unknown>['progress'] {
-    return this.bind('progress', this.recordProgress);
-  }
-
-  get call(): AsyncContext<unknown>['call'] {
-    return this.bind('call', this.callConnection);
-  }
-
-  private bind<F extends (...args: any[]) => any>(
-    name: 'step' | 'start' | 'startMany' | 'progress' | 'call',
-    method: F,
-  ): any {
-    this.bound ??= {};
-    this.bound[name] ??= method.bind(this);
-    return this.bound[name];
-  }
-
-  /**
-   * Masks what this attempt writes besides its step results: events, errors, the output. Made on
-   * first use from the input the attempt runs with (a rerun may have replaced it).
-   */
-  get redactor(): Redactor {
-    this.masker ??= Redactor.of(this.redact, this.input);
-    return this.masker;
-  }
-
-  /** Every event of the attempt is built here, so that its data (progress, call records, error texts) is masked. */
-  event(type: NewActivityEvent['type'], data: Record<string, Json>): NewActivityEvent {
-    const { redactor } = this;
-    return {
-      instanceId: this.instanceId,
-      integrationId: this.integrationId,
-      run: this.run,
-      type,
-      at: this.deps.clock.now(),
-      // Only progress data has field names of the handler's choosing; the rest hold secrets by value only.
-      data: redactor.hasSecrets || type === 'progress' ? redactor.json(data) : data,
-    };
-  }
-
-  ensureLive(): void {
-    if (this.handle.aborted) throw this.handle.abortError();
-    if (this.handle.over) throw new LeaseLostError(this.instanceId);
-  }
-
-  private startChild(child: AnyIntegration | string, input: unknown, options?: StartOptions) {
-    this.ensureLive();
-    return this.deps.children.start(this.claimed.instance, ++this.calls, child, input, options);
-  }
-
-  private startChildren(
-    child: AnyIntegration | string,
-    inputs: Iterable<unknown> | AsyncIterable<unknown>,
-    options?: StartManyOptions,
-  ) {
-    this.ensureLive();
-    return fanOut({
-      ctx: this as unknown as AsyncContext<unknown>,
-      parent: this.claimed.instance,
-      call: ++this.calls,
-      deps: this.deps,
-      child,
-      inputs,
-      options: options ?? {},
-    });
-  }
-
-  private recordProgress(data: Record<string, Json>): void {
-    if (!this.handle.over) this.deps.writer.event(this.event('progress', data));
-  }
-
-  private callConnection(...args: CallArgs): ReturnType<Call> {
-    // Made on the first call: most attempts of most integrations call nothing through connections.
-    this.caller ??= makeCaller({
-      instanceId: this.instanceId,
-      attempt: this.attempt,
-      signal: this.handle.signal,
-      connections: this.deps.connections,
-      record: (data) => this.deps.writer.event(this.event('connection.call', data)),
-      now: () => this.deps.clock.now(),
-    });
-    return this.caller(...args);
-  }
-
-  private async runStep<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
-    this.ensureLive();
-    if (typeof name !== 'string' || name === '')
-      throw new TandemError('invalid-definition', 'A step needs a name');
-    // Refused here, with this instance, rather than by the database in a batch of others' writes.
-    if (!isStorableText(name))
-      throw new TandemError(
-        'invalid-definition',
-        `A step name must be text without NUL characters or unpaired surrogates: ${JSON.stringify(name)}`,
-      );
-    const { usedNames, handle, deps } = this;
-    const { clock, writer } = deps;
-    if (usedNames.has(name)) throw new DuplicateStepError(name);
-    const position = usedNames.size;
-    usedNames.add(name);
-    if (!this.memo) {
-      this.memo = new Map();
-      for (const step of this.claimed.steps)
-        if (step.status === 'succeeded') this.memo.set(step.name, step.output);
-    }
-    if (this.memo.has(name)) return this.memo.get(name) as T;
-    const lease = { instanceId: this.instanceId, claimToken: this.claimed.claimToken };
-    const stepStarted = clock.now();
-    writer.event(this.event('step.started', { step: name, attempt: this.attempt }));
-    let result: T;
-    try {
-      // The step's name travels with its async work, so calls inside derive their idempotency key from it.
-      result = await Promise.race([
-        currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(handle.signal))),
-        this.aborted,
-      ]);
-      this.ensureLive();
-    } catch (thrown) {
-      this.failedStep = { name, thrown };
-      const error = this.redactor.error(toErrorInfo(thrown));
-      const finishedAt = clock.now();
-      if (!handle.over) {
-        void writer.step({
-          ...lease,
-          step: this.stepRecord(name, position, 'failed', error, stepStarted, finishedAt),
-          outputJson: null,
-          events: [
-            this.event('step.failed', {
-              step: name,
-              error: error.message,
-              durationMs: finishedAt - stepStarted,
-            }),
-          ],
-        });
-      }
-      throw thrown;
-    }
-    const outputJson = toStoredJson(result, `The result of step "${name}"`);
-    const finishedAt = clock.now();
-    const held = await writer.step({
-      ...lease,
-      step: this.stepRecord(name, position, 'succeeded', null, stepStarted, finishedAt),
-      outputJson,
-      events: [this.event('step.succeeded', { step: name, durationMs: finishedAt - stepStarted })],
-    });
-    if (!held) {
-      handle.over = true;
-      throw new LeaseLostError(this.instanceId);
-    }
-    // The handler sees what a later attempt would read back from the store.
-    return JSON.parse(outputJson) as T;
-  }
-
-  private stepRecord(
-    name: string,
-    position: number,
-    status: 'succeeded' | 'failed',
-    error: ErrorInfo | null,
-    from: number,
-    to: number,
-  ) {
-    return {
-      instanceId: this.instanceId,
-      run: this.run,
-      name,
-      position,
-      status,
-      output: null,
-      error,
-      attempt: this.attempt,
-      startedAt: from,
-      finishedAt: to,
-    };
-  }
-}
-
-/** Retry or fail, by the error and the policy. */
-export function decide(
-  error: Error,
-  instance: InstanceWork,
-  integration: AsyncDefinition<any> | ScheduledDefinition<any>,
-  now: number,
-): AttemptOutcome {
-  const info = toErrorInfo(error);
-  if (isPermanent(error)) return { kind: 'failed', error: info };
-  const policy = resolveRetryPolicy(integration.retry);
-  // A wait asked for by the error itself: RetryAfterError, an open circuit, a 429 with Retry-After.
-  const delayMs =
-    error instanceof RetryAfterError ? error.delayMs : (error as { retryAfterMs?: unknown }).retryAfterMs;
-  if (typeof delayMs === 'number' && Number.isFinite(delayMs) && delayMs >= 0) {
-    const consumesAttempt = (error as { consumesAttempt?: unknown }).consumesAttempt !== false;
-    if (consumesAttempt && instance.attempt >= policy.maxAttempts) return { kind: 'failed', error: info };
-    return { kind: 'retry', error: info, runAt: now + delayMs, consumesAttempt };
-  }
-  if (instance.attempt >= policy.maxAttempts) return { kind: 'failed', error: info };
-  return {
-    kind: 'retry',
-    error: info,
-    runAt: now + backoffDelay(policy, instance.attempt),
-    consumesAttempt: true,
-  };
+/** The event that ends an attempt: its transition's ({@link FINISH}), with the outcome's data, masked. */
+function finishEvent<K extends FinishKind>(
+  context: AttemptContext,
+  kind: K,
+  outcome: OutcomeOf<K>,
+  runMs: number,
+  attemptMs: number,
+): NewActivityEvent {
+  return context.event(
+    FINISH[kind].events[0]!,
+    FINISH_DATA[kind](outcome, context.attempt, runMs, attemptMs),
+  );
 }

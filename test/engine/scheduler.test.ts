@@ -219,6 +219,31 @@ describe('scheduler (manual clock)', () => {
     });
   });
 
+  it('lets a scheduled handler take its context apart (const { parameters, setParameters, step } = ctx)', async () => {
+    const watermark = defineIntegration({
+      id: 'watermark',
+      mode: 'scheduled',
+      cron: '* * * * * *',
+      parameters: { lastRunAt: null as string | null },
+      retry: { maxAttempts: 1 },
+      async handler(ctx) {
+        const { parameters, setParameters, scheduledFor, step, attempt } = ctx;
+        const stamp = await step('stamp', () => `slot-${scheduledFor}`);
+        setParameters({ lastRunAt: stamp });
+        return { before: parameters.lastRunAt, after: ctx.parameters.lastRunAt, attempt };
+      },
+    });
+    const clock = manualClock(T0);
+    const { engine } = await startEngine(storeFile(), [watermark], clock);
+    clock.set(at('2026-01-10T00:00:01.000Z'));
+    await engine.fireDueSlots();
+    const [fired] = (await engine.listInstances({ limit: 10 })).items;
+    const done = await waitForStatus(engine, fired!.id);
+    const stamp = `slot-${at('2026-01-10T00:00:01Z')}`;
+    expect(done.output).toEqual({ before: null, after: stamp, attempt: 1 });
+    expect((await engine.getSchedule('watermark')).parameters).toEqual({ lastRunAt: stamp });
+  });
+
   it('catchUp last fires the most recent missed slot once after a restart; none fires nothing', async () => {
     const path = storeFile();
     const make = (catchUp: 'last' | 'none') => [
