@@ -43,7 +43,15 @@ export type {
 export { createEngine, Engine } from './engine/engine.js';
 export type { EngineObserver } from './engine/observer.js';
 export type { ScheduleInfo, SlotEvent } from './engine/scheduler.js';
-export type { SyncCall, SyncResult, SyncRunnerOptions } from './engine/sync.js';
+export type {
+  AnswerCheck,
+  SyncAnswered,
+  SyncCall,
+  SyncFailed,
+  SyncFailureKind,
+  SyncOutcome,
+  SyncRunnerOptions,
+} from './engine/sync.js';
 export { SyncRunner } from './engine/sync.js';
 export * from './errors.js';
 export type { Metrics } from './metrics.js';
@@ -51,6 +59,7 @@ export { createMetrics } from './metrics.js';
 export type * from './model.js';
 export type { AppOptions } from './server/app.js';
 export { buildApp } from './server/app.js';
+export type { SyncReply, SyncResult } from './server/sync-response.js';
 export * from './sources/index.js';
 export { openStore } from './store/open.js';
 export { PostgresStore } from './store/postgres/store.js';

@@ -1,22 +1,14 @@
 /**
  * Runs sync integrations inline: the caller waits for the handler's answer. A sync instance has a
- * deadline (its signal fires and the caller gets 504), buffers the handler's `start()` calls and
- * commits them in one transaction before the answer is released (the sync → async hand-off), and is
- * recorded for monitoring off the response path. Nothing here knows HTTP beyond the handler's
- * `{status, headers, body}` answer.
+ * deadline (its signal fires and the call fails), buffers the handler's `start()` calls and commits
+ * them in one transaction before the answer is released (the sync → async hand-off), and is
+ * recorded for monitoring off the response path. The runner answers in the domain's words (a
+ * {@link SyncOutcome}: answered, or failed with a kind and a catalogue error); how that becomes an
+ * HTTP answer is the server's business (src/server/sync-response.ts).
  */
-import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Logger } from 'pino';
-import { type Call, type CallArgs, makeCaller } from '../connections/caller.js';
-import {
-  type AnyIntegration,
-  type StartedInstance,
-  type Starter,
-  type SyncContext,
-  type SyncDefinition,
-  type SyncResponse,
-  selectField,
-} from '../define/integration.js';
+import { downstreamFault, namesFault } from '../connections/downstream.js';
+import { type AnyIntegration, type SyncDefinition, selectField } from '../define/integration.js';
 import {
   coerceError,
   DeadlineExceededError,
@@ -29,48 +21,36 @@ import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo } from '../model.js';
 import { Redactor, SECRET_KEY_IN_JSON } from '../redaction.js';
 import { storeFault, UnstorableTextError } from '../store/faults.js';
-import type { NewInstance } from '../store/store.js';
 import type { Engine } from './engine.js';
 import { uuidv7 } from './ids.js';
+import { type SyncCall, SyncCallContext } from './sync-context.js';
+import {
+  type AnswerCheck,
+  InvalidAnswerError,
+  readAnswer,
+  type SyncFailed,
+  type SyncFailureKind,
+  type SyncOutcome,
+} from './sync-outcome.js';
 import { SyncRecorder, type SyncRecorderOptions } from './sync-recorder.js';
+
+export type { SyncCall } from './sync-context.js';
+export type {
+  AnswerCheck,
+  SyncAnswered,
+  SyncFailed,
+  SyncFailureKind,
+  SyncOutcome,
+} from './sync-outcome.js';
+export { InvalidAnswerError } from './sync-outcome.js';
 
 export const DEFAULT_DEADLINE_MS = 10_000;
 export const DEFAULT_MAX_DEADLINE_MS = 60_000;
 
 export type SyncIntegration = SyncDefinition<any, any, any> & { readonly kind: 'tandem.integration' };
 
-/** One call of a sync integration; every part is already validated. */
-export interface SyncCall {
-  input: unknown;
-  params?: Record<string, unknown>;
-  query?: Record<string, unknown>;
-  headers?: Record<string, string | string[] | undefined>;
-}
-
-/** The handler's answer, ready to send: the body is serialised before any start is committed. */
-export interface SyncAnswer {
-  ok: true;
-  instanceId: string;
-  status: number;
-  headers: Record<string, string>;
-  /** `undefined` for an empty body. */
-  payload: string | Buffer | undefined;
-  /** True when `payload` is JSON that Tandem serialised (the caller sets the content type). */
-  json: boolean;
-  /** Children committed by the hand-off. */
-  started: number;
-}
-
-export interface SyncFailure {
-  ok: false;
-  instanceId: string;
-  /** What the caller is told: 500 handler failed, 502/503 downstream, 504 deadline, or a commit error. */
-  error: TandemError;
-  /** For a 503: when the caller may try again. */
-  retryAfterMs?: number;
-}
-
-export type SyncResult = SyncAnswer | SyncFailure;
+/** Failures that are the handler's or Tandem's own fault, logged as errors; the rest as warnings. */
+const FAULTS_OF_OURS: ReadonlySet<SyncFailureKind> = new Set(['handler', 'bad-answer', 'hand-off-failed']);
 
 export interface SyncRunnerOptions {
   /** Longest deadline an integration may ask for. Default 60 s. */
@@ -78,24 +58,6 @@ export interface SyncRunnerOptions {
   recorder?: SyncRecorderOptions;
   /** Default: the engine's logger. */
   logger?: Logger;
-}
-
-/**
- * The status a failure of a downstream application maps to, or null when the error is not one.
- * A downstream failure is an error that carries HTTP status 502 or 503 (a connection's error, an
- * open circuit breaker) or that is marked as coming from a connection (`connection` or
- * `details.connection` set). 503 stays 503 so that callers see "try later"; the rest is 502.
- */
-export function downstreamStatus(error: Error): 502 | 503 | null {
-  if (error instanceof TandemError && (error.code === 'shutting-down' || error.code === 'store-closed')) {
-    return null;
-  }
-  const status = (error as { status?: unknown; statusCode?: unknown }).status;
-  if (status === 503) return 503;
-  if (status === 502) return 502;
-  const marked = error as { connection?: unknown; details?: { connection?: unknown } };
-  if (marked.connection !== undefined || marked.details?.connection !== undefined) return 502;
-  return null;
 }
 
 /** Runs sync integrations for one engine and records their instances. */
@@ -127,9 +89,15 @@ export class SyncRunner {
 
   /**
    * Runs the handler under its deadline. Never throws: every outcome, including a refused
-   * hand-off, comes back as a {@link SyncResult} carrying the instance id.
+   * hand-off, comes back as a {@link SyncOutcome} carrying the instance id. `check` is the
+   * caller's say on the status and headers the handler declares (the server's: can HTTP send
+   * them?); an answer it refuses fails the call as `bad-answer` and starts nothing.
+   *
+   * @example
+   * const outcome = await runner.run(quote, { input: { sku: 'KB-42' } });
+   * if (outcome.ok) console.log(outcome.body);
    */
-  async run(integrationRef: AnyIntegration, call: SyncCall): Promise<SyncResult> {
+  async run(integrationRef: AnyIntegration, call: SyncCall, check?: AnswerCheck): Promise<SyncOutcome> {
     if (integrationRef.mode !== 'sync')
       throw new WrongModeError(integrationRef.id, integrationRef.mode, 'run inline');
     const integration = integrationRef as SyncIntegration;
@@ -141,7 +109,7 @@ export class SyncRunner {
     // A sync instance's record is monitoring only (never rerun): it is stored masked, like its log lines.
     const redactor = Redactor.of(integration.redact, call.input, call.params, call.query);
 
-    let result: SyncResult;
+    let outcome: SyncOutcome;
     let cause: unknown = null;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -154,7 +122,7 @@ export class SyncRunner {
           ctx.expire(error);
           reject(error);
         }, deadlineMs);
-        const value = callHandler(integration, ctx as unknown as SyncContext<unknown, any, any>);
+        const value = callHandler(integration, ctx);
         // Not resolve(value): a promise handed to resolve() locks the outcome, and the deadline's
         // reject would then be ignored.
         if (isThenable(value)) value.then(resolve, reject);
@@ -163,18 +131,19 @@ export class SyncRunner {
       clearTimeout(timer);
       // Once the handler has answered, later start() calls (from work it left running) are refused.
       ctx.close();
-      const ready = prepareAnswer(instanceId, answer);
-      const started = await ctx.commit();
-      result = { ...ready, started };
+      // Read before the hand-off commits: an answer that cannot be sent starts nothing.
+      const answered = readAnswer(instanceId, answer, check);
+      answered.started = await ctx.commit();
+      outcome = answered;
     } catch (thrown) {
       clearTimeout(timer);
       ctx.close();
       cause = thrown;
-      result = this.failure(integration, instanceId, thrown, ctx.committing, redactor);
+      outcome = this.failure(integration, instanceId, thrown, ctx.committing, redactor);
     }
-    if (!result.ok) this.logFailure(integration, result, redactor.logged(cause));
-    this.record(integration, call, instanceId, startedAt, result, cause, redactor);
-    return result;
+    if (!outcome.ok) this.logFailure(integration, outcome, redactor.logged(cause));
+    this.record(integration, call, instanceId, startedAt, outcome, cause, redactor);
+    return outcome;
   }
 
   /** Writes the monitoring records still waiting. */
@@ -182,14 +151,15 @@ export class SyncRunner {
     return this.recorder.flush();
   }
 
-  private logFailure(integration: SyncIntegration, result: SyncFailure, cause: unknown): void {
+  private logFailure(integration: SyncIntegration, outcome: SyncFailed, cause: unknown): void {
     const fields = {
-      instanceId: result.instanceId,
+      instanceId: outcome.instanceId,
       integrationId: integration.id,
-      status: result.error.status,
+      status: outcome.error.status,
     };
-    if (result.error.status === 500) this.logger.error({ ...fields, err: cause }, 'sync instance failed');
-    else this.logger.warn({ ...fields, code: result.error.code }, 'sync instance failed');
+    if (FAULTS_OF_OURS.has(outcome.kind))
+      this.logger.error({ ...fields, err: cause }, 'sync instance failed');
+    else this.logger.warn({ ...fields, code: outcome.error.code }, 'sync instance failed');
   }
 
   private failure(
@@ -198,22 +168,22 @@ export class SyncRunner {
     thrown: unknown,
     duringCommit: boolean,
     redactor: Redactor,
-  ): SyncFailure {
+  ): SyncFailed {
     const error = coerceError(thrown);
-    if (error instanceof DeadlineExceededError) return { ok: false, instanceId, error };
+    if (error instanceof DeadlineExceededError) return { ok: false, instanceId, kind: 'deadline', error };
     // A hand-off of text no store can hold is the request's fault, as on an async trigger.
-    if (error instanceof UnstorableTextError) return { ok: false, instanceId, error };
+    if (error instanceof UnstorableTextError) return { ok: false, instanceId, kind: 'bad-input', error };
     if (duringCommit) {
       // The handler succeeded but its hand-off could not be committed: the caller must not see a
-      // confirmation. A typed refusal (idempotency conflict, shutting down) keeps its status.
-      if (error instanceof TandemError) return { ok: false, instanceId, error };
+      // confirmation. A typed refusal (idempotency conflict, shutting down) is passed on as it is.
+      if (error instanceof TandemError) return { ok: false, instanceId, kind: 'refused', error };
       const fault = storeFault(error);
       if (fault) {
         this.logger.warn(
           { err: redactor.logged(error), instanceId },
           'the store refused the hand-off of a sync instance',
         );
-        return { ok: false, instanceId, error: fault };
+        return { ok: false, instanceId, kind: 'store-refused', error: fault };
       }
       this.logger.error(
         { err: redactor.logged(error), instanceId },
@@ -222,20 +192,21 @@ export class SyncRunner {
       return {
         ok: false,
         instanceId,
+        kind: 'hand-off-failed',
         error: new TandemError('internal-error', 'The follow-up work could not be stored', { instanceId }),
       };
     }
-    const downstream = downstreamStatus(error);
+    const downstream = downstreamFault(error);
     if (downstream !== null) {
       const retryAfterMs =
         error instanceof RetryAfterError
           ? error.delayMs
           : numberOr((error as { details?: { retryAfterMs?: unknown } }).details?.retryAfterMs);
-      const passOn = error instanceof TandemError && error.status === downstream;
       return {
         ok: false,
         instanceId,
-        error: passOn
+        kind: downstream === 'unavailable' ? 'unavailable' : 'downstream',
+        error: namesFault(error, downstream)
           ? maskedError(error, redactor)
           : new TandemError(
               'downstream-failed',
@@ -244,15 +215,17 @@ export class SyncRunner {
                 instanceId,
               },
             ),
-        ...(downstream === 503 && retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        ...(downstream === 'unavailable' && retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };
     }
+    const badAnswer = error instanceof InvalidAnswerError;
     return {
       ok: false,
       instanceId,
+      kind: badAnswer ? 'bad-answer' : 'handler',
       error: new TandemError(
         'handler-failed',
-        error instanceof InvalidAnswerError ? error.message : `The handler of "${integration.id}" failed`,
+        badAnswer ? error.message : `The handler of "${integration.id}" failed`,
         { instanceId },
       ),
     };
@@ -263,14 +236,14 @@ export class SyncRunner {
     call: SyncCall,
     id: string,
     startedAt: number,
-    result: SyncResult,
+    outcome: SyncOutcome,
     cause: unknown,
     redactor: Redactor,
   ): void {
     const finishedAt = this.engine.clock.now();
     this.engine.observer.syncFinished(
       integration.id,
-      result.ok ? 'succeeded' : 'failed',
+      outcome.ok ? 'succeeded' : 'failed',
       finishedAt - startedAt,
     );
     let inputJson = 'null';
@@ -280,19 +253,19 @@ export class SyncRunner {
       // A transformed input that JSON cannot hold is left out of the record rather than losing it.
     }
     let outputJson: string | null = null;
-    if (result.ok && result.json && typeof result.payload === 'string') {
-      outputJson = maskedPayload(result.payload, redactor);
+    if (outcome.ok && outcome.json && typeof outcome.body === 'string') {
+      outputJson = maskedPayload(outcome.body, redactor);
     }
     let error: ErrorInfo | null = null;
-    if (!result.ok) {
-      error = redactor.error(toErrorInfo(cause ?? result.error));
-      if (error.code === undefined) error.code = result.error.code;
+    if (!outcome.ok) {
+      error = redactor.error(toErrorInfo(cause ?? outcome.error));
+      if (error.code === undefined) error.code = outcome.error.code;
     }
     this.recorder.record({
       id,
       integrationId: integration.id,
       mode: 'sync',
-      status: result.ok ? 'succeeded' : 'failed',
+      status: outcome.ok ? 'succeeded' : 'failed',
       inputJson,
       inputHash: null,
       tracking: trackingOf(integration, call, redactor),
@@ -318,218 +291,12 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-function callHandler(integration: SyncIntegration, ctx: SyncContext<unknown, any, any>): unknown {
+function callHandler(integration: SyncIntegration, ctx: SyncCallContext): unknown {
   try {
     return integration.handler(ctx);
   } catch (error) {
     return Promise.reject(error);
   }
-}
-
-/**
- * The `ctx` of a sync handler, one object per call: its methods live on the prototype and are bound
- * on first read (a handler may take them apart), the AbortController is made only when the signal
- * is read or a connection is called, and the hand-off buffer only on the first start. Most sync
- * handlers read their input, call one thing and answer: they should not pay for the rest.
- */
-class SyncCallContext {
-  readonly input: unknown;
-  readonly params: Record<string, unknown>;
-  readonly query: Record<string, unknown>;
-  readonly headers: Record<string, string | string[] | undefined>;
-  /** Set while the hand-off commits: a failure then is a refused hand-off, not a handler failure. */
-  committing = false;
-  private controller: AbortController | undefined;
-  private expired: Error | undefined;
-  private open = true;
-  /** The starts buffered for the hand-off. */
-  private rows: NewInstance[] | undefined;
-  private caller: Call | undefined;
-  private bound: Partial<Record<'start' | 'startMany' | 'call', unknown>> | undefined;
-
-  constructor(
-    private readonly engine: Engine,
-    readonly integrationId: string,
-    readonly instanceId: string,
-    call: SyncCall,
-  ) {
-    this.input = call.input;
-    this.params = call.params ?? {};
-    this.query = call.query ?? {};
-    this.headers = call.headers ?? {};
-  }
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.expired) this.controller.abort(this.expired);
-    }
-    return this.controller.signal;
-  }
-
-  get start(): Starter['start'] {
-    return this.bind('start', this.startOne);
-  }
-
-  get startMany(): Starter['startMany'] {
-    return this.bind('startMany', this.startSeveral);
-  }
-
-  get call(): SyncContext<unknown>['call'] {
-    return this.bind('call', this.callConnection);
-  }
-
-  /** The deadline passed: fires the signal (now, or when it is first read). */
-  expire(error: Error): void {
-    this.expired = error;
-    this.controller?.abort(error);
-  }
-
-  /** The handler has answered (or failed): it can start nothing more. */
-  close(): void {
-    this.open = false;
-  }
-
-  /** Commits every buffered start in one transaction; returns how many were new. */
-  async commit(): Promise<number> {
-    if (!this.rows || this.rows.length === 0) return 0;
-    this.committing = true;
-    const accepted = await this.engine.commit(this.rows);
-    this.committing = false;
-    return accepted.filter((a) => a.created).length;
-  }
-
-  private bind<F extends (...args: any[]) => any>(name: 'start' | 'startMany' | 'call', method: F): any {
-    this.bound ??= {};
-    this.bound[name] ??= method.bind(this);
-    return this.bound[name];
-  }
-
-  private ensureOpen(): void {
-    if (!this.open) {
-      throw new TandemError(
-        'invalid-state',
-        `Sync instance "${this.instanceId}" has already answered (or missed its deadline); it can start nothing more`,
-        { instanceId: this.instanceId },
-      );
-    }
-  }
-
-  private async startOne(
-    integration: AnyIntegration | string,
-    input: unknown,
-    options?: { idempotencyKey?: string },
-  ): Promise<StartedInstance> {
-    this.ensureOpen();
-    const row = this.engine.prepare(integration, input, {
-      parentId: this.instanceId,
-      ...(options?.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-    });
-    this.rows ??= [];
-    this.rows.push(row);
-    return { instanceId: row.id, created: true };
-  }
-
-  private async startSeveral(
-    integration: AnyIntegration | string,
-    inputs: Iterable<unknown> | AsyncIterable<unknown>,
-  ): Promise<{ count: number; created: number }> {
-    this.ensureOpen();
-    const rows: NewInstance[] = [];
-    for await (const input of inputs as AsyncIterable<unknown>) {
-      this.ensureOpen();
-      // No idempotency keys: a sync instance runs once, so there is no earlier attempt to dedupe.
-      rows.push(this.engine.prepare(integration, input, { parentId: this.instanceId }));
-    }
-    // All or nothing: the rows join the hand-off only once every input was valid.
-    this.rows ??= [];
-    this.rows.push(...rows);
-    return { count: rows.length, created: rows.length };
-  }
-
-  private callConnection(...args: CallArgs): ReturnType<Call> {
-    // Made on the first call: many sync handlers call no connection at all.
-    this.caller ??= makeCaller({
-      instanceId: this.instanceId,
-      attempt: 1,
-      signal: this.signal,
-      connections: this.engine.connections,
-      now: () => this.engine.clock.now(),
-    });
-    return this.caller(...args);
-  }
-}
-
-/** Thrown when a handler's answer cannot be sent; its message is meant for the integration's author. */
-class InvalidAnswerError extends Error {}
-
-const RESPONSE_KEYS = new Set(['status', 'headers', 'body']);
-const FRAMING_HEADERS = new Set([
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'upgrade',
-]);
-
-/** True when a returned value is a `{status?, headers?, body?}` answer rather than a plain body. */
-function isSyncResponse(value: unknown): value is SyncResponse {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  const keys = Object.keys(value);
-  if (keys.length === 0 || !keys.every((k) => RESPONSE_KEYS.has(k))) return false;
-  const { status, headers } = value as SyncResponse;
-  if (status !== undefined && typeof status !== 'number') return false;
-  if (headers !== undefined && (headers === null || typeof headers !== 'object' || Array.isArray(headers))) {
-    return false;
-  }
-  // `{ headers }` alone is more likely a body that happens to use the word.
-  return keys.includes('body') || status !== undefined;
-}
-
-function prepareAnswer(instanceId: string, answer: unknown): Omit<SyncAnswer, 'started'> {
-  const response: SyncResponse = isSyncResponse(answer) ? answer : { body: answer };
-  const status = response.status ?? (response.body === undefined ? 204 : 200);
-  if (!Number.isInteger(status) || status < 200 || status > 599) {
-    throw new InvalidAnswerError(`The handler answered with status ${status}; use 200–599`);
-  }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers ?? {})) {
-    if (typeof value !== 'string') throw new InvalidAnswerError(`Header "${name}" must be a string`);
-    const lower = name.toLowerCase();
-    // Framing is the server's business: a handler's content-length could truncate or hang the reply.
-    if (FRAMING_HEADERS.has(lower)) continue;
-    try {
-      validateHeaderName(lower);
-      validateHeaderValue(lower, value);
-    } catch {
-      throw new InvalidAnswerError(`Header "${name}" is not a valid HTTP header`);
-    }
-    headers[lower] = value;
-  }
-  const body = response.body;
-  if (body === undefined || body === null) {
-    return {
-      ok: true,
-      instanceId,
-      status,
-      headers,
-      payload: body === null ? 'null' : undefined,
-      json: body === null,
-    };
-  }
-  if (typeof body === 'string' || Buffer.isBuffer(body))
-    return { ok: true, instanceId, status, headers, payload: body, json: false };
-  let payload: string | undefined;
-  try {
-    payload = JSON.stringify(body);
-  } catch (error) {
-    throw new InvalidAnswerError(
-      `The handler's answer cannot be sent as JSON: ${coerceError(error).message}`,
-    );
-  }
-  if (payload === undefined)
-    throw new InvalidAnswerError('The handler answered with a value JSON cannot hold');
-  return { ok: true, instanceId, status, headers, payload, json: true };
 }
 
 /**

@@ -11,16 +11,14 @@ import type {
 } from 'fastify';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
-import type { SyncIntegration, SyncResult } from '../engine/sync.js';
+import type { SyncIntegration } from '../engine/sync.js';
 import { type InputIssue, InvalidDefinitionError } from '../errors.js';
 import { sendAccepted } from './accepted.js';
 import type { ServerContext } from './context.js';
 import { assertValid, idempotencyKeyOf, inPart, validatePart } from './input.js';
-import { sendProblem } from './problem.js';
 import { checkTriggerPath } from './route-table.js';
+import { checkAnswer, sendSyncResult, syncResultOf } from './sync-response.js';
 import { apiKeyGuard, apiKeyHeaderOf, makeWebhookVerifier } from './trigger-auth.js';
-
-export const INSTANCE_ID_HEADER = 'tandem-instance-id';
 
 /** Registers every trigger route; refuses reserved paths, duplicates and over-long deadlines first. */
 export function registerTriggers(app: FastifyInstance, context: ServerContext): void {
@@ -89,36 +87,18 @@ function syncHandler(context: ServerContext, integration: SyncIntegration, crede
       headers = { ...headers };
       delete headers[credentialHeader];
     }
-    const result = await context.runner.run(integration, {
-      input,
-      params: params as Record<string, unknown>,
-      query: query as Record<string, unknown>,
-      headers,
-    });
-    return sendSyncResult(reply, result);
-  };
-}
-
-function sendSyncResult(reply: FastifyReply, result: SyncResult) {
-  reply.header(INSTANCE_ID_HEADER, result.instanceId);
-  if (!result.ok) {
-    const headers: Record<string, string> = {};
-    if (result.retryAfterMs !== undefined)
-      headers['retry-after'] = String(Math.ceil(result.retryAfterMs / 1000));
-    return sendProblem(reply, result.error, headers, { instanceId: result.instanceId });
-  }
-  reply.code(result.status).headers(result.headers);
-  if (result.payload === undefined) return reply.send();
-  if (!result.headers['content-type']) {
-    reply.type(
-      result.json
-        ? 'application/json; charset=utf-8'
-        : typeof result.payload === 'string'
-          ? 'text/plain; charset=utf-8'
-          : 'application/octet-stream',
+    const outcome = await context.runner.run(
+      integration,
+      {
+        input,
+        params: params as Record<string, unknown>,
+        query: query as Record<string, unknown>,
+        headers,
+      },
+      checkAnswer,
     );
-  }
-  return reply.send(result.payload);
+    return sendSyncResult(reply, syncResultOf(outcome));
+  };
 }
 
 function asyncHandler(context: ServerContext, integration: AnyIntegration) {

@@ -14,7 +14,7 @@ import {
   type IntegrationInput,
   type StartedInstance,
 } from '../../src/define/integration.js';
-import type { SyncResult } from '../../src/engine/sync.js';
+import type { SyncResult } from '../../src/server/sync-response.js';
 import { csvSource } from '../../src/sources/csv.js';
 
 const Order = z.object({

@@ -1,0 +1,156 @@
+/**
+ * The `ctx` of a sync handler. It is made once per call on the response path, so it is cheap: its
+ * methods live on the prototype and are bound on first read (a handler may take them apart), the
+ * AbortController is made only when the signal is read or a connection is called, and the hand-off
+ * buffer only on the first start. Most sync handlers read their input, call one thing and answer:
+ * they should not pay for the rest.
+ */
+import { type Call, type CallArgs, makeCaller } from '../connections/caller.js';
+import type {
+  AnyIntegration,
+  StartedInstance,
+  Starter,
+  StartOptions,
+  SyncContext,
+} from '../define/integration.js';
+import { TandemError } from '../errors.js';
+import type { NewInstance } from '../store/store.js';
+import type { Engine } from './engine.js';
+
+/** One call of a sync integration; every part is already validated. */
+export interface SyncCall {
+  input: unknown;
+  params?: Record<string, unknown>;
+  query?: Record<string, unknown>;
+  headers?: Record<string, string | string[] | undefined>;
+}
+
+export class SyncCallContext
+  implements SyncContext<unknown, Record<string, unknown>, Record<string, unknown>>
+{
+  readonly input: unknown;
+  readonly params: Record<string, unknown>;
+  readonly query: Record<string, unknown>;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** Set while the hand-off commits: a failure then is a refused hand-off, not a handler failure. */
+  committing = false;
+  private controller: AbortController | undefined;
+  private expired: Error | undefined;
+  private open = true;
+  /** The starts buffered for the hand-off. */
+  private rows: NewInstance[] | undefined;
+  private caller: Call | undefined;
+  private bound: { start?: Starter['start']; startMany?: Starter['startMany']; call?: Call } | undefined;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly integrationId: string,
+    readonly instanceId: string,
+    call: SyncCall,
+  ) {
+    this.input = call.input;
+    this.params = call.params ?? {};
+    this.query = call.query ?? {};
+    this.headers = call.headers ?? {};
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.expired) this.controller.abort(this.expired);
+    }
+    return this.controller.signal;
+  }
+
+  get start(): Starter['start'] {
+    this.bound ??= {};
+    this.bound.start ??= this.startOne.bind(this);
+    return this.bound.start;
+  }
+
+  get startMany(): Starter['startMany'] {
+    this.bound ??= {};
+    this.bound.startMany ??= this.startSeveral.bind(this);
+    return this.bound.startMany;
+  }
+
+  get call(): Call {
+    this.bound ??= {};
+    this.bound.call ??= this.callConnection.bind(this);
+    return this.bound.call;
+  }
+
+  /** The deadline passed: fires the signal (now, or when it is first read). */
+  expire(error: Error): void {
+    this.expired = error;
+    this.controller?.abort(error);
+  }
+
+  /** The handler has answered (or failed): it can start nothing more. */
+  close(): void {
+    this.open = false;
+  }
+
+  /** Commits every buffered start in one transaction; returns how many were new. */
+  async commit(): Promise<number> {
+    if (!this.rows || this.rows.length === 0) return 0;
+    this.committing = true;
+    const accepted = await this.engine.commit(this.rows);
+    this.committing = false;
+    return accepted.filter((a) => a.created).length;
+  }
+
+  private ensureOpen(): void {
+    if (!this.open) {
+      throw new TandemError(
+        'invalid-state',
+        `Sync instance "${this.instanceId}" has already answered (or missed its deadline); it can start nothing more`,
+        { instanceId: this.instanceId },
+      );
+    }
+  }
+
+  private async startOne(
+    integration: AnyIntegration | string,
+    input: unknown,
+    options?: StartOptions,
+  ): Promise<StartedInstance> {
+    this.ensureOpen();
+    const row = this.engine.prepare(integration, input, {
+      parentId: this.instanceId,
+      ...(options?.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+    });
+    this.rows ??= [];
+    this.rows.push(row);
+    return { instanceId: row.id, created: true };
+  }
+
+  private async startSeveral(
+    integration: AnyIntegration | string,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+  ): Promise<{ count: number; created: number }> {
+    this.ensureOpen();
+    const rows: NewInstance[] = [];
+    for await (const input of inputs) {
+      this.ensureOpen();
+      // No idempotency keys: a sync instance runs once, so there is no earlier attempt to dedupe.
+      rows.push(this.engine.prepare(integration, input, { parentId: this.instanceId }));
+    }
+    // All or nothing: the rows join the hand-off only once every input was valid.
+    this.rows ??= [];
+    this.rows.push(...rows);
+    return { count: rows.length, created: rows.length };
+  }
+
+  private callConnection<T>(...args: CallArgs): Promise<T> {
+    // Made on the first call: many sync handlers call no connection at all.
+    this.caller ??= makeCaller({
+      instanceId: this.instanceId,
+      attempt: 1,
+      signal: this.signal,
+      connections: this.engine.connections,
+      now: () => this.engine.clock.now(),
+    });
+    return this.caller<T>(...args);
+  }
+}
