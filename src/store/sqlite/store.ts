@@ -3,6 +3,21 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreClosedError } from '../../errors.js';
+import {
+  ACTIVE,
+  activity,
+  allows,
+  BLOCKS_FIRING,
+  DUE,
+  type EventHead,
+  emptyCounts,
+  FINAL,
+  HOLDS_ORDER,
+  LEASED,
+  MEASURED,
+  PURGEABLE,
+  TRANSITIONS,
+} from '../../lifecycle/index.js';
 import type {
   ActivityEvent,
   ChildCounts,
@@ -26,12 +41,12 @@ import {
   runFromRow,
   type StepRow,
   stepFromRow,
-  TRANSITIONS,
   trackingSlots,
   WORK_COLUMNS,
   type WorkRow,
   workFromRow,
 } from '../rows.js';
+import { assignments, type Dialect, eventColumns, statusIn, statusIs } from '../sql.js';
 import type {
   ClaimedInstance,
   ClaimRequest,
@@ -60,6 +75,9 @@ import type {
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
+/** The rows a rerun by filter considers: final and durable (the rule is checked again per row). */
+const RERUNNABLE = `${statusIn(FINAL)} AND mode <> 'sync'`;
+
 export interface SqliteStoreOptions {
   /** File path, or `:memory:`. */
   path: string;
@@ -69,10 +87,11 @@ export interface SqliteStoreOptions {
   cacheKiB?: number;
 }
 
-const FINAL = "('succeeded', 'failed', 'cancelled')";
 /** Slot records kept per schedule (the latest slot is what matters; the rest is history). */
 const SLOTS_KEPT = 1_000;
-const HOLDS_ORDER = "('queued', 'running', 'retrying', 'failed')";
+
+/** How this store writes the lifecycle's SQL (`src/store/sql.ts`): named `@` parameters, SQLite's `max`. */
+const SQLITE: Dialect = { param: (name) => `@${name}`, col: (name) => name, greatest: 'max' };
 
 /**
  * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous, so each method
@@ -155,6 +174,8 @@ export class SqliteStore implements Store {
     allCreated: boolean,
     outcomes: InsertOutcome[],
   ): void {
+    // One head for the rows of a statement (activity() copies it): no object per accepted row.
+    const head: EventHead = { instanceId: '', integrationId: '', run: 1, at: 0 };
     for (let i = from; i < to; i++) {
       const row = rows[i]!;
       if (!allCreated && this.stmt.idExists.get(row.id) === undefined) {
@@ -170,15 +191,11 @@ export class SqliteStore implements Store {
         });
         continue;
       }
-      if (row.status === 'queued' && row.announce !== false) {
-        this.insertEvent({
-          instanceId: row.id,
-          integrationId: row.integrationId,
-          run: 1,
-          type: 'accepted',
-          at: row.createdAt,
-          data: row.parentId ? { parentId: row.parentId } : {},
-        });
+      if (row.status === TRANSITIONS.accept.to && row.announce !== false) {
+        head.instanceId = row.id;
+        head.integrationId = row.integrationId;
+        head.at = row.createdAt;
+        this.insertEvent(activity('accepted', head, row.parentId ? { parentId: row.parentId } : {}));
       }
       outcomes.push({ id: row.id, created: true, status: row.status, inputHash: row.inputHash });
     }
@@ -210,7 +227,7 @@ export class SqliteStore implements Store {
         const seqs = JSON.stringify(list.map((r) => r.seq));
         if (takenOver) this.stmt.leaseExpiredEvents.run({ seqs, now: request.now });
         // One statement for the whole batch; each claim token is the batch token plus the row's seq.
-        const rows = this.stmt.claimMany.all({
+        const rows = (takenOver ? this.stmt.takeOverMany : this.stmt.claimMany).all({
           seqs,
           token: batchToken,
           owner: request.owner,
@@ -252,8 +269,12 @@ export class SqliteStore implements Store {
     this.open();
     return this.db.transaction(() => {
       const lost: string[] = [];
+      // One parameter object for every lease of the call.
+      const params = { lease_until: leaseUntil, id: '', token: '' };
       for (const lease of leases) {
-        const result = this.stmt.extendLease.run(leaseUntil, lease.instanceId, lease.claimToken);
+        params.id = lease.instanceId;
+        params.token = lease.claimToken;
+        const result = this.stmt.extendLease.run(params);
         if (result.changes === 0) lost.push(lease.instanceId);
       }
       return lost;
@@ -343,11 +364,11 @@ export class SqliteStore implements Store {
         ? request.ids.map(
             (id) => (this.stmt.byId.get(id) as InstanceRow | undefined) ?? ({ id, missing: true } as const),
           )
-        : this.selectRows({ ...request.filter }, `status IN ${FINAL} AND mode <> 'sync'`);
+        : this.selectRows({ ...request.filter }, RERUNNABLE);
       return rows.map((row): TransitionOutcome => {
         if ('missing' in row) return { id: row.id, outcome: 'not-found' };
         const status = row.status as Instance['status'];
-        if (!TRANSITIONS.rerun(row)) {
+        if (!allows(TRANSITIONS.rerun, row)) {
           return { id: row.id, outcome: 'invalid-state', status };
         }
         const current = currentRunFromRow(row);
@@ -371,18 +392,13 @@ export class SqliteStore implements Store {
           input: request.inputJson ?? row.input,
           now: request.now,
         });
-        this.insertEvent({
-          instanceId: row.id,
-          integrationId: row.integration_id,
-          run: next,
-          type: 'rerun',
-          at: request.now,
-          data: {
-            from: request.from,
-            previousStatus: status,
-            inputReplaced: request.inputJson !== undefined,
-          },
-        });
+        this.insertEvent(
+          activity(
+            'rerun',
+            { instanceId: row.id, integrationId: row.integration_id, run: next, at: request.now },
+            { from: request.from, previousStatus: status, inputReplaced: request.inputJson !== undefined },
+          ),
+        );
         return { id: row.id, outcome: 'done', run: next };
       });
     })();
@@ -395,18 +411,17 @@ export class SqliteStore implements Store {
         const row = this.stmt.byId.get(id) as InstanceRow | undefined;
         if (!row) return { id, outcome: 'not-found' };
         const status = row.status as Instance['status'];
-        if (!TRANSITIONS.cancel(row)) {
+        if (!allows(TRANSITIONS.cancel, row)) {
           return { id, outcome: 'invalid-state', status };
         }
         this.stmt.cancelOne.run({ now, id });
-        this.insertEvent({
-          instanceId: id,
-          integrationId: row.integration_id,
-          run: row.run,
-          type: 'cancelled',
-          at: now,
-          data: { previousStatus: status },
-        });
+        this.insertEvent(
+          activity(
+            'cancelled',
+            { instanceId: id, integrationId: row.integration_id, run: row.run, at: now },
+            { previousStatus: status },
+          ),
+        );
         return { id, outcome: 'done', run: row.run };
       }),
     )();
@@ -543,10 +558,10 @@ export class SqliteStore implements Store {
     const rows = this.db
       .prepare(
         `SELECT integration_id, mode, count(*) AS total,
-           sum(status = 'succeeded') AS succeeded, sum(status = 'failed') AS failed,
-           sum(status = 'cancelled') AS cancelled, sum(status IN ('queued', 'running', 'retrying')) AS active,
-           sum(status IN ('succeeded', 'failed') AND duration_ms IS NOT NULL) AS timed,
-           coalesce(avg(CASE WHEN status IN ('succeeded', 'failed') THEN max(attempt - 1, 0) END), 0) AS retries
+           sum(${statusIs('succeeded')}) AS succeeded, sum(${statusIs('failed')}) AS failed,
+           sum(${statusIs('cancelled')}) AS cancelled, sum(${statusIn(ACTIVE)}) AS active,
+           sum(${statusIn(MEASURED)} AND duration_ms IS NOT NULL) AS timed,
+           coalesce(avg(CASE WHEN ${statusIn(MEASURED)} THEN max(attempt - 1, 0) END), 0) AS retries
          FROM instances WHERE created_at >= @since AND created_at < @until
          GROUP BY integration_id, mode ORDER BY integration_id`,
       )
@@ -564,17 +579,17 @@ export class SqliteStore implements Store {
     const rank = this.db.prepare(
       `SELECT duration_ms FROM instances
        WHERE integration_id = @id AND created_at >= @since AND created_at < @until
-         AND status IN ('succeeded', 'failed') AND duration_ms IS NOT NULL
+         AND ${statusIn(MEASURED)} AND duration_ms IS NOT NULL
        ORDER BY duration_ms LIMIT 1 OFFSET @offset`,
     );
     const errors = this.db.prepare(
       `SELECT json_extract(error, '$.code') AS code, count(*) AS count FROM instances
-       WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND status = 'failed'
+       WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND ${statusIs('failed')}
        GROUP BY code ORDER BY count DESC, code LIMIT 5`,
     );
     const byConnection = this.db.prepare(
       `SELECT json_extract(error, '$.details.connection') AS connection, count(*) AS count FROM instances
-       WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND status = 'failed'
+       WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND ${statusIs('failed')}
          AND json_extract(error, '$.details.connection') IS NOT NULL
        GROUP BY connection`,
     );
@@ -618,9 +633,9 @@ export class SqliteStore implements Store {
           .prepare(
             // A cutoff that is NULL matches nothing: that outcome is kept.
             `SELECT id FROM instances
-             WHERE (status IN ('succeeded', 'cancelled') AND finished_at < @finished)
-                OR (status = 'failed' AND mode = 'sync' AND finished_at < @failed_sync)
-                OR (status = 'failed' AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < @failed)
+             WHERE (${statusIn(PURGEABLE)} AND finished_at < @finished)
+                OR (${statusIs('failed')} AND mode = 'sync' AND finished_at < @failed_sync)
+                OR (${statusIs('failed')} AND mode <> 'sync' AND ordering_key IS NULL AND finished_at < @failed)
              LIMIT @limit`,
           )
           .all({
@@ -661,15 +676,7 @@ export class SqliteStore implements Store {
 
   async countChildren(parentId: string): Promise<ChildCounts> {
     this.open();
-    const counts: ChildCounts = {
-      total: 0,
-      queued: 0,
-      running: 0,
-      retrying: 0,
-      succeeded: 0,
-      failed: 0,
-      cancelled: 0,
-    };
+    const counts: ChildCounts = emptyCounts();
     for (const row of this.stmt.childCounts.all(parentId) as { status: keyof ChildCounts; n: number }[]) {
       counts[row.status] = row.n;
       counts.total += row.n;
@@ -903,7 +910,7 @@ function prepare(db: Database.Database) {
     ),
     expiredLeases: db.prepare(`
       SELECT seq FROM instances INDEXED BY instances_lease
-      WHERE status = 'running' AND lease_until < ?
+      WHERE ${statusIn(LEASED)} AND lease_until < ?
         AND integration_id IN (SELECT value FROM json_each(?))
       ORDER BY lease_until LIMIT ?`),
     // INDEXED BY: without statistics the planner prefers instances_status and sorts every queued
@@ -913,52 +920,49 @@ function prepare(db: Database.Database) {
     // put an earlier instance back in the queue while a later one runs).
     dueInstances: db.prepare(`
       SELECT seq, started_at IS NOT NULL AS resumed, run_at FROM instances AS i INDEXED BY instances_due
-      WHERE status IN ('queued', 'retrying') AND run_at <= ? AND integration_id = ?
+      WHERE ${statusIn(DUE)} AND run_at <= ? AND integration_id = ?
         AND (ordering_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM instances AS j
           WHERE j.ordering_key = i.ordering_key AND j.seq <> i.seq
-             AND (j.status = 'running' OR (j.seq < i.seq AND j.status IN ${HOLDS_ORDER}))))
+             AND (${statusIn(LEASED, 'j.status')} OR (j.seq < i.seq AND ${statusIn(HOLDS_ORDER, 'j.status')}))))
       ORDER BY run_at, seq LIMIT ?`),
+    // The rows were chosen in the same transaction (due, or leased with the lease run out).
     claimMany: db.prepare(`
-      UPDATE instances SET status = 'running', attempt = attempt + 1, claim_token = @token || '.' || seq,
-        lease_owner = @owner, lease_until = @lease_until, started_at = coalesce(started_at, @now), updated_at = @now
+      UPDATE instances SET ${assignments(TRANSITIONS.claim, SQLITE)}
+      WHERE seq IN (SELECT value FROM json_each(@seqs)) RETURNING ${WORK_COLUMNS}`),
+    takeOverMany: db.prepare(`
+      UPDATE instances SET ${assignments(TRANSITIONS.takeOver, SQLITE)}
       WHERE seq IN (SELECT value FROM json_each(@seqs)) RETURNING ${WORK_COLUMNS}`),
     startedEvents: db.prepare(`
-      INSERT INTO events (instance_id, integration_id, run, type, at, data)
-      SELECT id, integration_id, run, 'started', @now, json_object('attempt', attempt)
+      INSERT INTO events (instance_id, integration_id, run, at, type, data)
+      SELECT id, integration_id, run, @now, ${eventColumns('started', { attempt: 'attempt' }, 'json_object')}
       FROM instances WHERE seq IN (SELECT value FROM json_each(@seqs)) ORDER BY seq`),
     leaseExpiredEvents: db.prepare(`
-      INSERT INTO events (instance_id, integration_id, run, type, at, data)
-      SELECT id, integration_id, run, 'lease.expired', @now, json_object('attempt', attempt, 'owner', lease_owner)
+      INSERT INTO events (instance_id, integration_id, run, at, type, data)
+      SELECT id, integration_id, run, @now, ${eventColumns('lease.expired', { attempt: 'attempt', owner: 'lease_owner' }, 'json_object')}
       FROM instances WHERE seq IN (SELECT value FROM json_each(@seqs)) ORDER BY seq`),
     stepsOfRun: db.prepare('SELECT * FROM steps WHERE instance_id = ? AND run = ? ORDER BY position'),
     stepsOf: db.prepare('SELECT * FROM steps WHERE instance_id = ? ORDER BY run, position'),
     runsOf: db.prepare('SELECT * FROM runs WHERE instance_id = ? ORDER BY run'),
-    extendLease: db.prepare(
-      "UPDATE instances SET lease_until = ? WHERE id = ? AND claim_token = ? AND status = 'running'",
-    ),
+    extendLease: db.prepare(`
+      UPDATE instances SET ${assignments(TRANSITIONS.renew, SQLITE)}
+      WHERE id = @id AND claim_token = @token AND ${statusIn(TRANSITIONS.renew.from)}`),
     releaseLease: db.prepare(`
-      UPDATE instances SET status = 'queued', attempt = max(attempt - 1, 0), claim_token = NULL, lease_owner = NULL,
-        lease_until = NULL, run_at = @now, updated_at = @now
-      WHERE id = @id AND claim_token = @token AND status = 'running'`),
+      UPDATE instances SET ${assignments(TRANSITIONS.release, SQLITE)}
+      WHERE id = @id AND claim_token = @token AND ${statusIn(TRANSITIONS.release.from)}`),
     upsertStep: db.prepare(`
       INSERT INTO steps (instance_id, run, name, position, status, output, error, attempt, started_at, finished_at, seeded)
       VALUES (@instance_id, @run, @name, @position, @status, @output, @error, @attempt, @started_at, @finished_at, 0)
       ON CONFLICT (instance_id, run, name) DO UPDATE SET position = excluded.position, status = excluded.status, output = excluded.output,
         error = excluded.error, attempt = excluded.attempt, started_at = excluded.started_at,
         finished_at = excluded.finished_at, seeded = 0`),
+    // Guarded by the claim token alone: only the attempt holding the lease has it.
     finishSucceeded: db.prepare(`
-      UPDATE instances SET status = 'succeeded', output = @output, error = NULL, finished_at = @now,
-        duration_ms = @duration, updated_at = @now, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-      WHERE id = @id AND claim_token = @token`),
+      UPDATE instances SET ${assignments(TRANSITIONS.succeed, SQLITE)} WHERE id = @id AND claim_token = @token`),
     finishFailed: db.prepare(`
-      UPDATE instances SET status = 'failed', error = @error, finished_at = @now, duration_ms = @duration,
-        updated_at = @now, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-      WHERE id = @id AND claim_token = @token`),
+      UPDATE instances SET ${assignments(TRANSITIONS.fail, SQLITE)} WHERE id = @id AND claim_token = @token`),
     finishRetry: db.prepare(`
-      UPDATE instances SET status = 'retrying', error = @error, run_at = @run_at, duration_ms = @duration,
-        attempt = attempt - @refund, updated_at = @now, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-      WHERE id = @id AND claim_token = @token`),
+      UPDATE instances SET ${assignments(TRANSITIONS.retry, SQLITE)} WHERE id = @id AND claim_token = @token`),
     archiveRun: db.prepare(`
       INSERT INTO runs (instance_id, run, run_from, status, input, output, error, started_at, finished_at)
       VALUES (@instance_id, @run, @run_from, @status, @input, @output, @error, @started_at, @finished_at)`),
@@ -966,16 +970,9 @@ function prepare(db: Database.Database) {
       INSERT INTO steps (instance_id, run, name, position, status, output, error, attempt, started_at, finished_at, seeded)
       SELECT instance_id, ?, name, position, status, output, error, attempt, started_at, finished_at, 1
       FROM steps WHERE instance_id = ? AND run = ? AND status = 'succeeded'`),
-    startRun: db.prepare(`
-      UPDATE instances SET status = 'queued', run = @run, run_from = @run_from, run_started_at = @now, input = @input,
-        attempt = 0, output = NULL, error = NULL, started_at = NULL, finished_at = NULL, duration_ms = NULL,
-        run_at = @now, updated_at = @now,
-        claim_token = NULL, lease_owner = NULL, lease_until = NULL
-      WHERE id = @id`),
-    cancelOne: db.prepare(`
-      UPDATE instances SET status = 'cancelled', finished_at = @now, updated_at = @now,
-        duration_ms = @now - started_at, claim_token = NULL, lease_owner = NULL, lease_until = NULL
-      WHERE id = @id`),
+    // Rerun and cancel: whether the row may make the transition is decided in TypeScript (`allows`).
+    startRun: db.prepare(`UPDATE instances SET ${assignments(TRANSITIONS.rerun, SQLITE)} WHERE id = @id`),
+    cancelOne: db.prepare(`UPDATE instances SET ${assignments(TRANSITIONS.cancel, SQLITE)} WHERE id = @id`),
     childCounts: db.prepare(
       'SELECT status, count(*) AS n FROM instances WHERE parent_id = ? GROUP BY status',
     ),
@@ -990,7 +987,7 @@ function prepare(db: Database.Database) {
     latestSlot: db.prepare('SELECT max(slot_at) AS slot_at FROM schedule_slots WHERE integration_id = ?'),
     activeScheduled: db.prepare(`
       SELECT id FROM instances INDEXED BY instances_scheduled_active
-      WHERE integration_id = ? AND mode = 'scheduled' AND status IN ('queued', 'running', 'retrying') LIMIT 1`),
+      WHERE integration_id = ? AND mode = 'scheduled' AND ${statusIn(BLOCKS_FIRING)} LIMIT 1`),
     insertSlot: db.prepare(
       'INSERT INTO schedule_slots (integration_id, slot_at, outcome, instance_id, at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -1002,10 +999,10 @@ function prepare(db: Database.Database) {
     ),
     nextQueued: db.prepare(`
       SELECT min(run_at) AS due FROM instances INDEXED BY instances_due
-      WHERE status IN ('queued', 'retrying') AND integration_id = ?`),
+      WHERE ${statusIn(DUE)} AND integration_id = ?`),
     nextLeaseEnd: db.prepare(`
       SELECT min(lease_until) AS due FROM instances INDEXED BY instances_lease
-      WHERE status = 'running' AND integration_id IN (SELECT value FROM json_each(?))`),
+      WHERE ${statusIn(LEASED)} AND integration_id IN (SELECT value FROM json_each(?))`),
   };
 }
 
