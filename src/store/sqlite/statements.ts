@@ -12,7 +12,7 @@ import type { NewInstance } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 /** How this store writes the lifecycle's SQL (`src/store/sql.ts`): named `@` parameters, SQLite's `max`. */
-export const SQLITE: Dialect = { param: (name) => `@${name}`, col: (name) => name, greatest: 'max' };
+const SQLITE: Dialect = { param: (name) => `@${name}`, col: (name) => name, greatest: 'max' };
 
 /** A prepared statement, by a name that this package's declarations can refer to. */
 export interface Prepared extends Database.Statement<unknown[]> {}
@@ -37,7 +37,7 @@ const LEASE_EXPIRED = eventColumns(
 /** Rows per INSERT statement of insertInstances (22 parameters each). */
 export const INSERT_GROUP = 50;
 
-export function insertSql(rows: number): string {
+function insertSql(rows: number): string {
   // run = 1, attempt = 0; run_started_at and updated_at are created_at.
   const values = '(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
   return `INSERT INTO instances (id, integration_id, mode, status, input, input_hash, output, error, run,
