@@ -1,0 +1,277 @@
+/**
+ * The SQLite store's reads: instances, runs, steps and events, the activity stream, statistics
+ * and the few reads the dispatcher makes while idle. None of them writes; each runs in the caller's
+ * store method after its closed check.
+ */
+import { ACTIVE, emptyCounts, MEASURED } from '../../lifecycle/index.js';
+import type { ActivityEvent, ChildCounts, Instance, Mode, Run, Step } from '../../model.js';
+import {
+  asArray,
+  currentRunFromRow,
+  type EventRow,
+  eventFromRow,
+  type InstanceRow,
+  instanceFromRow,
+  parseTrackingFilter,
+  type RunRow,
+  runFromRow,
+  type StepRow,
+  stepFromRow,
+} from '../rows.js';
+import { statusIn, statusIs } from '../sql.js';
+import type {
+  EventQuery,
+  EventStreamPage,
+  EventStreamRequest,
+  InstanceFilter,
+  IntegrationStats,
+  ListRequest,
+  Page,
+  StatsRequest,
+} from '../store.js';
+import type { Sqlite } from './statements.js';
+
+export function getInstance(s: Sqlite, id: string): Instance | null {
+  const row = s.stmt.byId.get(id) as InstanceRow | undefined;
+  return row ? instanceFromRow(row) : null;
+}
+
+export function listInstances(s: Sqlite, request: ListRequest): Page<Instance> {
+  const limit = Math.max(1, Math.min(request.limit, 1000));
+  const extra: string[] = [];
+  const params: unknown[] = [];
+  if (request.cursor) {
+    extra.push('seq < ?');
+    params.push(Number(request.cursor));
+  }
+  const rows = selectRows(s, request, extra.join(' AND ') || null, params, limit + 1);
+  const items = rows.slice(0, limit).map(instanceFromRow);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? String(last.seq) : null };
+}
+
+export function countInstances(s: Sqlite, filter: InstanceFilter): number {
+  const { where, params } = filterSql(filter);
+  return (s.db.prepare(`SELECT count(*) AS n FROM instances WHERE ${where}`).get(...params) as { n: number })
+    .n;
+}
+
+/** Instances of a filter (and an extra condition), newest first. */
+export function selectRows(
+  s: Sqlite,
+  filter: InstanceFilter,
+  extra: string | null,
+  extraParams: unknown[] = [],
+  limit?: number,
+) {
+  const { where, params } = filterSql(filter);
+  const sql = `SELECT * FROM instances WHERE ${where}${extra ? ` AND ${extra}` : ''} ORDER BY seq DESC${
+    limit ? ` LIMIT ${limit}` : ''
+  }`;
+  return s.db.prepare(sql).all(...params, ...extraParams) as InstanceRow[];
+}
+
+export function getRuns(s: Sqlite, instanceId: string): Run[] {
+  const row = s.stmt.byId.get(instanceId) as InstanceRow | undefined;
+  if (!row) return [];
+  const archived = (s.stmt.runsOf.all(instanceId) as RunRow[]).map(runFromRow);
+  return [...archived, currentRunFromRow(row)];
+}
+
+export function getSteps(s: Sqlite, instanceId: string, run?: number): Step[] {
+  const rows = run === undefined ? s.stmt.stepsOf.all(instanceId) : s.stmt.stepsOfRun.all(instanceId, run);
+  return (rows as StepRow[]).map(stepFromRow);
+}
+
+export function getEvents(s: Sqlite, query: EventQuery): ActivityEvent[] {
+  const where = ['id > ?'];
+  const params: unknown[] = [query.afterId ?? 0];
+  if (query.instanceId) {
+    where.push('instance_id = ?');
+    params.push(query.instanceId);
+  }
+  if (query.integrationId) {
+    where.push('integration_id = ?');
+    params.push(query.integrationId);
+  }
+  const rows = s.db
+    .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
+    .all(...params, Math.max(1, Math.min(query.limit, 10_000))) as EventRow[];
+  return rows.map(eventFromRow);
+}
+
+/** A page of the activity stream after a cursor (an event id). */
+export function readEventStream(s: Sqlite, request: EventStreamRequest): EventStreamPage {
+  // One writer: ids are assigned in commit order, so the id itself is a gap-free cursor.
+  const after = Number.parseInt(request.after, 10) || 0;
+  return s.db.transaction(() => {
+    const where = ['e.id > ?'];
+    const params: unknown[] = [after];
+    let join = '';
+    if (request.integrationId) {
+      where.push('e.integration_id = ?');
+      params.push(request.integrationId);
+    }
+    if (request.types) {
+      where.push('e.type IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(request.types));
+    }
+    if (request.tracking !== undefined) {
+      const { name, value } = parseTrackingFilter(request.tracking);
+      join = 'JOIN instances i ON i.id = e.instance_id';
+      where.push('(i.track_1 = ? OR i.track_2 = ? OR i.track_3 = ?)');
+      params.push(value, value, value);
+      if (name) {
+        where.push('json_extract(i.tracking, ?) = ?');
+        params.push(`$."${name}"`, value);
+      }
+    }
+    const limit = Math.max(1, Math.min(request.limit, 10_000));
+    const rows = s.db
+      .prepare(`SELECT e.* FROM events e ${join} WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ?`)
+      .all(...params, limit) as EventRow[];
+    const events = rows.map((row) => ({ ...eventFromRow(row), cursor: String(row.id) }));
+    const head = (s.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number }).id;
+    const last = events[events.length - 1];
+    return { events, cursor: rows.length === limit && last ? last.cursor : String(Math.max(head, after)) };
+  })();
+}
+
+export function eventStreamHead(s: Sqlite): string {
+  return String((s.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number }).id);
+}
+
+/** Figures per integration and mode; `active` and the timed ones by the lifecycle's sets. */
+const STATS = `SELECT integration_id, mode, count(*) AS total,
+    sum(${statusIs('succeeded')}) AS succeeded, sum(${statusIs('failed')}) AS failed,
+    sum(${statusIs('cancelled')}) AS cancelled, sum(${statusIn(ACTIVE)}) AS active,
+    sum(${statusIn(MEASURED)} AND duration_ms IS NOT NULL) AS timed,
+    coalesce(avg(CASE WHEN ${statusIn(MEASURED)} THEN max(attempt - 1, 0) END), 0) AS retries
+  FROM instances WHERE created_at >= @since AND created_at < @until
+  GROUP BY integration_id, mode ORDER BY integration_id`;
+
+const DURATION_AT_RANK = `SELECT duration_ms FROM instances
+  WHERE integration_id = @id AND created_at >= @since AND created_at < @until
+    AND ${statusIn(MEASURED)} AND duration_ms IS NOT NULL
+  ORDER BY duration_ms LIMIT 1 OFFSET @offset`;
+
+const TOP_ERRORS = `SELECT json_extract(error, '$.code') AS code, count(*) AS count FROM instances
+  WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND ${statusIs('failed')}
+  GROUP BY code ORDER BY count DESC, code LIMIT 5`;
+
+const FAILURES_BY_CONNECTION = `SELECT json_extract(error, '$.details.connection') AS connection, count(*) AS count
+  FROM instances
+  WHERE integration_id = @id AND created_at >= @since AND created_at < @until AND ${statusIs('failed')}
+    AND json_extract(error, '$.details.connection') IS NOT NULL
+  GROUP BY connection`;
+
+export function integrationStats(s: Sqlite, request: StatsRequest): IntegrationStats[] {
+  const window = { since: request.since, until: request.until };
+  const rows = s.db.prepare(STATS).all(window) as {
+    integration_id: string;
+    mode: Mode;
+    total: number;
+    succeeded: number;
+    failed: number;
+    cancelled: number;
+    active: number;
+    timed: number;
+    retries: number;
+  }[];
+  const rank = s.db.prepare(DURATION_AT_RANK);
+  const errors = s.db.prepare(TOP_ERRORS);
+  const byConnection = s.db.prepare(FAILURES_BY_CONNECTION);
+  return rows.map((row) => {
+    // Nearest rank: the smallest value with at least p of the values at or below it.
+    const percentile = (p: number) =>
+      row.timed === 0
+        ? null
+        : (
+            rank.get({ ...window, id: row.integration_id, offset: Math.ceil(p * row.timed) - 1 }) as {
+              duration_ms: number;
+            }
+          ).duration_ms;
+    return {
+      integrationId: row.integration_id,
+      mode: row.mode,
+      total: row.total,
+      succeeded: row.succeeded,
+      failed: row.failed,
+      cancelled: row.cancelled,
+      active: row.active,
+      p50: percentile(0.5),
+      p95: percentile(0.95),
+      p99: percentile(0.99),
+      retriesPerInstance: row.retries,
+      errors: errors.all({ ...window, id: row.integration_id }) as { code: string | null; count: number }[],
+      failuresByConnection: Object.fromEntries(
+        (
+          byConnection.all({ ...window, id: row.integration_id }) as { connection: string; count: number }[]
+        ).map((r) => [r.connection, r.count]),
+      ),
+    };
+  });
+}
+
+/** When the next instance of these integrations falls due or the next lease runs out. */
+export function nextDueAt(s: Sqlite, integrationIds: string[]): number | null {
+  let due: number | null = null;
+  for (const id of new Set(integrationIds)) {
+    const row = s.stmt.nextQueued.get(id) as { due: number | null };
+    if (row.due !== null && (due === null || row.due < due)) due = row.due;
+  }
+  const lease = s.stmt.nextLeaseEnd.get(JSON.stringify(integrationIds)) as { due: number | null };
+  if (lease.due !== null && (due === null || lease.due < due)) due = lease.due;
+  return due;
+}
+
+export function countChildren(s: Sqlite, parentId: string): ChildCounts {
+  const counts: ChildCounts = emptyCounts();
+  for (const row of s.stmt.childCounts.all(parentId) as { status: keyof ChildCounts; n: number }[]) {
+    counts[row.status] = row.n;
+    counts.total += row.n;
+  }
+  return counts;
+}
+
+/** WHERE clause of an instance filter, with positional parameters. */
+function filterSql(filter: InstanceFilter): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const inList = (column: string, values: unknown[] | undefined) => {
+    if (values === undefined) return;
+    where.push(`${column} IN (SELECT value FROM json_each(?))`);
+    params.push(JSON.stringify(values));
+  };
+  inList('id', filter.ids);
+  inList('integration_id', asArray(filter.integrationId));
+  inList('status', asArray(filter.status));
+  if (filter.parentId !== undefined) {
+    where.push('parent_id = ?');
+    params.push(filter.parentId);
+  }
+  if (filter.createdAfter !== undefined) {
+    where.push('created_at >= ?');
+    params.push(filter.createdAfter);
+  }
+  if (filter.createdBefore !== undefined) {
+    where.push('created_at < ?');
+    params.push(filter.createdBefore);
+  }
+  if (filter.runStartedAfter !== undefined) {
+    where.push('run_started_at >= ?');
+    params.push(filter.runStartedAfter);
+  }
+  if (filter.tracking !== undefined) {
+    const { name, value } = parseTrackingFilter(filter.tracking);
+    where.push('(track_1 = ? OR track_2 = ? OR track_3 = ?)');
+    params.push(value, value, value);
+    if (name) {
+      where.push('json_extract(tracking, ?) = ?');
+      params.push(`$."${name}"`, value);
+    }
+  }
+  return { where: where.length > 0 ? where.join(' AND ') : '1 = 1', params };
+}
+
+/** Rows per INSERT statement of insertInstances (22 parameters each). */
