@@ -28,11 +28,10 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     const lastEventId = request.headers['last-event-id'];
     const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
     if (after !== undefined && after !== 'start' && !context.engine.store.isStreamCursor(after)) {
-      throw new InvalidInputError([
-        after === lastEventId
-          ? { in: 'header', path: 'last-event-id', message: NOT_ISSUED }
-          : { in: 'query', path: 'after', message: NOT_ISSUED },
-      ]);
+      throw notIssued(
+        after === lastEventId ? 'header' : 'query',
+        after === lastEventId ? 'last-event-id' : 'after',
+      );
     }
     const controller = new AbortController();
     request.raw.on('close', () => controller.abort());
@@ -76,6 +75,11 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
       ended();
     }
   });
+}
+
+/** A stream position (`after`, `Last-Event-ID`) that the store did not issue. */
+function notIssued(part: 'query' | 'header', path: string): InvalidInputError {
+  return new InvalidInputError([{ in: part, path, message: NOT_ISSUED }]);
 }
 
 /** Resolves when the client has read what is buffered, or when the stream is being ended. */
