@@ -201,7 +201,7 @@ function addApiPaths(
       ...(route.body
         ? {
             requestBody: {
-              required: true,
+              required: route.emptyBody === undefined,
               content: { 'application/json': { schema: schema(route.body, 'input', `${name}.body`) } },
             },
           }
