@@ -2,7 +2,17 @@
  * The management API as the console uses it. With an admin token configured, the server's sign-in
  * page has set an HttpOnly session cookie that the browser sends with every same-origin request;
  * the page itself never sees the token.
+ *
+ * The shapes are the server's, never restated here: the vocabulary's types come from `model.ts`,
+ * the answers' types from the route table (`import type`: nothing of them reaches the bundle), and
+ * the lists of statuses and event types from the lifecycle (a few strings, bundled).
  */
+import { ACTIVITY_TYPES } from '../../src/lifecycle/names.js';
+import type { ActivityEvent } from '../../src/model.js';
+import type { ApiResponse } from '../../src/server/api/routes.js';
+
+export { INSTANCE_STATUSES } from '../../src/lifecycle/names.js';
+export type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Run, Step } from '../../src/model.js';
 
 export class ApiError extends Error {
   constructor(
@@ -70,155 +80,8 @@ export function followActivity(
   return () => source.close();
 }
 
-const ACTIVITY_TYPES = [
-  'accepted',
-  'started',
-  'step.started',
-  'step.succeeded',
-  'step.failed',
-  'connection.call',
-  'retry.scheduled',
-  'lease.expired',
-  'succeeded',
-  'failed',
-  'rerun',
-  'cancelled',
-  'progress',
-];
-
-export type Status = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
-export const STATUSES: Status[] = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
-
-export interface ErrorInfo {
-  name: string;
-  message: string;
-  code?: string;
-  stack?: string;
-  details?: Record<string, unknown>;
-}
-
-export interface Instance {
-  id: string;
-  integrationId: string;
-  mode: 'sync' | 'async' | 'scheduled';
-  status: Status;
-  input: unknown;
-  output: unknown;
-  error: ErrorInfo | null;
-  run: number;
-  attempt: number;
-  tracking: Record<string, string>;
-  parentId: string | null;
-  createdAt: number;
-  updatedAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  durationMs: number | null;
-}
-
-export interface Run {
-  run: number;
-  from: 'failed-step' | 'start' | null;
-  status: string;
-  input: unknown;
-  startedAt: number;
-  finishedAt: number | null;
-  error: ErrorInfo | null;
-}
-
-export interface Step {
-  run: number;
-  name: string;
-  position: number;
-  status: 'succeeded' | 'failed';
-  output: unknown;
-  error: ErrorInfo | null;
-  attempt: number;
-  startedAt: number;
-  finishedAt: number;
-  seeded: boolean;
-}
-
-export interface ActivityEvent {
-  id: number;
-  instanceId: string;
-  integrationId: string;
-  run: number;
-  type: string;
-  at: number;
-  data: Record<string, unknown>;
-}
-
-export interface InstanceDetail {
-  instance: Instance;
-  runs: Run[];
-  steps: Step[];
-  events: ActivityEvent[];
-}
-
-export interface WindowFigures {
-  total: number;
-  succeeded: number;
-  failed: number;
-  failureRate: number | null;
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-  retriesPerInstance: number;
-}
-
-export interface Advice {
-  kind: string;
-  message: string;
-  figures: Record<string, number | string>;
-}
-
-export interface IntegrationSummary {
-  id: string;
-  mode: 'sync' | 'async' | 'scheduled';
-  description: string | null;
-  triggers: (
-    | { type: 'http'; method: string; path: string }
-    | { type: 'cron'; cron: string }
-    | { type: 'api' }
-  )[];
-  counts: Record<Status, number>;
-  stats: { total: number; errorRate: number | null; windows: Record<'1h' | '24h' | '7d', WindowFigures> };
-  advice: Advice[];
-}
-
-export interface ConnectionSummary {
-  id: string;
-  baseUrl: string;
-  circuit: 'closed' | 'half-open' | 'open';
-  calls: number;
-  failures: number;
-  failureRate: number | null;
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-  lastStatus: number | null;
-  lastCallAt: number | null;
-}
-
-export interface Schedule {
-  integrationId: string;
-  cron: string;
-  timezone: string;
-  overlap: string;
-  parameters: Record<string, unknown>;
-  nextSlotAt: number | null;
-  nextSlots: number[];
-  lastSlotAt: number | null;
-  recentSlots: { slotAt: number; outcome: 'fired' | 'skipped'; instanceId: string | null }[];
-}
-
-export interface ErrorGroup {
-  integrationId: string;
-  name: string;
-  message: string;
-  code: string | null;
-  count: number;
-  latestAt: number;
-  instanceIds: string[];
-}
+export type InstanceDetail = ApiResponse<'getInstance'>;
+export type IntegrationSummary = ApiResponse<'listIntegrations'>['items'][number];
+export type ConnectionSummary = ApiResponse<'listConnections'>['items'][number];
+export type Schedule = ApiResponse<'listSchedules'>['items'][number];
+export type ErrorGroup = ApiResponse<'listErrorGroups'>['groups'][number];

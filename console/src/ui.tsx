@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
-import type { Status } from './api';
+import type { InstanceStatus } from './api';
 
-export function StatusBadge({ status }: { status: Status | string }) {
+export function StatusBadge({ status }: { status: InstanceStatus | string }) {
   return <span class={`badge badge-${status}`}>{status}</span>;
 }
 

@@ -5,6 +5,7 @@
  */
 import { createInterface } from 'node:readline';
 import { decide } from '../advisor/decide.js';
+import { DUE, isFinal } from '../lifecycle/statuses.js';
 import { isUnreachable, UnreachableError, UsageError } from './exit.js';
 
 export interface RemoteOptions {
@@ -87,7 +88,7 @@ const time = (ms: number | null) =>
 
 /** When a waiting instance runs next: the time, and how far off it is (or "due"). */
 export function nextAttempt(instance: { status: string; runAt: number }, now = Date.now()): string {
-  if (instance.status !== 'retrying' && instance.status !== 'queued') return '';
+  if (!(DUE as readonly string[]).includes(instance.status)) return '';
   const seconds = Math.round((instance.runAt - now) / 1000);
   if (seconds <= 0) return `${time(instance.runAt)} (due)`;
   const wait =
@@ -249,7 +250,7 @@ async function bulkRerun(
         `/api/instances?${follow}${cursor ? `&cursor=${cursor}` : ''}`,
       );
       for (const instance of page.items) {
-        if (['succeeded', 'failed', 'cancelled'].includes(instance.status)) done++;
+        if (isFinal(instance.status)) done++;
         if (instance.status === 'failed') failed++;
       }
       cursor = page.nextCursor;

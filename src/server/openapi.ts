@@ -1,12 +1,12 @@
 /**
  * The OpenAPI 3.1 document of the server: one operation per trigger route (schemas from the
- * integration's zod `input`, `params` and `query`) and the management API (schemas from
- * `api/schemas.ts`). Built once at start; served at GET /openapi.json.
+ * integration's zod `input`, `params` and `query`), the management API (from its route table,
+ * `api/routes.ts`) and Tandem's own paths. Built once at start; served at GET /openapi.json.
  */
 import { z } from 'zod';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
-import * as operations from './api/operation-schemas.js';
+import { API_ROUTES, type ApiRoute } from './api/routes.js';
 import * as api from './api/schemas.js';
 import { apiKeyHeaderOf } from './trigger-auth.js';
 
@@ -148,24 +148,21 @@ export function buildOpenApi(integrations: AnyIntegration[], options: OpenApiOpt
   }
 
   addApiPaths(doc, schema, problem, options.adminToken);
+  addOperationsPaths(doc, schema, problem);
   return doc;
 }
 
 type SchemaOf = (s: z.ZodType, io: 'input' | 'output', prefix: string) => JsonObject;
 
+/** The operations of the management API, each from its entry in the route table. */
 function addApiPaths(
   doc: JsonObject,
   schema: SchemaOf,
   problem: (d: string) => JsonObject,
   guarded: boolean,
 ) {
-  const security = guarded ? [{ adminToken: [] }] : undefined;
-  const ok = (s: z.ZodType, name: string, description = 'OK') => ({
-    description,
-    content: { 'application/json': { schema: schema(s, 'output', name) } },
-  });
   const common = {
-    ...(security ? { security } : {}),
+    ...(guarded ? { security: [{ adminToken: [] }] } : {}),
     tags: ['management'],
   };
   const errors = {
@@ -174,169 +171,65 @@ function addApiPaths(
       ? { '401': problem('Missing or invalid admin token'), '403': problem('Not the admin token') }
       : {}),
   };
-  const body = (s: z.ZodType, name: string) => ({
-    required: true,
-    content: { 'application/json': { schema: schema(s, 'input', name) } },
-  });
-  const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
-  const queryParams = (s: z.ZodObject<any>, name: string) => {
-    const js = schema(s, 'input', name);
-    return Object.entries<JsonObject>(js.properties ?? {}).map(([key, value]) => ({
-      name: key,
-      in: 'query',
-      required: false,
-      schema: value,
-      ...(value.description ? { description: value.description } : {}),
-    }));
-  };
-  doc.paths['/api/integrations'] = {
-    get: {
+  for (const [operationId, route] of Object.entries<ApiRoute>(API_ROUTES)) {
+    const name = operationId[0]!.toUpperCase() + operationId.slice(1);
+    const parameters: JsonObject[] = [];
+    // Each property of a params or query schema is one parameter.
+    const each = (s: z.ZodType | undefined, part: string) =>
+      Object.entries<JsonObject>(s ? (schema(s, 'input', `${name}.${part}`).properties ?? {}) : {});
+    for (const [key, value] of each(route.params, 'params')) {
+      parameters.push({ name: key, in: 'path', required: true, schema: value });
+    }
+    for (const [key, value] of each(route.query, 'query')) {
+      parameters.push({
+        name: key,
+        in: 'query',
+        required: false,
+        schema: value,
+        ...(value.description ? { description: value.description } : {}),
+      });
+    }
+    for (const [key, value] of Object.entries(route.headers ?? {})) {
+      parameters.push({ name: key, in: 'header', required: false, schema: schema(value, 'input', name) });
+    }
+    const { answer } = route;
+    const operation: JsonObject = {
       ...common,
-      operationId: 'listIntegrations',
-      summary: 'Each integration: mode, triggers, counts and statistics',
-      responses: { '200': ok(api.integrationListSchema, 'IntegrationList'), ...errors },
-    },
-  };
-  doc.paths['/api/integrations/{id}/run'] = {
-    post: {
-      ...common,
-      operationId: 'runIntegration',
-      summary: 'Start an async or scheduled integration now; the body is the input',
-      parameters: [
-        ...idParam,
-        {
-          name: 'Idempotency-Key',
-          in: 'header',
-          required: false,
-          schema: { type: 'string', maxLength: 255 },
-        },
-      ],
-      requestBody: { required: false, content: { 'application/json': { schema: {} } } },
+      operationId,
+      summary: route.summary,
+      ...(parameters.length > 0 ? { parameters } : {}),
+      ...(route.body
+        ? {
+            requestBody: {
+              required: route.emptyBody === undefined,
+              content: { 'application/json': { schema: schema(route.body, 'input', `${name}.body`) } },
+            },
+          }
+        : route.anyBody
+          ? { requestBody: { required: false, content: { 'application/json': { schema: {} } } } }
+          : {}),
       responses: {
-        '202': {
-          description: 'Accepted',
-          content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } },
-        },
-        ...errors,
-        '404': problem('Unknown integration'),
-        '409': problem('A sync integration cannot be started as durable work'),
-        '422': problem('Idempotency-Key reused with a different body'),
-        '429': problem('Too much work is waiting'),
-      },
-    },
-  };
-  doc.paths['/api/instances'] = {
-    get: {
-      ...common,
-      operationId: 'listInstances',
-      summary: 'Instances, newest first, filtered, with cursor paging',
-      parameters: queryParams(api.listInstancesQuery, 'ListInstancesQuery'),
-      responses: { '200': ok(api.instancePageSchema, 'InstancePage'), ...errors },
-    },
-  };
-  doc.paths['/api/instances/rerun'] = {
-    post: {
-      ...common,
-      operationId: 'rerunInstances',
-      summary: 'Rerun every finished instance that matches a filter',
-      requestBody: body(api.bulkRerunBody, 'BulkRerun'),
-      responses: { '200': ok(api.bulkRerunResultSchema, 'BulkRerunResult'), ...errors },
-    },
-  };
-  doc.paths['/api/instances/{id}'] = {
-    get: {
-      ...common,
-      operationId: 'getInstance',
-      summary: 'An instance with its runs, steps and activity events',
-      parameters: idParam,
-      responses: {
-        '200': ok(api.instanceDetailSchema, 'InstanceDetail'),
-        ...errors,
-        '404': problem('Unknown instance'),
-      },
-    },
-  };
-  doc.paths['/api/instances/{id}/rerun'] = {
-    post: {
-      ...common,
-      operationId: 'rerunInstance',
-      summary: 'Rerun an instance from the failed step or from the start, optionally with corrected input',
-      parameters: idParam,
-      requestBody: body(api.rerunBody, 'Rerun'),
-      responses: {
-        '200': ok(api.rerunResultSchema, 'RerunResult'),
-        ...errors,
-        '404': problem('Unknown instance'),
-        '409': problem('The instance is not in a final state, or is a sync instance'),
-      },
-    },
-  };
-  doc.paths['/api/instances/{id}/cancel'] = {
-    post: {
-      ...common,
-      operationId: 'cancelInstance',
-      summary: 'Cancel an instance that has not finished',
-      parameters: idParam,
-      responses: {
-        '200': ok(api.cancelResultSchema, 'CancelResult'),
-        ...errors,
-        '404': problem('Unknown instance'),
-        '409': problem('The instance has already finished'),
-      },
-    },
-  };
-  doc.paths['/api/activity'] = {
-    get: {
-      ...common,
-      operationId: 'followActivity',
-      summary: 'The activity stream as Server-Sent Events; resume with Last-Event-ID',
-      parameters: [
-        ...queryParams(api.activityQuery, 'ActivityQuery'),
-        { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } },
-      ],
-      responses: {
-        '200': {
-          description: 'An event stream',
-          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        [answer.status]: {
+          description: answer.description ?? 'OK',
+          content: {
+            [answer.contentType ?? 'application/json']: {
+              schema: answer.component
+                ? { $ref: `#/components/schemas/${answer.component}` }
+                : schema(answer.schema, 'output', `${name}.answer`),
+            },
+          },
         },
         ...errors,
+        ...Object.fromEntries(Object.entries(route.errors ?? {}).map(([status, d]) => [status, problem(d)])),
       },
-    },
-  };
-  doc.paths['/api/advisor/decide'] = {
-    post: {
-      ...common,
-      operationId: 'decidePattern',
-      summary: 'The pattern for the three questions of the decision table, with its reasons',
-      requestBody: body(api.decideBody, 'DecideQuestions'),
-      responses: { '200': ok(api.decisionSchema, 'Decision'), ...errors },
-    },
-  };
-  doc.paths['/api/connections'] = {
-    get: {
-      ...common,
-      operationId: 'listConnections',
-      summary: 'Each connection: circuit state and call statistics since the server started',
-      responses: { '200': ok(operations.connectionListSchema, 'ConnectionList'), ...errors },
-    },
-  };
-  doc.paths['/api/schedules'] = {
-    get: {
-      ...common,
-      operationId: 'listSchedules',
-      summary: 'Each scheduled integration: cron, parameters, next and recent firings',
-      responses: { '200': ok(operations.scheduleListSchema, 'ScheduleList'), ...errors },
-    },
-  };
-  doc.paths['/api/errors'] = {
-    get: {
-      ...common,
-      operationId: 'listErrorGroups',
-      summary: 'Failed instances grouped by integration and error',
-      parameters: queryParams(operations.errorGroupsQuery, 'ErrorGroupsQuery'),
-      responses: { '200': ok(operations.errorGroupsSchema, 'ErrorGroups'), ...errors },
-    },
-  };
+    };
+    const path = `/api${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+    doc.paths[path] = { ...(doc.paths[path] ?? {}), [route.method.toLowerCase()]: operation };
+  }
+}
+
+/** Tandem's own paths outside /api. */
+function addOperationsPaths(doc: JsonObject, schema: SchemaOf, problem: (d: string) => JsonObject) {
   doc.paths['/metrics'] = {
     get: {
       tags: ['operations'],
@@ -352,7 +245,13 @@ function addApiPaths(
       tags: ['operations'],
       operationId: 'health',
       summary: 'Liveness and readiness: the store answers',
-      responses: { '200': ok(api.healthSchema, 'Health'), '503': problem('The store is not reachable') },
+      responses: {
+        '200': {
+          description: 'OK',
+          content: { 'application/json': { schema: schema(api.healthSchema, 'output', 'Health') } },
+        },
+        '503': problem('The store is not reachable'),
+      },
     },
   };
   doc.paths['/console/'] = {

@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import { TandemError } from '../errors.js';
+import { DUE } from '../lifecycle/statuses.js';
 import type { Store } from '../store/store.js';
 import { withHeaders } from './auth-error.js';
 
 export const DEFAULT_MAX_QUEUE_DEPTH = 100_000;
 /** A count taking T ms is repeated no sooner than this many T later (at most ~4% of the time). */
 const SLOW_COUNT_FACTOR = 25;
+/** The backlog: instances waiting for a worker. */
+const WAITING = [...DUE];
 
 export interface QueueDepthOptions {
   /** Above this many queued or retrying instances, async triggers answer 429. */
@@ -71,9 +74,9 @@ export class QueueDepthGauge {
     this.counting ??= (async () => {
       const started = performance.now();
       try {
-        // The store's whole backlog, counted on the status index alone: every queued or retrying
-        // instance is async or scheduled work waiting for a worker (sync instances are never queued).
-        this.depth = await this.store.countInstances({ status: ['queued', 'retrying'] });
+        // The store's whole backlog, counted on the status index alone: every due (queued or
+        // retrying) instance is async or scheduled work waiting for a worker (sync instances never are).
+        this.depth = await this.store.countInstances({ status: WAITING });
       } catch (error) {
         this.logger.warn({ err: error }, 'counting the queue depth failed');
       } finally {

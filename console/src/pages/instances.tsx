@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, followActivity, type Instance, type IntegrationSummary, STATUSES } from '../api';
+import { api, followActivity, INSTANCE_STATUSES, type Instance, type IntegrationSummary } from '../api';
 import { ms, time } from '../format';
 import { navigate, useLoad } from '../hooks';
 import { Loading, Page, Problem, StatusBadge } from '../ui';
@@ -71,7 +71,7 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
           Status
           <select name="status" defaultValue={filter.status}>
             <option value="">All</option>
-            {STATUSES.map((s) => (
+            {INSTANCE_STATUSES.map((s) => (
               <option key={s} value={s}>
                 {s}
               </option>

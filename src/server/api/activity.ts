@@ -6,23 +6,13 @@
  * shutdown open.
  */
 import type { FastifyInstance } from 'fastify';
-import type { z } from 'zod';
 import { followActivity } from '../../engine/activity.js';
-import type { InputIssue } from '../../errors.js';
-import type { ActivityType, InstanceStatus } from '../../model.js';
+import { InvalidInputError } from '../../errors.js';
+import { EVENTS_INTO } from '../../lifecycle/transitions.js';
 import type { ServerContext } from '../context.js';
-import { assertValid, validatePart } from '../input.js';
-import { activityQuery, notIssued } from './schemas.js';
-
-/** The events that bring an instance into each status. */
-const TYPES_BY_STATUS: Record<InstanceStatus, ActivityType[]> = {
-  queued: ['accepted', 'rerun'],
-  running: ['started'],
-  retrying: ['retry.scheduled'],
-  succeeded: ['succeeded'],
-  failed: ['failed'],
-  cancelled: ['cancelled'],
-};
+import { API_ROUTES } from './routes.js';
+import { NOT_ISSUED } from './schemas.js';
+import { serve } from './serve.js';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -33,12 +23,8 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     for (const controller of open.keys()) controller.abort();
     await Promise.all(open.values());
   });
-  app.get('/activity', async (request, reply) => {
-    const issues: InputIssue[] = [];
-    const query = validatePart(activityQuery, request.query, 'query', issues) as z.infer<
-      typeof activityQuery
-    >;
-    assertValid(issues);
+  serve(app, API_ROUTES.followActivity, async (request, reply) => {
+    const { query } = request;
     const lastEventId = request.headers['last-event-id'];
     const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
     if (after !== undefined && after !== 'start' && !context.engine.store.isStreamCursor(after)) {
@@ -70,7 +56,7 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
       for await (const event of followActivity(context.engine.store, {
         ...(after === undefined ? {} : { after: after === 'start' ? '' : after }),
         ...(query.integration ? { integrationId: query.integration } : {}),
-        ...(query.status ? { types: TYPES_BY_STATUS[query.status] } : {}),
+        ...(query.status ? { types: [...EVENTS_INTO[query.status]] } : {}),
         ...(query.tracking ? { tracking: query.tracking } : {}),
         signal: controller.signal,
         onChange: (listener) => context.engine.onChange(listener),
@@ -89,6 +75,11 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
       ended();
     }
   });
+}
+
+/** A stream position (`after`, `Last-Event-ID`) that the store did not issue. */
+function notIssued(part: 'query' | 'header', path: string): InvalidInputError {
+  return new InvalidInputError([{ in: part, path, message: NOT_ISSUED }]);
 }
 
 /** Resolves when the client has read what is buffered, or when the stream is being ended. */

@@ -1,27 +1,21 @@
 import type { FastifyInstance } from 'fastify';
-import type { InputIssue } from '../../errors.js';
+import type { z } from 'zod';
+import { TRANSITIONS } from '../../lifecycle/transitions.js';
+import type { InstanceFilter } from '../../store/store.js';
 import type { ServerContext } from '../context.js';
-import { assertValid, inPart, validatePart } from '../input.js';
+import { inPart } from '../input.js';
 import { redactDetail, redactInstance } from './redact.js';
-import {
-  bulkRerunBody,
-  instanceIdParams,
-  listInstancesQuery,
-  rerunBody,
-  toInstanceFilter,
-} from './schemas.js';
+import { API_ROUTES } from './routes.js';
+import type { instanceFilterSchema } from './schemas.js';
+import { serve } from './serve.js';
 
 /** Listing, detail, rerun (one and bulk) and cancel of instances. */
 export function instanceRoutes(app: FastifyInstance, context: ServerContext): void {
   const { engine } = context;
   const integrationOf = (id: string) => engine.listIntegrations().find((i) => i.id === id);
 
-  app.get('/instances', async (request) => {
-    const issues: InputIssue[] = [];
-    const query = validatePart(listInstancesQuery, request.query, 'query', issues) as ReturnType<
-      typeof listInstancesQuery.parse
-    >;
-    assertValid(issues);
+  serve(app, API_ROUTES.listInstances, async (request) => {
+    const { query } = request;
     const page = await engine.listInstances({
       ...toInstanceFilter(query),
       limit: query.limit,
@@ -30,8 +24,8 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
     return { ...page, items: page.items.map((i) => redactInstance(i, integrationOf(i.integrationId))) };
   });
 
-  app.get('/instances/:id', async (request) => {
-    const { id } = idOf(request.params);
+  serve(app, API_ROUTES.getInstance, async (request) => {
+    const { id } = request.params;
     const detail = await engine.getDetail(id);
     const { instance } = detail;
     if (instance.mode !== 'sync') {
@@ -40,40 +34,36 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
     return redactDetail(detail, integrationOf(instance.integrationId));
   });
 
-  app.post('/instances/:id/rerun', async (request) => {
-    const { id } = idOf(request.params);
-    const issues: InputIssue[] = [];
-    const body = validatePart(rerunBody, request.body ?? {}, 'body', issues) as ReturnType<
-      typeof rerunBody.parse
-    >;
-    assertValid(issues);
+  serve(app, API_ROUTES.rerunInstance, async (request) => {
+    const { id } = request.params;
+    const { body } = request;
     try {
       const done = await engine.rerun(id, body.input === undefined ? { from: body.from } : body);
-      return { instanceId: done.instanceId, run: done.run, status: 'queued' };
+      return { instanceId: done.instanceId, run: done.run, status: TRANSITIONS.rerun.to };
     } catch (error) {
       throw inPart(error, 'body', 'input');
     }
   });
 
-  app.post('/instances/rerun', async (request) => {
-    const issues: InputIssue[] = [];
-    const body = validatePart(bulkRerunBody, request.body, 'body', issues) as ReturnType<
-      typeof bulkRerunBody.parse
-    >;
-    assertValid(issues);
-    return engine.rerunMany(toInstanceFilter(body.filter), { from: body.from });
-  });
+  serve(app, API_ROUTES.rerunInstances, async (request) =>
+    engine.rerunMany(toInstanceFilter(request.body.filter), { from: request.body.from }),
+  );
 
-  app.post('/instances/:id/cancel', async (request) => {
-    const { id } = idOf(request.params);
+  serve(app, API_ROUTES.cancelInstance, async (request) => {
+    const { id } = request.params;
     await engine.cancel(id);
-    return { instanceId: id, status: 'cancelled' };
+    return { instanceId: id, status: TRANSITIONS.cancel.to };
   });
 }
 
-function idOf(params: unknown): { id: string } {
-  const issues: InputIssue[] = [];
-  const parsed = validatePart(instanceIdParams, params, 'params', issues) as { id: string };
-  assertValid(issues);
-  return parsed;
+function toInstanceFilter(query: z.output<typeof instanceFilterSchema>): InstanceFilter {
+  const filter: InstanceFilter = {};
+  if (query.integration !== undefined) filter.integrationId = query.integration;
+  if (query.status !== undefined) filter.status = query.status;
+  if (query.tracking !== undefined) filter.tracking = query.tracking;
+  if (query.parent !== undefined) filter.parentId = query.parent;
+  if (query.from !== undefined) filter.createdAfter = query.from;
+  if (query.to !== undefined) filter.createdBefore = query.to;
+  if (query.rerunSince !== undefined) filter.runStartedAfter = query.rerunSince;
+  return filter;
 }

@@ -4,19 +4,19 @@ import type { AnyIntegration } from '../../define/integration.js';
 import { parseRoute } from '../../define/route.js';
 import { DEFAULT_TIMEOUT_MS } from '../../engine/executor.js';
 import { DEFAULT_DEADLINE_MS } from '../../engine/sync.js';
-import type { InputIssue } from '../../errors.js';
 import { INSTANCE_STATUSES, type InstanceStatus } from '../../model.js';
 import type { IntegrationStats } from '../../store/store.js';
 import { sendAccepted } from '../accepted.js';
 import type { ServerContext } from '../context.js';
-import { assertValid, idempotencyKeyOf, inPart, validatePart } from '../input.js';
-import { integrationIdParams } from './schemas.js';
+import { idempotencyKeyOf, inPart } from '../input.js';
+import { API_ROUTES } from './routes.js';
+import { serve } from './serve.js';
 
 /** GET /api/integrations and POST /api/integrations/:id/run. */
 export function integrationRoutes(app: FastifyInstance, context: ServerContext): void {
   const { engine } = context;
 
-  app.get('/integrations', async () => {
+  serve(app, API_ROUTES.listIntegrations, async () => {
     const now = engine.clock.now();
     const windows = await Promise.all(
       STATS_WINDOWS.map(async ([name, ms]) => {
@@ -28,10 +28,8 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
     return { items };
   });
 
-  app.post('/integrations/:id/run', async (request, reply) => {
-    const issues: InputIssue[] = [];
-    const params = validatePart(integrationIdParams, request.params, 'params', issues) as { id: string };
-    assertValid(issues);
+  serve(app, API_ROUTES.runIntegration, async (request, reply) => {
+    const { params } = request;
     const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
     let row: ReturnType<typeof engine.prepare>;
     try {
@@ -53,7 +51,8 @@ const STATS_WINDOWS = [
   ['7d', 7 * 86_400_000],
 ] as const;
 
-type Windows = (readonly [string, Map<string, IntegrationStats>])[];
+type WindowName = (typeof STATS_WINDOWS)[number][0];
+type Windows = (readonly [WindowName, Map<string, IntegrationStats>])[];
 
 function windowFigures(stats: IntegrationStats | undefined) {
   if (!stats)
@@ -104,7 +103,7 @@ async function summarise(context: ServerContext, integration: AnyIntegration, wi
       errorRate: finished === 0 ? null : counts.failed / finished,
       windows: Object.fromEntries(
         windows.map(([name, byId]) => [name, windowFigures(byId.get(integration.id))]),
-      ),
+      ) as Record<WindowName, ReturnType<typeof windowFigures>>,
     },
     advice: advise({
       integration,

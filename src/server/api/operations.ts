@@ -2,12 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { makeCron } from '../../define/schedule.js';
 import { nextSlotAfter } from '../../engine/scheduler.js';
-import type { InputIssue } from '../../errors.js';
 import { Redactor } from '../../redaction.js';
 import type { ServerContext } from '../context.js';
-import { assertValid, validatePart } from '../input.js';
-import { errorGroupsQuery, type errorGroupsSchema } from './operation-schemas.js';
+import type { errorGroupsSchema } from './operation-schemas.js';
 import { redactInstance } from './redact.js';
+import { API_ROUTES } from './routes.js';
+import { serve } from './serve.js';
 
 type ErrorGroup = z.infer<typeof errorGroupsSchema>['groups'][number];
 
@@ -20,9 +20,9 @@ const ERROR_SCAN_LIMIT = 1000;
 export function operationRoutes(app: FastifyInstance, context: ServerContext): void {
   const { engine } = context;
 
-  app.get('/connections', async () => ({ items: context.connections.list() }));
+  serve(app, API_ROUTES.listConnections, async () => ({ items: context.connections.list() }));
 
-  app.get('/schedules', async () => {
+  serve(app, API_ROUTES.listSchedules, async () => {
     const scheduled = engine.listIntegrations().filter((i) => i.mode === 'scheduled');
     const items = await Promise.all(
       scheduled.map(async (integration) => {
@@ -47,12 +47,8 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
     return { items };
   });
 
-  app.get('/errors', async (request) => {
-    const issues: InputIssue[] = [];
-    const query = validatePart(errorGroupsQuery, request.query, 'query', issues) as z.infer<
-      typeof errorGroupsQuery
-    >;
-    assertValid(issues);
+  serve(app, API_ROUTES.listErrorGroups, async (request) => {
+    const { query } = request;
     const page = await engine.listInstances({
       status: 'failed',
       ...(query.integration ? { integrationId: query.integration } : {}),

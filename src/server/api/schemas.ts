@@ -1,11 +1,22 @@
 /**
- * The management API's request and response shapes, in zod: requests are validated with them and
- * the OpenAPI document is generated from them, so the two cannot drift apart.
+ * The management API's request and response shapes, in zod. The route table (`routes.ts`) names
+ * them per route: requests are validated with them, handlers are typed by them and the OpenAPI
+ * document is generated from them. The shapes of the vocabulary (instance, run, step, event) are
+ * `model.ts`'s types: each schema here is checked by the compiler to describe exactly that type.
+ * This file imports only zod and the vocabulary, so that the console can import its types.
  */
 import { z } from 'zod';
-import { InvalidInputError } from '../../errors.js';
-import { INSTANCE_STATUSES, type InstanceStatus } from '../../model.js';
-import type { InstanceFilter } from '../../store/store.js';
+import { ACTIVITY_TYPES } from '../../lifecycle/names.js';
+import { FINAL } from '../../lifecycle/statuses.js';
+import {
+  type ActivityEvent,
+  type ErrorInfo,
+  INSTANCE_STATUSES,
+  type Instance,
+  type Json,
+  type Run,
+  type Step,
+} from '../../model.js';
 
 const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).max(50)]);
 
@@ -40,7 +51,7 @@ const filterFields = {
 
 export const instanceFilterSchema = z.strictObject(filterFields);
 
-const NOT_ISSUED = 'is not a cursor this server issued: pass the one it gave, unchanged';
+export const NOT_ISSUED = 'is not a cursor this server issued: pass the one it gave, unchanged';
 
 /**
  * Both stores page instances by `seq` and issue it in decimal. Any other text (`abc`, `1e999`, `-1`)
@@ -56,22 +67,12 @@ export const listInstancesQuery = z.strictObject({
   cursor: pageCursor.optional().describe('`nextCursor` of the previous page'),
 });
 
-/** A stream position (`after`, `Last-Event-ID`) that the store did not issue. */
-export function notIssued(part: 'query' | 'header', path: string): InvalidInputError {
-  return new InvalidInputError([{ in: part, path, message: NOT_ISSUED }]);
-}
-
-export function toInstanceFilter(query: z.output<typeof instanceFilterSchema>): InstanceFilter {
-  const filter: InstanceFilter = {};
-  if (query.integration !== undefined) filter.integrationId = query.integration;
-  if (query.status !== undefined) filter.status = query.status;
-  if (query.tracking !== undefined) filter.tracking = query.tracking;
-  if (query.parent !== undefined) filter.parentId = query.parent;
-  if (query.from !== undefined) filter.createdAfter = query.from;
-  if (query.to !== undefined) filter.createdBefore = query.to;
-  if (query.rerunSince !== undefined) filter.runStartedAfter = query.rerunSince;
-  return filter;
-}
+/** `Idempotency-Key` of a run-now, as documented (the handler reads and checks it: `idempotencyKeyOf`). */
+export const idempotencyKeyHeader = z.string().max(255);
+/** `Last-Event-ID` of a reconnecting stream (the handler checks it is a position the store issued). */
+export const lastEventIdHeader = z.string();
+/** The body of the activity stream: Server-Sent Events text. */
+export const streamSchema = z.string();
 
 export const instanceIdParams = z.strictObject({ id: z.string().min(1).max(100) });
 export const integrationIdParams = z.strictObject({ id: z.string().min(1).max(100) });
@@ -88,7 +89,8 @@ export const bulkRerunBody = z.strictObject({
 
 // ── Responses (documentation, and a drift check in the tests) ─────────────────────────────────
 
-const json = z.unknown();
+/** A stored JSON value (documented as any value). */
+const json = z.custom<Json>();
 const errorInfo = z.object({
   name: z.string(),
   message: z.string(),
@@ -129,7 +131,7 @@ export const runSchema = z.object({
   instanceId: z.string(),
   run: z.number().int(),
   from: rerunFrom.nullable(),
-  status: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
+  status: z.enum(['running', ...FINAL]),
   input: json,
   startedAt: z.number(),
   finishedAt: z.number().nullable(),
@@ -155,7 +157,7 @@ export const eventSchema = z.object({
   instanceId: z.string(),
   integrationId: z.string(),
   run: z.number().int(),
-  type: z.string(),
+  type: z.enum(ACTIVITY_TYPES),
   at: z.number(),
   data: z.record(z.string(), json),
 });
@@ -265,7 +267,7 @@ export const problemSchema = z.object({
 /** Filters of GET /api/activity. */
 export const activityQuery = z.strictObject({
   integration: z.string().min(1).max(100).optional(),
-  status: z.enum(['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled']).optional(),
+  status: instanceStatus.optional(),
   tracking: z.string().min(1).max(200).optional(),
   /** Resume position when the client cannot send Last-Event-ID. `start` replays from the beginning. */
   after: z.string().max(64).optional(),
@@ -287,3 +289,14 @@ export const decisionSchema = z.object({
   pattern: z.enum(['sync', 'async', 'sync-to-async']),
   reasons: z.array(z.string()),
 });
+
+// ── The vocabulary's shapes are model.ts's: each schema above describes its type exactly ──────
+
+/** `true` when A and B are the same type (each assignable to the other). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const exactly = <T extends true>(): T | undefined => undefined;
+exactly<Same<z.output<typeof errorInfo>, ErrorInfo>>();
+exactly<Same<z.output<typeof instanceSchema>, Instance>>();
+exactly<Same<z.output<typeof runSchema>, Run>>();
+exactly<Same<z.output<typeof stepSchema>, Step>>();
+exactly<Same<z.output<typeof eventSchema>, ActivityEvent>>();

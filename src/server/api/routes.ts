@@ -1,0 +1,155 @@
+/**
+ * The management API (`/api`), each route declared once: its method and path, its request schemas
+ * (params, query, body) and its answers. `serve.ts` registers a route from its entry here (Fastify
+ * validates the request with these schemas and types the handler by them), `openapi.ts` documents
+ * it from the same entry, and the console takes its response types from here (`ApiResponse`).
+ * Like `schemas.ts`, this file imports only zod and the shapes, so that the console can import it.
+ */
+import type { z } from 'zod';
+import * as operations from './operation-schemas.js';
+import * as api from './schemas.js';
+
+/** A success answer: its status and schema; `contentType` for an answer that is not JSON. */
+export interface ApiAnswer {
+  status: 200 | 202;
+  schema: z.ZodType;
+  description?: string;
+  /** A reusable schema of the document's components (`#/components/schemas/<name>`). */
+  component?: string;
+  contentType?: string;
+}
+
+export interface ApiRoute {
+  method: 'GET' | 'POST';
+  /** Under /api, in Fastify's syntax (`:id`). */
+  url: string;
+  summary: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** What an absent or `null` body reads as; the body is then optional. */
+  emptyBody?: unknown;
+  /** A body of any JSON that the handler validates itself (an integration's input). */
+  anyBody?: true;
+  /** Request headers the handler reads (and checks), as documented. */
+  headers?: Record<string, z.ZodType>;
+  answer: ApiAnswer;
+  /** The answers besides 400 (and 401/403 when guarded), as problem+json, by status. */
+  errors?: Partial<Record<404 | 409 | 422 | 429, string>>;
+}
+
+/** The body of a route's success answer. */
+export type ApiResponse<K extends keyof typeof API_ROUTES> = z.output<
+  (typeof API_ROUTES)[K]['answer']['schema']
+>;
+
+const table = <T extends Record<string, ApiRoute>>(routes: T) => routes;
+
+/** Every route under /api, by operation id, in the order the document lists them. */
+export const API_ROUTES = table({
+  listIntegrations: {
+    method: 'GET',
+    url: '/integrations',
+    summary: 'Each integration: mode, triggers, counts and statistics',
+    answer: { status: 200, schema: api.integrationListSchema },
+  },
+  runIntegration: {
+    method: 'POST',
+    url: '/integrations/:id/run',
+    summary: 'Start an async or scheduled integration now; the body is the input',
+    params: api.integrationIdParams,
+    headers: { 'Idempotency-Key': api.idempotencyKeyHeader },
+    anyBody: true,
+    answer: { status: 202, schema: api.acceptedSchema, description: 'Accepted', component: 'Accepted' },
+    errors: {
+      404: 'Unknown integration',
+      409: 'A sync integration cannot be started as durable work',
+      422: 'Idempotency-Key reused with a different body',
+      429: 'Too much work is waiting',
+    },
+  },
+  listInstances: {
+    method: 'GET',
+    url: '/instances',
+    summary: 'Instances, newest first, filtered, with cursor paging',
+    query: api.listInstancesQuery,
+    answer: { status: 200, schema: api.instancePageSchema },
+  },
+  rerunInstances: {
+    method: 'POST',
+    url: '/instances/rerun',
+    summary: 'Rerun every finished instance that matches a filter',
+    body: api.bulkRerunBody,
+    answer: { status: 200, schema: api.bulkRerunResultSchema },
+  },
+  getInstance: {
+    method: 'GET',
+    url: '/instances/:id',
+    summary: 'An instance with its runs, steps and activity events',
+    params: api.instanceIdParams,
+    answer: { status: 200, schema: api.instanceDetailSchema },
+    errors: { 404: 'Unknown instance' },
+  },
+  rerunInstance: {
+    method: 'POST',
+    url: '/instances/:id/rerun',
+    summary: 'Rerun an instance from the failed step or from the start, optionally with corrected input',
+    params: api.instanceIdParams,
+    body: api.rerunBody,
+    emptyBody: {},
+    answer: { status: 200, schema: api.rerunResultSchema },
+    errors: {
+      404: 'Unknown instance',
+      409: 'The instance is not in a final state, or is a sync instance',
+    },
+  },
+  cancelInstance: {
+    method: 'POST',
+    url: '/instances/:id/cancel',
+    summary: 'Cancel an instance that has not finished',
+    params: api.instanceIdParams,
+    answer: { status: 200, schema: api.cancelResultSchema },
+    errors: { 404: 'Unknown instance', 409: 'The instance has already finished' },
+  },
+  followActivity: {
+    method: 'GET',
+    url: '/activity',
+    summary: 'The activity stream as Server-Sent Events; resume with Last-Event-ID',
+    query: api.activityQuery,
+    headers: { 'Last-Event-ID': api.lastEventIdHeader },
+    answer: {
+      status: 200,
+      schema: api.streamSchema,
+      description: 'An event stream',
+      contentType: 'text/event-stream',
+    },
+  },
+  decidePattern: {
+    method: 'POST',
+    url: '/advisor/decide',
+    summary: 'The pattern for the three questions of the decision table, with its reasons',
+    body: api.decideBody,
+    answer: { status: 200, schema: api.decisionSchema },
+  },
+  listConnections: {
+    method: 'GET',
+    url: '/connections',
+    summary: 'Each connection: circuit state and call statistics since the server started',
+    answer: { status: 200, schema: operations.connectionListSchema },
+  },
+  listSchedules: {
+    method: 'GET',
+    url: '/schedules',
+    summary: 'Each scheduled integration: cron, parameters, next and recent firings',
+    answer: { status: 200, schema: operations.scheduleListSchema },
+  },
+  listErrorGroups: {
+    method: 'GET',
+    url: '/errors',
+    summary: 'Failed instances grouped by integration and error',
+    query: operations.errorGroupsQuery,
+    answer: { status: 200, schema: operations.errorGroupsSchema },
+  },
+});
+
+export type ApiRouteName = keyof typeof API_ROUTES;
