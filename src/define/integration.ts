@@ -26,11 +26,11 @@ import { checkSchedule } from './schedule.js';
 
 /** Any zod schema; the handler's input type is inferred from it. */
 export type InputSchema = z.ZodType;
-export type InputOf<S> = S extends z.ZodType ? z.output<S> : unknown;
+type InputOf<S> = S extends z.ZodType ? z.output<S> : unknown;
 /** Path parameters of a sync route: from the `params` schema, else strings by name. */
-export type ParamsOf<P> = P extends z.ZodType ? z.output<P> : Record<string, string>;
+type ParamsOf<P> = P extends z.ZodType ? z.output<P> : Record<string, string>;
 /** Query of a sync route: from the `query` schema, else as parsed (strings, or arrays of repeated keys). */
-export type QueryOf<Q> = Q extends z.ZodType ? z.output<Q> : Record<string, unknown>;
+type QueryOf<Q> = Q extends z.ZodType ? z.output<Q> : Record<string, unknown>;
 
 /** A field path in the input (`"orderId"`, `"customer.email"`) or a function of the input. */
 export type FieldSelector<I> = string | ((input: I) => string | number | null | undefined);
@@ -89,7 +89,7 @@ export interface FanOutResult {
 }
 
 /** What every handler receives. */
-export interface BaseContext<I> extends Starter {
+interface BaseContext<I> extends Starter {
   instanceId: string;
   integrationId: string;
   input: I;
@@ -313,13 +313,13 @@ export type AnyIntegration = Integration<any>;
 export type IntegrationInput<T> = [T] extends [{ readonly input?: infer S }] ? StartInputOf<S> : Json;
 type StartInputOf<S> = [S] extends [z.ZodType] ? z.input<S> : Json;
 /** The records a source validated by the integration's own schema yields (started without parsing again). */
-export type IntegrationRecord<T> = [T] extends [{ readonly input?: infer S }]
+type IntegrationRecord<T> = [T] extends [{ readonly input?: infer S }]
   ? [S] extends [z.ZodType]
     ? z.output<S>
     : Json
   : Json;
 /** The inputs of `ctx.startMany`: the child's inputs, or a record source of its schema's records. */
-export type StartManyInputs<T> =
+type StartManyInputs<T> =
   | Iterable<IntegrationInput<T>>
   | AsyncIterable<IntegrationInput<T>>
   | RecordSource<IntegrationRecord<T>>;
