@@ -11,7 +11,6 @@ export { secret } from './connections/secret.js';
 export type { ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {
-  ApiKeyAuth,
   AsyncContext,
   AsyncDefinition,
   ChildCounts,
@@ -22,16 +21,15 @@ export type {
   ScheduledContext,
   ScheduledDefinition,
   ScheduledInput,
-  StandardWebhooksAuth,
   StartedInstance,
   SyncContext,
   SyncDefinition,
   SyncResponse,
-  TriggerAuth,
 } from './define/integration.js';
 export { defineIntegration } from './define/integration.js';
 export type { Parameters, ParameterValue } from './define/parameters.js';
 export type { RetryPolicy } from './define/retry.js';
+export type { ApiKeyAuth, StandardWebhooksAuth, TriggerAuth } from './define/trigger-auth.js';
 export type {
   Accepted,
   AcceptOptions,

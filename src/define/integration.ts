@@ -1,3 +1,9 @@
+/**
+ * Defining an integration: the types a handler is written against (each mode's definition and
+ * context) and `defineIntegration()`, which checks every option so that a mistake fails at start.
+ * Definitions and contexts name each other (a definition's handler takes a context; a context
+ * starts integrations), so they stay together; who may call a trigger is in trigger-auth.ts.
+ */
 import { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
@@ -8,21 +14,12 @@ export type { ChildCounts };
 import { redactedTrackPath } from '../redaction.js';
 import type { RecordReport } from '../sources/report.js';
 import type { RecordSource } from '../sources/source.js';
-import {
-  between,
-  checkOptions,
-  fn,
-  nonEmptyText,
-  oneOf,
-  options,
-  text,
-  timerMs,
-  zodSchema,
-} from './options.js';
+import { checkOptions, fn, nonEmptyText, oneOf, options, text, timerMs, zodSchema } from './options.js';
 import { checkParameterDefaults, type Parameters } from './parameters.js';
 import { type RetryPolicy, retryPolicySchema } from './retry.js';
 import { parseRoute } from './route.js';
 import { checkSchedule } from './schedule.js';
+import { type TriggerAuth, triggerAuth } from './trigger-auth.js';
 
 /** Any zod schema; the handler's input type is inferred from it. */
 export type InputSchema = z.ZodType;
@@ -184,39 +181,6 @@ export interface SyncResponse {
   body?: unknown;
 }
 
-/** Who may call an HTTP trigger. Without `auth`, anyone who reaches the route may. */
-export type TriggerAuth = ApiKeyAuth | StandardWebhooksAuth;
-
-/**
- * A shared key in a header.
- *
- * @example
- * auth: { type: 'api-key', header: 'x-api-key', keys: [process.env.SHOP_API_KEY!] }
- */
-export interface ApiKeyAuth {
-  type: 'api-key';
-  /** Header carrying the key. Default `x-api-key`. */
-  header?: string;
-  /** Accepted keys; more than one lets a key be rotated without downtime. */
-  keys: string[];
-}
-
-/**
- * An HMAC-SHA256 signature as specified by Standard Webhooks (`webhook-id`, `webhook-timestamp`,
- * `webhook-signature` headers). On an async trigger the `webhook-id` doubles as idempotency key,
- * so a redelivered webhook returns the instance of the first delivery.
- *
- * @example
- * auth: { type: 'standard-webhooks', secret: process.env.PAYMENTS_WEBHOOK_SECRET! }
- */
-export interface StandardWebhooksAuth {
-  type: 'standard-webhooks';
-  /** Signing secret(s) as `whsec_<base64>` (or bare base64); several during a rotation. */
-  secret: string | string[];
-  /** Accepted distance of `webhook-timestamp` from now, in seconds. Default 300. */
-  toleranceSeconds?: number;
-}
-
 interface CommonDefinition<S extends InputSchema | undefined> {
   /** Unique id: lowercase letters, digits, `-`, `_` and `.`. */
   id: string;
@@ -325,41 +289,8 @@ type StartManyInputs<T> =
   | RecordSource<IntegrationRecord<T>>;
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
 
 const selector = z.union([nonEmptyText, fn()], { error: 'must be a field path or a function of the input' });
-
-const apiKeyAuth = options({
-  type: z.literal('api-key'),
-  header: z
-    .string({ error: 'must be a header name' })
-    .regex(HEADER_NAME, { error: 'must be a header name' })
-    .optional(),
-  keys: z.custom<string[]>(
-    (v) => Array.isArray(v) && v.length > 0 && v.every((k) => typeof k === 'string' && k !== ''),
-    { error: 'must be a non-empty list of non-empty strings (is an environment variable unset?)' },
-  ),
-} satisfies Record<keyof ApiKeyAuth, unknown>);
-
-const webhookSecret = (v: unknown) => typeof v === 'string' && webhookSecretBytes(v).length > 0;
-const standardWebhooksAuth = options({
-  type: z.literal('standard-webhooks'),
-  secret: z.custom<string | string[]>(
-    (v) => (Array.isArray(v) ? v.length > 0 && v.every(webhookSecret) : webhookSecret(v)),
-    {
-      error:
-        'must be a Standard Webhooks secret "whsec_<base64>", or a list of them (is an environment variable unset?)',
-    },
-  ),
-  toleranceSeconds: between(0, 86_400, true).optional(),
-} satisfies Record<keyof StandardWebhooksAuth, unknown>);
-
-const triggerAuth = z.discriminatedUnion('type', [apiKeyAuth, standardWebhooksAuth], {
-  error: (issue) =>
-    issue.path?.at(-1) === 'type'
-      ? 'must be "api-key" or "standard-webhooks"'
-      : 'must be { type: "api-key", keys } or { type: "standard-webhooks", secret }',
-});
 
 const common = {
   id: text,
@@ -493,13 +424,6 @@ function checkRedact(where: string, def: { redact?: unknown; track?: Record<stri
       );
     }
   }
-}
-
-/** The key bytes of a Standard Webhooks secret (`whsec_` prefix optional, base64 body). */
-export function webhookSecretBytes(secret: string): Buffer {
-  const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return Buffer.alloc(0);
-  return Buffer.from(body, 'base64');
 }
 
 export function isIntegration(value: unknown): value is AnyIntegration {

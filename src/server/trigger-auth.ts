@@ -5,12 +5,8 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import {
-  type AnyIntegration,
-  type ApiKeyAuth,
-  type StandardWebhooksAuth,
-  webhookSecretBytes,
-} from '../define/integration.js';
+import type { AnyIntegration } from '../define/integration.js';
+import { type ApiKeyAuth, type StandardWebhooksAuth, webhookSecretBytes } from '../define/trigger-auth.js';
 import { forbidden, unauthenticated } from './auth-error.js';
 import type { CredentialRing } from './credentials.js';
 
