@@ -34,7 +34,7 @@ module.exports = {
       comment: "better-sqlite3 and pg are the stores' business: elsewhere, go through the Store interface.",
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/store/' },
-      to: { path: '^node_modules/(@types/)?(better-sqlite3|pg)/' },
+      to: { path: '(^|/)node_modules/(@types/)?(better-sqlite3|pg)/' },
     },
     {
       name: 'no-circular',
