@@ -5,7 +5,7 @@
  * shapes; nothing is allowed outside src/store.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -59,7 +59,7 @@ function sourceFiles(dir: string): string[] {
 
 describe('architecture: SQL text', () => {
   it('appears in no source file outside src/store', () => {
-    const files = sourceFiles('src').filter((file) => !file.startsWith(join('src', 'store')));
+    const files = sourceFiles('src').filter((file) => !file.startsWith(join('src', 'store') + sep));
     expect(files.length).toBeGreaterThan(50);
     const found = files.flatMap((file) => sqlIn(file, readFileSync(join(root, file), 'utf8')));
     expect(found).toEqual([]);
