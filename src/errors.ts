@@ -165,6 +165,7 @@ export class InvalidStateError extends TandemError {
   }
 }
 
+/** An idempotency key reused with a different input; `instanceId` is the instance that holds the key. */
 export class IdempotencyConflictError extends TandemError {
   constructor(
     readonly idempotencyKey: string,
@@ -172,7 +173,7 @@ export class IdempotencyConflictError extends TandemError {
   ) {
     super(
       'idempotency-conflict',
-      `Idempotency key "${idempotencyKey}" was already used with a different body (instance ${instanceId})`,
+      `Idempotency key "${idempotencyKey}" was already used with a different input (instance ${instanceId})`,
       { idempotencyKey, instanceId },
     );
   }

@@ -3,14 +3,14 @@ export { advise } from './advisor/advice.js';
 export type { Decision, DecisionQuestions, Pattern } from './advisor/decide.js';
 export { decide } from './advisor/decide.js';
 export type { CircuitOptions, CircuitState } from './connections/circuit.js';
-export type { CallFailure, CallOptions, ConnectionAuth, HttpConnectionOptions } from './connections/http.js';
+export type { CallFailure, ConnectionAuth, HttpConnectionOptions } from './connections/definition.js';
+export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
 export type { SecretRef } from './connections/secret.js';
 export { secret } from './connections/secret.js';
 export type { ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {
-  ApiKeyAuth,
   AsyncContext,
   AsyncDefinition,
   ChildCounts,
@@ -21,16 +21,15 @@ export type {
   ScheduledContext,
   ScheduledDefinition,
   ScheduledInput,
-  StandardWebhooksAuth,
   StartedInstance,
   SyncContext,
   SyncDefinition,
   SyncResponse,
-  TriggerAuth,
 } from './define/integration.js';
 export { defineIntegration } from './define/integration.js';
 export type { Parameters, ParameterValue } from './define/parameters.js';
 export type { RetryPolicy } from './define/retry.js';
+export type { ApiKeyAuth, StandardWebhooksAuth, TriggerAuth } from './define/trigger-auth.js';
 export type {
   Accepted,
   AcceptOptions,

@@ -11,9 +11,9 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { EngineObserver, FinishDetail } from './engine/observer.js';
 import type { InstanceWork } from './model.js';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const LOG_FORMATS = ['json', 'pretty'] as const;
+const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface LoggerOptions {
@@ -73,7 +73,7 @@ const HEAD = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'v']);
  * A pino destination that writes each entry as `12:04:05.123 WARN  message key=value …`, with an
  * error's stack below it; colours when the target is a terminal (and NO_COLOR is not set).
  */
-export function prettyStream(out: { write(chunk: string): unknown; isTTY?: boolean }): DestinationStream {
+function prettyStream(out: { write(chunk: string): unknown; isTTY?: boolean }): DestinationStream {
   const colour = out.isTTY === true && !process.env.NO_COLOR;
   return {
     write(line: string) {

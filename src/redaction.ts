@@ -9,10 +9,10 @@
 import { coerceError } from './errors.js';
 import type { ErrorInfo } from './model.js';
 
-export const REDACTED = '[redacted]';
+const REDACTED = '[redacted]';
 
 /** Field names masked at any depth, with or without a `redact` entry. */
-export const SECRET_NAME =
+const SECRET_NAME =
   /^(password|passwd|secret|token|access_?token|refresh_?token|api_?key|authorization|client_?secret)$/i;
 
 /** A key in JSON text that may be a secret field name: a quick test before parsing an answer to mask it. */
@@ -23,7 +23,7 @@ export const SECRET_KEY_IN_JSON = new RegExp(`"${SECRET_NAME.source.slice(1, -1)
  * number) but not searched for inside longer text: a one- or two-character value would mask most
  * of every message.
  */
-export const MIN_SEARCHED_LENGTH = 3;
+const MIN_SEARCHED_LENGTH = 3;
 
 type Pattern = readonly string[];
 

@@ -12,5 +12,3 @@ export const percent = (value: number | null | undefined) =>
 
 export const time = (value: number | null | undefined) =>
   value === null || value === undefined ? '—' : new Date(value).toLocaleString();
-
-export const json = (value: unknown) => (value === undefined ? '' : JSON.stringify(value, null, 2));

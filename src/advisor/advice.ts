@@ -6,10 +6,10 @@
 import type { AnyIntegration } from '../define/integration.js';
 import type { IntegrationStats } from '../store/store.js';
 
-export const DEFAULT_DEADLINE_MS = 10_000;
+const DEFAULT_DEADLINE_MS = 10_000;
 
 /** Error codes that mean a downstream application failed, not the integration's own code. */
-export const DOWNSTREAM_ERROR_CODES = new Set([
+const DOWNSTREAM_ERROR_CODES = new Set([
   'http-error',
   'connection-failed',
   'connection-timeout',
@@ -37,7 +37,7 @@ export interface AdviceInput {
 }
 
 /** Too few instances say nothing; advice needs at least this many in the window. */
-export const MIN_SAMPLE = 20;
+const MIN_SAMPLE = 20;
 
 export function advise(input: AdviceInput): Advice[] {
   const { integration, stats, window } = input;

@@ -16,7 +16,7 @@ const CANDIDATES = ['tandem.config.ts', 'tandem.config.mts', 'tandem.config.js',
 const OWN = ['src', 'dist'].map((dir) => fileURLToPath(new URL(`../../${dir}/`, import.meta.url)));
 
 /** Whether a loaded file is the project's own: not Tandem's, not a dependency's. */
-export function isProjectFile(path: string): boolean {
+function isProjectFile(path: string): boolean {
   return !path.includes(`${sep}node_modules${sep}`) && !OWN.some((own) => path.startsWith(own));
 }
 
@@ -25,7 +25,7 @@ const loaded = new Set<string>();
 const listeners = new Set<(file: string) => void>();
 
 /** Calls `listener` with each project file loaded from now on, and with those already loaded. */
-export function onProjectFile(listener: (file: string) => void): () => void {
+function onProjectFile(listener: (file: string) => void): () => void {
   for (const file of loaded) listener(file);
   listeners.add(listener);
   return () => listeners.delete(listener);
@@ -95,7 +95,7 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
 }
 
 /** A config that failed to load, told with the project file and line the failure comes from. */
-export class ConfigLoadError extends Error {
+class ConfigLoadError extends Error {
   constructor(
     message: string,
     /** The project file at fault, when it is known. */
@@ -110,7 +110,7 @@ export class ConfigLoadError extends Error {
 const LOCATION = /((?:file:\/\/)?(?:\/|[A-Za-z]:[\\/])[^\s():'"]+?\.[cm]?[jt]sx?):(\d+)(?::(\d+))?/g;
 
 /** Where a load error comes from: the first location in a project file the error names. */
-export function locate(error: unknown): { file: string; line: number; column?: number } | undefined {
+function locate(error: unknown): { file: string; line: number; column?: number } | undefined {
   const text = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
   for (const match of text.matchAll(LOCATION)) {
     const file = match[1]!.startsWith('file:') ? fileURLToPath(match[1]!) : match[1]!;

@@ -18,7 +18,7 @@ export interface RemoteOptions {
 }
 
 /** A refusal by the server: its status and problem document. */
-export class ApiError extends Error {
+class ApiError extends Error {
   override readonly name = 'ApiError';
   constructor(
     message: string,
@@ -87,7 +87,7 @@ const time = (ms: number | null) =>
   ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
 /** When a waiting instance runs next: the time, and how far off it is (or "due"). */
-export function nextAttempt(instance: { status: string; runAt: number }, now = Date.now()): string {
+function nextAttempt(instance: { status: string; runAt: number }, now = Date.now()): string {
   if (!(DUE as readonly string[]).includes(instance.status)) return '';
   const seconds = Math.round((instance.runAt - now) / 1000);
   if (seconds <= 0) return `${time(instance.runAt)} (due)`;
@@ -101,7 +101,7 @@ export function nextAttempt(instance: { status: string; runAt: number }, now = D
 }
 
 /** "1 instance", "2 instances". */
-export const count = (n: number, noun: string) => `${n.toLocaleString('en')} ${noun}${n === 1 ? '' : 's'}`;
+const count = (n: number, noun: string) => `${n.toLocaleString('en')} ${noun}${n === 1 ? '' : 's'}`;
 
 /** Why a rerun or cancel was refused, in words: a sync instance is never rerun. */
 async function refusal(options: RemoteOptions, id: string, action: 'rerun' | 'cancel', error: unknown) {

@@ -17,8 +17,8 @@ import { engineOptionsOf, loadConfig } from './load-config.js';
  * claims nothing and fires no cron slot. `worker`: runs instances and fires cron slots, with no
  * HTTP but health and metrics.
  */
-export const ROLES = ['all', 'api', 'worker'] as const;
-export type Role = (typeof ROLES)[number];
+const ROLES = ['all', 'api', 'worker'] as const;
+type Role = (typeof ROLES)[number];
 
 export interface StartOptions {
   port: number;
@@ -35,7 +35,7 @@ export interface StartOptions {
 }
 
 /** The options of `tandem start` (and `tandem dev`, which passes them on). */
-export const START_ARGS = {
+const START_ARGS = {
   port: { type: 'string' },
   host: { type: 'string' },
   config: { type: 'string' },

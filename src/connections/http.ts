@@ -2,63 +2,22 @@
  * HTTP connections to business applications, on undici with a keep-alive pool: authentication from
  * secret references, a timeout per call, failure classification (what is retried and what fails at
  * once), a circuit breaker, concurrency and rate limits, and an activity event for every call.
+ * Its options and their check are in definition.ts.
  */
 import { Pool } from 'undici';
-import { z } from 'zod';
-import {
-  between,
-  checkOptions,
-  fn,
-  integer,
-  nonEmptyText,
-  oneOf,
-  options as optionsOf,
-  text,
-  timerMs,
-} from '../define/options.js';
 import { CircuitOpenError, TandemError } from '../errors.js';
 import type { Json } from '../model.js';
-import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
+import { CircuitBreaker, type CircuitState } from './circuit.js';
+import {
+  type CallFailure,
+  type ConnectionAuth,
+  checkConnection,
+  type HttpConnectionOptions,
+} from './definition.js';
 import { ExchangeFailure, exchange } from './exchange.js';
 import { ConcurrencyLimit, RateLimit } from './limits.js';
 import { expandPath, type PathParams } from './path.js';
-import { reveal, type SecretValue } from './secret.js';
-
-export type ConnectionAuth =
-  | { type: 'basic'; username: SecretValue; password: SecretValue }
-  | { type: 'bearer'; token: SecretValue }
-  | { type: 'api-key'; in: 'header' | 'query'; name: string; value: SecretValue }
-  | {
-      type: 'oauth2-client-credentials';
-      tokenUrl: string;
-      clientId: SecretValue;
-      clientSecret: SecretValue;
-      scope?: string;
-    };
-
-/** What went wrong with a call, for `retryOn`. */
-export interface CallFailure {
-  /** The response status, or null when there was no response. */
-  status: number | null;
-  code: 'http-error' | 'connection-failed' | 'connection-timeout';
-}
-
-export interface HttpConnectionOptions {
-  baseUrl: string;
-  auth?: ConnectionAuth;
-  /** Headers sent with every call. */
-  headers?: Record<string, string>;
-  /** Per call, in ms. Default 10 s. */
-  timeout?: number;
-  /** Calls in flight at once (per process). Default 64. */
-  maxConcurrency?: number;
-  /** Calls started per second at most (per process). Default unlimited. */
-  ratePerSecond?: number;
-  /** Circuit breaker; `false` turns it off. */
-  circuit?: CircuitOptions | false;
-  /** Overrides the classification: return true to retry, false to fail at once, undefined for the default. */
-  retryOn?: (failure: CallFailure) => boolean | undefined;
-}
+import { reveal } from './secret.js';
 
 export interface CallOptions {
   /** Values of the path's `:name` segments, each sent encoded as one segment. */
@@ -465,75 +424,9 @@ function parseRetryAfter(value: string | undefined): number | null {
  * });
  */
 export function httpConnection(id: string, options: HttpConnectionOptions): HttpConnection {
-  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
-    throw new TandemError('invalid-definition', `Connection id ${JSON.stringify(id)} is invalid`);
-  }
-  checkOptions(connectionSchema, options, `Connection "${id}"`);
+  checkConnection(id, options);
   return new HttpConnection(id, options);
 }
-
-const httpUrl = (v: unknown) => {
-  if (typeof v !== 'string') return false;
-  try {
-    return ['http:', 'https:'].includes(new URL(v).protocol);
-  } catch {
-    return false;
-  }
-};
-const url = z.custom<string>(httpUrl, { error: 'must be an http: or https: URL' });
-const secretValue = z.custom<SecretValue>(
-  (v) =>
-    (typeof v === 'string' && v !== '') ||
-    (typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tandem.secret'),
-  { error: "must be a non-empty string or secret('NAME')" },
-);
-const connectionAuth = z.discriminatedUnion(
-  'type',
-  [
-    optionsOf({ type: z.literal('basic'), username: secretValue, password: secretValue }),
-    optionsOf({ type: z.literal('bearer'), token: secretValue }),
-    optionsOf({
-      type: z.literal('api-key'),
-      in: oneOf(['header', 'query']),
-      name: nonEmptyText,
-      value: secretValue,
-    }),
-    optionsOf({
-      type: z.literal('oauth2-client-credentials'),
-      tokenUrl: url,
-      clientId: secretValue,
-      clientSecret: secretValue,
-      scope: text.optional(),
-    }),
-  ],
-  {
-    error: (issue) =>
-      issue.path?.at(-1) === 'type'
-        ? 'must be "basic", "bearer", "api-key" or "oauth2-client-credentials"'
-        : 'must be an object with a type',
-  },
-);
-const connectionSchema = optionsOf({
-  baseUrl: url,
-  auth: connectionAuth.optional(),
-  headers: z.record(z.string(), text, { error: 'must be an object of header: value' }).optional(),
-  timeout: timerMs.optional(),
-  maxConcurrency: integer(1, 100_000).optional(),
-  ratePerSecond: between(0, 1_000_000, true).optional(),
-  circuit: z
-    .union(
-      [
-        z.literal(false),
-        optionsOf({
-          failures: integer(1, 1_000_000).optional(),
-          reprobeMs: timerMs.optional(),
-        } satisfies Record<keyof CircuitOptions, unknown>),
-      ],
-      { error: 'must be false or { failures, reprobeMs }' },
-    )
-    .optional(),
-  retryOn: fn().optional(),
-} satisfies Record<keyof HttpConnectionOptions, unknown>);
 
 /** A connection of this or of another copy of Tandem (see {@link CONNECTION}). */
 export function isConnection(value: unknown): value is HttpConnection {

@@ -1,3 +1,9 @@
+/**
+ * Defining an integration: the types a handler is written against (each mode's definition and
+ * context) and `defineIntegration()`, which checks every option so that a mistake fails at start.
+ * Definitions and contexts name each other (a definition's handler takes a context; a context
+ * starts integrations), so they stay together; who may call a trigger is in trigger-auth.ts.
+ */
 import { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
@@ -8,29 +14,20 @@ export type { ChildCounts };
 import { redactedTrackPath } from '../redaction.js';
 import type { RecordReport } from '../sources/report.js';
 import type { RecordSource } from '../sources/source.js';
-import {
-  between,
-  checkOptions,
-  fn,
-  nonEmptyText,
-  oneOf,
-  options,
-  text,
-  timerMs,
-  zodSchema,
-} from './options.js';
+import { checkOptions, fn, nonEmptyText, oneOf, options, text, timerMs, zodSchema } from './options.js';
 import { checkParameterDefaults, type Parameters } from './parameters.js';
 import { type RetryPolicy, retryPolicySchema } from './retry.js';
 import { parseRoute } from './route.js';
 import { checkSchedule } from './schedule.js';
+import { type TriggerAuth, triggerAuth } from './trigger-auth.js';
 
 /** Any zod schema; the handler's input type is inferred from it. */
 export type InputSchema = z.ZodType;
-export type InputOf<S> = S extends z.ZodType ? z.output<S> : unknown;
+type InputOf<S> = S extends z.ZodType ? z.output<S> : unknown;
 /** Path parameters of a sync route: from the `params` schema, else strings by name. */
-export type ParamsOf<P> = P extends z.ZodType ? z.output<P> : Record<string, string>;
+type ParamsOf<P> = P extends z.ZodType ? z.output<P> : Record<string, string>;
 /** Query of a sync route: from the `query` schema, else as parsed (strings, or arrays of repeated keys). */
-export type QueryOf<Q> = Q extends z.ZodType ? z.output<Q> : Record<string, unknown>;
+type QueryOf<Q> = Q extends z.ZodType ? z.output<Q> : Record<string, unknown>;
 
 /** A field path in the input (`"orderId"`, `"customer.email"`) or a function of the input. */
 export type FieldSelector<I> = string | ((input: I) => string | number | null | undefined);
@@ -89,7 +86,7 @@ export interface FanOutResult {
 }
 
 /** What every handler receives. */
-export interface BaseContext<I> extends Starter {
+interface BaseContext<I> extends Starter {
   instanceId: string;
   integrationId: string;
   input: I;
@@ -182,39 +179,6 @@ export interface SyncResponse {
   status?: number;
   headers?: Record<string, string>;
   body?: unknown;
-}
-
-/** Who may call an HTTP trigger. Without `auth`, anyone who reaches the route may. */
-export type TriggerAuth = ApiKeyAuth | StandardWebhooksAuth;
-
-/**
- * A shared key in a header.
- *
- * @example
- * auth: { type: 'api-key', header: 'x-api-key', keys: [process.env.SHOP_API_KEY!] }
- */
-export interface ApiKeyAuth {
-  type: 'api-key';
-  /** Header carrying the key. Default `x-api-key`. */
-  header?: string;
-  /** Accepted keys; more than one lets a key be rotated without downtime. */
-  keys: string[];
-}
-
-/**
- * An HMAC-SHA256 signature as specified by Standard Webhooks (`webhook-id`, `webhook-timestamp`,
- * `webhook-signature` headers). On an async trigger the `webhook-id` doubles as idempotency key,
- * so a redelivered webhook returns the instance of the first delivery.
- *
- * @example
- * auth: { type: 'standard-webhooks', secret: process.env.PAYMENTS_WEBHOOK_SECRET! }
- */
-export interface StandardWebhooksAuth {
-  type: 'standard-webhooks';
-  /** Signing secret(s) as `whsec_<base64>` (or bare base64); several during a rotation. */
-  secret: string | string[];
-  /** Accepted distance of `webhook-timestamp` from now, in seconds. Default 300. */
-  toleranceSeconds?: number;
 }
 
 interface CommonDefinition<S extends InputSchema | undefined> {
@@ -313,53 +277,20 @@ export type AnyIntegration = Integration<any>;
 export type IntegrationInput<T> = [T] extends [{ readonly input?: infer S }] ? StartInputOf<S> : Json;
 type StartInputOf<S> = [S] extends [z.ZodType] ? z.input<S> : Json;
 /** The records a source validated by the integration's own schema yields (started without parsing again). */
-export type IntegrationRecord<T> = [T] extends [{ readonly input?: infer S }]
+type IntegrationRecord<T> = [T] extends [{ readonly input?: infer S }]
   ? [S] extends [z.ZodType]
     ? z.output<S>
     : Json
   : Json;
 /** The inputs of `ctx.startMany`: the child's inputs, or a record source of its schema's records. */
-export type StartManyInputs<T> =
+type StartManyInputs<T> =
   | Iterable<IntegrationInput<T>>
   | AsyncIterable<IntegrationInput<T>>
   | RecordSource<IntegrationRecord<T>>;
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
 
 const selector = z.union([nonEmptyText, fn()], { error: 'must be a field path or a function of the input' });
-
-const apiKeyAuth = options({
-  type: z.literal('api-key'),
-  header: z
-    .string({ error: 'must be a header name' })
-    .regex(HEADER_NAME, { error: 'must be a header name' })
-    .optional(),
-  keys: z.custom<string[]>(
-    (v) => Array.isArray(v) && v.length > 0 && v.every((k) => typeof k === 'string' && k !== ''),
-    { error: 'must be a non-empty list of non-empty strings (is an environment variable unset?)' },
-  ),
-} satisfies Record<keyof ApiKeyAuth, unknown>);
-
-const webhookSecret = (v: unknown) => typeof v === 'string' && webhookSecretBytes(v).length > 0;
-const standardWebhooksAuth = options({
-  type: z.literal('standard-webhooks'),
-  secret: z.custom<string | string[]>(
-    (v) => (Array.isArray(v) ? v.length > 0 && v.every(webhookSecret) : webhookSecret(v)),
-    {
-      error:
-        'must be a Standard Webhooks secret "whsec_<base64>", or a list of them (is an environment variable unset?)',
-    },
-  ),
-  toleranceSeconds: between(0, 86_400, true).optional(),
-} satisfies Record<keyof StandardWebhooksAuth, unknown>);
-
-const triggerAuth = z.discriminatedUnion('type', [apiKeyAuth, standardWebhooksAuth], {
-  error: (issue) =>
-    issue.path?.at(-1) === 'type'
-      ? 'must be "api-key" or "standard-webhooks"'
-      : 'must be { type: "api-key", keys } or { type: "standard-webhooks", secret }',
-});
 
 const common = {
   id: text,
@@ -493,13 +424,6 @@ function checkRedact(where: string, def: { redact?: unknown; track?: Record<stri
       );
     }
   }
-}
-
-/** The key bytes of a Standard Webhooks secret (`whsec_` prefix optional, base64 body). */
-export function webhookSecretBytes(secret: string): Buffer {
-  const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return Buffer.alloc(0);
-  return Buffer.from(body, 'base64');
 }
 
 export function isIntegration(value: unknown): value is AnyIntegration {

@@ -9,9 +9,9 @@ import { z } from 'zod';
 import { InvalidDefinitionError } from '../errors.js';
 
 /** The longest a Node.js timer can wait (about 24.8 days); longer ones fire at once. */
-export const MAX_TIMER_MS = 2_147_483_647;
+const MAX_TIMER_MS = 2_147_483_647;
 /** The longest retry delay: a year. */
-export const MAX_DELAY_MS = 365 * 24 * 3_600_000;
+const MAX_DELAY_MS = 365 * 24 * 3_600_000;
 
 const finiteNumber = (rule: string, ok: (n: number) => boolean) =>
   z.custom<number>((v) => typeof v === 'number' && Number.isFinite(v) && ok(v), { error: `must be ${rule}` });

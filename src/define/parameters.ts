@@ -11,7 +11,7 @@ export type { Parameters, ParameterValue };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
-export function isParameterValue(value: unknown): value is ParameterValue {
+function isParameterValue(value: unknown): value is ParameterValue {
   return (
     value === null ||
     typeof value === 'string' ||

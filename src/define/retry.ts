@@ -25,7 +25,7 @@ export const retryPolicySchema = options({
 
 export type ResolvedRetryPolicy = Required<RetryPolicy>;
 
-export const DEFAULT_RETRY: ResolvedRetryPolicy = {
+const DEFAULT_RETRY: ResolvedRetryPolicy = {
   maxAttempts: 5,
   initialDelayMs: 1_000,
   factor: 2,

@@ -1,7 +1,7 @@
 import { InvalidDefinitionError } from '../errors.js';
 
-export const ROUTE_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-export type RouteMethod = (typeof ROUTE_METHODS)[number];
+const ROUTE_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+type RouteMethod = (typeof ROUTE_METHODS)[number];
 
 /** A parsed HTTP trigger, e.g. `POST /orders/:orderId/lines`. */
 export interface RouteSpec {

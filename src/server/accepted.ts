@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Accepted } from '../engine/engine.js';
 
-export function statusUrlOf(instanceId: string): string {
+function statusUrlOf(instanceId: string): string {
   return `/api/instances/${encodeURIComponent(instanceId)}`;
 }
 

@@ -19,7 +19,7 @@ export function isLoopback(address: string | undefined): boolean {
 }
 
 /** What a refused request without a token is told: how to open the API to the network. */
-export const LOOPBACK_ONLY =
+const LOOPBACK_ONLY =
   'Without an admin token the management API and the console answer requests from this machine only. ' +
   'To use them from elsewhere, start the server with TANDEM_ADMIN_TOKEN set to a secret (or server.adminToken ' +
   'in the configuration) and send "Authorization: Bearer <token>"';

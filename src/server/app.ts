@@ -22,7 +22,7 @@ import { advisorRoutes } from './api/advisor.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { operationRoutes } from './api/operations.js';
-import { PROBLEM_HEADERS, type WithHeaders, withHeaders } from './auth-error.js';
+import { PROBLEM_HEADERS, type WithHeaders } from './auth-error.js';
 import { ConnectionStats } from './connection-stats.js';
 import { consoleRoutes } from './console.js';
 import { ConsoleSessions } from './console-session.js';
@@ -53,7 +53,7 @@ export interface AppOptions extends ServerOptions {
   runner?: SyncRunner;
 }
 
-export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 /** JSON and `+json` media types (CloudEvents, merge-patch …), with or without parameters. */
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json(?:\s*;.*)?$/i;
@@ -231,5 +231,3 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   return app;
 }
-
-export { withHeaders };

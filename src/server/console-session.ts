@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 
 /** The console's session cookie: set by `POST /console/sign-in`, read by `/console` and `/api`. */
-export const SESSION_COOKIE = 'tandem_console';
+const SESSION_COOKIE = 'tandem_console';
 /** How long a console sign-in lasts. */
 export const SESSION_HOURS = 12;
 

@@ -41,7 +41,7 @@ export function headerFault(request: IncomingMessage): TandemError | null {
 }
 
 /** Writes a problem document straight to a socket and closes it: no route will answer this one. */
-export function answerOnSocket(socket: Duplex, error: TandemError, headers: Record<string, string> = {}) {
+function answerOnSocket(socket: Duplex, error: TandemError, headers: Record<string, string> = {}) {
   if (!socket.writable) {
     socket.destroy();
     return;

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 /** Bytes read and discarded after the answer, at most. */
 export const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 /** Time spent discarding after the answer, at most. */
-export const LINGER_MAX_MS = 30_000;
+const LINGER_MAX_MS = 30_000;
 /** A client that sends nothing for this long is not going to finish. */
 export const LINGER_IDLE_MS = 5_000;
 

@@ -22,7 +22,7 @@ export interface ProblemDocument {
 }
 
 /** A TandemError, or an error of another copy of Tandem's module (same code, same shape). */
-export function asTandemError(error: unknown): TandemError | null {
+function asTandemError(error: unknown): TandemError | null {
   if (error instanceof TandemError) return error;
   const candidate = error as { code?: unknown; status?: unknown; message?: unknown } | null;
   if (
@@ -54,10 +54,6 @@ export function problemOf(error: TandemError, extra: Record<string, unknown> = {
   }
   if (typeof problem.instanceId === 'string') problem.instance = `/api/instances/${problem.instanceId}`;
   return problem;
-}
-
-export function problem(code: ErrorCode, detail: string, details: Record<string, unknown> = {}): TandemError {
-  return new TandemError(code, detail, details as TandemError['details']);
 }
 
 export function sendProblem(

@@ -5,17 +5,13 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import {
-  type AnyIntegration,
-  type ApiKeyAuth,
-  type StandardWebhooksAuth,
-  webhookSecretBytes,
-} from '../define/integration.js';
+import type { AnyIntegration } from '../define/integration.js';
+import { type ApiKeyAuth, type StandardWebhooksAuth, webhookSecretBytes } from '../define/trigger-auth.js';
 import { forbidden, unauthenticated } from './auth-error.js';
 import type { CredentialRing } from './credentials.js';
 
-export const DEFAULT_API_KEY_HEADER = 'x-api-key';
-export const DEFAULT_WEBHOOK_TOLERANCE_SECONDS = 300;
+const DEFAULT_API_KEY_HEADER = 'x-api-key';
+const DEFAULT_WEBHOOK_TOLERANCE_SECONDS = 300;
 
 export function apiKeyHeaderOf(auth: ApiKeyAuth): string {
   return (auth.header ?? DEFAULT_API_KEY_HEADER).toLowerCase();

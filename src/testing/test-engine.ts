@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { HttpConnection } from '../connections/http.js';
 import type { ServerOptions } from '../define/config.js';
@@ -21,6 +20,7 @@ import { InvalidDefinitionError, InvalidInputError, TandemError, WrongModeError 
 import type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Json, Run, Step } from '../model.js';
 import { buildApp } from '../server/app.js';
 import { openStore } from '../store/open.js';
+import { dropSchema } from '../store/postgres/drop-schema.js';
 import { PostgresStore } from '../store/postgres/store.js';
 import { SqliteStore } from '../store/sqlite/store.js';
 import type { Store } from '../store/store.js';
@@ -479,14 +479,6 @@ async function temporaryStore(
   });
   return {
     store,
-    async cleanup() {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await client.end();
-      }
-    },
+    cleanup: () => dropSchema(url, schema),
   };
 }
