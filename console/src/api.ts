@@ -12,9 +12,9 @@ import type { ActivityEvent } from '../../src/model.js';
 import type { ApiResponse } from '../../src/server/api/routes.js';
 
 export { INSTANCE_STATUSES } from '../../src/lifecycle/names.js';
-export type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Run, Step } from '../../src/model.js';
+export type { ActivityEvent, Instance, InstanceStatus, Step } from '../../src/model.js';
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,

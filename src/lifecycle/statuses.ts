@@ -42,10 +42,6 @@ export function runStatusOf(status: InstanceStatus): RunStatus {
   return isFinal(status) ? status : 'running';
 }
 
-export function isInstanceStatus(value: unknown): value is InstanceStatus {
-  return typeof value === 'string' && (INSTANCE_STATUSES as readonly string[]).includes(value);
-}
-
 /** Counts of instances by status (children of a fan-out, an integration's figures), with their total. */
 export type StatusCounts = Record<InstanceStatus, number> & { total: number };
 

@@ -189,7 +189,7 @@ export const TRANSITIONS = define({
   },
 });
 
-export type TransitionName = keyof typeof TRANSITIONS;
+type TransitionName = keyof typeof TRANSITIONS;
 
 /** Whether a transition may start from an instance in this mode and status. */
 export function allows(transition: Transition, row: { mode: string; status: string }): boolean {

@@ -7,7 +7,7 @@
 import { InvalidInputError, TandemError } from '../errors.js';
 
 /** Seconds announced in `Retry-After` when the store refuses a write. */
-export const STORE_FAULT_RETRY_AFTER_SECONDS = 5;
+const STORE_FAULT_RETRY_AFTER_SECONDS = 5;
 
 /** SQLite's `SQLITE_FULL`, the file system's `ENOSPC`, PostgreSQL's `53100 disk_full`. */
 const FULL_CODES = new Set(['SQLITE_FULL', 'ENOSPC', '53100']);
@@ -47,7 +47,7 @@ export class UnstorableTextError extends InvalidInputError {}
  */
 const UNSTORABLE_TEXT_CODES = new Set(['22021', '22P05']);
 
-export class StoreFullError extends TandemError {
+class StoreFullError extends TandemError {
   constructor(options?: ErrorOptions) {
     super(
       'store-full',

@@ -3,7 +3,7 @@ import { InvalidDefinitionError } from '../errors.js';
 import { SqliteStore } from './sqlite/store.js';
 import type { Store } from './store.js';
 
-export const DEFAULT_STORE_URL = 'sqlite:./.tandem/tandem.db';
+const DEFAULT_STORE_URL = 'sqlite:./.tandem/tandem.db';
 
 /**
  * Opens the store a URL names: `sqlite:./path.db` (or `sqlite::memory:`) for the embedded store,

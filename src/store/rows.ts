@@ -51,7 +51,7 @@ function parseTracking(value: string | Record<string, string> | null): Record<st
 const num = (value: number | string): number => (typeof value === 'number' ? value : Number(value));
 const numOrNull = (value: number | string | null): number | null => (value === null ? null : num(value));
 
-export function errorFromJson(text: string | null): ErrorInfo | null {
+function errorFromJson(text: string | null): ErrorInfo | null {
   return text === null ? null : (JSON.parse(text) as ErrorInfo);
 }
 

@@ -42,7 +42,7 @@ export function sqlValue(value: Value, sql: Dialect): string {
 const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
 /** `('queued', 'retrying')`: a status set as an SQL list. */
-export function sqlList(statuses: StatusSet): string {
+function sqlList(statuses: StatusSet): string {
   return `(${statuses.map(quote).join(', ')})`;
 }
 

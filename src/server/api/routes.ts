@@ -10,7 +10,7 @@ import * as operations from './operation-schemas.js';
 import * as api from './schemas.js';
 
 /** A success answer: its status and schema; `contentType` for an answer that is not JSON. */
-export interface ApiAnswer {
+interface ApiAnswer {
   status: 200 | 202;
   schema: z.ZodType;
   description?: string;
@@ -152,4 +152,4 @@ export const API_ROUTES = table({
   },
 });
 
-export type ApiRouteName = keyof typeof API_ROUTES;
+type ApiRouteName = keyof typeof API_ROUTES;

@@ -20,8 +20,8 @@ import {
 
 const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).max(50)]);
 
-export const instanceStatus = z.enum(INSTANCE_STATUSES);
-export const rerunFrom = z.enum(['failed-step', 'start']);
+const instanceStatus = z.enum(INSTANCE_STATUSES);
+const rerunFrom = z.enum(['failed-step', 'start']);
 
 /** A point in time: milliseconds since the epoch, or an ISO 8601 date-time. */
 const time = z
@@ -127,7 +127,7 @@ export const instanceSchema = z.object({
     ),
 });
 
-export const runSchema = z.object({
+const runSchema = z.object({
   instanceId: z.string(),
   run: z.number().int(),
   from: rerunFrom.nullable(),
@@ -138,7 +138,7 @@ export const runSchema = z.object({
   error: errorInfo.nullable(),
 });
 
-export const stepSchema = z.object({
+const stepSchema = z.object({
   instanceId: z.string(),
   run: z.number().int(),
   name: z.string(),
@@ -152,7 +152,7 @@ export const stepSchema = z.object({
   seeded: z.boolean(),
 });
 
-export const eventSchema = z.object({
+const eventSchema = z.object({
   id: z.number(),
   instanceId: z.string(),
   integrationId: z.string(),
@@ -192,7 +192,7 @@ export const bulkRerunResultSchema = z.object({
 });
 export const cancelResultSchema = z.object({ instanceId: z.string(), status: instanceStatus });
 
-export const triggerSchema = z.union([
+const triggerSchema = z.union([
   z.object({
     type: z.literal('http'),
     method: z.string(),
@@ -203,7 +203,7 @@ export const triggerSchema = z.union([
   z.object({ type: z.literal('api') }),
 ]);
 
-export const integrationSummarySchema = z.object({
+const integrationSummarySchema = z.object({
   id: z.string(),
   mode: z.enum(['sync', 'async', 'scheduled']),
   description: z.string().nullable(),

@@ -468,8 +468,3 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
-
-/** Opens the SQLite store at a path (`sqlite:./x.db` URLs are resolved by `openStore`). */
-export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  return new SqliteStore(options);
-}
