@@ -94,19 +94,20 @@ export class Attempt {
 }
 
 /**
- * Starts children on behalf of a parent. `call` numbers the parent's start calls in handler order;
- * with the parent id it makes the children's idempotency keys, so a later attempt that repeats a
- * call finds the children of the earlier one instead of creating them twice.
+ * What an attempt hands new work to, and reads back about it: the engine's acceptor. `call`
+ * numbers the parent's start calls in handler order; with the parent id it makes the children's
+ * idempotency keys, so a later attempt that repeats a call finds the children of the earlier one
+ * instead of creating them twice.
  */
-export interface ChildStarter {
-  start(
+export interface AttemptAcceptor {
+  startChild(
     parent: InstanceWork,
     call: number,
     integration: AnyIntegration | string,
     input: unknown,
     options?: StartOptions,
   ): Promise<StartedInstance>;
-  startMany(
+  startChildren(
     parent: InstanceWork,
     call: number,
     integration: AnyIntegration | string,
@@ -115,21 +116,26 @@ export interface ChildStarter {
     /** Called after each committed chunk with the running totals. */
     onChunk?: (totals: { count: number; created: number }) => void,
   ): Promise<{ count: number; created: number }>;
+  countChildren(parentId: string): Promise<ChildCounts>;
+  /** Parameter values stored for a schedule (without the definition's defaults). */
+  storedParameters(integrationId: string): Promise<Parameters>;
+}
+
+/** The dispatcher's side of an attempt. */
+export interface AttemptSlots {
+  /** The handler is done and only the attempt's final write remains: frees its slot. */
+  handlerDone(attempt: Attempt): void;
 }
 
 export interface ExecuteDeps {
   clock: Clock;
   writer: WorkWriter;
-  children: ChildStarter;
-  countChildren(parentId: string): Promise<ChildCounts>;
-  /** Parameter values stored for a schedule (without the definition's defaults). */
-  storedParameters(integrationId: string): Promise<Parameters>;
+  acceptor: AttemptAcceptor;
   /** Registered connections, for `ctx.call`. */
   connections: ReadonlyMap<string, HttpConnection>;
   /** Told of every stored attempt end. */
   observer?: EngineObserver;
-  /** Called when the handler is done and only the attempt's final write remains: frees its slot. */
-  handlerDone?: (attempt: Attempt) => void;
+  slots?: AttemptSlots;
 }
 
 /** Errors that no retry can mend: the same code with the same input fails the same way. */
@@ -180,7 +186,7 @@ export async function executeAttempt(
       const input = instance.input as { scheduledFor?: number | null; parameters?: Parameters } | null;
       let current: Parameters = {
         ...defaults,
-        ...(await deps.storedParameters(instance.integrationId)),
+        ...(await deps.acceptor.storedParameters(instance.integrationId)),
         ...(input?.parameters ?? {}),
       };
       Object.defineProperty(ctx, 'parameters', { get: () => current, enumerable: true });
@@ -249,7 +255,7 @@ export async function executeAttempt(
     );
   }
   const patch = parameterPatch as Parameters | null;
-  deps.handlerDone?.(attempt);
+  deps.slots?.handlerDone(attempt);
   const held = await writer.finish({
     instanceId: instance.id,
     claimToken: claimed.claimToken,
@@ -379,7 +385,7 @@ class AttemptContext {
 
   private startChild(child: AnyIntegration | string, input: unknown, options?: StartOptions) {
     this.ensureLive();
-    return this.deps.children.start(this.claimed.instance, ++this.calls, child, input, options);
+    return this.deps.acceptor.startChild(this.claimed.instance, ++this.calls, child, input, options);
   }
 
   private startChildren(

@@ -32,7 +32,7 @@ import { storeFault, UnstorableTextError } from '../store/faults.js';
 import type { NewInstance } from '../store/store.js';
 import type { Engine } from './engine.js';
 import { uuidv7 } from './ids.js';
-import { SyncRecorder, type SyncRecorderOptions } from './sync-recorder.js';
+import type { SyncRecorder, SyncRecorderOptions } from './sync-recorder.js';
 
 export const DEFAULT_DEADLINE_MS = 10_000;
 export const DEFAULT_MAX_DEADLINE_MS = 60_000;
@@ -110,7 +110,7 @@ export class SyncRunner {
   ) {
     this.logger = options.logger ?? engine.logger;
     this.maxDeadlineMs = options.maxDeadlineMs ?? DEFAULT_MAX_DEADLINE_MS;
-    this.recorder = new SyncRecorder(engine.store, this.logger, options.recorder);
+    this.recorder = engine.syncRecorder(this.logger, options.recorder);
   }
 
   /** The deadline an integration runs with; refuses one above the cap (checked when routes are built). */
@@ -394,7 +394,7 @@ class SyncCallContext {
   async commit(): Promise<number> {
     if (!this.rows || this.rows.length === 0) return 0;
     this.committing = true;
-    const accepted = await this.engine.commit(this.rows);
+    const accepted = await this.engine.acceptPrepared(this.rows);
     this.committing = false;
     return accepted.filter((a) => a.created).length;
   }

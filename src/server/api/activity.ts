@@ -7,7 +7,6 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
-import { followActivity } from '../../engine/activity.js';
 import type { InputIssue } from '../../errors.js';
 import type { ActivityType, InstanceStatus } from '../../model.js';
 import type { ServerContext } from '../context.js';
@@ -41,7 +40,7 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     assertValid(issues);
     const lastEventId = request.headers['last-event-id'];
     const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
-    if (after !== undefined && after !== 'start' && !context.engine.store.isStreamCursor(after)) {
+    if (after !== undefined && after !== 'start' && !context.engine.isStreamCursor(after)) {
       throw notIssued(
         after === lastEventId ? 'header' : 'query',
         after === lastEventId ? 'last-event-id' : 'after',
@@ -67,7 +66,7 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     out.write('retry: 1000\n\n');
     const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
     try {
-      for await (const event of followActivity(context.engine.store, {
+      for await (const event of context.engine.followActivity({
         ...(after === undefined ? {} : { after: after === 'start' ? '' : after }),
         ...(query.integration ? { integrationId: query.integration } : {}),
         ...(query.status ? { types: TYPES_BY_STATUS[query.status] } : {}),
