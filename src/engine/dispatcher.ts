@@ -411,7 +411,7 @@ export class Dispatcher implements AttemptSlots, Waker {
   }
 
   /** Waits for the attempts' writes, releases the leases of `leftovers`, and enters `stopped`. */
-  async release(leftovers: Attempt[]): Promise<void> {
+  async handBack(leftovers: Attempt[]): Promise<void> {
     await this.writer.drain();
     if (leftovers.length > 0) {
       await this.store.releaseLeases(

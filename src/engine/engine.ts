@@ -255,7 +255,7 @@ export class Engine {
     this.operations.stopRetention();
     this.unwatchCircuits();
     await this.acceptor.drain();
-    await this.dispatcher.release(leftovers);
+    await this.dispatcher.handBack(leftovers);
     if (this.ownsStore) await this.store.close();
   }
 
