@@ -43,7 +43,7 @@ export function createMetrics(engine: Engine): Metrics {
     help: 'Instances queued (due now or later).',
     registers: [registry],
     async collect() {
-      this.set(await engine.store.countInstances({ status: 'queued' }));
+      this.set(await engine.countInstances({ status: 'queued' }));
     },
   });
   new client.Gauge({
@@ -51,7 +51,7 @@ export function createMetrics(engine: Engine): Metrics {
     help: 'Instances waiting for their next attempt.',
     registers: [registry],
     async collect() {
-      this.set(await engine.store.countInstances({ status: 'retrying' }));
+      this.set(await engine.countInstances({ status: 'retrying' }));
     },
   });
   new client.Gauge({

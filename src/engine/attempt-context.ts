@@ -20,7 +20,7 @@ import { type ActivityData, type ActivityType, activity } from '../lifecycle/ind
 import type { ErrorInfo, Json, NewActivityEvent } from '../model.js';
 import { Redactor } from '../redaction.js';
 import type { ClaimedInstance } from '../store/store.js';
-import type { Attempt, ExecuteDeps } from './executor.js';
+import type { Attempt, ExecuteDeps } from './attempt.js';
 import { fanOut } from './fan-out.js';
 
 /** The context's methods that a handler may take apart (`const { step } = ctx`): bound on first read. */
@@ -131,7 +131,7 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
 
   private startChild(child: AnyIntegration | string, input: unknown, options?: StartOptions) {
     this.ensureLive();
-    return this.deps.children.start(this.claimed.instance, ++this.calls, child, input, options);
+    return this.deps.acceptor.startChild(this.claimed.instance, ++this.calls, child, input, options);
   }
 
   private startChildren(
@@ -291,7 +291,7 @@ export class ScheduledAttemptContext extends AttemptContext<ScheduledInput> impl
     const input: Partial<ScheduledInput> | null = this.input;
     this.current = {
       ...this.defaults,
-      ...(await this.deps.storedParameters(this.integrationId)),
+      ...(await this.deps.acceptor.storedParameters(this.integrationId)),
       ...(input?.parameters ?? {}),
     };
   }

@@ -21,6 +21,7 @@ import { toStoredJson } from '../json.js';
 import { type ActivityData, FINISH, type FinishKind } from '../lifecycle/index.js';
 import type { InstanceWork, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
+import type { Attempt, ExecuteDeps } from './attempt.js';
 import { AttemptContext, ScheduledAttemptContext } from './attempt-context.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
@@ -28,100 +29,6 @@ import { retryOrFail } from './retry-or-fail.js';
 import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
-
-/**
- * The engine's handle on a running attempt, used to abort it (cancel, lease lost, shutdown,
- * timeout). Its AbortSignal is made on first use: most attempts end without anyone reading it,
- * and making one per attempt was a tenth of the engine's CPU time on quick handlers.
- */
-export class Attempt {
-  /** Set once the attempt may no longer write (aborted, timed out or finished). */
-  over = false;
-  /** Set once the handler has returned or thrown and only the final write is pending. */
-  released?: boolean;
-  /** performance.now() when its handler started (a claimed attempt may wait for a slot first). */
-  launchedAt?: number;
-  /** Why the attempt was aborted; `undefined` while it was not. */
-  private reason: Error | undefined;
-  private controller: AbortController | null = null;
-  private listener: ((reason: Error) => void) | null = null;
-
-  constructor(
-    readonly instance: InstanceWork,
-    readonly claimToken: string,
-  ) {}
-
-  get aborted(): boolean {
-    return this.reason !== undefined;
-  }
-
-  /** Fires when the attempt is aborted: handlers and connection calls listen to it. */
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.reason) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  /** Aborts the attempt (the first reason wins): its signal fires and its handler is abandoned. */
-  abort(reason: Error): void {
-    if (this.reason) return;
-    this.reason = reason;
-    this.controller?.abort(reason);
-    this.listener?.(reason);
-  }
-
-  /** The reason it was aborted with, as the error its handler should end with. */
-  abortError(): Error {
-    return coerceError(this.reason);
-  }
-
-  /** Calls `listener` once when the attempt is aborted (at once if it already was); one listener. */
-  onAbort(listener: (reason: Error) => void): void {
-    if (this.reason) listener(this.reason);
-    else this.listener = listener;
-  }
-}
-
-/**
- * Starts children on behalf of a parent. `call` numbers the parent's start calls in handler order;
- * with the parent id it makes the children's idempotency keys, so a later attempt that repeats a
- * call finds the children of the earlier one instead of creating them twice.
- */
-export interface ChildStarter {
-  start(
-    parent: InstanceWork,
-    call: number,
-    integration: AnyIntegration | string,
-    input: unknown,
-    options?: StartOptions,
-  ): Promise<StartedInstance>;
-  startMany(
-    parent: InstanceWork,
-    call: number,
-    integration: AnyIntegration | string,
-    inputs: Iterable<unknown> | AsyncIterable<unknown>,
-    options?: StartManyOptions,
-    /** Called after each committed chunk with the running totals. */
-    onChunk?: (totals: { count: number; created: number }) => void,
-  ): Promise<{ count: number; created: number }>;
-}
-
-export interface ExecuteDeps {
-  clock: Clock;
-  writer: WorkWriter;
-  children: ChildStarter;
-  countChildren(parentId: string): Promise<ChildCounts>;
-  /** Parameter values stored for a schedule (without the definition's defaults). */
-  storedParameters(integrationId: string): Promise<Parameters>;
-  /** Registered connections, for `ctx.call`. */
-  connections: ReadonlyMap<string, HttpConnection>;
-  /** Told of every stored attempt end. */
-  observer?: EngineObserver;
-  /** Called when the handler is done and only the attempt's final write remains: frees its slot. */
-  handlerDone?: (attempt: Attempt) => void;
-}
 
 export async function executeAttempt(
   claimed: ClaimedInstance,
@@ -188,7 +95,7 @@ export async function executeAttempt(
   const events = [finishEvent(context, outcome.kind, outcome, runMs, attemptMs)];
   // Parameters the handler set are stored with a success only.
   const patch = scheduled?.patch ?? null;
-  deps.handlerDone?.(attempt);
+  deps.slots?.handlerDone(attempt);
   const held = await writer.finish({
     instanceId: instance.id,
     claimToken: claimed.claimToken,

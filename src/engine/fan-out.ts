@@ -17,7 +17,7 @@ import type {
 import { RetryAfterError } from '../errors.js';
 import type { InstanceWork, Json } from '../model.js';
 import { isRecordSource } from '../sources/source.js';
-import type { ExecuteDeps } from './executor.js';
+import type { ExecuteDeps } from './attempt.js';
 
 const DEFAULT_CHECK_EVERY_MS = 1_000;
 /** Progress events while children are being started: at most one per this many ms. */
@@ -37,7 +37,7 @@ export async function fanOut(args: FanOutArgs): Promise<FanOutResult> {
   const { ctx, parent, call, deps, options } = args;
   const started = await ctx.step(`start-many:${call}`, async (): Promise<FanOutResult> => {
     let lastProgress = deps.clock.now();
-    const totals = await deps.children.startMany(
+    const totals = await deps.acceptor.startChildren(
       parent,
       call,
       args.child,
@@ -62,7 +62,7 @@ export async function fanOut(args: FanOutArgs): Promise<FanOutResult> {
   });
   if (options.await !== 'children') return started;
 
-  const counts = await deps.countChildren(parent.id);
+  const counts = await deps.acceptor.countChildren(parent.id);
   const active = counts.queued + counts.running + counts.retrying;
   ctx.progress({ phase: active > 0 ? 'waiting' : 'children-finished', ...progressOf(counts) });
   if (active > 0) {

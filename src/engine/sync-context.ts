@@ -95,7 +95,7 @@ export class SyncCallContext
   async commit(): Promise<number> {
     if (!this.rows || this.rows.length === 0) return 0;
     this.committing = true;
-    const accepted = await this.engine.commit(this.rows);
+    const accepted = await this.engine.acceptPrepared(this.rows);
     this.committing = false;
     return accepted.filter((a) => a.created).length;
   }

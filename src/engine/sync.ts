@@ -32,7 +32,7 @@ import {
   type SyncFailureKind,
   type SyncOutcome,
 } from './sync-outcome.js';
-import { SyncRecorder, type SyncRecorderOptions } from './sync-recorder.js';
+import type { SyncRecorder, SyncRecorderOptions } from './sync-recorder.js';
 
 export type { SyncCall } from './sync-context.js';
 export type {
@@ -72,7 +72,7 @@ export class SyncRunner {
   ) {
     this.logger = options.logger ?? engine.logger;
     this.maxDeadlineMs = options.maxDeadlineMs ?? DEFAULT_MAX_DEADLINE_MS;
-    this.recorder = new SyncRecorder(engine.store, this.logger, options.recorder);
+    this.recorder = engine.syncRecorder(this.logger, options.recorder);
   }
 
   /** The deadline an integration runs with; refuses one above the cap (checked when routes are built). */

@@ -85,7 +85,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     .filter((i) => i.mode !== 'sync')
     .map((i) => i.id);
   const gauge = new QueueDepthGauge(
-    engine.store,
+    engine,
     asyncIds,
     {
       maxDepth: options.maxQueueDepth ?? DEFAULT_MAX_QUEUE_DEPTH,

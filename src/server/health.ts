@@ -10,7 +10,7 @@ export function healthRoutes(app: FastifyInstance, context: Pick<ServerContext, 
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        context.engine.store.ping(),
+        context.engine.ping(),
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)),

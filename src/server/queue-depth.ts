@@ -32,7 +32,7 @@ export class QueueDepthGauge {
   private stopped = true;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, 'countInstances'>,
     private readonly integrationIds: string[],
     private readonly options: QueueDepthOptions,
     private readonly logger: Logger,

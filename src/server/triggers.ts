@@ -119,7 +119,7 @@ function asyncHandler(context: ServerContext, integration: AnyIntegration) {
       throw inPart(error, 'body');
     }
     context.gauge.admit();
-    const [accepted] = await context.engine.commit([row]);
+    const [accepted] = await context.engine.acceptPrepared([row]);
     if (accepted!.created) context.gauge.noteAccepted(1);
     return sendAccepted(reply, accepted!);
   };

@@ -127,12 +127,13 @@ export class TestEngine {
   /** @internal Use {@link createTestEngine}. */
   constructor(
     engine: Engine,
+    store: Store,
     clock: ManualClock,
     private readonly options: TestEngineOptions,
     private readonly cleanup: () => Promise<void>,
   ) {
     this.engine = engine;
-    this.store = engine.store;
+    this.store = store;
     this.clock = clock;
     const cap = options.server?.maxDeadlineMs;
     this.runner = new SyncRunner(engine, cap === undefined ? {} : { maxDeadlineMs: cap });
@@ -455,7 +456,7 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
     throw error;
   }
   engine.start();
-  return new TestEngine(engine, clock, options, cleanup);
+  return new TestEngine(engine, store, clock, options, cleanup);
 }
 
 async function temporaryStore(

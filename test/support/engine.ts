@@ -4,6 +4,7 @@ import pino from 'pino';
 import { inject } from 'vitest';
 import type { AnyIntegration } from '../../src/define/integration.js';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
+import { InstanceNotFoundError } from '../../src/errors.js';
 import type { InstanceStatus } from '../../src/model.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
@@ -83,7 +84,10 @@ export function waitForStatus(
 ) {
   return waitFor(
     async () => {
-      const instance = await engine.store.getInstance(id);
+      const instance = await engine.getInstance(id).catch((error: unknown) => {
+        if (error instanceof InstanceNotFoundError) return null;
+        throw error;
+      });
       return instance && statuses.includes(instance.status) ? instance : null;
     },
     `instance ${id} to reach ${statuses.join('|')}`,

@@ -6,7 +6,6 @@
  * shutdown open.
  */
 import type { FastifyInstance } from 'fastify';
-import { followActivity } from '../../engine/activity.js';
 import { InvalidInputError } from '../../errors.js';
 import { EVENTS_INTO } from '../../lifecycle/transitions.js';
 import type { ServerContext } from '../context.js';
@@ -27,7 +26,7 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     const { query } = request;
     const lastEventId = request.headers['last-event-id'];
     const after = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.after;
-    if (after !== undefined && after !== 'start' && !context.engine.store.isStreamCursor(after)) {
+    if (after !== undefined && after !== 'start' && !context.engine.isStreamCursor(after)) {
       throw notIssued(
         after === lastEventId ? 'header' : 'query',
         after === lastEventId ? 'last-event-id' : 'after',
@@ -53,7 +52,7 @@ export function activityRoutes(app: FastifyInstance, context: ServerContext): vo
     out.write('retry: 1000\n\n');
     const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
     try {
-      for await (const event of followActivity(context.engine.store, {
+      for await (const event of context.engine.followActivity({
         ...(after === undefined ? {} : { after: after === 'start' ? '' : after }),
         ...(query.integration ? { integrationId: query.integration } : {}),
         ...(query.status ? { types: [...EVENTS_INTO[query.status]] } : {}),

@@ -20,7 +20,7 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
     const now = engine.clock.now();
     const windows = await Promise.all(
       STATS_WINDOWS.map(async ([name, ms]) => {
-        const stats = await engine.store.integrationStats({ since: now - ms, until: now + 1 });
+        const stats = await engine.integrationStats({ since: now - ms, until: now + 1 });
         return [name, new Map(stats.map((s) => [s.integrationId, s]))] as const;
       }),
     );
@@ -38,7 +38,7 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
       throw inPart(error, 'body');
     }
     context.gauge.admit();
-    const [accepted] = await engine.commit([row]);
+    const [accepted] = await engine.acceptPrepared([row]);
     if (accepted!.created) context.gauge.noteAccepted(1);
     return sendAccepted(reply, accepted!);
   });
@@ -86,7 +86,7 @@ async function summarise(context: ServerContext, integration: AnyIntegration, wi
   const counts = {} as Record<InstanceStatus, number>;
   await Promise.all(
     INSTANCE_STATUSES.map(async (status) => {
-      counts[status] = await context.engine.store.countInstances({ integrationId: integration.id, status });
+      counts[status] = await context.engine.countInstances({ integrationId: integration.id, status });
     }),
   );
   const finished = counts.succeeded + counts.failed;

@@ -1,0 +1,283 @@
+/**
+ * Operations on stored work: rerun and cancel, the queries behind the API and the console (an
+ * instance and its history, lists, counts, statistics, the activity stream), the schedules
+ * (their state, parameters and the scheduler that fires their slots), and retention. What these
+ * read and write goes through here, so that nothing outside the engine needs its store.
+ */
+import type { Logger } from 'pino';
+import type { AnyIntegration, ScheduledDefinition } from '../define/integration.js';
+import { checkParameters, type Parameters as ScheduleParameters } from '../define/parameters.js';
+import {
+  CancelledError,
+  InstanceNotFoundError,
+  InvalidInputError,
+  InvalidStateError,
+  WrongModeError,
+} from '../errors.js';
+import { toStoredJson } from '../json.js';
+import type { ActivityEvent, Instance, RerunFrom } from '../model.js';
+import type {
+  InstanceFilter,
+  IntegrationStats,
+  ListRequest,
+  Page,
+  StatsRequest,
+  Store,
+  TransitionOutcome,
+} from '../store/store.js';
+import { type Acceptor, checkInput } from './acceptor.js';
+import { type FollowOptions, followActivity } from './activity.js';
+import type { Clock } from './clock.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { EngineObserver } from './observer.js';
+import type { InstanceDetail, Progress, RetentionOptions } from './options.js';
+import { type ScheduleInfo, Scheduler, type SlotEvent } from './scheduler.js';
+import type { EngineParts, Registry, Waker } from './shared.js';
+
+const DEFAULT_KEEP_MS = 30 * 24 * 3_600_000;
+
+export interface OperationsOptions {
+  retention?: RetentionOptions | false | undefined;
+  /** Whether this process fires cron slots. */
+  scheduler: boolean;
+  onSlot?: ((event: SlotEvent) => void) | undefined;
+}
+
+export class Operations {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly registry: Registry;
+  private readonly observer: Required<EngineObserver>;
+  private readonly changeListeners = new Set<() => void>();
+  private scheduler: Scheduler | null = null;
+  private purgeTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    parts: EngineParts,
+    /** Aborts a cancelled attempt, tells whether the engine runs, and is woken by reruns and cancels. */
+    private readonly dispatcher: Pick<Dispatcher, 'abandon' | 'running'> & Waker,
+    /** Builds the instance a cron slot fires. */
+    private readonly acceptor: Pick<Acceptor, 'prepare'>,
+    private readonly options: OperationsOptions,
+  ) {
+    this.store = parts.store;
+    this.clock = parts.clock;
+    this.logger = parts.logger;
+    this.registry = parts.registry;
+    this.observer = parts.observer;
+  }
+
+  // ── Following what is committed ───────────────────────────────────────────────────────────
+
+  /** Subscribes to "something was committed" hints (accepts, step results, finishes). */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    const unsubscribeStore = this.store.onWake?.(listener);
+    return () => {
+      this.changeListeners.delete(listener);
+      unsubscribeStore?.();
+    };
+  }
+
+  /** Something was committed by this process. */
+  changed(): void {
+    for (const listener of this.changeListeners) listener();
+  }
+
+  followActivity(options: FollowOptions): AsyncGenerator<ActivityEvent & { cursor: string }> {
+    return followActivity(this.store, options);
+  }
+
+  isStreamCursor(cursor: string): boolean {
+    return this.store.isStreamCursor(cursor);
+  }
+
+  ping(): Promise<void> {
+    return this.store.ping();
+  }
+
+  countInstances(filter: InstanceFilter): Promise<number> {
+    return this.store.countInstances(filter);
+  }
+
+  integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
+    return this.store.integrationStats(request);
+  }
+
+  // ── Schedules ─────────────────────────────────────────────────────────────────────────────
+
+  startScheduler(): void {
+    const scheduled = this.registry
+      .list()
+      .filter((i): i is AnyIntegration & ScheduledDefinition<any> => i.mode === 'scheduled');
+    if (scheduled.length === 0 || !this.options.scheduler) return;
+    this.scheduler = new Scheduler(scheduled, {
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      prepare: (integration, slotAt) =>
+        this.acceptor.prepare(integration, { scheduledFor: slotAt, parameters: {} }),
+      fired: () => this.dispatcher.wake(),
+      onSlot: (event) => {
+        this.observer.slot(event);
+        this.options.onSlot?.(event);
+      },
+    });
+    this.scheduler.start();
+  }
+
+  async stopScheduler(): Promise<void> {
+    await this.scheduler?.stop();
+  }
+
+  async fireDueSlots(): Promise<void> {
+    await this.scheduler?.tick();
+  }
+
+  async getSchedule(integrationId: string): Promise<ScheduleInfo> {
+    const integration = this.scheduledIntegration(integrationId, 'have a schedule');
+    const [state, slots] = await Promise.all([
+      this.store.getSchedule(integrationId),
+      this.store.listSlots(integrationId, 20),
+    ]);
+    return Scheduler.describe(integration, state, slots, this.clock.now());
+  }
+
+  async updateParameters(
+    integrationId: string,
+    values: Record<string, unknown>,
+  ): Promise<ScheduleParameters> {
+    const integration = this.scheduledIntegration(integrationId, 'take parameters');
+    const defaults = integration.parameters ?? {};
+    const patch = checkParameters(defaults, values);
+    const state = await this.store.updateParameters(integrationId, JSON.stringify(patch), this.clock.now());
+    return { ...defaults, ...state.parameters };
+  }
+
+  private scheduledIntegration(integrationId: string, action: string): ScheduledDefinition<any> {
+    const integration = this.registry.integration(integrationId);
+    if (integration.mode !== 'scheduled') throw new WrongModeError(integrationId, integration.mode, action);
+    return integration;
+  }
+
+  // ── Retention ─────────────────────────────────────────────────────────────────────────────
+
+  startRetention(): void {
+    if (this.options.retention === false) return;
+    const every = this.options.retention?.intervalMs ?? 3_600_000;
+    this.purgeTimer = setInterval(() => void this.purge(), every);
+    this.purgeTimer.unref();
+  }
+
+  stopRetention(): void {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+  }
+
+  async purge(): Promise<number> {
+    const retention = this.options.retention;
+    if (retention === false) return 0;
+    const keepMs = retention?.keepMs ?? DEFAULT_KEEP_MS;
+    const now = this.clock.now();
+    const cutoffs = {
+      finishedBefore: now - keepMs,
+      failedSyncBefore: now - (retention?.failedSyncKeepMs ?? keepMs),
+      ...(retention?.failedKeepMs === undefined ? {} : { failedBefore: now - retention.failedKeepMs }),
+    };
+    let total = 0;
+    try {
+      for (;;) {
+        const deleted = await this.store.purge({ ...cutoffs, limit: 1_000 });
+        total += deleted;
+        if (deleted < 1_000 || !this.dispatcher.running) break;
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'purging old instances failed');
+    }
+    if (total > 0) this.logger.info({ deleted: total }, 'purged instances past retention');
+    return total;
+  }
+
+  // ── Instances ─────────────────────────────────────────────────────────────────────────────
+
+  async rerun(
+    id: string,
+    options: { from?: RerunFrom; input?: unknown } = {},
+  ): Promise<{ instanceId: string; run: number }> {
+    const from = options.from ?? 'failed-step';
+    let inputJson: string | undefined;
+    if (options.input !== undefined) {
+      const instance = await this.store.getInstance(id);
+      if (!instance) throw new InstanceNotFoundError(id);
+      const integration = this.registry.integration(instance.integrationId);
+      // The same checks as an accept: a scheduled instance's parameters are checked and converted.
+      inputJson = toStoredJson(checkInput(integration, options.input), `The input of "${integration.id}"`);
+    }
+    const [outcome] = await this.store.rerun({
+      ids: [id],
+      from,
+      ...(inputJson === undefined ? {} : { inputJson }),
+      now: this.clock.now(),
+    });
+    const done = expectDone(outcome!, 'rerun');
+    this.dispatcher.wake();
+    return { instanceId: id, run: done.run };
+  }
+
+  async rerunMany(
+    filter: InstanceFilter,
+    options: { from?: RerunFrom } = {},
+  ): Promise<{ count: number; at: number }> {
+    if (Object.values(filter).every((v) => v === undefined)) {
+      throw new InvalidInputError([
+        { path: 'filter', message: 'A bulk rerun needs at least one filter field' },
+      ]);
+    }
+    const at = this.clock.now();
+    const outcomes = await this.store.rerun({ filter, from: options.from ?? 'failed-step', now: at });
+    const count = outcomes.filter((o) => o.outcome === 'done').length;
+    if (count > 0) this.dispatcher.wake();
+    return { count, at };
+  }
+
+  async cancel(id: string): Promise<void> {
+    const [outcome] = await this.store.cancel([id], this.clock.now());
+    expectDone(outcome!, 'cancel');
+    this.dispatcher.abandon(id, new CancelledError(id));
+    this.dispatcher.wake(); // a cancel may free an ordering key
+  }
+
+  async getInstance(id: string): Promise<Instance> {
+    const instance = await this.store.getInstance(id);
+    if (!instance) throw new InstanceNotFoundError(id);
+    return instance;
+  }
+
+  async getDetail(id: string): Promise<InstanceDetail> {
+    const instance = await this.getInstance(id);
+    const [runs, steps, events] = await Promise.all([
+      this.store.getRuns(id),
+      this.store.getSteps(id),
+      this.store.getEvents({ instanceId: id, limit: 10_000 }),
+    ]);
+    return { instance, runs, steps, events };
+  }
+
+  listInstances(request: ListRequest): Promise<Page<Instance>> {
+    return this.store.listInstances(request);
+  }
+
+  async getProgress(instanceId: string): Promise<Progress> {
+    const [instance, children] = await Promise.all([
+      this.getInstance(instanceId),
+      this.store.countChildren(instanceId),
+    ]);
+    return { instance, children };
+  }
+}
+
+function expectDone(outcome: TransitionOutcome, action: string): { run: number } {
+  if (outcome.outcome === 'not-found') throw new InstanceNotFoundError(outcome.id);
+  if (outcome.outcome === 'invalid-state') throw new InvalidStateError(outcome.id, outcome.status, action);
+  return outcome;
+}

@@ -1,0 +1,109 @@
+/**
+ * The engine's public option and result types, apart from the facade so that its parts can share
+ * them without importing the facade.
+ */
+import type { Logger } from 'pino';
+import type { HttpConnection } from '../connections/http.js';
+import type { AnyIntegration, ChildCounts } from '../define/integration.js';
+import type { ActivityEvent, Instance, InstanceStatus, Run, Step } from '../model.js';
+import type { Store } from '../store/store.js';
+import type { Clock } from './clock.js';
+import type { EngineObserver } from './observer.js';
+import type { SlotEvent } from './scheduler.js';
+
+export interface EngineOptions {
+  integrations: AnyIntegration[];
+  /** A store, or a store URL to open (the engine then closes it on stop). */
+  store?: Store | string;
+  /** Instances this process runs at the same time. Default 50. */
+  concurrency?: number;
+  /** Most instances claimed in one statement. Default 200. */
+  claimBatch?: number;
+  /**
+   * Instances claimed ahead of free slots, so that the next claim overlaps the handlers running
+   * now. Only while handlers are quick (under 50 ms on average): slow work is left in the store
+   * for other processes. Default: as `concurrency`; 0 turns it off.
+   */
+  prefetch?: number;
+  /** Lease length in ms, renewed at a third of it. Default 30 s. */
+  leaseMs?: number;
+  /** Safety-net poll for due work. Default 1 s. */
+  pollIntervalMs?: number;
+  /** False for an API-only process that accepts but runs nothing. Default true. */
+  worker?: boolean;
+  /**
+   * Ids of the integrations this process runs (a dedicated worker pool); the others are accepted
+   * and started as children but run elsewhere. Default: every async and scheduled integration.
+   */
+  run?: string[];
+  /** Whether this process fires cron slots. Several processes may: each slot fires once. Default: as `worker`. */
+  scheduler?: boolean;
+  /** Told about every cron slot this process handled (fired, skipped, or taken by another process). */
+  onSlot?: (event: SlotEvent) => void;
+  /** One transaction for all accepts of a tick (default), or one per accept (for comparison). */
+  groupCommit?: boolean;
+  /** How long stop() lets running attempts finish before releasing their leases. Default 10 s. */
+  shutdownGraceMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /** How long finished instances are kept, per outcome, and how often the purge runs; `false` keeps everything. */
+  retention?: RetentionOptions | false;
+  /** Connections to applications, for `ctx.call(connection or id, …)`. */
+  connections?: HttpConnection[];
+  /** Watchers of accepts, starts and finishes (e.g. metrics). */
+  observers?: EngineObserver[];
+  /** Recorded with leases; defaults to host:pid:random. */
+  workerId?: string;
+}
+
+/**
+ * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
+ * records (monitoring only: a sync call is never rerun), are deleted after a period. A failed async
+ * or scheduled instance is work waiting for a rerun or a cancel: it is kept until resolved, unless
+ * `failedKeepMs` is set, and one with an ordering key is always kept (it holds its key).
+ */
+export interface RetentionOptions {
+  /** Succeeded and cancelled instances of every mode. Default 30 days. */
+  keepMs?: number;
+  /** Failed sync records. Default: as `keepMs`. */
+  failedSyncKeepMs?: number;
+  /** Failed async and scheduled instances without an ordering key. Default: kept until rerun or cancelled. */
+  failedKeepMs?: number;
+  /** How often the purge runs. Default 1 hour. */
+  intervalMs?: number;
+}
+
+export interface AcceptOptions {
+  idempotencyKey?: string;
+  parentId?: string;
+  /** Do not run before this time (ms since epoch). */
+  runAt?: number;
+}
+
+export interface Accepted {
+  instanceId: string;
+  status: InstanceStatus;
+  /** False when the idempotency key returned an earlier instance. */
+  created: boolean;
+}
+
+/** What `runNow` starts: input for an async integration, parameter overrides for a scheduled one. */
+export interface RunNowOptions {
+  input?: unknown;
+  /** Parameter overrides for this instance only; strings are converted to the declared types. */
+  parameters?: Record<string, unknown>;
+  idempotencyKey?: string;
+}
+
+/** An instance and the counts of its children, for progress displays. */
+export interface Progress {
+  instance: Instance;
+  children: ChildCounts;
+}
+
+export interface InstanceDetail {
+  instance: Instance;
+  runs: Run[];
+  steps: Step[];
+  events: ActivityEvent[];
+}
