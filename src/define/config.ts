@@ -4,10 +4,26 @@
  */
 import { z } from 'zod';
 import { type HttpConnection, isConnection } from '../connections/http.js';
-import type { RetentionOptions } from '../engine/engine.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 import { checkOptions, delayMs, integer, nonEmptyText, options, timerMs } from './options.js';
+
+/**
+ * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
+ * records (monitoring only: a sync call is never rerun), are deleted after a period. A failed async
+ * or scheduled instance is work waiting for a rerun or a cancel: it is kept until resolved, unless
+ * `failedKeepMs` is set, and one with an ordering key is always kept (it holds its key).
+ */
+export interface RetentionOptions {
+  /** Succeeded and cancelled instances of every mode. Default 30 days. */
+  keepMs?: number;
+  /** Failed sync records. Default: as `keepMs`. */
+  failedSyncKeepMs?: number;
+  /** Failed async and scheduled instances without an ordering key. Default: kept until rerun or cancelled. */
+  failedKeepMs?: number;
+  /** How often the purge runs. Default 1 hour. */
+  intervalMs?: number;
+}
 
 /** Settings of the HTTP server (`tandem start`). */
 export interface ServerOptions {

@@ -19,6 +19,7 @@ import {
 } from '../define/integration.js';
 import { checkScheduledInput, type Parameters } from '../define/parameters.js';
 import {
+  IdempotencyConflictError,
   type InputIssue,
   InvalidInputError,
   ShuttingDownError,
@@ -148,11 +149,7 @@ export class Acceptor implements AttemptAcceptor {
     const accepted = outcomes.map((outcome, index): Accepted => {
       const row = rows[index]!;
       if (!outcome.created && row.inputHash !== null && outcome.inputHash !== row.inputHash) {
-        throw new TandemError(
-          'idempotency-conflict',
-          `Idempotency key "${row.idempotencyKey}" was already used with a different input (instance ${outcome.id})`,
-          { idempotencyKey: row.idempotencyKey, instanceId: outcome.id },
-        );
+        throw new IdempotencyConflictError(row.idempotencyKey ?? '', outcome.id);
       }
       return { instanceId: outcome.id, status: outcome.status, created: outcome.created };
     });
@@ -293,7 +290,7 @@ export class Acceptor implements AttemptAcceptor {
 }
 
 /** Validates an input against the integration's schema; returns the parsed value. */
-export function validateInput(integration: AnyIntegration, input: unknown): unknown {
+function validateInput(integration: AnyIntegration, input: unknown): unknown {
   if (!integration.input) return input;
   const result = integration.input.safeParse(input);
   if (result.success) return result.data;
@@ -315,7 +312,7 @@ export function checkInput(integration: AnyIntegration, input: unknown): unknown
     : validateInput(integration, input);
 }
 
-export function hashInput(inputJson: string): string {
+function hashInput(inputJson: string): string {
   return createHash('sha256').update(inputJson).digest('base64url');
 }
 

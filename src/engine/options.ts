@@ -4,7 +4,11 @@
  */
 import type { Logger } from 'pino';
 import type { HttpConnection } from '../connections/http.js';
+import type { RetentionOptions } from '../define/config.js';
 import type { AnyIntegration, ChildCounts } from '../define/integration.js';
+
+export type { RetentionOptions };
+
 import type { ActivityEvent, Instance, InstanceStatus, Run, Step } from '../model.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from './clock.js';
@@ -54,23 +58,6 @@ export interface EngineOptions {
   observers?: EngineObserver[];
   /** Recorded with leases; defaults to host:pid:random. */
   workerId?: string;
-}
-
-/**
- * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
- * records (monitoring only: a sync call is never rerun), are deleted after a period. A failed async
- * or scheduled instance is work waiting for a rerun or a cancel: it is kept until resolved, unless
- * `failedKeepMs` is set, and one with an ordering key is always kept (it holds its key).
- */
-export interface RetentionOptions {
-  /** Succeeded and cancelled instances of every mode. Default 30 days. */
-  keepMs?: number;
-  /** Failed sync records. Default: as `keepMs`. */
-  failedSyncKeepMs?: number;
-  /** Failed async and scheduled instances without an ordering key. Default: kept until rerun or cancelled. */
-  failedKeepMs?: number;
-  /** How often the purge runs. Default 1 hour. */
-  intervalMs?: number;
 }
 
 export interface AcceptOptions {

@@ -21,7 +21,7 @@ const PERMANENT_CODES = new Set([
   'wrong-mode',
 ]);
 
-export function isPermanent(error: Error): boolean {
+function isPermanent(error: Error): boolean {
   if (error instanceof TandemError && PERMANENT_CODES.has(error.code)) return true;
   return (error as { retryable?: unknown }).retryable === false;
 }
