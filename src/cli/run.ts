@@ -3,8 +3,10 @@
  * the end, with a progress bar for a batch (its children's counts). The argument parsing and the
  * engine's creation belong to the CLI's entry point; this module does the command's work.
  */
+
 import { parseParameterArgs } from '../define/parameters.js';
 import type { Engine, Progress } from '../engine/engine.js';
+import { isFinal } from '../lifecycle/index.js';
 import type { Instance } from '../model.js';
 
 export interface RunCommandOptions {
@@ -29,8 +31,6 @@ export interface RunCommandResult {
   /** 0 succeeded (or not waited for), 1 failed or cancelled. */
   exitCode: number;
 }
-
-const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 export async function runCommand(
   engine: Engine,
@@ -58,7 +58,7 @@ export async function runCommand(
     if (tty) progressOut.write(`\r${line}\x1b[K`);
     else if (line !== lastLine) progressOut.write(`${line}\n`);
     lastLine = line;
-    if (FINAL.has(progress.instance.status) || options.signal?.aborted) break;
+    if (isFinal(progress.instance.status) || options.signal?.aborted) break;
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 250));
   }
   if (tty) progressOut.write('\n');

@@ -23,11 +23,11 @@ import {
   type InputIssue,
   InvalidInputError,
   ShuttingDownError,
-  TandemError,
   UnknownIntegrationError,
   WrongModeError,
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
+import { TRANSITIONS } from '../lifecycle/index.js';
 import type { InstanceWork } from '../model.js';
 import { Redactor } from '../redaction.js';
 import { isRecordSource } from '../sources/source.js';
@@ -122,7 +122,7 @@ export class Acceptor implements AttemptAcceptor {
       id: uuidv7(now),
       integrationId: integration.id,
       mode: integration.mode,
-      status: 'queued',
+      status: TRANSITIONS.accept.to,
       inputJson,
       inputHash: idempotencyKey === null || !hashed ? null : hashInput(inputJson),
       tracking,

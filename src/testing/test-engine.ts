@@ -4,6 +4,7 @@
  * cron slot with `advance()` instead of waiting for it, and reads back what happened — so what it
  * proves is the behaviour production has, in milliseconds.
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { parseRoute } from '../define/route.js';
 import { type Accepted, createEngine, type Engine } from '../engine/engine.js';
 import { SyncRunner } from '../engine/sync.js';
 import { InvalidDefinitionError, InvalidInputError, TandemError, WrongModeError } from '../errors.js';
+import { DUE } from '../lifecycle/index.js';
 import type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Json, Run, Step } from '../model.js';
 import { buildApp } from '../server/app.js';
 import { openStore } from '../store/open.js';
@@ -382,7 +384,7 @@ export class TestEngine {
       let cursor: string | null = null;
       do {
         const page = await this.engine.listInstances({
-          status: ['queued', 'retrying'],
+          status: [...DUE],
           integrationId: runnable,
           limit: 500,
           cursor,
