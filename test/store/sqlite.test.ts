@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
 import { tempDir } from '../support/tmp.js';
 import { newRow, storeContract } from './contract.js';
@@ -22,7 +23,7 @@ describe('SqliteStore', () => {
     await store.close();
     const reopened = new SqliteStore({ path });
     const versions = reopened.db.prepare('SELECT version FROM schema_migrations').all();
-    expect(versions).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(versions).toEqual(SQLITE_MIGRATIONS.map(({ version }) => ({ version })));
     expect(await reopened.countInstances({})).toBe(1);
     await reopened.close();
     await expect(reopened.getInstance('x')).rejects.toMatchObject({ code: 'store-closed' });
