@@ -1,6 +1,6 @@
 /** Mapping between database rows and the model, shared by the SQL stores. */
 import { parseStoredJson } from '../json.js';
-import { allows, TRANSITIONS as LIFECYCLE, runStatusOf } from '../lifecycle/index.js';
+import { allows, runStatusOf, type Transition } from '../lifecycle/index.js';
 import type {
   ActivityEvent,
   ActivityType,
@@ -228,20 +228,14 @@ export function parseTrackingFilter(filter: string): { name: string | null; valu
 export const asArray = <T>(value: T | T[] | undefined): T[] | undefined =>
   value === undefined ? undefined : Array.isArray(value) ? value : [value];
 
-/** Whether a rerun or cancel applies to a row: the lifecycle's rule, read from `src/lifecycle`. */
-export const TRANSITIONS = {
-  rerun: (row: Pick<InstanceRow, 'mode' | 'status'>) => allows(LIFECYCLE.rerun, row),
-  cancel: (row: Pick<InstanceRow, 'mode' | 'status'>) => allows(LIFECYCLE.cancel, row),
-};
-
 /**
- * Sorts requested ids into outcomes by a transition rule: not found, invalid state, or done (with
+ * Sorts requested ids into outcomes by a lifecycle transition's rule: not found, invalid state, or done (with
  * the run the instance will be in). Returns the rows to change alongside.
  */
 export function sortTransition(
   ids: string[],
   rows: InstanceRow[],
-  allowed: (row: InstanceRow) => boolean,
+  transition: Transition,
   runAfter: (row: InstanceRow) => number,
 ): { outcomes: TransitionOutcome[]; eligible: InstanceRow[] } {
   const byId = new Map(rows.map((r) => [r.id, r]));
@@ -250,7 +244,7 @@ export function sortTransition(
   for (const id of ids) {
     const row = byId.get(id);
     if (!row) outcomes.push({ id, outcome: 'not-found' });
-    else if (!allowed(row))
+    else if (!allows(transition, row))
       outcomes.push({ id, outcome: 'invalid-state', status: row.status as InstanceStatus });
     else {
       eligible.push(row);
@@ -259,5 +253,3 @@ export function sortTransition(
   }
   return { outcomes, eligible };
 }
-
-export { eventFields } from '../lifecycle/activity.js';

@@ -3,7 +3,7 @@
  * lifecycle's rule, decided in TypeScript on the rows locked for it) and the purge of old outcomes.
  */
 import { activity, type InstanceStatus, TRANSITIONS as LIFECYCLE, PURGEABLE } from '../../lifecycle/index.js';
-import { currentRunFromRow, type InstanceRow, sortTransition, TRANSITIONS } from '../rows.js';
+import { currentRunFromRow, type InstanceRow, sortTransition } from '../rows.js';
 import { assignments, sqlValue, statusIn, statusIs } from '../sql.js';
 import type { PurgeRequest, RerunRequest, TransitionOutcome } from '../store.js';
 import { insertEvents } from './accept.js';
@@ -56,7 +56,7 @@ export async function rerun(db: PgConnection, request: RerunRequest): Promise<Tr
     const { outcomes, eligible } = sortTransition(
       request.ids ?? rows.map((r) => r.id),
       rows,
-      TRANSITIONS.rerun,
+      LIFECYCLE.rerun,
       (row) => row.run + 1,
     );
     if (eligible.length === 0) return outcomes;
@@ -127,7 +127,7 @@ export async function cancel(db: PgConnection, ids: string[], now: number): Prom
     const { outcomes, eligible: cancelled } = sortTransition(
       ids,
       found.rows as InstanceRow[],
-      TRANSITIONS.cancel,
+      LIFECYCLE.cancel,
       (row) => row.run,
     );
     if (cancelled.length > 0) {

@@ -5,8 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { eventFields } from '../../lifecycle/index.js';
 import type { ActivityEvent, ChildCounts, Instance, NewActivityEvent, Run, Step } from '../../model.js';
-import { eventFields, type StepRow, stepFromRow, type WorkRow, workFromRow } from '../rows.js';
+import { type StepRow, stepFromRow, type WorkRow, workFromRow } from '../rows.js';
 import type {
   ClaimedInstance,
   ClaimRequest,

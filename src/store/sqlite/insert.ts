@@ -2,9 +2,8 @@
  * Writing new rows: instances (in groups of rows per statement, idempotency keys settled after
  * them) and activity events. The store's accept path and a schedule's fired slot both insert here.
  */
-import { activity, type EventHead, TRANSITIONS } from '../../lifecycle/index.js';
+import { activity, type EventHead, eventFields, TRANSITIONS } from '../../lifecycle/index.js';
 import type { NewActivityEvent } from '../../model.js';
-import { eventFields } from '../rows.js';
 import type { InsertOutcome, NewInstance } from '../store.js';
 import { INSERT_GROUP, pushInsertParams, type Sqlite } from './statements.js';
 
