@@ -86,12 +86,23 @@ export interface Instance {
    * use it. See docs/semantics.md, "Durations".
    */
   durationMs: number | null;
+  /** The integration's version it was accepted on (`defineIntegration({ version })`); null: unversioned. */
+  version: string | null;
 }
 
 /** What a worker reads of an instance to run an attempt (a claim returns no more, to stay lean). */
 export type InstanceWork = Pick<
   Instance,
-  'id' | 'seq' | 'integrationId' | 'input' | 'run' | 'attempt' | 'orderingKey' | 'parentId' | 'tracking'
+  | 'id'
+  | 'seq'
+  | 'integrationId'
+  | 'input'
+  | 'run'
+  | 'attempt'
+  | 'orderingKey'
+  | 'parentId'
+  | 'tracking'
+  | 'version'
 > & {
   /** When the current run's first attempt started (set by the claim that started it). */
   startedAt: number;

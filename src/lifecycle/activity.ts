@@ -9,6 +9,11 @@ import type { ActivityType, InstanceStatus } from './names.js';
 
 export { ACTIVITY_TYPES, type ActivityType } from './names.js';
 
+/** What an instance waits for. */
+export type WaitKind = 'sleep' | 'event' | 'callback';
+/** How a wait ended: a sleep's time came, an event or a callback arrived, or the timeout passed. */
+export type WaitResolution = 'time' | 'event' | 'callback' | 'timeout';
+
 /** Free-form data (a call record, a handler's progress): masked by the executor before it is stored. */
 type Open = Record<string, Json>;
 
@@ -28,6 +33,16 @@ export interface ActivityData {
     attemptMs: number;
   };
   'lease.expired': { attempt: number; owner: string | null };
+  /** The handler reached a wait: `until` is its wake-up time or timeout (null: none). */
+  'wait.started': {
+    step: string;
+    kind: WaitKind;
+    until: number | null;
+    event?: string;
+    attemptMs: number;
+  };
+  /** The wait resolved: by its time (a sleep), an event, a callback, or its timeout. */
+  'wait.resumed': { step: string; by: WaitResolution; eventId?: string | null };
   succeeded: { attempt: number; durationMs: number; attemptMs: number };
   failed: { attempt: number; error: string; durationMs: number; attemptMs: number };
   rerun: { from: string; previousStatus: InstanceStatus; inputReplaced: boolean };

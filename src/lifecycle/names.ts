@@ -8,12 +8,16 @@ export const INSTANCE_STATUSES = [
   'queued',
   'running',
   'retrying',
+  'waiting',
   'succeeded',
   'failed',
   'cancelled',
 ] as const;
 
-/** `queued → running → succeeded | retrying → running … | failed`; `cancelled` from any state but a success. */
+/**
+ * `queued → running → succeeded | retrying → running … | failed`; `running → waiting → queued` for a
+ * durable wait (`ctx.sleep`, `ctx.waitForEvent`, a callback); `cancelled` from any state but a success.
+ */
 export type InstanceStatus = (typeof INSTANCE_STATUSES)[number];
 
 /** Every activity event type, in the order an instance's life meets them. */
@@ -26,6 +30,8 @@ export const ACTIVITY_TYPES = [
   'connection.call',
   'retry.scheduled',
   'lease.expired',
+  'wait.started',
+  'wait.resumed',
   'succeeded',
   'failed',
   'rerun',

@@ -13,12 +13,20 @@ export type StatusSet = readonly InstanceStatus[];
 
 const set = (...statuses: InstanceStatus[]): StatusSet => Object.freeze(statuses);
 
-/** Waiting for a worker: claimable once `run_at` is due. */
-export const DUE = set('queued', 'retrying');
+/**
+ * Claimable once `run_at` is due. A `waiting` instance's `run_at` is its wait's wake-up time (a
+ * sleep's end, a timeout, or {@link NEVER}); an event or a callback that resumes it moves it to
+ * `queued`, due at once.
+ */
+export const DUE = set('queued', 'retrying', 'waiting');
 /** Held by a worker under a lease. */
 export const LEASED = set('running');
 /** Still has work ahead of it: counts as active in statistics and for a schedule's overlap rule. */
-export const ACTIVE = set('queued', 'running', 'retrying');
+export const ACTIVE = set('queued', 'running', 'retrying', 'waiting');
+/** Waiting durably for time, an event or a callback: holds no lease and no worker slot. */
+export const WAITING = set('waiting');
+/** The `run_at` of a wait without a timeout: the largest time a Date can hold (never due). */
+export const NEVER = 8_640_000_000_000_000;
 /** Final: the run is over; a durable instance in one of them may be rerun. */
 export const FINAL = Object.freeze(['succeeded', 'failed', 'cancelled'] as const);
 /** Final and timed: a duration and an attempt count that statistics use. */
@@ -27,7 +35,7 @@ export const MEASURED = set('succeeded', 'failed');
  * Holds its ordering key: instances behind it with the same key wait. A failed instance keeps
  * holding it until it is rerun or cancelled, so that order is never broken by a failure.
  */
-export const HOLDS_ORDER = set('queued', 'running', 'retrying', 'failed');
+export const HOLDS_ORDER = set('queued', 'running', 'retrying', 'waiting', 'failed');
 /** Retention may delete these once old enough (failed ones by their own cutoffs). */
 export const PURGEABLE = set('succeeded', 'cancelled');
 

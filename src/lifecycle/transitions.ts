@@ -15,6 +15,7 @@ import {
   type InstanceStatus,
   LEASED,
   type StatusSet,
+  WAITING,
 } from './statuses.js';
 
 /**
@@ -139,6 +140,30 @@ export const TRANSITIONS = define({
     },
     events: ['retry.scheduled'],
   },
+  /**
+   * The handler reached a wait that has not resolved (`ctx.sleep`, `ctx.waitForEvent`, a
+   * callback's `wait()`): the instance leaves the worker until `run_at` (the wake-up time, a
+   * timeout, or `NEVER`). The attempt it used is given back: a wait is not a try.
+   */
+  suspend: {
+    from: LEASED,
+    to: 'waiting',
+    leased: true,
+    sets: {
+      run_at: param('run_at'),
+      attempt: { atLeast: [{ minus: [column('attempt'), 1] }, 0] },
+      updated_at: param('now'),
+      ...LEASE_CLEARED,
+    },
+    events: ['wait.started'],
+  },
+  /** An event or a callback resolved the wait: the instance is due at once, on any process. */
+  wake: {
+    from: WAITING,
+    to: 'queued',
+    sets: { run_at: param('now'), updated_at: param('now') },
+    events: ['wait.resumed'],
+  },
   /** A worker shutting down gives its instance back, due at once; the attempt it began does not count. */
   release: {
     from: LEASED,
@@ -176,7 +201,7 @@ export const TRANSITIONS = define({
   },
   /** An operator ends an instance that has not succeeded (a failed one included, to free its ordering key). */
   cancel: {
-    from: ['queued', 'running', 'retrying', 'failed'],
+    from: ['queued', 'running', 'retrying', 'waiting', 'failed'],
     to: 'cancelled',
     durableOnly: true,
     sets: {
@@ -202,6 +227,7 @@ export const FINISH = {
   succeeded: TRANSITIONS.succeed,
   failed: TRANSITIONS.fail,
   retry: TRANSITIONS.retry,
+  wait: TRANSITIONS.suspend,
 } as const;
 
 export type FinishKind = keyof typeof FINISH;

@@ -40,6 +40,7 @@ export interface InstanceRow {
   started_at: number | string | null;
   finished_at: number | string | null;
   duration_ms: number | string | null;
+  version: string | null;
 }
 
 /** Tracking values: JSON text (SQLite) or an already parsed JSONB object (PostgreSQL). */
@@ -77,12 +78,13 @@ export function instanceFromRow(row: InstanceRow): Instance {
     startedAt: numOrNull(row.started_at),
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
+    version: row.version ?? null,
   };
 }
 
 /** Columns a claim returns, and their mapping. */
 export const WORK_COLUMNS =
-  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at';
+  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at, version';
 
 export type WorkRow = Pick<
   InstanceRow,
@@ -96,6 +98,7 @@ export type WorkRow = Pick<
   | 'parent_id'
   | 'tracking'
   | 'started_at'
+  | 'version'
 >;
 
 export function workFromRow(row: WorkRow): InstanceWork {
@@ -111,6 +114,7 @@ export function workFromRow(row: WorkRow): InstanceWork {
     tracking: parseTracking(row.tracking),
     // A claim sets it when it is null, so a claimed row always has one.
     startedAt: num(row.started_at ?? 0),
+    version: row.version ?? null,
   };
 }
 

@@ -8,6 +8,7 @@
  * Times are milliseconds since the epoch, passed in by the caller (the engine's clock), never read
  * from the database server's clock.
  */
+import type { WaitKind, WaitResolution } from '../lifecycle/index.js';
 import type {
   ActivityEvent,
   ActivityType,
@@ -45,6 +46,8 @@ export interface NewInstance {
    * events (counts of children started) rather than one event each.
    */
   announce?: boolean;
+  /** The integration's version when it was accepted (`defineIntegration({ version })`), or null. */
+  version?: string | null;
   /** Sync records arrive finished. */
   outputJson?: string | null;
   error?: ErrorInfo | null;
@@ -98,7 +101,88 @@ export interface StepWrite extends Lease {
 export type AttemptOutcome =
   | { kind: 'succeeded'; outputJson: string | null }
   | { kind: 'retry'; error: ErrorInfo; runAt: number; consumesAttempt: boolean }
-  | { kind: 'failed'; error: ErrorInfo };
+  | { kind: 'failed'; error: ErrorInfo }
+  | { kind: 'wait'; wait: NewWait };
+
+/**
+ * A durable wait as the handler declares it (`ctx.sleep`, `ctx.waitForEvent`, `ctx.callback`).
+ * One per (instance, run, name): arming a name that has a wait keeps the stored one (its time,
+ * its match) — a later attempt that reaches the same wait finds the first one.
+ */
+export interface NewWait {
+  /** The step name it is memoised under. */
+  name: string;
+  kind: WaitKind;
+  /** Kind `event`: the event name it waits for. */
+  event: string | null;
+  /** Kind `event`: the canonical JSON of its match (`matchKey` in `src/waits/match.ts`); `{}` for none. */
+  matchKey: string | null;
+  /** Kind `event`: the sorted field names of its match (`matchShape`), as JSON. */
+  matchShape: string | null;
+  /** A sleep's end, or the timeout; null: none (never times out). */
+  expiresAt: number | null;
+  /**
+   * Kind `event`: the earliest receipt time of an event it may take (the wait's start minus the
+   * look-back window). It also never takes an event at or before the last one an earlier wait of
+   * the same instance and run took.
+   */
+  lookBackFrom: number | null;
+  createdAt: number;
+}
+
+/** A wait as stored. */
+export interface WaitRecord extends NewWait {
+  instanceId: string;
+  run: number;
+  /** When and how it resolved; null while armed. */
+  resolvedAt: number | null;
+  resolution: WaitResolution | null;
+  /** What it resolved with: the event's payload or the callback's body (JSON); null for time and timeout. */
+  payloadJson: string | null;
+  /** The id (or, without one, the sequence number as text) of the event that resolved it. */
+  eventId: string | null;
+}
+
+/** The key of a wait: one per (instance, run, name). */
+export interface WaitKey {
+  instanceId: string;
+  run: number;
+  name: string;
+}
+
+/** A callback's wait, armed (if it is not yet) with one more token that resolves it. */
+export interface ArmCallback extends Lease {
+  run: number;
+  wait: NewWait;
+  /** Public part of the token (looked up by), and the SHA-256 of its secret part (hex). */
+  tokenId: string;
+  tokenHash: string;
+}
+
+/** A named business event (`POST /api/events`), as the engine hands it over. */
+export interface NewBusinessEvent {
+  name: string;
+  /** Idempotency: a second event with the same id is not stored and resumes nothing. */
+  id: string | null;
+  payloadJson: string;
+  receivedAt: number;
+}
+
+export interface SentEventOutcome {
+  /** The event's sequence number (the original's, for a duplicate). */
+  seq: number;
+  duplicate: boolean;
+  /** Instances whose wait it resolved (and woke, if they were waiting). */
+  resumed: string[];
+}
+
+export type CallbackOutcome =
+  | { outcome: 'resumed'; instanceId: string }
+  | { outcome: 'not-found' }
+  /** Resolved before (by this or another token of the wait): 409. */
+  | { outcome: 'used'; resolvedAt: number }
+  /** Its timeout passed, or its instance was cancelled or rerun: 410. */
+  | { outcome: 'expired'; expiredAt: number };
 
 export interface FinishWrite extends Lease {
   outcome: AttemptOutcome;
@@ -348,6 +432,25 @@ export interface Store {
   listSlots(integrationId: string, limit: number): Promise<SlotRecord[]>;
   /** Merges values into the stored parameters (as {@link FinishWrite.parameters}); returns the new state. */
   updateParameters(integrationId: string, patchJson: string, now: number): Promise<ScheduleState>;
+
+  // Durable waits (src/waits). A wait is armed by an attempt's `wait` finish, or, for a callback,
+  // before the handler hands out its URL (armCallback). Events and callbacks resolve waits and wake
+  // waiting instances; with a wait finish they are serialised per event name, so that a wait armed
+  // while a matching event is being sent sees it (no lost wake-up).
+  /** The stored wait, settled first: an armed one whose `expiresAt` has passed resolves as `time` (sleep) or `timeout`. Null: not armed. */
+  settleWait(key: WaitKey, now: number): Promise<WaitRecord | null>;
+  /** Arms a callback's wait if it is not (lease-guarded) and stores one more token for it; null when the lease was lost. */
+  armCallback(request: ArmCallback): Promise<WaitRecord | null>;
+  /** Stores a business event and resolves every armed wait it matches; a repeated id changes nothing. */
+  sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome>;
+  /** The SHA-256 (hex) stored for a callback token's public part, to compare in constant time; null: unknown. */
+  callbackTokenHash(tokenId: string): Promise<string | null>;
+  /** Resolves the callback's wait with the body, once; see {@link CallbackOutcome}. */
+  resolveCallback(tokenId: string, payloadJson: string, now: number): Promise<CallbackOutcome>;
+  /** The waits of an instance (every run), oldest first. */
+  getWaits(instanceId: string): Promise<WaitRecord[]>;
+  /** Deletes business events received before the cutoff (the look-back window); returns how many. */
+  purgeEvents(receivedBefore: number, limit: number): Promise<number>;
 
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
   onWake?(listener: () => void): () => void;
