@@ -57,6 +57,12 @@ export const ERROR_CATALOGUE = {
   'missing-secret': { status: 500, title: 'A secret reference has no value' },
   'no-source-files': { status: 404, title: 'No file matches the record source' },
   'source-consumed': { status: 500, title: 'A record source can be read once' },
+  'version-missing': { status: 500, title: 'The version an instance started on is not deployed' },
+  'step-mismatch': { status: 500, title: 'The handler no longer reaches a stored step' },
+  'steps-changed': { status: 409, title: 'The handler a rerun would use lacks a stored step' },
+  'callback-not-found': { status: 404, title: 'No such callback' },
+  'callback-used': { status: 409, title: 'The callback was already used' },
+  'callback-expired': { status: 410, title: 'The callback has expired' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -145,6 +151,32 @@ export class DuplicateStepError extends TandemError {
       'duplicate-step',
       `Step "${stepName}" was used twice in one run; give each step a unique name (e.g. "charge:\${line.id}")`,
       { step: stepName },
+    );
+  }
+}
+
+/**
+ * An attempt that resumes stored steps reached a new step while a stored one at the same place or
+ * before it was never reached: the handler changed under the run (a renamed step). Thrown before
+ * the new step runs, so that its work is not done a second time under another name.
+ */
+export class StepMismatchError extends TandemError {
+  constructor(step: string, stored: string[]) {
+    super(
+      'step-mismatch',
+      `Step "${step}" is not stored, but the stored step${stored.length > 1 ? 's' : ''} ${stored.map((n) => `"${n}"`).join(', ')} before it ${stored.length > 1 ? 'were' : 'was'} never reached: the handler changed since they ran (a renamed step?). Deploy the change as a new version, or rerun from the start (docs/versioning.md)`,
+      { step, stored },
+    );
+  }
+}
+
+/** The instance's version has no handler in this deployment (docs/versioning.md). */
+export class VersionMissingError extends TandemError {
+  constructor(integrationId: string, version: string, current: string | null) {
+    super(
+      'version-missing',
+      `Instance of "${integrationId}" started on version "${version}", which this deployment does not have (current: ${current === null ? 'unversioned' : `"${current}"`}); keep its handler in previousVersions until its instances finish, set onMissingVersion: 'latest', or rerun it from the start`,
+      { version, current },
     );
   }
 }

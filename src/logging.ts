@@ -127,7 +127,7 @@ export function loggingObserver(logger: Logger): EngineObserver {
         logger.info(
           {
             ...attemptFields(instance, detail),
-            nextAttemptAt: detail?.runAt === undefined ? undefined : new Date(detail.runAt).toISOString(),
+            nextAttemptAt: detail?.runAt == null ? undefined : new Date(detail.runAt).toISOString(),
           },
           'retry scheduled',
         );

@@ -115,6 +115,8 @@ export function createMetrics(engine: Engine): Metrics {
       counterOf('started', instance.integrationId, modeOf(instance.integrationId)).inc();
     },
     finished(instance, outcome, durationMs) {
+      // A wait ends an attempt without an outcome of the run: counted when the run ends.
+      if (outcome === 'wait') return;
       const mode = modeOf(instance.integrationId);
       const kind = outcome === 'succeeded' ? 'succeeded' : outcome === 'failed' ? 'failed' : 'retried';
       counterOf(kind, instance.integrationId, mode).inc();

@@ -23,7 +23,7 @@
  *   handler's outcome (sync: before the response is written; async: idempotently per parent).
  */
 
-import type { ActivityType, InstanceStatus } from './lifecycle/names.js';
+import type { ActivityType, InstanceStatus, WaitKind, WaitResolution } from './lifecycle/names.js';
 import type { RunStatus, StatusCounts } from './lifecycle/statuses.js';
 
 export { INSTANCE_STATUSES } from './lifecycle/names.js';
@@ -117,6 +117,25 @@ export interface Run {
   startedAt: number;
   finishedAt: number | null;
   error: ErrorInfo | null;
+}
+
+/** A durable wait of an instance (`ctx.sleep`, `ctx.waitForEvent`, `ctx.callback`), as shown. */
+export interface Wait {
+  run: number;
+  /** The step name it is memoised under. */
+  name: string;
+  kind: WaitKind;
+  /** Kind `event`: the event name and the payload fields it matches. */
+  event: string | null;
+  match: Record<string, Json> | null;
+  createdAt: number;
+  /** A sleep's end or the timeout; null: none. */
+  until: number | null;
+  /** Null while it waits. */
+  resolvedAt: number | null;
+  resolution: WaitResolution | null;
+  /** The event that resolved it. */
+  eventId: string | null;
 }
 
 export type StepStatus = 'succeeded' | 'failed';

@@ -8,8 +8,9 @@ import { z } from 'zod';
 import type { Call } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { ChildCounts, Json } from '../model.js';
+import type { Duration } from './duration.js';
 
-export type { ChildCounts };
+export type { ChildCounts, Duration };
 
 import { redactedTrackPath } from '../redaction.js';
 import type { RecordReport } from '../sources/report.js';
@@ -129,6 +130,61 @@ export interface AsyncContext<I> extends BaseContext<I> {
   ): Promise<FanOutResult>;
   /** Records a `progress` activity event (e.g. `{ done: 40, total: 100 }`) for monitors and the CLI. */
   progress(data: Record<string, Json>): void;
+  /**
+   * Waits durably, memoised like a step under `name`: for a duration (`"30m"`, `"2d"`, or ms) or
+   * until a time (a Date). The instance leaves the worker (status `waiting`, no lease, no slot)
+   * and wakes at that time on any process, after restarts.
+   *
+   * @example
+   * await ctx.sleep('recheck-payment', '30m');
+   */
+  sleep(name: string, duration: Duration | Date): Promise<void>;
+  /**
+   * Waits durably for a business event (`POST /api/events`, `engine.sendEvent`) named `event` whose
+   * payload has the fields of `match`; resolves to its payload, or `null` when `timeout` passes
+   * first. An event received within the look-back window before the wait began counts too, so an
+   * event sent just before the wait is not missed. See docs/semantics.md, "Waits".
+   *
+   * @example
+   * const employee = await ctx.waitForEvent('employee-created', {
+   *   event: 'employee.created', match: { employeeId: ctx.input.employeeId }, timeout: '2d',
+   * });
+   */
+  waitForEvent<T = Json>(name: string, options: WaitForEventOptions): Promise<T | null>;
+  /**
+   * A callback for a partner application: a single-use URL to hand out in a step, and `wait()`,
+   * which waits durably for the partner's `POST` to it and resolves to its JSON body (`null` once
+   * `timeout` passes). The URL's token is the credential; only its hash is stored.
+   *
+   * @example
+   * const shipped = await ctx.callback('shipment', { timeout: '3d' });
+   * await ctx.step('send-to-warehouse', () => ctx.call(warehouse, 'POST', '/packing-lists', {
+   *   body: { orderId: ctx.input.orderId, callbackUrl: shipped.url } }));
+   * const confirmation = await shipped.wait();
+   */
+  callback<T = Json>(name: string, options?: CallbackOptions): Promise<Callback<T>>;
+}
+
+export interface WaitForEventOptions {
+  /** The event name to wait for (`employee.created`). */
+  event: string;
+  /** Top-level payload fields and the values they must equal. Default: any event of the name. */
+  match?: Record<string, Json>;
+  /** How long to wait; then the wait resolves to `null`. Default: no timeout. */
+  timeout?: Duration;
+}
+
+export interface CallbackOptions {
+  /** How long the partner has; then `wait()` resolves to `null` and the URL answers 410. Default: no timeout. */
+  timeout?: Duration;
+}
+
+/** A callback URL of a waiting instance (see {@link AsyncContext.callback}). */
+export interface Callback<T> {
+  /** Single-use URL for the partner to `POST` its answer to. Each attempt gets a URL of its own; any of them resumes the wait, once. */
+  readonly url: string;
+  /** Waits for the partner's call: its JSON body, or `null` after the timeout. */
+  wait(): Promise<T | null>;
 }
 
 /** The input of a scheduled instance: which slot fired it and the run-now parameter overrides. */
@@ -201,7 +257,31 @@ interface CommonDefinition<S extends InputSchema | undefined> {
   auth?: TriggerAuth;
 }
 
-export interface AsyncDefinition<S extends InputSchema | undefined = undefined> extends CommonDefinition<S> {
+/**
+ * What keeps instances in flight on the code they started with (docs/versioning.md). Every
+ * instance records the `version` it was accepted on and always continues with that version's
+ * handler: the current one, or one kept in `previousVersions`.
+ */
+interface Versioned<H> {
+  /** This handler's version (`"2"`, `"2026-12-06"`). Instances record it when accepted. */
+  version?: string;
+  /** Handlers of older versions that instances in flight still run on, by version. */
+  previousVersions?: Record<string, H | { handler: H; steps?: string[] }>;
+  /**
+   * An instance whose version is neither current nor kept: `'fail'` it with `version-missing`
+   * (default), or continue it on the current handler (`'latest'`).
+   */
+  onMissingVersion?: 'fail' | 'latest';
+  /**
+   * The step names this handler may reach. Optional: when given, a rerun from the failed step that
+   * would run this handler is refused if a stored succeeded step is not among them.
+   */
+  steps?: string[];
+}
+
+export interface AsyncDefinition<S extends InputSchema | undefined = undefined>
+  extends CommonDefinition<S>,
+    Versioned<(ctx: AsyncContext<InputOf<S>>) => unknown | Promise<unknown>> {
   mode: 'async';
   handler: (ctx: AsyncContext<InputOf<S>>) => unknown | Promise<unknown>;
   retry?: RetryPolicy;
@@ -216,7 +296,8 @@ export interface AsyncDefinition<S extends InputSchema | undefined = undefined> 
  * varies between runs is its {@link ScheduledDefinition.parameters}.
  */
 export interface ScheduledDefinition<P extends Parameters = Parameters>
-  extends Omit<CommonDefinition<undefined>, 'input' | 'track'> {
+  extends Omit<CommonDefinition<undefined>, 'input' | 'track'>,
+    Versioned<(ctx: ScheduledContext<P>) => unknown | Promise<unknown>> {
   mode: 'scheduled';
   /** Cron expression: 5 fields, or 6 with seconds first (`"0 30 2 * * *"`). */
   cron: string;
@@ -302,6 +383,23 @@ const common = {
 };
 const track = z.record(z.string(), selector, { error: 'must be an object of name: field path' }).optional();
 
+const stepNames = z.array(nonEmptyText, { error: 'must be a list of step names' });
+const versionText = z
+  .string({ error: 'must be a string such as "2"' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+    error: 'must be 1–64 letters, digits, ".", "-" or "_" (e.g. "2" or "2026-12-06")',
+  });
+const versioned = {
+  version: versionText.optional(),
+  previousVersions: z
+    .record(versionText, z.union([fn(), options({ handler: fn(), steps: stepNames.optional() })]), {
+      error: 'must be an object of version: handler',
+    })
+    .optional(),
+  onMissingVersion: oneOf(['fail', 'latest']).optional(),
+  steps: stepNames.optional(),
+};
+
 /** The options of each mode; any other key is refused. */
 const DEFINITION_SCHEMAS = {
   sync: options({
@@ -321,6 +419,7 @@ const DEFINITION_SCHEMAS = {
     retry: retryPolicySchema.optional(),
     timeout: timerMs.optional(),
     orderingKey: selector.optional(),
+    ...versioned,
   } satisfies Record<keyof AsyncDefinition<any>, unknown>),
   scheduled: options({
     ...common,
@@ -338,6 +437,7 @@ const DEFINITION_SCHEMAS = {
     retry: retryPolicySchema.optional(),
     timeout: timerMs.optional(),
     orderingKey: selector.optional(),
+    ...versioned,
   } satisfies Record<keyof ScheduledDefinition, unknown>),
 };
 
@@ -397,11 +497,40 @@ export function defineIntegration<
     }
   }
   checkRedact(where, def);
+  if (def.mode !== 'sync') checkVersions(where, def);
   if (def.mode === 'scheduled') {
     checkSchedule(where, def);
     checkParameterDefaults(where, def.parameters);
   }
   return Object.freeze({ ...def, kind: 'tandem.integration' as const }) as Integration<S>;
+}
+
+/** Older versions need a current one to be older than, and are not the current one. */
+function checkVersions(where: string, def: Versioned<unknown>): void {
+  const previous = Object.keys(def.previousVersions ?? {});
+  if (previous.length > 0 && def.version === undefined)
+    throw new InvalidDefinitionError(`${where}: previousVersions needs a version for the current handler`);
+  if (def.version !== undefined && previous.includes(def.version))
+    throw new InvalidDefinitionError(
+      `${where}: version "${def.version}" is the current handler's and cannot also be in previousVersions`,
+    );
+}
+
+/** A version's handler and its declared steps; null when this definition has no handler for it. */
+export function handlerOfVersion<H>(
+  def: Versioned<H> & { handler: H },
+  version: string | null,
+): { handler: H; steps: string[] | undefined; version: string | null } | null {
+  if (version === null || version === (def.version ?? null))
+    return { handler: def.handler, steps: def.steps, version: def.version ?? null };
+  const kept: unknown =
+    def.previousVersions && Object.hasOwn(def.previousVersions, version)
+      ? def.previousVersions[version]
+      : undefined;
+  if (kept === undefined) return null;
+  if (typeof kept === 'function') return { handler: kept as H, steps: undefined, version };
+  const entry = kept as { handler: H; steps?: string[] };
+  return { handler: entry.handler, steps: entry.steps, version };
 }
 
 /** `redact` is a list of dotted paths, and no string `track` selector may follow a masked field. */

@@ -133,6 +133,8 @@ export class Acceptor implements AttemptAcceptor {
       parentId: options.parentId ?? null,
       createdAt: now,
       runAt: options.runAt ?? now,
+      // Recorded for good: the instance always continues on this version's handler.
+      version: integration.mode === 'sync' ? null : (integration.version ?? null),
     };
   }
 

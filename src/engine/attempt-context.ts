@@ -3,28 +3,67 @@
  * starts children, records progress and connection calls, and builds (masked) every activity event
  * the attempt writes. A scheduled attempt gets the subclass that adds its parameters.
  */
+
+import { createHash, randomBytes } from 'node:crypto';
 import { type Call, type CallArgs, currentStep, makeCaller } from '../connections/caller.js';
+import { type Duration, durationMs } from '../define/duration.js';
 import type {
   AnyIntegration,
   AsyncContext,
+  Callback,
+  CallbackOptions,
   FanOutOptions,
   ScheduledContext,
   ScheduledDefinition,
   ScheduledInput,
   StartOptions,
+  WaitForEventOptions,
 } from '../define/integration.js';
 import { checkParameters, type Parameters } from '../define/parameters.js';
-import { DuplicateStepError, LeaseLostError, TandemError, toErrorInfo } from '../errors.js';
+import {
+  DuplicateStepError,
+  LeaseLostError,
+  StepMismatchError,
+  TandemError,
+  toErrorInfo,
+} from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
 import { type ActivityData, type ActivityType, activity } from '../lifecycle/index.js';
 import type { ErrorInfo, Json, NewActivityEvent } from '../model.js';
 import { Redactor } from '../redaction.js';
-import type { ClaimedInstance } from '../store/store.js';
+import type { ClaimedInstance, NewWait } from '../store/store.js';
+import { matchKey, matchShape } from '../waits/match.js';
 import type { Attempt, ExecuteDeps } from './attempt.js';
 import { fanOut } from './fan-out.js';
 
+/** The fields of a wait that is not for an event. */
+const NO_EVENT = { event: null, matchKey: null, matchShape: null, lookBackFrom: null } as const;
+
+/** The SHA-256 of a callback token's secret part, as stored (hex). */
+export function hashCallbackSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
 /** The context's methods that a handler may take apart (`const { step } = ctx`): bound on first read. */
-type Bound = Pick<AsyncContext<unknown>, 'step' | 'start' | 'startMany' | 'progress' | 'call'>;
+type Bound = Pick<
+  AsyncContext<unknown>,
+  'step' | 'start' | 'startMany' | 'progress' | 'call' | 'sleep' | 'waitForEvent' | 'callback'
+>;
+
+/**
+ * Thrown into the handler when it reaches a wait that has not resolved: the attempt ends there and
+ * the instance waits (the executor reads {@link AttemptContext.suspended}, so a handler that
+ * catches this still ends up waiting).
+ */
+export class WaitSuspended extends Error {
+  constructor(readonly step: string) {
+    super(`The instance waits at "${step}"; the handler continues when the wait resolves`);
+    this.name = 'WaitSuspended';
+  }
+}
+
+/** A wait as the handler asks for it; `at` is when it was first reached (a stored one keeps its own). */
+type WaitSpec = (at: number) => Omit<NewWait, 'name' | 'createdAt'>;
 
 /**
  * The `ctx` of an async handler. An attempt makes this one object: its methods live on the
@@ -46,6 +85,10 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
   private bound: Partial<Bound> | undefined;
   /** The last step that threw, and what: the log names the step when its error ended the attempt. */
   failedStep: { name: string; thrown: unknown } | undefined;
+  /** The wait the handler stopped at: the attempt ends with it (the instance waits). */
+  suspended: NewWait | undefined;
+  /** Stored steps this attempt has returned (the others show whether the handler changed). */
+  private readonly visited = new Set<string>();
   private masker: Redactor | undefined;
 
   constructor(
@@ -97,6 +140,24 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     this.bound ??= {};
     this.bound.call ??= this.callConnection.bind(this);
     return this.bound.call;
+  }
+
+  get sleep(): Bound['sleep'] {
+    this.bound ??= {};
+    this.bound.sleep ??= this.sleepUntil.bind(this);
+    return this.bound.sleep;
+  }
+
+  get waitForEvent(): Bound['waitForEvent'] {
+    this.bound ??= {};
+    this.bound.waitForEvent ??= this.waitEvent.bind(this) as Bound['waitForEvent'];
+    return this.bound.waitForEvent;
+  }
+
+  get callback(): Bound['callback'] {
+    this.bound ??= {};
+    this.bound.callback ??= this.makeCallback.bind(this) as Bound['callback'];
+    return this.bound.callback;
   }
 
   /**
@@ -168,7 +229,11 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     return this.caller<T>(...args);
   }
 
-  private async runStep<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
+  /**
+   * Checks a step's (or a wait's) name and takes it for this attempt: returns its position, and
+   * whether a stored result exists for it (and that result).
+   */
+  private takeName(name: string): { position: number; stored: boolean; value: Json | null } {
     this.ensureLive();
     if (typeof name !== 'string' || name === '')
       throw new TandemError('invalid-definition', 'A step needs a name');
@@ -178,8 +243,7 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
         'invalid-definition',
         `A step name must be text without NUL characters or unpaired surrogates: ${JSON.stringify(name)}`,
       );
-    const { usedNames, handle, deps } = this;
-    const { clock, writer } = deps;
+    const { usedNames } = this;
     if (usedNames.has(name)) throw new DuplicateStepError(name);
     const position = usedNames.size;
     usedNames.add(name);
@@ -188,7 +252,32 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
       for (const step of this.claimed.steps)
         if (step.status === 'succeeded') this.memo.set(step.name, step.output);
     }
-    if (this.memo.has(name)) return this.memo.get(name) as T;
+    if (this.memo.has(name)) {
+      this.visited.add(name);
+      return { position, stored: true, value: this.memo.get(name) ?? null };
+    }
+    return { position, stored: false, value: null };
+  }
+
+  /**
+   * Before a new step runs: every stored step at its place or before it must have been reached.
+   * One that was not means the handler changed since the run stored it (`charge` renamed to
+   * `charge-card`): running the new step would do its work a second time.
+   */
+  private checkUnchanged(name: string, position: number): void {
+    if (this.visited.size === this.memo?.size) return;
+    const missed = this.claimed.steps
+      .filter((s) => s.status === 'succeeded' && s.position <= position && !this.visited.has(s.name))
+      .map((s) => s.name);
+    if (missed.length > 0) throw new StepMismatchError(name, missed);
+  }
+
+  private async runStep<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
+    const { position, stored, value } = this.takeName(name);
+    if (stored) return value as T;
+    this.checkUnchanged(name, position);
+    const { handle, deps } = this;
+    const { clock, writer } = deps;
     const lease = { instanceId: this.instanceId, claimToken: this.claimed.claimToken };
     const stepStarted = clock.now();
     writer.event(this.event('step.started', { step: name, attempt: this.attempt }));
@@ -234,6 +323,131 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     }
     // The handler sees what a later attempt would read back from the store.
     return JSON.parse(outputJson) as T;
+  }
+
+  private sleepUntil(name: string, duration: Duration | Date): Promise<void> {
+    const until = duration instanceof Date ? duration.getTime() : null;
+    if (until !== null && !Number.isFinite(until))
+      throw new TandemError('invalid-definition', `ctx.sleep("${name}"): the Date is invalid`);
+    const ms = until === null ? durationMs(duration, `ctx.sleep("${name}")`) : 0;
+    return this.awaitWait(name, (at) => ({
+      ...NO_EVENT,
+      kind: 'sleep',
+      expiresAt: until ?? at + ms,
+    })).then(() => undefined);
+  }
+
+  private waitEvent(name: string, options: WaitForEventOptions): Promise<Json | null> {
+    const what = `ctx.waitForEvent("${name}")`;
+    if (options === null || typeof options !== 'object')
+      throw new TandemError('invalid-definition', `${what} needs options: { event, match?, timeout? }`);
+    const { event, match = {}, timeout } = options;
+    if (typeof event !== 'string' || event === '' || event.length > 200 || !isStorableText(event))
+      throw new TandemError('invalid-definition', `${what}: event must be an event name of 1–200 characters`);
+    if (match === null || typeof match !== 'object' || Array.isArray(match))
+      throw new TandemError(
+        'invalid-definition',
+        `${what}: match must be an object of payload fields and values`,
+      );
+    // Stored as JSON: a value JSON cannot hold (undefined, a function) is refused, not dropped.
+    for (const [field, value] of Object.entries(match)) toStoredJson(value, `${what}: match.${field}`);
+    const timeoutMs = timeout === undefined ? null : durationMs(timeout, `${what}: timeout`);
+    const { lookBackMs } = this.deps.waits;
+    return this.awaitWait(name, (at) => ({
+      kind: 'event',
+      event,
+      matchKey: matchKey(match),
+      matchShape: matchShape(match),
+      expiresAt: timeoutMs === null ? null : at + timeoutMs,
+      lookBackFrom: at - lookBackMs,
+    }));
+  }
+
+  private async makeCallback(name: string, options: CallbackOptions = {}): Promise<Callback<Json>> {
+    const what = `ctx.callback("${name}")`;
+    if (options === null || typeof options !== 'object')
+      throw new TandemError('invalid-definition', `${what} takes options: { timeout? }`);
+    const timeoutMs = options.timeout === undefined ? null : durationMs(options.timeout, `${what}: timeout`);
+    const spec: WaitSpec = (at) => ({
+      ...NO_EVENT,
+      kind: 'callback',
+      expiresAt: timeoutMs === null ? null : at + timeoutMs,
+    });
+    const { position, stored, value } = this.takeName(name);
+    const wait = () => (stored ? Promise.resolve(value) : this.suspendAt(name, position, spec));
+    if (stored) {
+      return {
+        get url(): string {
+          throw new TandemError(
+            'invalid-definition',
+            `${what} was answered already: its URL is no longer needed (read it in the step that hands it out)`,
+          );
+        },
+        wait,
+      };
+    }
+    this.checkUnchanged(name, position);
+    // A token per attempt that reaches the callback: the URL handed out in an earlier attempt stays
+    // valid too (the partner may have got it before that attempt failed). Only the hash is stored.
+    const tokenId = randomBytes(12).toString('base64url');
+    const secret = randomBytes(32).toString('base64url');
+    const at = this.deps.clock.now();
+    const armed = await this.deps.waits.armCallback({
+      instanceId: this.instanceId,
+      claimToken: this.claimed.claimToken,
+      run: this.run,
+      wait: { name, createdAt: at, ...spec(at) },
+      tokenId,
+      tokenHash: hashCallbackSecret(secret),
+    });
+    if (!armed) {
+      this.handle.over = true;
+      throw new LeaseLostError(this.instanceId);
+    }
+    this.ensureLive();
+    return { url: `${this.deps.waits.callbackBase()}/callbacks/${tokenId}.${secret}`, wait };
+  }
+
+  /** A sleep or a wait for an event: its stored result, or the attempt ends and the instance waits. */
+  private awaitWait(name: string, spec: WaitSpec): Promise<Json | null> {
+    const { position, stored, value } = this.takeName(name);
+    if (stored) return Promise.resolve(value);
+    return this.suspendAt(name, position, spec);
+  }
+
+  /**
+   * Settles the stored wait (one whose time has passed resolves now): a resolved wait is stored as
+   * the step's result and returned; otherwise the attempt ends here and the instance waits.
+   */
+  private async suspendAt(name: string, position: number, spec: WaitSpec): Promise<Json | null> {
+    this.ensureLive();
+    this.checkUnchanged(name, position);
+    // One wait at a time: a second one reached before the first ended the attempt waits its turn.
+    if (this.suspended) throw new WaitSuspended(name);
+    const { clock, writer, waits } = this.deps;
+    const now = clock.now();
+    const record = await waits.settle({ instanceId: this.instanceId, run: this.run, name }, now);
+    this.ensureLive();
+    if (this.suspended) throw new WaitSuspended(name);
+    if (record?.resolvedAt == null) {
+      this.suspended = record ?? { name, createdAt: now, ...spec(now) };
+      throw new WaitSuspended(name);
+    }
+    const outputJson = record.payloadJson ?? 'null';
+    // Time and timeouts resolve here; an event or a callback wrote its own `wait.resumed`.
+    const by = record.resolution!;
+    const held = await writer.step({
+      instanceId: this.instanceId,
+      claimToken: this.claimed.claimToken,
+      step: this.stepRecord(name, position, 'succeeded', null, record.createdAt, record.resolvedAt),
+      outputJson,
+      events: by === 'time' || by === 'timeout' ? [this.event('wait.resumed', { step: name, by })] : [],
+    });
+    if (!held) {
+      this.handle.over = true;
+      throw new LeaseLostError(this.instanceId);
+    }
+    return JSON.parse(outputJson) as Json | null;
   }
 
   private stepRecord(

@@ -15,6 +15,7 @@ import type {
 import type { Parameters } from '../define/parameters.js';
 import { coerceError } from '../errors.js';
 import type { InstanceWork } from '../model.js';
+import type { ArmCallback, WaitKey, WaitRecord } from '../store/store.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
 import type { WorkWriter } from './writer.js';
@@ -108,6 +109,16 @@ export interface AttemptSlots {
   handlerDone(attempt: Attempt): void;
 }
 
+/** What an attempt's waits need of the engine: the store's wait records and the callback URL's base. */
+export interface AttemptWaits {
+  settle(key: WaitKey, now: number): Promise<WaitRecord | null>;
+  armCallback(request: ArmCallback): Promise<WaitRecord | null>;
+  /** The base of callback URLs (`https://tandem.example.com`), without a trailing slash. */
+  callbackBase(): string;
+  /** How far back a new wait for an event looks for one already received (ms). */
+  lookBackMs: number;
+}
+
 export interface ExecuteDeps {
   clock: Clock;
   writer: WorkWriter;
@@ -117,4 +128,5 @@ export interface ExecuteDeps {
   /** Told of every stored attempt end. */
   observer?: EngineObserver;
   slots?: AttemptSlots;
+  waits: AttemptWaits;
 }

@@ -9,7 +9,13 @@ import type { AsyncDefinition, ScheduledDefinition } from '../define/integration
 import { CancelledError, ShuttingDownError, TandemError, UnknownIntegrationError } from '../errors.js';
 import { Redactor } from '../redaction.js';
 import type { ClaimedInstance, Store } from '../store/store.js';
-import { Attempt, type AttemptAcceptor, type AttemptSlots, type ExecuteDeps } from './attempt.js';
+import {
+  Attempt,
+  type AttemptAcceptor,
+  type AttemptSlots,
+  type AttemptWaits,
+  type ExecuteDeps,
+} from './attempt.js';
 import type { Clock } from './clock.js';
 import { executeAttempt } from './executor.js';
 import type { EngineObserver } from './observer.js';
@@ -82,6 +88,7 @@ export class Dispatcher implements AttemptSlots, Waker {
     acceptor: AttemptAcceptor,
     private readonly writer: WorkWriter,
     private readonly options: DispatcherOptions,
+    waits: AttemptWaits,
   ) {
     this.store = parts.store;
     this.clock = parts.clock;
@@ -95,6 +102,7 @@ export class Dispatcher implements AttemptSlots, Waker {
       connections: this.registry.connections,
       observer: this.observer,
       slots: this,
+      waits,
     };
   }
 

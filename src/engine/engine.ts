@@ -11,7 +11,7 @@ import type { HttpConnection } from '../connections/http.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
 import { loggingObserver } from '../logging.js';
-import type { ActivityEvent, Instance, RerunFrom } from '../model.js';
+import type { ActivityEvent, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
 import type {
   InstanceFilter,
@@ -40,6 +40,7 @@ import type {
 import type { ScheduleInfo } from './scheduler.js';
 import { Observers, Registry } from './shared.js';
 import type { SyncRecorder, SyncRecorderOptions } from './sync-recorder.js';
+import { DEFAULT_LOOK_BACK_MS, type SendEvent, type SentEvent, Waits } from './waits.js';
 import { WorkWriter } from './writer.js';
 
 export type { ChildPreparation } from './acceptor.js';
@@ -52,6 +53,7 @@ export type {
   RetentionOptions,
   RunNowOptions,
 } from './options.js';
+export type { SendEvent, SentEvent } from './waits.js';
 
 const DEFAULTS = {
   concurrency: 50,
@@ -78,6 +80,7 @@ export class Engine {
   private readonly acceptor: Acceptor;
   private readonly dispatcher: Dispatcher;
   private readonly operations: Operations;
+  private readonly waits: Waits;
   private readonly unwatchCircuits: () => void;
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
@@ -109,19 +112,33 @@ export class Engine {
       15_000,
       () => this.operations.changed(),
     );
-    this.dispatcher = new Dispatcher(parts, this.acceptor, writer, {
-      concurrency: settings.concurrency,
-      claimBatch: settings.claimBatch,
-      prefetch: options.prefetch,
-      leaseMs: settings.leaseMs,
-      pollIntervalMs: settings.pollIntervalMs,
-      worker: this.worker,
-      workerId: this.workerId,
+    this.waits = new Waits({
+      store,
+      clock: this.clock,
+      lookBackMs: options.events?.lookBackMs ?? DEFAULT_LOOK_BACK_MS,
+      ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
+      wake: () => this.dispatcher.wake(),
     });
+    this.dispatcher = new Dispatcher(
+      parts,
+      this.acceptor,
+      writer,
+      {
+        concurrency: settings.concurrency,
+        claimBatch: settings.claimBatch,
+        prefetch: options.prefetch,
+        leaseMs: settings.leaseMs,
+        pollIntervalMs: settings.pollIntervalMs,
+        worker: this.worker,
+        workerId: this.workerId,
+      },
+      this.waits,
+    );
     this.operations = new Operations(parts, this.dispatcher, this.acceptor, {
       retention: options.retention,
       scheduler: (options.scheduler ?? options.worker) !== false,
       onSlot: options.onSlot,
+      lookBackMs: this.waits.lookBackMs,
     });
   }
 
@@ -202,6 +219,34 @@ export class Engine {
   /** Writes the monitoring records of sync instances off the response path (for the sync runner). */
   syncRecorder(logger: Logger, options?: SyncRecorderOptions): SyncRecorder {
     return this.acceptor.syncRecorder(logger, options);
+  }
+
+  // ── Waits: events and callbacks ─────────────────────────────────────────────────────────
+
+  /**
+   * Sends a business event: every instance waiting for it (`ctx.waitForEvent`, by name and match)
+   * resumes, and waits that begin within the look-back window after it take it too.
+   *
+   * @example
+   * await engine.sendEvent({ name: 'employee.created', payload: { employeeId: 'E-7' }, id: 'hr-4711' });
+   */
+  sendEvent(event: SendEvent): Promise<SentEvent> {
+    return this.waits.sendEvent(event);
+  }
+
+  /** A partner's call to a callback URL (its last path segment): resumes the instance once. */
+  answerCallback(token: string, body: Json): Promise<{ instanceId: string }> {
+    return this.waits.answerCallback(token, body);
+  }
+
+  /** Where partners reach this deployment: callback URLs begin with it (the server sets it when it listens). */
+  setPublicUrl(url: string): void {
+    this.waits.setPublicUrl(url);
+  }
+
+  /** The base of callback URLs handed out now. */
+  get publicUrl(): string {
+    return this.waits.callbackBase();
   }
 
   // ── Running work ──────────────────────────────────────────────────────────────────────────

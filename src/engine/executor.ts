@@ -15,8 +15,9 @@ import type {
   StartManyOptions,
   StartOptions,
 } from '../define/integration.js';
+import { handlerOfVersion } from '../define/integration.js';
 import type { Parameters } from '../define/parameters.js';
-import { AttemptTimeoutError, coerceError, LeaseLostError } from '../errors.js';
+import { AttemptTimeoutError, coerceError, LeaseLostError, VersionMissingError } from '../errors.js';
 import { toStoredJson } from '../json.js';
 import { type ActivityData, FINISH, type FinishKind } from '../lifecycle/index.js';
 import type { InstanceWork, NewActivityEvent } from '../model.js';
@@ -49,14 +50,31 @@ export async function executeAttempt(
   let context: AttemptContext;
   let scheduled: ScheduledAttemptContext | null = null;
   let runHandler: () => unknown;
+  // The handler of the instance's own version (docs/versioning.md).
+  const own = handlerOfVersion<(ctx: any) => unknown>(
+    integration as AsyncDefinition<any> & { handler: (ctx: any) => unknown },
+    instance.version,
+  );
+  const chosen: ((ctx: any) => unknown) | null =
+    own?.handler ?? (integration.onMissingVersion === 'latest' ? integration.handler : null);
   if (integration.mode === 'scheduled') {
     const scheduledContext = new ScheduledAttemptContext(claimed, attempt, deps, aborted, integration);
     context = scheduled = scheduledContext;
-    runHandler = () => integration.handler(scheduledContext);
+    runHandler = () => chosen!(scheduledContext);
   } else {
     const asyncContext = new AttemptContext(claimed, attempt, deps, aborted, integration.redact);
     context = asyncContext;
-    runHandler = () => integration.handler(asyncContext);
+    runHandler = () => chosen!(asyncContext);
+  }
+  if (chosen === null) {
+    const missing = new VersionMissingError(
+      instance.integrationId,
+      instance.version!,
+      integration.version ?? null,
+    );
+    runHandler = () => {
+      throw missing;
+    };
   }
 
   let outcome: AttemptOutcome;
@@ -65,10 +83,10 @@ export async function executeAttempt(
     if (scheduled) await scheduled.load();
     const output = await Promise.race([Promise.resolve().then(runHandler), aborted]);
     context.ensureLive();
-    outcome = {
-      kind: 'succeeded',
-      outputJson: toStoredJson(context.redactor.shown(output), 'The handler result'),
-    };
+    // A handler that caught the suspension and returned still waits: its result is not final.
+    outcome = context.suspended
+      ? { kind: 'wait', wait: context.suspended }
+      : { kind: 'succeeded', outputJson: toStoredJson(context.redactor.shown(output), 'The handler result') };
   } catch (thrown) {
     const error = coerceError(thrown);
     if (error instanceof LeaseLostError || attempt.over) {
@@ -78,8 +96,11 @@ export async function executeAttempt(
     }
     const decided = retryOrFail(error, instance, integration, clock.now());
     // The error's texts are masked once, here: the finish and its events both carry them.
-    outcome =
-      decided.kind === 'succeeded' ? decided : { ...decided, error: context.redactor.error(decided.error) };
+    outcome = context.suspended
+      ? { kind: 'wait', wait: context.suspended }
+      : decided.kind === 'succeeded'
+        ? decided
+        : { ...decided, error: context.redactor.error(decided.error) };
     const failed = context.failedStep;
     if (failed && failed.thrown === thrown) step = failed.name;
   } finally {
@@ -101,7 +122,7 @@ export async function executeAttempt(
     claimToken: claimed.claimToken,
     outcome,
     now: ended,
-    durationMs: outcome.kind === 'retry' ? null : runMs,
+    durationMs: outcome.kind === 'retry' || outcome.kind === 'wait' ? null : runMs,
     events,
     ...(patch && outcome.kind === 'succeeded'
       ? { parameters: { integrationId: instance.integrationId, patchJson: JSON.stringify(patch) } }
@@ -114,12 +135,14 @@ export async function executeAttempt(
       attemptMs,
       outcome.kind === 'succeeded'
         ? undefined
-        : {
-            error: outcome.error,
-            // A step's name may be built from input: the log shows it masked, as the events do.
-            ...(step === undefined ? {} : { step: context.redactor.text(step) }),
-            ...(outcome.kind === 'retry' ? { runAt: outcome.runAt } : {}),
-          },
+        : outcome.kind === 'wait'
+          ? { waiting: outcome.wait.name, runAt: outcome.wait.expiresAt }
+          : {
+              error: outcome.error,
+              // A step's name may be built from input: the log shows it masked, as the events do.
+              ...(step === undefined ? {} : { step: context.redactor.text(step) }),
+              ...(outcome.kind === 'retry' ? { runAt: outcome.runAt } : {}),
+            },
     );
   }
 }
@@ -149,6 +172,13 @@ const FINISH_DATA: {
     runAt: outcome.runAt,
     error: outcome.error.message,
     countsAsAttempt: outcome.consumesAttempt,
+    attemptMs,
+  }),
+  wait: ({ wait }, _attempt, _runMs, attemptMs) => ({
+    step: wait.name,
+    kind: wait.kind,
+    until: wait.expiresAt,
+    ...(wait.event === null ? {} : { event: wait.event }),
     attemptMs,
   }),
 };

@@ -12,8 +12,10 @@ export interface FinishDetail {
   error?: ErrorInfo;
   /** The step whose error ended the attempt, when one did. */
   step?: string;
-  /** When the next attempt is due (a retry). */
-  runAt?: number;
+  /** When the next attempt is due (a retry), or the wait ends (null: no timeout). */
+  runAt?: number | null;
+  /** The wait the instance stopped at (outcome `wait`). */
+  waiting?: string;
 }
 
 /** Every hook is optional and must not throw (a throwing observer is logged and ignored). */
@@ -25,7 +27,7 @@ export interface EngineObserver {
   /** An attempt ended and its outcome was stored; `attemptMs` is that attempt's own time. */
   finished?(
     instance: InstanceWork,
-    outcome: 'succeeded' | 'failed' | 'retry',
+    outcome: 'succeeded' | 'failed' | 'retry' | 'wait',
     attemptMs: number,
     detail?: FinishDetail,
   ): void;

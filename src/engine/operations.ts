@@ -5,17 +5,18 @@
  * read and write goes through here, so that nothing outside the engine needs its store.
  */
 import type { Logger } from 'pino';
-import type { AnyIntegration, ScheduledDefinition } from '../define/integration.js';
+import { type AnyIntegration, handlerOfVersion, type ScheduledDefinition } from '../define/integration.js';
 import { checkParameters, type Parameters as ScheduleParameters } from '../define/parameters.js';
 import {
   CancelledError,
   InstanceNotFoundError,
   InvalidInputError,
   InvalidStateError,
+  TandemError,
   WrongModeError,
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
-import type { ActivityEvent, Instance, RerunFrom } from '../model.js';
+import type { ActivityEvent, Instance, Json, RerunFrom, Wait } from '../model.js';
 import type {
   InstanceFilter,
   IntegrationStats,
@@ -24,6 +25,7 @@ import type {
   StatsRequest,
   Store,
   TransitionOutcome,
+  WaitRecord,
 } from '../store/store.js';
 import { type Acceptor, checkInput } from './acceptor.js';
 import { type FollowOptions, followActivity } from './activity.js';
@@ -41,6 +43,8 @@ export interface OperationsOptions {
   /** Whether this process fires cron slots. */
   scheduler: boolean;
   onSlot?: ((event: SlotEvent) => void) | undefined;
+  /** Business events are kept this long (the look-back window of waits), then purged. */
+  lookBackMs: number;
 }
 
 export class Operations {
@@ -186,6 +190,10 @@ export class Operations {
     };
     let total = 0;
     try {
+      // Business events outlive their look-back window by nothing: a wait would no longer take them.
+      while ((await this.store.purgeEvents(now - this.options.lookBackMs, 5_000)) === 5_000) {
+        if (!this.dispatcher.running) break;
+      }
       for (;;) {
         const deleted = await this.store.purge({ ...cutoffs, limit: 1_000 });
         total += deleted;
@@ -206,6 +214,7 @@ export class Operations {
   ): Promise<{ instanceId: string; run: number }> {
     const from = options.from ?? 'failed-step';
     let inputJson: string | undefined;
+    if (from === 'failed-step') await this.checkResumable(id);
     if (options.input !== undefined) {
       const instance = await this.store.getInstance(id);
       if (!instance) throw new InstanceNotFoundError(id);
@@ -222,6 +231,43 @@ export class Operations {
     const done = expectDone(outcome!, 'rerun');
     this.dispatcher.wake();
     return { instanceId: id, run: done.run };
+  }
+
+  /**
+   * A rerun from the failed step resumes the stored steps with the handler of the instance's
+   * version: refused when that version is gone (and the definition does not continue on the
+   * latest), or when the handler declares its `steps` and a stored succeeded step is not among them.
+   */
+  private async checkResumable(id: string): Promise<void> {
+    const instance = await this.store.getInstance(id);
+    if (!instance || instance.mode === 'sync') return; // refused with its own reason by the store
+    const integration = this.registry.find(instance.integrationId);
+    if (!integration || integration.mode === 'sync') return;
+    const stored = (await this.store.getSteps(id, instance.run))
+      .filter((s) => s.status === 'succeeded')
+      .map((s) => s.name)
+      .filter((name) => !name.startsWith('start-many:'));
+    if (stored.length === 0) return;
+    const own = handlerOfVersion<unknown>(integration, instance.version);
+    const runsOn =
+      own ??
+      (integration.onMissingVersion === 'latest'
+        ? { steps: integration.steps, version: integration.version ?? null }
+        : null);
+    if (runsOn === null)
+      throw new TandemError(
+        'steps-changed',
+        `Instance ${id} started on version "${instance.version}", which this deployment does not have: its stored steps cannot be resumed. Rerun it from the start (it then runs on ${integration.version === undefined ? 'the current handler' : `version "${integration.version}"`}), or deploy version "${instance.version}" in previousVersions`,
+        { version: instance.version, stored },
+      );
+    if (runsOn.steps === undefined) return;
+    const missing = stored.filter((name) => !runsOn.steps!.includes(name));
+    if (missing.length > 0)
+      throw new TandemError(
+        'steps-changed',
+        `The handler ${runsOn.version === null ? '' : `of version "${runsOn.version}" `}does not have the stored step${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}: resuming would run renamed work again. Rerun from the start, or keep the old handler as a previous version`,
+        { missing, stored },
+      );
   }
 
   async rerunMany(
@@ -255,12 +301,13 @@ export class Operations {
 
   async getDetail(id: string): Promise<InstanceDetail> {
     const instance = await this.getInstance(id);
-    const [runs, steps, events] = await Promise.all([
+    const [runs, steps, events, waits] = await Promise.all([
       this.store.getRuns(id),
       this.store.getSteps(id),
       this.store.getEvents({ instanceId: id, limit: 10_000 }),
+      this.store.getWaits(id),
     ]);
-    return { instance, runs, steps, events };
+    return { instance, runs, steps, events, waits: waits.map(shownWait) };
   }
 
   listInstances(request: ListRequest): Promise<Page<Instance>> {
@@ -280,4 +327,20 @@ function expectDone(outcome: TransitionOutcome, action: string): { run: number }
   if (outcome.outcome === 'not-found') throw new InstanceNotFoundError(outcome.id);
   if (outcome.outcome === 'invalid-state') throw new InvalidStateError(outcome.id, outcome.status, action);
   return outcome;
+}
+
+/** A stored wait as the API and the console show it. */
+function shownWait(wait: WaitRecord): Wait {
+  return {
+    run: wait.run,
+    name: wait.name,
+    kind: wait.kind,
+    event: wait.event,
+    match: wait.matchKey === null ? null : (JSON.parse(wait.matchKey) as Record<string, Json>),
+    createdAt: wait.createdAt,
+    until: wait.expiresAt,
+    resolvedAt: wait.resolvedAt,
+    resolution: wait.resolution,
+    eventId: wait.eventId,
+  };
 }

@@ -9,7 +9,7 @@ import type { AnyIntegration, ChildCounts } from '../define/integration.js';
 
 export type { RetentionOptions };
 
-import type { ActivityEvent, Instance, InstanceStatus, Run, Step } from '../model.js';
+import type { ActivityEvent, Instance, InstanceStatus, Run, Step, Wait } from '../model.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
@@ -58,6 +58,13 @@ export interface EngineOptions {
   observers?: EngineObserver[];
   /** Recorded with leases; defaults to host:pid:random. */
   workerId?: string;
+  /** Business events for `ctx.waitForEvent` (docs/semantics.md, "Waits"). */
+  events?: {
+    /** A wait also takes a matching event received this long before it began; events are kept this long. Default 1 h. */
+    lookBackMs?: number;
+  };
+  /** The address partners reach this deployment at: callback URLs begin with it. Default: where the server listens. */
+  publicUrl?: string;
 }
 
 export interface AcceptOptions {
@@ -93,4 +100,6 @@ export interface InstanceDetail {
   runs: Run[];
   steps: Step[];
   events: ActivityEvent[];
+  /** The instance's durable waits (every run), oldest first. */
+  waits: Wait[];
 }

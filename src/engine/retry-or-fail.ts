@@ -19,6 +19,8 @@ const PERMANENT_CODES = new Set([
   'invalid-definition',
   'idempotency-conflict',
   'wrong-mode',
+  'version-missing',
+  'step-mismatch',
 ]);
 
 function isPermanent(error: Error): boolean {
@@ -32,7 +34,7 @@ export function retryOrFail(
   instance: InstanceWork,
   integration: AsyncDefinition<any> | ScheduledDefinition<any>,
   now: number,
-): AttemptOutcome {
+): Exclude<AttemptOutcome, { kind: 'wait' }> {
   const info = toErrorInfo(error);
   if (isPermanent(error)) return { kind: 'failed', error: info };
   const policy = resolveRetryPolicy(integration.retry);

@@ -5,14 +5,9 @@
  * data's keys from {@link EVENT_FIELDS}.
  */
 import type { Json, NewActivityEvent } from '../model.js';
-import type { ActivityType, InstanceStatus } from './names.js';
+import type { ActivityType, InstanceStatus, WaitKind, WaitResolution } from './names.js';
 
-export { ACTIVITY_TYPES, type ActivityType } from './names.js';
-
-/** What an instance waits for. */
-export type WaitKind = 'sleep' | 'event' | 'callback';
-/** How a wait ended: a sleep's time came, an event or a callback arrived, or the timeout passed. */
-export type WaitResolution = 'time' | 'event' | 'callback' | 'timeout';
+export { ACTIVITY_TYPES, type ActivityType, type WaitKind, type WaitResolution } from './names.js';
 
 /** Free-form data (a call record, a handler's progress): masked by the executor before it is stored. */
 type Open = Record<string, Json>;

@@ -40,3 +40,8 @@ export const ACTIVITY_TYPES = [
 ] as const;
 
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
+
+/** What an instance waits for. */
+export type WaitKind = 'sleep' | 'event' | 'callback';
+/** How a wait ended: a sleep's time came, an event or a callback arrived, or the timeout passed. */
+export type WaitResolution = 'time' | 'event' | 'callback' | 'timeout';

@@ -125,6 +125,10 @@ export const instanceSchema = z.object({
     .describe(
       "ms from the current run's first attempt start to its final state (sync: the call); null until final",
     ),
+  version: z
+    .string()
+    .nullable()
+    .describe('The integration version it was accepted on (it runs on that version’s handler); null: unversioned'),
 });
 
 const runSchema = z.object({
