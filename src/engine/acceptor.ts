@@ -134,7 +134,7 @@ export class Acceptor implements AttemptAcceptor {
       createdAt: now,
       runAt: options.runAt ?? now,
       // Recorded for good: the instance always continues on this version's handler.
-      version: integration.mode === 'sync' ? null : (integration.version ?? null),
+      version: integration.version ?? null,
     };
   }
 
