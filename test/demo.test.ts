@@ -167,7 +167,7 @@ describe('the retail demo (npm start)', () => {
     }
   });
 
-  it('confirms an order at once and completes its fulfilment in five steps', async () => {
+  it('confirms an order at once; its fulfilment waits for the warehouse to call back, then sends the shipping notice with its tracking number', async () => {
     const { status, json } = await post(`${base}/orders`, {
       orderId: 'D-1',
       email: 'ann@example.com',
@@ -177,15 +177,55 @@ describe('the retail demo (npm start)', () => {
     });
     expect(status).toBe(201);
     expect(json.confirmation).toMatch(/^CONF-/);
+    // The packing list is at the warehouse; the order waits (no worker, no lease) for its shipment.
+    const waiting = await waitFor(async () => {
+      const instance = (await get('/api/instances?integration=fulfil-order&tracking=D-1')).items[0];
+      if (instance && !['queued', 'running', 'waiting'].includes(instance.status))
+        throw new Error(`fulfil-order D-1 is ${instance.status} before the warehouse called back`);
+      return instance?.status === 'waiting' ? instance : null;
+    }, 'fulfil-order D-1 to wait for the warehouse');
+    const crm = await appUrl('crm');
+    const notices = async () =>
+      ((await (await fetch(`${crm}/notifications`)).json()) as Record<string, { trackingNumber: string }[]>)[
+        'D-1'
+      ];
+    expect(await notices()).toBeUndefined();
+
     const fulfil = await finished('D-1', 'fulfil-order');
+    expect(fulfil.id).toBe(waiting.id);
     expect(fulfil.status).toBe('succeeded');
+    const shipments = (await (await fetch(`${await appUrl('warehouse')}/shipments`)).json()) as Record<
+      string,
+      { trackingNumber: string; callbackStatus: number | null }
+    >;
+    const shipment = shipments['D-1']!;
+    expect(shipment.trackingNumber).toMatch(/^1Z\d+$/);
+    expect(shipment.callbackStatus).toBeGreaterThanOrEqual(200);
+    expect(shipment.callbackStatus).toBeLessThan(300);
+    expect(await notices()).toEqual([
+      { orderId: 'D-1', email: 'ann@example.com', kind: 'shipped', trackingNumber: shipment.trackingNumber },
+    ]);
+    expect(fulfil.output).toEqual({
+      orderId: 'D-1',
+      status: 'shipped',
+      trackingNumber: shipment.trackingNumber,
+    });
     const detail = await get(`/api/instances/${fulfil.id}`);
-    expect(detail.steps.map((s: { name: string }) => s.name)).toEqual([
-      'create-account',
-      'marketing-signup',
-      'update-inventory',
-      'packing-list',
-      'send-to-warehouse',
+    expect(detail.steps.map((s: { name: string }) => s.name).sort()).toEqual(
+      [
+        'create-account',
+        'marketing-signup',
+        'update-inventory',
+        'packing-list',
+        'shipment',
+        'send-to-warehouse',
+        'shipping-notice',
+      ].sort(),
+    );
+    const waits = detail.events.filter((e: { type: string }) => e.type.startsWith('wait.'));
+    expect(waits.map((e: { type: string; data: unknown }) => [e.type, e.data])).toEqual([
+      ['wait.started', expect.objectContaining({ step: 'shipment', kind: 'callback' })],
+      ['wait.resumed', expect.objectContaining({ step: 'shipment', by: 'callback' })],
     ]);
   });
 
@@ -227,6 +267,46 @@ describe('the retail demo (npm start)', () => {
     const onboard = await finished('E-42', 'onboard-employee');
     const attach = await finished('E-42', 'attach-document');
     expect(attach.startedAt).toBeGreaterThanOrEqual(onboard.finishedAt);
+  });
+
+  it('attaches a document by event once its employee exists, even when the document comes first', async () => {
+    const documents = await appUrl('documents');
+    const stored = async () =>
+      ((await (await fetch(`${documents}/_status`)).json()) as { effects: number }).effects;
+    const before = await stored();
+    const document = await post(`${base}/employees/documents/by-event`, {
+      employeeId: 'E-50',
+      title: 'contract',
+    });
+    expect(document.status).toBe(202);
+    await waitFor(
+      async () => (await get(`/api/instances/${document.json.instanceId}`)).instance.status === 'waiting',
+      'attach-document-by-event to wait for employee.created',
+    );
+    expect(await stored()).toBe(before);
+
+    expect((await post(`${base}/employees`, { employeeId: 'E-50', name: 'Cy' })).status).toBe(202);
+    const onboard = await finished('E-50', 'onboard-employee');
+    const attach = await finished('E-50', 'attach-document-by-event');
+    expect(onboard.status).toBe('succeeded');
+    expect(attach.status).toBe('succeeded');
+    // Resumed by onboarding's event (its last step), not by anything else.
+    const detail = await get(`/api/instances/${attach.id}`);
+    expect(detail.events.find((e: { type: string }) => e.type === 'wait.resumed').data).toMatchObject({
+      step: 'employee-created',
+      by: 'event',
+      eventId: 'employee.created:E-50',
+    });
+    expect(await stored()).toBe(before + 1);
+
+    // Onboarded before the document arrived: found at once, nothing to wait for.
+    const late = await post(`${base}/employees/documents/by-event`, { employeeId: 'E-50', title: 'badge' });
+    const done = await waitFor(async () => {
+      const instance = (await get(`/api/instances/${late.json.instanceId}`)).instance;
+      return ['succeeded', 'failed'].includes(instance.status) ? instance : null;
+    }, 'the second document to be attached');
+    expect(done.status).toBe('succeeded');
+    expect(await stored()).toBe(before + 2);
   });
 
   it('keeps the document waiting while HR is down, and attaches it after the employee is created', async () => {

@@ -2,7 +2,8 @@
  * Simulated business applications for the demo: real HTTP servers on 127.0.0.1, each switchable
  * down and up (`POST /_down`, `POST /_up` on the application itself, or through the directory on
  * the port below the first application: `tandem demo down inventory`). A down application answers
- * every other request with 503, as an application in maintenance would.
+ * every other request with 503, as an application in maintenance would. The warehouse, like a real
+ * one, confirms a shipment later: it calls the packing list's `callbackUrl` back after a delay.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
@@ -36,6 +37,45 @@ export type AppName = (typeof APP_NAMES)[number];
 export type Apps = Record<AppName, App>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long the warehouse takes to ship (then it calls back): `DEMO_SHIPMENT_DELAY_MS`, default 3 s. */
+const SHIPMENT_DELAY_MS = Number(process.env.DEMO_SHIPMENT_DELAY_MS ?? 3_000);
+
+/** A shipment the warehouse confirmed, and how its callback went. */
+interface Shipment {
+  orderId: string;
+  trackingNumber: string;
+  shippedAt: string;
+  /** The callback's answer: 200 taken, 409 answered before, 410 expired; null: not yet, or no answer. */
+  callbackStatus: number | null;
+}
+
+/**
+ * Calls a shipment's callback URL as a partner does: retried while there is no answer or a 5xx
+ * (Tandem restarting), given up on any 4xx (used, expired, unknown), at most ten times.
+ */
+async function callBack(url: string, shipment: Shipment): Promise<void> {
+  const body = {
+    orderId: shipment.orderId,
+    trackingNumber: shipment.trackingNumber,
+    shippedAt: shipment.shippedAt,
+  };
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    try {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      await response.arrayBuffer();
+      shipment.callbackStatus = response.status;
+      if (response.status < 500) return;
+    } catch {
+      shipment.callbackStatus = null;
+    }
+    await sleep(1_000 * attempt);
+  }
+}
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -146,6 +186,9 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
   const stockOf = (sku: string) => stock.get(sku) ?? 1_000;
   const shopStock = new Map<string, { available: number; syncedAt: string }>();
   const packingLists = new Map<string, number>();
+  const shipments = new Map<string, Shipment>();
+  const notifications = new Map<string, unknown[]>();
+  const users = new Map<string, string>();
   const received = new Map<string, { count: number; order: unknown }>();
   let reservations = 0;
   const port = (name: AppName) => (base === 0 ? 0 : base + APP_NAMES.indexOf(name));
@@ -177,6 +220,13 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
     }),
     crm: await app('crm', port('crm'), {
       'POST /customers': (body) => ({ status: 201, body: { customerId: `C-${body.email}` } }),
+      /** A message to a customer (the shipping notice), sent by the CRM's mailer. */
+      'POST /notifications': (body) => {
+        notifications.set(body.orderId, [...(notifications.get(body.orderId) ?? []), body]);
+        return { status: 201, body: { notified: body.email } };
+      },
+      /** Notices sent, by order id. */
+      'GET /notifications': () => ({ body: Object.fromEntries(notifications) }),
     }),
     marketing: await app('marketing', port('marketing'), {
       'POST /subscriptions': () => ({ status: 201, body: { subscribed: true } }),
@@ -184,10 +234,26 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
     warehouse: await app('warehouse', port('warehouse'), {
       'POST /packing-lists': (body) => {
         packingLists.set(body.orderId, (packingLists.get(body.orderId) ?? 0) + 1);
+        // Shipped a little later; the warehouse then confirms at the URL the packing list came with.
+        if (typeof body.callbackUrl === 'string') {
+          const shipment: Shipment = {
+            orderId: body.orderId,
+            trackingNumber: `1Z${String(100_001 + shipments.size)}`,
+            shippedAt: '',
+            callbackStatus: null,
+          };
+          shipments.set(body.orderId, shipment);
+          setTimeout(() => {
+            shipment.shippedAt = new Date().toISOString();
+            void callBack(body.callbackUrl, shipment);
+          }, SHIPMENT_DELAY_MS).unref();
+        }
         return { status: 201, body: { packingListId: `P-${body.orderId}` } };
       },
       /** Packing lists received, by order id: how many of each. */
       'GET /packing-lists': () => ({ body: Object.fromEntries(packingLists) }),
+      /** Shipments, by order id: tracking number, when shipped, and what the callback was answered. */
+      'GET /shipments': () => ({ body: Object.fromEntries(shipments) }),
     }),
     hr: await app('hr', port('hr'), {
       'POST /employees': (body) => ({ status: 201, body: { employeeId: body.employeeId } }),
@@ -220,10 +286,16 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
       },
     }),
     identity: await app('identity', port('identity'), {
-      'POST /users': (body) => ({
-        status: 201,
-        body: { userId: `u-${String(body.employeeId).toLowerCase()}` },
-      }),
+      'POST /users': (body) => {
+        users.set(body.employeeId, `u-${String(body.employeeId).toLowerCase()}`);
+        return { status: 201, body: { userId: users.get(body.employeeId) } };
+      },
+      'GET /users/:employeeId': (_, { employeeId }) => {
+        const userId = users.get(employeeId!);
+        return userId
+          ? { body: { employeeId, userId } }
+          : { status: 404, body: { error: `no user for ${employeeId}` } };
+      },
     }),
     'order-processing': await app('order-processing', port('order-processing'), {
       'POST /orders': (body) => {

@@ -3,15 +3,18 @@
  * - sync (time-sensitive, never rerun): `check-balance`, `credit-check`, `current-inventory`,
  *   `seats-available`, `stock-price`;
  * - sync → async: `place-order` answers with a confirmation number at once and hands off
- *   `fulfil-order` (customer account, marketing sign-up, stock reservation, packing list, warehouse),
+ *   `fulfil-order` (customer account, marketing sign-up, stock reservation, packing list, warehouse,
+ *   then a durable wait for the warehouse's shipment callback and the customer's shipping notice),
  *   committed before the answer is sent;
- * - async: `sync-inventory` (inventory → web shop), `onboard-employee` (HR, identity), and
- *   `attach-document`, which waits for its employee (ordering key);
+ * - async: `sync-inventory` (inventory → web shop), `onboard-employee` (HR, identity, then the
+ *   `employee.created` event), and a document for the employee attached once the employee exists,
+ *   two ways side by side: `attach-document` (ordering key) and `attach-document-by-event` (waits
+ *   for `employee.created`);
  * - scheduled: `nightly-orders` reads the day's order file, reports its bad rows and hands each
  *   good one to `post-order` (enrich from the web shop's catalogue, post to order processing).
  */
 import { join } from 'node:path';
-import { csvSource, defineIntegration, httpConnection } from 'tandem';
+import { csvSource, defineIntegration, HttpError, httpConnection, NonRetryableError, secret } from 'tandem';
 import { z } from 'zod';
 import type { AppName } from './apps.js';
 
@@ -20,9 +23,21 @@ export interface RetailOptions {
   urls: Record<AppName, string>;
   /** Where the day's order files are (`orders-*.csv`). */
   inbox: string;
+  /**
+   * Tandem's own API, for the events an integration sends (`POST /api/events`). Default
+   * `TANDEM_URL`, else `http://127.0.0.1:<TANDEM_PORT or 3000>`.
+   */
+  tandemUrl?: string;
 }
 
-export function retail({ urls, inbox }: RetailOptions) {
+/** What the warehouse posts to a shipment callback. */
+interface Shipment {
+  orderId: string;
+  trackingNumber: string;
+  shippedAt: string;
+}
+
+export function retail({ urls, inbox, tandemUrl }: RetailOptions) {
   const circuit = { failures: 5, reprobeMs: 5_000 };
   const connection = (id: AppName, timeout?: number) =>
     httpConnection(id, { baseUrl: urls[id], circuit, ...(timeout === undefined ? {} : { timeout }) });
@@ -38,6 +53,15 @@ export function retail({ urls, inbox }: RetailOptions) {
     documents: connection('documents'),
     webshop: connection('webshop'),
     orderProcessing: connection('order-processing'),
+    // Tandem itself, for business events: the documented endpoint any application sends them to,
+    // from whichever process runs the step. With an admin token set, /api wants it.
+    tandem: httpConnection('tandem', {
+      baseUrl: tandemUrl ?? process.env.TANDEM_URL ?? `http://127.0.0.1:${process.env.TANDEM_PORT ?? '3000'}`,
+      circuit,
+      ...(process.env.TANDEM_ADMIN_TOKEN
+        ? { auth: { type: 'bearer' as const, token: secret('TANDEM_ADMIN_TOKEN') } }
+        : {}),
+    }),
   };
 
   // Sync: the caller waits, the deadline bounds the wait, and a failure is answered, never rerun.
@@ -151,10 +175,27 @@ export function retail({ urls, inbox }: RetailOptions) {
         customer,
         reservation,
       }));
+      // The warehouse confirms the shipment hours (in the demo: seconds) later, by calling back the
+      // single-use URL that goes with the packing list. Meanwhile the instance waits durably: no
+      // worker, no lease, any process resumes it.
+      const shipment = await ctx.callback<Shipment>('shipment', { timeout: '3d' });
       await ctx.step('send-to-warehouse', () =>
-        ctx.call(connections.warehouse, 'POST', '/packing-lists', { json: packingList }),
+        ctx.call(connections.warehouse, 'POST', '/packing-lists', {
+          json: { ...packingList, callbackUrl: shipment.url },
+        }),
       );
-      return { orderId, status: 'fulfilled' };
+      const shipped = await shipment.wait();
+      if (shipped === null)
+        throw new NonRetryableError(
+          `The warehouse has not confirmed the shipment of ${orderId} within 3 days`,
+        );
+      const { trackingNumber } = shipped;
+      await ctx.step('shipping-notice', () =>
+        ctx.call(connections.crm, 'POST', '/notifications', {
+          json: { orderId, email, kind: 'shipped', trackingNumber },
+        }),
+      );
+      return { orderId, status: 'shipped', trackingNumber };
     },
   });
 
@@ -209,6 +250,17 @@ export function retail({ urls, inbox }: RetailOptions) {
       const user = await ctx.step('user-account', () =>
         ctx.call<{ userId: string }>(connections.identity, 'POST', '/users', { json: ctx.input }),
       );
+      // The employee exists: whoever waits for it (attach-document-by-event) may go on. The id makes
+      // the event idempotent: a retried step sends it again, and the duplicate changes nothing.
+      await ctx.step('employee-created', () =>
+        ctx.call(connections.tandem, 'POST', '/api/events', {
+          json: {
+            name: 'employee.created',
+            id: `employee.created:${ctx.input.employeeId}`,
+            payload: { employeeId: ctx.input.employeeId, userId: user.userId },
+          },
+        }),
+      );
       return { onboarded: ctx.input.employeeId, userId: user.userId };
     },
   });
@@ -224,6 +276,45 @@ export function retail({ urls, inbox }: RetailOptions) {
     async handler(ctx) {
       await ctx.step('store', () =>
         ctx.call(connections.documents, 'POST', '/documents', { json: ctx.input }),
+      );
+    },
+  });
+
+  // The same, waiting for the fact rather than for the queue: the document is attached once the
+  // employee exists, whichever request came first and however long onboarding takes.
+  const attachDocumentByEvent = defineIntegration({
+    id: 'attach-document-by-event',
+    mode: 'async',
+    route: 'POST /employees/documents/by-event',
+    input: z.object({ employeeId: z.string().min(1), title: z.string().min(1) }),
+    track: { employeeId: 'employeeId' },
+    async handler(ctx) {
+      const { employeeId } = ctx.input;
+      // An employee created long ago (before the event's look-back window) is found here; one being
+      // created now is announced by the event, which the wait takes even if it came a moment before.
+      const known = await ctx.step('find-employee', () =>
+        ctx
+          .call<{ userId: string }>(connections.identity, 'GET', '/users/:employeeId', {
+            params: { employeeId },
+          })
+          .catch((error: unknown) => {
+            if (error instanceof HttpError && error.status === 404) return null;
+            throw error;
+          }),
+      );
+      const employee =
+        known ??
+        (await ctx.waitForEvent<{ userId: string }>('employee-created', {
+          event: 'employee.created',
+          match: { employeeId },
+          timeout: '7d',
+        }));
+      if (employee === null)
+        throw new NonRetryableError(`Employee ${employeeId} was not created within 7 days`);
+      await ctx.step('store', () =>
+        ctx.call(connections.documents, 'POST', '/documents', {
+          json: { ...ctx.input, userId: employee.userId },
+        }),
       );
     },
   });
@@ -284,6 +375,7 @@ export function retail({ urls, inbox }: RetailOptions) {
       syncInventory,
       onboardEmployee,
       attachDocument,
+      attachDocumentByEvent,
       postOrder,
       nightlyOrders,
     ],

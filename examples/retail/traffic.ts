@@ -204,7 +204,8 @@ async function main(): Promise<number> {
   while (performance.now() < deadline) {
     const { items } = await getJson<{ items: Integration[] }>(`${base}/api/integrations`);
     const counts = items.find((i) => i.id === 'fulfil-order')!.counts;
-    active = (counts.queued ?? 0) + (counts.running ?? 0) + (counts.retrying ?? 0);
+    // Waiting for the warehouse's shipment callback is still active: the order is not yet shipped.
+    active = (counts.queued ?? 0) + (counts.running ?? 0) + (counts.retrying ?? 0) + (counts.waiting ?? 0);
     if (active === 0) break;
     await sleep(1_000);
   }

@@ -73,6 +73,17 @@ export interface FakeApplication {
   /** How many requests were received, in all or by one route. */
   count(route?: string): number;
   /**
+   * The Tandem callback URLs (`…/callbacks/<token>`, from `ctx.callback`) found in what was
+   * received — in bodies, at any depth, in the query and in headers — oldest first; of one route's
+   * requests when `route` is given.
+   */
+  callbackUrls(route?: string): string[];
+  /**
+   * The callback URL received last (of `route`, or any): what a partner would call back, for
+   * `t.answerCallback(url, body)`. Throws when none was received.
+   */
+  callbackUrl(route?: string): string;
+  /**
    * The next `times` calls (of `route`, or any) get this answer instead of the route's. Scripts
    * are used in the order they were added.
    */
@@ -210,6 +221,21 @@ export async function fakeApplication(options: FakeApplicationOptions = {}): Pro
       return requests.filter((r) => matches(compiled, r.method, r.path));
     },
     count: (route) => (route === undefined ? requests.length : app.received(route).length),
+    callbackUrls: (route) =>
+      (route === undefined ? requests : app.received(route)).flatMap((r) => [
+        ...callbackUrlsIn(r.body),
+        ...callbackUrlsIn(r.query),
+        ...callbackUrlsIn(r.headers),
+      ]),
+    callbackUrl(route) {
+      const found = app.callbackUrls(route);
+      if (found.length === 0) {
+        throw new InvalidDefinitionError(
+          `The application received no callback URL${route === undefined ? '' : ` in ${route}`}: has the integration handed one out yet?`,
+        );
+      }
+      return found[found.length - 1]!;
+    },
     answerNext(times, answer, scriptOptions = {}) {
       scripts.push(script(times, answer, 0, scriptOptions.route));
       return app;
@@ -309,6 +335,16 @@ function matchRoute(
     if (params) return { route, params };
   }
   return null;
+}
+
+/** A callback URL as `ctx.callback` makes it: `<publicUrl>/callbacks/<id>.<secret>`. */
+const CALLBACK_URL = /https?:\/\/[^\s"'<>]*\/callbacks\/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g;
+
+/** Every callback URL in a value (strings, at any depth of arrays and objects), in order. */
+function callbackUrlsIn(value: unknown): string[] {
+  if (typeof value === 'string') return [...value.matchAll(CALLBACK_URL)].map((m) => m[0]);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.values(value).flatMap(callbackUrlsIn);
 }
 
 /** A body as JSON when its content type says JSON and it parses, else as the text it is. */

@@ -1,8 +1,9 @@
 /**
  * The test kit's engine: Tandem's real engine on a real store (a temporary SQLite file, or a fresh
- * PostgreSQL schema) with a manual clock. A test triggers work, moves time to the next retry or
- * cron slot with `advance()` instead of waiting for it, and reads back what happened — so what it
- * proves is the behaviour production has, in milliseconds.
+ * PostgreSQL schema) with a manual clock. A test triggers work, moves time to the next retry, cron
+ * slot or wake-up with `advance()` instead of waiting for it, plays the events and partner
+ * callbacks that resume waiting instances, and reads back what happened — so what it proves is the
+ * behaviour production has, in milliseconds.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -15,10 +16,16 @@ import type { HttpConnection } from '../connections/http.js';
 import type { ServerOptions } from '../define/config.js';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
-import { type Accepted, createEngine, type Engine } from '../engine/engine.js';
+import {
+  type Accepted,
+  createEngine,
+  type Engine,
+  type SendEvent,
+  type SentEvent,
+} from '../engine/engine.js';
 import { SyncRunner } from '../engine/sync.js';
 import { InvalidDefinitionError, InvalidInputError, TandemError, WrongModeError } from '../errors.js';
-import { DUE } from '../lifecycle/index.js';
+import { DUE, NEVER } from '../lifecycle/index.js';
 import type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Json, Run, Step } from '../model.js';
 import { buildApp } from '../server/app.js';
 import { openStore } from '../store/open.js';
@@ -51,6 +58,10 @@ export interface TestEngineOptions {
   maxAttempts?: number;
   /** Server settings for `call()` (body limit, deadline cap …), as in the config's `server`. */
   server?: ServerOptions;
+  /** The base of the callback URLs handlers hand out (`ctx.callback`). Default `http://localhost:3000`. */
+  publicUrl?: string;
+  /** Events for `ctx.waitForEvent`: the look-back window (`lookBackMs`), as in the config. Default 1 h. */
+  events?: { lookBackMs?: number };
 }
 
 /** What `call()` sends to an integration's route. */
@@ -339,6 +350,37 @@ export class TestEngine {
     if (this.clock.now() < target) await this.moveTo(target);
   }
 
+  /**
+   * Sends a business event, as `POST /api/events` does, and runs what it resumed until the engine
+   * is idle. Resolves to the event's id, whether it was a duplicate, and the instances it resumed.
+   *
+   * @example
+   * await t.sendEvent({ name: 'employee.created', payload: { employeeId: 'E-7' }, id: 'hr-4711' });
+   * expect((await t.result(documentId)).status).toBe('succeeded');
+   */
+  async sendEvent(event: SendEvent): Promise<SentEvent> {
+    const sent = await this.engine.sendEvent(event);
+    await this.runUntilIdle();
+    return sent;
+  }
+
+  /**
+   * Answers a callback as the partner application would `POST` to its URL: `url` is the URL the
+   * handler handed out (the whole URL, as a fake application received it, or its last segment).
+   * Resumes the waiting instance with `body` and runs it until the engine is idle. Rejects as the
+   * HTTP endpoint answers: `callback-not-found` (404), `callback-used` (409: answered before),
+   * `callback-expired` (410: its timeout passed, or its instance was cancelled or rerun).
+   *
+   * @example
+   * const url = warehouse.callbackUrl(); // the last one the fake warehouse received
+   * await t.answerCallback(url, { trackingNumber: 'TRK-1' });
+   */
+  async answerCallback(url: string, body: Json = null): Promise<{ instanceId: string }> {
+    const resumed = await this.engine.answerCallback(callbackToken(url), body);
+    await this.runUntilIdle();
+    return resumed;
+  }
+
   /** Stops the engine and removes the temporary store. Safe to call twice. */
   close(): Promise<void> {
     this.closed ??= (async () => {
@@ -367,13 +409,16 @@ export class TestEngine {
 
   /**
    * The next moment after now at which something comes due: an instance's `runAt` (a retry, a
-   * backoff, a wait for children), an expired lease, or a cron slot; null when nothing will.
+   * backoff, a wait for children, a sleep's end or a wait's timeout), an expired lease, or a cron
+   * slot; null when nothing will. A wait without a timeout (`runAt` = NEVER) waits for an event or a
+   * callback, not for a time: it is no moment to step to.
    */
   private async nextEventAt(): Promise<number | null> {
     const now = this.clock.now();
     let next: number | null = null;
     const consider = (time: number | null | undefined) => {
-      if (typeof time === 'number' && time > now && (next === null || time < next)) next = time;
+      if (typeof time === 'number' && time > now && time < NEVER && (next === null || time < next))
+        next = time;
     };
     const integrations = this.engine.listIntegrations();
     const runnable = integrations.filter((i) => i.mode !== 'sync').map((i) => i.id);
@@ -451,6 +496,8 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
       logger,
       // Nothing is purged behind the test's back when it moves the clock by weeks.
       retention: false,
+      ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
+      ...(options.events === undefined ? {} : { events: options.events }),
     });
   } catch (error) {
     await store.close();
@@ -459,6 +506,20 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
   }
   engine.start();
   return new TestEngine(engine, store, clock, options, cleanup);
+}
+
+/** The token of a callback URL: its last path segment (`…/callbacks/<token>`), or the token itself. */
+function callbackToken(url: string): string {
+  if (typeof url !== 'string')
+    throw new TandemError('invalid-input', `answerCallback() takes the callback URL, not ${typeof url}`);
+  const path = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? new URL(url).pathname : url;
+  const match = /(?:^|\/callbacks\/)([^/?#]+)$/.exec(path);
+  if (!match)
+    throw new TandemError(
+      'invalid-input',
+      `answerCallback() takes a callback URL as a handler handed it out (…/callbacks/<token>), not ${JSON.stringify(url)}`,
+    );
+  return match[1]!;
 }
 
 async function temporaryStore(

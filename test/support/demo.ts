@@ -1,8 +1,11 @@
 /**
  * The retail demo as a new user starts it: `npm start` in a child process with a fresh data
  * directory, on a free server port and a random range of ports for the simulated applications.
+ * The port is chosen here rather than by the server (port 0): the demo's onboarding sends its
+ * `employee.created` event to its own API, at the port it was given.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
@@ -21,6 +24,18 @@ export interface Demo {
   stop(): Promise<void>;
 }
 
+/** A port free on 127.0.0.1 now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 export async function startDemo(): Promise<Demo> {
   const dir = tempDir('tandem-demo-');
   const appsPort = 20_000 + Math.floor(Math.random() * 20_000);
@@ -29,7 +44,7 @@ export async function startDemo(): Promise<Demo> {
     cwd: root,
     env: {
       ...process.env,
-      TANDEM_PORT: '0',
+      TANDEM_PORT: String(await freePort()),
       TANDEM_LOG_LEVEL: 'warn',
       TANDEM_STORE_URL: `sqlite:${join(dir.path, 'demo.db')}`,
       DEMO_APPS_PORT: String(appsPort),
