@@ -28,7 +28,7 @@ async function engineWith(...args: Parameters<typeof testEngine>) {
 
 /** Every text the store holds about callbacks, to look for a secret in. */
 async function storedCallbackText(store: Store): Promise<string> {
-  if ('db' in store) {
+  if (!('pool' in store)) {
     const db = (store as SqliteStore).db;
     const rows = db.prepare('SELECT * FROM callback_tokens').all();
     const waits = db.prepare('SELECT * FROM waits').all();
