@@ -211,17 +211,15 @@ describe('the retail demo (npm start)', () => {
       trackingNumber: shipment.trackingNumber,
     });
     const detail = await get(`/api/instances/${fulfil.id}`);
-    expect(detail.steps.map((s: { name: string }) => s.name).sort()).toEqual(
-      [
-        'create-account',
-        'marketing-signup',
-        'update-inventory',
-        'packing-list',
-        'shipment',
-        'send-to-warehouse',
-        'shipping-notice',
-      ].sort(),
-    );
+    expect(detail.steps.map((s: { name: string }) => s.name)).toEqual([
+      'create-account',
+      'marketing-signup',
+      'update-inventory',
+      'packing-list',
+      'shipment',
+      'send-to-warehouse',
+      'shipping-notice',
+    ]);
     const waits = detail.events.filter((e: { type: string }) => e.type.startsWith('wait.'));
     expect(waits.map((e: { type: string; data: unknown }) => [e.type, e.data])).toEqual([
       ['wait.started', expect.objectContaining({ step: 'shipment', kind: 'callback' })],
