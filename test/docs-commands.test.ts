@@ -127,9 +127,39 @@ const PRINTS: { file: string; command: RegExp; says: string; check: (out: string
   },
   {
     file: 'docs/demo.md',
-    command: /instances ls --integration fulfil-order --tracking D-1001/,
+    command: /instances ls --integration fulfil-order --tracking D-1001 --status waiting$/,
+    says: 'D-1001 waiting for the warehouse',
+    check: (out) => expect(rows(out)).toEqual([expect.objectContaining({ STATUS: 'waiting' })]),
+  },
+  {
+    file: 'docs/demo.md',
+    command: /instances ls --integration fulfil-order --tracking D-1001$/,
     says: 'succeeded',
     check: (out) => expect(rows(out)).toEqual([expect.objectContaining({ STATUS: 'succeeded' })]),
+  },
+  {
+    file: 'docs/demo.md',
+    command: /^curl localhost:4005\/shipments$/,
+    says: "D-1001's tracking number; its callback was answered 202",
+    check: (out) =>
+      expect(JSON.parse(out)['D-1001']).toMatchObject({
+        trackingNumber: expect.stringMatching(/^1Z\d+$/),
+        callbackStatus: 202,
+      }),
+  },
+  {
+    file: 'docs/demo.md',
+    command: /^curl localhost:4003\/notifications$/,
+    says: 'the shipping notice to ann@example.com, with that tracking number',
+    check: (out) =>
+      expect(JSON.parse(out)['D-1001']).toEqual([
+        {
+          orderId: 'D-1001',
+          email: 'ann@example.com',
+          kind: 'shipped',
+          trackingNumber: expect.stringMatching(/^1Z\d+$/),
+        },
+      ]),
   },
   {
     file: 'docs/demo.md',
@@ -171,6 +201,30 @@ const PRINTS: { file: string; command: RegExp; says: string; check: (out: string
         ['onboard-employee', 'succeeded'],
       ]);
     },
+  },
+  {
+    file: 'docs/demo.md',
+    command: /instances ls --integration attach-document-by-event --tracking E-77$/,
+    says: 'waiting',
+    check: (out) => expect(rows(out)).toEqual([expect.objectContaining({ STATUS: 'waiting' })]),
+  },
+  {
+    file: 'docs/demo.md',
+    command: /instances ls --tracking E-77$/,
+    says: 'both succeeded',
+    check: (out) => {
+      const found = rows(out).map((r) => [r.INTEGRATIONID, r.STATUS]);
+      expect(found.sort()).toEqual([
+        ['attach-document-by-event', 'succeeded'],
+        ['onboard-employee', 'succeeded'],
+      ]);
+    },
+  },
+  {
+    file: 'README.md',
+    command: /^curl -X POST localhost:3000\/api\/events /,
+    says: 'resumes every wait it fits',
+    check: (out) => expect(JSON.parse(out)).toEqual({ eventId: 'hr-4711', duplicate: false, resumed: [] }),
   },
   {
     file: 'docs/demo.md',
