@@ -38,8 +38,11 @@ export type Apps = Record<AppName, App>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** How long the warehouse takes to ship (then it calls back): `DEMO_SHIPMENT_DELAY_MS`, default 3 s. */
-const SHIPMENT_DELAY_MS = Number(process.env.DEMO_SHIPMENT_DELAY_MS ?? 3_000);
+/**
+ * How long the warehouse takes to ship (then it calls back): `DEMO_SHIPMENT_DELAY_MS`, default 10 s,
+ * long enough to see the order waiting in the console or the CLI.
+ */
+const SHIPMENT_DELAY_MS = Number(process.env.DEMO_SHIPMENT_DELAY_MS ?? 10_000);
 
 /** A shipment the warehouse confirmed, and how its callback went. */
 interface Shipment {
