@@ -38,18 +38,15 @@ export type Apps = Record<AppName, App>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * How long the warehouse takes to ship (then it calls back): `DEMO_SHIPMENT_DELAY_MS`, default 10 s,
- * long enough to see the order waiting in the console or the CLI.
- */
-const SHIPMENT_DELAY_MS = Number(process.env.DEMO_SHIPMENT_DELAY_MS ?? 10_000);
-
-/** A shipment the warehouse confirmed, and how its callback went. */
+/** A shipment of the warehouse, and how its callback went. */
 interface Shipment {
   orderId: string;
   trackingNumber: string;
-  shippedAt: string;
-  /** The callback's answer: 200 taken, 409 answered before, 410 expired; null: not yet, or no answer. */
+  /** Null until shipped. */
+  shippedAt: string | null;
+  /** Where to confirm it: the URL of the last packing list of the order. */
+  callbackUrl: string;
+  /** The callback's answer: 202 taken, 409 answered before, 410 expired; null: not yet, or no answer. */
   callbackStatus: number | null;
 }
 
@@ -57,12 +54,10 @@ interface Shipment {
  * Calls a shipment's callback URL as a partner does: retried while there is no answer or a 5xx
  * (Tandem restarting), given up on any 4xx (used, expired, unknown), at most ten times.
  */
-async function callBack(url: string, shipment: Shipment): Promise<void> {
-  const body = {
-    orderId: shipment.orderId,
-    trackingNumber: shipment.trackingNumber,
-    shippedAt: shipment.shippedAt,
-  };
+async function callBack(shipment: Shipment): Promise<void> {
+  const url = shipment.callbackUrl;
+  const { orderId, trackingNumber, shippedAt } = shipment;
+  const body = { orderId, trackingNumber, shippedAt };
   for (let attempt = 1; attempt <= 10; attempt++) {
     try {
       const response = await fetch(url, {
@@ -113,7 +108,16 @@ function listen(server: Server, port: number): Promise<number> {
   });
 }
 
-async function app(name: string, port: number, routes: Record<string, Route>): Promise<App> {
+/**
+ * An application: its routes, deduplicated by `Idempotency-Key` (a repeated key gets the first
+ * answer and changes nothing); `onRepeat` is told of such a repeat (route pattern and body).
+ */
+async function app(
+  name: string,
+  port: number,
+  routes: Record<string, Route>,
+  onRepeat?: (pattern: string, body: any) => void,
+): Promise<App> {
   const state: App = {
     name,
     url: '',
@@ -136,7 +140,10 @@ async function app(name: string, port: number, routes: Record<string, Route>): P
         const params = match(pattern, req.method ?? 'GET', path);
         if (!params) continue;
         const key = req.headers['idempotency-key'];
-        if (typeof key === 'string' && state.effects.has(key)) return send(res, 200, state.effects.get(key));
+        if (typeof key === 'string' && state.effects.has(key)) {
+          onRepeat?.(pattern, body);
+          return send(res, 200, state.effects.get(key));
+        }
         const result = await route(body, params);
         if (typeof key === 'string' && req.method !== 'GET' && (result.status ?? 200) < 400)
           state.effects.set(key, result.body);
@@ -184,7 +191,19 @@ async function directory(port: number, apps: Apps): Promise<App> {
  * Starts the demo's applications on consecutive ports from `base` (default 4001, or
  * `DEMO_APPS_PORT`), and their directory on `base - 1`; with `base` 0, each on a free port.
  */
-export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001)) {
+export interface AppsOptions {
+  /**
+   * How long the warehouse takes to ship a packing list, then calls its callback URL back. Default
+   * `DEMO_SHIPMENT_DELAY_MS`, else 10 s: long enough to see the order waiting in the console.
+   */
+  shipmentDelayMs?: number;
+}
+
+export async function startApps(
+  base = Number(process.env.DEMO_APPS_PORT ?? 4001),
+  options: AppsOptions = {},
+) {
+  const shipmentDelayMs = options.shipmentDelayMs ?? Number(process.env.DEMO_SHIPMENT_DELAY_MS ?? 10_000);
   const stock = new Map<string, number>();
   const stockOf = (sku: string) => stock.get(sku) ?? 1_000;
   const shopStock = new Map<string, { available: number; syncedAt: string }>();
@@ -192,6 +211,28 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
   const shipments = new Map<string, Shipment>();
   const notifications = new Map<string, unknown[]>();
   const users = new Map<string, string>();
+  /** Ships an order after the delay, then confirms at the packing list's callback URL (if it had one). */
+  const ship = (body: { orderId: string; callbackUrl?: unknown }) => {
+    if (typeof body?.callbackUrl !== 'string') return;
+    const known = shipments.get(body.orderId);
+    if (known) {
+      known.callbackUrl = body.callbackUrl;
+      if (known.shippedAt !== null) void callBack(known);
+      return;
+    }
+    const shipment: Shipment = {
+      orderId: body.orderId,
+      trackingNumber: `1Z${String(100_001 + shipments.size)}`,
+      shippedAt: null,
+      callbackUrl: body.callbackUrl,
+      callbackStatus: null,
+    };
+    shipments.set(body.orderId, shipment);
+    setTimeout(() => {
+      shipment.shippedAt = new Date().toISOString();
+      void callBack(shipment);
+    }, shipmentDelayMs).unref();
+  };
   const received = new Map<string, { count: number; order: unknown }>();
   let reservations = 0;
   const port = (name: AppName) => (base === 0 ? 0 : base + APP_NAMES.indexOf(name));
@@ -234,30 +275,33 @@ export async function startApps(base = Number(process.env.DEMO_APPS_PORT ?? 4001
     marketing: await app('marketing', port('marketing'), {
       'POST /subscriptions': () => ({ status: 201, body: { subscribed: true } }),
     }),
-    warehouse: await app('warehouse', port('warehouse'), {
-      'POST /packing-lists': (body) => {
-        packingLists.set(body.orderId, (packingLists.get(body.orderId) ?? 0) + 1);
-        // Shipped a little later; the warehouse then confirms at the URL the packing list came with.
-        if (typeof body.callbackUrl === 'string') {
-          const shipment: Shipment = {
-            orderId: body.orderId,
-            trackingNumber: `1Z${String(100_001 + shipments.size)}`,
-            shippedAt: '',
-            callbackStatus: null,
-          };
-          shipments.set(body.orderId, shipment);
-          setTimeout(() => {
-            shipment.shippedAt = new Date().toISOString();
-            void callBack(body.callbackUrl, shipment);
-          }, SHIPMENT_DELAY_MS).unref();
-        }
-        return { status: 201, body: { packingListId: `P-${body.orderId}` } };
+    warehouse: await app(
+      'warehouse',
+      port('warehouse'),
+      {
+        'POST /packing-lists': (body) => {
+          packingLists.set(body.orderId, (packingLists.get(body.orderId) ?? 0) + 1);
+          ship(body);
+          return { status: 201, body: { packingListId: `P-${body.orderId}` } };
+        },
+        /** Packing lists received, by order id: how many of each. */
+        'GET /packing-lists': () => ({ body: Object.fromEntries(packingLists) }),
+        /** Shipments, by order id: tracking number, when shipped, and what the callback was answered. */
+        'GET /shipments': () => ({
+          body: Object.fromEntries(
+            [...shipments].map(([id, { orderId, trackingNumber, shippedAt, callbackStatus }]) => [
+              id,
+              { orderId, trackingNumber, shippedAt, callbackStatus },
+            ]),
+          ),
+        }),
       },
-      /** Packing lists received, by order id: how many of each. */
-      'GET /packing-lists': () => ({ body: Object.fromEntries(packingLists) }),
-      /** Shipments, by order id: tracking number, when shipped, and what the callback was answered. */
-      'GET /shipments': () => ({ body: Object.fromEntries(shipments) }),
-    }),
+      // A packing list sent again (a retry, a rerun) is not packed twice, but its callback URL is the
+      // one to confirm at: an order already shipped is confirmed there at once.
+      (pattern, body) => {
+        if (pattern === 'POST /packing-lists') ship(body);
+      },
+    ),
     hr: await app('hr', port('hr'), {
       'POST /employees': (body) => ({ status: 201, body: { employeeId: body.employeeId } }),
     }),

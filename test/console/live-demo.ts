@@ -23,18 +23,22 @@ export interface LiveDemo {
 
 /**
  * Starts the demo. Its fulfilment retries for about a minute and a half before it fails; here it
- * fails after two quick attempts, so that a failure can be made and rerun within a test.
+ * fails after two quick attempts, so that a failure can be made and rerun within a test, and the
+ * warehouse confirms a shipment after a fifth of a second rather than ten.
  */
 export async function startLiveDemo(options: { adminToken?: string } = {}): Promise<LiveDemo> {
   const dir = tempDir('tandem-console-');
   // The applications' directory takes the port below them.
-  const started = await startApps((await freePorts(APP_NAMES.length + 1)) + 1);
+  const started = await startApps((await freePorts(APP_NAMES.length + 1)) + 1, { shipmentDelayMs: 200 });
+  // Chosen before the server listens: onboarding sends its events to the demo's own API.
+  const port = await freePorts(1);
   const { apps } = started;
   const urls = Object.fromEntries(Object.entries(apps).map(([name, app]) => [name, app.url]));
   writeOrderFile(dir.path);
   const { integrations, connections } = retail({
     urls: urls as Parameters<typeof retail>[0]['urls'],
     inbox: dir.path,
+    tandemUrl: `http://127.0.0.1:${port}`,
   });
   const quick = integrations.map((integration) =>
     integration.id === 'fulfil-order'
@@ -49,8 +53,7 @@ export async function startLiveDemo(options: { adminToken?: string } = {}): Prom
   });
   const app = await buildApp({ engine, adminToken: options.adminToken ?? null, logger: quietLogger });
   engine.start();
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = app.server.address() as { port: number };
+  await app.listen({ port, host: '127.0.0.1' });
   return {
     base: `http://127.0.0.1:${port}`,
     apps,
