@@ -225,6 +225,27 @@ describe('the retail demo (npm start)', () => {
       ['wait.started', expect.objectContaining({ step: 'shipment', kind: 'callback' })],
       ['wait.resumed', expect.objectContaining({ step: 'shipment', by: 'callback' })],
     ]);
+
+    // Rerun from the start: the packing list is sent again with the same Idempotency-Key, so the
+    // warehouse packs nothing twice but confirms the shipment at the new run's callback URL.
+    const rerun = await post(`${base}/api/instances/${fulfil.id}/rerun`, { from: 'start' });
+    expect(rerun.status).toBe(200);
+    const again = await waitFor(
+      async () => {
+        const { instance } = await get(`/api/instances/${fulfil.id}`);
+        return instance.run === 2 && ['succeeded', 'failed'].includes(instance.status) ? instance : null;
+      },
+      'the rerun of D-1 to finish',
+      60_000,
+    );
+    expect(again.status).toBe('succeeded');
+    expect(again.output).toEqual({
+      orderId: 'D-1',
+      status: 'shipped',
+      trackingNumber: shipment.trackingNumber,
+    });
+    // The notice was sent with the same Idempotency-Key: the customer is not told twice.
+    expect((await notices()).map((n) => n.trackingNumber)).toEqual([shipment.trackingNumber]);
   });
 
   it('retries fulfilments while inventory is down and completes each once it is back, one packing list per order', async () => {
