@@ -245,7 +245,7 @@ describe('the retail demo (npm start)', () => {
       trackingNumber: shipment.trackingNumber,
     });
     // The notice was sent with the same Idempotency-Key: the customer is not told twice.
-    expect((await notices()).map((n) => n.trackingNumber)).toEqual([shipment.trackingNumber]);
+    expect((await notices())!.map((n) => n.trackingNumber)).toEqual([shipment.trackingNumber]);
   });
 
   it('retries fulfilments while inventory is down and completes each once it is back, one packing list per order', async () => {

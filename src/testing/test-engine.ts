@@ -26,7 +26,7 @@ import {
 import { SyncRunner } from '../engine/sync.js';
 import { InvalidDefinitionError, InvalidInputError, TandemError, WrongModeError } from '../errors.js';
 import { DUE, NEVER } from '../lifecycle/index.js';
-import type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Json, Run, Step } from '../model.js';
+import type { ActivityEvent, ErrorInfo, Instance, InstanceStatus, Json, Run, Step, Wait } from '../model.js';
 import { buildApp } from '../server/app.js';
 import { openStore } from '../store/open.js';
 import { dropSchema } from '../store/postgres/drop-schema.js';
@@ -114,6 +114,8 @@ export interface TestResult {
   events: ActivityEvent[];
   /** The instances it started (`ctx.start`, `ctx.startMany`, a sync hand-off), oldest first. */
   children: Instance[];
+  /** Its durable waits (`ctx.sleep`, `ctx.waitForEvent`, `ctx.callback`) of every run, oldest first. */
+  waits: Wait[];
 }
 
 export interface TriggerOptions {
@@ -251,8 +253,8 @@ export class TestEngine {
   }
 
   /**
-   * Everything stored about an instance: status, output or error, runs, steps, connection calls,
-   * activity events, and the instances it started.
+   * Everything stored about an instance: status, output or error, runs, steps, waits, connection
+   * calls, activity events, and the instances it started.
    *
    * @example
    * const result = await t.result(instanceId);

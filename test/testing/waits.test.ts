@@ -115,6 +115,16 @@ describe.each(STORE_KINDS)('the test kit with waits on %s', (kind) => {
     const result = await t.result(instanceId);
     expect(result.status).toBe('succeeded');
     expect(result.output).toEqual({ employee: null });
+    expect(result.waits).toEqual([
+      expect.objectContaining({
+        name: 'employee',
+        kind: 'event',
+        event: 'employee.created',
+        match: { employeeId: 'E-1' },
+        until: Date.parse(START) + 3 * HOUR,
+        resolution: 'timeout',
+      }),
+    ]);
     expect(result.events.find((e) => e.type === 'wait.resumed')!.data).toEqual({
       step: 'employee',
       by: 'timeout',
