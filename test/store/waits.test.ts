@@ -84,8 +84,8 @@ async function rawRows(store: Store, kind: StoreKind, table: string): Promise<Re
   if (kind === 'sqlite') {
     return (store as SqliteStore).db.prepare(`SELECT * FROM ${table}`).all() as Record<string, unknown>[];
   }
-  const pg = store as PostgresStore;
-  return (await pg.pool.query(`SELECT * FROM "${pg.schema}".${table}`)).rows;
+  const { pool, schema } = store as unknown as Pick<PostgresStore, 'pool' | 'schema'>;
+  return (await pool.query(`SELECT * FROM "${schema}".${table}`)).rows;
 }
 
 describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
@@ -441,6 +441,23 @@ describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
     });
     expect(second).toMatchObject({ expiresAt: T0 + HOUR, createdAt: T0 + 1_005 });
     expect(await store.getWaits(row.id)).toHaveLength(1);
+  });
+
+  it('keeps the wait the run armed first: a wait finish of the same name waits until its time', async () => {
+    const row = await accept();
+    const claimed = await claimOne(row.id, T0 + 1_000);
+    await store.armCallback({
+      instanceId: row.id,
+      claimToken: claimed.claimToken,
+      run: 1,
+      wait: callbackWait('shipment', T0 + 1_005, T0 + HOUR),
+      tokenId: 'tok',
+      tokenHash: sha256('tok'),
+    });
+    const later = callbackWait('shipment', T0 + 1_010, T0 + 2 * HOUR);
+    expect((await finishWait(claimed, later, T0 + 1_010)).lost).toEqual([]);
+    expect(await store.getInstance(row.id)).toMatchObject({ status: 'waiting', runAt: T0 + HOUR });
+    expect(await store.getWaits(row.id)).toMatchObject([{ expiresAt: T0 + HOUR, createdAt: T0 + 1_005 }]);
   });
 
   it('resolves a callback once: resumed, then used; expired and unknown tokens are told apart', async () => {

@@ -214,7 +214,7 @@ export function prepareStatements(db: Database.Database) {
     // other finishes; an event or a callback wakes it (due at once) only while it is waiting.
     finishWait: prepare(`
       UPDATE instances SET ${assignments(TRANSITIONS.suspend, SQLITE)}
-      WHERE id = @id AND claim_token = @token RETURNING integration_id, run`),
+      WHERE id = @id AND claim_token = @token`),
     wake: prepare(`
       UPDATE instances SET ${assignments(TRANSITIONS.wake, SQLITE)}
       WHERE id = @id AND run = @run AND ${statusIn(TRANSITIONS.wake.from)} RETURNING integration_id`),

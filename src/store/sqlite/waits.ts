@@ -95,25 +95,27 @@ function wake(s: Sqlite, wait: Row, now: number): void {
 }
 
 /**
- * The finish of an attempt that reached a wait, in the commit's transaction: the instance waits
- * until the wait's time (or for ever), the wait is armed unless the run has it already, and a wait
- * that is resolved — before (a callback that came early) or now, by an event kept in the look-back
- * window — wakes it at once. False when the claim token no longer holds: nothing is written.
+ * The finish of an attempt that reached a wait, in the commit's transaction: the wait is armed
+ * unless the run has it already (a later attempt that reaches it finds the first one, its time
+ * included), the instance waits until that time (or for ever), and a wait that is resolved —
+ * before (a callback that came early) or now, by an event kept in the look-back window — wakes it
+ * at once. False when the claim token no longer holds: nothing is written.
  */
 export function finishWait(s: Sqlite, finish: FinishWrite, wait: NewWait): boolean {
-  const row = s.stmt.finishWait.get({
-    id: finish.instanceId,
-    token: finish.claimToken,
-    now: finish.now,
-    run_at: wait.expiresAt ?? NEVER,
-  }) as { integration_id: string; run: number } | undefined;
-  if (!row) return false;
-  for (const event of finish.events) insertEvent(s, event);
-  const key: Key = { instance_id: finish.instanceId, run: row.run, name: wait.name };
+  const held = s.stmt.leaseHeld.get(finish.instanceId, finish.claimToken) as { run: number } | undefined;
+  if (!held) return false;
+  const key: Key = { instance_id: finish.instanceId, run: held.run, name: wait.name };
   s.stmt.insertWait.run(armParams(key, wait));
   if (wait.kind === 'event' && wait.event !== null)
     s.stmt.insertShape.run(wait.event, wait.matchShape ?? '[]');
   let stored = storedWait(s, key)!;
+  s.stmt.finishWait.run({
+    id: finish.instanceId,
+    token: finish.claimToken,
+    now: finish.now,
+    run_at: stored.expires_at ?? NEVER,
+  });
+  for (const event of finish.events) insertEvent(s, event);
   if (stored.resolved_at === null && stored.kind === 'event' && takeKeptEvent(s, stored, finish.now)) {
     stored = storedWait(s, key)!;
   }
