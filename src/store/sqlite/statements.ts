@@ -224,6 +224,13 @@ export function prepareStatements(db: Database.Database) {
       INSERT INTO waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at)
       VALUES (@instance_id, @run, @name, @kind, @event, @match_key, @match_shape, @expires_at, @look_back_from, @created_at)
       ON CONFLICT (instance_id, run, name) DO NOTHING`),
+    // The wait of a finish, armed under the claim token. A write first: the commit's transaction
+    // takes the write lock here, before it reads, as a finish's UPDATE does.
+    armWaitLeased: prepare(`
+      INSERT INTO waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at)
+      SELECT id, run, @name, @kind, @event, @match_key, @match_shape, @expires_at, @look_back_from, @created_at
+      FROM instances WHERE id = @instance_id AND claim_token = @token
+      ON CONFLICT (instance_id, run, name) DO NOTHING`),
     insertShape: prepare('INSERT INTO wait_shapes (event, shape) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     waitByKey: prepare('SELECT * FROM waits WHERE instance_id = ? AND run = ? AND name = ?'),
     waitsOf: prepare('SELECT * FROM waits WHERE instance_id = ? ORDER BY run, created_at, name'),

@@ -29,9 +29,9 @@ interface Key {
   name: string;
 }
 
-function armParams(key: Key, wait: NewWait) {
+/** A wait's columns besides its key, as the statements bind them. */
+function waitColumns(wait: NewWait) {
   return {
-    ...key,
     kind: wait.kind,
     event: wait.event,
     match_key: wait.matchKey,
@@ -102,10 +102,15 @@ function wake(s: Sqlite, wait: Row, now: number): void {
  * at once. False when the claim token no longer holds: nothing is written.
  */
 export function finishWait(s: Sqlite, finish: FinishWrite, wait: NewWait): boolean {
+  s.stmt.armWaitLeased.run({
+    ...waitColumns(wait),
+    instance_id: finish.instanceId,
+    name: wait.name,
+    token: finish.claimToken,
+  });
   const held = s.stmt.leaseHeld.get(finish.instanceId, finish.claimToken) as { run: number } | undefined;
   if (!held) return false;
   const key: Key = { instance_id: finish.instanceId, run: held.run, name: wait.name };
-  s.stmt.insertWait.run(armParams(key, wait));
   if (wait.kind === 'event' && wait.event !== null)
     s.stmt.insertShape.run(wait.event, wait.matchShape ?? '[]');
   let stored = storedWait(s, key)!;
@@ -169,7 +174,7 @@ export function armCallback(s: Sqlite, request: ArmCallback): WaitRecord | null 
     .transaction(() => {
       if (s.stmt.leaseHeld.get(request.instanceId, request.claimToken) === undefined) return null;
       const key: Key = { instance_id: request.instanceId, run: request.run, name: request.wait.name };
-      s.stmt.insertWait.run(armParams(key, request.wait));
+      s.stmt.insertWait.run({ ...key, ...waitColumns(request.wait) });
       s.stmt.insertToken.run(
         request.tokenId,
         request.tokenHash,
