@@ -333,6 +333,33 @@ describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
     expect((await rawRows(store, storeKind, 'business_events')).length).toBe(1);
   });
 
+  it('takes the first kept event that fits, passing over the ones that do not', async () => {
+    const sent: number[] = [];
+    for (const payload of [
+      { employeeId: 'E-2', site: 'Leeds' },
+      { employeeId: 'E-1', site: 'York' },
+      { employeeId: 'E-1' },
+      { employeeId: 'E-1', site: 'Leeds', n: 1 },
+      { employeeId: 'E-1', site: 'Leeds', n: 2 },
+      { 'odd "name"': 'x', n: 5.0 },
+      { 'odd "name"': 'x', n: 5 },
+      ['E-1'],
+      'E-1',
+    ]) {
+      sent.push((await store.sendEvent(businessEvent('hired', payload, T0 + 500), T0 + 500)).seq);
+    }
+    const taken = async (match: Match) => {
+      const c = await waitingOn(eventWait('w', 'hired', match, T0 + 1_010));
+      return (await store.getWaits(c.instance.id))[0]?.eventId;
+    };
+    expect(await taken({ site: 'Leeds', employeeId: 'E-1' })).toBe(String(sent[3]));
+    expect(await taken({ employeeId: 'E-1' })).toBe(String(sent[1]));
+    expect(await taken({ 'odd "name"': 'x', n: 5 })).toBe(String(sent[5]));
+    expect(await taken({ n: 2 })).toBe(String(sent[4]));
+    expect(await taken({ employeeId: 'E-3' })).toBeNull();
+    expect(await taken({})).toBe(String(sent[0]));
+  });
+
   it('does not take an event received before the look-back window', async () => {
     await store.sendEvent(businessEvent('employee.created', { employeeId: 'E-1' }, T0 + 100), T0 + 100);
     const waiting = await waitingOn(

@@ -242,9 +242,13 @@ export function prepareStatements(db: Database.Database) {
     lastTakenSeq: prepare(
       'SELECT coalesce(max(event_seq), 0) AS seq FROM waits WHERE instance_id = ? AND run = ? AND event_seq IS NOT NULL',
     ),
+    // Events a wait may take, in order; `@path`/`@value`: one text field of its match, compared
+    // in SQL so that the events that cannot fit are passed over without being parsed in JavaScript.
     keptEvents: prepare(`
       SELECT seq, event_id, payload FROM business_events INDEXED BY business_events_name
-      WHERE name = ? AND seq > ? AND received_at >= ? ORDER BY seq`),
+      WHERE name = @name AND seq > @after AND received_at >= @from
+        AND (@path IS NULL OR json_extract(payload, @path) = @value)
+      ORDER BY seq`),
     businessEventById: prepare('SELECT seq FROM business_events WHERE event_id = ?'),
     insertBusinessEvent: prepare(
       'INSERT INTO business_events (name, event_id, payload, received_at) VALUES (?, ?, ?, ?) RETURNING seq',

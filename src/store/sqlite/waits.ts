@@ -129,6 +129,19 @@ export function finishWait(s: Sqlite, finish: FinishWrite, wait: NewWait): boole
 }
 
 /**
+ * A field of a match whose value is text, as a JSON path and the value: SQL compares it exactly as
+ * JavaScript does (numbers are left to `payloadKey`, which compares them as doubles). None: no such field.
+ */
+function textField(key: string | null): { path: string | null; value: string | null } {
+  const match = key === null ? {} : (JSON.parse(key) as Record<string, Json>);
+  for (const [field, value] of Object.entries(match)) {
+    if (typeof value === 'string' && field !== '' && !/["\\]/.test(field))
+      return { path: `$."${field}"`, value };
+  }
+  return { path: null, value: null };
+}
+
+/**
  * Resolves an armed event wait with the first kept event that fits it: of its name, received
  * within its look-back window, after the last event an earlier wait of the run took.
  */
@@ -137,7 +150,8 @@ function takeKeptEvent(s: Sqlite, wait: Row, now: number): boolean {
   const shape = wait.match_shape ?? '[]';
   const from = wait.look_back_from ?? wait.created_at;
   let taken: { seq: number; event_id: string | null; payload: string } | undefined;
-  for (const event of s.stmt.keptEvents.iterate(wait.event, after, from) as Iterable<{
+  const params = { name: wait.event, after, from, ...textField(wait.match_key) };
+  for (const event of s.stmt.keptEvents.iterate(params) as Iterable<{
     seq: number;
     event_id: string | null;
     payload: string;
