@@ -460,7 +460,12 @@ export async function resolveCallback(
       };
     }
     const k = { instanceId: key.instance_id, run: key.run, name: key.name };
-    await resolve(db, client, k, now, 'callback', { payload: payloadJson, eventId: null, seq: null });
+    const resolved = await resolve(db, client, k, now, 'callback', {
+      payload: payloadJson,
+      eventId: null,
+      seq: null,
+    });
+    if (!resolved) return { outcome: 'used', resolvedAt: now };
     // A running instance (the callback came before its wait finish) wakes when that finish sees it.
     await wake(
       db,

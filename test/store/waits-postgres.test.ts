@@ -1,0 +1,268 @@
+/**
+ * Durable waits on PostgreSQL when several processes meet at the same moment. Two stores on one
+ * schema stand for two Tandem processes: each has its own pool, so their transactions run side by
+ * side under READ COMMITTED, where a wait armed while a matching event is being sent would be missed
+ * by both unless they are serialised (an advisory lock per event name). Callbacks and duplicate
+ * event ids race the same way.
+ */
+import '../support/provided.js';
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { activity } from '../../src/lifecycle/index.js';
+import { PostgresStore } from '../../src/store/postgres/store.js';
+import type { ClaimedInstance, NewWait, Store, WorkBatchResult } from '../../src/store/store.js';
+import { matchKey, matchShape } from '../../src/waits/match.js';
+import { newRow } from './contract.js';
+
+const T0 = 1_700_000_000_000;
+const url = inject('postgresUrl');
+let schemas = 0;
+
+/** Two stores on one new schema, as two processes would open it. */
+async function twoProcesses(): Promise<[PostgresStore, PostgresStore]> {
+  const schema = `waits_${process.pid}_${++schemas}`;
+  const a = await PostgresStore.open({ url, schema });
+  const b = await PostgresStore.open({ url, schema });
+  return [a, b];
+}
+
+const eventWait = (name: string, event: string, key: string, createdAt: number): NewWait => ({
+  name,
+  kind: 'event',
+  event,
+  matchKey: matchKey({ orderId: key }),
+  matchShape: matchShape({ orderId: key }),
+  expiresAt: null,
+  lookBackFrom: createdAt - 60_000,
+  createdAt,
+});
+
+const callbackWait = (name: string, createdAt: number): NewWait => ({
+  name,
+  kind: 'callback',
+  event: null,
+  matchKey: null,
+  matchShape: null,
+  expiresAt: null,
+  lookBackFrom: null,
+  createdAt,
+});
+
+async function claimAll(store: Store, ids: string[], now: number): Promise<ClaimedInstance[]> {
+  const claimed = await store.claim({
+    owner: 'w',
+    limit: ids.length,
+    leaseMs: 60_000,
+    now,
+    integrationIds: ['orders'],
+  });
+  expect(claimed.map((c) => c.instance.id).sort()).toEqual([...ids].sort());
+  return claimed;
+}
+
+function finishWait(
+  store: Store,
+  claimed: ClaimedInstance,
+  wait: NewWait,
+  now: number,
+): Promise<WorkBatchResult> {
+  const { instance } = claimed;
+  const head = { instanceId: instance.id, integrationId: instance.integrationId, run: instance.run, at: now };
+  return store.commit({
+    steps: [],
+    events: [],
+    finishes: [
+      {
+        instanceId: instance.id,
+        claimToken: claimed.claimToken,
+        now,
+        durationMs: null,
+        events: [
+          activity('wait.started', head, {
+            step: wait.name,
+            kind: wait.kind,
+            until: wait.expiresAt,
+            ...(wait.event === null ? {} : { event: wait.event }),
+            attemptMs: 1,
+          }),
+        ],
+        outcome: { kind: 'wait', wait },
+      },
+    ],
+  });
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Counts of `wait.resumed` events per instance. */
+async function resumedEvents(store: Store, id: string): Promise<number> {
+  return (await store.getEvents({ instanceId: id, limit: 100 })).filter((e) => e.type === 'wait.resumed')
+    .length;
+}
+
+describe('durable waits on PostgreSQL, two processes at the same moment', () => {
+  let a: PostgresStore;
+  let b: PostgresStore;
+  // A schema per test: the instances a test leaves claimed are none of the next one's business.
+  beforeEach(async () => {
+    [a, b] = await twoProcesses();
+  });
+  afterEach(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it('loses no wake-up: an event sent while another process arms the wait resumes it, every round', async () => {
+    const rounds = 30;
+    const perRound = 8;
+    let now = T0;
+    for (let round = 0; round < rounds; round++) {
+      now += 1_000;
+      const rows = Array.from({ length: perRound }, () => newRow({ createdAt: now, runAt: now }));
+      await a.insertInstances(rows);
+      const claimed = await claimAll(
+        b,
+        rows.map((r) => r.id),
+        now,
+      );
+      const at = now + 1;
+      // Per instance, process b commits its wait finish while process a sends the event it waits
+      // for; one side starts a little later in some rounds, so that their statements interleave.
+      const outcomes = await Promise.all(
+        claimed.flatMap((c, i) => {
+          const key = `${round}-${i}`;
+          const skew = (round + i) % 3;
+          return [
+            pause(skew === 1 ? 1 : 0).then(() =>
+              finishWait(b, c, eventWait('paid', 'order.paid', key, at), at),
+            ),
+            pause(skew === 2 ? 1 : 0).then(() =>
+              a.sendEvent(
+                {
+                  name: 'order.paid',
+                  id: null,
+                  payloadJson: JSON.stringify({ orderId: key }),
+                  receivedAt: at,
+                },
+                at,
+              ),
+            ),
+          ];
+        }),
+      );
+      for (const outcome of outcomes) if ('lost' in outcome) expect(outcome.lost).toEqual([]);
+      for (const c of claimed) {
+        const id = c.instance.id;
+        const [wait] = await a.getWaits(id);
+        expect({ round, id, resolution: wait?.resolution }).toEqual({ round, id, resolution: 'event' });
+        expect({ round, id, status: (await a.getInstance(id))?.status }).toEqual({
+          round,
+          id,
+          status: 'queued',
+        });
+        expect(await resumedEvents(a, id)).toBe(1);
+      }
+      // Claimed again, so that the next rounds' claims see only their own instances.
+      await claimAll(
+        a,
+        claimed.map((c) => c.instance.id),
+        at + 1,
+      );
+      now = at + 1;
+    }
+  });
+
+  /** Accepts an instance, claims it and arms a callback's wait with one token (named after the round). */
+  async function armedCallback(store: Store, now: number, tokenId: string) {
+    const row = newRow({ createdAt: now, runAt: now });
+    await store.insertInstances([row]);
+    const [claimed] = await claimAll(store, [row.id], now);
+    const wait = callbackWait('shipment', now + 1);
+    const armed = await store.armCallback({
+      instanceId: row.id,
+      claimToken: claimed!.claimToken,
+      run: 1,
+      wait,
+      tokenId,
+      tokenHash: createHash('sha256').update(tokenId).digest('hex'),
+    });
+    expect(armed).not.toBeNull();
+    return { id: row.id, claimed: claimed!, wait };
+  }
+
+  it('resolves a callback once when two calls on one token arrive together', async () => {
+    let now = T0;
+    for (let round = 0; round < 20; round++) {
+      now += 1_000;
+      const tokenId = `tok-${round}`;
+      const { id, claimed, wait } = await armedCallback(a, now, tokenId);
+      await finishWait(a, claimed, wait, now + 2);
+      expect((await a.getInstance(id))?.status).toBe('waiting');
+      const [first, second] = await Promise.all([
+        a.resolveCallback(tokenId, JSON.stringify({ from: 'a' }), now + 3),
+        b.resolveCallback(tokenId, JSON.stringify({ from: 'b' }), now + 3),
+      ]);
+      const outcomes = [first, second].map((o) => o.outcome).sort();
+      expect({ round, outcomes }).toEqual({ round, outcomes: ['resumed', 'used'] });
+      const winner = first.outcome === 'resumed' ? 'a' : 'b';
+      const [stored] = await a.getWaits(id);
+      expect(stored).toMatchObject({ resolution: 'callback', payloadJson: JSON.stringify({ from: winner }) });
+      expect(await a.getInstance(id)).toMatchObject({ status: 'queued', runAt: now + 3 });
+      expect(await resumedEvents(a, id)).toBe(1);
+      await claimAll(b, [id], now + 4);
+      now += 4;
+    }
+  });
+
+  it('wakes an instance whose callback arrives on another process while its wait finish commits', async () => {
+    let now = T0;
+    for (let round = 0; round < 30; round++) {
+      now += 1_000;
+      const tokenId = `tok-${round}`;
+      const { id, claimed, wait } = await armedCallback(a, now, tokenId);
+      const skew = round % 3;
+      const [, called] = await Promise.all([
+        pause(skew === 1 ? 1 : 0).then(() => finishWait(a, claimed, wait, now + 2)),
+        pause(skew === 2 ? 1 : 0).then(() => b.resolveCallback(tokenId, '{"shipped":true}', now + 2)),
+      ]);
+      expect(called).toEqual({ outcome: 'resumed', instanceId: id });
+      expect({ round, status: (await a.getInstance(id))?.status }).toEqual({ round, status: 'queued' });
+      expect(await resumedEvents(a, id)).toBe(1);
+      await claimAll(b, [id], now + 3);
+      now += 3;
+    }
+  });
+
+  it('stores a duplicate event id sent by two processes at once once, and resumes its wait once', async () => {
+    let now = T0;
+    for (let round = 0; round < 20; round++) {
+      now += 1_000;
+      const row = newRow({ createdAt: now, runAt: now });
+      await a.insertInstances([row]);
+      const [claimed] = await claimAll(a, [row.id], now);
+      const key = `dup-${round}`;
+      await finishWait(a, claimed!, eventWait('paid', 'order.paid', key, now + 1), now + 1);
+      expect((await a.getInstance(row.id))?.status).toBe('waiting');
+      const event = {
+        name: 'order.paid',
+        id: `pay-${round}`,
+        payloadJson: JSON.stringify({ orderId: key }),
+        receivedAt: now + 2,
+      };
+      const sent = await Promise.all([a.sendEvent(event, now + 2), b.sendEvent(event, now + 2)]);
+      const stored = sent.filter((s) => !s.duplicate);
+      expect({ round, stored: stored.length }).toEqual({ round, stored: 1 });
+      expect(stored[0]!.resumed).toEqual([row.id]);
+      expect(sent.find((s) => s.duplicate)).toEqual({ seq: stored[0]!.seq, duplicate: true, resumed: [] });
+      const { rows } = await a.pool.query(
+        `SELECT count(*)::int AS n FROM "${a.schema}".business_events WHERE event_id = $1`,
+        [event.id],
+      );
+      expect(rows[0].n).toBe(1);
+      expect(await resumedEvents(a, row.id)).toBe(1);
+      expect((await a.getInstance(row.id))?.status).toBe('queued');
+      await claimAll(b, [row.id], now + 3);
+      now += 3;
+    }
+  });
+});
