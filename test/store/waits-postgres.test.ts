@@ -8,7 +8,7 @@
 import '../support/provided.js';
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { activity } from '../../src/lifecycle/index.js';
+import { activity, NEVER } from '../../src/lifecycle/index.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import type { ClaimedInstance, NewWait, Store, WorkBatchResult } from '../../src/store/store.js';
 import { matchKey, matchShape } from '../../src/waits/match.js';
@@ -264,5 +264,79 @@ describe('durable waits on PostgreSQL, two processes at the same moment', () => 
       await claimAll(b, [row.id], now + 3);
       now += 3;
     }
+  });
+});
+
+describe('durable waits on PostgreSQL, arming against kept events', () => {
+  let store: PostgresStore;
+  beforeEach(async () => {
+    store = await PostgresStore.open({ url, schema: `waits_${process.pid}_${++schemas}` });
+  });
+  afterEach(() => store.close());
+
+  const send = (orderId: string, at: number, id: string | null = null) =>
+    store.sendEvent({ name: 'order.paid', id, payloadJson: JSON.stringify({ orderId }), receivedAt: at }, at);
+
+  it('arms the waits of one batch together: each takes the first kept event that fits it', async () => {
+    const now = T0 + 10_000;
+    await send('A', now - 3, 'a-1');
+    await send('A', now - 2, 'a-2');
+    await send('B', now - 1, 'b-1');
+    const rows = Array.from({ length: 4 }, () => newRow({ createdAt: T0, runAt: T0 }));
+    await store.insertInstances(rows);
+    const claimed = await claimAll(
+      store,
+      rows.map((r) => r.id),
+      now - 10,
+    );
+    const byId = new Map(claimed.map((c) => [c.instance.id, c]));
+    const [a, b, none, sleeper] = rows.map((r) => byId.get(r.id)!);
+    const waits: [ClaimedInstance, NewWait][] = [
+      [a!, eventWait('paid', 'order.paid', 'A', now)],
+      [b!, eventWait('paid', 'order.paid', 'B', now)],
+      [none!, eventWait('paid', 'order.paid', 'C', now)],
+      [sleeper!, { ...callbackWait('nap', now), kind: 'sleep', expiresAt: now + 60_000 } satisfies NewWait],
+    ];
+    const { lost } = await store.commit({
+      steps: [],
+      events: [],
+      finishes: waits.map(([c, wait]) => ({
+        instanceId: c.instance.id,
+        claimToken: c.claimToken,
+        now,
+        durationMs: null,
+        events: [],
+        outcome: { kind: 'wait', wait },
+      })),
+    });
+    expect(lost).toEqual([]);
+    const state = async (c: ClaimedInstance) => {
+      const [wait] = await store.getWaits(c.instance.id);
+      const instance = await store.getInstance(c.instance.id);
+      return [instance?.status, instance?.runAt, wait?.resolution ?? null, wait?.eventId ?? null];
+    };
+    expect(await state(a!)).toEqual(['queued', now, 'event', 'a-1']);
+    expect(await state(b!)).toEqual(['queued', now, 'event', 'b-1']);
+    expect(await state(none!)).toEqual(['waiting', NEVER, null, null]);
+    expect(await state(sleeper!)).toEqual(['waiting', now + 60_000, null, null]);
+  });
+
+  it('finds a fitting event behind more kept events of the name than one read returns', async () => {
+    const now = T0 + 10_000;
+    // 1,200 events of the name that fit other waits, received before the one that fits.
+    await store.pool.query(
+      `INSERT INTO "${store.schema}".business_events (name, event_id, payload, received_at)
+       SELECT 'order.paid', NULL, json_build_object('orderId', 'other-' || n)::text, $1 FROM generate_series(1, 1200) AS n`,
+      [now - 5],
+    );
+    await send('mine', now - 1, 'mine-1');
+    const row = newRow({ createdAt: T0, runAt: T0 });
+    await store.insertInstances([row]);
+    const [claimed] = await claimAll(store, [row.id], now - 10);
+    expect(
+      (await finishWait(store, claimed!, eventWait('paid', 'order.paid', 'mine', now), now)).lost,
+    ).toEqual([]);
+    expect((await store.getWaits(row.id))[0]).toMatchObject({ resolution: 'event', eventId: 'mine-1' });
+    expect((await store.getInstance(row.id))?.status).toBe('queued');
   });
 });

@@ -203,16 +203,21 @@ export async function finishWaits(
   const byKey = new Map(
     (stored as WaitRow[]).map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]),
   );
+  const nowOf = new Map(heads.map((h) => [h.id, Number(h.now)]));
+  const waits = heads.flatMap((h) => byKey.get(`${h.id}\u0000${h.run}\u0000${h.name}`) ?? []);
+  const taken = await takeKeptEvents(
+    db,
+    client,
+    waits.filter((w) => w.resolved_at === null && w.kind === 'event'),
+    nowOf,
+  );
   const resolved: Resolved[] = [];
   const nowById = new Map<string, number>();
   for (const head of heads) {
-    let wait = byKey.get(`${head.id}\u0000${head.run}\u0000${head.name}`);
-    if (!wait) continue;
-    const now = Number(head.now);
-    if (wait.resolved_at === null && wait.kind === 'event')
-      wait = (await takeKeptEvent(db, client, wait, now)) ?? wait;
-    if (wait.resolved_at === null) continue;
-    nowById.set(head.id, now);
+    const key = `${head.id}\u0000${head.run}\u0000${head.name}`;
+    const wait = taken.get(key) ?? byKey.get(key);
+    if (!wait || wait.resolved_at === null) continue;
+    nowById.set(head.id, Number(head.now));
     resolved.push({
       instanceId: head.id,
       integrationId: head.integration_id,
@@ -233,51 +238,68 @@ export async function finishWaits(
 }
 
 /**
- * Resolves an armed event wait with the first kept event that fits it: of its name, received within
- * its look-back window, after the last event an earlier wait of the run took. The match is decided by
- * `payloadKey`, the function events are looked up by, so that both ways agree to the byte.
+ * The kept events each armed event wait may take, in sequence order, a page per wait in one
+ * statement: of its name, received within its look-back window, after the last event an earlier
+ * wait of the run took (and after the page before, when a wait pages on).
  */
-async function takeKeptEvent(
+const KEPT_EVENTS_SQL = `SELECT k.ord, e.seq, e.event_id, e.payload
+   FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[])
+     WITH ORDINALITY AS k(instance_id, run, event, from_at, after_seq, ord)
+   CROSS JOIN LATERAL (
+     SELECT b.seq, b.event_id, b.payload FROM {{schema}}.business_events b
+     WHERE b.name = k.event AND b.received_at >= k.from_at
+       AND b.seq > greatest(k.after_seq, (
+         SELECT coalesce(max(w.event_seq), 0) FROM {{schema}}.waits w
+         WHERE w.instance_id = k.instance_id AND w.run = k.run AND w.event_seq IS NOT NULL))
+     ORDER BY b.seq LIMIT ${EVENT_PAGE}
+   ) AS e
+   ORDER BY k.ord, e.seq`;
+
+/**
+ * Resolves armed event waits with the first kept event that fits each. The match is decided by
+ * `payloadKey`, the function events are looked up by, so that both ways agree to the byte. Returns
+ * the waits it resolved, by key.
+ */
+async function takeKeptEvents(
   db: PgConnection,
   client: pg.PoolClient,
-  wait: WaitRow,
-  now: number,
-): Promise<WaitRow | null> {
-  const shape = wait.match_shape ?? '[]';
-  const from = wait.look_back_from ?? wait.created_at;
-  const last = await db.q(
-    client,
-    `SELECT coalesce(max(event_seq), 0) AS seq FROM {{schema}}.waits
-     WHERE instance_id = $1 AND run = $2 AND event_seq IS NOT NULL`,
-    [wait.instance_id, wait.run],
-  );
-  let after = Number(last.rows[0].seq);
-  for (;;) {
-    const { rows } = await db.q(
-      client,
-      `SELECT seq, event_id, payload FROM {{schema}}.business_events
-       WHERE name = $1 AND seq > $2 AND received_at >= $3 ORDER BY seq LIMIT ${EVENT_PAGE}`,
-      [wait.event, after, from],
-    );
-    const events = rows as { seq: string; event_id: string | null; payload: string }[];
-    const taken = events.find((e) => payloadKey(JSON.parse(e.payload) as Json, shape) === wait.match_key);
-    if (taken) {
-      return resolve(
-        db,
-        client,
-        { instanceId: wait.instance_id, run: wait.run, name: wait.name },
-        now,
-        'event',
-        {
-          payload: taken.payload,
-          eventId: taken.event_id ?? taken.seq,
-          seq: Number(taken.seq),
-        },
-      );
+  waits: WaitRow[],
+  nowOf: Map<string, number>,
+): Promise<Map<string, WaitRow>> {
+  const taken = new Map<string, WaitRow>();
+  let pending = waits.map((wait) => ({ wait, after: 0 }));
+  while (pending.length > 0) {
+    const { rows } = await db.q(client, KEPT_EVENTS_SQL, [
+      pending.map((p) => p.wait.instance_id),
+      pending.map((p) => p.wait.run),
+      pending.map((p) => p.wait.event),
+      pending.map((p) => p.wait.look_back_from ?? p.wait.created_at),
+      pending.map((p) => p.after),
+    ]);
+    const pages = new Map<number, { seq: string; event_id: string | null; payload: string }[]>();
+    for (const row of rows) {
+      const page = pages.get(Number(row.ord)) ?? [];
+      page.push(row);
+      pages.set(Number(row.ord), page);
     }
-    if (events.length < EVENT_PAGE) return null;
-    after = Number(events.at(-1)!.seq);
+    const next: typeof pending = [];
+    for (const [i, { wait }] of pending.entries()) {
+      const page = pages.get(i + 1) ?? [];
+      const shape = wait.match_shape ?? '[]';
+      const event = page.find((e) => payloadKey(JSON.parse(e.payload) as Json, shape) === wait.match_key);
+      if (event) {
+        const key = { instanceId: wait.instance_id, run: wait.run, name: wait.name };
+        const row = await resolve(db, client, key, nowOf.get(wait.instance_id)!, 'event', {
+          payload: event.payload,
+          eventId: event.event_id ?? event.seq,
+          seq: Number(event.seq),
+        });
+        if (row) taken.set(`${wait.instance_id}\u0000${wait.run}\u0000${wait.name}`, row);
+      } else if (page.length === EVENT_PAGE) next.push({ wait, after: Number(page.at(-1)!.seq) });
+    }
+    pending = next;
   }
+  return taken;
 }
 
 export async function settleWait(db: PgConnection, key: WaitKey, now: number): Promise<WaitRecord | null> {
