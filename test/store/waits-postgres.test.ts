@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { activity, NEVER } from '../../src/lifecycle/index.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
+import { WAIT_SQL } from '../../src/store/postgres/waits.js';
 import type { ClaimedInstance, NewWait, Store, WorkBatchResult } from '../../src/store/store.js';
 import { matchKey, matchShape } from '../../src/waits/match.js';
 import { newRow } from './contract.js';
@@ -340,3 +341,96 @@ describe('durable waits on PostgreSQL, arming against kept events', () => {
     expect((await store.getInstance(row.id))?.status).toBe('queued');
   });
 });
+
+describe('durable waits on PostgreSQL, plans', () => {
+  it('plans the event look-up, the wake and the kept-event read by key, also against stale statistics', async () => {
+    const schema = `waits_plans_${process.pid}`;
+    const store = await PostgresStore.open({ url, schema, poolSize: 2 });
+    try {
+      // Statistics taken on small tables, then many instances waiting they do not know of.
+      const waitOn = async (count: number, now: number) => {
+        const rows = Array.from({ length: count }, () => newRow({ createdAt: T0, runAt: T0 }));
+        await store.insertInstances(rows);
+        const claimed = await store.claim({
+          owner: 'w',
+          limit: count,
+          leaseMs: 60_000,
+          now,
+          integrationIds: ['orders'],
+        });
+        const { lost } = await store.commit({
+          steps: [],
+          events: [],
+          finishes: claimed.map((c) => ({
+            instanceId: c.instance.id,
+            claimToken: c.claimToken,
+            now,
+            durationMs: null,
+            events: [],
+            outcome: { kind: 'wait', wait: eventWait('paid', 'order.paid', c.instance.id, now) },
+          })),
+        });
+        expect(lost).toEqual([]);
+        return claimed;
+      };
+      const keep = (count: number) =>
+        store.pool.query(
+          `INSERT INTO "${schema}".business_events (name, event_id, payload, received_at)
+           SELECT 'event.' || (n % 50), NULL, json_build_object('orderId', n)::text, $1::bigint + n
+           FROM generate_series(1, $2::int) AS n`,
+          [T0, count],
+        );
+      await keep(100);
+      const [first] = await waitOn(200, T0 + 1_000);
+      await store.pool.query(
+        `ANALYZE "${schema}".instance_state, "${schema}".instance_rows, "${schema}".waits, "${schema}".business_events`,
+      );
+      for (let i = 0; i < 10; i++) await waitOn(500, T0 + 2_000 + i);
+      await keep(20_000);
+      const id = first!.instance.id;
+      const key = matchKey({ orderId: id });
+      const now = T0 + 5_000;
+      const statements: [string, unknown[]][] = [
+        [WAIT_SQL.resolveEvent, ['order.paid', [key], now, 'event', '{}', 'e-1', 1]],
+        [WAIT_SQL.wake, [[id], [1], now, '[]']],
+        [WAIT_SQL.keptEvents, [[id], [1], ['order.paid'], [T0], [0]]],
+      ];
+      const client = await store.pool.connect();
+      try {
+        for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+          await client.query(`SET plan_cache_mode = ${mode}`);
+          for (const [sql, params] of statements) {
+            const { rows: plan } = await client.query(
+              `EXPLAIN (FORMAT JSON) ${sql.replaceAll('{{schema}}', `"${schema}"`)}`,
+              params,
+            );
+            expect({ mode, sql: sql.slice(0, 40), scans: seqScans(plan[0]['QUERY PLAN']) }).toEqual({
+              mode,
+              sql: sql.slice(0, 40),
+              scans: [],
+            });
+          }
+        }
+      } finally {
+        client.release();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/** The tables an EXPLAIN (FORMAT JSON) plan reads by sequential scan. */
+function seqScans(plan: unknown): string[] {
+  const found: string[] = [];
+  const visit = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(visit);
+    else if (node && typeof node === 'object') {
+      const record = node as Record<string, unknown>;
+      if (record['Node Type'] === 'Seq Scan') found.push(String(record['Relation Name']));
+      Object.values(record).forEach(visit);
+    }
+  };
+  visit(plan);
+  return found;
+}

@@ -369,6 +369,27 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
   });
 }
 
+/**
+ * Resolves the armed waits an event fits (parameters: its name, the keys its payload gives for the
+ * shapes armed for the name, now, resolution, payload, event id, sequence number): found by the index
+ * of armed event waits however many instances wait, and only on the current run of an instance
+ * that is not over.
+ */
+const RESOLVE_EVENT_SQL = `UPDATE {{schema}}.waits w
+   SET resolved_at = $3, resolution = $4, payload = $5, event_id = $6, event_seq = $7
+   FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
+   WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
+     AND (w.expires_at IS NULL OR w.expires_at > $3)
+     AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
+   RETURNING w.instance_id, w.run, w.name, r.integration_id`;
+
+/** The statements that find waits and instances by key, for tests that check their plans. */
+export const WAIT_SQL = {
+  resolveEvent: RESOLVE_EVENT_SQL,
+  wake: WAKE_SQL,
+  keptEvents: KEPT_EVENTS_SQL,
+} as const;
+
 export async function sendEvent(
   db: PgConnection,
   event: NewBusinessEvent,
@@ -404,16 +425,15 @@ export async function sendEvent(
     ];
     if (keys.length === 0) return { seq, duplicate: false, resumed: [] };
     const eventId = event.id ?? String(seq);
-    const { rows } = await db.q(
-      client,
-      `UPDATE {{schema}}.waits w SET resolved_at = $3, resolution = $4, payload = $5, event_id = $6, event_seq = $7
-       FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
-       WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
-         AND (w.expires_at IS NULL OR w.expires_at > $3)
-         AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
-       RETURNING w.instance_id, w.run, w.name, r.integration_id`,
-      [event.name, keys, now, 'event' satisfies WaitResolution, event.payloadJson, eventId, seq],
-    );
+    const { rows } = await db.q(client, RESOLVE_EVENT_SQL, [
+      event.name,
+      keys,
+      now,
+      'event' satisfies WaitResolution,
+      event.payloadJson,
+      eventId,
+      seq,
+    ]);
     const resolved = (
       rows as { instance_id: string; run: number; name: string; integration_id: string }[]
     ).map(
