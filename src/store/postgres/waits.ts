@@ -22,7 +22,7 @@ import {
 import type { InstanceStatus, Json, NewActivityEvent } from '../../model.js';
 import { payloadKey } from '../../waits/match.js';
 import { type WaitRow, waitFromRow } from '../rows.js';
-import { assignments, statusIn } from '../sql.js';
+import { assignments, eventColumns, statusIn } from '../sql.js';
 import type {
   ArmCallback,
   CallbackOutcome,
@@ -52,17 +52,24 @@ export async function lockEventNames(
 ): Promise<void> {
   const sorted = [...new Set(names)].sort();
   if (sorted.length === 0) return;
-  // unnest yields the array in order, and the aggregate takes each lock as the row passes.
-  await db.q(
-    client,
-    `SELECT count(pg_advisory_xact_lock(hashtextextended($1 || n, 0))) FROM unnest($2::text[]) AS n`,
-    [`tandem-event:${db.schema}:`, sorted],
-  );
+  await db.q(client, LOCK_SQL, lockParams(db, sorted));
 }
 
 /**
+ * Takes the locks of event names (parameters: the key prefix, the names in sorted order). unnest
+ * yields the array in order, and the aggregate takes each lock as the row passes. A read that must
+ * see what the previous holder committed runs in a later statement (a statement's snapshot is taken
+ * when it starts, before it waits for a lock).
+ */
+const LOCK_SQL =
+  'SELECT count(pg_advisory_xact_lock(hashtextextended($1 || n, 0))) AS n FROM unnest($2::text[]) AS n';
+
+const lockParams = (db: PgConnection, sorted: string[]) => [`tandem-event:${db.schema}:`, sorted];
+
+/**
  * Wakes the instances of resolved waits that are waiting on the wait's run (due at once), with the
- * `wait.resumed` events given for them; returns the ids it woke. A running instance is left alone:
+ * `wait.resumed` events given for them, and a wake-up notice (parameters: ids, runs, now, events,
+ * channel, schema); returns the ids it woke. A running instance is left alone:
  * its wait finish finds the wait resolved and wakes it. Its own statement, so that it sees a wait
  * finish that committed while this transaction waited for the wait's row.
  */
@@ -78,7 +85,8 @@ const WAKE_SQL = `WITH woke AS (
      WHERE e->>0 IN (SELECT id FROM woke)
      ORDER BY x.ord
    )
-   SELECT ARRAY(SELECT id FROM woke) AS woke`;
+   SELECT ARRAY(SELECT id FROM woke) AS woke,
+     (SELECT count(pg_notify($5, $6)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
 
 interface Resolved {
   instanceId: string;
@@ -110,10 +118,9 @@ async function wake(
     JSON.stringify(
       events.map((e) => [e.instanceId, e.integrationId, e.run, e.type, e.at, JSON.stringify(e.data)]),
     ),
+    ...db.wakeNotice(),
   ]);
-  const woke = rows[0].woke as string[];
-  if (woke.length > 0) await db.notify(client);
-  return woke;
+  return rows[0].woke as string[];
 }
 
 /** Resolves an armed wait (one resolved already keeps its resolution); the row, or null if it was resolved. */
@@ -370,18 +377,34 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
 }
 
 /**
- * Resolves the armed waits an event fits (parameters: its name, the keys its payload gives for the
- * shapes armed for the name, now, resolution, payload, event id, sequence number): found by the index
- * of armed event waits however many instances wait, and only on the current run of an instance
- * that is not over.
+ * Resolves the armed waits an event fits and wakes their instances that wait, in one statement
+ * (parameters: its name, the keys its payload gives for the shapes armed for the name, now,
+ * resolution, payload, event id, sequence number, wake-up channel and schema). The waits are found
+ * by the index of armed event waits however many instances wait, and only on the current run of an
+ * instance that is not over; a running instance is left alone (its wait finish finds the wait
+ * resolved). Run after the event name's lock was taken, so its snapshot holds every wait finish
+ * that committed before.
  */
-const RESOLVE_EVENT_SQL = `UPDATE {{schema}}.waits w
-   SET resolved_at = $3, resolution = $4, payload = $5, event_id = $6, event_seq = $7
-   FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
-   WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
-     AND (w.expires_at IS NULL OR w.expires_at > $3)
-     AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
-   RETURNING w.instance_id, w.run, w.name, r.integration_id`;
+const RESOLVE_EVENT_SQL = `WITH resolved AS (
+     UPDATE {{schema}}.waits w
+     SET resolved_at = $3, resolution = $4::text, payload = $5, event_id = $6::text, event_seq = $7
+     FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
+     WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
+       AND (w.expires_at IS NULL OR w.expires_at > $3)
+       AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
+     RETURNING w.instance_id, w.run, w.name, r.seq, r.integration_id
+   ), woke AS (
+     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$3' }, 's.'))}
+     FROM resolved v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
+     RETURNING s.seq
+   ), events_written AS (
+     INSERT INTO {{schema}}.events (instance_id, integration_id, run, at, type, data)
+     SELECT v.instance_id, v.integration_id, v.run, $3,
+       ${eventColumns('wait.resumed', { step: 'v.name', by: '$4::text', eventId: '$6::text' }, 'json_build_object')}::text
+     FROM resolved v WHERE v.seq IN (SELECT seq FROM woke) ORDER BY v.seq
+   )
+   SELECT ARRAY(SELECT DISTINCT instance_id FROM resolved) AS resumed,
+     (SELECT count(pg_notify($8, $9)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
 
 /** The statements that find waits and instances by key, for tests that check their plans. */
 export const WAIT_SQL = {
@@ -396,14 +419,16 @@ export async function sendEvent(
   now: number,
 ): Promise<SentEventOutcome> {
   return db.tx(async (client): Promise<SentEventOutcome> => {
-    await lockEventNames(db, client, [event.name]);
-    // A repeated id (sent at the same moment too: the unique index waits for the first) stores nothing.
+    // The name's lock, then the insert, in one round trip. A repeated id (sent at the same moment
+    // too: the unique index waits for the first) stores nothing.
     const inserted = await db.q(
       client,
-      `INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at) VALUES ($1, $2, $3, $4)
+      `WITH locked AS (${LOCK_SQL})
+       INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at)
+       SELECT $3, $4, $5, $6 FROM locked
        ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
        RETURNING seq`,
-      [event.name, event.id, event.payloadJson, event.receivedAt],
+      [...lockParams(db, [event.name]), event.name, event.id, event.payloadJson, event.receivedAt],
     );
     if (!inserted.rows[0]) {
       const existing = await db.q(client, 'SELECT seq FROM {{schema}}.business_events WHERE event_id = $1', [
@@ -424,30 +449,17 @@ export async function sendEvent(
       ),
     ];
     if (keys.length === 0) return { seq, duplicate: false, resumed: [] };
-    const eventId = event.id ?? String(seq);
     const { rows } = await db.q(client, RESOLVE_EVENT_SQL, [
       event.name,
       keys,
       now,
       'event' satisfies WaitResolution,
       event.payloadJson,
-      eventId,
+      event.id ?? String(seq),
       seq,
+      ...db.wakeNotice(),
     ]);
-    const resolved = (
-      rows as { instance_id: string; run: number; name: string; integration_id: string }[]
-    ).map(
-      (r): Resolved => ({
-        instanceId: r.instance_id,
-        integrationId: r.integration_id,
-        run: r.run,
-        name: r.name,
-        resolution: 'event',
-        eventId,
-      }),
-    );
-    await wake(db, client, resolved, now);
-    return { seq, duplicate: false, resumed: [...new Set(resolved.map((r) => r.instanceId))] };
+    return { seq, duplicate: false, resumed: rows[0].resumed as string[] };
   });
 }
 
