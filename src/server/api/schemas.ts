@@ -128,7 +128,9 @@ export const instanceSchema = z.object({
   version: z
     .string()
     .nullable()
-    .describe('The integration version it was accepted on (it runs on that version’s handler); null: unversioned'),
+    .describe(
+      'The integration version it was accepted on (it runs on that version’s handler); null: unversioned',
+    ),
 });
 
 const runSchema = z.object({

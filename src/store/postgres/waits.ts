@@ -17,6 +17,7 @@ import {
   isFinal,
   LEASED,
   TRANSITIONS as LIFECYCLE,
+  NEVER,
   type WaitResolution,
 } from '../../lifecycle/index.js';
 import type { InstanceStatus, Json, NewActivityEvent } from '../../model.js';
@@ -36,6 +37,8 @@ import type {
 import type { PgConnection, Queryable } from './connection.js';
 import { tokenSeq } from './hot-path.js';
 import { dialect, sources } from './lifecycle-sql.js';
+
+const numOrNever = (value: string | number | null): number => (value === null ? NEVER : Number(value));
 
 /** Kept events a wait finish reads per round trip while it looks for one that fits. */
 const EVENT_PAGE = 500;
@@ -212,6 +215,22 @@ export async function finishWaits(
   );
   const nowOf = new Map(heads.map((h) => [h.id, Number(h.now)]));
   const waits = heads.flatMap((h) => byKey.get(`${h.id}\u0000${h.run}\u0000${h.name}`) ?? []);
+  // A run that had the wait already keeps it, its time included: the instance waits until the
+  // stored wait's time, not the one this finish brought (the batch statement set that one).
+  const finishOf = new Map(armed.map(({ finish, wait }) => [finish.instanceId, wait]));
+  const retimed = waits.filter(
+    (w) =>
+      w.resolved_at === null &&
+      numOrNever(w.expires_at) !== (finishOf.get(w.instance_id)?.expiresAt ?? NEVER),
+  );
+  if (retimed.length > 0)
+    await db.q(
+      client,
+      `UPDATE {{schema}}.instance_state s SET run_at = k.run_at
+       FROM unnest($1::text[], $2::bigint[]) AS k(id, run_at) JOIN {{schema}}.instance_rows r ON r.id = k.id
+       WHERE s.seq = r.seq AND ${statusIn([LIFECYCLE.suspend.to], 's.status')}`,
+      [retimed.map((w) => w.instance_id), retimed.map((w) => numOrNever(w.expires_at))],
+    );
   const taken = await takeKeptEvents(
     db,
     client,
@@ -246,8 +265,8 @@ export async function finishWaits(
 
 /**
  * The kept events each armed event wait may take, in sequence order, a page per wait in one
- * statement: of its name, received within its look-back window, after the last event an earlier
- * wait of the run took (and after the page before, when a wait pages on).
+ * statement: of its name, received within its look-back window, not taken by another wait of the
+ * same instance and run (and after the page before, when a wait pages on).
  */
 const KEPT_EVENTS_SQL = `SELECT k.ord, e.seq, e.event_id, e.payload
    FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[])
@@ -255,9 +274,9 @@ const KEPT_EVENTS_SQL = `SELECT k.ord, e.seq, e.event_id, e.payload
    CROSS JOIN LATERAL (
      SELECT b.seq, b.event_id, b.payload FROM {{schema}}.business_events b
      WHERE b.name = k.event AND b.received_at >= k.from_at
-       AND b.seq > greatest(k.after_seq, (
-         SELECT coalesce(max(w.event_seq), 0) FROM {{schema}}.waits w
-         WHERE w.instance_id = k.instance_id AND w.run = k.run AND w.event_seq IS NOT NULL))
+       AND b.seq > k.after_seq
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.waits w
+         WHERE w.instance_id = k.instance_id AND w.run = k.run AND w.event_seq = b.seq)
      ORDER BY b.seq LIMIT ${EVENT_PAGE}
    ) AS e
    ORDER BY k.ord, e.seq`;

@@ -238,15 +238,14 @@ export function prepareStatements(db: Database.Database) {
       UPDATE waits SET resolved_at = @now, resolution = @resolution, payload = @payload, event_id = @event_id,
         event_seq = @event_seq
       WHERE instance_id = @instance_id AND run = @run AND name = @name AND resolved_at IS NULL`),
-    // The last event an earlier wait of the run took: a later wait takes only events after it.
-    lastTakenSeq: prepare(
-      'SELECT coalesce(max(event_seq), 0) AS seq FROM waits WHERE instance_id = ? AND run = ? AND event_seq IS NOT NULL',
-    ),
     // Events a wait may take, in order; `@path`/`@value`: one text field of its match, compared
     // in SQL so that the events that cannot fit are passed over without being parsed in JavaScript.
     keptEvents: prepare(`
       SELECT seq, event_id, payload FROM business_events INDEXED BY business_events_name
       WHERE name = @name AND seq > @after AND received_at >= @from
+        -- An event another wait of the run took is not taken twice.
+        AND seq NOT IN (SELECT event_seq FROM waits WHERE instance_id = @instance_id AND run = @run
+                          AND event_seq IS NOT NULL)
         AND (@path IS NULL OR json_extract(payload, @path) = @value)
       ORDER BY seq`),
     businessEventById: prepare('SELECT seq FROM business_events WHERE event_id = ?'),

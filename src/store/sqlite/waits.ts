@@ -143,14 +143,20 @@ function textField(key: string | null): { path: string | null; value: string | n
 
 /**
  * Resolves an armed event wait with the first kept event that fits it: of its name, received
- * within its look-back window, after the last event an earlier wait of the run took.
+ * within its look-back window, and not taken by another wait of the same instance and run.
  */
 function takeKeptEvent(s: Sqlite, wait: Row, now: number): boolean {
-  const after = (s.stmt.lastTakenSeq.get(wait.instance_id, wait.run) as { seq: number }).seq;
   const shape = wait.match_shape ?? '[]';
   const from = wait.look_back_from ?? wait.created_at;
   let taken: { seq: number; event_id: string | null; payload: string } | undefined;
-  const params = { name: wait.event, after, from, ...textField(wait.match_key) };
+  const params = {
+    name: wait.event,
+    after: 0,
+    from,
+    instance_id: wait.instance_id,
+    run: wait.run,
+    ...textField(wait.match_key),
+  };
   for (const event of s.stmt.keptEvents.iterate(params) as Iterable<{
     seq: number;
     event_id: string | null;
