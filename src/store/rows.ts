@@ -1,6 +1,12 @@
 /** Mapping between database rows and the model, shared by the SQL stores. */
 import { parseStoredJson } from '../json.js';
-import { allows, runStatusOf, type Transition } from '../lifecycle/index.js';
+import {
+  allows,
+  runStatusOf,
+  type Transition,
+  type WaitKind,
+  type WaitResolution,
+} from '../lifecycle/index.js';
 import type {
   ActivityEvent,
   ActivityType,
@@ -15,7 +21,7 @@ import type {
   Step,
   StepStatus,
 } from '../model.js';
-import type { TransitionOutcome } from './store.js';
+import type { TransitionOutcome, WaitRecord } from './store.js';
 
 export interface InstanceRow {
   seq: number | string;
@@ -206,6 +212,43 @@ export function eventFromRow(row: EventRow): ActivityEvent {
     type: row.type as ActivityType,
     at: num(row.at),
     data: (typeof row.data === 'string' ? JSON.parse(row.data) : row.data) as ActivityEvent['data'],
+  };
+}
+
+export interface WaitRow {
+  instance_id: string;
+  run: number;
+  name: string;
+  kind: string;
+  event: string | null;
+  match_key: string | null;
+  match_shape: string | null;
+  expires_at: number | string | null;
+  look_back_from: number | string | null;
+  created_at: number | string;
+  resolved_at: number | string | null;
+  resolution: string | null;
+  payload: string | null;
+  event_id: string | null;
+  event_seq: number | string | null;
+}
+
+export function waitFromRow(row: WaitRow): WaitRecord {
+  return {
+    instanceId: row.instance_id,
+    run: row.run,
+    name: row.name,
+    kind: row.kind as WaitKind,
+    event: row.event,
+    matchKey: row.match_key,
+    matchShape: row.match_shape,
+    expiresAt: numOrNull(row.expires_at),
+    lookBackFrom: numOrNull(row.look_back_from),
+    createdAt: num(row.created_at),
+    resolvedAt: numOrNull(row.resolved_at),
+    resolution: row.resolution as WaitResolution | null,
+    payloadJson: row.payload,
+    eventId: row.event_id,
   };
 }
 

@@ -63,10 +63,11 @@ describe('the transition table', () => {
   });
 
   it('ends an attempt through exactly one transition per outcome, each announced by one event', () => {
-    expect(Object.keys(FINISH).sort()).toEqual(['failed', 'retry', 'succeeded']);
+    expect(Object.keys(FINISH).sort()).toEqual(['failed', 'retry', 'succeeded', 'wait']);
     expect(FINISH.succeeded.to).toBe('succeeded');
     expect(FINISH.failed.to).toBe('failed');
     expect(FINISH.retry.to).toBe('retrying');
+    expect(FINISH.wait.to).toBe('waiting');
     for (const t of Object.values(FINISH)) expect(t.events).toHaveLength(1);
   });
 
@@ -89,9 +90,10 @@ describe('the transition table', () => {
 
   it('derives the activity stream status filter: the events that bring an instance into each status', () => {
     expect(EVENTS_INTO).toEqual({
-      queued: ['accepted', 'rerun'],
+      queued: ['accepted', 'wait.resumed', 'rerun'],
       running: ['started'],
       retrying: ['retry.scheduled'],
+      waiting: ['wait.started'],
       succeeded: ['succeeded'],
       failed: ['failed'],
       cancelled: ['cancelled'],
@@ -116,13 +118,13 @@ describe('the SQL the stores render', () => {
   it('renders several transitions as one CASE per column, once where all agree', () => {
     const sql = caseAssignments('f.kind', FINISH, BATCH);
     expect(sql).toContain(
-      "status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' WHEN 'retry' THEN 'retrying' END",
+      "status = CASE f.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' WHEN 'retry' THEN 'retrying' WHEN 'wait' THEN 'waiting' END",
     );
     expect(sql).toContain('claim_token = NULL');
     expect(sql).not.toMatch(/claim_token = CASE/);
     // A column one branch does not set keeps the row's value in that branch.
     expect(sql).toContain(
-      "run_at = CASE f.kind WHEN 'succeeded' THEN s.run_at WHEN 'failed' THEN s.run_at WHEN 'retry' THEN f.run_at END",
+      "run_at = CASE f.kind WHEN 'succeeded' THEN s.run_at WHEN 'failed' THEN s.run_at WHEN 'retry' THEN f.run_at WHEN 'wait' THEN f.run_at END",
     );
   });
 

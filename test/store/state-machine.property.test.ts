@@ -1,13 +1,14 @@
 /**
  * Property-based test of the instance state machine as the stores implement it: random sequences
- * of accepts, claims, finishes (with current and stale claim tokens), cancels, reruns and lease
- * expiries run against a store and against a small model; after every command the store must agree
+ * of accepts, claims, finishes (with current and stale claim tokens, and waits for time or an
+ * event), events sent, cancels, reruns and lease expiries run against a store and against a small model; after every command the store must agree
  * with the model, and the invariants of DESIGN.md §2 must hold.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../src/model.js';
-import type { AttemptOutcome, Store } from '../../src/store/store.js';
+import type { AttemptOutcome, NewWait, Store } from '../../src/store/store.js';
+import { matchKey, matchShape } from '../../src/waits/match.js';
 import { STORE_KINDS, testStore } from '../support/engine.js';
 import { newRow } from './contract.js';
 
@@ -21,6 +22,11 @@ interface ModelInstance {
   token: string | null;
   leaseUntil: number;
   runAt: number;
+  /** While waiting for an event: the value of its match, and when the wait times out. */
+  waitFor: string | null;
+  waitUntil: number;
+  /** The sequence number of the last event a wait of the current run took. */
+  lastTaken: number;
 }
 
 interface Model {
@@ -28,10 +34,15 @@ interface Model {
   instances: ModelInstance[];
   /** Tokens that were valid once and are no longer. */
   staleTokens: { id: string; token: string }[];
+  /** Business events sent, in order. */
+  events: { value: string; at: number; seq: number }[];
 }
 
 const LEASE = 1_000;
-const ACTIVE = new Set<InstanceStatus>(['queued', 'running', 'retrying']);
+/** How long a wait lasts, and how far back a wait for an event looks for one sent before it. */
+const WAIT = 10;
+const LOOK_BACK = 100;
+const ACTIVE = new Set<InstanceStatus>(['queued', 'running', 'retrying', 'waiting']);
 const FINAL = new Set<InstanceStatus>(['succeeded', 'failed', 'cancelled']);
 
 /** What the model says a claim at `now` may take: due instances that head their ordering key, and expired leases. */
@@ -39,7 +50,10 @@ function claimable(model: Model): Set<string> {
   const ids = new Set<string>();
   for (const i of model.instances) {
     if (i.status === 'running' && i.leaseUntil < model.now) ids.add(i.id);
-    if ((i.status === 'queued' || i.status === 'retrying') && i.runAt <= model.now) {
+    if (
+      (i.status === 'queued' || i.status === 'retrying' || i.status === 'waiting') &&
+      i.runAt <= model.now
+    ) {
       // Blocked by any other running instance of the key, or by an earlier one still holding it.
       const blocked = model.instances.some(
         (j) =>
@@ -73,6 +87,9 @@ class Accept implements Command {
       token: null,
       leaseUntil: 0,
       runAt: model.now,
+      waitFor: null,
+      waitUntil: 0,
+      lastTaken: 0,
     });
   }
   toString = () => `accept(${this.key})`;
@@ -96,6 +113,7 @@ class Claim implements Command {
       const m = model.instances.find((i) => i.id === c.instance.id)!;
       if (m.token) model.staleTokens.push({ id: m.id, token: m.token });
       m.status = 'running';
+      m.waitFor = null;
       m.attempt += 1;
       m.token = c.claimToken;
       m.leaseUntil = model.now + LEASE;
@@ -105,10 +123,42 @@ class Claim implements Command {
   toString = () => `claim(${this.limit})`;
 }
 
+/** How an attempt ends in these sequences: a wait is for time (`sleep`) or for an event with value a or b. */
+type FinishKind = Exclude<AttemptOutcome['kind'], 'wait'> | 'sleep' | 'event-a' | 'event-b';
+
+let waits = 0;
+
+function waitOf(kind: 'sleep' | 'event-a' | 'event-b', now: number): NewWait {
+  const name = `wait-${++waits}`;
+  if (kind === 'sleep') {
+    return {
+      name,
+      kind: 'sleep',
+      event: null,
+      matchKey: null,
+      matchShape: null,
+      expiresAt: now + WAIT,
+      lookBackFrom: null,
+      createdAt: now,
+    };
+  }
+  const match = { k: kind.slice(-1) };
+  return {
+    name,
+    kind: 'event',
+    event: 'e',
+    matchKey: matchKey(match),
+    matchShape: matchShape(match),
+    expiresAt: now + WAIT,
+    lookBackFrom: now - LOOK_BACK,
+    createdAt: now,
+  };
+}
+
 class Finish implements Command {
   constructor(
     readonly pick: number,
-    readonly kind: AttemptOutcome['kind'],
+    readonly kind: FinishKind,
   ) {}
   check = (model: Readonly<Model>) => model.instances.some((i) => i.status === 'running');
   async run(model: Model, store: Store) {
@@ -120,7 +170,9 @@ class Finish implements Command {
         ? { kind: 'succeeded', outputJson: '1' }
         : this.kind === 'failed'
           ? { kind: 'failed', error }
-          : { kind: 'retry', error, runAt: model.now + 10, consumesAttempt: true };
+          : this.kind === 'retry'
+            ? { kind: 'retry', error, runAt: model.now + 10, consumesAttempt: true }
+            : { kind: 'wait', wait: waitOf(this.kind, model.now) };
     const { lost } = await store.commit({
       steps: [],
       events: [],
@@ -129,12 +181,60 @@ class Finish implements Command {
       ],
     });
     expect(lost).toEqual([]);
-    m.status = this.kind === 'retry' ? 'retrying' : this.kind;
-    m.runAt = this.kind === 'retry' ? model.now + 10 : m.runAt;
     model.staleTokens.push({ id: m.id, token: m.token! });
     m.token = null;
+    if (outcome.kind !== 'wait') {
+      m.status = this.kind === 'retry' ? 'retrying' : (this.kind as InstanceStatus);
+      m.runAt = this.kind === 'retry' ? model.now + 10 : m.runAt;
+      return;
+    }
+    // A wait gives its attempt back, and waits until its time unless an event kept in the
+    // look-back window (after the last one the run took) fits it: then it is due at once.
+    m.attempt = Math.max(m.attempt - 1, 0);
+    const value = this.kind === 'sleep' ? null : this.kind.slice(-1);
+    const kept = model.events.find(
+      (e) => e.value === value && e.at >= model.now - LOOK_BACK && e.seq > m.lastTaken,
+    );
+    if (kept) {
+      m.status = 'queued';
+      m.runAt = model.now;
+      m.lastTaken = kept.seq;
+    } else {
+      m.status = 'waiting';
+      m.runAt = model.now + WAIT;
+      m.waitFor = value;
+      m.waitUntil = model.now + WAIT;
+    }
   }
   toString = () => `finish(${this.pick}, ${this.kind})`;
+}
+
+class SendEvent implements Command {
+  constructor(readonly value: string) {}
+  check = () => true;
+  async run(model: Model, store: Store) {
+    const sent = await store.sendEvent(
+      {
+        name: 'e',
+        id: null,
+        payloadJson: JSON.stringify({ k: this.value, n: model.events.length }),
+        receivedAt: model.now,
+      },
+      model.now,
+    );
+    model.events.push({ value: this.value, at: model.now, seq: sent.seq });
+    const woken = model.instances.filter(
+      (i) => i.status === 'waiting' && i.waitFor === this.value && i.waitUntil > model.now,
+    );
+    expect([...sent.resumed].sort()).toEqual(woken.map((i) => i.id).sort());
+    for (const m of woken) {
+      m.status = 'queued';
+      m.runAt = model.now;
+      m.waitFor = null;
+      m.lastTaken = sent.seq;
+    }
+  }
+  toString = () => `send(${this.value})`;
 }
 
 class StaleFinish implements Command {
@@ -175,6 +275,7 @@ class Cancel implements Command {
     if (m.token) model.staleTokens.push({ id: m.id, token: m.token });
     m.status = 'cancelled';
     m.token = null;
+    m.waitFor = null;
   }
   toString = () => `cancel(${this.pick})`;
 }
@@ -197,6 +298,7 @@ class Rerun implements Command {
     m.status = 'queued';
     m.attempt = 0;
     m.runAt = model.now;
+    m.lastTaken = 0;
   }
   toString = () => `rerun(${this.pick}, ${this.from})`;
 }
@@ -224,8 +326,12 @@ const commands = [
   fc.constantFrom(null, 'k1', 'k2').map((key) => checked(new Accept(key))),
   fc.integer({ min: 1, max: 4 }).map((limit) => checked(new Claim(limit))),
   fc
-    .tuple(fc.nat(), fc.constantFrom<AttemptOutcome['kind']>('succeeded', 'failed', 'retry'))
+    .tuple(
+      fc.nat(),
+      fc.constantFrom<FinishKind>('succeeded', 'failed', 'retry', 'sleep', 'event-a', 'event-b'),
+    )
     .map(([pick, kind]) => checked(new Finish(pick, kind))),
+  fc.constantFrom('a', 'b').map((value) => checked(new SendEvent(value))),
   fc.nat().map((pick) => checked(new StaleFinish(pick))),
   fc.nat().map((pick) => checked(new Cancel(pick))),
   fc
@@ -259,7 +365,7 @@ describe.each(STORE_KINDS)('instance state machine (%s store)', (storeKind) => {
       fc.asyncProperty(fc.commands(commands, { maxCommands: 60, size: 'max' }), async (cmds) => {
         const { store, cleanup } = await testStore(storeKind);
         try {
-          const model: Model = { now: 1_700_000_000_000, instances: [], staleTokens: [] };
+          const model: Model = { now: 1_700_000_000_000, instances: [], staleTokens: [], events: [] };
           await fc.asyncModelRun(() => ({ model, real: store }), cmds);
           await checkInvariants(model, store);
         } finally {

@@ -132,14 +132,17 @@ export class PgConnection {
     return db.query(this.t(sql), params);
   }
 
-  /** A hot-path statement, prepared once per connection (planning a claim costs as much as running it). */
-  prepared(name: string, sql: string, params: unknown[]) {
+  /**
+   * A hot-path statement, prepared once per connection (planning a claim costs as much as running it),
+   * on the pool or on a transaction's connection.
+   */
+  prepared(name: string, sql: string, params: unknown[], on: Queryable = this.pool) {
     let text = this.preparedText.get(name);
     if (text === undefined) {
       text = this.t(sql);
       this.preparedText.set(name, text);
     }
-    return this.pool.query({ name: `${this.schema}_${name}`, text, values: params });
+    return on.query({ name: `${this.schema}_${name}`, text, values: params });
   }
 
   /** Each prepared statement's text with the schema filled in, made once. */

@@ -262,4 +262,111 @@ DROP INDEX {{schema}}.events_instance;
 ALTER TABLE {{schema}}.events ADD PRIMARY KEY (instance_id, id);
 `,
   },
+  {
+    version: 6,
+    name: 'durable waits, business events, callbacks and versions',
+    sql: `
+-- The version an instance started on (null: unversioned): it never changes, so it lives on the
+-- instance row. A view may only gain columns at its end.
+ALTER TABLE {{schema}}.instance_rows ADD COLUMN version TEXT;
+CREATE OR REPLACE VIEW {{schema}}.instances AS
+SELECT r.seq, r.id, r.integration_id, r.mode, s.status, r.input, r.input_hash, s.output, s.error, r.run, r.run_from,
+  r.run_started_at, s.attempt, r.tracking, r.track_1, r.track_2, r.track_3, r.ordering_key, r.idempotency_key,
+  r.parent_id, r.created_at, s.updated_at, s.run_at, s.started_at, s.finished_at, s.duration_ms, s.claim_token,
+  s.lease_owner, s.lease_until, r.version
+FROM {{schema}}.instance_rows AS r JOIN {{schema}}.instance_state AS s ON s.seq = r.seq;
+
+-- A waiting instance is due at its wake-up time (its run_at), holds its ordering key, and keeps a
+-- schedule with overlap "skip" from firing: the status sets of these indexes and functions gain it.
+DROP INDEX {{schema}}.instance_state_due;
+CREATE INDEX instance_state_due ON {{schema}}.instance_state (run_at, seq)
+  WHERE status IN ('queued', 'retrying', 'waiting');
+DROP INDEX {{schema}}.instance_state_ordering;
+CREATE INDEX instance_state_ordering ON {{schema}}.instance_state (ordering_key, seq)
+  WHERE ordering_key IS NOT NULL AND status IN ('queued', 'running', 'retrying', 'waiting', 'failed');
+DROP INDEX {{schema}}.instance_state_scheduled_active;
+CREATE INDEX instance_state_scheduled_active ON {{schema}}.instance_state (integration_id)
+  WHERE mode = 'scheduled' AND status IN ('queued', 'running', 'retrying', 'waiting');
+
+CREATE OR REPLACE FUNCTION {{schema}}.order_held(key TEXT, s BIGINT) RETURNS BOOLEAN
+LANGUAGE sql STABLE
+SET enable_bitmapscan = on
+AS $fn$
+  SELECT EXISTS (
+    SELECT 1 FROM {{schema}}.instance_state AS j
+    WHERE j.ordering_key = key AND j.seq <> s
+    AND (j.status = 'running' OR (j.seq < s AND j.status IN ('queued', 'running', 'retrying', 'waiting', 'failed'))))
+$fn$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.due_instances(now BIGINT, integration_ids TEXT[], n INTEGER)
+RETURNS TABLE (seq BIGINT, resumed BOOLEAN)
+LANGUAGE plpgsql VOLATILE
+ROWS 10
+SET enable_bitmapscan = off
+SET enable_sort = off
+AS $fn$
+BEGIN
+  RETURN QUERY
+  SELECT i.seq, i.started_at IS NOT NULL FROM {{schema}}.instance_state AS i
+  WHERE i.status IN ('queued', 'retrying', 'waiting') AND i.run_at <= now AND i.integration_id = ANY(integration_ids)
+    AND (i.ordering_key IS NULL OR NOT {{schema}}.order_held(i.ordering_key, i.seq))
+  ORDER BY i.run_at, i.seq LIMIT n FOR UPDATE OF i SKIP LOCKED;
+END
+$fn$;
+
+-- One row per durable wait of an instance's run (ctx.sleep, ctx.waitForEvent, a callback).
+CREATE TABLE {{schema}}.waits (
+  instance_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  event TEXT,
+  match_key TEXT,
+  match_shape TEXT,
+  expires_at BIGINT,
+  look_back_from BIGINT,
+  created_at BIGINT NOT NULL,
+  resolved_at BIGINT,
+  resolution TEXT,
+  payload TEXT,
+  event_id TEXT,
+  event_seq BIGINT,
+  PRIMARY KEY (instance_id, run, name)
+);
+-- An event finds the waits it resumes by (name, key of each armed shape): a look-up, however many wait.
+CREATE INDEX waits_armed_events ON {{schema}}.waits (event, match_key)
+  WHERE resolved_at IS NULL AND kind = 'event';
+
+-- Every (event name, match shape) ever armed: the keys an event is looked up by (a short list).
+CREATE TABLE {{schema}}.wait_shapes (
+  event TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  PRIMARY KEY (event, shape)
+);
+
+-- A callback's tokens: the secret part only as its SHA-256.
+CREATE TABLE {{schema}}.callback_tokens (
+  token_id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  issued_at BIGINT NOT NULL
+);
+CREATE INDEX callback_tokens_instance ON {{schema}}.callback_tokens (instance_id);
+
+-- Business events (POST /api/events), kept for the look-back window so that a wait armed just
+-- after a matching event still sees it.
+CREATE TABLE {{schema}}.business_events (
+  seq BIGSERIAL PRIMARY KEY,
+  name TEXT NOT NULL,
+  event_id TEXT,
+  payload TEXT NOT NULL,
+  received_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX business_events_id ON {{schema}}.business_events (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX business_events_name ON {{schema}}.business_events (name, seq);
+CREATE INDEX business_events_received ON {{schema}}.business_events (received_at);
+`,
+  },
 ];

@@ -5,10 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { eventFields } from '../../lifecycle/index.js';
+import { eventFields, NEVER } from '../../lifecycle/index.js';
 import type { ActivityEvent, ChildCounts, Instance, NewActivityEvent, Run, Step } from '../../model.js';
 import { type StepRow, stepFromRow, type WorkRow, workFromRow } from '../rows.js';
 import type {
+  ArmCallback,
+  CallbackOutcome,
   ClaimedInstance,
   ClaimRequest,
   EventQuery,
@@ -22,15 +24,19 @@ import type {
   IntegrationStats,
   Lease,
   ListRequest,
+  NewBusinessEvent,
   NewInstance,
   Page,
   PurgeRequest,
   RerunRequest,
   ScheduleState,
+  SentEventOutcome,
   SlotRecord,
   StatsRequest,
   Store,
   TransitionOutcome,
+  WaitKey,
+  WaitRecord,
   WorkBatch,
   WorkBatchResult,
 } from '../store.js';
@@ -41,6 +47,7 @@ import { CLAIM_SQL, COMMIT_SQL, leaseArrays, RELEASE_SQL, RENEW_SQL, tokenSeq } 
 import * as operations from './operations.js';
 import * as queries from './queries.js';
 import * as schedules from './schedules.js';
+import * as waitStore from './waits.js';
 
 export type { PostgresStoreOptions } from './connection.js';
 export { HOT_PATH_SQL } from './hot-path.js';
@@ -166,7 +173,7 @@ export class PostgresStore implements Store {
     // them by position): JSON.stringify is native where a text array parameter is escaped
     // element by element in JavaScript, and reading fields of a jsonb array costs the server less
     // than parsing array literals (JSON texts such as outputs are passed as strings).
-    const { rows } = await this.db.prepared('commit', COMMIT_SQL, [
+    const params = [
       JSON.stringify(
         steps.map((w) => [
           tokenSeq(w.claimToken),
@@ -192,8 +199,13 @@ export class PostgresStore implements Store {
             f.instanceId,
             outcome.kind,
             outcome.kind === 'succeeded' ? outcome.outputJson : null,
-            outcome.kind === 'succeeded' ? null : JSON.stringify(outcome.error),
-            outcome.kind === 'retry' ? outcome.runAt : null,
+            outcome.kind === 'retry' || outcome.kind === 'failed' ? JSON.stringify(outcome.error) : null,
+            // A wait's instance is due at its wake-up time: a sleep's end, a timeout, or never.
+            outcome.kind === 'retry'
+              ? outcome.runAt
+              : outcome.kind === 'wait'
+                ? (outcome.wait.expiresAt ?? NEVER)
+                : null,
             outcome.kind === 'retry' && !outcome.consumesAttempt ? 1 : 0,
             f.now,
             f.durationMs,
@@ -209,11 +221,36 @@ export class PostgresStore implements Store {
           f.now,
         ]),
       ),
-    ]);
-    const { lost, ordered } = rows[0] as { lost: string[]; ordered: boolean };
-    // A finished head of an ordering key lets the next instance run: wake the other processes.
-    if (ordered) await this.db.notify(this.pool);
-    return { lost };
+    ];
+    const waits = finishes.filter((f) => f.outcome.kind === 'wait');
+    if (waits.length === 0) {
+      const { rows } = await this.db.prepared('commit', COMMIT_SQL, params);
+      const { lost, ordered } = rows[0] as { lost: string[]; ordered: boolean };
+      // A finished head of an ordering key lets the next instance run: wake the other processes.
+      if (ordered) await this.db.notify(this.pool);
+      return { lost };
+    }
+    // Rare next to the other finishes: a transaction around the same statement, then the waits. The
+    // event names are locked first, so that an event sent meanwhile is seen by one side or the other.
+    return this.db.tx(async (client) => {
+      await waitStore.lockEventNames(
+        this.db,
+        client,
+        waits.flatMap((f) =>
+          f.outcome.kind === 'wait' && f.outcome.wait.event !== null ? [f.outcome.wait.event] : [],
+        ),
+      );
+      const { rows } = await this.db.prepared('commit', COMMIT_SQL, params, client);
+      const { lost, ordered } = rows[0] as { lost: string[]; ordered: boolean };
+      const lostIds = new Set(lost);
+      await waitStore.finishWaits(
+        this.db,
+        client,
+        waits.filter((f) => !lostIds.has(f.instanceId)),
+      );
+      if (ordered) await this.db.notify(client);
+      return { lost };
+    });
   }
 
   rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
@@ -294,6 +331,34 @@ export class PostgresStore implements Store {
 
   updateParameters(integrationId: string, patchJson: string, now: number): Promise<ScheduleState> {
     return schedules.updateParameters(this.db, integrationId, patchJson, now);
+  }
+
+  settleWait(key: WaitKey, now: number): Promise<WaitRecord | null> {
+    return waitStore.settleWait(this.db, key, now);
+  }
+
+  armCallback(request: ArmCallback): Promise<WaitRecord | null> {
+    return waitStore.armCallback(this.db, request);
+  }
+
+  sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
+    return waitStore.sendEvent(this.db, event, now);
+  }
+
+  callbackTokenHash(tokenId: string): Promise<string | null> {
+    return waitStore.callbackTokenHash(this.db, tokenId);
+  }
+
+  resolveCallback(tokenId: string, payloadJson: string, now: number): Promise<CallbackOutcome> {
+    return waitStore.resolveCallback(this.db, tokenId, payloadJson, now);
+  }
+
+  getWaits(instanceId: string): Promise<WaitRecord[]> {
+    return waitStore.getWaits(this.db, instanceId);
+  }
+
+  purgeEvents(receivedBefore: number, limit: number): Promise<number> {
+    return waitStore.purgeEvents(this.db, receivedBefore, limit);
   }
 
   onWake(listener: () => void): () => void {

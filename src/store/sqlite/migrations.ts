@@ -134,4 +134,78 @@ DROP INDEX instances_due;
 CREATE INDEX instances_due ON instances (integration_id, run_at, seq) WHERE status IN ('queued', 'retrying');
 `,
   },
+  {
+    version: 4,
+    name: 'durable waits, business events, callbacks and versions',
+    sql: `
+-- The integration version an instance started on (null: unversioned); it continues on that handler.
+ALTER TABLE instances ADD COLUMN version TEXT;
+
+-- A new status, 'waiting': due at its wake-up time, active, and holding its ordering key. The
+-- partial indexes over those sets are made again with it (their predicates must equal the queries').
+DROP INDEX instances_due;
+CREATE INDEX instances_due ON instances (integration_id, run_at, seq)
+  WHERE status IN ('queued', 'retrying', 'waiting');
+DROP INDEX instances_ordering;
+CREATE INDEX instances_ordering ON instances (ordering_key, seq)
+  WHERE ordering_key IS NOT NULL AND status IN ('queued', 'running', 'retrying', 'waiting', 'failed');
+DROP INDEX instances_scheduled_active;
+CREATE INDEX instances_scheduled_active ON instances (integration_id)
+  WHERE mode = 'scheduled' AND status IN ('queued', 'running', 'retrying', 'waiting');
+
+-- One row per wait of an instance's run (a sleep, a wait for an event, a callback), armed until it
+-- resolves; a later attempt that reaches the same wait finds it here.
+CREATE TABLE waits (
+  instance_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  event TEXT,
+  match_key TEXT,
+  match_shape TEXT,
+  expires_at INTEGER,
+  look_back_from INTEGER,
+  created_at INTEGER NOT NULL,
+  resolved_at INTEGER,
+  resolution TEXT,
+  payload TEXT,
+  event_id TEXT,
+  event_seq INTEGER,
+  PRIMARY KEY (instance_id, run, name)
+) WITHOUT ROWID;
+-- An event finds the waits it resumes by (name, key): an index look-up however many instances wait.
+CREATE INDEX waits_armed ON waits (event, match_key) WHERE resolved_at IS NULL AND kind = 'event';
+
+-- Every match shape ever armed per event name: an event computes its key for each of them.
+CREATE TABLE wait_shapes (
+  event TEXT NOT NULL,
+  shape TEXT NOT NULL,
+  PRIMARY KEY (event, shape)
+) WITHOUT ROWID;
+
+-- Callback tokens: the public part and the SHA-256 of the secret part, never the secret itself.
+CREATE TABLE callback_tokens (
+  token_id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  run INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  issued_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX callback_tokens_instance ON callback_tokens (instance_id);
+
+-- Business events, kept for the look-back window so that a wait armed just after one sees it.
+-- AUTOINCREMENT: a sequence number is never reused after retention deletes the newest events.
+CREATE TABLE business_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  event_id TEXT,
+  payload TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX business_events_id ON business_events (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX business_events_name ON business_events (name, seq);
+CREATE INDEX business_events_received ON business_events (received_at);
+`,
+  },
 ];

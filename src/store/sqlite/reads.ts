@@ -273,5 +273,3 @@ function filterSql(filter: InstanceFilter): { where: string; params: unknown[] }
   }
   return { where: where.length > 0 ? where.join(' AND ') : '1 = 1', params };
 }
-
-/** Rows per INSERT statement of insertInstances (22 parameters each). */

@@ -5,7 +5,7 @@
  * writes come from the lifecycle (`src/lifecycle`), rendered by `src/store/sql.ts`.
  */
 import type Database from 'better-sqlite3';
-import { BLOCKS_FIRING, DUE, HOLDS_ORDER, LEASED, TRANSITIONS } from '../../lifecycle/index.js';
+import { BLOCKS_FIRING, DUE, FINAL, HOLDS_ORDER, LEASED, TRANSITIONS } from '../../lifecycle/index.js';
 import { trackingSlots, WORK_COLUMNS } from '../rows.js';
 import { assignments, type Dialect, eventColumns, statusIn } from '../sql.js';
 import type { NewInstance } from '../store.js';
@@ -34,15 +34,15 @@ const LEASE_EXPIRED = eventColumns(
   'json_object',
 );
 
-/** Rows per INSERT statement of insertInstances (22 parameters each). */
+/** Rows per INSERT statement of insertInstances (23 parameters each). */
 export const INSERT_GROUP = 50;
 
 function insertSql(rows: number): string {
   // run = 1, attempt = 0; run_started_at and updated_at are created_at.
-  const values = '(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  const values = '(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
   return `INSERT INTO instances (id, integration_id, mode, status, input, input_hash, output, error, run,
       run_started_at, attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id,
-      created_at, updated_at, run_at, started_at, finished_at, duration_ms)
+      created_at, updated_at, run_at, started_at, finished_at, duration_ms, version)
     VALUES ${Array.from({ length: rows }, () => values).join(', ')}
     ON CONFLICT DO NOTHING`;
 }
@@ -78,6 +78,7 @@ export function pushInsertParams(params: unknown[], row: NewInstance): void {
     row.startedAt ?? null,
     row.finishedAt ?? null,
     row.durationMs ?? null,
+    row.version ?? null,
   );
 }
 
@@ -209,6 +210,53 @@ export function prepareStatements(db: Database.Database) {
     nextQueued: prepare(`
       SELECT min(run_at) AS due FROM instances INDEXED BY instances_due
       WHERE ${statusIn(DUE)} AND integration_id = ?`),
+    // Durable waits (waits.ts): a wait finish suspends the instance under its claim token like the
+    // other finishes; an event or a callback wakes it (due at once) only while it is waiting.
+    finishWait: prepare(`
+      UPDATE instances SET ${assignments(TRANSITIONS.suspend, SQLITE)}
+      WHERE id = @id AND claim_token = @token RETURNING integration_id, run`),
+    wake: prepare(`
+      UPDATE instances SET ${assignments(TRANSITIONS.wake, SQLITE)}
+      WHERE id = @id AND run = @run AND ${statusIn(TRANSITIONS.wake.from)} RETURNING integration_id`),
+    leaseHeld: prepare(`SELECT run FROM instances WHERE id = ? AND claim_token = ? AND ${statusIn(LEASED)}`),
+    instanceState: prepare('SELECT status, run, finished_at FROM instances WHERE id = ?'),
+    insertWait: prepare(`
+      INSERT INTO waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at)
+      VALUES (@instance_id, @run, @name, @kind, @event, @match_key, @match_shape, @expires_at, @look_back_from, @created_at)
+      ON CONFLICT (instance_id, run, name) DO NOTHING`),
+    insertShape: prepare('INSERT INTO wait_shapes (event, shape) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+    waitByKey: prepare('SELECT * FROM waits WHERE instance_id = ? AND run = ? AND name = ?'),
+    waitsOf: prepare('SELECT * FROM waits WHERE instance_id = ? ORDER BY run, created_at, name'),
+    resolveWait: prepare(`
+      UPDATE waits SET resolved_at = @now, resolution = @resolution, payload = @payload, event_id = @event_id,
+        event_seq = @event_seq
+      WHERE instance_id = @instance_id AND run = @run AND name = @name AND resolved_at IS NULL`),
+    // The last event an earlier wait of the run took: a later wait takes only events after it.
+    lastTakenSeq: prepare(
+      'SELECT coalesce(max(event_seq), 0) AS seq FROM waits WHERE instance_id = ? AND run = ? AND event_seq IS NOT NULL',
+    ),
+    keptEvents: prepare(`
+      SELECT seq, event_id, payload FROM business_events INDEXED BY business_events_name
+      WHERE name = ? AND seq > ? AND received_at >= ? ORDER BY seq`),
+    businessEventById: prepare('SELECT seq FROM business_events WHERE event_id = ?'),
+    insertBusinessEvent: prepare(
+      'INSERT INTO business_events (name, event_id, payload, received_at) VALUES (?, ?, ?, ?) RETURNING seq',
+    ),
+    shapesOf: prepare('SELECT shape FROM wait_shapes WHERE event = ?'),
+    // Armed waits of an event's key whose instance is still on the wait's run and not over.
+    armedWaits: prepare(`
+      SELECT w.instance_id, w.run, w.name FROM waits AS w INDEXED BY waits_armed
+      JOIN instances AS i ON i.id = w.instance_id AND i.run = w.run
+      WHERE w.event = @event AND w.match_key = @key AND w.resolved_at IS NULL AND w.kind = 'event'
+        AND (w.expires_at IS NULL OR w.expires_at > @now) AND NOT (${statusIn(FINAL, 'i.status')})
+      ORDER BY w.created_at, w.instance_id`),
+    insertToken: prepare(
+      'INSERT INTO callback_tokens (token_id, hash, instance_id, run, name, issued_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    tokenById: prepare('SELECT hash, instance_id, run, name FROM callback_tokens WHERE token_id = ?'),
+    purgeEvents: prepare(`
+      DELETE FROM business_events WHERE seq IN (
+        SELECT seq FROM business_events WHERE received_at < ? ORDER BY received_at LIMIT ?)`),
     nextLeaseEnd: prepare(`
       SELECT min(lease_until) AS due FROM instances INDEXED BY instances_lease
       WHERE ${statusIn(LEASED)} AND integration_id IN (SELECT value FROM json_each(?))`),

@@ -1,8 +1,8 @@
 /**
  * The embedded store (SQLite through better-sqlite3): its connection, and the writes of the
  * instance lifecycle (accept, claim, lease renewal and release, an attempt's commit, rerun, cancel,
- * retention). Statements are prepared once (statements.ts); reads and schedules have files of
- * their own (reads.ts, schedules.ts).
+ * retention). Statements are prepared once (statements.ts); reads, schedules and durable waits
+ * have files of their own (reads.ts, schedules.ts, waits.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -21,6 +21,8 @@ import {
 } from '../rows.js';
 import { statusIn, statusIs } from '../sql.js';
 import type {
+  ArmCallback,
+  CallbackOutcome,
   ClaimedInstance,
   ClaimRequest,
   EventQuery,
@@ -34,15 +36,19 @@ import type {
   IntegrationStats,
   Lease,
   ListRequest,
+  NewBusinessEvent,
   NewInstance,
   Page,
   PurgeRequest,
   RerunRequest,
   ScheduleState,
+  SentEventOutcome,
   SlotRecord,
   StatsRequest,
   Store,
   TransitionOutcome,
+  WaitKey,
+  WaitRecord,
   WorkBatch,
   WorkBatchResult,
 } from '../store.js';
@@ -50,6 +56,7 @@ import { insertEvent, insertRows } from './insert.js';
 import * as reads from './reads.js';
 import * as schedules from './schedules.js';
 import { migrate, prepareStatements, type Sqlite, type Statements } from './statements.js';
+import * as waits from './waits.js';
 
 export interface SqliteStoreOptions {
   /** File path, or `:memory:`. */
@@ -238,6 +245,12 @@ export class SqliteStore implements Store {
       for (const finish of batch.finishes) {
         if (lost.has(finish.instanceId)) continue;
         const { outcome } = finish;
+        if (outcome.kind === 'wait') {
+          // Its statements (arm, take a kept event, wake) run only for a wait finish.
+          if (waits.finishWait(this.sql, finish, outcome.wait)) held.delete(finish.instanceId);
+          else lost.add(finish.instanceId);
+          continue;
+        }
         const common = {
           id: finish.instanceId,
           token: finish.claimToken,
@@ -360,7 +373,7 @@ export class SqliteStore implements Store {
       ).map((r) => r.id);
       if (ids.length === 0) return 0;
       const list = JSON.stringify(ids);
-      for (const table of ['events', 'steps', 'runs']) {
+      for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens']) {
         this.db
           .prepare(`DELETE FROM ${table} WHERE instance_id IN (SELECT value FROM json_each(?))`)
           .run(list);
@@ -460,6 +473,43 @@ export class SqliteStore implements Store {
   async updateParameters(integrationId: string, patchJson: string, now: number): Promise<ScheduleState> {
     this.open();
     return schedules.updateParameters(this.sql, integrationId, patchJson, now);
+  }
+
+  // Durable waits: their SQL lives in waits.ts.
+
+  async settleWait(key: WaitKey, now: number): Promise<WaitRecord | null> {
+    this.open();
+    return waits.settleWait(this.sql, key, now);
+  }
+
+  async armCallback(request: ArmCallback): Promise<WaitRecord | null> {
+    this.open();
+    return waits.armCallback(this.sql, request);
+  }
+
+  async sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
+    this.open();
+    return waits.sendEvent(this.sql, event, now);
+  }
+
+  async callbackTokenHash(tokenId: string): Promise<string | null> {
+    this.open();
+    return waits.callbackTokenHash(this.sql, tokenId);
+  }
+
+  async resolveCallback(tokenId: string, payloadJson: string, now: number): Promise<CallbackOutcome> {
+    this.open();
+    return waits.resolveCallback(this.sql, tokenId, payloadJson, now);
+  }
+
+  async getWaits(instanceId: string): Promise<WaitRecord[]> {
+    this.open();
+    return waits.getWaits(this.sql, instanceId);
+  }
+
+  async purgeEvents(receivedBefore: number, limit: number): Promise<number> {
+    this.open();
+    return waits.purgeEvents(this.sql, receivedBefore, limit);
   }
 
   async close(): Promise<void> {

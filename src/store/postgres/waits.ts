@@ -1,0 +1,494 @@
+/**
+ * Durable waits in the PostgreSQL store: an attempt's wait finish (arm the wait, take an event kept
+ * in the look-back window), business events and callbacks that resolve waits and wake their
+ * instances, and a wait's settling once its time has come.
+ *
+ * Under READ COMMITTED a wait being armed and a matching event being sent at the same moment would
+ * each miss the other (neither sees the other's uncommitted row), so both take a transaction-level
+ * advisory lock on the event name first, and read only in statements after it: whichever comes
+ * second sees what the first committed. A callback's wait row exists before its finish (armCallback),
+ * so a callback and the finish meet on that row's lock instead; each wakes the instance in a
+ * statement of its own, which sees the other's commit.
+ */
+import type pg from 'pg';
+import {
+  activity,
+  FINAL,
+  isFinal,
+  LEASED,
+  TRANSITIONS as LIFECYCLE,
+  type WaitResolution,
+} from '../../lifecycle/index.js';
+import type { InstanceStatus, Json, NewActivityEvent } from '../../model.js';
+import { payloadKey } from '../../waits/match.js';
+import { type WaitRow, waitFromRow } from '../rows.js';
+import { assignments, statusIn } from '../sql.js';
+import type {
+  ArmCallback,
+  CallbackOutcome,
+  FinishWrite,
+  NewBusinessEvent,
+  NewWait,
+  SentEventOutcome,
+  WaitKey,
+  WaitRecord,
+} from '../store.js';
+import type { PgConnection, Queryable } from './connection.js';
+import { tokenSeq } from './hot-path.js';
+import { dialect, sources } from './lifecycle-sql.js';
+
+/** Kept events a wait finish reads per round trip while it looks for one that fits. */
+const EVENT_PAGE = 500;
+
+/**
+ * Serialises, per event name, the wait finishes that arm event waits and the sends of events, until
+ * the transaction ends. Several names are locked in one sorted order, so that two transactions never
+ * wait for each other's names. The schema is part of the key: stores in other schemas do not contend.
+ */
+export async function lockEventNames(
+  db: PgConnection,
+  client: pg.PoolClient,
+  names: string[],
+): Promise<void> {
+  const sorted = [...new Set(names)].sort();
+  if (sorted.length === 0) return;
+  // unnest yields the array in order, and the aggregate takes each lock as the row passes.
+  await db.q(
+    client,
+    `SELECT count(pg_advisory_xact_lock(hashtextextended($1 || n, 0))) FROM unnest($2::text[]) AS n`,
+    [`tandem-event:${db.schema}:`, sorted],
+  );
+}
+
+/**
+ * Wakes the instances of resolved waits that are waiting on the wait's run (due at once), with the
+ * `wait.resumed` events given for them; returns the ids it woke. A running instance is left alone:
+ * its wait finish finds the wait resolved and wakes it. Its own statement, so that it sees a wait
+ * finish that committed while this transaction waited for the wait's row.
+ */
+const WAKE_SQL = `WITH woke AS (
+     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$3' }, 's.'))}
+     FROM unnest($1::text[], $2::int[]) AS k(id, run) JOIN {{schema}}.instance_rows r ON r.id = k.id AND r.run = k.run
+     WHERE s.seq = r.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
+     RETURNING r.id
+   ), events_written AS (
+     INSERT INTO {{schema}}.events (instance_id, integration_id, run, type, at, data)
+     SELECT e->>0, e->>1, (e->>2)::int, e->>3, (e->>4)::bigint, e->>5
+     FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, ord)
+     WHERE e->>0 IN (SELECT id FROM woke)
+     ORDER BY x.ord
+   )
+   SELECT ARRAY(SELECT id FROM woke) AS woke`;
+
+interface Resolved {
+  instanceId: string;
+  integrationId: string;
+  run: number;
+  name: string;
+  resolution: WaitResolution;
+  eventId: string | null;
+}
+
+async function wake(
+  db: PgConnection,
+  client: pg.PoolClient,
+  waits: Resolved[],
+  now: number,
+): Promise<string[]> {
+  if (waits.length === 0) return [];
+  const events: NewActivityEvent[] = waits.map((w) =>
+    activity(
+      'wait.resumed',
+      { instanceId: w.instanceId, integrationId: w.integrationId, run: w.run, at: now },
+      { step: w.name, by: w.resolution, eventId: w.eventId },
+    ),
+  );
+  const { rows } = await db.q(client, WAKE_SQL, [
+    waits.map((w) => w.instanceId),
+    waits.map((w) => w.run),
+    now,
+    JSON.stringify(
+      events.map((e) => [e.instanceId, e.integrationId, e.run, e.type, e.at, JSON.stringify(e.data)]),
+    ),
+  ]);
+  const woke = rows[0].woke as string[];
+  if (woke.length > 0) await db.notify(client);
+  return woke;
+}
+
+/** Resolves an armed wait (one resolved already keeps its resolution); the row, or null if it was resolved. */
+async function resolve(
+  db: PgConnection,
+  on: Queryable,
+  key: { instanceId: string; run: number; name: string },
+  now: number,
+  resolution: WaitResolution,
+  taken: { payload: string | null; eventId: string | null; seq: number | null } = {
+    payload: null,
+    eventId: null,
+    seq: null,
+  },
+): Promise<WaitRow | null> {
+  const { rows } = await db.q(
+    on,
+    `UPDATE {{schema}}.waits SET resolved_at = $4, resolution = $5, payload = $6, event_id = $7, event_seq = $8
+     WHERE instance_id = $1 AND run = $2 AND name = $3 AND resolved_at IS NULL
+     RETURNING *`,
+    [key.instanceId, key.run, key.name, now, resolution, taken.payload, taken.eventId, taken.seq],
+  );
+  return (rows[0] as WaitRow | undefined) ?? null;
+}
+
+/**
+ * The wait finishes of a commit, after the batch statement suspended their instances (only the ones
+ * whose claim token held): arm each wait unless the run has it already, take a kept event that fits
+ * an event wait, and wake at once an instance whose wait is resolved — before (a callback that came
+ * early, an event sent while it ran) or now. The caller holds the locks of the event names.
+ * Returns whether it woke any.
+ */
+export async function finishWaits(
+  db: PgConnection,
+  client: pg.PoolClient,
+  finishes: FinishWrite[],
+): Promise<boolean> {
+  const armed = finishes.map((f) => ({ finish: f, wait: (f.outcome as { wait: NewWait }).wait }));
+  if (armed.length === 0) return false;
+  const { rows: keys } = await db.q(
+    client,
+    `WITH w AS (
+       SELECT (r->>0)::bigint AS seq, r->>1 AS name, r->>2 AS kind, r->>3 AS event, r->>4 AS match_key,
+         r->>5 AS match_shape, (r->>6)::bigint AS expires_at, (r->>7)::bigint AS look_back_from,
+         (r->>8)::bigint AS created_at, (r->>9)::bigint AS now
+       FROM jsonb_array_elements($1::jsonb) AS r
+     ), k AS (
+       SELECT i.id, i.run, i.integration_id, w.* FROM w JOIN {{schema}}.instance_rows i ON i.seq = w.seq
+     ), armed AS (
+       INSERT INTO {{schema}}.waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at,
+         look_back_from, created_at)
+       SELECT id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at FROM k
+       ON CONFLICT (instance_id, run, name) DO NOTHING
+     ), shapes AS (
+       INSERT INTO {{schema}}.wait_shapes (event, shape)
+       SELECT DISTINCT event, coalesce(match_shape, '[]') FROM k WHERE kind = 'event' AND event IS NOT NULL
+       ON CONFLICT DO NOTHING
+     )
+     SELECT id, run, integration_id, name, now FROM k`,
+    [
+      JSON.stringify(
+        armed.map(({ finish, wait }) => [
+          tokenSeq(finish.claimToken),
+          wait.name,
+          wait.kind,
+          wait.event,
+          wait.matchKey,
+          wait.matchShape,
+          wait.expiresAt,
+          wait.lookBackFrom,
+          wait.createdAt,
+          finish.now,
+        ]),
+      ),
+    ],
+  );
+  const heads = keys as { id: string; run: number; integration_id: string; name: string; now: string }[];
+  // Locked: a callback resolving one of them at this moment is waited for, and then seen.
+  const { rows: stored } = await db.q(
+    client,
+    `SELECT w.* FROM {{schema}}.waits w
+     JOIN unnest($1::text[], $2::int[], $3::text[]) AS k(id, run, name)
+       ON w.instance_id = k.id AND w.run = k.run AND w.name = k.name
+     FOR UPDATE OF w`,
+    [heads.map((h) => h.id), heads.map((h) => h.run), heads.map((h) => h.name)],
+  );
+  const byKey = new Map(
+    (stored as WaitRow[]).map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]),
+  );
+  const resolved: Resolved[] = [];
+  const nowById = new Map<string, number>();
+  for (const head of heads) {
+    let wait = byKey.get(`${head.id}\u0000${head.run}\u0000${head.name}`);
+    if (!wait) continue;
+    const now = Number(head.now);
+    if (wait.resolved_at === null && wait.kind === 'event')
+      wait = (await takeKeptEvent(db, client, wait, now)) ?? wait;
+    if (wait.resolved_at === null) continue;
+    nowById.set(head.id, now);
+    resolved.push({
+      instanceId: head.id,
+      integrationId: head.integration_id,
+      run: head.run,
+      name: head.name,
+      resolution: wait.resolution as WaitResolution,
+      eventId: wait.event_id,
+    });
+  }
+  if (resolved.length === 0) return false;
+  // Finishes of one batch share their time but for test clocks; each wake takes its finish's time.
+  let woke = false;
+  for (const now of new Set(nowById.values())) {
+    const group = resolved.filter((r) => nowById.get(r.instanceId) === now);
+    woke = (await wake(db, client, group, now)).length > 0 || woke;
+  }
+  return woke;
+}
+
+/**
+ * Resolves an armed event wait with the first kept event that fits it: of its name, received within
+ * its look-back window, after the last event an earlier wait of the run took. The match is decided by
+ * `payloadKey`, the function events are looked up by, so that both ways agree to the byte.
+ */
+async function takeKeptEvent(
+  db: PgConnection,
+  client: pg.PoolClient,
+  wait: WaitRow,
+  now: number,
+): Promise<WaitRow | null> {
+  const shape = wait.match_shape ?? '[]';
+  const from = wait.look_back_from ?? wait.created_at;
+  const last = await db.q(
+    client,
+    `SELECT coalesce(max(event_seq), 0) AS seq FROM {{schema}}.waits
+     WHERE instance_id = $1 AND run = $2 AND event_seq IS NOT NULL`,
+    [wait.instance_id, wait.run],
+  );
+  let after = Number(last.rows[0].seq);
+  for (;;) {
+    const { rows } = await db.q(
+      client,
+      `SELECT seq, event_id, payload FROM {{schema}}.business_events
+       WHERE name = $1 AND seq > $2 AND received_at >= $3 ORDER BY seq LIMIT ${EVENT_PAGE}`,
+      [wait.event, after, from],
+    );
+    const events = rows as { seq: string; event_id: string | null; payload: string }[];
+    const taken = events.find((e) => payloadKey(JSON.parse(e.payload) as Json, shape) === wait.match_key);
+    if (taken) {
+      return resolve(
+        db,
+        client,
+        { instanceId: wait.instance_id, run: wait.run, name: wait.name },
+        now,
+        'event',
+        {
+          payload: taken.payload,
+          eventId: taken.event_id ?? taken.seq,
+          seq: Number(taken.seq),
+        },
+      );
+    }
+    if (events.length < EVENT_PAGE) return null;
+    after = Number(events.at(-1)!.seq);
+  }
+}
+
+export async function settleWait(db: PgConnection, key: WaitKey, now: number): Promise<WaitRecord | null> {
+  db.assertOpen();
+  // Guarded by `resolved_at IS NULL`: an event or a callback that came first keeps its resolution.
+  const time: WaitResolution = 'time';
+  const timeout: WaitResolution = 'timeout';
+  const settled = await db.q(
+    db.pool,
+    `UPDATE {{schema}}.waits SET resolved_at = $4, resolution = CASE kind WHEN 'sleep' THEN $5 ELSE $6 END
+     WHERE instance_id = $1 AND run = $2 AND name = $3 AND resolved_at IS NULL AND expires_at <= $4
+     RETURNING *`,
+    [key.instanceId, key.run, key.name, now, time, timeout],
+  );
+  if (settled.rows[0]) return waitFromRow(settled.rows[0]);
+  // A statement of its own: it sees a resolution that made the update above skip the row.
+  const { rows } = await db.q(
+    db.pool,
+    'SELECT * FROM {{schema}}.waits WHERE instance_id = $1 AND run = $2 AND name = $3',
+    [key.instanceId, key.run, key.name],
+  );
+  return rows[0] ? waitFromRow(rows[0]) : null;
+}
+
+export async function armCallback(db: PgConnection, request: ArmCallback): Promise<WaitRecord | null> {
+  const { wait } = request;
+  return db.tx(async (client) => {
+    const { rows } = await db.q(
+      client,
+      `WITH held AS (
+         SELECT 1 FROM {{schema}}.instance_state
+         WHERE seq = $1 AND claim_token = $2 AND ${statusIn(LEASED)}
+       ), armed AS (
+         INSERT INTO {{schema}}.waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at,
+           look_back_from, created_at)
+         SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM held
+         ON CONFLICT (instance_id, run, name) DO NOTHING
+       ), token AS (
+         INSERT INTO {{schema}}.callback_tokens (token_id, hash, instance_id, run, name, issued_at)
+         SELECT $13, $14, $3, $4, $5, $12 FROM held
+       )
+       SELECT count(*)::int AS held FROM held`,
+      [
+        tokenSeq(request.claimToken),
+        request.claimToken,
+        request.instanceId,
+        request.run,
+        wait.name,
+        wait.kind,
+        wait.event,
+        wait.matchKey,
+        wait.matchShape,
+        wait.expiresAt,
+        wait.lookBackFrom,
+        wait.createdAt,
+        request.tokenId,
+        request.tokenHash,
+      ],
+    );
+    if (rows[0].held === 0) return null;
+    const stored = await db.q(
+      client,
+      'SELECT * FROM {{schema}}.waits WHERE instance_id = $1 AND run = $2 AND name = $3',
+      [request.instanceId, request.run, wait.name],
+    );
+    return waitFromRow(stored.rows[0]);
+  });
+}
+
+export async function sendEvent(
+  db: PgConnection,
+  event: NewBusinessEvent,
+  now: number,
+): Promise<SentEventOutcome> {
+  return db.tx(async (client): Promise<SentEventOutcome> => {
+    await lockEventNames(db, client, [event.name]);
+    // A repeated id (sent at the same moment too: the unique index waits for the first) stores nothing.
+    const inserted = await db.q(
+      client,
+      `INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
+       RETURNING seq`,
+      [event.name, event.id, event.payloadJson, event.receivedAt],
+    );
+    if (!inserted.rows[0]) {
+      const existing = await db.q(client, 'SELECT seq FROM {{schema}}.business_events WHERE event_id = $1', [
+        event.id,
+      ]);
+      return { seq: Number(existing.rows[0].seq), duplicate: true, resumed: [] };
+    }
+    const seq = Number(inserted.rows[0].seq);
+    const shapes = await db.q(client, 'SELECT shape FROM {{schema}}.wait_shapes WHERE event = $1', [
+      event.name,
+    ]);
+    const payload = JSON.parse(event.payloadJson) as Json;
+    const keys = [
+      ...new Set(
+        (shapes.rows as { shape: string }[])
+          .map(({ shape }) => payloadKey(payload, shape))
+          .filter((key): key is string => key !== null),
+      ),
+    ];
+    if (keys.length === 0) return { seq, duplicate: false, resumed: [] };
+    const eventId = event.id ?? String(seq);
+    const { rows } = await db.q(
+      client,
+      `UPDATE {{schema}}.waits w SET resolved_at = $3, resolution = $4, payload = $5, event_id = $6, event_seq = $7
+       FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
+       WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
+         AND (w.expires_at IS NULL OR w.expires_at > $3)
+         AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
+       RETURNING w.instance_id, w.run, w.name, r.integration_id`,
+      [event.name, keys, now, 'event' satisfies WaitResolution, event.payloadJson, eventId, seq],
+    );
+    const resolved = (
+      rows as { instance_id: string; run: number; name: string; integration_id: string }[]
+    ).map(
+      (r): Resolved => ({
+        instanceId: r.instance_id,
+        integrationId: r.integration_id,
+        run: r.run,
+        name: r.name,
+        resolution: 'event',
+        eventId,
+      }),
+    );
+    await wake(db, client, resolved, now);
+    return { seq, duplicate: false, resumed: [...new Set(resolved.map((r) => r.instanceId))] };
+  });
+}
+
+export async function callbackTokenHash(db: PgConnection, tokenId: string): Promise<string | null> {
+  db.assertOpen();
+  const { rows } = await db.q(db.pool, 'SELECT hash FROM {{schema}}.callback_tokens WHERE token_id = $1', [
+    tokenId,
+  ]);
+  return (rows[0]?.hash as string | undefined) ?? null;
+}
+
+export async function resolveCallback(
+  db: PgConnection,
+  tokenId: string,
+  payloadJson: string,
+  now: number,
+): Promise<CallbackOutcome> {
+  return db.tx(async (client): Promise<CallbackOutcome> => {
+    const token = await db.q(
+      client,
+      'SELECT instance_id, run, name FROM {{schema}}.callback_tokens WHERE token_id = $1',
+      [tokenId],
+    );
+    const key = token.rows[0] as { instance_id: string; run: number; name: string } | undefined;
+    if (!key) return { outcome: 'not-found' };
+    // Locked: of two calls at once, the second reads the wait the first resolved.
+    const found = await db.q(
+      client,
+      'SELECT * FROM {{schema}}.waits WHERE instance_id = $1 AND run = $2 AND name = $3 FOR UPDATE',
+      [key.instance_id, key.run, key.name],
+    );
+    const wait = found.rows[0] as WaitRow | undefined;
+    // Read after the lock (not locked itself: a wait finish holds the instance and waits for the wait row).
+    const state = await db.q(
+      client,
+      'SELECT status, run, integration_id, finished_at FROM {{schema}}.instances WHERE id = $1',
+      [key.instance_id],
+    );
+    const instance = state.rows[0] as
+      | { status: InstanceStatus; run: number; integration_id: string; finished_at: string | null }
+      | undefined;
+    if (!wait || !instance) return { outcome: 'not-found' };
+    const expiresAt = wait.expires_at === null ? null : Number(wait.expires_at);
+    // A wait its timeout resolved was not answered in time: the callback is late, not a repeat.
+    if (wait.resolution === 'timeout') return { outcome: 'expired', expiredAt: expiresAt ?? now };
+    if (wait.resolved_at !== null) return { outcome: 'used', resolvedAt: Number(wait.resolved_at) };
+    if (expiresAt !== null && expiresAt <= now) return { outcome: 'expired', expiredAt: expiresAt };
+    if (isFinal(instance.status) || instance.run !== wait.run) {
+      return {
+        outcome: 'expired',
+        expiredAt: instance.finished_at === null ? now : Number(instance.finished_at),
+      };
+    }
+    const k = { instanceId: key.instance_id, run: key.run, name: key.name };
+    await resolve(db, client, k, now, 'callback', { payload: payloadJson, eventId: null, seq: null });
+    // A running instance (the callback came before its wait finish) wakes when that finish sees it.
+    await wake(
+      db,
+      client,
+      [{ ...k, integrationId: instance.integration_id, resolution: 'callback', eventId: null }],
+      now,
+    );
+    return { outcome: 'resumed', instanceId: key.instance_id };
+  });
+}
+
+export async function getWaits(db: PgConnection, instanceId: string): Promise<WaitRecord[]> {
+  db.assertOpen();
+  const { rows } = await db.q(
+    db.pool,
+    'SELECT * FROM {{schema}}.waits WHERE instance_id = $1 ORDER BY run, created_at, name',
+    [instanceId],
+  );
+  return (rows as WaitRow[]).map(waitFromRow);
+}
+
+export async function purgeEvents(db: PgConnection, receivedBefore: number, limit: number): Promise<number> {
+  db.assertOpen();
+  const { rowCount } = await db.q(
+    db.pool,
+    `DELETE FROM {{schema}}.business_events WHERE seq IN (
+       SELECT seq FROM {{schema}}.business_events WHERE received_at < $1 ORDER BY received_at LIMIT $2)`,
+    [receivedBefore, Math.max(0, limit)],
+  );
+  return rowCount ?? 0;
+}
