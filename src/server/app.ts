@@ -139,6 +139,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         throw new TandemError('unsupported-media-type', `Charset ${charset} is not supported; send UTF-8`);
       }
       request.routeOptions.config.verifyBody?.(request, body as Buffer);
+      if ((body as Buffer).length === 0 && request.routeOptions.config.emptyBodyAllowed) {
+        done(null, undefined);
+        return;
+      }
       done(null, parseJsonBody(decodeJsonBody(body as Buffer), maxDepth));
     } catch (error) {
       done(error as Error, undefined);

@@ -176,6 +176,7 @@ export const CALLBACK_ROUTE = {
     "A partner's answer to a callback URL handed out by ctx.callback(): resumes the waiting instance once, with the body (any JSON; none: null) as the result",
   params: api.callbackParams,
   anyBody: true,
+  emptyBody: null,
   answer: { status: 202, schema: api.callbackResultSchema, description: 'The instance resumes' },
   errors: {
     404: 'No callback has this URL',
