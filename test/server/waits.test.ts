@@ -376,6 +376,29 @@ describe('waits over HTTP', () => {
     expect(res.text).not.toContain('DE89370400440532013000');
   });
 
+  it('does not count waiting instances as queue depth: they hold back no trigger', async () => {
+    const intake = defineIntegration({
+      id: 'intake',
+      mode: 'async',
+      route: 'POST /intake',
+      handler: () => 'ok',
+    });
+    server = await testServer([waiter, intake], {
+      adminToken: ADMIN_TOKEN,
+      maxQueueDepth: 2,
+      queueDepthRefreshMs: 20,
+    });
+    const s = server;
+    for (const k of ['A', 'B', 'C']) {
+      const { instanceId } = await s.engine.accept('waiter', { k });
+      await waitForStatus(s.engine, instanceId, ['waiting']);
+    }
+    // Past a refresh of the gauge, the three waiting instances are still no backlog.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const res = await s.request('/intake', { method: 'POST', json: {} });
+    expect(res.status).toBe(202);
+  });
+
   it('cancels a waiting instance through the API', async () => {
     server = await testServer([waiter], { adminToken: ADMIN_TOKEN });
     const s = server;
