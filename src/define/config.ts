@@ -86,7 +86,7 @@ const serverSchema = options({
 } satisfies Record<keyof ServerOptions, unknown>);
 
 /** An absolute http(s) URL that a path can be appended to (`/callbacks/…`). */
-export function isPublicUrl(value: string): boolean {
+function isPublicUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
   const url = new URL(value);
   return (

@@ -14,7 +14,7 @@ import { serve } from './api/serve.js';
 import type { ServerContext } from './context.js';
 
 /** The path of a callback request as it may be logged: the token's id, its secret masked. */
-export function loggedCallbackPath(url: string): string {
+function loggedCallbackPath(url: string): string {
   const path = url.split('?', 1)[0] ?? '';
   const token = path.slice(path.lastIndexOf('/') + 1);
   const dot = token.indexOf('.');

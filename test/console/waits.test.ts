@@ -80,13 +80,13 @@ async function open(hash: string, heading: string) {
 
 /** The facts list of an instance page, as term → description. */
 async function facts(): Promise<Record<string, string>> {
-  return page.evaluate(() => {
-    const out: Record<string, string> = {};
-    for (const dt of document.querySelectorAll('.facts dt')) {
-      out[dt.textContent ?? ''] = (dt.nextElementSibling?.textContent ?? '').trim();
-    }
-    return out;
-  });
+  // Evaluated in the page (a string: the tests compile without the DOM's types).
+  return page.evaluate<Record<string, string>>(`Object.fromEntries(
+    [...document.querySelectorAll('.facts dt')].map((dt) => [
+      dt.textContent,
+      (dt.nextElementSibling?.textContent ?? '').trim(),
+    ]),
+  )`);
 }
 
 describe('the console and durable waits', () => {
@@ -149,7 +149,7 @@ describe('the console and durable waits', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'payment.booked', payload: { orderId: 'W-1', amount: 42 }, id: 'pay-77' }),
     });
-    expect((await sent.json()).resumed).toEqual([instanceId]);
+    expect(((await sent.json()) as { resumed: string[] }).resumed).toEqual([instanceId]);
     await page.locator('.facts .badge', { hasText: 'succeeded' }).waitFor({ timeout: 15_000 });
     await page.getByRole('cell', { name: /^event pay-77, / }).waitFor();
     expect((await facts())['Waiting until']).toBeUndefined();
@@ -172,21 +172,24 @@ describe('the console and durable waits', () => {
     expect(await page.locator('tbody tr').count()).toBe(1);
     const badge = row.locator('.badge');
     expect(await badge.textContent()).toBe('waiting');
-    const style = await badge.evaluate((el) => {
-      const s = getComputedStyle(el);
-      return { color: s.color, border: s.borderTopStyle };
-    });
+    /** The colour and border style of a badge of a status, as the page draws it. */
+    const drawn = (status: string) =>
+      page.evaluate<{ color: string; border: string }>(`(() => {
+        const probe = document.createElement('span');
+        probe.className = 'badge badge-${status}';
+        document.body.append(probe);
+        const style = getComputedStyle(probe);
+        const drawn = { color: style.color, border: style.borderTopStyle };
+        probe.remove();
+        return drawn;
+      })()`);
+    expect(await badge.getAttribute('class')).toBe('badge badge-waiting');
+    const style = await drawn('waiting');
     expect(style).toEqual({ color: 'rgb(91, 63, 176)', border: 'dashed' });
     // Not the colour of any other status.
-    const running = await page.evaluate(() => {
-      const probe = document.createElement('span');
-      probe.className = 'badge badge-running';
-      document.body.append(probe);
-      const color = getComputedStyle(probe).color;
-      probe.remove();
-      return color;
-    });
-    expect(running).not.toBe(style.color);
+    for (const other of ['queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled']) {
+      expect((await drawn(other)).color, other).not.toBe(style.color);
+    }
     await screenshot('waits-instances-waiting');
 
     await row.getByRole('link').click();
