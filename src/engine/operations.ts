@@ -225,12 +225,21 @@ export class Operations {
     const [outcome] = await this.store.rerun({
       ids: [id],
       from,
+      versions: this.currentVersions(),
       ...(inputJson === undefined ? {} : { inputJson }),
       now: this.clock.now(),
     });
     const done = expectDone(outcome!, 'rerun');
     this.dispatcher.wake();
     return { instanceId: id, run: done.run };
+  }
+
+  /** The version of each durable integration this deployment runs (a rerun from the start records it). */
+  private currentVersions(): Record<string, string | null> {
+    const versions: Record<string, string | null> = {};
+    for (const integration of this.registry.list())
+      if (integration.mode !== 'sync') versions[integration.id] = integration.version ?? null;
+    return versions;
   }
 
   /**
@@ -280,7 +289,12 @@ export class Operations {
       ]);
     }
     const at = this.clock.now();
-    const outcomes = await this.store.rerun({ filter, from: options.from ?? 'failed-step', now: at });
+    const outcomes = await this.store.rerun({
+      filter,
+      from: options.from ?? 'failed-step',
+      versions: this.currentVersions(),
+      now: at,
+    });
     const count = outcomes.filter((o) => o.outcome === 'done').length;
     if (count > 0) this.dispatcher.wake();
     return { count, at };

@@ -187,6 +187,8 @@ export const TRANSITIONS = define({
       run_from: param('run_from'),
       run_started_at: param('now'),
       input: param('input'),
+      // From the start, the new run records the version it runs on: nothing stored ties it to the old one.
+      version: param('version'),
       attempt: 0,
       output: null,
       error: null,

@@ -243,6 +243,11 @@ export interface RerunRequest {
   from: RerunFrom;
   /** Replacement input (JSON), for a single instance. */
   inputJson?: string;
+  /**
+   * From the start: the version each integration's new run records (by integration id; the
+   * current deployment's). An integration not listed keeps its instance's version.
+   */
+  versions?: Record<string, string | null>;
   now: number;
 }
 

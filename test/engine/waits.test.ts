@@ -227,6 +227,43 @@ describe.each(STORE_KINDS)('durable waits (%s)', (storeKind) => {
     });
   });
 
+  it('a scheduled handler sleeps too, and waits reached together are armed one at a time', async () => {
+    const nightly = defineIntegration({
+      id: 'nightly',
+      mode: 'scheduled',
+      cron: '0 3 * * *',
+      async handler(ctx) {
+        await ctx.sleep('cool-down', 200);
+        const [a, b] = await Promise.all([
+          ctx.waitForEvent('a', { event: 'part', match: { part: 'a' } }),
+          ctx.waitForEvent('b', { event: 'part', match: { part: 'b' } }),
+        ]);
+        return { a, b, parameters: ctx.parameters };
+      },
+    });
+    const t = await engineWith([nightly], { storeKind });
+    const { instanceId } = await t.engine.runNow('nightly');
+    await waitFor(async () => {
+      const { waits } = await t.engine.getDetail(instanceId);
+      return (
+        waits.some((w) => w.kind === 'event') && (await t.engine.getInstance(instanceId)).status === 'waiting'
+      );
+    }, 'the first event wait');
+    expect((await t.engine.sendEvent({ name: 'part', payload: { part: 'b', n: 2 } })).resumed).toEqual([]);
+    expect((await t.engine.sendEvent({ name: 'part', payload: { part: 'a', n: 1 } })).resumed).toEqual([
+      instanceId,
+    ]);
+    // The second wait, armed after the first resolved, takes the event sent before it (look-back).
+    const done = await waitForStatus(t.engine, instanceId);
+    expect(done.output).toEqual({ a: { part: 'a', n: 1 }, b: { part: 'b', n: 2 }, parameters: {} });
+    const { waits } = await t.engine.getDetail(instanceId);
+    expect(waits.map((w) => [w.name, w.resolution])).toEqual([
+      ['cool-down', 'time'],
+      ['a', 'event'],
+      ['b', 'event'],
+    ]);
+  });
+
   it('cancels a waiting instance; a later event does not resume it', async () => {
     const waiter = defineIntegration({
       id: 'cancel-me',

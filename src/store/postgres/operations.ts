@@ -16,7 +16,14 @@ import { filterSql } from './queries.js';
  * columns live in two tables: the run and input on the instance row, the rest on the state row.
  */
 const RERUN_SQL = (() => {
-  const sql = dialect({ run: 'i.run + 1', run_from: '$2', now: '$3', input: 'coalesce($4, i.input)' });
+  const sql = dialect({
+    run: 'i.run + 1',
+    run_from: '$2',
+    now: '$3',
+    input: 'coalesce($4, i.input)',
+    // $5: the versions by integration id a rerun from the start records (null: keep each one's).
+    version: `CASE WHEN $5::jsonb ? i.integration_id THEN $5::jsonb ->> i.integration_id ELSE i.version END`,
+  });
   const { rows, state } = byTable(LIFECYCLE.rerun);
   const rowSets = Object.entries(rows).map(([column, value]) => `${column} = ${sqlValue(value, sql)}`);
   return `WITH rows AS (
@@ -96,6 +103,7 @@ export async function rerun(db: PgConnection, request: RerunRequest): Promise<Tr
       request.from,
       request.now,
       request.inputJson ?? null,
+      request.from === 'start' && request.versions ? JSON.stringify(request.versions) : '{}',
     ]);
     await insertEvents(
       db,

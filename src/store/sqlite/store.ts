@@ -321,6 +321,10 @@ export class SqliteStore implements Store {
           run: next,
           run_from: request.from,
           input: request.inputJson ?? row.input,
+          version:
+            request.from === 'start' && request.versions && Object.hasOwn(request.versions, row.integration_id)
+              ? request.versions[row.integration_id]
+              : row.version,
           now: request.now,
         });
         insertEvent(
