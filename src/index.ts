@@ -13,7 +13,10 @@ export { defineConfig } from './define/config.js';
 export type {
   AsyncContext,
   AsyncDefinition,
+  Callback,
+  CallbackOptions,
   ChildCounts,
+  Duration,
   FanOutOptions,
   FanOutResult,
   Integration,
@@ -25,6 +28,7 @@ export type {
   SyncContext,
   SyncDefinition,
   SyncResponse,
+  WaitForEventOptions,
 } from './define/integration.js';
 export { defineIntegration } from './define/integration.js';
 export type { Parameters, ParameterValue } from './define/parameters.js';
@@ -38,6 +42,8 @@ export type {
   Progress,
   RetentionOptions,
   RunNowOptions,
+  SendEvent,
+  SentEvent,
 } from './engine/engine.js';
 export { createEngine, Engine } from './engine/engine.js';
 export type { EngineObserver } from './engine/observer.js';

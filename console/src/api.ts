@@ -12,7 +12,8 @@ import type { ActivityEvent } from '../../src/model.js';
 import type { ApiResponse } from '../../src/server/api/routes.js';
 
 export { INSTANCE_STATUSES } from '../../src/lifecycle/names.js';
-export type { ActivityEvent, Instance, InstanceStatus, Step } from '../../src/model.js';
+export { ACTIVE, NEVER } from '../../src/lifecycle/statuses.js';
+export type { ActivityEvent, Instance, InstanceStatus, Step, Wait } from '../../src/model.js';
 
 class ApiError extends Error {
   constructor(

@@ -20,6 +20,7 @@ Commands:
   dev         Like start, restarted when the config or a module it imports changes
   run         Start an integration now in this process and follow it to the end
   instances   List, show, rerun and cancel instances through a running server
+  events      Send a business event to waiting instances through a running server
   advise      Each integration's figures and pattern advice (through a running server)
   decide      The pattern for the three questions
   demo        Switch the retail demo's simulated applications down and up
@@ -97,11 +98,13 @@ Run \`tandem instances <subcommand> --help\` for its options.
   'instances ls': `Usage: tandem instances ls [--integration <id>] [--status <s>] [--tracking <value>] [--parent <id>]
                           [--limit <n>] [--cursor <c>] [--url <url>] [--json]
 
-Lists instances, newest first, with a NEXT ATTEMPT column for those that wait (queued, retrying).
+Lists instances, newest first, with the version each started on and a NEXT ATTEMPT column for
+those that wait: queued, retrying, or waiting (its wake-up time; "no timeout" when only an event or
+a callback ends the wait).
 
 Options:
   --integration <id>  Only this integration's instances
-  --status <s>        queued, running, retrying, succeeded, failed or cancelled
+  --status <s>        queued, running, retrying, waiting, succeeded, failed or cancelled
   --tracking <value>  A tracking field's value (or name=value), e.g. an order number
   --parent <id>       Instances started by this instance
   --limit <n>         Page size (default 50, at most 1000)
@@ -110,7 +113,8 @@ ${REMOTE}
 `,
   'instances show': `Usage: tandem instances show <instance id> [--url <url>] [--json]
 
-An instance with its input, output, error, steps and activity.
+An instance with its version, input, output, error, steps, waits (what each waits for, until when,
+and how it ended) and activity; a waiting instance with its wake-up time.
 
 Options:
 ${REMOTE}
@@ -135,6 +139,26 @@ ${REMOTE}
 Cancels an instance that has not finished; a running attempt is aborted.
 
 Options:
+${REMOTE}
+`,
+  events: `Usage: tandem events send <name> [--payload <json>] [--id <id>] [--url <url>] [--json]
+
+Sends business events through a running server's management API (POST /api/events).
+
+Subcommands:
+  send      Send one event: the instances waiting for it (ctx.waitForEvent) resume
+
+Run \`tandem events send --help\` for its options.
+`,
+  'events send': `Usage: tandem events send <name> [--payload <json>] [--id <id>] [--url <url>] [--json]
+
+Sends one business event. Every instance waiting for an event of this name whose match fits the
+payload resumes with it; a wait that begins later within the look-back window takes it too.
+Prints the event's id and the instances it resumed.
+
+Options:
+  --payload <json>  The event's JSON payload (default null); waits match its top-level fields
+  --id <id>         Makes the send idempotent: an id already received stores and resumes nothing
 ${REMOTE}
 `,
   advise: `Usage: tandem advise [--url <url>] [--json]

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { defineConfig, type TandemConfig } from '../define/config.js';
+import { defineConfig, publicUrlOf, type TandemConfig } from '../define/config.js';
 import type { EngineOptions } from '../engine/engine.js';
 import { InvalidDefinitionError } from '../errors.js';
 
@@ -140,6 +140,7 @@ function located(error: unknown): ConfigLoadError {
 
 /** The engine options a config sets; the caller adds its own (logger, grace period). */
 export function engineOptionsOf(config: TandemConfig): EngineOptions {
+  const publicUrl = publicUrlOf(config.server);
   return {
     integrations: config.integrations,
     ...(config.connections === undefined ? {} : { connections: config.connections }),
@@ -148,5 +149,7 @@ export function engineOptionsOf(config: TandemConfig): EngineOptions {
     ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
     ...(config.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.pollIntervalMs }),
     ...(config.retention === undefined ? {} : { retention: config.retention }),
+    // Callback URLs are handed out by whichever process runs the handler: a worker needs it too.
+    ...(publicUrl === undefined ? {} : { publicUrl }),
   };
 }

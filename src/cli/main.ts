@@ -13,7 +13,7 @@ import { EXIT, UnreachableError, UsageError } from './exit.js';
 import { HELP, USAGE } from './help.js';
 import { initCommand } from './init.js';
 import { engineOptionsOf, loadConfig } from './load-config.js';
-import { adviseCommand, decideCommand, instancesCommand } from './remote.js';
+import { adviseCommand, decideCommand, eventsCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { parseStartArgs, start } from './start.js';
 
@@ -158,6 +158,23 @@ const COMMANDS: Record<string, Command> = {
       throw new UsageError(`--from takes failed-step or start, not ${values.from}`);
     const { url: _, json: __, ...filters } = values;
     return instancesCommand(sub ?? 'ls', ids, filters, remoteOf(values));
+  },
+
+  async events(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: {
+        url: REMOTE_OPTIONS.url,
+        json: REMOTE_OPTIONS.json,
+        payload: { type: 'string' },
+        id: { type: 'string' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    const [sub, ...rest] = positionals;
+    if (sub === undefined) throw new UsageError('tandem events needs a subcommand: send');
+    return eventsCommand(sub, rest, { payload: values.payload, id: values.id }, remoteOf(values));
   },
 
   async advise(args) {

@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline';
 import { decide } from '../advisor/decide.js';
-import { DUE, isFinal } from '../lifecycle/statuses.js';
+import { DUE, isFinal, NEVER } from '../lifecycle/statuses.js';
 import { isUnreachable, UnreachableError, UsageError } from './exit.js';
 
 export interface RemoteOptions {
@@ -86,18 +86,39 @@ export function table(rows: Record<string, unknown>[], columns: string[]): strin
 const time = (ms: number | null) =>
   ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
-/** When a waiting instance runs next: the time, and how far off it is (or "due"). */
+/**
+ * When an instance that waits runs next (queued, retrying, or `waiting` for time, an event or a
+ * callback: its wake-up time): the time and how far off it is, "due", or "no timeout" for a wait
+ * that only an event or a callback ends.
+ */
 function nextAttempt(instance: { status: string; runAt: number }, now = Date.now()): string {
   if (!(DUE as readonly string[]).includes(instance.status)) return '';
-  const seconds = Math.round((instance.runAt - now) / 1000);
-  if (seconds <= 0) return `${time(instance.runAt)} (due)`;
+  return wakeUp(instance.runAt, now);
+}
+
+/** A wake-up time as the CLI shows it: `2026-12-06 14:00:00 (in 2 h)`, `(due)`, or `no timeout`. */
+function wakeUp(at: number | null, now = Date.now()): string {
+  if (at === null || at >= NEVER) return 'no timeout';
+  const seconds = Math.round((at - now) / 1000);
+  if (seconds <= 0) return `${time(at)} (due)`;
   const wait =
     seconds < 120
       ? `${seconds} s`
       : seconds < 7_200
         ? `${Math.round(seconds / 60)} min`
-        : `${Math.round(seconds / 3_600)} h`;
-  return `${time(instance.runAt)} (in ${wait})`;
+        : seconds < 172_800
+          ? `${Math.round(seconds / 3_600)} h`
+          : `${Math.round(seconds / 86_400)} d`;
+  return `${time(at)} (in ${wait})`;
+}
+
+/** What a wait waits for, in words: `event employee.created {"employeeId":"E-7"}`, `callback`, `time`. */
+function waitsFor(wait: { kind: string; event: string | null; match: unknown }): string {
+  if (wait.kind === 'event') {
+    const match = wait.match && Object.keys(wait.match).length > 0 ? ` ${JSON.stringify(wait.match)}` : '';
+    return `event ${wait.event}${match}`;
+  }
+  return wait.kind === 'sleep' ? 'time' : wait.kind;
 }
 
 /** "1 instance", "2 instances". */
@@ -145,7 +166,17 @@ export async function instancesCommand(
             tracking: Object.values(i.tracking ?? {}).join(','),
             'next attempt': nextAttempt(i),
           })),
-          ['id', 'integrationId', 'status', 'run', 'attempt', 'tracking', 'created', 'next attempt'],
+          [
+            'id',
+            'integrationId',
+            'status',
+            'run',
+            'attempt',
+            'version',
+            'tracking',
+            'created',
+            'next attempt',
+          ],
         ) + (page.nextCursor ? `\n(more: --cursor ${page.nextCursor})` : ''),
     );
     return 0;
@@ -163,13 +194,32 @@ export async function instancesCommand(
         detail.steps.map((s: any) => ({ ...s, ms: s.finishedAt - s.startedAt })),
         ['run', 'position', 'name', 'status', 'attempt', 'ms'],
       );
+      const waits = detail.waits ?? [];
       return [
-        `${i.integrationId} ${i.id}: ${i.status} (run ${i.run}, attempt ${i.attempt})`,
+        `${i.integrationId} ${i.id}: ${i.status} (run ${i.run}, attempt ${i.attempt}${i.version === null || i.version === undefined ? '' : `, version ${i.version}`})`,
+        i.status === 'waiting' ? `waiting until: ${wakeUp(i.runAt)}` : '',
         i.error ? `error: ${i.error.message}` : '',
         `input: ${JSON.stringify(i.input)}`,
         `output: ${JSON.stringify(i.output)}`,
         '',
         steps,
+        ...(waits.length === 0
+          ? []
+          : [
+              '',
+              table(
+                waits.map((w: any) => ({
+                  ...w,
+                  for: waitsFor(w),
+                  until: w.resolvedAt === null ? wakeUp(w.until) : time(w.until),
+                  resolved:
+                    w.resolvedAt === null
+                      ? 'waiting'
+                      : `${time(w.resolvedAt)} by ${w.resolution}${w.eventId ? ` ${w.eventId}` : ''}`,
+                })),
+                ['run', 'name', 'for', 'until', 'resolved'],
+              ),
+            ]),
         '',
         table(
           detail.events.map((e: any) => ({
@@ -180,7 +230,7 @@ export async function instancesCommand(
           ['at', 'type', 'data'],
         ),
       ]
-        .filter((l, index) => l !== '' || index > 2)
+        .filter((l, index) => l !== '' || index > 3)
         .join('\n');
     });
     return 0;
@@ -285,6 +335,45 @@ async function countSync(options: RemoteOptions, filter: Record<string, string>)
     cursor = page.nextCursor;
   } while (cursor);
   return sync;
+}
+
+/** `tandem events send <name> [--payload JSON] [--id ID]`: a business event for waiting instances. */
+export async function eventsCommand(
+  sub: string,
+  args: string[],
+  flags: { payload?: string | undefined; id?: string | undefined },
+  options: RemoteOptions,
+): Promise<number> {
+  if (sub !== 'send') throw new UsageError(`unknown subcommand "events ${sub}": use send`);
+  const [name, ...rest] = args;
+  if (!name) throw new UsageError('tandem events send needs the name of the event');
+  if (rest.length > 0) throw new UsageError(`one event at a time, not ${args.join(' ')}`);
+  let payload: unknown;
+  if (flags.payload !== undefined) {
+    try {
+      payload = JSON.parse(flags.payload);
+    } catch {
+      throw new UsageError('--payload is not valid JSON');
+    }
+  }
+  const sent = await api(options, 'POST', '/api/events', {
+    name,
+    ...(payload === undefined ? {} : { payload }),
+    ...(flags.id === undefined ? {} : { id: flags.id }),
+  });
+  const out = options.out ?? process.stdout;
+  if (options.json) {
+    out.write(`${JSON.stringify(sent, null, 2)}\n`);
+    return 0;
+  }
+  const lines = sent.duplicate
+    ? [`event ${sent.eventId}: a duplicate (this id was received before): nothing stored, nothing resumed`]
+    : [
+        `event ${sent.eventId}: stored, resumed ${count(sent.resumed.length, 'instance')}`,
+        ...sent.resumed.map((id: string) => `  ${id}`),
+      ];
+  out.write(`${lines.join('\n')}\n`);
+  return 0;
 }
 
 export async function adviseCommand(options: RemoteOptions): Promise<number> {

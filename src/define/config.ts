@@ -41,6 +41,12 @@ export interface ServerOptions {
   retryAfterSeconds?: number;
   /** Longest deadline a sync integration may declare, in ms. Default 60 s. */
   maxDeadlineMs?: number;
+  /**
+   * The address partners reach this deployment at (`https://tandem.example.com`): the callback URLs
+   * of `ctx.callback()` begin with it. Default `TANDEM_PUBLIC_URL`, else where the server listens
+   * (`http://<host>:<port>`). Set it behind a proxy, and for `--role worker` processes.
+   */
+  publicUrl?: string;
 }
 
 /** Everything a Tandem process needs to know; usually the default export of `tandem.config.ts`. */
@@ -73,7 +79,45 @@ const serverSchema = options({
   queueDepthRefreshMs: timerMs.optional(),
   retryAfterSeconds: integer(0, 86_400).optional(),
   maxDeadlineMs: timerMs.optional(),
+  publicUrl: z
+    .string({ error: 'must be a string' })
+    .refine(isPublicUrl, { error: 'must be an http:// or https:// URL without a query or fragment' })
+    .optional(),
 } satisfies Record<keyof ServerOptions, unknown>);
+
+/** An absolute http(s) URL that a path can be appended to (`/callbacks/…`). */
+function isPublicUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.search === '' &&
+    url.hash === '' &&
+    !value.includes('?') &&
+    !value.includes('#')
+  );
+}
+
+/**
+ * The public URL a process names: the configured one, else `TANDEM_PUBLIC_URL`; undefined when
+ * neither is set. A wrong environment value is refused at start, as a wrong option is.
+ */
+export function publicUrlOf(
+  server: ServerOptions | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const [value, where] =
+    server?.publicUrl !== undefined
+      ? [server.publicUrl, 'server.publicUrl']
+      : [env.TANDEM_PUBLIC_URL || undefined, 'TANDEM_PUBLIC_URL'];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !isPublicUrl(value)) {
+    throw new InvalidDefinitionError(
+      `${where} "${String(value)}" is not an http:// or https:// URL without a query or fragment`,
+    );
+  }
+  return value;
+}
 
 const retentionSchema = z.union(
   [

@@ -18,7 +18,7 @@ const UNIT_MS: Record<string, number> = {
 };
 
 /** The longest wait: ten years (a wait with no end has no timeout at all). */
-export const MAX_WAIT_MS = 10 * 365 * 86_400_000;
+const MAX_WAIT_MS = 10 * 365 * 86_400_000;
 
 /** The duration in ms; throws `invalid-definition` naming `what` for anything else. */
 export function durationMs(value: unknown, what: string): number {

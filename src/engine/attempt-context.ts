@@ -55,7 +55,7 @@ type Bound = Pick<
  * the instance waits (the executor reads {@link AttemptContext.suspended}, so a handler that
  * catches this still ends up waiting).
  */
-export class WaitSuspended extends Error {
+class WaitSuspended extends Error {
   constructor(readonly step: string) {
     super(`The instance waits at "${step}"; the handler continues when the wait resolves`);
     this.name = 'WaitSuspended';

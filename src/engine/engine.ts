@@ -239,9 +239,12 @@ export class Engine {
     return this.waits.answerCallback(token, body);
   }
 
-  /** Where partners reach this deployment: callback URLs begin with it (the server sets it when it listens). */
-  setPublicUrl(url: string): void {
-    this.waits.setPublicUrl(url);
+  /**
+   * Where partners reach this deployment: callback URLs begin with it. A server sets it from its
+   * `publicUrl`, else as a `fallback` from where it listens (which does not replace a named one).
+   */
+  setPublicUrl(url: string, options: { fallback?: boolean } = {}): void {
+    this.waits.setPublicUrl(url, options);
   }
 
   /** The base of callback URLs handed out now. */

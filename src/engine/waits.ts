@@ -49,10 +49,13 @@ export interface WaitsOptions {
 export class Waits implements AttemptWaits {
   readonly lookBackMs: number;
   private base: string;
+  /** Whether the base was named (an option, a server's `publicUrl`) rather than guessed. */
+  private named: boolean;
 
   constructor(private readonly options: WaitsOptions) {
     this.lookBackMs = options.lookBackMs;
     this.base = trimSlash(options.publicUrl ?? 'http://localhost:3000');
+    this.named = options.publicUrl !== undefined;
   }
 
   settle(key: WaitKey, now: number): Promise<WaitRecord | null> {
@@ -67,9 +70,14 @@ export class Waits implements AttemptWaits {
     return this.base;
   }
 
-  /** The server's public address (`publicUrl` in the config, else where it listens). */
-  setPublicUrl(url: string): void {
+  /**
+   * The server's public address (`publicUrl` in the config, else where it listens). A `fallback`
+   * (where a server listens) does not replace an address that was named.
+   */
+  setPublicUrl(url: string, options: { fallback?: boolean } = {}): void {
+    if (options.fallback && this.named) return;
     this.base = trimSlash(url);
+    this.named ||= !options.fallback;
   }
 
   async sendEvent(event: SendEvent): Promise<SentEvent> {

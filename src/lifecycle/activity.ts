@@ -49,6 +49,7 @@ export interface ActivityData {
 export const EVENT_FIELDS = {
   started: ['attempt'],
   'lease.expired': ['attempt', 'owner'],
+  'wait.resumed': ['step', 'by', 'eventId'],
 } as const satisfies { [T in ActivityType]?: readonly (keyof ActivityData[T])[] };
 
 export type SqlEventType = keyof typeof EVENT_FIELDS;

@@ -11,7 +11,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import type { ServerOptions } from '../define/config.js';
+import { publicUrlOf, type ServerOptions } from '../define/config.js';
 import type { Engine } from '../engine/engine.js';
 import { SyncRunner } from '../engine/sync.js';
 import type { SyncRecorderOptions } from '../engine/sync-recorder.js';
@@ -19,10 +19,12 @@ import { TandemError } from '../errors.js';
 import { adminGuard } from './admin-auth.js';
 import { activityRoutes } from './api/activity.js';
 import { advisorRoutes } from './api/advisor.js';
+import { eventRoutes } from './api/events.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { operationRoutes } from './api/operations.js';
 import { PROBLEM_HEADERS, type WithHeaders } from './auth-error.js';
+import { callbackRoutes } from './callbacks.js';
 import { ConnectionStats } from './connection-stats.js';
 import { consoleRoutes } from './console.js';
 import { ConsoleSessions } from './console-session.js';
@@ -94,6 +96,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     logger,
   );
+  // Callback URLs begin with the public URL: the one named, else where this server listens.
+  const publicUrl = publicUrlOf(options);
+  if (publicUrl !== undefined) engine.setPublicUrl(publicUrl);
   const ring = CredentialRing.fromIntegrations(engine.listIntegrations(), adminToken);
   const polls = new ImmediatePolls();
   engine.observe({ accepted: (id, mode, count) => mode !== 'sync' && polls.noteAccepted(id, count) });
@@ -134,6 +139,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         throw new TandemError('unsupported-media-type', `Charset ${charset} is not supported; send UTF-8`);
       }
       request.routeOptions.config.verifyBody?.(request, body as Buffer);
+      if ((body as Buffer).length === 0 && request.routeOptions.config.emptyBodyAllowed) {
+        done(null, undefined);
+        return;
+      }
       done(null, parseJsonBody(decodeJsonBody(body as Buffer), maxDepth));
     } catch (error) {
       done(error as Error, undefined);
@@ -190,9 +199,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       activityRoutes(scope, context);
       advisorRoutes(scope);
       operationRoutes(scope, context);
+      eventRoutes(scope, context);
     },
     { prefix: '/api' },
   );
+  callbackRoutes(app, context);
   healthRoutes(app, context);
   await consoleRoutes(app, options.consoleRoot, sessions && { sessions, ring });
   metricsRoutes(app, context);
@@ -220,6 +231,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done(null, payload);
   });
   app.addHook('onReady', () => gauge.start());
+  if (publicUrl === undefined) {
+    app.addHook('onListen', (done) => {
+      const address = app.server.address();
+      if (address !== null && typeof address === 'object') {
+        engine.setPublicUrl(`http://${urlHost(address.address)}:${address.port}`, { fallback: true });
+      }
+      done();
+    });
+  }
   app.addHook('onClose', async () => {
     gauge.stop();
     await runner.flush();
@@ -230,4 +250,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     );
   }
   return app;
+}
+
+/** A listening address as a URL's host: every address is reached as localhost, IPv6 in brackets. */
+function urlHost(address: string): string {
+  if (address === '0.0.0.0' || address === '::') return 'localhost';
+  return address.includes(':') ? `[${address}]` : address;
 }

@@ -47,5 +47,7 @@ declare module 'fastify' {
     verifyBody?: (request: FastifyRequest, rawBody: Buffer) => void;
     /** The integration of a trigger route: a refused request is logged with it. */
     integrationId?: string;
+    /** A JSON content type with no bytes reads as no body (a route whose body is optional). */
+    emptyBodyAllowed?: boolean;
   }
 }

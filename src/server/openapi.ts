@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
-import { API_ROUTES, type ApiRoute } from './api/routes.js';
+import { API_ROUTES, type ApiRoute, CALLBACK_ROUTE } from './api/routes.js';
 import * as api from './api/schemas.js';
 import { apiKeyHeaderOf } from './trigger-auth.js';
 
@@ -172,60 +172,86 @@ function addApiPaths(
       : {}),
   };
   for (const [operationId, route] of Object.entries<ApiRoute>(API_ROUTES)) {
-    const name = operationId[0]!.toUpperCase() + operationId.slice(1);
-    const parameters: JsonObject[] = [];
-    // Each property of a params or query schema is one parameter.
-    const each = (s: z.ZodType | undefined, part: string) =>
-      Object.entries<JsonObject>(s ? (schema(s, 'input', `${name}.${part}`).properties ?? {}) : {});
-    for (const [key, value] of each(route.params, 'params')) {
-      parameters.push({ name: key, in: 'path', required: true, schema: value });
-    }
-    for (const [key, value] of each(route.query, 'query')) {
-      parameters.push({
-        name: key,
-        in: 'query',
-        required: false,
-        schema: value,
-        ...(value.description ? { description: value.description } : {}),
-      });
-    }
-    for (const [key, value] of Object.entries(route.headers ?? {})) {
-      parameters.push({ name: key, in: 'header', required: false, schema: schema(value, 'input', name) });
-    }
-    const { answer } = route;
-    const operation: JsonObject = {
-      ...common,
-      operationId,
-      summary: route.summary,
-      ...(parameters.length > 0 ? { parameters } : {}),
-      ...(route.body
-        ? {
-            requestBody: {
-              required: route.emptyBody === undefined,
-              content: { 'application/json': { schema: schema(route.body, 'input', `${name}.body`) } },
-            },
-          }
-        : route.anyBody
-          ? { requestBody: { required: false, content: { 'application/json': { schema: {} } } } }
-          : {}),
-      responses: {
-        [answer.status]: {
-          description: answer.description ?? 'OK',
-          content: {
-            [answer.contentType ?? 'application/json']: {
-              schema: answer.component
-                ? { $ref: `#/components/schemas/${answer.component}` }
-                : schema(answer.schema, 'output', `${name}.answer`),
-            },
-          },
-        },
-        ...errors,
-        ...Object.fromEntries(Object.entries(route.errors ?? {}).map(([status, d]) => [status, problem(d)])),
+    const path = `/api${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+    doc.paths[path] = {
+      ...(doc.paths[path] ?? {}),
+      [route.method.toLowerCase()]: {
+        ...common,
+        ...operationOf(operationId, route, schema, problem, errors),
       },
     };
-    const path = `/api${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
-    doc.paths[path] = { ...(doc.paths[path] ?? {}), [route.method.toLowerCase()]: operation };
   }
+  // The callback URL handed to partners: its token is the credential, the admin token is not asked.
+  const callback = CALLBACK_ROUTE;
+  doc.paths[callback.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')] = {
+    [callback.method.toLowerCase()]: {
+      tags: ['callbacks'],
+      security: [],
+      description:
+        'The token (`<id>.<secret>`, the last segment of the URL) is single-use and is the only credential; it is stored as a hash and never logged.',
+      ...operationOf('answerCallback', callback, schema, problem, { '400': problem('Invalid request') }),
+    },
+  };
+}
+
+/** One operation of a route-table entry: parameters, request body and answers. */
+function operationOf(
+  operationId: string,
+  route: ApiRoute,
+  schema: SchemaOf,
+  problem: (d: string) => JsonObject,
+  errors: JsonObject,
+): JsonObject {
+  const name = operationId[0]!.toUpperCase() + operationId.slice(1);
+  const parameters: JsonObject[] = [];
+  // Each property of a params or query schema is one parameter.
+  const each = (s: z.ZodType | undefined, part: string) =>
+    Object.entries<JsonObject>(s ? (schema(s, 'input', `${name}.${part}`).properties ?? {}) : {});
+  for (const [key, value] of each(route.params, 'params')) {
+    parameters.push({ name: key, in: 'path', required: true, schema: value });
+  }
+  for (const [key, value] of each(route.query, 'query')) {
+    parameters.push({
+      name: key,
+      in: 'query',
+      required: false,
+      schema: value,
+      ...(value.description ? { description: value.description } : {}),
+    });
+  }
+  for (const [key, value] of Object.entries(route.headers ?? {})) {
+    parameters.push({ name: key, in: 'header', required: false, schema: schema(value, 'input', name) });
+  }
+  const { answer } = route;
+  return {
+    operationId,
+    summary: route.summary,
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(route.body
+      ? {
+          requestBody: {
+            required: route.emptyBody === undefined,
+            content: { 'application/json': { schema: schema(route.body, 'input', `${name}.body`) } },
+          },
+        }
+      : route.anyBody
+        ? { requestBody: { required: false, content: { 'application/json': { schema: {} } } } }
+        : {}),
+    responses: {
+      [answer.status]: {
+        description: answer.description ?? 'OK',
+        content: {
+          [answer.contentType ?? 'application/json']: {
+            schema: answer.component
+              ? { $ref: `#/components/schemas/${answer.component}` }
+              : schema(answer.schema, 'output', `${name}.answer`),
+          },
+        },
+      },
+      ...errors,
+      ...Object.fromEntries(Object.entries(route.errors ?? {}).map(([status, d]) => [status, problem(d)])),
+    },
+  };
 }
 
 /** Tandem's own paths outside /api. */

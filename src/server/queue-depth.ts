@@ -1,14 +1,18 @@
 import type { Logger } from 'pino';
 import { TandemError } from '../errors.js';
-import { DUE } from '../lifecycle/statuses.js';
+import { DUE, WAITING } from '../lifecycle/statuses.js';
 import type { Store } from '../store/store.js';
 import { withHeaders } from './auth-error.js';
 
 export const DEFAULT_MAX_QUEUE_DEPTH = 100_000;
 /** A count taking T ms is repeated no sooner than this many T later (at most ~4% of the time). */
 const SLOW_COUNT_FACTOR = 25;
-/** The backlog: instances waiting for a worker. */
-const WAITING = [...DUE];
+/**
+ * The backlog: instances waiting for a worker. A durable wait (`waiting`) is due at its wake-up
+ * time too, but it is not work piling up: a hundred thousand instances waiting for callbacks must
+ * not turn new orders away.
+ */
+const BACKLOG = DUE.filter((status) => !WAITING.includes(status));
 
 export interface QueueDepthOptions {
   /** Above this many queued or retrying instances, async triggers answer 429. */
@@ -76,7 +80,7 @@ export class QueueDepthGauge {
       try {
         // The store's whole backlog, counted on the status index alone: every due (queued or
         // retrying) instance is async or scheduled work waiting for a worker (sync instances never are).
-        this.depth = await this.store.countInstances({ status: WAITING });
+        this.depth = await this.store.countInstances({ status: BACKLOG });
       } catch (error) {
         this.logger.warn({ err: error }, 'counting the queue depth failed');
       } finally {

@@ -1,7 +1,14 @@
 import { InvalidDefinitionError } from '../errors.js';
 
 /** Paths that belong to Tandem itself; a trigger route under one of them is refused at start. */
-const RESERVED_PREFIXES = ['/api', '/console', '/metrics', '/healthz', '/openapi.json'] as const;
+const RESERVED_PREFIXES = [
+  '/api',
+  '/callbacks',
+  '/console',
+  '/metrics',
+  '/healthz',
+  '/openapi.json',
+] as const;
 
 export function checkTriggerPath(integrationId: string, path: string): void {
   const lower = path.toLowerCase();

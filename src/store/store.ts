@@ -123,8 +123,8 @@ export interface NewWait {
   expiresAt: number | null;
   /**
    * Kind `event`: the earliest receipt time of an event it may take (the wait's start minus the
-   * look-back window). It also never takes an event at or before the last one an earlier wait of
-   * the same instance and run took.
+   * look-back window). It never takes an event that another wait of the same instance and run
+   * took.
    */
   lookBackFrom: number | null;
   createdAt: number;

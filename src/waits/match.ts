@@ -12,7 +12,7 @@ import type { Json } from '../model.js';
 export type Match = Readonly<Record<string, Json>>;
 
 /** JSON with object keys sorted, so that equal values give equal text. */
-export function canonicalJson(value: Json): string {
+function canonicalJson(value: Json): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const keys = Object.keys(value).sort();

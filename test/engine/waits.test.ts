@@ -227,6 +227,48 @@ describe.each(STORE_KINDS)('durable waits (%s)', (storeKind) => {
     });
   });
 
+  it('a scheduled handler sleeps too, and waits reached together are armed one at a time', async () => {
+    const nightly = defineIntegration({
+      id: 'nightly',
+      mode: 'scheduled',
+      cron: '0 3 * * *',
+      async handler(ctx) {
+        await ctx.sleep('cool-down', 200);
+        const [a, b] = await Promise.all([
+          ctx.waitForEvent('a', { event: 'part', match: { part: 'a' } }),
+          ctx.waitForEvent('b', { event: 'part', match: { part: 'b' } }),
+        ]);
+        return { a, b, parameters: ctx.parameters };
+      },
+    });
+    const t = await engineWith([nightly], { storeKind });
+    const { instanceId } = await t.engine.runNow('nightly');
+    await waitFor(async () => {
+      const { waits } = await t.engine.getDetail(instanceId);
+      return (
+        waits.some((w) => w.kind === 'event') && (await t.engine.getInstance(instanceId)).status === 'waiting'
+      );
+    }, 'the first event wait');
+    // Only one of the two is armed: the event for the other is sent first and must not be lost.
+    const armed = (await t.engine.getDetail(instanceId)).waits.filter((w) => w.kind === 'event');
+    expect(armed).toHaveLength(1);
+    const [first, second] = armed[0]!.name === 'a' ? ['a', 'b'] : ['b', 'a'];
+    expect((await t.engine.sendEvent({ name: 'part', payload: { part: second, n: 2 } })).resumed).toEqual([]);
+    expect((await t.engine.sendEvent({ name: 'part', payload: { part: first, n: 1 } })).resumed).toEqual([
+      instanceId,
+    ]);
+    // The second wait, armed after the first resolved, takes the event sent before it (look-back),
+    // though the first wait took a later one.
+    const done = await waitForStatus(t.engine, instanceId);
+    expect(done.output).toMatchObject({ [first!]: { n: 1 }, [second!]: { n: 2 }, parameters: {} });
+    const { waits } = await t.engine.getDetail(instanceId);
+    expect(waits.map((w) => [w.name, w.resolution])).toEqual([
+      ['cool-down', 'time'],
+      [first, 'event'],
+      [second, 'event'],
+    ]);
+  });
+
   it('cancels a waiting instance; a later event does not resume it', async () => {
     const waiter = defineIntegration({
       id: 'cancel-me',

@@ -25,8 +25,8 @@ interface ModelInstance {
   /** While waiting for an event: the value of its match, and when the wait times out. */
   waitFor: string | null;
   waitUntil: number;
-  /** The sequence number of the last event a wait of the current run took. */
-  lastTaken: number;
+  /** The sequence numbers of the events the waits of the current run took. */
+  taken: number[];
 }
 
 interface Model {
@@ -89,7 +89,7 @@ class Accept implements Command {
       runAt: model.now,
       waitFor: null,
       waitUntil: 0,
-      lastTaken: 0,
+      taken: [],
     });
   }
   toString = () => `accept(${this.key})`;
@@ -189,16 +189,16 @@ class Finish implements Command {
       return;
     }
     // A wait gives its attempt back, and waits until its time unless an event kept in the
-    // look-back window (after the last one the run took) fits it: then it is due at once.
+    // look-back window (and not taken by another wait of the run) fits it: then it is due at once.
     m.attempt = Math.max(m.attempt - 1, 0);
     const value = this.kind === 'sleep' ? null : this.kind.slice(-1);
     const kept = model.events.find(
-      (e) => e.value === value && e.at >= model.now - LOOK_BACK && e.seq > m.lastTaken,
+      (e) => e.value === value && e.at >= model.now - LOOK_BACK && !m.taken.includes(e.seq),
     );
     if (kept) {
       m.status = 'queued';
       m.runAt = model.now;
-      m.lastTaken = kept.seq;
+      m.taken.push(kept.seq);
     } else {
       m.status = 'waiting';
       m.runAt = model.now + WAIT;
@@ -231,7 +231,7 @@ class SendEvent implements Command {
       m.status = 'queued';
       m.runAt = model.now;
       m.waitFor = null;
-      m.lastTaken = sent.seq;
+      m.taken.push(sent.seq);
     }
   }
   toString = () => `send(${this.value})`;
@@ -298,7 +298,7 @@ class Rerun implements Command {
     m.status = 'queued';
     m.attempt = 0;
     m.runAt = model.now;
-    m.lastTaken = 0;
+    m.taken = [];
   }
   toString = () => `rerun(${this.pick}, ${this.from})`;
 }

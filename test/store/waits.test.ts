@@ -84,8 +84,8 @@ async function rawRows(store: Store, kind: StoreKind, table: string): Promise<Re
   if (kind === 'sqlite') {
     return (store as SqliteStore).db.prepare(`SELECT * FROM ${table}`).all() as Record<string, unknown>[];
   }
-  const pg = store as PostgresStore;
-  return (await pg.pool.query(`SELECT * FROM "${pg.schema}".${table}`)).rows;
+  const { pool, schema } = store as unknown as Pick<PostgresStore, 'pool' | 'schema'>;
+  return (await pool.query(`SELECT * FROM "${schema}".${table}`)).rows;
 }
 
 describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
@@ -333,6 +333,33 @@ describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
     expect((await rawRows(store, storeKind, 'business_events')).length).toBe(1);
   });
 
+  it('takes the first kept event that fits, passing over the ones that do not', async () => {
+    const sent: number[] = [];
+    for (const payload of [
+      { employeeId: 'E-2', site: 'Leeds' },
+      { employeeId: 'E-1', site: 'York' },
+      { employeeId: 'E-1' },
+      { employeeId: 'E-1', site: 'Leeds', n: 1 },
+      { employeeId: 'E-1', site: 'Leeds', n: 2 },
+      { 'odd "name"': 'x', n: 5.0 },
+      { 'odd "name"': 'x', n: 5 },
+      ['E-1'],
+      'E-1',
+    ]) {
+      sent.push((await store.sendEvent(businessEvent('hired', payload, T0 + 500), T0 + 500)).seq);
+    }
+    const taken = async (match: Match) => {
+      const c = await waitingOn(eventWait('w', 'hired', match, T0 + 1_010));
+      return (await store.getWaits(c.instance.id))[0]?.eventId;
+    };
+    expect(await taken({ site: 'Leeds', employeeId: 'E-1' })).toBe(String(sent[3]));
+    expect(await taken({ employeeId: 'E-1' })).toBe(String(sent[1]));
+    expect(await taken({ 'odd "name"': 'x', n: 5 })).toBe(String(sent[5]));
+    expect(await taken({ n: 2 })).toBe(String(sent[4]));
+    expect(await taken({ employeeId: 'E-3' })).toBeNull();
+    expect(await taken({})).toBe(String(sent[0]));
+  });
+
   it('does not take an event received before the look-back window', async () => {
     await store.sendEvent(businessEvent('employee.created', { employeeId: 'E-1' }, T0 + 100), T0 + 100);
     const waiting = await waitingOn(
@@ -441,6 +468,23 @@ describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
     });
     expect(second).toMatchObject({ expiresAt: T0 + HOUR, createdAt: T0 + 1_005 });
     expect(await store.getWaits(row.id)).toHaveLength(1);
+  });
+
+  it('keeps the wait the run armed first: a wait finish of the same name waits until its time', async () => {
+    const row = await accept();
+    const claimed = await claimOne(row.id, T0 + 1_000);
+    await store.armCallback({
+      instanceId: row.id,
+      claimToken: claimed.claimToken,
+      run: 1,
+      wait: callbackWait('shipment', T0 + 1_005, T0 + HOUR),
+      tokenId: 'tok',
+      tokenHash: sha256('tok'),
+    });
+    const later = callbackWait('shipment', T0 + 1_010, T0 + 2 * HOUR);
+    expect((await finishWait(claimed, later, T0 + 1_010)).lost).toEqual([]);
+    expect(await store.getInstance(row.id)).toMatchObject({ status: 'waiting', runAt: T0 + HOUR });
+    expect(await store.getWaits(row.id)).toMatchObject([{ expiresAt: T0 + HOUR, createdAt: T0 + 1_005 }]);
   });
 
   it('resolves a callback once: resumed, then used; expired and unknown tokens are told apart', async () => {

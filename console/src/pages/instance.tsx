@@ -1,21 +1,35 @@
 import { useState } from 'preact/hooks';
-import { type ActivityEvent, api, type InstanceDetail, post, type Step } from '../api';
+import {
+  ACTIVE,
+  type ActivityEvent,
+  api,
+  type InstanceDetail,
+  NEVER,
+  post,
+  type Step,
+  type Wait,
+} from '../api';
 import { ms, time } from '../format';
 import { useLoad } from '../hooks';
 import { Json, Loading, Page, Problem, StatusBadge } from '../ui';
 
-const ACTIVE = new Set(['queued', 'running', 'retrying']);
+/** Not final: the lifecycle's active statuses (a waiting instance among them). */
+const UNFINISHED = new Set<string>(ACTIVE);
+
+/** How often the page reloads: often while work moves, less while it waits or is over. */
+const refreshOf = (status: string) =>
+  status === 'waiting' ? 5_000 : UNFINISHED.has(status) ? 1_000 : 10_000;
 
 export function InstancePage({ id }: { id: string }) {
-  const [active, setActive] = useState(true);
+  const [refresh, setRefresh] = useState(1_000);
   const detail = useLoad(
     async () => {
       const loaded = await api<InstanceDetail>(`/instances/${encodeURIComponent(id)}`);
-      setActive(ACTIVE.has(loaded.instance.status));
+      setRefresh(refreshOf(loaded.instance.status));
       return loaded;
     },
     [id],
-    active ? 1_000 : 10_000,
+    refresh,
   );
   return (
     <Page title={`Instance ${id.slice(-12)}`}>
@@ -51,6 +65,14 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
         <dd>
           {instance.run} / {instance.attempt}
         </dd>
+        <dt>Version</dt>
+        <dd>{instance.version ?? 'unversioned'}</dd>
+        {instance.status === 'waiting' ? (
+          <>
+            <dt>Waiting until</dt>
+            <dd>{until(instance.runAt)}</dd>
+          </>
+        ) : null}
         <dt>Created</dt>
         <dd>{time(instance.createdAt)}</dd>
         <dt>Duration</dt>
@@ -91,6 +113,7 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
         ) : null}
       </div>
       <Waterfall detail={detail} run={run} />
+      <Waits waits={detail.waits} />
       <div class="columns">
         <Json label="Input" value={instance.input} />
         <Json label="Output" value={instance.output} />
@@ -125,6 +148,69 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
         </table>
       </div>
     </>
+  );
+}
+
+/** A wake-up time or timeout; none (or NEVER) when only an event or a callback ends the wait. */
+const until = (at: number | null) => (at === null || at >= NEVER ? 'no timeout' : time(at));
+
+/** What a wait waits for, in words. */
+function waitsFor(wait: Wait): string {
+  if (wait.kind === 'sleep') return 'its time';
+  if (wait.kind === 'callback') return 'a call to its callback URL';
+  const match =
+    wait.match && Object.keys(wait.match).length > 0 ? ` where ${JSON.stringify(wait.match)}` : '';
+  return `event ${wait.event}${match}`;
+}
+
+const RESOLVED_BY: Record<NonNullable<Wait['resolution']>, string> = {
+  time: 'time came',
+  event: 'event',
+  callback: 'callback answered',
+  timeout: 'timed out',
+};
+
+/** The instance's durable waits (every run): what each waits for, until when, and how it ended. */
+function Waits({ waits }: { waits: Wait[] }) {
+  if (waits.length === 0) return null;
+  return (
+    <section class="waits" aria-labelledby="waits-title">
+      <h2 id="waits-title">Waits</h2>
+      <div class="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Run</th>
+              <th scope="col">Step</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Waits for</th>
+              <th scope="col">Since</th>
+              <th scope="col">Until</th>
+              <th scope="col">Resolved</th>
+            </tr>
+          </thead>
+          <tbody>
+            {waits.map((wait) => (
+              <tr key={`${wait.run}-${wait.name}`}>
+                <td>{wait.run}</td>
+                <th scope="row">{wait.name}</th>
+                <td>{wait.kind}</td>
+                <td>{waitsFor(wait)}</td>
+                <td>{time(wait.createdAt)}</td>
+                <td>{until(wait.until)}</td>
+                <td>
+                  {wait.resolvedAt === null || wait.resolution === null ? (
+                    <StatusBadge status="waiting" />
+                  ) : (
+                    `${RESOLVED_BY[wait.resolution]}${wait.eventId ? ` ${wait.eventId}` : ''}, ${time(wait.resolvedAt)}`
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
   );
 }
 
@@ -215,7 +301,7 @@ function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => voi
   const [editing, setEditing] = useState(false);
   const [input, setInput] = useState('');
   const [busy, setBusy] = useState(false);
-  const finished = !ACTIVE.has(instance.status);
+  const finished = !UNFINISHED.has(instance.status);
   const act = async (what: string, path: string, body: unknown) => {
     setBusy(true);
     setError(null);

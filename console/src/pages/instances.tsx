@@ -8,6 +8,8 @@ const LIST_CHANGES = new Set([
   'accepted',
   'started',
   'retry.scheduled',
+  'wait.started',
+  'wait.resumed',
   'succeeded',
   'failed',
   'rerun',
@@ -72,7 +74,8 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
           <select name="status" defaultValue={filter.status}>
             <option value="">All</option>
             {INSTANCE_STATUSES.map((s) => (
-              <option key={s} value={s}>
+              // Selected explicitly, as the integration's: the select's defaultValue alone showed "All".
+              <option key={s} value={s} selected={s === filter.status}>
                 {s}
               </option>
             ))}

@@ -1,6 +1,6 @@
 /**
  * Masks secrets in what the management API shows of an instance (lists, detail, runs, steps,
- * events, errors): the field paths an integration lists in `redact`, any field whose name says it
+ * events, waits, errors): the field paths an integration lists in `redact`, any field whose name says it
  * holds a secret, and every occurrence of those fields' values elsewhere. What the engine derives
  * is masked before it is written already; this masks what is stored as given (the input and step
  * results an async instance needs to run) and anything written before a path was added to `redact`.
@@ -50,5 +50,11 @@ export function redactDetail(
       error: redactor.error(step.error),
     })),
     events: detail.events.map((event) => ({ ...event, data: redactor.json(event.data) })),
+    // A wait's match holds values of the input (an employee id, or a secret someone matched on).
+    waits: detail.waits.map((wait) => ({
+      ...wait,
+      name: redactor.text(wait.name),
+      match: wait.match === null ? null : redactor.json(wait.match),
+    })),
   };
 }

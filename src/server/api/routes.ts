@@ -35,7 +35,7 @@ export interface ApiRoute {
   headers?: Record<string, z.ZodType>;
   answer: ApiAnswer;
   /** The answers besides 400 (and 401/403 when guarded), as problem+json, by status. */
-  errors?: Partial<Record<404 | 409 | 422 | 429, string>>;
+  errors?: Partial<Record<404 | 409 | 410 | 422 | 429, string>>;
 }
 
 /** The body of a route's success answer. */
@@ -111,6 +111,17 @@ export const API_ROUTES = table({
     answer: { status: 200, schema: api.cancelResultSchema },
     errors: { 404: 'Unknown instance', 409: 'The instance has already finished' },
   },
+  sendEvent: {
+    method: 'POST',
+    url: '/events',
+    summary: 'Send a business event: instances waiting for it (ctx.waitForEvent, by name and match) resume',
+    body: api.sendEventBody,
+    answer: {
+      status: 202,
+      schema: api.sentEventSchema,
+      description: 'Stored (or a duplicate id, stored before); the instances it resumed',
+    },
+  },
   followActivity: {
     method: 'GET',
     url: '/activity',
@@ -153,3 +164,23 @@ export const API_ROUTES = table({
 });
 
 type ApiRouteName = keyof typeof API_ROUTES;
+
+/**
+ * `POST /callbacks/:token`, outside /api and its admin token: the URL `ctx.callback()` hands to a
+ * partner, whose token is the credential. Registered by `callbacks.ts`, documented beside the API.
+ */
+export const CALLBACK_ROUTE = {
+  method: 'POST',
+  url: '/callbacks/:token',
+  summary:
+    "A partner's answer to a callback URL handed out by ctx.callback(): resumes the waiting instance once, with the body (any JSON; none: null) as the result",
+  params: api.callbackParams,
+  anyBody: true,
+  emptyBody: null,
+  answer: { status: 202, schema: api.callbackResultSchema, description: 'The instance resumes' },
+  errors: {
+    404: 'No callback has this URL',
+    409: 'The callback was already answered',
+    410: 'The callback expired: its timeout passed, or its instance finished or was rerun',
+  },
+} satisfies ApiRoute;

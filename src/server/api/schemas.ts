@@ -16,6 +16,7 @@ import {
   type Json,
   type Run,
   type Step,
+  type Wait,
 } from '../../model.js';
 
 const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).max(50)]);
@@ -128,7 +129,9 @@ export const instanceSchema = z.object({
   version: z
     .string()
     .nullable()
-    .describe('The integration version it was accepted on (it runs on that version’s handler); null: unversioned'),
+    .describe(
+      'The integration version it was accepted on (it runs on that version’s handler); null: unversioned',
+    ),
 });
 
 const runSchema = z.object({
@@ -166,11 +169,27 @@ const eventSchema = z.object({
   data: z.record(z.string(), json),
 });
 
+const waitSchema = z.object({
+  run: z.number().int(),
+  name: z.string().describe('The step name it is memoised under'),
+  kind: z.enum(['sleep', 'event', 'callback']),
+  event: z.string().nullable().describe('Kind event: the event name it waits for'),
+  match: z.record(z.string(), json).nullable().describe('Kind event: the payload fields it matches'),
+  createdAt: z.number(),
+  until: z.number().nullable().describe("A sleep's end or the timeout (ms since epoch); null: no timeout"),
+  resolvedAt: z.number().nullable().describe('Null while it waits'),
+  resolution: z.enum(['time', 'event', 'callback', 'timeout']).nullable(),
+  eventId: z.string().nullable().describe('The event that resolved it'),
+});
+
 export const instanceDetailSchema = z.object({
   instance: instanceSchema,
   runs: z.array(runSchema),
   steps: z.array(stepSchema),
   events: z.array(eventSchema),
+  waits: z
+    .array(waitSchema)
+    .describe('Its durable waits (ctx.sleep, ctx.waitForEvent, ctx.callback), every run'),
 });
 
 export const instancePageSchema = z.object({
@@ -195,6 +214,34 @@ export const bulkRerunResultSchema = z.object({
   at: z.number().int().describe('When the reruns were queued: list them with `rerunSince`'),
 });
 export const cancelResultSchema = z.object({ instanceId: z.string(), status: instanceStatus });
+
+/** The body of POST /api/events: a business event for `ctx.waitForEvent`. */
+export const sendEventBody = z.strictObject({
+  name: z.string().min(1).max(200).describe('The event name (`employee.created`)'),
+  payload: json.optional().describe('Any JSON; waits match on its top-level fields. Default null'),
+  id: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('Makes the send idempotent: an event with an id already received changes nothing'),
+});
+
+export const sentEventSchema = z.object({
+  eventId: z.string().describe('The id given, or the sequence number the store gave the event'),
+  duplicate: z
+    .boolean()
+    .describe('An event with this id was already received: nothing was stored or resumed'),
+  resumed: z.array(z.string()).describe('Instances whose wait this event resolved'),
+});
+
+/** `POST /callbacks/:token`: the token is the last segment of the URL `ctx.callback()` handed out. */
+export const callbackParams = z.strictObject({ token: z.string().min(1).max(300) });
+
+export const callbackResultSchema = z.object({
+  status: z.literal('resumed'),
+  instanceId: z.string().describe('The instance the callback resumed'),
+});
 
 const triggerSchema = z.union([
   z.object({
@@ -304,3 +351,4 @@ exactly<Same<z.output<typeof instanceSchema>, Instance>>();
 exactly<Same<z.output<typeof runSchema>, Run>>();
 exactly<Same<z.output<typeof stepSchema>, Step>>();
 exactly<Same<z.output<typeof eventSchema>, ActivityEvent>>();
+exactly<Same<z.output<typeof waitSchema>, Wait>>();

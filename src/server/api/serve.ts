@@ -76,6 +76,8 @@ export function serve<R extends ApiRoute>(app: FastifyInstance, route: R, handle
       };
     },
     serializerCompiler: () => (data) => JSON.stringify(data),
+    // An optional body may also come as a bare JSON content type (a partner's empty callback).
+    ...(route.emptyBody !== undefined ? { config: { emptyBodyAllowed: true } } : {}),
     ...(route.body
       ? {
           preValidation: (request, _reply, done) => {

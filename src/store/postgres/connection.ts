@@ -152,6 +152,11 @@ export class PgConnection {
     return db.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, this.schema]);
   }
 
+  /** The channel and payload of `notify`, for a statement that sends it itself (one round trip less). */
+  wakeNotice(): [string, string] {
+    return [WAKE_CHANNEL, this.schema];
+  }
+
   onWake(listener: () => void): () => void {
     this.wakeListeners.add(listener);
     if (!this.listener && !this.listenerRetry) void this.listen();

@@ -17,12 +17,13 @@ import {
   isFinal,
   LEASED,
   TRANSITIONS as LIFECYCLE,
+  NEVER,
   type WaitResolution,
 } from '../../lifecycle/index.js';
 import type { InstanceStatus, Json, NewActivityEvent } from '../../model.js';
 import { payloadKey } from '../../waits/match.js';
 import { type WaitRow, waitFromRow } from '../rows.js';
-import { assignments, statusIn } from '../sql.js';
+import { assignments, eventColumns, statusIn } from '../sql.js';
 import type {
   ArmCallback,
   CallbackOutcome,
@@ -36,6 +37,8 @@ import type {
 import type { PgConnection, Queryable } from './connection.js';
 import { tokenSeq } from './hot-path.js';
 import { dialect, sources } from './lifecycle-sql.js';
+
+const numOrNever = (value: string | number | null): number => (value === null ? NEVER : Number(value));
 
 /** Kept events a wait finish reads per round trip while it looks for one that fits. */
 const EVENT_PAGE = 500;
@@ -52,17 +55,24 @@ export async function lockEventNames(
 ): Promise<void> {
   const sorted = [...new Set(names)].sort();
   if (sorted.length === 0) return;
-  // unnest yields the array in order, and the aggregate takes each lock as the row passes.
-  await db.q(
-    client,
-    `SELECT count(pg_advisory_xact_lock(hashtextextended($1 || n, 0))) FROM unnest($2::text[]) AS n`,
-    [`tandem-event:${db.schema}:`, sorted],
-  );
+  await db.q(client, LOCK_SQL, lockParams(db, sorted));
 }
 
 /**
+ * Takes the locks of event names (parameters: the key prefix, the names in sorted order). unnest
+ * yields the array in order, and the aggregate takes each lock as the row passes. A read that must
+ * see what the previous holder committed runs in a later statement (a statement's snapshot is taken
+ * when it starts, before it waits for a lock).
+ */
+const LOCK_SQL =
+  'SELECT count(pg_advisory_xact_lock(hashtextextended($1 || n, 0))) AS n FROM unnest($2::text[]) AS n';
+
+const lockParams = (db: PgConnection, sorted: string[]) => [`tandem-event:${db.schema}:`, sorted];
+
+/**
  * Wakes the instances of resolved waits that are waiting on the wait's run (due at once), with the
- * `wait.resumed` events given for them; returns the ids it woke. A running instance is left alone:
+ * `wait.resumed` events given for them, and a wake-up notice (parameters: ids, runs, now, events,
+ * channel, schema); returns the ids it woke. A running instance is left alone:
  * its wait finish finds the wait resolved and wakes it. Its own statement, so that it sees a wait
  * finish that committed while this transaction waited for the wait's row.
  */
@@ -78,7 +88,8 @@ const WAKE_SQL = `WITH woke AS (
      WHERE e->>0 IN (SELECT id FROM woke)
      ORDER BY x.ord
    )
-   SELECT ARRAY(SELECT id FROM woke) AS woke`;
+   SELECT ARRAY(SELECT id FROM woke) AS woke,
+     (SELECT count(pg_notify($5, $6)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
 
 interface Resolved {
   instanceId: string;
@@ -110,10 +121,9 @@ async function wake(
     JSON.stringify(
       events.map((e) => [e.instanceId, e.integrationId, e.run, e.type, e.at, JSON.stringify(e.data)]),
     ),
+    ...db.wakeNotice(),
   ]);
-  const woke = rows[0].woke as string[];
-  if (woke.length > 0) await db.notify(client);
-  return woke;
+  return rows[0].woke as string[];
 }
 
 /** Resolves an armed wait (one resolved already keeps its resolution); the row, or null if it was resolved. */
@@ -203,16 +213,37 @@ export async function finishWaits(
   const byKey = new Map(
     (stored as WaitRow[]).map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]),
   );
+  const nowOf = new Map(heads.map((h) => [h.id, Number(h.now)]));
+  const waits = heads.flatMap((h) => byKey.get(`${h.id}\u0000${h.run}\u0000${h.name}`) ?? []);
+  // A run that had the wait already keeps it, its time included: the instance waits until the
+  // stored wait's time, not the one this finish brought (the batch statement set that one).
+  const finishOf = new Map(armed.map(({ finish, wait }) => [finish.instanceId, wait]));
+  const retimed = waits.filter(
+    (w) =>
+      w.resolved_at === null &&
+      numOrNever(w.expires_at) !== (finishOf.get(w.instance_id)?.expiresAt ?? NEVER),
+  );
+  if (retimed.length > 0)
+    await db.q(
+      client,
+      `UPDATE {{schema}}.instance_state s SET run_at = k.run_at
+       FROM unnest($1::text[], $2::bigint[]) AS k(id, run_at) JOIN {{schema}}.instance_rows r ON r.id = k.id
+       WHERE s.seq = r.seq AND ${statusIn([LIFECYCLE.suspend.to], 's.status')}`,
+      [retimed.map((w) => w.instance_id), retimed.map((w) => numOrNever(w.expires_at))],
+    );
+  const taken = await takeKeptEvents(
+    db,
+    client,
+    waits.filter((w) => w.resolved_at === null && w.kind === 'event'),
+    nowOf,
+  );
   const resolved: Resolved[] = [];
   const nowById = new Map<string, number>();
   for (const head of heads) {
-    let wait = byKey.get(`${head.id}\u0000${head.run}\u0000${head.name}`);
-    if (!wait) continue;
-    const now = Number(head.now);
-    if (wait.resolved_at === null && wait.kind === 'event')
-      wait = (await takeKeptEvent(db, client, wait, now)) ?? wait;
-    if (wait.resolved_at === null) continue;
-    nowById.set(head.id, now);
+    const key = `${head.id}\u0000${head.run}\u0000${head.name}`;
+    const wait = taken.get(key) ?? byKey.get(key);
+    if (!wait || wait.resolved_at === null) continue;
+    nowById.set(head.id, Number(head.now));
     resolved.push({
       instanceId: head.id,
       integrationId: head.integration_id,
@@ -233,51 +264,68 @@ export async function finishWaits(
 }
 
 /**
- * Resolves an armed event wait with the first kept event that fits it: of its name, received within
- * its look-back window, after the last event an earlier wait of the run took. The match is decided by
- * `payloadKey`, the function events are looked up by, so that both ways agree to the byte.
+ * The kept events each armed event wait may take, in sequence order, a page per wait in one
+ * statement: of its name, received within its look-back window, not taken by another wait of the
+ * same instance and run (and after the page before, when a wait pages on).
  */
-async function takeKeptEvent(
+const KEPT_EVENTS_SQL = `SELECT k.ord, e.seq, e.event_id, e.payload
+   FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[])
+     WITH ORDINALITY AS k(instance_id, run, event, from_at, after_seq, ord)
+   CROSS JOIN LATERAL (
+     SELECT b.seq, b.event_id, b.payload FROM {{schema}}.business_events b
+     WHERE b.name = k.event AND b.received_at >= k.from_at
+       AND b.seq > k.after_seq
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.waits w
+         WHERE w.instance_id = k.instance_id AND w.run = k.run AND w.event_seq = b.seq)
+     ORDER BY b.seq LIMIT ${EVENT_PAGE}
+   ) AS e
+   ORDER BY k.ord, e.seq`;
+
+/**
+ * Resolves armed event waits with the first kept event that fits each. The match is decided by
+ * `payloadKey`, the function events are looked up by, so that both ways agree to the byte. Returns
+ * the waits it resolved, by key.
+ */
+async function takeKeptEvents(
   db: PgConnection,
   client: pg.PoolClient,
-  wait: WaitRow,
-  now: number,
-): Promise<WaitRow | null> {
-  const shape = wait.match_shape ?? '[]';
-  const from = wait.look_back_from ?? wait.created_at;
-  const last = await db.q(
-    client,
-    `SELECT coalesce(max(event_seq), 0) AS seq FROM {{schema}}.waits
-     WHERE instance_id = $1 AND run = $2 AND event_seq IS NOT NULL`,
-    [wait.instance_id, wait.run],
-  );
-  let after = Number(last.rows[0].seq);
-  for (;;) {
-    const { rows } = await db.q(
-      client,
-      `SELECT seq, event_id, payload FROM {{schema}}.business_events
-       WHERE name = $1 AND seq > $2 AND received_at >= $3 ORDER BY seq LIMIT ${EVENT_PAGE}`,
-      [wait.event, after, from],
-    );
-    const events = rows as { seq: string; event_id: string | null; payload: string }[];
-    const taken = events.find((e) => payloadKey(JSON.parse(e.payload) as Json, shape) === wait.match_key);
-    if (taken) {
-      return resolve(
-        db,
-        client,
-        { instanceId: wait.instance_id, run: wait.run, name: wait.name },
-        now,
-        'event',
-        {
-          payload: taken.payload,
-          eventId: taken.event_id ?? taken.seq,
-          seq: Number(taken.seq),
-        },
-      );
+  waits: WaitRow[],
+  nowOf: Map<string, number>,
+): Promise<Map<string, WaitRow>> {
+  const taken = new Map<string, WaitRow>();
+  let pending = waits.map((wait) => ({ wait, after: 0 }));
+  while (pending.length > 0) {
+    const { rows } = await db.q(client, KEPT_EVENTS_SQL, [
+      pending.map((p) => p.wait.instance_id),
+      pending.map((p) => p.wait.run),
+      pending.map((p) => p.wait.event),
+      pending.map((p) => p.wait.look_back_from ?? p.wait.created_at),
+      pending.map((p) => p.after),
+    ]);
+    const pages = new Map<number, { seq: string; event_id: string | null; payload: string }[]>();
+    for (const row of rows) {
+      const page = pages.get(Number(row.ord)) ?? [];
+      page.push(row);
+      pages.set(Number(row.ord), page);
     }
-    if (events.length < EVENT_PAGE) return null;
-    after = Number(events.at(-1)!.seq);
+    const next: typeof pending = [];
+    for (const [i, { wait }] of pending.entries()) {
+      const page = pages.get(i + 1) ?? [];
+      const shape = wait.match_shape ?? '[]';
+      const event = page.find((e) => payloadKey(JSON.parse(e.payload) as Json, shape) === wait.match_key);
+      if (event) {
+        const key = { instanceId: wait.instance_id, run: wait.run, name: wait.name };
+        const row = await resolve(db, client, key, nowOf.get(wait.instance_id)!, 'event', {
+          payload: event.payload,
+          eventId: event.event_id ?? event.seq,
+          seq: Number(event.seq),
+        });
+        if (row) taken.set(`${wait.instance_id}\u0000${wait.run}\u0000${wait.name}`, row);
+      } else if (page.length === EVENT_PAGE) next.push({ wait, after: Number(page.at(-1)!.seq) });
+    }
+    pending = next;
   }
+  return taken;
 }
 
 export async function settleWait(db: PgConnection, key: WaitKey, now: number): Promise<WaitRecord | null> {
@@ -347,20 +395,59 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
   });
 }
 
+/**
+ * Resolves the armed waits an event fits and wakes their instances that wait, in one statement
+ * (parameters: its name, the keys its payload gives for the shapes armed for the name, now,
+ * resolution, payload, event id, sequence number, wake-up channel and schema). The waits are found
+ * by the index of armed event waits however many instances wait, and only on the current run of an
+ * instance that is not over; a running instance is left alone (its wait finish finds the wait
+ * resolved). Run after the event name's lock was taken, so its snapshot holds every wait finish
+ * that committed before.
+ */
+const RESOLVE_EVENT_SQL = `WITH resolved AS (
+     UPDATE {{schema}}.waits w
+     SET resolved_at = $3, resolution = $4::text, payload = $5, event_id = $6::text, event_seq = $7
+     FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
+     WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
+       AND (w.expires_at IS NULL OR w.expires_at > $3)
+       AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
+     RETURNING w.instance_id, w.run, w.name, r.seq, r.integration_id
+   ), woke AS (
+     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$3' }, 's.'))}
+     FROM resolved v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
+     RETURNING s.seq
+   ), events_written AS (
+     INSERT INTO {{schema}}.events (instance_id, integration_id, run, at, type, data)
+     SELECT v.instance_id, v.integration_id, v.run, $3,
+       ${eventColumns('wait.resumed', { step: 'v.name', by: '$4::text', eventId: '$6::text' }, 'json_build_object')}::text
+     FROM resolved v WHERE v.seq IN (SELECT seq FROM woke) ORDER BY v.seq
+   )
+   SELECT ARRAY(SELECT DISTINCT instance_id FROM resolved) AS resumed,
+     (SELECT count(pg_notify($8, $9)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
+
+/** The statements that find waits and instances by key, for tests that check their plans. */
+export const WAIT_SQL = {
+  resolveEvent: RESOLVE_EVENT_SQL,
+  wake: WAKE_SQL,
+  keptEvents: KEPT_EVENTS_SQL,
+} as const;
+
 export async function sendEvent(
   db: PgConnection,
   event: NewBusinessEvent,
   now: number,
 ): Promise<SentEventOutcome> {
   return db.tx(async (client): Promise<SentEventOutcome> => {
-    await lockEventNames(db, client, [event.name]);
-    // A repeated id (sent at the same moment too: the unique index waits for the first) stores nothing.
+    // The name's lock, then the insert, in one round trip. A repeated id (sent at the same moment
+    // too: the unique index waits for the first) stores nothing.
     const inserted = await db.q(
       client,
-      `INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at) VALUES ($1, $2, $3, $4)
+      `WITH locked AS (${LOCK_SQL})
+       INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at)
+       SELECT $3, $4, $5, $6 FROM locked
        ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
        RETURNING seq`,
-      [event.name, event.id, event.payloadJson, event.receivedAt],
+      [...lockParams(db, [event.name]), event.name, event.id, event.payloadJson, event.receivedAt],
     );
     if (!inserted.rows[0]) {
       const existing = await db.q(client, 'SELECT seq FROM {{schema}}.business_events WHERE event_id = $1', [
@@ -381,31 +468,17 @@ export async function sendEvent(
       ),
     ];
     if (keys.length === 0) return { seq, duplicate: false, resumed: [] };
-    const eventId = event.id ?? String(seq);
-    const { rows } = await db.q(
-      client,
-      `UPDATE {{schema}}.waits w SET resolved_at = $3, resolution = $4, payload = $5, event_id = $6, event_seq = $7
-       FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
-       WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
-         AND (w.expires_at IS NULL OR w.expires_at > $3)
-         AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
-       RETURNING w.instance_id, w.run, w.name, r.integration_id`,
-      [event.name, keys, now, 'event' satisfies WaitResolution, event.payloadJson, eventId, seq],
-    );
-    const resolved = (
-      rows as { instance_id: string; run: number; name: string; integration_id: string }[]
-    ).map(
-      (r): Resolved => ({
-        instanceId: r.instance_id,
-        integrationId: r.integration_id,
-        run: r.run,
-        name: r.name,
-        resolution: 'event',
-        eventId,
-      }),
-    );
-    await wake(db, client, resolved, now);
-    return { seq, duplicate: false, resumed: [...new Set(resolved.map((r) => r.instanceId))] };
+    const { rows } = await db.q(client, RESOLVE_EVENT_SQL, [
+      event.name,
+      keys,
+      now,
+      'event' satisfies WaitResolution,
+      event.payloadJson,
+      event.id ?? String(seq),
+      seq,
+      ...db.wakeNotice(),
+    ]);
+    return { seq, duplicate: false, resumed: rows[0].resumed as string[] };
   });
 }
 
@@ -460,7 +533,12 @@ export async function resolveCallback(
       };
     }
     const k = { instanceId: key.instance_id, run: key.run, name: key.name };
-    await resolve(db, client, k, now, 'callback', { payload: payloadJson, eventId: null, seq: null });
+    const resolved = await resolve(db, client, k, now, 'callback', {
+      payload: payloadJson,
+      eventId: null,
+      seq: null,
+    });
+    if (!resolved) return { outcome: 'used', resolvedAt: now };
     // A running instance (the callback came before its wait finish) wakes when that finish sees it.
     await wake(
       db,

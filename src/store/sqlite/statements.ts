@@ -214,7 +214,7 @@ export function prepareStatements(db: Database.Database) {
     // other finishes; an event or a callback wakes it (due at once) only while it is waiting.
     finishWait: prepare(`
       UPDATE instances SET ${assignments(TRANSITIONS.suspend, SQLITE)}
-      WHERE id = @id AND claim_token = @token RETURNING integration_id, run`),
+      WHERE id = @id AND claim_token = @token`),
     wake: prepare(`
       UPDATE instances SET ${assignments(TRANSITIONS.wake, SQLITE)}
       WHERE id = @id AND run = @run AND ${statusIn(TRANSITIONS.wake.from)} RETURNING integration_id`),
@@ -224,6 +224,13 @@ export function prepareStatements(db: Database.Database) {
       INSERT INTO waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at)
       VALUES (@instance_id, @run, @name, @kind, @event, @match_key, @match_shape, @expires_at, @look_back_from, @created_at)
       ON CONFLICT (instance_id, run, name) DO NOTHING`),
+    // The wait of a finish, armed under the claim token. A write first: the commit's transaction
+    // takes the write lock here, before it reads, as a finish's UPDATE does.
+    armWaitLeased: prepare(`
+      INSERT INTO waits (instance_id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at)
+      SELECT id, run, @name, @kind, @event, @match_key, @match_shape, @expires_at, @look_back_from, @created_at
+      FROM instances WHERE id = @instance_id AND claim_token = @token
+      ON CONFLICT (instance_id, run, name) DO NOTHING`),
     insertShape: prepare('INSERT INTO wait_shapes (event, shape) VALUES (?, ?) ON CONFLICT DO NOTHING'),
     waitByKey: prepare('SELECT * FROM waits WHERE instance_id = ? AND run = ? AND name = ?'),
     waitsOf: prepare('SELECT * FROM waits WHERE instance_id = ? ORDER BY run, created_at, name'),
@@ -231,13 +238,16 @@ export function prepareStatements(db: Database.Database) {
       UPDATE waits SET resolved_at = @now, resolution = @resolution, payload = @payload, event_id = @event_id,
         event_seq = @event_seq
       WHERE instance_id = @instance_id AND run = @run AND name = @name AND resolved_at IS NULL`),
-    // The last event an earlier wait of the run took: a later wait takes only events after it.
-    lastTakenSeq: prepare(
-      'SELECT coalesce(max(event_seq), 0) AS seq FROM waits WHERE instance_id = ? AND run = ? AND event_seq IS NOT NULL',
-    ),
+    // Events a wait may take, in order; `@path`/`@value`: one text field of its match, compared
+    // in SQL so that the events that cannot fit are passed over without being parsed in JavaScript.
     keptEvents: prepare(`
       SELECT seq, event_id, payload FROM business_events INDEXED BY business_events_name
-      WHERE name = ? AND seq > ? AND received_at >= ? ORDER BY seq`),
+      WHERE name = @name AND seq > @after AND received_at >= @from
+        -- An event another wait of the run took is not taken twice.
+        AND seq NOT IN (SELECT event_seq FROM waits WHERE instance_id = @instance_id AND run = @run
+                          AND event_seq IS NOT NULL)
+        AND (@path IS NULL OR json_extract(payload, @path) = @value)
+      ORDER BY seq`),
     businessEventById: prepare('SELECT seq FROM business_events WHERE event_id = ?'),
     insertBusinessEvent: prepare(
       'INSERT INTO business_events (name, event_id, payload, received_at) VALUES (?, ?, ?, ?) RETURNING seq',

@@ -322,7 +322,9 @@ export class SqliteStore implements Store {
           run_from: request.from,
           input: request.inputJson ?? row.input,
           version:
-            request.from === 'start' && request.versions && Object.hasOwn(request.versions, row.integration_id)
+            request.from === 'start' &&
+            request.versions &&
+            Object.hasOwn(request.versions, row.integration_id)
               ? request.versions[row.integration_id]
               : row.version,
           now: request.now,

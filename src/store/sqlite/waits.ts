@@ -29,9 +29,9 @@ interface Key {
   name: string;
 }
 
-function armParams(key: Key, wait: NewWait) {
+/** A wait's columns besides its key, as the statements bind them. */
+function waitColumns(wait: NewWait) {
   return {
-    ...key,
     kind: wait.kind,
     event: wait.event,
     match_key: wait.matchKey,
@@ -95,25 +95,32 @@ function wake(s: Sqlite, wait: Row, now: number): void {
 }
 
 /**
- * The finish of an attempt that reached a wait, in the commit's transaction: the instance waits
- * until the wait's time (or for ever), the wait is armed unless the run has it already, and a wait
- * that is resolved — before (a callback that came early) or now, by an event kept in the look-back
- * window — wakes it at once. False when the claim token no longer holds: nothing is written.
+ * The finish of an attempt that reached a wait, in the commit's transaction: the wait is armed
+ * unless the run has it already (a later attempt that reaches it finds the first one, its time
+ * included), the instance waits until that time (or for ever), and a wait that is resolved —
+ * before (a callback that came early) or now, by an event kept in the look-back window — wakes it
+ * at once. False when the claim token no longer holds: nothing is written.
  */
 export function finishWait(s: Sqlite, finish: FinishWrite, wait: NewWait): boolean {
-  const row = s.stmt.finishWait.get({
-    id: finish.instanceId,
+  s.stmt.armWaitLeased.run({
+    ...waitColumns(wait),
+    instance_id: finish.instanceId,
+    name: wait.name,
     token: finish.claimToken,
-    now: finish.now,
-    run_at: wait.expiresAt ?? NEVER,
-  }) as { integration_id: string; run: number } | undefined;
-  if (!row) return false;
-  for (const event of finish.events) insertEvent(s, event);
-  const key: Key = { instance_id: finish.instanceId, run: row.run, name: wait.name };
-  s.stmt.insertWait.run(armParams(key, wait));
+  });
+  const held = s.stmt.leaseHeld.get(finish.instanceId, finish.claimToken) as { run: number } | undefined;
+  if (!held) return false;
+  const key: Key = { instance_id: finish.instanceId, run: held.run, name: wait.name };
   if (wait.kind === 'event' && wait.event !== null)
     s.stmt.insertShape.run(wait.event, wait.matchShape ?? '[]');
   let stored = storedWait(s, key)!;
+  s.stmt.finishWait.run({
+    id: finish.instanceId,
+    token: finish.claimToken,
+    now: finish.now,
+    run_at: stored.expires_at ?? NEVER,
+  });
+  for (const event of finish.events) insertEvent(s, event);
   if (stored.resolved_at === null && stored.kind === 'event' && takeKeptEvent(s, stored, finish.now)) {
     stored = storedWait(s, key)!;
   }
@@ -122,15 +129,35 @@ export function finishWait(s: Sqlite, finish: FinishWrite, wait: NewWait): boole
 }
 
 /**
+ * A field of a match whose value is text, as a JSON path and the value: SQL compares it exactly as
+ * JavaScript does (numbers are left to `payloadKey`, which compares them as doubles). None: no such field.
+ */
+function textField(key: string | null): { path: string | null; value: string | null } {
+  const match = key === null ? {} : (JSON.parse(key) as Record<string, Json>);
+  for (const [field, value] of Object.entries(match)) {
+    if (typeof value === 'string' && field !== '' && !/["\\]/.test(field))
+      return { path: `$."${field}"`, value };
+  }
+  return { path: null, value: null };
+}
+
+/**
  * Resolves an armed event wait with the first kept event that fits it: of its name, received
- * within its look-back window, after the last event an earlier wait of the run took.
+ * within its look-back window, and not taken by another wait of the same instance and run.
  */
 function takeKeptEvent(s: Sqlite, wait: Row, now: number): boolean {
-  const after = (s.stmt.lastTakenSeq.get(wait.instance_id, wait.run) as { seq: number }).seq;
   const shape = wait.match_shape ?? '[]';
   const from = wait.look_back_from ?? wait.created_at;
   let taken: { seq: number; event_id: string | null; payload: string } | undefined;
-  for (const event of s.stmt.keptEvents.iterate(wait.event, after, from) as Iterable<{
+  const params = {
+    name: wait.event,
+    after: 0,
+    from,
+    instance_id: wait.instance_id,
+    run: wait.run,
+    ...textField(wait.match_key),
+  };
+  for (const event of s.stmt.keptEvents.iterate(params) as Iterable<{
     seq: number;
     event_id: string | null;
     payload: string;
@@ -167,7 +194,7 @@ export function armCallback(s: Sqlite, request: ArmCallback): WaitRecord | null 
     .transaction(() => {
       if (s.stmt.leaseHeld.get(request.instanceId, request.claimToken) === undefined) return null;
       const key: Key = { instance_id: request.instanceId, run: request.run, name: request.wait.name };
-      s.stmt.insertWait.run(armParams(key, request.wait));
+      s.stmt.insertWait.run({ ...key, ...waitColumns(request.wait) });
       s.stmt.insertToken.run(
         request.tokenId,
         request.tokenHash,
