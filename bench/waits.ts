@@ -5,8 +5,8 @@
  *
  * - plain: no-op instances completed per second (the claim rate this store and machine give);
  * - armed: instances that ran to a `ctx.waitForEvent` and left the worker, per second;
- * - sends: events per second sent one by one (`engine.sendEvent`), each matched against every
- *   waiting instance (by event name and match key) and resuming exactly one;
+ * - sends: events per second (`engine.sendEvent`), one at a time and from several callers at once,
+ *   each matched against every waiting instance (by event name and match key), resuming one;
  * - resumed: resumed instances that finished, per second (claim again, replay, finish).
  *
  *   npm run bench:waits                                  # SQLite, 100,000 waiting
@@ -30,11 +30,13 @@ const { values } = parseArgs({
     plain: { type: 'string', default: '20000' },
     sends: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '100' },
+    senders: { type: 'string', default: '16' },
   },
 });
 const WAITING = Number(values.waiting);
 const PLAIN = Number(values.plain);
-const SENDS = Math.min(Number(values.sends), WAITING);
+const SENDS = Math.min(Number(values.sends), Math.floor(WAITING / 2));
+const SENDERS = Number(values.senders);
 const logger = pino({ level: 'warn' });
 const rate = (count: number, ms: number) => Math.round((count / ms) * 1000);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,38 +108,49 @@ await until(
 );
 const armRate = rate(WAITING, performance.now() - started);
 
-// Sends: one event at a time, each matching one of the waiting instances.
-started = performance.now();
+// Sends: each event matches one of the waiting instances (a distinct one per send). First one at
+// a time (a single caller), then from several callers at once (what an HTTP endpoint sees).
 let resumed = 0;
-for (let i = 0; i < SENDS; i++) {
+let next = 0;
+const send = async () => {
+  const i = next++;
   const sent = await armer.sendEvent({
     name: 'payment.received',
     payload: { n: (i * 7_919) % WAITING, amount: i },
   });
   resumed += sent.resumed.length;
-}
-const sendMs = performance.now() - started;
+};
+const firstSend = performance.now();
+for (let i = 0; i < SENDS; i++) await send();
+const sendMs = performance.now() - firstSend;
+started = performance.now();
+await Promise.all(
+  Array.from({ length: SENDERS }, async () => {
+    while (next < 2 * SENDS) await send();
+  }),
+);
+const concurrentMs = performance.now() - started;
 await until(
   async () => (await armer.countInstances({ integrationId: 'waiter', status: 'succeeded' })) === resumed,
 );
-const resumeMs = performance.now() - started;
+const resumeMs = performance.now() - firstSend;
 await armer.stop();
 await store.close();
 await server?.stop();
 dir.cleanup();
 
 const kind = values.store;
-console.log(
-  `\nWaits on ${kind}: ${WAITING.toLocaleString('en')} instances waiting, ${SENDS.toLocaleString('en')} events sent one by one\n`,
-);
+const n = (value: number) => value.toLocaleString('en');
+console.log(`\nWaits on ${kind}: ${n(WAITING)} instances waiting, ${n(2 * SENDS)} events sent\n`);
 console.log('| figure | per second |');
 console.log('|---|---:|');
-console.log(`| plain no-op instances completed (claim rate) | ${plainRate.toLocaleString('en')} |`);
-console.log(`| waits armed (ran to the wait and left the worker) | ${armRate.toLocaleString('en')} |`);
+console.log(`| plain no-op instances completed (claim rate) | ${n(plainRate)} |`);
+console.log(`| waits armed (ran to the wait and left the worker) | ${n(armRate)} |`);
 console.log(
-  `| events sent, each matched against ${WAITING.toLocaleString('en')} waiting | ${rate(SENDS, sendMs).toLocaleString('en')} |`,
+  `| events sent one at a time, each matched against ${n(WAITING)} waiting | ${n(rate(SENDS, sendMs))} |`,
 );
+console.log(`| events sent by ${SENDERS} callers at once | ${n(rate(SENDS, concurrentMs))} |`);
 console.log(
-  `| instances resumed and finished (send to success) | ${rate(resumed, resumeMs).toLocaleString('en')} |`,
+  `| instances resumed and finished (first send to last success) | ${n(rate(resumed, resumeMs))} |`,
 );
-console.log(`\narmed/plain ${(armRate / plainRate).toFixed(2)}; resumed ${resumed} of ${SENDS} sends`);
+console.log(`\narmed/plain ${(armRate / plainRate).toFixed(2)}; resumed ${resumed} of ${2 * SENDS} sends`);
