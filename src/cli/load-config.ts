@@ -149,6 +149,7 @@ export function engineOptionsOf(config: TandemConfig): EngineOptions {
     ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
     ...(config.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.pollIntervalMs }),
     ...(config.retention === undefined ? {} : { retention: config.retention }),
+    ...(config.events === undefined ? {} : { events: config.events }),
     // Callback URLs are handed out by whichever process runs the handler: a worker needs it too.
     ...(publicUrl === undefined ? {} : { publicUrl }),
   };

@@ -67,6 +67,11 @@ export interface TandemConfig {
    * `failedKeepMs`), and how often the purge runs (`intervalMs`); `false` keeps everything.
    */
   retention?: RetentionOptions | false;
+  /** Business events for `ctx.waitForEvent` (docs/semantics.md, "Waits"). */
+  events?: {
+    /** A wait also takes a matching event received this long before it began; events are kept this long. Default 1 h. */
+    lookBackMs?: number;
+  };
   /** The HTTP server. */
   server?: ServerOptions;
 }
@@ -144,6 +149,9 @@ const configSchema = options({
   leaseMs: timerMs.optional(),
   pollIntervalMs: timerMs.optional(),
   retention: retentionSchema.optional(),
+  events: options({
+    lookBackMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
+  } satisfies Record<keyof NonNullable<TandemConfig['events']>, unknown>).optional(),
   server: serverSchema.optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { APP_NAMES } from '../../examples/retail/apps.js';
 import { retail } from '../../examples/retail/integrations.js';
+import { engineOptionsOf } from '../../src/cli/load-config.js';
 import { httpConnection } from '../../src/connections/http.js';
 import { secret } from '../../src/connections/secret.js';
 import { defineConfig } from '../../src/define/config.js';
@@ -245,6 +246,12 @@ describe('config options', () => {
       /pollIntervalMs .*got Infinity/,
     ],
     ['a negative keep period', config({ retention: { keepMs: -1 } }), /retention\.keepMs .*got -1/],
+    ['a negative look-back window', config({ events: { lookBackMs: -1 } }), /events\.lookBackMs .*got -1/],
+    [
+      'an unknown events option',
+      config({ events: { lookback: 5 } as never }),
+      /unknown option "events\.lookback" \(did you mean "events\.lookBackMs"\?\)/,
+    ],
     [
       'retention true',
       config({ retention: true }),
@@ -403,5 +410,13 @@ describe('connection options', () => {
     });
     expect(bank.options.retryOn).toBe(retryOn);
     await bank.close();
+  });
+});
+
+describe('the config’s events options', () => {
+  it('reach the engine', () => {
+    const config = defineConfig({ integrations: [], events: { lookBackMs: 5_000 } });
+    expect(engineOptionsOf(config).events).toEqual({ lookBackMs: 5_000 });
+    expect(engineOptionsOf(defineConfig({ integrations: [] })).events).toBeUndefined();
   });
 });
