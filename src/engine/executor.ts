@@ -5,29 +5,16 @@
  * nothing of SQL: everything it stores goes through the {@link WorkWriter}.
  */
 
-import type { HttpConnection } from '../connections/http.js';
-import type {
-  AnyIntegration,
-  AsyncDefinition,
-  ChildCounts,
-  ScheduledDefinition,
-  StartedInstance,
-  StartManyOptions,
-  StartOptions,
-} from '../define/integration.js';
+import type { AsyncDefinition, ScheduledDefinition } from '../define/integration.js';
 import { handlerOfVersion } from '../define/integration.js';
-import type { Parameters } from '../define/parameters.js';
 import { AttemptTimeoutError, coerceError, LeaseLostError, VersionMissingError } from '../errors.js';
 import { toStoredJson } from '../json.js';
 import { type ActivityData, FINISH, type FinishKind } from '../lifecycle/index.js';
-import type { InstanceWork, NewActivityEvent } from '../model.js';
+import type { NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Attempt, ExecuteDeps } from './attempt.js';
 import { AttemptContext, ScheduledAttemptContext } from './attempt-context.js';
-import type { Clock } from './clock.js';
-import type { EngineObserver } from './observer.js';
 import { retryOrFail } from './retry-or-fail.js';
-import type { WorkWriter } from './writer.js';
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 

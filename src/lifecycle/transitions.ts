@@ -216,8 +216,6 @@ export const TRANSITIONS = define({
   },
 });
 
-type TransitionName = keyof typeof TRANSITIONS;
-
 /** Whether a transition may start from an instance in this mode and status. */
 export function allows(transition: Transition, row: { mode: string; status: string }): boolean {
   if (transition.durableOnly && row.mode === 'sync') return false;
