@@ -448,6 +448,13 @@ export interface Store {
   armCallback(request: ArmCallback): Promise<WaitRecord | null>;
   /** Stores a business event and resolves every armed wait it matches; a repeated id changes nothing. */
   sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome>;
+  /**
+   * Several events in one transaction (group commit of concurrent sends): one outcome per event, in
+   * order, each exactly what `sendEvent` of the events one after another would give — an id repeated
+   * within the batch is a duplicate of its first, and each event resolves the waits it fits that an
+   * earlier one did not take. PostgreSQL locks every name of the batch first, in sorted order.
+   */
+  sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]>;
   /** The SHA-256 (hex) stored for a callback token's public part, to compare in constant time; null: unknown. */
   callbackTokenHash(tokenId: string): Promise<string | null>;
   /** Resolves the callback's wait with the body, once; see {@link CallbackOutcome}. */

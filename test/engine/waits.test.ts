@@ -176,6 +176,42 @@ describe.each(STORE_KINDS)('durable waits (%s)', (storeKind) => {
     expect(done.output).toEqual({ first: { amount: 1 }, second: null });
   });
 
+  it('events sent by many callers at once share a transaction, each with the outcome it has alone', async () => {
+    const waiter = defineIntegration({
+      id: 'payee',
+      mode: 'async',
+      handler: (ctx) =>
+        ctx.waitForEvent('paid', { event: 'paid', match: { n: (ctx.input as { n: number }).n } }),
+    });
+    const t = await engineWith([waiter], { storeKind });
+    const ids: string[] = [];
+    for (let n = 0; n < 6; n++) ids.push((await t.engine.accept('payee', { n })).instanceId);
+    for (const id of ids) await waitForStatus(t.engine, id, ['waiting']);
+    const batches: number[] = [];
+    const sendEvents = t.store.sendEvents.bind(t.store);
+    t.store.sendEvents = (events, now) => {
+      batches.push(events.length);
+      return sendEvents(events, now);
+    };
+    const sent = await Promise.all([
+      ...[0, 1, 2, 3, 4, 5].map((n) => t.engine.sendEvent({ name: 'paid', payload: { n }, id: `pay-${n}` })),
+      t.engine.sendEvent({ name: 'paid', payload: { n: 1 }, id: 'pay-0' }),
+      t.engine.sendEvent({ name: 'paid', payload: { n: 9 } }),
+      t.engine.sendEvent({ name: 'other', payload: { n: 2 } }),
+    ]);
+    expect(batches).toEqual([9]);
+    expect(sent.slice(0, 6)).toEqual(
+      ids.map((id, n) => ({ eventId: `pay-${n}`, duplicate: false, resumed: [id] })),
+    );
+    expect(sent[6]).toEqual({ eventId: 'pay-0', duplicate: true, resumed: [] });
+    expect(sent[7]).toMatchObject({ duplicate: false, resumed: [] });
+    expect(sent[8]).toMatchObject({ duplicate: false, resumed: [] });
+    expect(Number(sent[8]!.eventId)).toBeGreaterThan(Number(sent[7]!.eventId));
+    for (const [n, id] of ids.entries()) {
+      expect((await waitForStatus(t.engine, id)).output).toEqual({ n });
+    }
+  });
+
   it('a callback URL resumes once, refuses reuse and expiry, and its token is stored only as a hash', async () => {
     const urls: string[] = [];
     const partner = defineIntegration({

@@ -345,6 +345,10 @@ export class PostgresStore implements Store {
     return waitStore.sendEvent(this.db, event, now);
   }
 
+  sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
+    return waitStore.sendEvents(this.db, events, now);
+  }
+
   callbackTokenHash(tokenId: string): Promise<string | null> {
     return waitStore.callbackTokenHash(this.db, tokenId);
   }

@@ -432,53 +432,108 @@ export const WAIT_SQL = {
   keptEvents: KEPT_EVENTS_SQL,
 } as const;
 
-export async function sendEvent(
+/**
+ * Takes the locks of the batch's event names and stores its events, in one round trip: in batch
+ * order (the sequence numbers follow it), an id stored before or earlier in the batch skipped (a
+ * repeated id sent at the same moment by another transaction: the unique index waits for it).
+ */
+const INSERT_EVENTS_SQL = `WITH locked AS (${LOCK_SQL})
+   INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at)
+   SELECT e.name, e.event_id, e.payload, e.received_at
+   FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+     WITH ORDINALITY AS e(name, event_id, payload, received_at, ord)
+   CROSS JOIN locked
+   ORDER BY e.ord
+   ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
+   RETURNING seq, event_id`;
+
+export function sendEvent(db: PgConnection, event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
+  return sendEvents(db, [event], now).then((outcomes) => outcomes[0]!);
+}
+
+/**
+ * Stores business events in one transaction, each exactly as if it were sent alone, in order: the
+ * names' locks first (sorted), then the events, then for each in turn the armed waits it fits that an
+ * earlier one did not take. The shapes armed for the names are read once, after the locks: no wait
+ * finish of these names commits before this transaction ends.
+ */
+export async function sendEvents(
   db: PgConnection,
-  event: NewBusinessEvent,
+  events: NewBusinessEvent[],
   now: number,
-): Promise<SentEventOutcome> {
-  return db.tx(async (client): Promise<SentEventOutcome> => {
-    // The name's lock, then the insert, in one round trip. A repeated id (sent at the same moment
-    // too: the unique index waits for the first) stores nothing.
-    const inserted = await db.q(
-      client,
-      `WITH locked AS (${LOCK_SQL})
-       INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at)
-       SELECT $3, $4, $5, $6 FROM locked
-       ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
-       RETURNING seq`,
-      [...lockParams(db, [event.name]), event.name, event.id, event.payloadJson, event.receivedAt],
-    );
-    if (!inserted.rows[0]) {
-      const existing = await db.q(client, 'SELECT seq FROM {{schema}}.business_events WHERE event_id = $1', [
-        event.id,
-      ]);
-      return { seq: Number(existing.rows[0].seq), duplicate: true, resumed: [] };
+): Promise<SentEventOutcome[]> {
+  if (events.length === 0) return [];
+  const names = [...new Set(events.map((e) => e.name))].sort();
+  return db.tx(async (client): Promise<SentEventOutcome[]> => {
+    const inserted = await db.q(client, INSERT_EVENTS_SQL, [
+      ...lockParams(db, names),
+      events.map((e) => e.name),
+      events.map((e) => e.id),
+      events.map((e) => e.payloadJson),
+      events.map((e) => e.receivedAt),
+    ]);
+    // Sequence numbers were drawn in batch order; an event was stored unless its id was stored before.
+    const rows = (inserted.rows as { seq: string; event_id: string | null }[])
+      .map((r) => ({ seq: Number(r.seq), id: r.event_id }))
+      .sort((x, y) => x.seq - y.seq);
+    const storedIds = new Set(rows.flatMap((r) => (r.id === null ? [] : [r.id])));
+    let next = 0;
+    const seqs = events.map((e) => {
+      if (e.id !== null && !storedIds.delete(e.id)) return null;
+      return rows[next++]!.seq;
+    });
+    const repeated = events.flatMap((e, i) => (seqs[i] === null ? [e.id!] : []));
+    const existing = new Map<string, number>();
+    if (repeated.length > 0) {
+      const found = await db.q(
+        client,
+        'SELECT seq, event_id FROM {{schema}}.business_events WHERE event_id = ANY($1::text[])',
+        [repeated],
+      );
+      for (const r of found.rows as { seq: string; event_id: string }[])
+        existing.set(r.event_id, Number(r.seq));
     }
-    const seq = Number(inserted.rows[0].seq);
-    const shapes = await db.q(client, 'SELECT shape FROM {{schema}}.wait_shapes WHERE event = $1', [
-      event.name,
-    ]);
-    const payload = JSON.parse(event.payloadJson) as Json;
-    const keys = [
-      ...new Set(
-        (shapes.rows as { shape: string }[])
-          .map(({ shape }) => payloadKey(payload, shape))
-          .filter((key): key is string => key !== null),
-      ),
-    ];
-    if (keys.length === 0) return { seq, duplicate: false, resumed: [] };
-    const { rows } = await db.q(client, RESOLVE_EVENT_SQL, [
-      event.name,
-      keys,
-      now,
-      'event' satisfies WaitResolution,
-      event.payloadJson,
-      event.id ?? String(seq),
-      seq,
-      ...db.wakeNotice(),
-    ]);
-    return { seq, duplicate: false, resumed: rows[0].resumed as string[] };
+    const shapes = await db.q(
+      client,
+      'SELECT event, shape FROM {{schema}}.wait_shapes WHERE event = ANY($1::text[])',
+      [names],
+    );
+    const shapesOf = new Map<string, string[]>();
+    for (const { event, shape } of shapes.rows as { event: string; shape: string }[])
+      shapesOf.set(event, [...(shapesOf.get(event) ?? []), shape]);
+    const outcomes: SentEventOutcome[] = [];
+    for (const [i, event] of events.entries()) {
+      const seq = seqs[i];
+      if (seq === null || seq === undefined) {
+        outcomes.push({ seq: existing.get(event.id!)!, duplicate: true, resumed: [] });
+        continue;
+      }
+      const shapesOfName = shapesOf.get(event.name) ?? [];
+      const payload = shapesOfName.length > 0 ? (JSON.parse(event.payloadJson) as Json) : null;
+      const keys = [
+        ...new Set(
+          shapesOfName
+            .map((shape) => payloadKey(payload, shape))
+            .filter((key): key is string => key !== null),
+        ),
+      ];
+      if (keys.length === 0) {
+        outcomes.push({ seq, duplicate: false, resumed: [] });
+        continue;
+      }
+      const { rows: resolved } = await db.q(client, RESOLVE_EVENT_SQL, [
+        event.name,
+        keys,
+        now,
+        'event' satisfies WaitResolution,
+        event.payloadJson,
+        event.id ?? String(seq),
+        seq,
+        ...db.wakeNotice(),
+      ]);
+      outcomes.push({ seq, duplicate: false, resumed: resolved[0].resumed as string[] });
+    }
+    return outcomes;
   });
 }
 

@@ -495,7 +495,12 @@ export class SqliteStore implements Store {
 
   async sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
     this.open();
-    return waits.sendEvent(this.sql, event, now);
+    return waits.sendEvents(this.sql, [event], now)[0]!;
+  }
+
+  async sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
+    this.open();
+    return waits.sendEvents(this.sql, events, now);
   }
 
   async callbackTokenHash(tokenId: string): Promise<string | null> {
