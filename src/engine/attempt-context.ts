@@ -426,7 +426,12 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     if (this.suspended) throw new WaitSuspended(name);
     const { clock, writer, waits } = this.deps;
     const now = clock.now();
-    const record = await waits.settle({ instanceId: this.instanceId, run: this.run, name }, now);
+    // The run's first attempt has armed no wait before (a callback's, armed by this attempt, aside):
+    // nothing stored to read, and the attempt suspends without a round trip.
+    const record =
+      this.claimed.fresh === true && spec(now).kind !== 'callback'
+        ? null
+        : await waits.settle({ instanceId: this.instanceId, run: this.run, name }, now);
     this.ensureLive();
     if (this.suspended) throw new WaitSuspended(name);
     if (record?.resolvedAt == null) {

@@ -83,6 +83,12 @@ export interface ClaimedInstance {
   steps: Step[];
   /** True when the previous holder's lease had expired (crash recovery). */
   takenOver: boolean;
+  /**
+   * True when the claim starts the run's first attempt (nothing ran before in this run, so it stored
+   * no step and armed no wait): a wait the handler reaches has no stored row to read. Optional: a
+   * claim that does not say so is treated as one that may have them.
+   */
+  fresh?: boolean;
 }
 
 export interface Lease {

@@ -176,6 +176,32 @@ describe.each(STORE_KINDS)('durable waits (%s)', (storeKind) => {
     expect(done.output).toEqual({ first: { amount: 1 }, second: null });
   });
 
+  it('the first attempt of a run suspends at its wait without reading stored waits; a resumed one reads it', async () => {
+    const napper = defineIntegration({
+      id: 'napper',
+      mode: 'async',
+      async handler(ctx) {
+        await ctx.step('before', () => 1);
+        await ctx.sleep('nap', 300);
+        return 'rested';
+      },
+    });
+    const t = await engineWith([napper], { storeKind });
+    const settled: string[] = [];
+    const settleWait = t.store.settleWait.bind(t.store);
+    t.store.settleWait = (key, now) => {
+      settled.push(key.name);
+      return settleWait(key, now);
+    };
+    const { instanceId } = await t.engine.accept('napper', {});
+    await waitForStatus(t.engine, instanceId, ['waiting']);
+    expect(settled).toEqual([]);
+    expect((await waitForStatus(t.engine, instanceId)).output).toBe('rested');
+    expect(settled).toEqual(['nap']);
+    const { waits } = await t.engine.getDetail(instanceId);
+    expect(waits).toMatchObject([{ name: 'nap', resolution: 'time' }]);
+  });
+
   it('events sent by many callers at once share a transaction, each with the outcome it has alone', async () => {
     const waiter = defineIntegration({
       id: 'payee',

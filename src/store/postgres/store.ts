@@ -133,6 +133,7 @@ export class PostgresStore implements Store {
       claimToken: `${batchToken}.${row.seq}`,
       steps: stepsById.get(row.id) ?? [],
       takenOver: row.taken_over,
+      fresh: !(row.attempt > 1 || row.run > 1 || row.resumed),
     }));
   }
 
