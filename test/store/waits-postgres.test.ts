@@ -451,7 +451,10 @@ describe('durable waits on PostgreSQL, plans', () => {
       const key = matchKey({ orderId: id });
       const now = T0 + 5_000;
       const statements: [string, unknown[]][] = [
-        [WAIT_SQL.resolveEvent, ['order.paid', [key], now, 'event', '{}', 'e-1', 1, 'tandem_wake', schema]],
+        [
+          WAIT_SQL.resolveEvents,
+          [[1], ['order.paid'], [key], now, 'event', ['{}'], ['e-1'], [1], 'tandem_wake', schema],
+        ],
         [WAIT_SQL.wake, [[id], [1], now, '[]', 'tandem_wake', schema]],
         [WAIT_SQL.keptEvents, [[id], [1], ['order.paid'], [T0], [0]]],
       ];

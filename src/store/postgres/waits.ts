@@ -396,38 +396,53 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
 }
 
 /**
- * Resolves the armed waits an event fits and wakes their instances that wait, in one statement
- * (parameters: its name, the keys its payload gives for the shapes armed for the name, now,
- * resolution, payload, event id, sequence number, wake-up channel and schema). The waits are found
- * by the index of armed event waits however many instances wait, and only on the current run of an
- * instance that is not over; a running instance is left alone (its wait finish finds the wait
- * resolved). Run after the event name's lock was taken, so its snapshot holds every wait finish
- * that committed before.
+ * Resolves the armed waits the events of a batch fit and wakes their instances that wait, in one
+ * statement, as the events one after another would: each wait is taken by the first event (in
+ * batch order) that fits it, and an instance is woken, with one `wait.resumed` per wait, by the
+ * first event that resolved one of its waits (a later one finds it queued). Parameters: the
+ * (event's position, name, key) pairs, one per key an event's payload gives for the shapes armed
+ * for its name; now; resolution; per event in batch order its payload, event id and sequence
+ * number; wake-up channel and schema. The waits are found by the index of armed event waits however
+ * many instances wait, and only on the current run of an instance that is not over; a running
+ * instance is left alone (its wait finish finds the wait resolved). Run after the names' locks were
+ * taken, so its snapshot holds every wait finish that committed before.
  */
-const RESOLVE_EVENT_SQL = `WITH resolved AS (
+const RESOLVE_EVENTS_SQL = `WITH pairs AS (
+     SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) AS p(ord, event, key)
+   ), sent AS (
+     SELECT * FROM unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY AS e(payload, event_id, seq, ord)
+   ), fits AS (
+     SELECT DISTINCT ON (w.instance_id, w.run, w.name) w.instance_id, w.run, w.name, p.ord
+     FROM pairs p JOIN {{schema}}.waits w ON w.event = p.event AND w.match_key = p.key
+     WHERE w.resolved_at IS NULL AND w.kind = 'event' AND (w.expires_at IS NULL OR w.expires_at > $4)
+     ORDER BY w.instance_id, w.run, w.name, p.ord
+   ), resolved AS (
      UPDATE {{schema}}.waits w
-     SET resolved_at = $3, resolution = $4::text, payload = $5, event_id = $6::text, event_seq = $7
-     FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
-     WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
-       AND (w.expires_at IS NULL OR w.expires_at > $3)
+     SET resolved_at = $4, resolution = $5::text, payload = e.payload, event_id = e.event_id, event_seq = e.seq
+     FROM fits f JOIN sent e ON e.ord = f.ord,
+       {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
+     WHERE w.instance_id = f.instance_id AND w.run = f.run AND w.name = f.name AND w.resolved_at IS NULL
        AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
-     RETURNING w.instance_id, w.run, w.name, r.seq, r.integration_id
+     RETURNING w.instance_id, w.run, w.name, w.event_id, r.seq, r.integration_id, f.ord
    ), woke AS (
-     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$3' }, 's.'))}
-     FROM resolved v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
+     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$4' }, 's.'))}
+     FROM (SELECT DISTINCT seq FROM resolved) v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
      RETURNING s.seq
    ), events_written AS (
      INSERT INTO {{schema}}.events (instance_id, integration_id, run, at, type, data)
-     SELECT v.instance_id, v.integration_id, v.run, $3,
-       ${eventColumns('wait.resumed', { step: 'v.name', by: '$4::text', eventId: '$6::text' }, 'json_build_object')}::text
-     FROM resolved v WHERE v.seq IN (SELECT seq FROM woke) ORDER BY v.seq
+     SELECT v.instance_id, v.integration_id, v.run, $4,
+       ${eventColumns('wait.resumed', { step: 'v.name', by: '$5::text', eventId: 'v.event_id' }, 'json_build_object')}::text
+     FROM resolved v
+     WHERE v.seq IN (SELECT seq FROM woke) AND v.ord = (SELECT min(o.ord) FROM resolved o WHERE o.seq = v.seq)
+     ORDER BY v.ord, v.seq
    )
-   SELECT ARRAY(SELECT DISTINCT instance_id FROM resolved) AS resumed,
-     (SELECT count(pg_notify($8, $9)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
+   SELECT coalesce((SELECT json_agg(json_build_array(x.ord, x.instance_id))
+       FROM (SELECT DISTINCT ord, instance_id FROM resolved) AS x), '[]') AS resumed,
+     (SELECT count(pg_notify($9, $10)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
 
 /** The statements that find waits and instances by key, for tests that check their plans. */
 export const WAIT_SQL = {
-  resolveEvent: RESOLVE_EVENT_SQL,
+  resolveEvents: RESOLVE_EVENTS_SQL,
   wake: WAKE_SQL,
   keptEvents: KEPT_EVENTS_SQL,
 } as const;
@@ -501,38 +516,41 @@ export async function sendEvents(
     const shapesOf = new Map<string, string[]>();
     for (const { event, shape } of shapes.rows as { event: string; shape: string }[])
       shapesOf.set(event, [...(shapesOf.get(event) ?? []), shape]);
-    const outcomes: SentEventOutcome[] = [];
+    // The keys each stored event gives for the shapes armed for its name; its position is 1-based.
+    const pairs = { ords: [] as number[], names: [] as string[], keys: [] as string[] };
     for (const [i, event] of events.entries()) {
-      const seq = seqs[i];
-      if (seq === null || seq === undefined) {
-        outcomes.push({ seq: existing.get(event.id!)!, duplicate: true, resumed: [] });
-        continue;
+      const shapesOfName = seqs[i] === null ? [] : (shapesOf.get(event.name) ?? []);
+      if (shapesOfName.length === 0) continue;
+      const payload = JSON.parse(event.payloadJson) as Json;
+      for (const key of new Set(shapesOfName.map((shape) => payloadKey(payload, shape)))) {
+        if (key === null) continue;
+        pairs.ords.push(i + 1);
+        pairs.names.push(event.name);
+        pairs.keys.push(key);
       }
-      const shapesOfName = shapesOf.get(event.name) ?? [];
-      const payload = shapesOfName.length > 0 ? (JSON.parse(event.payloadJson) as Json) : null;
-      const keys = [
-        ...new Set(
-          shapesOfName
-            .map((shape) => payloadKey(payload, shape))
-            .filter((key): key is string => key !== null),
-        ),
-      ];
-      if (keys.length === 0) {
-        outcomes.push({ seq, duplicate: false, resumed: [] });
-        continue;
-      }
-      const { rows: resolved } = await db.q(client, RESOLVE_EVENT_SQL, [
-        event.name,
-        keys,
+    }
+    const resumed = events.map(() => [] as string[]);
+    if (pairs.keys.length > 0) {
+      const { rows } = await db.q(client, RESOLVE_EVENTS_SQL, [
+        pairs.ords,
+        pairs.names,
+        pairs.keys,
         now,
         'event' satisfies WaitResolution,
-        event.payloadJson,
-        event.id ?? String(seq),
-        seq,
+        events.map((e) => e.payloadJson),
+        events.map((e, i) => e.id ?? String(seqs[i])),
+        seqs,
         ...db.wakeNotice(),
       ]);
-      outcomes.push({ seq, duplicate: false, resumed: resolved[0].resumed as string[] });
+      for (const [ord, instanceId] of rows[0].resumed as [number, string][])
+        resumed[ord - 1]!.push(instanceId);
     }
+    const outcomes = events.map((event, i): SentEventOutcome => {
+      const seq = seqs[i];
+      if (seq === null || seq === undefined)
+        return { seq: existing.get(event.id!)!, duplicate: true, resumed: [] };
+      return { seq, duplicate: false, resumed: resumed[i]! };
+    });
     return outcomes;
   });
 }
