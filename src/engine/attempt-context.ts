@@ -57,7 +57,15 @@ type Bound = Pick<
  */
 class WaitSuspended extends Error {
   constructor(readonly step: string) {
-    super(`The instance waits at "${step}"; the handler continues when the wait resolves`);
+    // Thrown once per wait reached, as a signal rather than a fault: a captured stack (source-mapped
+    // when read) cost more than the rest of the suspension, so it has none.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(`The instance waits at "${step}"; the handler continues when the wait resolves`);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'WaitSuspended';
   }
 }

@@ -177,12 +177,15 @@ export async function finishWaits(
          look_back_from, created_at)
        SELECT id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at FROM k
        ON CONFLICT (instance_id, run, name) DO NOTHING
+       RETURNING instance_id, run, name
      ), shapes AS (
        INSERT INTO {{schema}}.wait_shapes (event, shape)
        SELECT DISTINCT event, coalesce(match_shape, '[]') FROM k WHERE kind = 'event' AND event IS NOT NULL
        ON CONFLICT DO NOTHING
      )
-     SELECT id, run, integration_id, name, now FROM k`,
+     SELECT id, run, integration_id, name, now,
+       EXISTS (SELECT 1 FROM armed a WHERE a.instance_id = k.id AND a.run = k.run AND a.name = k.name) AS fresh
+     FROM k`,
     [
       JSON.stringify(
         armed.map(({ finish, wait }) => [
@@ -200,28 +203,60 @@ export async function finishWaits(
       ),
     ],
   );
-  const heads = keys as { id: string; run: number; integration_id: string; name: string; now: string }[];
-  // Locked: a callback resolving one of them at this moment is waited for, and then seen.
-  const { rows: stored } = await db.q(
-    client,
-    `SELECT w.* FROM {{schema}}.waits w
-     JOIN unnest($1::text[], $2::int[], $3::text[]) AS k(id, run, name)
-       ON w.instance_id = k.id AND w.run = k.run AND w.name = k.name
-     FOR UPDATE OF w`,
-    [heads.map((h) => h.id), heads.map((h) => h.run), heads.map((h) => h.name)],
-  );
-  const byKey = new Map(
-    (stored as WaitRow[]).map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]),
-  );
+  const heads = keys as {
+    id: string;
+    run: number;
+    integration_id: string;
+    name: string;
+    now: string;
+    fresh: boolean;
+  }[];
+  // A wait armed by this statement is as the finish brought it: no other transaction has seen it (an
+  // event of its name waits for the name's lock; a callback's wait is armed before its finish).
+  const waitOf = new Map(armed.map(({ finish, wait }) => [finish.instanceId, wait]));
+  const stored: WaitRow[] = heads
+    .filter((h) => h.fresh)
+    .map((h) => {
+      const wait = waitOf.get(h.id)!;
+      return {
+        instance_id: h.id,
+        run: h.run,
+        name: h.name,
+        kind: wait.kind,
+        event: wait.event,
+        match_key: wait.matchKey,
+        match_shape: wait.matchShape,
+        expires_at: wait.expiresAt,
+        look_back_from: wait.lookBackFrom,
+        created_at: wait.createdAt,
+        resolved_at: null,
+        resolution: null,
+        payload: null,
+        event_id: null,
+        event_seq: null,
+      };
+    });
+  const earlier = heads.filter((h) => !h.fresh);
+  if (earlier.length > 0) {
+    // Locked: a callback resolving one of them at this moment is waited for, and then seen.
+    const { rows } = await db.q(
+      client,
+      `SELECT w.* FROM {{schema}}.waits w
+       JOIN unnest($1::text[], $2::int[], $3::text[]) AS k(id, run, name)
+         ON w.instance_id = k.id AND w.run = k.run AND w.name = k.name
+       FOR UPDATE OF w`,
+      [earlier.map((h) => h.id), earlier.map((h) => h.run), earlier.map((h) => h.name)],
+    );
+    stored.push(...(rows as WaitRow[]));
+  }
+  const byKey = new Map(stored.map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]));
   const nowOf = new Map(heads.map((h) => [h.id, Number(h.now)]));
   const waits = heads.flatMap((h) => byKey.get(`${h.id}\u0000${h.run}\u0000${h.name}`) ?? []);
   // A run that had the wait already keeps it, its time included: the instance waits until the
   // stored wait's time, not the one this finish brought (the batch statement set that one).
-  const finishOf = new Map(armed.map(({ finish, wait }) => [finish.instanceId, wait]));
   const retimed = waits.filter(
     (w) =>
-      w.resolved_at === null &&
-      numOrNever(w.expires_at) !== (finishOf.get(w.instance_id)?.expiresAt ?? NEVER),
+      w.resolved_at === null && numOrNever(w.expires_at) !== (waitOf.get(w.instance_id)?.expiresAt ?? NEVER),
   );
   if (retimed.length > 0)
     await db.q(
