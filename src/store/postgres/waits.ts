@@ -448,8 +448,14 @@ const RESOLVE_EVENTS_SQL = `WITH pairs AS (
      SELECT * FROM unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY AS e(payload, event_id, seq, ord)
    ), fits AS (
      SELECT DISTINCT ON (w.instance_id, w.run, w.name) w.instance_id, w.run, w.name, p.ord
-     FROM pairs p JOIN {{schema}}.waits w ON w.event = p.event AND w.match_key = p.key
-     WHERE w.resolved_at IS NULL AND w.kind = 'event' AND (w.expires_at IS NULL OR w.expires_at > $4)
+     FROM pairs p CROSS JOIN LATERAL (
+       -- Kept a subquery (OFFSET 0) so that each pair looks its key up in the index, whatever the
+       -- statistics say: joined flat, a plan could read the whole index of armed waits per event.
+       SELECT w.instance_id, w.run, w.name FROM {{schema}}.waits w
+       WHERE w.event = p.event AND w.match_key = p.key AND w.resolved_at IS NULL AND w.kind = 'event'
+         AND (w.expires_at IS NULL OR w.expires_at > $4)
+       OFFSET 0
+     ) AS w
      ORDER BY w.instance_id, w.run, w.name, p.ord
    ), resolved AS (
      UPDATE {{schema}}.waits w
