@@ -69,7 +69,9 @@ export class Waits implements AttemptWaits {
 
   constructor(private readonly options: WaitsOptions) {
     this.lookBackMs = options.lookBackMs;
-    this.sends = new Batcher((events) => options.store.sendEvents(events, options.clock.now()), 500);
+    // Eager: a caller that sends one event after another should not wait a tick behind the claims
+    // its own events caused.
+    this.sends = new Batcher((events) => options.store.sendEvents(events, options.clock.now()), 500, true);
     this.base = trimSlash(options.publicUrl ?? 'http://localhost:3000');
     this.named = options.publicUrl !== undefined;
   }
