@@ -57,7 +57,15 @@ type Bound = Pick<
  */
 class WaitSuspended extends Error {
   constructor(readonly step: string) {
-    super(`The instance waits at "${step}"; the handler continues when the wait resolves`);
+    // Thrown once per wait reached, as a signal rather than a fault: a captured stack (source-mapped
+    // when read) cost more than the rest of the suspension, so it has none.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(`The instance waits at "${step}"; the handler continues when the wait resolves`);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'WaitSuspended';
   }
 }
@@ -426,7 +434,12 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     if (this.suspended) throw new WaitSuspended(name);
     const { clock, writer, waits } = this.deps;
     const now = clock.now();
-    const record = await waits.settle({ instanceId: this.instanceId, run: this.run, name }, now);
+    // The run's first attempt has armed no wait before (a callback's, armed by this attempt, aside):
+    // nothing stored to read, and the attempt suspends without a round trip.
+    const record =
+      this.claimed.fresh === true && spec(now).kind !== 'callback'
+        ? null
+        : await waits.settle({ instanceId: this.instanceId, run: this.run, name }, now);
     this.ensureLive();
     if (this.suspended) throw new WaitSuspended(name);
     if (record?.resolvedAt == null) {

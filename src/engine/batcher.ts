@@ -2,7 +2,9 @@
  * Group commit: callers push items and get a promise; one flush per event-loop turn hands every
  * pending item to `flush` at once (one transaction), then settles each caller's promise. While a
  * flush runs, new items gather for the next one, so under load a single disk flush serves many
- * callers and when idle the latency is one tick.
+ * callers and when idle the latency is one tick. An `eager` batcher flushes once the current task's
+ * microtasks ran instead of a tick later: items of one task (and those gathering while a flush runs)
+ * still share a flush, and a lone caller does not wait behind the other work of the event loop.
  */
 export class Batcher<T, R> {
   private pending: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
@@ -12,6 +14,7 @@ export class Batcher<T, R> {
   constructor(
     private readonly flush: (items: T[]) => Promise<R[]>,
     private readonly maxBatch = 5_000,
+    private readonly eager = false,
   ) {}
 
   push(item: T): Promise<R> {
@@ -36,10 +39,12 @@ export class Batcher<T, R> {
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    setImmediate(() => {
+    const flush = () => {
       this.scheduled = false;
       void this.run();
-    });
+    };
+    if (this.eager) queueMicrotask(flush);
+    else setImmediate(flush);
   }
 
   private run(): Promise<void> {

@@ -118,6 +118,7 @@ export class Engine {
       lookBackMs: options.events?.lookBackMs ?? DEFAULT_LOOK_BACK_MS,
       ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
       wake: () => this.dispatcher.wake(),
+      groupCommit: options.groupCommit !== false,
     });
     this.dispatcher = new Dispatcher(
       parts,

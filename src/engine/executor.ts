@@ -81,13 +81,15 @@ export async function executeAttempt(
       clearTimeout(timer);
       return; // someone else owns the instance now (taken over, cancelled or shutting down)
     }
-    const decided = retryOrFail(error, instance, integration, clock.now());
-    // The error's texts are masked once, here: the finish and its events both carry them.
-    outcome = context.suspended
-      ? { kind: 'wait', wait: context.suspended }
-      : decided.kind === 'succeeded'
-        ? decided
-        : { ...decided, error: context.redactor.error(decided.error) };
+    if (context.suspended) {
+      // The suspension (or anything thrown after it) ends the attempt at its wait: no retry to decide.
+      outcome = { kind: 'wait', wait: context.suspended };
+    } else {
+      const decided = retryOrFail(error, instance, integration, clock.now());
+      // The error's texts are masked once, here: the finish and its events both carry them.
+      outcome =
+        decided.kind === 'succeeded' ? decided : { ...decided, error: context.redactor.error(decided.error) };
+    }
     const failed = context.failedStep;
     if (failed && failed.thrown === thrown) step = failed.name;
   } finally {

@@ -44,7 +44,7 @@ export interface EngineOptions {
   scheduler?: boolean;
   /** Told about every cron slot this process handled (fired, skipped, or taken by another process). */
   onSlot?: (event: SlotEvent) => void;
-  /** One transaction for all accepts of a tick (default), or one per accept (for comparison). */
+  /** One transaction for all accepts (and all events sent) of a tick (default), or one each (for comparison). */
   groupCommit?: boolean;
   /** How long stop() lets running attempts finish before releasing their leases. Default 10 s. */
   shutdownGraceMs?: number;

@@ -9,9 +9,17 @@ import { timingSafeEqual } from 'node:crypto';
 import { InvalidInputError, TandemError } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
 import type { Json } from '../model.js';
-import type { ArmCallback, Store, WaitKey, WaitRecord } from '../store/store.js';
+import type {
+  ArmCallback,
+  NewBusinessEvent,
+  SentEventOutcome,
+  Store,
+  WaitKey,
+  WaitRecord,
+} from '../store/store.js';
 import type { AttemptWaits } from './attempt.js';
 import { hashCallbackSecret } from './attempt-context.js';
+import { Batcher } from './batcher.js';
 import type { Clock } from './clock.js';
 
 /** Default look-back window: a wait also takes a matching event received up to an hour before it began. */
@@ -44,6 +52,8 @@ export interface WaitsOptions {
   publicUrl?: string;
   /** Resumed instances are due now: the dispatcher should look. */
   wake: () => void;
+  /** One transaction for all events sent in a tick (default), or one per event. */
+  groupCommit?: boolean;
 }
 
 export class Waits implements AttemptWaits {
@@ -51,9 +61,17 @@ export class Waits implements AttemptWaits {
   private base: string;
   /** Whether the base was named (an option, a server's `publicUrl`) rather than guessed. */
   private named: boolean;
+  /**
+   * Group commit of sends: the events of callers sending at once share one transaction (on
+   * PostgreSQL also one hold of the names' locks), each with the outcome it would have alone.
+   */
+  private readonly sends: Batcher<NewBusinessEvent, SentEventOutcome>;
 
   constructor(private readonly options: WaitsOptions) {
     this.lookBackMs = options.lookBackMs;
+    // Eager: a caller that sends one event after another should not wait a tick behind the claims
+    // its own events caused.
+    this.sends = new Batcher((events) => options.store.sendEvents(events, options.clock.now()), 500, true);
     this.base = trimSlash(options.publicUrl ?? 'http://localhost:3000');
     this.named = options.publicUrl !== undefined;
   }
@@ -91,11 +109,16 @@ export class Waits implements AttemptWaits {
       issues.push({ path: 'id', message: 'must be text of 1–200 characters' });
     if (issues.length > 0) throw new InvalidInputError(issues);
     const payloadJson = toStoredJson(payload, 'The event payload');
-    const now = this.options.clock.now();
-    const sent = await this.options.store.sendEvent(
-      { name, id: id ?? null, payloadJson, receivedAt: now },
-      now,
-    );
+    const stored: NewBusinessEvent = {
+      name,
+      id: id ?? null,
+      payloadJson,
+      receivedAt: this.options.clock.now(),
+    };
+    const sent =
+      this.options.groupCommit === false
+        ? await this.options.store.sendEvent(stored, stored.receivedAt)
+        : await this.sends.push(stored);
     if (sent.resumed.length > 0) this.options.wake();
     return { eventId: id ?? String(sent.seq), duplicate: sent.duplicate, resumed: sent.resumed };
   }

@@ -83,6 +83,12 @@ export interface ClaimedInstance {
   steps: Step[];
   /** True when the previous holder's lease had expired (crash recovery). */
   takenOver: boolean;
+  /**
+   * True when the claim starts the run's first attempt (nothing ran before in this run, so it stored
+   * no step and armed no wait): a wait the handler reaches has no stored row to read. Optional: a
+   * claim that does not say so is treated as one that may have them.
+   */
+  fresh?: boolean;
 }
 
 export interface Lease {
@@ -448,6 +454,13 @@ export interface Store {
   armCallback(request: ArmCallback): Promise<WaitRecord | null>;
   /** Stores a business event and resolves every armed wait it matches; a repeated id changes nothing. */
   sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome>;
+  /**
+   * Several events in one transaction (group commit of concurrent sends): one outcome per event, in
+   * order, each exactly what `sendEvent` of the events one after another would give — an id repeated
+   * within the batch is a duplicate of its first, and each event resolves the waits it fits that an
+   * earlier one did not take. PostgreSQL locks every name of the batch first, in sorted order.
+   */
+  sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]>;
   /** The SHA-256 (hex) stored for a callback token's public part, to compare in constant time; null: unknown. */
   callbackTokenHash(tokenId: string): Promise<string | null>;
   /** Resolves the callback's wait with the body, once; see {@link CallbackOutcome}. */

@@ -176,6 +176,68 @@ describe.each(STORE_KINDS)('durable waits (%s)', (storeKind) => {
     expect(done.output).toEqual({ first: { amount: 1 }, second: null });
   });
 
+  it('the first attempt of a run suspends at its wait without reading stored waits; a resumed one reads it', async () => {
+    const napper = defineIntegration({
+      id: 'napper',
+      mode: 'async',
+      async handler(ctx) {
+        await ctx.step('before', () => 1);
+        await ctx.sleep('nap', 300);
+        return 'rested';
+      },
+    });
+    const t = await engineWith([napper], { storeKind });
+    const settled: string[] = [];
+    const settleWait = t.store.settleWait.bind(t.store);
+    t.store.settleWait = (key, now) => {
+      settled.push(key.name);
+      return settleWait(key, now);
+    };
+    const { instanceId } = await t.engine.accept('napper', {});
+    await waitForStatus(t.engine, instanceId, ['waiting']);
+    expect(settled).toEqual([]);
+    expect((await waitForStatus(t.engine, instanceId)).output).toBe('rested');
+    expect(settled).toEqual(['nap']);
+    const { waits } = await t.engine.getDetail(instanceId);
+    expect(waits).toMatchObject([{ name: 'nap', resolution: 'time' }]);
+  });
+
+  it('events sent by many callers at once share a transaction, each with the outcome it has alone', async () => {
+    const waiter = defineIntegration({
+      id: 'payee',
+      mode: 'async',
+      handler: (ctx) =>
+        ctx.waitForEvent('paid', { event: 'paid', match: { n: (ctx.input as { n: number }).n } }),
+    });
+    const t = await engineWith([waiter], { storeKind });
+    const ids: string[] = [];
+    for (let n = 0; n < 6; n++) ids.push((await t.engine.accept('payee', { n })).instanceId);
+    for (const id of ids) await waitForStatus(t.engine, id, ['waiting']);
+    const batches: number[] = [];
+    const sendEvents = t.store.sendEvents.bind(t.store);
+    t.store.sendEvents = (events, now) => {
+      batches.push(events.length);
+      return sendEvents(events, now);
+    };
+    const sent = await Promise.all([
+      ...[0, 1, 2, 3, 4, 5].map((n) => t.engine.sendEvent({ name: 'paid', payload: { n }, id: `pay-${n}` })),
+      t.engine.sendEvent({ name: 'paid', payload: { n: 1 }, id: 'pay-0' }),
+      t.engine.sendEvent({ name: 'paid', payload: { n: 9 } }),
+      t.engine.sendEvent({ name: 'other', payload: { n: 2 } }),
+    ]);
+    expect(batches).toEqual([9]);
+    expect(sent.slice(0, 6)).toEqual(
+      ids.map((id, n) => ({ eventId: `pay-${n}`, duplicate: false, resumed: [id] })),
+    );
+    expect(sent[6]).toEqual({ eventId: 'pay-0', duplicate: true, resumed: [] });
+    expect(sent[7]).toMatchObject({ duplicate: false, resumed: [] });
+    expect(sent[8]).toMatchObject({ duplicate: false, resumed: [] });
+    expect(Number(sent[8]!.eventId)).toBeGreaterThan(Number(sent[7]!.eventId));
+    for (const [n, id] of ids.entries()) {
+      expect((await waitForStatus(t.engine, id)).output).toEqual({ n });
+    }
+  });
+
   it('a callback URL resumes once, refuses reuse and expiry, and its token is stored only as a hash', async () => {
     const urls: string[] = [];
     const partner = defineIntegration({

@@ -333,6 +333,62 @@ describe.each(STORE_KINDS)('durable waits at the store (%s)', (storeKind) => {
     expect((await rawRows(store, storeKind, 'business_events')).length).toBe(1);
   });
 
+  it('sends a batch of events in one call, each as if sent alone, in order', async () => {
+    const a = await waitingOn(eventWait('w', 'order.paid', { orderId: 'A' }, T0 + 1_010));
+    const b = await waitingOn(eventWait('w', 'order.paid', { orderId: 'B' }, T0 + 1_020));
+    const c = await waitingOn(eventWait('w', 'stock.low', { sku: 'S' }, T0 + 1_030));
+    const before = await store.sendEvent(
+      businessEvent('order.paid', { orderId: 'Z' }, T0 + 1_500, 'old'),
+      T0 + 1_500,
+    );
+    const at = T0 + 2_000;
+    const sent = await store.sendEvents(
+      [
+        businessEvent('stock.low', { sku: 'S' }, at, 'low-1'),
+        businessEvent('order.paid', { orderId: 'A', n: 1 }, at, 'pay-1'),
+        // Fits A's wait too, which the one before took: resumes nothing.
+        businessEvent('order.paid', { orderId: 'A', n: 2 }, at),
+        // A duplicate of the second event of the batch, and one of an event stored before.
+        businessEvent('order.paid', { orderId: 'B' }, at, 'pay-1'),
+        businessEvent('order.paid', { orderId: 'B' }, at, 'old'),
+        businessEvent('order.paid', { orderId: 'B', n: 3 }, at),
+        businessEvent('order.paid', { orderId: 'nobody' }, at),
+      ],
+      at,
+    );
+    expect(sent.map((s) => ({ duplicate: s.duplicate, resumed: s.resumed }))).toEqual([
+      { duplicate: false, resumed: [c.instance.id] },
+      { duplicate: false, resumed: [a.instance.id] },
+      { duplicate: false, resumed: [] },
+      { duplicate: true, resumed: [] },
+      { duplicate: true, resumed: [] },
+      { duplicate: false, resumed: [b.instance.id] },
+      { duplicate: false, resumed: [] },
+    ]);
+    // Stored in batch order; a duplicate answers with its original's number.
+    const stored = [0, 1, 2, 5, 6].map((i) => sent[i]!.seq);
+    expect(stored[0]).toBeGreaterThan(before.seq);
+    expect([...stored].sort((x, y) => x - y)).toEqual(stored);
+    expect(new Set(stored).size).toBe(stored.length);
+    expect(sent[3]!.seq).toBe(sent[1]!.seq);
+    expect(sent[4]!.seq).toBe(before.seq);
+    expect((await store.getWaits(a.instance.id))[0]).toMatchObject({
+      resolution: 'event',
+      eventId: 'pay-1',
+      payloadJson: JSON.stringify({ orderId: 'A', n: 1 }),
+    });
+    expect((await store.getWaits(b.instance.id))[0]).toMatchObject({
+      eventId: String(sent[5]!.seq),
+      payloadJson: JSON.stringify({ orderId: 'B', n: 3 }),
+    });
+    for (const claimed of [a, b, c]) {
+      expect((await store.getInstance(claimed.instance.id))?.status).toBe('queued');
+      expect((await typesOf(claimed.instance.id)).filter((t) => t === 'wait.resumed')).toHaveLength(1);
+    }
+    expect((await rawRows(store, storeKind, 'business_events')).length).toBe(6);
+    expect(await store.sendEvents([], at)).toEqual([]);
+  });
+
   it('takes the first kept event that fits, passing over the ones that do not', async () => {
     const sent: number[] = [];
     for (const payload of [

@@ -133,6 +133,7 @@ export class PostgresStore implements Store {
       claimToken: `${batchToken}.${row.seq}`,
       steps: stepsById.get(row.id) ?? [],
       takenOver: row.taken_over,
+      fresh: !(row.attempt > 1 || row.run > 1 || row.resumed),
     }));
   }
 
@@ -343,6 +344,10 @@ export class PostgresStore implements Store {
 
   sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
     return waitStore.sendEvent(this.db, event, now);
+  }
+
+  sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
+    return waitStore.sendEvents(this.db, events, now);
   }
 
   callbackTokenHash(tokenId: string): Promise<string | null> {

@@ -177,12 +177,15 @@ export async function finishWaits(
          look_back_from, created_at)
        SELECT id, run, name, kind, event, match_key, match_shape, expires_at, look_back_from, created_at FROM k
        ON CONFLICT (instance_id, run, name) DO NOTHING
+       RETURNING instance_id, run, name
      ), shapes AS (
        INSERT INTO {{schema}}.wait_shapes (event, shape)
        SELECT DISTINCT event, coalesce(match_shape, '[]') FROM k WHERE kind = 'event' AND event IS NOT NULL
        ON CONFLICT DO NOTHING
      )
-     SELECT id, run, integration_id, name, now FROM k`,
+     SELECT id, run, integration_id, name, now,
+       EXISTS (SELECT 1 FROM armed a WHERE a.instance_id = k.id AND a.run = k.run AND a.name = k.name) AS fresh
+     FROM k`,
     [
       JSON.stringify(
         armed.map(({ finish, wait }) => [
@@ -200,28 +203,60 @@ export async function finishWaits(
       ),
     ],
   );
-  const heads = keys as { id: string; run: number; integration_id: string; name: string; now: string }[];
-  // Locked: a callback resolving one of them at this moment is waited for, and then seen.
-  const { rows: stored } = await db.q(
-    client,
-    `SELECT w.* FROM {{schema}}.waits w
-     JOIN unnest($1::text[], $2::int[], $3::text[]) AS k(id, run, name)
-       ON w.instance_id = k.id AND w.run = k.run AND w.name = k.name
-     FOR UPDATE OF w`,
-    [heads.map((h) => h.id), heads.map((h) => h.run), heads.map((h) => h.name)],
-  );
-  const byKey = new Map(
-    (stored as WaitRow[]).map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]),
-  );
+  const heads = keys as {
+    id: string;
+    run: number;
+    integration_id: string;
+    name: string;
+    now: string;
+    fresh: boolean;
+  }[];
+  // A wait armed by this statement is as the finish brought it: no other transaction has seen it (an
+  // event of its name waits for the name's lock; a callback's wait is armed before its finish).
+  const waitOf = new Map(armed.map(({ finish, wait }) => [finish.instanceId, wait]));
+  const stored: WaitRow[] = heads
+    .filter((h) => h.fresh)
+    .map((h) => {
+      const wait = waitOf.get(h.id)!;
+      return {
+        instance_id: h.id,
+        run: h.run,
+        name: h.name,
+        kind: wait.kind,
+        event: wait.event,
+        match_key: wait.matchKey,
+        match_shape: wait.matchShape,
+        expires_at: wait.expiresAt,
+        look_back_from: wait.lookBackFrom,
+        created_at: wait.createdAt,
+        resolved_at: null,
+        resolution: null,
+        payload: null,
+        event_id: null,
+        event_seq: null,
+      };
+    });
+  const earlier = heads.filter((h) => !h.fresh);
+  if (earlier.length > 0) {
+    // Locked: a callback resolving one of them at this moment is waited for, and then seen.
+    const { rows } = await db.q(
+      client,
+      `SELECT w.* FROM {{schema}}.waits w
+       JOIN unnest($1::text[], $2::int[], $3::text[]) AS k(id, run, name)
+         ON w.instance_id = k.id AND w.run = k.run AND w.name = k.name
+       FOR UPDATE OF w`,
+      [earlier.map((h) => h.id), earlier.map((h) => h.run), earlier.map((h) => h.name)],
+    );
+    stored.push(...(rows as WaitRow[]));
+  }
+  const byKey = new Map(stored.map((w) => [`${w.instance_id}\u0000${w.run}\u0000${w.name}`, w]));
   const nowOf = new Map(heads.map((h) => [h.id, Number(h.now)]));
   const waits = heads.flatMap((h) => byKey.get(`${h.id}\u0000${h.run}\u0000${h.name}`) ?? []);
   // A run that had the wait already keeps it, its time included: the instance waits until the
   // stored wait's time, not the one this finish brought (the batch statement set that one).
-  const finishOf = new Map(armed.map(({ finish, wait }) => [finish.instanceId, wait]));
   const retimed = waits.filter(
     (w) =>
-      w.resolved_at === null &&
-      numOrNever(w.expires_at) !== (finishOf.get(w.instance_id)?.expiresAt ?? NEVER),
+      w.resolved_at === null && numOrNever(w.expires_at) !== (waitOf.get(w.instance_id)?.expiresAt ?? NEVER),
   );
   if (retimed.length > 0)
     await db.q(
@@ -396,89 +431,168 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
 }
 
 /**
- * Resolves the armed waits an event fits and wakes their instances that wait, in one statement
- * (parameters: its name, the keys its payload gives for the shapes armed for the name, now,
- * resolution, payload, event id, sequence number, wake-up channel and schema). The waits are found
- * by the index of armed event waits however many instances wait, and only on the current run of an
- * instance that is not over; a running instance is left alone (its wait finish finds the wait
- * resolved). Run after the event name's lock was taken, so its snapshot holds every wait finish
- * that committed before.
+ * Resolves the armed waits the events of a batch fit and wakes their instances that wait, in one
+ * statement, as the events one after another would: each wait is taken by the first event (in
+ * batch order) that fits it, and an instance is woken, with one `wait.resumed` per wait, by the
+ * first event that resolved one of its waits (a later one finds it queued). Parameters: the
+ * (event's position, name, key) pairs, one per key an event's payload gives for the shapes armed
+ * for its name; now; resolution; per event in batch order its payload, event id and sequence
+ * number; wake-up channel and schema. The waits are found by the index of armed event waits however
+ * many instances wait, and only on the current run of an instance that is not over; a running
+ * instance is left alone (its wait finish finds the wait resolved). Run after the names' locks were
+ * taken, so its snapshot holds every wait finish that committed before.
  */
-const RESOLVE_EVENT_SQL = `WITH resolved AS (
+const RESOLVE_EVENTS_SQL = `WITH pairs AS (
+     SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) AS p(ord, event, key)
+   ), sent AS (
+     SELECT * FROM unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY AS e(payload, event_id, seq, ord)
+   ), fits AS (
+     SELECT DISTINCT ON (w.instance_id, w.run, w.name) w.instance_id, w.run, w.name, p.ord
+     FROM pairs p CROSS JOIN LATERAL (
+       -- Kept a subquery (OFFSET 0) so that each pair looks its key up in the index, whatever the
+       -- statistics say: joined flat, a plan could read the whole index of armed waits per event.
+       SELECT w.instance_id, w.run, w.name FROM {{schema}}.waits w
+       WHERE w.event = p.event AND w.match_key = p.key AND w.resolved_at IS NULL AND w.kind = 'event'
+         AND (w.expires_at IS NULL OR w.expires_at > $4)
+       OFFSET 0
+     ) AS w
+     ORDER BY w.instance_id, w.run, w.name, p.ord
+   ), resolved AS (
      UPDATE {{schema}}.waits w
-     SET resolved_at = $3, resolution = $4::text, payload = $5, event_id = $6::text, event_seq = $7
-     FROM {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
-     WHERE w.event = $1 AND w.match_key = ANY($2::text[]) AND w.resolved_at IS NULL AND w.kind = 'event'
-       AND (w.expires_at IS NULL OR w.expires_at > $3)
+     SET resolved_at = $4, resolution = $5::text, payload = e.payload, event_id = e.event_id, event_seq = e.seq
+     FROM fits f JOIN sent e ON e.ord = f.ord,
+       {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
+     WHERE w.instance_id = f.instance_id AND w.run = f.run AND w.name = f.name AND w.resolved_at IS NULL
        AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
-     RETURNING w.instance_id, w.run, w.name, r.seq, r.integration_id
+     RETURNING w.instance_id, w.run, w.name, w.event_id, r.seq, r.integration_id, f.ord
    ), woke AS (
-     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$3' }, 's.'))}
-     FROM resolved v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
+     UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$4' }, 's.'))}
+     FROM (SELECT DISTINCT seq FROM resolved) v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
      RETURNING s.seq
    ), events_written AS (
      INSERT INTO {{schema}}.events (instance_id, integration_id, run, at, type, data)
-     SELECT v.instance_id, v.integration_id, v.run, $3,
-       ${eventColumns('wait.resumed', { step: 'v.name', by: '$4::text', eventId: '$6::text' }, 'json_build_object')}::text
-     FROM resolved v WHERE v.seq IN (SELECT seq FROM woke) ORDER BY v.seq
+     SELECT v.instance_id, v.integration_id, v.run, $4,
+       ${eventColumns('wait.resumed', { step: 'v.name', by: '$5::text', eventId: 'v.event_id' }, 'json_build_object')}::text
+     FROM resolved v
+     WHERE v.seq IN (SELECT seq FROM woke) AND v.ord = (SELECT min(o.ord) FROM resolved o WHERE o.seq = v.seq)
+     ORDER BY v.ord, v.seq
    )
-   SELECT ARRAY(SELECT DISTINCT instance_id FROM resolved) AS resumed,
-     (SELECT count(pg_notify($8, $9)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
+   SELECT coalesce((SELECT json_agg(json_build_array(x.ord, x.instance_id))
+       FROM (SELECT DISTINCT ord, instance_id FROM resolved) AS x), '[]') AS resumed,
+     (SELECT count(pg_notify($9, $10)) FROM (SELECT 1 FROM woke LIMIT 1) AS any_woke) AS notified`;
 
 /** The statements that find waits and instances by key, for tests that check their plans. */
 export const WAIT_SQL = {
-  resolveEvent: RESOLVE_EVENT_SQL,
+  resolveEvents: RESOLVE_EVENTS_SQL,
   wake: WAKE_SQL,
   keptEvents: KEPT_EVENTS_SQL,
 } as const;
 
-export async function sendEvent(
+/**
+ * Takes the locks of the batch's event names and stores its events, in one round trip: in batch
+ * order (the sequence numbers follow it), an id stored before or earlier in the batch skipped (a
+ * repeated id sent at the same moment by another transaction: the unique index waits for it).
+ */
+const INSERT_EVENTS_SQL = `WITH locked AS (${LOCK_SQL})
+   INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at)
+   SELECT e.name, e.event_id, e.payload, e.received_at
+   FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+     WITH ORDINALITY AS e(name, event_id, payload, received_at, ord)
+   CROSS JOIN locked
+   ORDER BY e.ord
+   ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
+   RETURNING seq, event_id`;
+
+export function sendEvent(db: PgConnection, event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
+  return sendEvents(db, [event], now).then((outcomes) => outcomes[0]!);
+}
+
+/**
+ * Stores business events in one transaction, each exactly as if it were sent alone, in order: the
+ * names' locks first (sorted), then the events, then for each in turn the armed waits it fits that an
+ * earlier one did not take. The shapes armed for the names are read once, after the locks: no wait
+ * finish of these names commits before this transaction ends.
+ */
+export async function sendEvents(
   db: PgConnection,
-  event: NewBusinessEvent,
+  events: NewBusinessEvent[],
   now: number,
-): Promise<SentEventOutcome> {
-  return db.tx(async (client): Promise<SentEventOutcome> => {
-    // The name's lock, then the insert, in one round trip. A repeated id (sent at the same moment
-    // too: the unique index waits for the first) stores nothing.
-    const inserted = await db.q(
-      client,
-      `WITH locked AS (${LOCK_SQL})
-       INSERT INTO {{schema}}.business_events (name, event_id, payload, received_at)
-       SELECT $3, $4, $5, $6 FROM locked
-       ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
-       RETURNING seq`,
-      [...lockParams(db, [event.name]), event.name, event.id, event.payloadJson, event.receivedAt],
-    );
-    if (!inserted.rows[0]) {
-      const existing = await db.q(client, 'SELECT seq FROM {{schema}}.business_events WHERE event_id = $1', [
-        event.id,
-      ]);
-      return { seq: Number(existing.rows[0].seq), duplicate: true, resumed: [] };
+): Promise<SentEventOutcome[]> {
+  if (events.length === 0) return [];
+  const names = [...new Set(events.map((e) => e.name))].sort();
+  return db.tx(async (client): Promise<SentEventOutcome[]> => {
+    const inserted = await db.q(client, INSERT_EVENTS_SQL, [
+      ...lockParams(db, names),
+      events.map((e) => e.name),
+      events.map((e) => e.id),
+      events.map((e) => e.payloadJson),
+      events.map((e) => e.receivedAt),
+    ]);
+    // Sequence numbers were drawn in batch order; an event was stored unless its id was stored before.
+    const rows = (inserted.rows as { seq: string; event_id: string | null }[])
+      .map((r) => ({ seq: Number(r.seq), id: r.event_id }))
+      .sort((x, y) => x.seq - y.seq);
+    const storedIds = new Set(rows.flatMap((r) => (r.id === null ? [] : [r.id])));
+    let next = 0;
+    const seqs = events.map((e) => {
+      if (e.id !== null && !storedIds.delete(e.id)) return null;
+      return rows[next++]!.seq;
+    });
+    const repeated = events.flatMap((e, i) => (seqs[i] === null ? [e.id!] : []));
+    const existing = new Map<string, number>();
+    if (repeated.length > 0) {
+      const found = await db.q(
+        client,
+        'SELECT seq, event_id FROM {{schema}}.business_events WHERE event_id = ANY($1::text[])',
+        [repeated],
+      );
+      for (const r of found.rows as { seq: string; event_id: string }[])
+        existing.set(r.event_id, Number(r.seq));
     }
-    const seq = Number(inserted.rows[0].seq);
-    const shapes = await db.q(client, 'SELECT shape FROM {{schema}}.wait_shapes WHERE event = $1', [
-      event.name,
-    ]);
-    const payload = JSON.parse(event.payloadJson) as Json;
-    const keys = [
-      ...new Set(
-        (shapes.rows as { shape: string }[])
-          .map(({ shape }) => payloadKey(payload, shape))
-          .filter((key): key is string => key !== null),
-      ),
-    ];
-    if (keys.length === 0) return { seq, duplicate: false, resumed: [] };
-    const { rows } = await db.q(client, RESOLVE_EVENT_SQL, [
-      event.name,
-      keys,
-      now,
-      'event' satisfies WaitResolution,
-      event.payloadJson,
-      event.id ?? String(seq),
-      seq,
-      ...db.wakeNotice(),
-    ]);
-    return { seq, duplicate: false, resumed: rows[0].resumed as string[] };
+    const shapes = await db.q(
+      client,
+      'SELECT event, shape FROM {{schema}}.wait_shapes WHERE event = ANY($1::text[])',
+      [names],
+    );
+    const shapesOf = new Map<string, string[]>();
+    for (const { event, shape } of shapes.rows as { event: string; shape: string }[])
+      shapesOf.set(event, [...(shapesOf.get(event) ?? []), shape]);
+    // The keys each stored event gives for the shapes armed for its name; its position is 1-based.
+    const pairs = { ords: [] as number[], names: [] as string[], keys: [] as string[] };
+    for (const [i, event] of events.entries()) {
+      const shapesOfName = seqs[i] === null ? [] : (shapesOf.get(event.name) ?? []);
+      if (shapesOfName.length === 0) continue;
+      const payload = JSON.parse(event.payloadJson) as Json;
+      for (const key of new Set(shapesOfName.map((shape) => payloadKey(payload, shape)))) {
+        if (key === null) continue;
+        pairs.ords.push(i + 1);
+        pairs.names.push(event.name);
+        pairs.keys.push(key);
+      }
+    }
+    const resumed = events.map(() => [] as string[]);
+    if (pairs.keys.length > 0) {
+      const { rows } = await db.q(client, RESOLVE_EVENTS_SQL, [
+        pairs.ords,
+        pairs.names,
+        pairs.keys,
+        now,
+        'event' satisfies WaitResolution,
+        events.map((e) => e.payloadJson),
+        events.map((e, i) => e.id ?? String(seqs[i])),
+        seqs,
+        ...db.wakeNotice(),
+      ]);
+      for (const [ord, instanceId] of rows[0].resumed as [number, string][])
+        resumed[ord - 1]!.push(instanceId);
+    }
+    const outcomes = events.map((event, i): SentEventOutcome => {
+      const seq = seqs[i];
+      if (seq === null || seq === undefined)
+        return { seq: existing.get(event.id!)!, duplicate: true, resumed: [] };
+      return { seq, duplicate: false, resumed: resumed[i]! };
+    });
+    return outcomes;
   });
 }
 

@@ -158,11 +158,11 @@ export class SqliteStore implements Store {
         rows.sort((a, b) => Number(a.seq) - Number(b.seq));
         for (const row of rows) {
           const instance = workFromRow(row);
-          const steps =
-            takenOver || instance.attempt > 1 || instance.run > 1 || resumed.has(instance.seq)
-              ? (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow)
-              : [];
-          claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver });
+          const fresh = !(takenOver || instance.attempt > 1 || instance.run > 1 || resumed.has(instance.seq));
+          const steps = fresh
+            ? []
+            : (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow);
+          claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver, fresh });
         }
       }
       return claimed;
@@ -495,7 +495,12 @@ export class SqliteStore implements Store {
 
   async sendEvent(event: NewBusinessEvent, now: number): Promise<SentEventOutcome> {
     this.open();
-    return waits.sendEvent(this.sql, event, now);
+    return waits.sendEvents(this.sql, [event], now)[0]!;
+  }
+
+  async sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
+    this.open();
+    return waits.sendEvents(this.sql, events, now);
   }
 
   async callbackTokenHash(tokenId: string): Promise<string | null> {

@@ -208,38 +208,45 @@ export function armCallback(s: Sqlite, request: ArmCallback): WaitRecord | null 
     .immediate();
 }
 
-export function sendEvent(s: Sqlite, event: NewBusinessEvent, now: number): SentEventOutcome {
-  return s.db
-    .transaction((): SentEventOutcome => {
-      if (event.id !== null) {
-        const existing = s.stmt.businessEventById.get(event.id) as { seq: number } | undefined;
-        if (existing) return { seq: existing.seq, duplicate: true, resumed: [] };
-      }
-      const { seq } = s.stmt.insertBusinessEvent.get(
-        event.name,
-        event.id,
-        event.payloadJson,
-        event.receivedAt,
-      ) as { seq: number };
-      const resumed = new Set<string>();
-      const shapes = s.stmt.shapesOf.all(event.name) as { shape: string }[];
-      if (shapes.length === 0) return { seq, duplicate: false, resumed: [] };
-      const payload = JSON.parse(event.payloadJson) as Json;
-      const taken = { payload: event.payloadJson, eventId: event.id ?? String(seq), seq };
-      for (const { shape } of shapes) {
-        const key = payloadKey(payload, shape);
-        if (key === null) continue;
-        const armed = s.stmt.armedWaits.all({ event: event.name, key, now }) as Key[];
-        for (const wait of armed) {
-          if (!resolve(s, wait, now, 'event', taken)) continue;
-          // A running instance is left alone: its wait finish finds the wait resolved and wakes at once.
-          wake(s, storedWait(s, wait)!, now);
-          resumed.add(wait.instance_id);
-        }
-      }
-      return { seq, duplicate: false, resumed: [...resumed] };
-    })
-    .immediate();
+/**
+ * Stores business events in one transaction, each exactly as if it were sent alone, in order: a
+ * repeated id (of an event stored before, or of one earlier in the same batch) is a duplicate, and
+ * each event resolves the armed waits it fits that an earlier one did not take.
+ */
+export function sendEvents(s: Sqlite, events: NewBusinessEvent[], now: number): SentEventOutcome[] {
+  return s.db.transaction(() => events.map((event) => storeEvent(s, event, now))).immediate();
+}
+
+function storeEvent(s: Sqlite, event: NewBusinessEvent, now: number): SentEventOutcome {
+  if (event.id !== null) {
+    const existing = s.stmt.businessEventById.get(event.id) as { seq: number } | undefined;
+    if (existing) return { seq: existing.seq, duplicate: true, resumed: [] };
+  }
+  const { seq } = s.stmt.insertBusinessEvent.get(
+    event.name,
+    event.id,
+    event.payloadJson,
+    event.receivedAt,
+  ) as {
+    seq: number;
+  };
+  const resumed = new Set<string>();
+  const shapes = s.stmt.shapesOf.all(event.name) as { shape: string }[];
+  if (shapes.length === 0) return { seq, duplicate: false, resumed: [] };
+  const payload = JSON.parse(event.payloadJson) as Json;
+  const taken = { payload: event.payloadJson, eventId: event.id ?? String(seq), seq };
+  for (const { shape } of shapes) {
+    const key = payloadKey(payload, shape);
+    if (key === null) continue;
+    const armed = s.stmt.armedWaits.all({ event: event.name, key, now }) as Key[];
+    for (const wait of armed) {
+      if (!resolve(s, wait, now, 'event', taken)) continue;
+      // A running instance is left alone: its wait finish finds the wait resolved and wakes at once.
+      wake(s, storedWait(s, wait)!, now);
+      resumed.add(wait.instance_id);
+    }
+  }
+  return { seq, duplicate: false, resumed: [...resumed] };
 }
 
 export function callbackTokenHash(s: Sqlite, tokenId: string): string | null {
