@@ -516,18 +516,22 @@ function checkVersions(where: string, def: Versioned<unknown>): void {
     );
 }
 
-/** A version's handler and its declared steps; null when this definition has no handler for it. */
+/**
+ * The handler an instance of `version` runs on, with its declared steps and its version: its own
+ * version's (the current one, or one kept in `previousVersions`), else the current one when the
+ * definition says `onMissingVersion: 'latest'`; null when there is none (`version-missing`).
+ */
 export function handlerOfVersion<H>(
   def: Versioned<H> & { handler: H },
   version: string | null,
 ): { handler: H; steps: string[] | undefined; version: string | null } | null {
-  if (version === null || version === (def.version ?? null))
-    return { handler: def.handler, steps: def.steps, version: def.version ?? null };
+  const current = { handler: def.handler, steps: def.steps, version: def.version ?? null };
+  if (version === null || version === current.version) return current;
   const kept: unknown =
     def.previousVersions && Object.hasOwn(def.previousVersions, version)
       ? def.previousVersions[version]
       : undefined;
-  if (kept === undefined) return null;
+  if (kept === undefined) return def.onMissingVersion === 'latest' ? current : null;
   if (typeof kept === 'function') return { handler: kept as H, steps: undefined, version };
   const entry = kept as { handler: H; steps?: string[] };
   return { handler: entry.handler, steps: entry.steps, version };

@@ -37,13 +37,12 @@ export async function executeAttempt(
   let context: AttemptContext;
   let scheduled: ScheduledAttemptContext | null = null;
   let runHandler: () => unknown;
-  // The handler of the instance's own version (docs/versioning.md).
-  const own = handlerOfVersion<(ctx: any) => unknown>(
-    integration as AsyncDefinition<any> & { handler: (ctx: any) => unknown },
-    instance.version,
-  );
+  // The handler of the instance's own version, or none (docs/versioning.md).
   const chosen: ((ctx: any) => unknown) | null =
-    own?.handler ?? (integration.onMissingVersion === 'latest' ? integration.handler : null);
+    handlerOfVersion<(ctx: any) => unknown>(
+      integration as AsyncDefinition<any> & { handler: (ctx: any) => unknown },
+      instance.version,
+    )?.handler ?? null;
   if (integration.mode === 'scheduled') {
     const scheduledContext = new ScheduledAttemptContext(claimed, attempt, deps, aborted, integration);
     context = scheduled = scheduledContext;

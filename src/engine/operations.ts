@@ -257,12 +257,7 @@ export class Operations {
       .map((s) => s.name)
       .filter((name) => !name.startsWith('start-many:'));
     if (stored.length === 0) return;
-    const own = handlerOfVersion<unknown>(integration, instance.version);
-    const runsOn =
-      own ??
-      (integration.onMissingVersion === 'latest'
-        ? { steps: integration.steps, version: integration.version ?? null }
-        : null);
+    const runsOn = handlerOfVersion<unknown>(integration, instance.version);
     if (runsOn === null)
       throw new TandemError(
         'steps-changed',

@@ -38,6 +38,19 @@ import type { PgConnection, Queryable } from './connection.js';
 import { tokenSeq } from './hot-path.js';
 import { dialect, sources } from './lifecycle-sql.js';
 
+/** A new wait's columns, in the order both arming statements list them (name … created_at). */
+const waitValues = (wait: NewWait) =>
+  [
+    wait.name,
+    wait.kind,
+    wait.event,
+    wait.matchKey,
+    wait.matchShape,
+    wait.expiresAt,
+    wait.lookBackFrom,
+    wait.createdAt,
+  ] as const;
+
 const numOrNever = (value: string | number | null): number => (value === null ? NEVER : Number(value));
 
 /** Kept events a wait finish reads per round trip while it looks for one that fits. */
@@ -188,18 +201,7 @@ export async function finishWaits(
      FROM k`,
     [
       JSON.stringify(
-        armed.map(({ finish, wait }) => [
-          tokenSeq(finish.claimToken),
-          wait.name,
-          wait.kind,
-          wait.event,
-          wait.matchKey,
-          wait.matchShape,
-          wait.expiresAt,
-          wait.lookBackFrom,
-          wait.createdAt,
-          finish.now,
-        ]),
+        armed.map(({ finish, wait }) => [tokenSeq(finish.claimToken), ...waitValues(wait), finish.now]),
       ),
     ],
   );
@@ -408,14 +410,7 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
         request.claimToken,
         request.instanceId,
         request.run,
-        wait.name,
-        wait.kind,
-        wait.event,
-        wait.matchKey,
-        wait.matchShape,
-        wait.expiresAt,
-        wait.lookBackFrom,
-        wait.createdAt,
+        ...waitValues(wait),
         request.tokenId,
         request.tokenHash,
       ],
