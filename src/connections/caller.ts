@@ -56,7 +56,8 @@ export function makeCaller(options: CallerOptions): Call {
         ),
       );
     }
-    const scope = currentStep.getStore() ?? outside;
+    const inStep = currentStep.getStore();
+    const scope = inStep ?? outside;
     const index = scope.calls++;
     return resolved.call(
       {
@@ -65,6 +66,7 @@ export function makeCaller(options: CallerOptions): Call {
         signal: options.signal,
         idempotencyKey: `${options.instanceId}:${scope.name}:${index}`,
         traceparent: `00-${traceId}-${(span++).toString(16).padStart(16, '0')}-01`,
+        step: inStep ? inStep.name : null,
         record: options.record,
         now: options.now,
       },

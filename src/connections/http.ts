@@ -39,6 +39,8 @@ export interface CallContext {
   /** Downstream idempotency key of this call (instance + step). */
   idempotencyKey: string;
   traceparent: string;
+  /** The step the call is made in (null: outside any step), recorded with the call. */
+  step?: string | null;
   /** Receives the call's activity event data. */
   record?: ((data: Record<string, Json>) => void) | undefined;
   /** The engine's clock, for the circuit breaker (a test's manual clock moves it). Default Date.now. */
@@ -277,6 +279,7 @@ export class HttpConnection {
         method,
         url: this.base.origin + shown,
         attempt: context.attempt,
+        step: context.step ?? null,
         bytesSent: body === undefined ? 0 : Buffer.byteLength(body),
         durationMs,
         status,

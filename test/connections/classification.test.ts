@@ -94,6 +94,11 @@ describe('connection failures end as classified', () => {
     // Every call is in the activity stream, with its status.
     const events = (await t.engine.getDetail(ids.flaky!)).events.filter((e) => e.type === 'connection.call');
     expect(events.map((e) => e.data.status)).toEqual([500, 200]);
+    // Each call names the step and the attempt that made it (the timeline draws it there).
+    expect(events.map((e) => [e.data.step, e.data.attempt])).toEqual([
+      ['call', 1],
+      ['call', 2],
+    ]);
     expect(events[0]!.data).toMatchObject({
       connection: 'target',
       method: 'GET',
