@@ -2,7 +2,7 @@
  * The console in headless Chromium against a live server running the retail demo: every page,
  * search by order number, rerun of a failed instance, bulk rerun, and the live list.
  */
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,6 @@ let errors: string[];
 const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 beforeAll(async () => {
-  rmSync(ARTIFACTS, { recursive: true, force: true });
   mkdirSync(ARTIFACTS, { recursive: true });
   [demo, browser] = await Promise.all([startLiveDemo(), launchBrowser()]);
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

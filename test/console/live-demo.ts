@@ -12,6 +12,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { buildApp } from '../../src/server/app.js';
 import { quietLogger } from '../support/engine.js';
 import { tempDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
 
 export interface LiveDemo {
   base: string;
@@ -87,4 +88,63 @@ function isFree(port: number): Promise<boolean> {
     probe.once('error', () => resolve(false));
     probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
   });
+}
+
+/** What {@link scriptedOutage} left behind, for the tests to look at. */
+export interface Outage {
+  /** The order numbers placed while inventory was down: each one's fulfilment failed. */
+  orderIds: string[];
+  /** Sync instances of `current-inventory` that failed while inventory was down (the caller got an error). */
+  syncFailures: number;
+  /** The employee whose onboarding failed while the HR system was down … */
+  employeeId: string;
+  /** … and the document queued behind that onboarding (same ordering key), held while it stays failed. */
+  heldDocumentId: string;
+}
+
+const post = (base: string, path: string, body: unknown) =>
+  fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+/**
+ * The outage the console is judged by: inventory goes down while orders come in (each fulfilment
+ * fails at `update-inventory` after its attempts, the circuit opens, stock look-ups fail for their
+ * callers), the HR system goes down while an employee is onboarded (the onboarding fails and the
+ * document sent after it is held behind it by their ordering key); then both come back. Returns
+ * once every fulfilment and the onboarding have failed.
+ */
+export async function scriptedOutage(demo: LiveDemo, options: { orders?: number; prefix?: string } = {}) {
+  const { orders = 4, prefix = 'OUT' } = options;
+  const { base, apps } = demo;
+  await Promise.all([post(apps.inventory.url, '/_down', {}), post(apps.hr.url, '/_down', {})]);
+  const orderIds = Array.from({ length: orders }, (_, i) => `${prefix}-${i + 1}`);
+  for (const orderId of orderIds) {
+    const response = await post(base, '/orders', {
+      orderId,
+      email: `${orderId.toLowerCase()}@example.com`,
+      sku: 'KB-1',
+      qty: 1,
+    });
+    if (response.status !== 201) throw new Error(`order ${orderId}: ${response.status}`);
+  }
+  let syncFailures = 0;
+  for (let i = 0; i < 3; i++) if ((await fetch(`${base}/inventory/KB-1`)).status >= 500) syncFailures++;
+  const employeeId = `${prefix}-E1`;
+  await post(base, '/employees', { employeeId, name: 'Ada Outage' });
+  const held = (await (
+    await post(base, '/employees/documents', { employeeId, title: 'Contract' })
+  ).json()) as { instanceId: string };
+  const failed = async (integration: string, tracking: string) => {
+    const page = (await (
+      await fetch(`${base}/api/instances?integration=${integration}&tracking=${tracking}`)
+    ).json()) as { items: { status: string }[] };
+    return page.items[0]?.status === 'failed';
+  };
+  for (const orderId of orderIds) await waitFor(() => failed('fulfil-order', orderId), `${orderId} to fail`);
+  await waitFor(() => failed('onboard-employee', employeeId), `the onboarding of ${employeeId} to fail`);
+  await Promise.all([post(apps.inventory.url, '/_up', {}), post(apps.hr.url, '/_up', {})]);
+  return { orderIds, syncFailures, employeeId, heldDocumentId: held.instanceId } satisfies Outage;
 }
