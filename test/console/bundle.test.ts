@@ -23,6 +23,10 @@ describe('the built console', () => {
       expect(scripts.map((file) => `/console/${file.slice(CONSOLE_DIST.length + 1)}`)).toContain(src);
     }
     const gzipped = scripts.reduce((sum, file) => sum + gzipSync(readFileSync(file), { level: 9 }).length, 0);
+    // Reported with every run, so that growth is seen long before the limit.
+    console.log(
+      `console JavaScript: ${scripts.length} files, ${(gzipped / 1024).toFixed(1)} KB gzipped (limit ${LIMIT / 1024} KB)`,
+    );
     expect(gzipped).toBeLessThan(LIMIT);
   });
 });

@@ -163,8 +163,6 @@ export const API_ROUTES = table({
   },
 });
 
-type ApiRouteName = keyof typeof API_ROUTES;
-
 /**
  * `POST /callbacks/:token`, outside /api and its admin token: the URL `ctx.callback()` hands to a
  * partner, whose token is the credential. Registered by `callbacks.ts`, documented beside the API.
