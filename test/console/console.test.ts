@@ -150,7 +150,7 @@ describe('the web console', () => {
     await inventory('_up');
     await open('/errors', 'Errors');
     const group = page.locator('.group', { has: page.getByRole('heading', { name: /^fulfil-order:/ }) });
-    await group.getByText('2 failed instances').waitFor();
+    await group.getByText('2 instances', { exact: true }).waitFor();
     await group.getByRole('button', { name: 'Rerun all 2' }).click();
     await screenshot('errors-confirm');
     await expect(page.evaluate('document.activeElement.textContent')).resolves.toBe('Confirm rerun of 2');
