@@ -55,7 +55,7 @@ export const errorGroupsQuery = z.strictObject({
 });
 
 /** Why an instance was left as it was by a bulk operation. */
-export const refusalSchema = z.object({
+const refusalSchema = z.object({
   instanceId: z.string(),
   code: z.string().describe('The reason as a code of the catalogue (docs/errors.md)'),
   reason: z.string(),
