@@ -131,9 +131,10 @@ export function ErrorsPage({ query }: { query: URLSearchParams }) {
                 <p>Showing the newest {errors.data!.scanned} failed instances.</p>
               ) : null}
               <ul class="groups">
-                {errors.data!.groups.map((group) => (
+                {errors.data!.groups.map((group, index) => (
                   <GroupCard
                     key={group.key}
+                    id={`group-${index}`}
                     group={group}
                     busy={busy || working}
                     onRerun={() => start(group, titleOf(group))}
@@ -168,11 +169,14 @@ function Refusals({ refused, what }: { refused: Refusal[]; what: string }) {
 }
 
 function GroupCard({
+  id,
   group,
   busy,
   onRerun,
   onAcknowledge,
 }: {
+  /** The card's heading id: each action names the group it acts on. */
+  id: string;
   group: ErrorGroup;
   busy: boolean;
   onRerun: () => void;
@@ -190,7 +194,7 @@ function GroupCard({
   const instancesLink = `#/instances?integration=${encodeURIComponent(group.integrationId)}&status=failed`;
   return (
     <li class="group">
-      <h2>{title}</h2>
+      <h2 id={id}>{title}</h2>
       <dl class="group-facts">
         <div>
           <dt>Error</dt>
@@ -209,6 +213,10 @@ function GroupCard({
             {plural(group.count, 'instance')}
             {group.acknowledged > 0 ? `, ${group.acknowledged} acknowledged` : ''}
           </dd>
+        </div>
+        <div>
+          <dt>First</dt>
+          <dd>{time(group.firstAt)}</dd>
         </div>
         <div>
           <dt>Latest</dt>
@@ -253,17 +261,29 @@ function GroupCard({
       ) : (
         <div class="actions">
           {group.rerun.possible ? (
-            <button type="button" disabled={busy} onClick={() => setConfirming(true)}>
+            <button type="button" disabled={busy} onClick={() => setConfirming(true)} aria-describedby={id}>
               Rerun all {group.count}
             </button>
           ) : null}
           {open > 0 ? (
-            <button type="button" class="secondary" disabled={busy} onClick={() => onAcknowledge(true)}>
+            <button
+              type="button"
+              class="secondary"
+              disabled={busy}
+              onClick={() => onAcknowledge(true)}
+              aria-describedby={id}
+            >
               Acknowledge {open}
             </button>
           ) : null}
           {group.acknowledged > 0 ? (
-            <button type="button" class="secondary" disabled={busy} onClick={() => onAcknowledge(false)}>
+            <button
+              type="button"
+              class="secondary"
+              disabled={busy}
+              onClick={() => onAcknowledge(false)}
+              aria-describedby={id}
+            >
               Show again ({group.acknowledged})
             </button>
           ) : null}
