@@ -88,6 +88,13 @@ export interface Instance {
   durationMs: number | null;
   /** The integration's version it was accepted on (`defineIntegration({ version })`); null: unversioned. */
   version: string | null;
+  /**
+   * When an operator acknowledged the failure (it leaves the default errors view); null: not
+   * acknowledged. A rerun clears it: the new run's outcome is news again.
+   */
+  acknowledgedAt: number | null;
+  /** What the operator noted with the acknowledgement; null: nothing. */
+  acknowledgedNote: string | null;
 }
 
 /** What a worker reads of an instance to run an attempt (a claim returns no more, to stay lean). */

@@ -183,6 +183,43 @@ describe('CLI against a live server', () => {
     );
   }, 120_000);
 
+  it('acknowledges a failed instance with a note, and takes it back', async () => {
+    const broken = defineIntegration({
+      id: 'broken',
+      mode: 'async',
+      retry: { maxAttempts: 1 },
+      handler: () => {
+        throw new Error('ledger closed');
+      },
+    });
+    const t = await testServer([broken]);
+    try {
+      const { instanceId } = await t.engine.accept('broken', {});
+      await waitFor(async () => (await t.engine.getInstance(instanceId)).status === 'failed', 'the failure');
+      const url = ['--url', t.url];
+      const ack = await cli(['instances', 'ack', instanceId, '--note', 'ledger reopened', ...url]);
+      expect(ack.stdout).toMatch(
+        new RegExp(`^acknowledged ${instanceId} at .*: it leaves the default errors view`),
+      );
+      expect(await t.engine.getInstance(instanceId)).toMatchObject({
+        acknowledgedAt: expect.any(Number),
+        acknowledgedNote: 'ledger reopened',
+      });
+      // The note is no list filter: ls with it still lists.
+      const ls = await cli(['instances', 'ls', '--note', 'x', ...url]);
+      expect(ls.stdout).toContain(instanceId);
+      const unack = JSON.parse((await cli(['instances', 'unack', instanceId, '--json', ...url])).stdout);
+      expect(unack).toEqual({ instanceId, acknowledgedAt: null, acknowledgedNote: null });
+      const unknown = await cli(['instances', 'ack', 'no-such-id', ...url]).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect((unknown as { code: number }).code).toBe(1);
+      expect((unknown as { stderr: string }).stderr).toContain('no-such-id');
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+
   it('decides from flags and from answers given one by one', async () => {
     const flags = await cli(['decide', '--immediate', 'yes', '--seconds', 'yes', '--rerun', 'no', '--json']);
     expect(JSON.parse(flags.stdout).pattern).toBe('sync');

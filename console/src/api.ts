@@ -32,11 +32,6 @@ export function onUnauthorised(listener: Listener): () => void {
   return () => unauthorisedListeners.delete(listener);
 }
 
-/** Server time minus browser time, from the Date header of the last answer. */
-let clockOffset = 0;
-/** Now by the server's clock (to the second), for filters on times the server recorded. */
-export const serverNow = () => Date.now() + clockOffset;
-
 export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (init.body !== undefined) headers['content-type'] = 'application/json';
@@ -45,8 +40,6 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     headers,
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   });
-  const date = Date.parse(response.headers.get('date') ?? '');
-  if (Number.isFinite(date)) clockOffset = date - Date.now();
   const body = response.headers.get('content-type')?.includes('json') ? await response.json() : null;
   if (response.status === 401) for (const listener of unauthorisedListeners) listener();
   if (!response.ok) {
@@ -85,4 +78,7 @@ export type InstanceDetail = ApiResponse<'getInstance'>;
 export type IntegrationSummary = ApiResponse<'listIntegrations'>['items'][number];
 export type ConnectionSummary = ApiResponse<'listConnections'>['items'][number];
 export type Schedule = ApiResponse<'listSchedules'>['items'][number];
-export type ErrorGroup = ApiResponse<'listErrorGroups'>['groups'][number];
+export type ErrorGroups = ApiResponse<'listErrorGroups'>;
+export type ErrorGroup = ErrorGroups['groups'][number];
+export type BulkRerunResult = ApiResponse<'rerunInstances'>;
+export type AcknowledgeResult = ApiResponse<'acknowledgeErrors'>;

@@ -1,17 +1,25 @@
+/**
+ * Reruns a group of failed instances in one request, says which ones were refused and why (a sync
+ * instance is never rerun, one not finished cannot be), then follows the reruns until each has
+ * finished.
+ */
 import { useEffect, useState } from 'preact/hooks';
-import { api, type ErrorGroup, type Instance, post, serverNow } from './api';
+import { api, type BulkRerunResult, type ErrorGroup, type Instance, post } from './api';
+
+type Refusal = BulkRerunResult['refused'][number];
 
 export interface BulkRerun {
   integrationId: string;
   title: string;
-  queued: number;
-  refused: number;
+  /** Asked for; null until the server answered. */
+  queued: number | null;
   total: number;
+  refused: Refusal[];
   /** Where the reruns stand now, by status, once queued. */
   outcome: Record<string, number>;
+  problem: string | null;
 }
 
-const WORKERS = 4;
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** Reruns a group's instances from the failed step, then follows them until each has finished. */
@@ -40,37 +48,32 @@ export function useBulkRerun(onQueued: () => void) {
     return () => clearInterval(timer);
   }, [followed, state?.integrationId]);
 
-  const start = async (group: ErrorGroup) => {
+  const start = async (group: ErrorGroup, title: string) => {
     const ids = [...group.instanceIds];
-    const queuedIds = new Set<string>();
-    // A little before now by the server's clock: reruns are found by when their run started.
-    const since = serverNow() - 2_000;
     const progress: BulkRerun = {
       integrationId: group.integrationId,
-      title: `${group.integrationId}: ${group.name}`,
-      queued: 0,
-      refused: 0,
+      title,
+      queued: null,
       total: ids.length,
+      refused: [],
       outcome: {},
+      problem: null,
     };
     setState({ ...progress });
-    // A few at a time: the progress moves visibly and the server is not flooded.
-    const worker = async () => {
-      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
-        try {
-          await post(`/instances/${encodeURIComponent(id)}/rerun`, { from: 'failed-step' });
-          progress.queued++;
-          queuedIds.add(id);
-        } catch {
-          progress.refused++;
-        }
-        setState({ ...progress });
-      }
-    };
-    await Promise.all(Array.from({ length: WORKERS }, worker));
-    setFollowed({ ids: queuedIds, since });
+    try {
+      const answer = await post<BulkRerunResult>('/instances/rerun', {
+        ids,
+        from: 'failed-step',
+      });
+      const refused = new Set(answer.refused.map((r) => r.instanceId));
+      setState({ ...progress, queued: answer.count, refused: answer.refused });
+      // Reruns are found by when their run started: the server's time of the request.
+      setFollowed({ ids: new Set(ids.filter((id) => !refused.has(id))), since: answer.at });
+    } catch (error) {
+      setState({ ...progress, queued: 0, problem: (error as Error).message });
+    }
     onQueued();
   };
 
-  return { bulk: state, busy: state !== null && state.queued + state.refused < state.total, start };
+  return { bulk: state, busy: state !== null && state.queued === null, start };
 }

@@ -83,7 +83,7 @@ function route(path: string, query: URLSearchParams) {
     case '/instances':
       return <InstancesPage query={query} />;
     case '/errors':
-      return <ErrorsPage />;
+      return <ErrorsPage query={query} />;
     case '/schedules':
       return <SchedulesPage />;
     case '/connections':

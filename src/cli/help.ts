@@ -92,6 +92,8 @@ Subcommands:
   show      An instance with its steps and activity
   rerun     Rerun one instance, or every finished one that matches a filter
   cancel    Cancel an instance that has not finished
+  ack       Acknowledge a failed instance: it leaves the default errors view
+  unack     Take an acknowledgement back: the failure shows again
 
 Run \`tandem instances <subcommand> --help\` for its options.
 `,
@@ -132,6 +134,23 @@ Options:
   --integration <id>  Bulk: only this integration's instances
   --tracking <value>  Bulk: only instances with this tracking value
   --parent <id>       Bulk: only instances started by this instance
+${REMOTE}
+`,
+  'instances ack': `Usage: tandem instances ack <instance id> [--note <text>] [--url <url>] [--json]
+
+Acknowledges a failed instance, sync or async: it leaves the default errors view (GET /api/errors,
+the console's Errors page). A rerun clears the acknowledgement. \`tandem instances unack <id>\`
+takes it back.
+
+Options:
+  --note <text>       What was done about it, kept with the acknowledgement (at most 500 characters)
+${REMOTE}
+`,
+  'instances unack': `Usage: tandem instances unack <instance id> [--url <url>] [--json]
+
+Takes the acknowledgement of a failed instance back: it shows in the errors view again.
+
+Options:
 ${REMOTE}
 `,
   'instances cancel': `Usage: tandem instances cancel <instance id> [--url <url>] [--json]

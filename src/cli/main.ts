@@ -60,6 +60,7 @@ const REMOTE_OPTIONS = {
   cursor: { type: 'string' },
   parent: { type: 'string' },
   from: { type: 'string' },
+  note: { type: 'string' },
 } as const;
 
 type Command = (args: string[]) => Promise<number>;

@@ -152,8 +152,8 @@ export async function instancesCommand(
   if (sub === 'ls') {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(filters)) {
-      // `from` is where a rerun starts, not a list filter.
-      if (value !== undefined && key !== 'from') query.set(key, value);
+      // `from` is where a rerun starts and `note` goes with an acknowledgement: not list filters.
+      if (value !== undefined && key !== 'from' && key !== 'note') query.set(key, value);
     }
     const page = await api(options, 'GET', `/api/instances?${query}`);
     print(
@@ -183,8 +183,8 @@ export async function instancesCommand(
   }
   const id = args[0];
   if (sub === 'rerun' && !id) return bulkRerun(filters, options);
-  if (!['show', 'rerun', 'cancel'].includes(sub))
-    throw new UsageError(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
+  if (!['show', 'rerun', 'cancel', 'ack', 'unack'].includes(sub))
+    throw new UsageError(`unknown subcommand "instances ${sub}": use ls, show, rerun, cancel, ack or unack`);
   if (!id) throw new UsageError(`tandem instances ${sub} needs an instance id`);
   if (sub === 'show') {
     const detail = await api(options, 'GET', `/api/instances/${encodeURIComponent(id)}`);
@@ -254,7 +254,18 @@ export async function instancesCommand(
     print(result, () => `cancelled ${id}`);
     return 0;
   }
-  throw new UsageError(`unknown subcommand "instances ${sub}": use ls, show, rerun or cancel`);
+  if (sub === 'ack' || sub === 'unack') {
+    const action = sub === 'ack' ? 'acknowledge' : 'unacknowledge';
+    const body = sub === 'ack' && filters.note !== undefined ? { note: filters.note } : {};
+    const result = await api(options, 'POST', `/api/instances/${encodeURIComponent(id)}/${action}`, body);
+    print(result, () =>
+      sub === 'ack'
+        ? `acknowledged ${id} at ${time(result.acknowledgedAt)}: it leaves the default errors view`
+        : `${id} is no longer acknowledged: it shows in the errors view again`,
+    );
+    return 0;
+  }
+  throw new UsageError(`unknown subcommand "instances ${sub}": use ls, show, rerun, cancel, ack or unack`);
 }
 
 /**

@@ -28,7 +28,7 @@ import { type Clock, systemClock } from './clock.js';
 import { Dispatcher } from './dispatcher.js';
 import { uuidv7 } from './ids.js';
 import { type EngineObserver, watchCircuits } from './observer.js';
-import { Operations } from './operations.js';
+import { Operations, type Refusal } from './operations.js';
 import type {
   Accepted,
   AcceptOptions,
@@ -345,8 +345,32 @@ export class Engine {
   rerunMany(
     filter: InstanceFilter,
     options: { from?: RerunFrom } = {},
-  ): Promise<{ count: number; at: number }> {
+  ): Promise<{ count: number; at: number; refused: Refusal[] }> {
     return this.operations.rerunMany(filter, options);
+  }
+
+  /** Reruns the listed instances; each one refused is listed with its reason. */
+  rerunIds(
+    ids: string[],
+    options: { from?: RerunFrom } = {},
+  ): Promise<{ count: number; at: number; refused: Refusal[] }> {
+    return this.operations.rerunIds(ids, options);
+  }
+
+  /**
+   * Acknowledges failed instances (sync and durable alike: they leave the default errors view), or
+   * takes the acknowledgement back; each one refused (not failed, not found) is listed with its reason.
+   */
+  acknowledge(
+    ids: string[],
+    options: { acknowledged?: boolean; note?: string | null } = {},
+  ): Promise<{ done: string[]; refused: Refusal[] }> {
+    return this.operations.acknowledge(ids, options.acknowledged ?? true, options.note ?? null);
+  }
+
+  /** The step each failed run stopped in, by instance id (absent: it failed outside a step). */
+  failedSteps(instances: Pick<Instance, 'id' | 'run'>[]): Promise<Record<string, string>> {
+    return this.operations.failedSteps(instances);
   }
 
   /** Cancels a queued, retrying, running or failed instance. A running attempt is aborted. */

@@ -16,6 +16,7 @@ import {
   WrongModeError,
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
+import { isFinal } from '../lifecycle/index.js';
 import type { ActivityEvent, Instance, Json, RerunFrom, Wait } from '../model.js';
 import type {
   InstanceFilter,
@@ -229,6 +230,14 @@ export class Operations {
       ...(inputJson === undefined ? {} : { inputJson }),
       now: this.clock.now(),
     });
+    // A finished instance refused is a sync one: say so rather than blame its status.
+    if (outcome?.outcome === 'invalid-state' && isFinal(outcome.status))
+      throw new TandemError('invalid-state', `Cannot rerun instance "${id}": ${SYNC_NEVER_RERUN}`, {
+        instanceId: id,
+        status: outcome.status,
+        action: 'rerun',
+        mode: 'sync',
+      });
     const done = expectDone(outcome!, 'rerun');
     this.dispatcher.wake();
     return { instanceId: id, run: done.run };
@@ -277,12 +286,24 @@ export class Operations {
   async rerunMany(
     filter: InstanceFilter,
     options: { from?: RerunFrom } = {},
-  ): Promise<{ count: number; at: number }> {
+  ): Promise<{ count: number; at: number; refused: Refusal[] }> {
     if (Object.values(filter).every((v) => v === undefined)) {
       throw new InvalidInputError([
         { path: 'filter', message: 'A bulk rerun needs at least one filter field' },
       ]);
     }
+    // What the filter matches but a rerun leaves (sync, or not finished): said, not passed over.
+    const matched = await this.store.listInstances({ ...filter, limit: REFUSALS_LISTED });
+    const refused = matched.items
+      .filter((i) => i.mode === 'sync' || !isFinal(i.status))
+      .map(
+        (i): Refusal => ({
+          instanceId: i.id,
+          code: 'invalid-state',
+          reason: rerunRefusal(i.mode, i.status),
+          status: i.status,
+        }),
+      );
     const at = this.clock.now();
     const outcomes = await this.store.rerun({
       filter,
@@ -292,7 +313,99 @@ export class Operations {
     });
     const count = outcomes.filter((o) => o.outcome === 'done').length;
     if (count > 0) this.dispatcher.wake();
-    return { count, at };
+    return { count, at, refused };
+  }
+
+  /**
+   * Reruns the listed instances, each as `rerun` would (a rerun from the failed step is refused
+   * when the handler lost a stored step), and says for each one refused why.
+   */
+  async rerunIds(
+    ids: string[],
+    options: { from?: RerunFrom } = {},
+  ): Promise<{ count: number; at: number; refused: Refusal[] }> {
+    const from = options.from ?? 'failed-step';
+    const refused: Refusal[] = [];
+    const unique = [...new Set(ids)];
+    let eligible = unique;
+    if (from === 'failed-step') {
+      eligible = [];
+      for (const id of unique) {
+        try {
+          await this.checkResumable(id);
+          eligible.push(id);
+        } catch (error) {
+          if (!(error instanceof TandemError)) throw error;
+          refused.push({ instanceId: id, code: error.code, reason: error.message, status: null });
+        }
+      }
+    }
+    const at = this.clock.now();
+    const outcomes =
+      eligible.length === 0
+        ? []
+        : await this.store.rerun({ ids: eligible, from, versions: this.currentVersions(), now: at });
+    refused.push(...(await this.refusals(outcomes, 'rerun')));
+    const count = outcomes.filter((o) => o.outcome === 'done').length;
+    if (count > 0) this.dispatcher.wake();
+    return { count, at, refused };
+  }
+
+  /**
+   * Acknowledges failed instances (true) or takes the acknowledgement back (false); each one that
+   * is not failed, or not found, is refused with its reason.
+   */
+  async acknowledge(
+    ids: string[],
+    acknowledged: boolean,
+    note: string | null = null,
+  ): Promise<{ done: string[]; refused: Refusal[] }> {
+    const outcomes = await this.store.acknowledge({
+      ids: [...new Set(ids)],
+      acknowledged,
+      note,
+      now: this.clock.now(),
+    });
+    return {
+      done: outcomes.filter((o) => o.outcome === 'done').map((o) => o.id),
+      refused: await this.refusals(outcomes, acknowledged ? 'acknowledge' : 'unacknowledge'),
+    };
+  }
+
+  /** The step each failed run stopped in, by instance id (see `Store.failedSteps`). */
+  failedSteps(instances: Pick<Instance, 'id' | 'run'>[]): Promise<Record<string, string>> {
+    return this.store.failedSteps(instances.map((i) => ({ instanceId: i.id, run: i.run })));
+  }
+
+  /** The refused outcomes in an operator's words (one read of the refused instances' modes). */
+  private async refusals(outcomes: TransitionOutcome[], action: string): Promise<Refusal[]> {
+    const invalid = outcomes.filter((o) => o.outcome === 'invalid-state');
+    const modes = new Map<string, Instance['mode']>();
+    if (invalid.length > 0 && action === 'rerun') {
+      const page = await this.store.listInstances({ ids: invalid.map((o) => o.id), limit: 1000 });
+      for (const instance of page.items) modes.set(instance.id, instance.mode);
+    }
+    const refused: Refusal[] = [];
+    for (const o of outcomes) {
+      if (o.outcome === 'not-found')
+        refused.push({
+          instanceId: o.id,
+          code: 'instance-not-found',
+          reason: 'No instance has this id',
+          status: null,
+        });
+      else if (o.outcome === 'invalid-state')
+        refused.push({
+          instanceId: o.id,
+          code: 'invalid-state',
+          reason:
+            action === 'rerun'
+              ? rerunRefusal(modes.get(o.id) ?? 'async', o.status)
+              : `It is ${o.status}: only a failed instance can be ${action}d`,
+          status: o.status,
+        });
+    }
+    return refused;
   }
 
   async cancel(id: string): Promise<void> {
@@ -330,6 +443,29 @@ export class Operations {
     ]);
     return { instance, children };
   }
+}
+
+/** Why a sync instance is never rerun. */
+const SYNC_NEVER_RERUN = 'a sync instance is never rerun: its caller already had its answer';
+
+/** Refusals a bulk rerun by filter lists at most. */
+const REFUSALS_LISTED = 100;
+
+/** Why a rerun refuses an instance of this mode and status. */
+function rerunRefusal(mode: Instance['mode'], status: Instance['status']): string {
+  return mode === 'sync'
+    ? SYNC_NEVER_RERUN.replace(/^./, (c) => c.toUpperCase())
+    : `It is ${status}: only a finished instance can be rerun`;
+}
+
+/** An instance an operation left as it was, and why. */
+export interface Refusal {
+  instanceId: string;
+  /** The catalogue's code of the reason (`instance-not-found`, `invalid-state`, `steps-changed`). */
+  code: string;
+  reason: string;
+  /** Its status when it was refused (null: not found, or not read). */
+  status: Instance['status'] | null;
 }
 
 function expectDone(outcome: TransitionOutcome, action: string): { run: number } {

@@ -42,6 +42,10 @@ export interface ActivityData {
   failed: { attempt: number; error: string; durationMs: number; attemptMs: number };
   rerun: { from: string; previousStatus: InstanceStatus; inputReplaced: boolean };
   cancelled: { previousStatus: InstanceStatus };
+  /** An operator acknowledged the failure (it leaves the default errors view). */
+  acknowledged: { note: string | null };
+  /** An operator took the acknowledgement back (the failure shows again). */
+  unacknowledged: { acknowledgedAt: number };
   progress: Open;
 }
 

@@ -36,6 +36,8 @@ export const ACTIVITY_TYPES = [
   'failed',
   'rerun',
   'cancelled',
+  'acknowledged',
+  'unacknowledged',
   'progress',
 ] as const;
 

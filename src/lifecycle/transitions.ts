@@ -195,6 +195,9 @@ export const TRANSITIONS = define({
       started_at: null,
       finished_at: null,
       duration_ms: null,
+      // The new run's outcome is news: an acknowledgement of the previous failure does not carry over.
+      acknowledged_at: null,
+      acknowledged_note: null,
       run_at: param('now'),
       updated_at: param('now'),
       ...LEASE_CLEARED,

@@ -47,6 +47,8 @@ export interface InstanceRow {
   finished_at: number | string | null;
   duration_ms: number | string | null;
   version: string | null;
+  acknowledged_at?: number | string | null;
+  acknowledged_note?: string | null;
 }
 
 /** Tracking values: JSON text (SQLite) or an already parsed JSONB object (PostgreSQL). */
@@ -85,6 +87,8 @@ export function instanceFromRow(row: InstanceRow): Instance {
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
     version: row.version ?? null,
+    acknowledgedAt: numOrNull(row.acknowledged_at ?? null),
+    acknowledgedNote: row.acknowledged_note ?? null,
   };
 }
 

@@ -229,6 +229,8 @@ export interface InstanceFilter {
   createdBefore?: number;
   /** Instances whose current run started at or after this time (e.g. the ones a bulk rerun just queued). */
   runStartedAfter?: number;
+  /** True: only acknowledged instances; false: only those not acknowledged. */
+  acknowledged?: boolean;
 }
 
 export interface ListRequest extends InstanceFilter {
@@ -255,6 +257,25 @@ export interface RerunRequest {
    */
   versions?: Record<string, string | null>;
   now: number;
+}
+
+/** An operator's acknowledgement of failed instances, or its undoing. */
+export interface AcknowledgeRequest {
+  ids: string[];
+  /**
+   * True: acknowledge (an instance already acknowledged keeps its first time and note, and gets
+   * no second event); false: take the acknowledgement back (one not acknowledged is left as is).
+   */
+  acknowledged: boolean;
+  /** Kept with an acknowledgement (and in its event); ignored when taking one back. */
+  note: string | null;
+  now: number;
+}
+
+/** An instance and one of its runs. */
+export interface RunKey {
+  instanceId: string;
+  run: number;
 }
 
 export type TransitionOutcome =
@@ -390,6 +411,12 @@ export interface Store {
   commit(batch: WorkBatch): Promise<WorkBatchResult>;
   rerun(request: RerunRequest): Promise<TransitionOutcome[]>;
   cancel(ids: string[], now: number): Promise<TransitionOutcome[]>;
+  /**
+   * Sets or clears the acknowledgement of failed instances (sync and durable alike), with an
+   * `acknowledged` or `unacknowledged` event for each one that changed, in one transaction. An
+   * instance that is not `failed` is `invalid-state`. A rerun clears the acknowledgement.
+   */
+  acknowledge(request: AcknowledgeRequest): Promise<TransitionOutcome[]>;
 
   getInstance(id: string): Promise<Instance | null>;
   listInstances(request: ListRequest): Promise<Page<Instance>>;
@@ -397,6 +424,11 @@ export interface Store {
   /** All runs of an instance, oldest first, the current one last. */
   getRuns(instanceId: string): Promise<Run[]>;
   getSteps(instanceId: string, run?: number): Promise<Step[]>;
+  /**
+   * The step each of these runs failed in (its last failed step by position), by instance id; an
+   * instance whose run has no failed step (it failed outside a step) is absent. One read for all.
+   */
+  failedSteps(runs: RunKey[]): Promise<Record<string, string>>;
   getEvents(query: EventQuery): Promise<ActivityEvent[]>;
   /**
    * Reads the activity stream in a total order that never changes once read: an event appears

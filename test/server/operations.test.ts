@@ -110,13 +110,14 @@ describe('GET /api/schedules', () => {
 });
 
 describe('GET /api/errors', () => {
-  it('groups failed instances by integration and error, largest group first', async () => {
+  it('groups failed instances by integration and error code, with the messages as examples', async () => {
     const a = await run('refuse', { reason: 'no such customer' });
     await run('refuse', { reason: 'no such customer' });
     await run('refuse', { reason: 'card declined' });
     const { status, json } = await get('/api/errors?integration=refuse');
     expect(status).toBe(200);
-    expect(json.groups.map((g: any) => [g.message, g.count])).toEqual([
+    expect(json.groups.map((g: any) => [g.code, g.count])).toEqual([['non-retryable', 3]]);
+    expect(json.groups[0].examples.map((e: any) => [e.message, e.count])).toEqual([
       ['no such customer', 2],
       ['card declined', 1],
     ]);

@@ -1,51 +1,144 @@
+/**
+ * Failures as actions: one card per group (integration, error code, step, connection) with example
+ * messages, a rerun where one is possible (and why not where it is not), and an acknowledgement
+ * that takes the group out of the default view — reversible, and listed with `?acknowledged=show`.
+ * Every instance an action leaves as it was is listed with the server's reason.
+ */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, type ErrorGroup } from '../api';
+import { type AcknowledgeResult, api, type ErrorGroup, type ErrorGroups, post } from '../api';
 import { useBulkRerun } from '../bulk-rerun';
 import { time } from '../format';
 import { useLoad } from '../hooks';
 import { Loading, Page, Problem } from '../ui';
 
-interface Groups {
-  groups: ErrorGroup[];
-  scanned: number;
-  truncated: boolean;
+type Refusal = AcknowledgeResult['refused'][number];
+
+/** The outcome of the last acknowledgement, with what is needed to take it back. */
+interface Acknowledged {
+  title: string;
+  ids: string[];
+  count: number;
+  refused: Refusal[];
+  undone: boolean;
+  problem: string | null;
 }
 
-export function ErrorsPage() {
-  const errors = useLoad(() => api<Groups>('/errors'), [], 5_000);
+const titleOf = (group: ErrorGroup) => `${group.integrationId}: ${group.step ?? 'outside any step'}`;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export function ErrorsPage({ query }: { query: URLSearchParams }) {
+  const showAcknowledged = query.get('acknowledged') === 'show';
+  const errors = useLoad(
+    () => api<ErrorGroups>(`/errors${showAcknowledged ? '?acknowledged=show' : ''}`),
+    [showAcknowledged],
+    5_000,
+  );
   const { bulk, busy, start } = useBulkRerun(errors.reload);
+  const [acknowledged, setAcknowledged] = useState<Acknowledged | null>(null);
+  const [working, setWorking] = useState(false);
+
+  const acknowledge = async (group: ErrorGroup, value: boolean) => {
+    setWorking(true);
+    const base = { title: titleOf(group), ids: group.instanceIds, undone: !value };
+    try {
+      const answer = await post<AcknowledgeResult>('/errors/acknowledge', {
+        keys: [group.key],
+        acknowledged: value,
+      });
+      setAcknowledged({ ...base, count: answer.count, refused: answer.refused, problem: null });
+    } catch (error) {
+      setAcknowledged({ ...base, count: 0, refused: [], problem: (error as Error).message });
+    }
+    setWorking(false);
+    errors.reload();
+  };
+
+  const undo = async (last: Acknowledged) => {
+    setWorking(true);
+    try {
+      const answer = await post<AcknowledgeResult>('/errors/acknowledge', {
+        ids: last.ids,
+        acknowledged: false,
+      });
+      setAcknowledged({ ...last, count: answer.count, refused: answer.refused, undone: true });
+    } catch (error) {
+      setAcknowledged({ ...last, problem: (error as Error).message });
+    }
+    setWorking(false);
+    errors.reload();
+  };
+
   return (
-    <Page title="Errors">
-      {bulk ? (
-        <div class="progress" role="status">
-          <progress max={bulk.total} value={bulk.queued + bulk.refused} aria-label="Rerun progress" />
-          <span>
-            {bulk.title}: {bulk.queued} of {bulk.total} queued for rerun
-            {bulk.refused > 0 ? `, ${bulk.refused} refused` : ''}
-            {busy ? '…' : '.'} {describeOutcome(bulk.outcome)}{' '}
-            <a href={`#/instances?integration=${encodeURIComponent(bulk.integrationId)}`}>
-              Follow them in Instances
-            </a>
-          </span>
-        </div>
-      ) : null}
+    <Page
+      title="Errors"
+      actions={
+        <a href={showAcknowledged ? '#/errors' : '#/errors?acknowledged=show'}>
+          {showAcknowledged ? 'Hide acknowledged failures' : 'Show acknowledged failures'}
+        </a>
+      }
+    >
+      <div role="status" class="outcomes">
+        {bulk ? (
+          <div class="outcome">
+            {bulk.queued === null ? (
+              <p>
+                {bulk.title}: asking for a rerun of {plural(bulk.total, 'instance')}…
+              </p>
+            ) : (
+              <p>
+                {bulk.title}: {bulk.queued} of {bulk.total} queued for rerun. {describeOutcome(bulk.outcome)}{' '}
+                <a href={`#/instances?integration=${encodeURIComponent(bulk.integrationId)}`}>
+                  Follow them in Instances
+                </a>
+              </p>
+            )}
+            <Problem message={bulk.problem} />
+            <Refusals refused={bulk.refused} what="rerun" />
+          </div>
+        ) : null}
+        {acknowledged ? (
+          <div class="outcome">
+            <p>
+              {acknowledged.undone
+                ? `${acknowledged.title}: ${plural(acknowledged.count, 'failure')} shown again.`
+                : `${acknowledged.title}: ${plural(acknowledged.count, 'failure')} acknowledged.`}{' '}
+              {!acknowledged.undone && acknowledged.count > 0 ? (
+                <button type="button" class="secondary" disabled={working} onClick={() => undo(acknowledged)}>
+                  Undo
+                </button>
+              ) : null}
+            </p>
+            <Problem message={acknowledged.problem} />
+            <Refusals
+              refused={acknowledged.refused}
+              what={acknowledged.undone ? 'shown again' : 'acknowledged'}
+            />
+          </div>
+        ) : null}
+      </div>
       <Problem message={errors.error} />
       <Loading when={errors.data}>
         {() =>
           errors.data!.groups.length === 0 ? (
-            <p>No failed instance. </p>
+            <p>
+              {showAcknowledged
+                ? 'No failed instance.'
+                : 'No failure waits for attention: every failed instance is acknowledged, or none failed.'}
+            </p>
           ) : (
             <>
               {errors.data!.truncated ? (
                 <p>Showing the newest {errors.data!.scanned} failed instances.</p>
               ) : null}
               <ul class="groups">
-                {errors.data!.groups.map((group) => (
+                {errors.data!.groups.map((group, index) => (
                   <GroupCard
-                    key={`${group.integrationId}|${group.name}|${group.message}`}
+                    key={group.key}
+                    id={`group-${index}`}
                     group={group}
-                    busy={busy}
-                    onRerun={start}
+                    busy={busy || working}
+                    onRerun={() => start(group, titleOf(group))}
+                    onAcknowledge={(value) => acknowledge(group, value)}
                   />
                 ))}
               </ul>
@@ -57,14 +150,37 @@ export function ErrorsPage() {
   );
 }
 
+function Refusals({ refused, what }: { refused: Refusal[]; what: string }) {
+  if (refused.length === 0) return null;
+  return (
+    <>
+      <p>
+        Not {what}: {plural(refused.length, 'instance')}.
+      </p>
+      <ul class="refusals">
+        {refused.map((r) => (
+          <li key={r.instanceId}>
+            <a href={`#/instances/${encodeURIComponent(r.instanceId)}`}>{r.instanceId}</a>: {r.reason}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
 function GroupCard({
+  id,
   group,
   busy,
   onRerun,
+  onAcknowledge,
 }: {
+  /** The card's heading id: each action names the group it acts on. */
+  id: string;
   group: ErrorGroup;
   busy: boolean;
-  onRerun: (group: ErrorGroup) => void;
+  onRerun: () => void;
+  onAcknowledge: (value: boolean) => void;
 }) {
   const [confirming, setConfirming] = useState(false);
   // The button pressed is replaced by the confirmation: keyboard focus moves along with it.
@@ -72,27 +188,68 @@ function GroupCard({
   useEffect(() => {
     if (confirming) confirmButton.current?.focus();
   }, [confirming]);
-  const title = `${group.integrationId}: ${group.name}`;
+  const title = titleOf(group);
+  const others = Object.entries(group.codes).filter(([code]) => code !== (group.code ?? '(none)'));
+  const open = group.count - group.acknowledged;
+  const instancesLink = `#/instances?integration=${encodeURIComponent(group.integrationId)}&status=failed`;
   return (
     <li class="group">
-      <h2>{title}</h2>
-      <p>{group.message}</p>
+      <h2 id={id}>{title}</h2>
+      <dl class="group-facts">
+        <div>
+          <dt>Error</dt>
+          <dd>
+            <code>{group.code ?? group.name}</code>
+            {others.length > 0 ? ` (with ${others.map(([code, n]) => `${n} ${code}`).join(', ')})` : ''}
+          </dd>
+        </div>
+        <div>
+          <dt>Connection</dt>
+          <dd>{group.connection ?? 'none'}</dd>
+        </div>
+        <div>
+          <dt>Failed</dt>
+          <dd>
+            {plural(group.count, 'instance')}
+            {group.acknowledged > 0 ? `, ${group.acknowledged} acknowledged` : ''}
+          </dd>
+        </div>
+        <div>
+          <dt>First</dt>
+          <dd>{time(group.firstAt)}</dd>
+        </div>
+        <div>
+          <dt>Latest</dt>
+          <dd>{time(group.latestAt)}</dd>
+        </div>
+      </dl>
+      <h3>Example messages</h3>
+      <ul class="examples">
+        {group.examples.map((example) => (
+          <li key={example.instanceId}>
+            <q>{example.message}</q>{' '}
+            <span class="muted">
+              ×{example.count} ·{' '}
+              <a href={`#/instances/${encodeURIComponent(example.instanceId)}`}>an instance</a>
+            </span>
+          </li>
+        ))}
+      </ul>
       <p>
-        {group.count} failed instance{group.count === 1 ? '' : 's'}, latest {time(group.latestAt)} ·{' '}
-        <a href={`#/instances/${encodeURIComponent(group.instanceIds[0]!)}`}>newest instance</a>
+        <a href={instancesLink}>Failed instances of {group.integrationId}</a>
       </p>
+      {group.rerun.possible ? null : <p class="no-rerun">No rerun: {group.rerun.reason}</p>}
       {confirming ? (
         <fieldset class="confirm">
           <legend>
-            Rerun {group.count} instance{group.count === 1 ? '' : 's'} of {group.integrationId} from the
-            failed step?
+            Rerun {plural(group.count, 'instance')} of {group.integrationId} from the failed step?
           </legend>
           <button
             type="button"
             ref={confirmButton}
             onClick={() => {
               setConfirming(false);
-              onRerun(group);
+              onRerun();
             }}
           >
             Confirm rerun of {group.count}
@@ -102,9 +259,35 @@ function GroupCard({
           </button>
         </fieldset>
       ) : (
-        <button type="button" disabled={busy} onClick={() => setConfirming(true)}>
-          Rerun all {group.count}
-        </button>
+        <div class="actions">
+          {group.rerun.possible ? (
+            <button type="button" disabled={busy} onClick={() => setConfirming(true)} aria-describedby={id}>
+              Rerun all {group.count}
+            </button>
+          ) : null}
+          {open > 0 ? (
+            <button
+              type="button"
+              class="secondary"
+              disabled={busy}
+              onClick={() => onAcknowledge(true)}
+              aria-describedby={id}
+            >
+              Acknowledge {open}
+            </button>
+          ) : null}
+          {group.acknowledged > 0 ? (
+            <button
+              type="button"
+              class="secondary"
+              disabled={busy}
+              onClick={() => onAcknowledge(false)}
+              aria-describedby={id}
+            >
+              Show again ({group.acknowledged})
+            </button>
+          ) : null}
+        </div>
       )}
     </li>
   );

@@ -45,9 +45,11 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
     }
   });
 
-  serve(app, API_ROUTES.rerunInstances, async (request) =>
-    engine.rerunMany(toInstanceFilter(request.body.filter), { from: request.body.from }),
-  );
+  serve(app, API_ROUTES.rerunInstances, async (request) => {
+    const { body } = request;
+    if (body.ids) return engine.rerunIds(body.ids, { from: body.from });
+    return engine.rerunMany(toInstanceFilter(body.filter ?? {}), { from: body.from });
+  });
 
   serve(app, API_ROUTES.cancelInstance, async (request) => {
     const { id } = request.params;

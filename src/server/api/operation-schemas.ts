@@ -1,5 +1,6 @@
 /** Shapes of the operations views of the management API: connections, schedules, grouped errors. */
 import { z } from 'zod';
+import { INSTANCE_STATUSES } from '../../model.js';
 
 export const connectionListSchema = z.object({
   items: z.array(
@@ -47,20 +48,67 @@ export const scheduleListSchema = z.object({
 
 export const errorGroupsQuery = z.strictObject({
   integration: z.string().min(1).max(100).optional().describe('Only this integration'),
+  acknowledged: z
+    .enum(['hide', 'show', 'only'])
+    .default('hide')
+    .describe('Acknowledged failures: left out (default), shown as well, or shown alone'),
+});
+
+/** Why an instance was left as it was by a bulk operation. */
+const refusalSchema = z.object({
+  instanceId: z.string(),
+  code: z.string().describe('The reason as a code of the catalogue (docs/errors.md)'),
+  reason: z.string(),
+  status: z.enum(INSTANCE_STATUSES).nullable().describe('Its status when refused; null: not found'),
+});
+
+const errorGroup = z.object({
+  key: z.string().describe('Names the group for POST /api/errors/acknowledge'),
+  integrationId: z.string(),
+  mode: z.enum(['sync', 'async', 'scheduled']),
+  code: z
+    .string()
+    .nullable()
+    .describe(
+      "The error code; a connection's circuit-open failures join its other failures of the same integration and step",
+    ),
+  codes: z.record(z.string(), z.number().int()).describe('The failures by their own error code'),
+  name: z.string().describe("The newest failure's error name"),
+  step: z.string().nullable().describe('The step the runs failed in; null: outside any step'),
+  connection: z.string().nullable().describe('The connection the error came from; null: none'),
+  count: z.number().int(),
+  acknowledged: z.number().int().describe('How many of them are acknowledged (when they are shown)'),
+  firstAt: z.number(),
+  latestAt: z.number(),
+  examples: z
+    .array(z.object({ message: z.string(), count: z.number().int(), instanceId: z.string() }))
+    .describe('Up to three distinct messages (digits aside), most frequent first: the newest text of each'),
+  instanceIds: z.array(z.string()).describe('Newest first'),
+  rerun: z.object({
+    possible: z.boolean(),
+    reason: z.string().nullable().describe('Why the group cannot be rerun; null when it can'),
+  }),
 });
 
 export const errorGroupsSchema = z.object({
-  groups: z.array(
-    z.object({
-      integrationId: z.string(),
-      name: z.string(),
-      message: z.string(),
-      code: z.string().nullable(),
-      count: z.number().int(),
-      latestAt: z.number(),
-      instanceIds: z.array(z.string()).describe('Newest first'),
-    }),
-  ),
+  groups: z.array(errorGroup),
   scanned: z.number().int().describe('Failed instances read, newest first'),
   truncated: z.boolean().describe('True when there are more failed instances than were read'),
+});
+
+export const acknowledgeGroupsBody = z
+  .strictObject({
+    keys: z.array(z.string().min(1).max(2000)).min(1).max(100).optional().describe('Group keys'),
+    ids: z.array(z.string().min(1).max(100)).min(1).max(1000).optional().describe('Instance ids'),
+    acknowledged: z.boolean().default(true).describe('False: take the acknowledgement back'),
+    note: z.string().max(500).optional(),
+  })
+  .refine((body) => (body.keys === undefined) !== (body.ids === undefined), {
+    message: 'Give exactly one of keys and ids',
+    path: ['keys'],
+  });
+
+export const acknowledgeGroupsResultSchema = z.object({
+  count: z.number().int().describe('Instances acknowledged (or taken back)'),
+  refused: z.array(refusalSchema),
 });

@@ -1,22 +1,26 @@
 import type { FastifyInstance } from 'fastify';
-import type { z } from 'zod';
 import { makeCron } from '../../define/schedule.js';
+import type { Engine } from '../../engine/engine.js';
 import { nextSlotAfter } from '../../engine/scheduler.js';
+import { InstanceNotFoundError, TandemError } from '../../errors.js';
 import { Redactor } from '../../redaction.js';
 import type { ServerContext } from '../context.js';
-import type { errorGroupsSchema } from './operation-schemas.js';
+import { groupFailures, scanFailures } from './error-groups.js';
 import { redactInstance } from './redact.js';
 import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
-
-type ErrorGroup = z.infer<typeof errorGroupsSchema>['groups'][number];
 
 /** Upcoming firings listed per schedule. */
 const NEXT_SLOTS = 5;
 /** Failed instances read at most for GET /api/errors. */
 const ERROR_SCAN_LIMIT = 1000;
+/** Failed instances read at most to find the members of groups to acknowledge. */
+const GROUP_SCAN_LIMIT = 10_000;
 
-/** GET /api/connections, /api/schedules and /api/errors: what an operator watches. */
+/**
+ * GET /api/connections, /api/schedules and /api/errors: what an operator watches; and the
+ * acknowledgement of failures, one or by group.
+ */
 export function operationRoutes(app: FastifyInstance, context: ServerContext): void {
   const { engine } = context;
 
@@ -47,41 +51,78 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
     return { items };
   });
 
+  const integrationOf = (id: string) => engine.listIntegrations().find((i) => i.id === id);
+
   serve(app, API_ROUTES.listErrorGroups, async (request) => {
     const { query } = request;
-    const page = await engine.listInstances({
-      status: 'failed',
-      ...(query.integration ? { integrationId: query.integration } : {}),
+    const scan = await scanFailures(engine, {
+      integration: query.integration,
+      acknowledged: ACKNOWLEDGED_FILTER[query.acknowledged],
       limit: ERROR_SCAN_LIMIT,
     });
-    const groups = new Map<string, ErrorGroup>();
-    const integrationOf = (id: string) => engine.listIntegrations().find((i) => i.id === id);
-    for (const stored of page.items) {
-      const instance = redactInstance(stored, integrationOf(stored.integrationId));
-      const name = instance.error?.name ?? 'Error';
-      const message = instance.error?.message ?? '(no message)';
-      const key = JSON.stringify([instance.integrationId, name, message]);
-      let group = groups.get(key);
-      if (!group) {
-        group = {
-          integrationId: instance.integrationId,
-          name,
-          message,
-          code: instance.error?.code ?? null,
-          count: 0,
-          latestAt: instance.updatedAt,
-          instanceIds: [],
-        };
-        groups.set(key, group);
-      }
-      group.count++;
-      group.latestAt = Math.max(group.latestAt, instance.updatedAt);
-      group.instanceIds.push(instance.id);
-    }
     return {
-      groups: [...groups.values()].sort((a, b) => b.count - a.count || b.latestAt - a.latestAt),
-      scanned: page.items.length,
-      truncated: page.nextCursor !== null,
+      groups: groupFailures(scan.instances, scan.steps, integrationOf),
+      scanned: scan.instances.length,
+      truncated: scan.truncated,
     };
   });
+
+  serve(app, API_ROUTES.acknowledgeErrors, async (request) => {
+    const { body } = request;
+    let ids = body.ids ?? [];
+    if (body.keys) {
+      // The groups as they stand now: the failures that are (or, to take back, were) acknowledged.
+      const wanted = new Set(body.keys);
+      const scan = await scanFailures(engine, {
+        integration: undefined,
+        acknowledged: !body.acknowledged,
+        limit: GROUP_SCAN_LIMIT,
+      });
+      ids = groupFailures(scan.instances, scan.steps, integrationOf)
+        .filter((group) => wanted.has(group.key))
+        .flatMap((group) => group.instanceIds);
+    }
+    const outcome = await engine.acknowledge(ids, {
+      acknowledged: body.acknowledged,
+      note: body.note ?? null,
+    });
+    return { count: outcome.done.length, refused: outcome.refused };
+  });
+
+  serve(app, API_ROUTES.acknowledgeInstance, async (request) => {
+    const { id } = request.params;
+    await expectAcknowledged(engine, id, true, request.body.note ?? null);
+    const instance = await engine.getInstance(id);
+    return {
+      instanceId: id,
+      acknowledgedAt: instance.acknowledgedAt,
+      acknowledgedNote: redactInstance(instance, integrationOf(instance.integrationId)).acknowledgedNote,
+    };
+  });
+
+  serve(app, API_ROUTES.unacknowledgeInstance, async (request) => {
+    const { id } = request.params;
+    await expectAcknowledged(engine, id, false, null);
+    return { instanceId: id, acknowledgedAt: null, acknowledgedNote: null };
+  });
+}
+
+/** The `acknowledged` switch of GET /api/errors as a store filter (show: no filter). */
+const ACKNOWLEDGED_FILTER = { hide: false, show: undefined, only: true } as const;
+
+/** Acknowledges one instance, or takes it back; a refusal is its problem (404 or 409). */
+async function expectAcknowledged(engine: Engine, id: string, acknowledged: boolean, note: string | null) {
+  const { refused } = await engine.acknowledge([id], { acknowledged, note });
+  const refusal = refused[0];
+  if (!refusal) return;
+  if (refusal.code === 'instance-not-found') throw new InstanceNotFoundError(id);
+  throw new TandemError(
+    'invalid-state',
+    `Cannot ${acknowledged ? 'acknowledge' : 'unacknowledge'} instance "${id}": ${refusal.reason}`,
+    {
+      instanceId: id,
+      status: refusal.status,
+      action: acknowledged ? 'acknowledge' : 'unacknowledge',
+    },
+  );
 }

@@ -78,7 +78,8 @@ export const API_ROUTES = table({
   rerunInstances: {
     method: 'POST',
     url: '/instances/rerun',
-    summary: 'Rerun every finished instance that matches a filter',
+    summary:
+      'Rerun every finished instance that matches a filter, or the listed ones; each refusal with its reason',
     body: api.bulkRerunBody,
     answer: { status: 200, schema: api.bulkRerunResultSchema },
   },
@@ -157,9 +158,35 @@ export const API_ROUTES = table({
   listErrorGroups: {
     method: 'GET',
     url: '/errors',
-    summary: 'Failed instances grouped by integration and error',
+    summary:
+      'Failed instances grouped by integration, error code, step and connection, with example messages and whether each group can be rerun',
     query: operations.errorGroupsQuery,
     answer: { status: 200, schema: operations.errorGroupsSchema },
+  },
+  acknowledgeErrors: {
+    method: 'POST',
+    url: '/errors/acknowledge',
+    summary: 'Acknowledge (or take back) every failure of the named groups, or the listed instances',
+    body: operations.acknowledgeGroupsBody,
+    answer: { status: 200, schema: operations.acknowledgeGroupsResultSchema },
+  },
+  acknowledgeInstance: {
+    method: 'POST',
+    url: '/instances/:id/acknowledge',
+    summary: 'Acknowledge a failed instance (sync or async): it leaves the default errors view',
+    params: api.instanceIdParams,
+    body: api.acknowledgeBody,
+    emptyBody: {},
+    answer: { status: 200, schema: api.acknowledgeResultSchema },
+    errors: { 404: 'Unknown instance', 409: 'The instance has not failed' },
+  },
+  unacknowledgeInstance: {
+    method: 'POST',
+    url: '/instances/:id/unacknowledge',
+    summary: 'Take back the acknowledgement of a failed instance: it shows in the errors view again',
+    params: api.instanceIdParams,
+    answer: { status: 200, schema: api.acknowledgeResultSchema },
+    errors: { 404: 'Unknown instance', 409: 'The instance has not failed' },
   },
 });
 

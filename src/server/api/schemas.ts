@@ -83,9 +83,19 @@ export const rerunBody = z.strictObject({
   input: z.unknown().optional().describe('Corrected input for the new run (validated by the schema)'),
 });
 
-export const bulkRerunBody = z.strictObject({
-  filter: instanceFilterSchema,
-  from: rerunFrom.default('failed-step'),
+export const bulkRerunBody = z
+  .strictObject({
+    filter: instanceFilterSchema.optional().describe('Every finished instance that matches'),
+    ids: z.array(z.string().min(1).max(100)).min(1).max(1000).optional().describe('These instances'),
+    from: rerunFrom.default('failed-step'),
+  })
+  .refine((body) => (body.filter === undefined) !== (body.ids === undefined), {
+    message: 'Give exactly one of filter and ids',
+    path: ['filter'],
+  });
+
+export const acknowledgeBody = z.strictObject({
+  note: z.string().max(500).optional().describe('Kept with the acknowledgement (what was done about it)'),
 });
 
 // ── Responses (documentation, and a drift check in the tests) ─────────────────────────────────
@@ -132,6 +142,13 @@ export const instanceSchema = z.object({
     .describe(
       'The integration version it was accepted on (it runs on that version’s handler); null: unversioned',
     ),
+  acknowledgedAt: z
+    .number()
+    .nullable()
+    .describe(
+      'When an operator acknowledged the failure (it leaves the default errors view); a rerun clears it',
+    ),
+  acknowledgedNote: z.string().nullable().describe('The note given with the acknowledgement'),
 });
 
 const runSchema = z.object({
@@ -212,6 +229,22 @@ export const rerunResultSchema = z.object({
 export const bulkRerunResultSchema = z.object({
   count: z.number().int(),
   at: z.number().int().describe('When the reruns were queued: list them with `rerunSince`'),
+  refused: z
+    .array(
+      z.object({
+        instanceId: z.string(),
+        code: z.string().describe('The reason as a code of the catalogue (docs/errors.md)'),
+        reason: z.string(),
+        status: instanceStatus.nullable().describe('Its status when refused; null: not found'),
+      }),
+    )
+    .describe('Each instance left as it was, with the reason (by filter: the first 100 that match)'),
+});
+
+export const acknowledgeResultSchema = z.object({
+  instanceId: z.string(),
+  acknowledgedAt: z.number().nullable(),
+  acknowledgedNote: z.string().nullable(),
 });
 export const cancelResultSchema = z.object({ instanceId: z.string(), status: instanceStatus });
 

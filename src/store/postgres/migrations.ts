@@ -369,4 +369,21 @@ CREATE INDEX business_events_name ON {{schema}}.business_events (name, seq);
 CREATE INDEX business_events_received ON {{schema}}.business_events (received_at);
 `,
   },
+  {
+    version: 7,
+    name: 'acknowledged failures',
+    sql: `
+-- An operator's acknowledgement of a failure (when, and a note): the instance leaves the default
+-- errors view. Rarely written (by an operator, and cleared by a rerun), so it lives on the instance
+-- row, not on the narrow state row that every claim and finish rewrites. No index: the errors view
+-- reads failed instances through instance_state_failed. A view may only gain columns at its end.
+ALTER TABLE {{schema}}.instance_rows ADD COLUMN acknowledged_at BIGINT, ADD COLUMN acknowledged_note TEXT;
+CREATE OR REPLACE VIEW {{schema}}.instances AS
+SELECT r.seq, r.id, r.integration_id, r.mode, s.status, r.input, r.input_hash, s.output, s.error, r.run, r.run_from,
+  r.run_started_at, s.attempt, r.tracking, r.track_1, r.track_2, r.track_3, r.ordering_key, r.idempotency_key,
+  r.parent_id, r.created_at, s.updated_at, s.run_at, s.started_at, s.finished_at, s.duration_ms, s.claim_token,
+  s.lease_owner, s.lease_until, r.version, r.acknowledged_at, r.acknowledged_note
+FROM {{schema}}.instance_rows AS r JOIN {{schema}}.instance_state AS s ON s.seq = r.seq;
+`,
+  },
 ];

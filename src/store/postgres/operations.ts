@@ -5,7 +5,7 @@
 import { activity, type InstanceStatus, TRANSITIONS as LIFECYCLE, PURGEABLE } from '../../lifecycle/index.js';
 import { currentRunFromRow, type InstanceRow, sortTransition } from '../rows.js';
 import { assignments, sqlValue, statusIn, statusIs } from '../sql.js';
-import type { PurgeRequest, RerunRequest, TransitionOutcome } from '../store.js';
+import type { AcknowledgeRequest, PurgeRequest, RerunRequest, TransitionOutcome } from '../store.js';
 import { insertEvents } from './accept.js';
 import type { PgConnection } from './connection.js';
 import { byTable, dialect, sources } from './lifecycle-sql.js';
@@ -153,6 +153,59 @@ export async function cancel(db: PgConnection, ids: string[], now: number): Prom
       );
       await db.notify(client);
     }
+    return outcomes;
+  });
+}
+
+/**
+ * Sets or clears acknowledgements (the instance row's columns: rarely written, so the narrow state
+ * row that claims and finishes rewrite stays as it is).
+ */
+export async function acknowledge(
+  db: PgConnection,
+  request: AcknowledgeRequest,
+): Promise<TransitionOutcome[]> {
+  return db.tx(async (client) => {
+    const found = await db.q(
+      client,
+      'SELECT * FROM {{schema}}.instances WHERE id = ANY($1::text[]) FOR UPDATE',
+      [request.ids],
+    );
+    const byId = new Map((found.rows as InstanceRow[]).map((row) => [row.id, row]));
+    const outcomes: TransitionOutcome[] = [];
+    const changed: InstanceRow[] = [];
+    for (const id of request.ids) {
+      const row = byId.get(id);
+      if (!row) outcomes.push({ id, outcome: 'not-found' });
+      else if (row.status !== 'failed')
+        outcomes.push({ id, outcome: 'invalid-state', status: row.status as InstanceStatus });
+      else {
+        outcomes.push({ id, outcome: 'done', run: row.run });
+        if ((row.acknowledged_at != null) !== request.acknowledged && !changed.includes(row))
+          changed.push(row);
+      }
+    }
+    if (changed.length === 0) return outcomes;
+    await db.q(
+      client,
+      `UPDATE {{schema}}.instance_rows SET acknowledged_at = $2::bigint, acknowledged_note = $3::text
+       WHERE seq = ANY($1::bigint[])`,
+      [
+        changed.map((r) => r.seq),
+        request.acknowledged ? request.now : null,
+        request.acknowledged ? request.note : null,
+      ],
+    );
+    await insertEvents(
+      db,
+      client,
+      changed.map((r) => {
+        const head = { instanceId: r.id, integrationId: r.integration_id, run: r.run, at: request.now };
+        return request.acknowledged
+          ? activity('acknowledged', head, { note: request.note })
+          : activity('unacknowledged', head, { acknowledgedAt: Number(r.acknowledged_at) });
+      }),
+    );
     return outcomes;
   });
 }

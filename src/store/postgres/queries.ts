@@ -16,7 +16,7 @@ import {
   stepFromRow,
 } from '../rows.js';
 import { statusIn, statusIs } from '../sql.js';
-import type { InstanceFilter, IntegrationStats, ListRequest, Page, StatsRequest } from '../store.js';
+import type { InstanceFilter, IntegrationStats, ListRequest, Page, RunKey, StatsRequest } from '../store.js';
 import type { PgConnection } from './connection.js';
 
 export async function getInstance(db: PgConnection, id: string): Promise<Instance | null> {
@@ -75,6 +75,23 @@ export async function getSteps(db: PgConnection, instanceId: string, run?: numbe
           [instanceId, run],
         );
   return (rows as StepRow[]).map(stepFromRow);
+}
+
+export async function failedSteps(db: PgConnection, runs: RunKey[]): Promise<Record<string, string>> {
+  db.assertOpen();
+  if (runs.length === 0) return {};
+  const { rows } = await db.q(
+    db.pool,
+    `SELECT DISTINCT ON (s.instance_id) s.instance_id, s.name
+     FROM {{schema}}.steps s JOIN unnest($1::text[], $2::int[]) AS k(id, run)
+       ON s.instance_id = k.id AND s.run = k.run
+     WHERE s.status = 'failed'
+     ORDER BY s.instance_id, s.position DESC`,
+    [runs.map((r) => r.instanceId), runs.map((r) => r.run)],
+  );
+  return Object.fromEntries(
+    (rows as { instance_id: string; name: string }[]).map((r) => [r.instance_id, r.name]),
+  );
 }
 
 export async function integrationStats(db: PgConnection, request: StatsRequest): Promise<IntegrationStats[]> {
@@ -188,6 +205,9 @@ export function filterSql(filter: InstanceFilter, first: number): { where: strin
   if (filter.createdAfter !== undefined) where.push(`created_at >= ${param(filter.createdAfter)}`);
   if (filter.createdBefore !== undefined) where.push(`created_at < ${param(filter.createdBefore)}`);
   if (filter.runStartedAfter !== undefined) where.push(`run_started_at >= ${param(filter.runStartedAfter)}`);
+  if (filter.acknowledged !== undefined) {
+    where.push(`acknowledged_at IS ${filter.acknowledged ? 'NOT NULL' : 'NULL'}`);
+  }
   if (filter.tracking !== undefined) {
     const { name, value } = parseTrackingFilter(filter.tracking);
     const v = param(value);

@@ -9,6 +9,7 @@ import { eventFields, NEVER } from '../../lifecycle/index.js';
 import type { ActivityEvent, ChildCounts, Instance, NewActivityEvent, Run, Step } from '../../model.js';
 import { type StepRow, stepFromRow, type WorkRow, workFromRow } from '../rows.js';
 import type {
+  AcknowledgeRequest,
   ArmCallback,
   CallbackOutcome,
   ClaimedInstance,
@@ -29,6 +30,7 @@ import type {
   Page,
   PurgeRequest,
   RerunRequest,
+  RunKey,
   ScheduleState,
   SentEventOutcome,
   SlotRecord,
@@ -262,6 +264,10 @@ export class PostgresStore implements Store {
     return operations.cancel(this.db, ids, now);
   }
 
+  acknowledge(request: AcknowledgeRequest): Promise<TransitionOutcome[]> {
+    return operations.acknowledge(this.db, request);
+  }
+
   purge(request: PurgeRequest): Promise<number> {
     return operations.purge(this.db, request);
   }
@@ -284,6 +290,10 @@ export class PostgresStore implements Store {
 
   getSteps(instanceId: string, run?: number): Promise<Step[]> {
     return queries.getSteps(this.db, instanceId, run);
+  }
+
+  failedSteps(runs: RunKey[]): Promise<Record<string, string>> {
+    return queries.failedSteps(this.db, runs);
   }
 
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {

@@ -208,4 +208,15 @@ CREATE INDEX business_events_name ON business_events (name, seq);
 CREATE INDEX business_events_received ON business_events (received_at);
 `,
   },
+  {
+    version: 5,
+    name: 'acknowledged failures',
+    sql: `
+-- An operator's acknowledgement of a failure (when, and a note): the instance leaves the default
+-- errors view. Set and cleared by an operator (and by a rerun), never on the accept, claim or finish
+-- paths; no index: the errors view reads failed instances through instances_status.
+ALTER TABLE instances ADD COLUMN acknowledged_at INTEGER;
+ALTER TABLE instances ADD COLUMN acknowledged_note TEXT;
+`,
+  },
 ];

@@ -27,6 +27,7 @@ import type {
   IntegrationStats,
   ListRequest,
   Page,
+  RunKey,
   StatsRequest,
 } from '../store.js';
 import type { Sqlite } from './statements.js';
@@ -81,6 +82,19 @@ export function getRuns(s: Sqlite, instanceId: string): Run[] {
 export function getSteps(s: Sqlite, instanceId: string, run?: number): Step[] {
   const rows = run === undefined ? s.stmt.stepsOf.all(instanceId) : s.stmt.stepsOfRun.all(instanceId, run);
   return (rows as StepRow[]).map(stepFromRow);
+}
+
+export function failedSteps(s: Sqlite, runs: RunKey[]): Record<string, string> {
+  const found: Record<string, string> = {};
+  const last = s.db.prepare(
+    "SELECT name FROM steps WHERE instance_id = ? AND run = ? AND status = 'failed' ORDER BY position DESC LIMIT 1",
+  );
+  // One indexed look-up per run (the steps' primary key leads with them): no round trip in SQLite.
+  for (const { instanceId, run } of runs) {
+    const row = last.get(instanceId, run) as { name: string } | undefined;
+    if (row) found[instanceId] = row.name;
+  }
+  return found;
 }
 
 export function getEvents(s: Sqlite, query: EventQuery): ActivityEvent[] {
@@ -261,6 +275,9 @@ function filterSql(filter: InstanceFilter): { where: string; params: unknown[] }
   if (filter.runStartedAfter !== undefined) {
     where.push('run_started_at >= ?');
     params.push(filter.runStartedAfter);
+  }
+  if (filter.acknowledged !== undefined) {
+    where.push(`acknowledged_at IS ${filter.acknowledged ? 'NOT NULL' : 'NULL'}`);
   }
   if (filter.tracking !== undefined) {
     const { name, value } = parseTrackingFilter(filter.tracking);

@@ -21,6 +21,7 @@ import {
 } from '../rows.js';
 import { statusIn, statusIs } from '../sql.js';
 import type {
+  AcknowledgeRequest,
   ArmCallback,
   CallbackOutcome,
   ClaimedInstance,
@@ -41,6 +42,7 @@ import type {
   Page,
   PurgeRequest,
   RerunRequest,
+  RunKey,
   ScheduleState,
   SentEventOutcome,
   SlotRecord,
@@ -366,6 +368,36 @@ export class SqliteStore implements Store {
     )();
   }
 
+  async acknowledge(request: AcknowledgeRequest): Promise<TransitionOutcome[]> {
+    this.open();
+    const set = this.db.prepare(
+      'UPDATE instances SET acknowledged_at = @at, acknowledged_note = @note WHERE id = @id',
+    );
+    return this.db.transaction(() =>
+      request.ids.map((id): TransitionOutcome => {
+        const row = this.stmt.byId.get(id) as InstanceRow | undefined;
+        if (!row) return { id, outcome: 'not-found' };
+        if (row.status !== 'failed')
+          return { id, outcome: 'invalid-state', status: row.status as Instance['status'] };
+        if ((row.acknowledged_at != null) !== request.acknowledged) {
+          set.run({
+            id,
+            at: request.acknowledged ? request.now : null,
+            note: request.acknowledged ? request.note : null,
+          });
+          const head = { instanceId: id, integrationId: row.integration_id, run: row.run, at: request.now };
+          insertEvent(
+            this.sql,
+            request.acknowledged
+              ? activity('acknowledged', head, { note: request.note })
+              : activity('unacknowledged', head, { acknowledgedAt: Number(row.acknowledged_at) }),
+          );
+        }
+        return { id, outcome: 'done', run: row.run };
+      }),
+    )();
+  }
+
   async purge(request: PurgeRequest): Promise<number> {
     this.open();
     return this.db.transaction(() => {
@@ -419,6 +451,11 @@ export class SqliteStore implements Store {
   async getSteps(instanceId: string, run?: number): Promise<Step[]> {
     this.open();
     return reads.getSteps(this.sql, instanceId, run);
+  }
+
+  async failedSteps(runs: RunKey[]): Promise<Record<string, string>> {
+    this.open();
+    return reads.failedSteps(this.sql, runs);
   }
 
   async getEvents(query: EventQuery): Promise<ActivityEvent[]> {
