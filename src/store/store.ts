@@ -46,6 +46,11 @@ export interface NewInstance {
    * events (counts of children started) rather than one event each.
    */
   announce?: boolean;
+  /**
+   * Started by an operator from the console: recorded in its `accepted` event's data. A sync record
+   * (inserted final, without an event) gets an `accepted` event when it has a source.
+   */
+  source?: 'console';
   /** The integration's version when it was accepted (`defineIntegration({ version })`), or null. */
   version?: string | null;
   /** Sync records arrive finished. */

@@ -77,6 +77,22 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.getInstance('missing')).toBeNull();
     });
 
+    it('records where an operator started an instance in its accepted event, a sync record included', async () => {
+      const queued = newRow({ source: 'console' });
+      const child = newRow({ source: 'console', parentId: 'p1' });
+      const record = newRow({ mode: 'sync', status: 'succeeded', durationMs: 3, source: 'console' });
+      const plain = newRow({ mode: 'sync', status: 'succeeded', durationMs: 3 });
+      await store.insertInstances([queued, child, record, plain]);
+      const accepted = async (id: string) =>
+        (await store.getEvents({ instanceId: id, limit: 10 })).map((e) => [e.type, e.data, e.at]);
+      expect(await accepted(queued.id)).toEqual([['accepted', { source: 'console' }, queued.createdAt]]);
+      expect(await accepted(child.id)).toEqual([
+        ['accepted', { parentId: 'p1', source: 'console' }, child.createdAt],
+      ]);
+      expect(await accepted(record.id)).toEqual([['accepted', { source: 'console' }, record.createdAt]]);
+      expect(await accepted(plain.id)).toEqual([]);
+    });
+
     it('stores rows inserted without a disk flush like any other, repeated keys included', async () => {
       const rows = [newRow({ idempotencyKey: 'stat-1' }), newRow()];
       const outcomes = await store.insertInstances(rows, { flush: false });
