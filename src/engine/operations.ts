@@ -21,6 +21,8 @@ import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OverviewFigures,
+  OverviewRequest,
   Page,
   StatsRequest,
   Store,
@@ -107,6 +109,10 @@ export class Operations {
 
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
     return this.store.integrationStats(request);
+  }
+
+  overview(request: OverviewRequest): Promise<OverviewFigures> {
+    return this.store.overview(request);
   }
 
   // ── Schedules ─────────────────────────────────────────────────────────────────────────────
