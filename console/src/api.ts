@@ -15,10 +15,12 @@ export { INSTANCE_STATUSES } from '../../src/lifecycle/names.js';
 export { ACTIVE, NEVER } from '../../src/lifecycle/statuses.js';
 export type { ActivityEvent, Instance, InstanceStatus, Step, Wait } from '../../src/model.js';
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The problem+json document of the refusal, when the server sent one. */
+    readonly problem: unknown = null,
   ) {
     super(message);
   }
@@ -53,6 +55,7 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     throw new ApiError(
       response.status,
       body?.detail ?? body?.title ?? `${response.status} ${response.statusText}`,
+      body,
     );
   }
   return body as T;
@@ -86,3 +89,6 @@ export type IntegrationSummary = ApiResponse<'listIntegrations'>['items'][number
 export type ConnectionSummary = ApiResponse<'listConnections'>['items'][number];
 export type Schedule = ApiResponse<'listSchedules'>['items'][number];
 export type ErrorGroup = ApiResponse<'listErrorGroups'>['groups'][number];
+export type Overview = ApiResponse<'getOverview'>;
+export type IntegrationInput = ApiResponse<'getIntegrationInput'>;
+export type SyncCallResult = ApiResponse<'callIntegration'>;

@@ -1,3 +1,7 @@
+/**
+ * A line chart (uPlot) with labelled axes. The x axis is time, drawn in the viewer's time zone,
+ * which its label names; a null value is a gap, never drawn as zero.
+ */
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -7,8 +11,23 @@ export interface Series {
   color: string;
 }
 
-/** A line chart; `data` is [x values (seconds), ...one array per series]. */
-export function LineChart({ title, series, data }: { title: string; series: Series[]; data: number[][] }) {
+/** The viewer's time zone, as the browser names it (e.g. Europe/Berlin). */
+export const viewerZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+/** `data` is [x values (seconds since the epoch), ...one array per series (null: no value)]. */
+export function LineChart({
+  title,
+  series,
+  data,
+  yLabel,
+  xLabel = `Time (${viewerZone()}, your time zone)`,
+}: {
+  title: string;
+  series: Series[];
+  data: (number | null)[][];
+  yLabel: string;
+  xLabel?: string;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   useEffect(() => {
@@ -17,15 +36,26 @@ export function LineChart({ title, series, data }: { title: string; series: Seri
     plot.current = new uPlot(
       {
         width: width(),
-        height: 180,
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2 }))],
-        axes: [{}, { size: 40 }],
+        height: 200,
+        series: [
+          {},
+          ...series.map((s) => ({
+            label: s.label,
+            stroke: s.color,
+            width: 2,
+            points: { show: true, size: 4 },
+          })),
+        ],
+        axes: [
+          { label: xLabel, labelSize: 24 },
+          { label: yLabel, labelSize: 24, size: 50 },
+        ],
         legend: { live: false },
       },
       data as uPlot.AlignedData,
       element,
     );
-    const resize = () => plot.current?.setSize({ width: width(), height: 180 });
+    const resize = () => plot.current?.setSize({ width: width(), height: 200 });
     addEventListener('resize', resize);
     return () => {
       removeEventListener('resize', resize);
