@@ -134,7 +134,7 @@ function WorkNow({ overview }: { overview: Overview }) {
   const oldest = overview.oldestUnfinished;
   return (
     <dl class="facts">
-      <dt>Backlog (due, waiting for a worker)</dt>
+      <dt>Backlog (queued or retrying, due now)</dt>
       <dd data-figure="backlog">{overview.backlog}</dd>
       <dt>Running</dt>
       <dd data-figure="running">{overview.running}</dd>
@@ -186,10 +186,11 @@ function Charts({ overview }: { overview: Overview }) {
         key={`counts-${overview.window}`}
         title={`Instances accepted, succeeded and failed per ${per}`}
         yLabel={`Instances per ${per}`}
+        bucketS={overview.bucketMs / 1000}
         series={[
-          { label: 'accepted', color: '#3b5bdb' },
-          { label: 'succeeded', color: '#1b7f3b' },
-          { label: 'failed', color: '#b3261e' },
+          { label: 'accepted', color: '#a5b8f3', bars: { size: 0.8, align: 0 } },
+          { label: 'succeeded', color: '#1b7f3b', bars: { size: 0.4, align: 1 } },
+          { label: 'failed', color: '#b3261e', bars: { size: 0.4, align: -1 } },
         ]}
         data={data.counts}
       />
@@ -197,12 +198,13 @@ function Charts({ overview }: { overview: Overview }) {
         key={`p95-${overview.window}`}
         title={`p95 duration per ${per} (ms); no point where nothing finished`}
         yLabel="p95 duration (ms)"
+        bucketS={overview.bucketMs / 1000}
         series={[{ label: 'p95', color: '#8a4baf' }]}
         data={data.p95}
       />
       <details>
         <summary>
-          Figures as a table ({shown.length} {per}s with instances)
+          Figures as a table ({shown.length} {shown.length === 1 ? per : `${per}s`} with instances)
         </summary>
         <div class="table-scroll">
           <table class="overview-figures">
