@@ -12,7 +12,7 @@ import { Loading, Page, Problem, StatusBadge } from '../ui';
 type Window = 'hour' | 'day';
 
 /** Activity is read again at most this often; sync calls, which have no events, by the timer. */
-const AFTER_ACTIVITY_MS = 1_000;
+const AFTER_ACTIVITY_MS = 5_000;
 const EVERY_MS = 15_000;
 
 export function OverviewPage() {
