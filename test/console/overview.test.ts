@@ -213,7 +213,15 @@ describe('the overview and running an integration from the console', () => {
   it('calls a sync integration with test input and shows its response and instance', async () => {
     await page.goto(`${demo.base}/console/#/integrations/current-inventory/run`);
     await page.getByRole('heading', { level: 1, name: 'Run current-inventory with test input' }).waitFor();
-    await page.getByLabel('sku (required)').fill('KB-1');
+    // The route's path parameter is a field of the form; the same request can be written as JSON.
+    await page.getByLabel('sku (required)').waitFor();
+    await page.getByRole('button', { name: 'JSON' }).click();
+    const json = page.getByLabel('Request (params, query, input) as JSON');
+    expect(JSON.parse(await json.inputValue())).toEqual({ params: { sku: 'sku-1' } });
+    await json.fill('{"params": {"sku": ');
+    await page.getByText('Not valid JSON').waitFor();
+    expect(await page.getByRole('button', { name: 'Call' }).isDisabled()).toBe(true);
+    await json.fill('{"params": {"sku": "KB-1"}}');
     await page.getByRole('button', { name: 'Call' }).click();
     const response = page.getByRole('region', { name: 'Response' });
     await response.waitFor();

@@ -133,27 +133,33 @@ function age(ms: number): string {
 function WorkNow({ overview }: { overview: Overview }) {
   const oldest = overview.oldestUnfinished;
   return (
-    <dl class="facts">
-      <dt>Backlog (queued or retrying, due now)</dt>
-      <dd data-figure="backlog">{overview.backlog}</dd>
-      <dt>Running</dt>
-      <dd data-figure="running">{overview.running}</dd>
-      <dt>Retrying</dt>
-      <dd data-figure="retrying">{overview.retrying}</dd>
-      <dt>Waiting (sleep, event or callback)</dt>
-      <dd data-figure="waiting">{overview.waiting}</dd>
-      <dt>Oldest unfinished</dt>
-      <dd data-figure="oldest">
-        {oldest ? (
-          <>
-            <a href={`#/instances/${encodeURIComponent(oldest.id)}`}>{oldest.integrationId}</a>{' '}
-            <StatusBadge status={oldest.status} /> for {age(oldest.ageMs)} (since {clock(oldest.since)})
-          </>
-        ) : (
-          'None: nothing is unfinished'
-        )}
-      </dd>
-    </dl>
+    <>
+      <dl class="facts">
+        <dt>Backlog</dt>
+        <dd data-figure="backlog">{overview.backlog}</dd>
+        <dt>Running</dt>
+        <dd data-figure="running">{overview.running}</dd>
+        <dt>Retrying</dt>
+        <dd data-figure="retrying">{overview.retrying}</dd>
+        <dt>Waiting</dt>
+        <dd data-figure="waiting">{overview.waiting}</dd>
+        <dt>Oldest unfinished</dt>
+        <dd data-figure="oldest">
+          {oldest ? (
+            <>
+              <a href={`#/instances/${encodeURIComponent(oldest.id)}`}>{oldest.integrationId}</a>{' '}
+              <StatusBadge status={oldest.status} /> for {age(oldest.ageMs)} (since {clock(oldest.since)})
+            </>
+          ) : (
+            'None'
+          )}
+        </dd>
+      </dl>
+      <p class="live">
+        Backlog: queued or retrying instances due now, waiting for a worker (or held behind their ordering
+        key). Waiting: in a durable wait (a sleep, an event or a callback).
+      </p>
+    </>
   );
 }
 
