@@ -236,7 +236,7 @@ function Field({
 }
 
 /** A value edited as JSON text; it changes the value only while the text is valid JSON. */
-export function JsonField({
+function JsonField({
   value,
   onChange,
   rows = 3,

@@ -345,7 +345,7 @@ export interface OverviewRequest {
 }
 
 /** Figures of the instances created in one bucket, as they stand now. */
-export interface BucketFigures {
+interface BucketFigures {
   /** The bucket's start: `since + k × bucketMs`. */
   start: number;
   accepted: number;

@@ -169,7 +169,8 @@ describe('the overview and running an integration from the console', () => {
   }, 60_000);
 
   it('starts an async integration with test input from a generated form, and follows it until it completes', async () => {
-    await page.goto(`${demo.base}/console/#/integrations/fulfil-order/run`);
+    await page.goto(`${demo.base}/console/#/`);
+    await page.getByRole('link', { name: 'Run fulfil-order with test input' }).click();
     await page.getByRole('heading', { level: 1, name: 'Run fulfil-order with test input' }).waitFor();
     // The form is generated from the schema and filled with a sample.
     expect(await page.getByLabel('email (required)').inputValue()).toBe('ada@example.com');

@@ -63,6 +63,7 @@ export function OverviewPage() {
                   <th scope="col">p99</th>
                   <th scope="col">Error rate</th>
                   <th scope="col">Advice</th>
+                  <th scope="col">Test</th>
                 </tr>
               </thead>
               <tbody>
@@ -86,6 +87,14 @@ export function OverviewPage() {
                         {integration.advice.length === 0
                           ? 'None'
                           : integration.advice.map((a) => <p key={a.kind}>{a.message}</p>)}
+                      </td>
+                      <td>
+                        <a
+                          href={`#/integrations/${encodeURIComponent(integration.id)}/run`}
+                          aria-label={`Run ${integration.id} with test input`}
+                        >
+                          Run
+                        </a>
                       </td>
                     </tr>
                   );

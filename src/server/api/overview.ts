@@ -9,7 +9,7 @@ import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
 
 /** Bucket width and count per window. */
-export const OVERVIEW_WINDOWS = {
+const OVERVIEW_WINDOWS = {
   hour: { bucketMs: 60_000, buckets: 60 },
   day: { bucketMs: 3_600_000, buckets: 24 },
 } as const;
