@@ -15,10 +15,12 @@ export { INSTANCE_STATUSES } from '../../src/lifecycle/names.js';
 export { ACTIVE, NEVER } from '../../src/lifecycle/statuses.js';
 export type { ActivityEvent, Instance, InstanceStatus, Step, Wait } from '../../src/model.js';
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The problem+json document of the refusal, when the server sent one. */
+    readonly problem: unknown = null,
   ) {
     super(message);
   }
@@ -46,6 +48,7 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     throw new ApiError(
       response.status,
       body?.detail ?? body?.title ?? `${response.status} ${response.statusText}`,
+      body,
     );
   }
   return body as T;
@@ -82,3 +85,6 @@ export type ErrorGroups = ApiResponse<'listErrorGroups'>;
 export type ErrorGroup = ErrorGroups['groups'][number];
 export type BulkRerunResult = ApiResponse<'rerunInstances'>;
 export type AcknowledgeResult = ApiResponse<'acknowledgeErrors'>;
+export type Overview = ApiResponse<'getOverview'>;
+export type IntegrationInput = ApiResponse<'getIntegrationInput'>;
+export type SyncCallResult = ApiResponse<'callIntegration'>;

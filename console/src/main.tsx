@@ -8,6 +8,7 @@ import { ErrorsPage } from './pages/errors';
 import { InstancePage } from './pages/instance';
 import { InstancesPage } from './pages/instances';
 import { OverviewPage } from './pages/overview';
+import { RunPage } from './pages/run';
 import { SchedulesPage } from './pages/schedules';
 import './style.css';
 
@@ -77,6 +78,8 @@ function useFocusOnNavigation(path: string) {
 function route(path: string, query: URLSearchParams) {
   const instance = /^\/instances\/([^/]+)$/.exec(path);
   if (instance) return <InstancePage id={decodeURIComponent(instance[1]!)} />;
+  const run = /^\/integrations\/([^/]+)\/run$/.exec(path);
+  if (run) return <RunPage id={decodeURIComponent(run[1]!)} />;
   switch (path) {
     case '/':
       return <OverviewPage />;

@@ -18,6 +18,8 @@ import type {
   IntegrationStats,
   ListRequest,
   NewInstance,
+  OverviewFigures,
+  OverviewRequest,
   Page,
   StatsRequest,
   Store,
@@ -403,6 +405,11 @@ export class Engine {
   /** Per integration: counts, durations and retries of the instances in a time window. */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
     return this.operations.integrationStats(request);
+  }
+
+  /** Per-bucket figures of the instances created in a window, and the unfinished work now. */
+  overview(request: OverviewRequest): Promise<OverviewFigures> {
+    return this.operations.overview(request);
   }
 
   /** The activity stream from a cursor (or from now), waiting for more until `signal` fires. */

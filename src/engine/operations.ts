@@ -22,6 +22,8 @@ import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OverviewFigures,
+  OverviewRequest,
   Page,
   StatsRequest,
   Store,
@@ -108,6 +110,10 @@ export class Operations {
 
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
     return this.store.integrationStats(request);
+  }
+
+  overview(request: OverviewRequest): Promise<OverviewFigures> {
+    return this.store.overview(request);
   }
 
   // ── Schedules ─────────────────────────────────────────────────────────────────────────────

@@ -23,6 +23,8 @@ export interface SyncCall {
   params?: Record<string, unknown>;
   query?: Record<string, unknown>;
   headers?: Record<string, string | string[] | undefined>;
+  /** Started by an operator from the console: its record says so. */
+  source?: 'console';
 }
 
 export class SyncCallContext

@@ -279,6 +279,7 @@ export class SyncRunner {
       startedAt,
       finishedAt,
       durationMs: finishedAt - startedAt,
+      ...(call.source ? { source: call.source } : {}),
     });
   }
 }

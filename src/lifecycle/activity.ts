@@ -14,7 +14,8 @@ type Open = Record<string, Json>;
 
 /** The data of each event type. */
 export interface ActivityData {
-  accepted: { parentId?: string };
+  /** `source`: started by an operator from the console (absent: by a trigger, the API or a parent). */
+  accepted: { parentId?: string; source?: 'console' };
   started: { attempt: number };
   'step.started': { step: string; attempt: number };
   'step.succeeded': { step: string; durationMs: number };
@@ -64,6 +65,12 @@ export interface EventHead {
   integrationId: string;
   run: number;
   at: number;
+}
+
+/** The data of a new instance's `accepted` event: its parent, and where an operator started it. */
+export function acceptedData(row: { parentId: string | null; source?: 'console' }): ActivityData['accepted'] {
+  if (row.source === undefined) return row.parentId ? { parentId: row.parentId } : {};
+  return row.parentId ? { parentId: row.parentId, source: row.source } : { source: row.source };
 }
 
 /** Builds a new activity event of a type, with data of that type's shape. */

@@ -23,6 +23,8 @@ import { eventRoutes } from './api/events.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { operationRoutes } from './api/operations.js';
+import { overviewRoutes } from './api/overview.js';
+import { runRoutes } from './api/run.js';
 import { PROBLEM_HEADERS, type WithHeaders } from './auth-error.js';
 import { callbackRoutes } from './callbacks.js';
 import { ConnectionStats } from './connection-stats.js';
@@ -200,6 +202,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       advisorRoutes(scope);
       operationRoutes(scope, context);
       eventRoutes(scope, context);
+      overviewRoutes(scope, context);
+      runRoutes(scope, context);
     },
     { prefix: '/api' },
   );

@@ -46,6 +46,11 @@ export interface NewInstance {
    * events (counts of children started) rather than one event each.
    */
   announce?: boolean;
+  /**
+   * Started by an operator from the console: recorded in its `accepted` event's data. A sync record
+   * (inserted final, without an event) gets an `accepted` event when it has a source.
+   */
+  source?: 'console';
   /** The integration's version when it was accepted (`defineIntegration({ version })`), or null. */
   version?: string | null;
   /** Sync records arrive finished. */
@@ -351,6 +356,46 @@ export interface IntegrationStats {
   failuresByConnection: Record<string, number>;
 }
 
+/** The overview's window: instances created in [since, until), in buckets of `bucketMs` from `since`. */
+export interface OverviewRequest {
+  since: number;
+  until: number;
+  bucketMs: number;
+  /** What "due" means for the backlog. */
+  now: number;
+}
+
+/** Figures of the instances created in one bucket, as they stand now. */
+interface BucketFigures {
+  /** The bucket's start: `since + k × bucketMs`. */
+  start: number;
+  accepted: number;
+  succeeded: number;
+  failed: number;
+  /** Nearest-rank p95 of the durations of its finished instances (as `integrationStats`); null when none finished. */
+  p95: number | null;
+}
+
+/** What the overview shows: stored figures per bucket, and the unfinished work as it stands. */
+export interface OverviewFigures {
+  /** Only buckets in which an instance was created, oldest first: a bucket left out had none. */
+  buckets: BucketFigures[];
+  /** Queued or retrying instances due now (waiting for a worker). */
+  backlog: number;
+  queued: number;
+  running: number;
+  retrying: number;
+  waiting: number;
+  /** The unfinished instance whose current run started first (a rerun starts a run), or null. */
+  oldestUnfinished: {
+    id: string;
+    integrationId: string;
+    status: InstanceStatus;
+    /** When its current run started. */
+    since: number;
+  } | null;
+}
+
 /** What the store keeps per schedule (a scheduled integration). */
 export interface ScheduleState {
   integrationId: string;
@@ -444,6 +489,12 @@ export interface Store {
   isStreamCursor(cursor: string): boolean;
   /** Per-integration figures over a window (for statistics and the advisor). */
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]>;
+  /**
+   * Per-bucket figures of the instances created in a window, and the unfinished work now (the
+   * console's overview). Reads the window by `created_at` (like `integrationStats`) and the
+   * unfinished instances by their status: no index of its own.
+   */
+  overview(request: OverviewRequest): Promise<OverviewFigures>;
   /**
    * Deletes instances in a final state (with their runs, steps and events) that finished before the
    * cutoff of their outcome (see {@link PurgeRequest}), at most `limit` of them. Returns how many

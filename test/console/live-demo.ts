@@ -19,6 +19,8 @@ export interface LiveDemo {
   apps: Apps;
   engine: Engine;
   app: FastifyInstance;
+  /** Stops the server and its engine and starts them again on the same store and port (a restart). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -46,27 +48,35 @@ export async function startLiveDemo(options: { adminToken?: string } = {}): Prom
       ? { ...integration, retry: { maxAttempts: 2, initialDelayMs: 100, maxDelayMs: 200 } }
       : integration,
   );
-  const engine = await Engine.create({
-    integrations: quick,
-    connections,
-    store: `sqlite:${join(dir.path, 'demo.db')}`,
-    logger: quietLogger,
-  });
-  const app = await buildApp({ engine, adminToken: options.adminToken ?? null, logger: quietLogger });
-  engine.start();
-  await app.listen({ port, host: '127.0.0.1' });
-  return {
+  const serve = async () => {
+    const engine = await Engine.create({
+      integrations: quick,
+      connections,
+      store: `sqlite:${join(dir.path, 'demo.db')}`,
+      logger: quietLogger,
+    });
+    const app = await buildApp({ engine, adminToken: options.adminToken ?? null, logger: quietLogger });
+    engine.start();
+    await app.listen({ port, host: '127.0.0.1' });
+    return { engine, app };
+  };
+  const demo: LiveDemo = {
     base: `http://127.0.0.1:${port}`,
     apps,
-    engine,
-    app,
+    ...(await serve()),
+    async restart() {
+      await demo.app.close();
+      await demo.engine.stop(0);
+      Object.assign(demo, await serve());
+    },
     async stop() {
-      await app.close();
-      await engine.stop(0);
+      await demo.app.close();
+      await demo.engine.stop(0);
       await started.close();
       dir.cleanup();
     },
   };
+  return demo;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../../src/engine/ids.js';
 import { emptyCounts } from '../../src/lifecycle/index.js';
-import type { NewInstance, Store } from '../../src/store/store.js';
+import type { AttemptOutcome, NewInstance, Store } from '../../src/store/store.js';
 
 export type StoreFactory = () => Promise<Store>;
 
@@ -75,6 +75,22 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const events = await store.getEvents({ instanceId: row.id, limit: 10 });
       expect(events.map((e) => e.type)).toEqual(['accepted']);
       expect(await store.getInstance('missing')).toBeNull();
+    });
+
+    it('records where an operator started an instance in its accepted event, a sync record included', async () => {
+      const queued = newRow({ source: 'console' });
+      const child = newRow({ source: 'console', parentId: 'p1' });
+      const record = newRow({ mode: 'sync', status: 'succeeded', durationMs: 3, source: 'console' });
+      const plain = newRow({ mode: 'sync', status: 'succeeded', durationMs: 3 });
+      await store.insertInstances([queued, child, record, plain]);
+      const accepted = async (id: string) =>
+        (await store.getEvents({ instanceId: id, limit: 10 })).map((e) => [e.type, e.data, e.at]);
+      expect(await accepted(queued.id)).toEqual([['accepted', { source: 'console' }, queued.createdAt]]);
+      expect(await accepted(child.id)).toEqual([
+        ['accepted', { parentId: 'p1', source: 'console' }, child.createdAt],
+      ]);
+      expect(await accepted(record.id)).toEqual([['accepted', { source: 'console' }, record.createdAt]]);
+      expect(await accepted(plain.id)).toEqual([]);
     });
 
     it('stores rows inserted without a disk flush like any other, repeated keys included', async () => {
@@ -724,6 +740,113 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
       const orders = stats.find((s) => s.integrationId === 'orders')!;
       expect(orders).toMatchObject({ total: 1, active: 1, p50: null, p95: null, errors: [] });
+    });
+
+    it('reads the overview: per-bucket figures of the window, unfinished work by status, the oldest unfinished', async () => {
+      const MIN = 60_000;
+      const since = T0;
+      const until = T0 + 3 * MIN;
+      // Finished records in buckets 0 and 2 (none in 1), and two just outside the window.
+      const finished = [
+        ...Array.from({ length: 27 }, (_, i) => ({
+          at: since + i * 1_000,
+          ms: ((i * 37) % 101) + 1,
+          fail: i % 9 === 0,
+        })),
+        ...Array.from({ length: 3 }, (_, i) => ({ at: since + 2 * MIN + i, ms: 500 - i, fail: i === 1 })),
+        { at: since - 1, ms: 7, fail: false },
+        { at: until, ms: 7, fail: false },
+      ];
+      const rows = finished.map(({ at, ms, fail }) =>
+        newRow({
+          integrationId: 'check-balance',
+          mode: 'sync',
+          status: fail ? 'failed' : 'succeeded',
+          error: fail ? { name: 'Error', message: 'down' } : null,
+          durationMs: ms,
+          startedAt: at,
+          finishedAt: at + ms,
+          createdAt: at,
+        }),
+      );
+      // Unfinished work accepted before the window, and one queued for later inside it.
+      const active = Array.from({ length: 5 }, (_, i) =>
+        newRow({ createdAt: since - 50_000 + i, runAt: i === 4 ? T0 + 5_000 : T0 }),
+      );
+      const later = newRow({ createdAt: since + 2 * MIN + 10, runAt: T0 + 10 * MIN });
+      await store.insertInstances([...rows, ...active, later]);
+      const claimed = await store.claim(claimOf('w1', 3));
+      expect(claimed.map((c) => c.instance.id)).toEqual(active.slice(0, 3).map((r) => r.id));
+      const end = (c: (typeof claimed)[number], outcome: AttemptOutcome) => ({
+        instanceId: c.instance.id,
+        claimToken: c.claimToken,
+        now: T0 + 1_500,
+        durationMs: null,
+        events: [],
+        outcome,
+      });
+      await store.commit({
+        steps: [],
+        events: [],
+        finishes: [
+          end(claimed[1]!, {
+            kind: 'retry',
+            error: { name: 'Error', message: 'down' },
+            runAt: T0 + 9_000,
+            consumesAttempt: true,
+          }),
+          end(claimed[2]!, {
+            kind: 'wait',
+            wait: {
+              name: 'nap',
+              kind: 'sleep',
+              event: null,
+              matchKey: null,
+              matchShape: null,
+              expiresAt: T0 + 50_000,
+              lookBackFrom: null,
+              createdAt: T0 + 1_500,
+            },
+          }),
+        ],
+      });
+      const figures = await store.overview({ since, until, bucketMs: MIN, now: T0 + 2_000 });
+      const inWindow = finished.filter((f) => f.at >= since && f.at < until);
+      const expected = [0, 2].map((bucket) => {
+        const mine = inWindow.filter((f) => Math.floor((f.at - since) / MIN) === bucket);
+        const sorted = mine.map((f) => f.ms).sort((a, b) => a - b);
+        return {
+          start: since + bucket * MIN,
+          accepted: mine.length + (bucket === 2 ? 1 : 0),
+          succeeded: mine.filter((f) => !f.fail).length,
+          failed: mine.filter((f) => f.fail).length,
+          p95: sorted[Math.ceil(0.95 * sorted.length) - 1],
+        };
+      });
+      expect(figures).toEqual({
+        buckets: expected,
+        backlog: 1,
+        queued: 3,
+        running: 1,
+        retrying: 1,
+        waiting: 1,
+        oldestUnfinished: {
+          id: active[0]!.id,
+          integrationId: 'orders',
+          status: 'running',
+          since: since - 50_000,
+        },
+      });
+      // The figures agree with a count of the instances created in each bucket.
+      for (const bucket of figures.buckets) {
+        const count = await store.countInstances({
+          createdAfter: bucket.start,
+          createdBefore: bucket.start + MIN,
+        });
+        expect(bucket.accepted).toBe(count);
+      }
+      const empty = await store.overview({ since: 0, until: 1, bucketMs: MIN, now: T0 + 2_000 });
+      expect(empty.buckets).toEqual([]);
     });
 
     it('purges succeeded and cancelled instances finished before the cutoff, failed sync records by their own', async () => {

@@ -75,6 +75,12 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
         ) : null}
         <dt>Created</dt>
         <dd>{time(instance.createdAt)}</dd>
+        {detail.events.some((e) => e.type === 'accepted' && e.data.source === 'console') ? (
+          <>
+            <dt>Origin</dt>
+            <dd>Started from the console</dd>
+          </>
+        ) : null}
         <dt>Duration</dt>
         <dd>{ms(instance.durationMs)}</dd>
         <dt>Id</dt>

@@ -58,7 +58,7 @@ function ScheduleCard({ schedule }: { schedule: Schedule }) {
         onClick={async () => {
           try {
             const accepted = await post<{ instanceId: string }>(
-              `/integrations/${encodeURIComponent(schedule.integrationId)}/run`,
+              `/integrations/${encodeURIComponent(schedule.integrationId)}/run?source=console`,
             );
             setError(null);
             setMessage(accepted.instanceId);

@@ -37,6 +37,7 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
     } catch (error) {
       throw inPart(error, 'body');
     }
+    if (request.query.source) row.source = request.query.source;
     context.gauge.admit();
     const [accepted] = await engine.acceptPrepared([row]);
     if (accepted!.created) context.gauge.noteAccepted(1);

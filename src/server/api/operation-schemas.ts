@@ -1,6 +1,6 @@
 /** Shapes of the operations views of the management API: connections, schedules, grouped errors. */
 import { z } from 'zod';
-import { INSTANCE_STATUSES } from '../../model.js';
+import { INSTANCE_STATUSES } from '../../lifecycle/names.js';
 
 export const connectionListSchema = z.object({
   items: z.array(
@@ -111,4 +111,91 @@ export const acknowledgeGroupsBody = z
 export const acknowledgeGroupsResultSchema = z.object({
   count: z.number().int().describe('Instances acknowledged (or taken back)'),
   refused: z.array(refusalSchema),
+});
+
+// ── The overview, and running an integration from the console ───────────────────────────────
+
+const status = z.enum(INSTANCE_STATUSES);
+
+export const overviewQuery = z.strictObject({
+  window: z
+    .enum(['hour', 'day'])
+    .default('hour')
+    .describe('`hour`: a bucket per minute over the last hour; `day`: a bucket per hour over the last day'),
+});
+
+export const overviewSchema = z.object({
+  window: z.enum(['hour', 'day']),
+  bucketMs: z.number().int().describe('60000 (hour) or 3600000 (day)'),
+  since: z
+    .number()
+    .describe('Start of the first bucket (ms since the epoch; buckets start on whole UTC minutes or hours)'),
+  until: z.number().describe('The time of the answer: the last bucket is the current one, still filling'),
+  buckets: z
+    .array(
+      z.object({
+        start: z.number().describe('ms since the epoch'),
+        accepted: z.number().int().describe('Instances created in the bucket (every mode)'),
+        succeeded: z.number().int().describe('Of those, succeeded by now'),
+        failed: z.number().int().describe('Of those, failed by now'),
+        p95: z
+          .number()
+          .nullable()
+          .describe('ms, nearest rank, of the durations of those finished; null when none finished'),
+      }),
+    )
+    .describe('Every bucket of the window, oldest first, from the stored instances'),
+  backlog: z.number().int().describe('Queued or retrying instances due now: waiting for a worker'),
+  queued: z.number().int(),
+  running: z.number().int(),
+  retrying: z.number().int(),
+  waiting: z.number().int().describe('Waiting durably (a sleep, an event, a callback)'),
+  oldestUnfinished: z
+    .object({
+      id: z.string(),
+      integrationId: z.string(),
+      status,
+      since: z.number().describe('When its current run started'),
+      ageMs: z.number(),
+    })
+    .nullable()
+    .describe('The unfinished instance whose current run started first'),
+});
+
+/** A JSON Schema (2020-12) document. */
+const jsonSchema = z.record(z.string(), z.unknown());
+
+export const integrationInputSchema = z.object({
+  integrationId: z.string(),
+  mode: z.enum(['sync', 'async', 'scheduled']),
+  input: jsonSchema.nullable().describe("The integration's input as JSON Schema; null: it declares none"),
+  body: jsonSchema.describe(
+    'The body to run it with: async, its input (POST /api/integrations/:id/run); scheduled, `{ parameters }` (the same route); sync, `{ params, query, input }` (POST /api/integrations/:id/call)',
+  ),
+});
+
+export const sourceQuery = z.strictObject({
+  source: z
+    .enum(['console'])
+    .optional()
+    .describe("Recorded in the new instance's `accepted` event: started by an operator from the console"),
+});
+
+export const syncCallBody = z.strictObject({
+  params: z.record(z.string(), z.string()).optional().describe("The route's path parameters"),
+  query: z
+    .record(z.string(), z.union([z.string(), z.array(z.string())]))
+    .optional()
+    .describe('The query string, as its route would receive it'),
+  input: z.unknown().optional().describe('The request body (JSON)'),
+});
+
+export const syncCallResultSchema = z.object({
+  instanceId: z.string().describe('The sync instance recorded for the call'),
+  status: z.number().int().describe('The status its route would have answered'),
+  contentType: z.string().nullable(),
+  headers: z.record(z.string(), z.string()).describe('Headers the handler set'),
+  body: z
+    .unknown()
+    .describe('The answer: parsed JSON, text, or (a failure) the problem document; null for none'),
 });

@@ -58,6 +58,7 @@ export const API_ROUTES = table({
     url: '/integrations/:id/run',
     summary: 'Start an async or scheduled integration now; the body is the input',
     params: api.integrationIdParams,
+    query: operations.sourceQuery,
     headers: { 'Idempotency-Key': api.idempotencyKeyHeader },
     anyBody: true,
     answer: { status: 202, schema: api.acceptedSchema, description: 'Accepted', component: 'Accepted' },
@@ -67,6 +68,34 @@ export const API_ROUTES = table({
       422: 'Idempotency-Key reused with a different body',
       429: 'Too much work is waiting',
     },
+  },
+  getIntegrationInput: {
+    method: 'GET',
+    url: '/integrations/:id/input',
+    summary: "An integration's input as JSON Schema, and the body it is run with from the console",
+    params: api.integrationIdParams,
+    answer: { status: 200, schema: operations.integrationInputSchema },
+    errors: { 404: 'Unknown integration' },
+  },
+  callIntegration: {
+    method: 'POST',
+    url: '/integrations/:id/call',
+    summary:
+      'Call a sync integration as its route would, under its deadline; answers the status, body and instance id',
+    params: api.integrationIdParams,
+    query: operations.sourceQuery,
+    body: operations.syncCallBody,
+    emptyBody: {},
+    answer: { status: 200, schema: operations.syncCallResultSchema },
+    errors: { 404: 'Unknown integration', 409: 'The integration is not a sync integration' },
+  },
+  getOverview: {
+    method: 'GET',
+    url: '/overview',
+    summary:
+      'Stored figures per minute (last hour) or per hour (last day): accepted, succeeded, failed, p95; and the unfinished work',
+    query: operations.overviewQuery,
+    answer: { status: 200, schema: operations.overviewSchema },
   },
   listInstances: {
     method: 'GET',

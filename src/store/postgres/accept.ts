@@ -3,7 +3,7 @@
  * the instance that holds it) with their `accepted` events, and the insert of activity events.
  */
 import type pg from 'pg';
-import { activity, TRANSITIONS as LIFECYCLE } from '../../lifecycle/index.js';
+import { acceptedData, activity, TRANSITIONS as LIFECYCLE } from '../../lifecycle/index.js';
 import type { NewActivityEvent } from '../../model.js';
 import { trackingSlots } from '../rows.js';
 import type { InsertOutcome, NewInstance } from '../store.js';
@@ -83,13 +83,17 @@ export async function insertRows(
   await insertEvents(
     db,
     client,
-    queued
-      .filter((r) => r.announce !== false)
+    rows
+      .filter(
+        (r) =>
+          created.has(r.id) &&
+          ((r.status === LIFECYCLE.accept.to && r.announce !== false) || r.source !== undefined),
+      )
       .map((r) =>
         activity(
           'accepted',
           { instanceId: r.id, integrationId: r.integrationId, run: 1, at: r.createdAt },
-          r.parentId ? { parentId: r.parentId } : {},
+          acceptedData(r),
         ),
       ),
   );

@@ -2,7 +2,7 @@
  * Reads of instances, runs and steps, the figures of integrations and of a fan-out's children, and
  * when work is next due.
  */
-import { ACTIVE, DUE, emptyCounts, LEASED, MEASURED } from '../../lifecycle/index.js';
+import { ACTIVE, DUE, emptyCounts, LEASED, MEASURED, WAITING } from '../../lifecycle/index.js';
 import type { ChildCounts, Instance, Run, Step } from '../../model.js';
 import {
   asArray,
@@ -16,7 +16,16 @@ import {
   stepFromRow,
 } from '../rows.js';
 import { statusIn, statusIs } from '../sql.js';
-import type { InstanceFilter, IntegrationStats, ListRequest, Page, RunKey, StatsRequest } from '../store.js';
+import type {
+  InstanceFilter,
+  IntegrationStats,
+  ListRequest,
+  OverviewFigures,
+  OverviewRequest,
+  Page,
+  RunKey,
+  StatsRequest,
+} from '../store.js';
 import type { PgConnection } from './connection.js';
 
 export async function getInstance(db: PgConnection, id: string): Promise<Instance | null> {
@@ -152,6 +161,71 @@ export async function integrationStats(db: PgConnection, request: StatsRequest):
         .map((r: { connection: string; count: number }) => [r.connection, r.count]),
     ),
   }));
+}
+
+/** Due and not waiting durably: work a worker slot would take (as the admission gauge counts it). */
+const BACKLOG = DUE.filter((status) => !WAITING.includes(status));
+
+/**
+ * The overview's figures. The window is read by `created_at`, as `integrationStats` reads it; the
+ * unfinished instances through the partial indexes of the narrow state table (due, and leased),
+ * whose predicates the status conditions repeat.
+ */
+export async function overview(db: PgConnection, request: OverviewRequest): Promise<OverviewFigures> {
+  db.assertOpen();
+  const finished = `${statusIn(MEASURED)} AND duration_ms IS NOT NULL`;
+  const buckets = db.q(
+    db.pool,
+    `SELECT (created_at - $1::bigint) / $3::bigint AS bucket, count(*)::int AS accepted,
+       count(*) FILTER (WHERE ${statusIs('succeeded')})::int AS succeeded,
+       count(*) FILTER (WHERE ${statusIs('failed')})::int AS failed,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE ${finished}) AS p95
+     FROM {{schema}}.instances WHERE created_at >= $1::bigint AND created_at < $2::bigint
+     GROUP BY 1 ORDER BY 1`,
+    [request.since, request.until, request.bucketMs],
+  );
+  const unfinished = db.q(
+    db.pool,
+    `SELECT
+       (SELECT count(*) FILTER (WHERE ${statusIn(BACKLOG)} AND run_at <= $1::bigint)::int
+          FROM {{schema}}.instance_state WHERE ${statusIn(DUE)}) AS backlog,
+       (SELECT count(*) FILTER (WHERE ${statusIs('queued')})::int
+          FROM {{schema}}.instance_state WHERE ${statusIn(DUE)}) AS queued,
+       (SELECT count(*)::int FROM {{schema}}.instance_state WHERE ${statusIn(LEASED)}) AS running,
+       (SELECT count(*) FILTER (WHERE ${statusIs('retrying')})::int
+          FROM {{schema}}.instance_state WHERE ${statusIn(DUE)}) AS retrying,
+       (SELECT count(*) FILTER (WHERE ${statusIn(WAITING)})::int
+          FROM {{schema}}.instance_state WHERE ${statusIn(DUE)}) AS waiting`,
+    [request.now],
+  );
+  const oldest = db.q(
+    db.pool,
+    `SELECT r.id, r.integration_id, s.status, r.run_started_at
+     FROM (SELECT seq, status FROM {{schema}}.instance_state WHERE ${statusIn(DUE)}
+           UNION ALL SELECT seq, status FROM {{schema}}.instance_state WHERE ${statusIn(LEASED)}) AS s
+     JOIN {{schema}}.instance_rows AS r ON r.seq = s.seq
+     ORDER BY r.run_started_at, r.seq LIMIT 1`,
+  );
+  const [b, u, o] = await Promise.all([buckets, unfinished, oldest]);
+  const first = o.rows[0];
+  return {
+    buckets: b.rows.map((row) => ({
+      start: request.since + Number(row.bucket) * request.bucketMs,
+      accepted: row.accepted,
+      succeeded: row.succeeded,
+      failed: row.failed,
+      p95: row.p95 === null ? null : Number(row.p95),
+    })),
+    ...u.rows[0],
+    oldestUnfinished: first
+      ? {
+          id: first.id,
+          integrationId: first.integration_id,
+          status: first.status,
+          since: Number(first.run_started_at),
+        }
+      : null,
+  };
 }
 
 export async function nextDueAt(db: PgConnection, integrationIds: string[]): Promise<number | null> {

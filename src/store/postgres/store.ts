@@ -27,6 +27,8 @@ import type {
   ListRequest,
   NewBusinessEvent,
   NewInstance,
+  OverviewFigures,
+  OverviewRequest,
   Page,
   PurgeRequest,
   RerunRequest,
@@ -298,6 +300,10 @@ export class PostgresStore implements Store {
 
   integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
     return queries.integrationStats(this.db, request);
+  }
+
+  overview(request: OverviewRequest): Promise<OverviewFigures> {
+    return queries.overview(this.db, request);
   }
 
   nextDueAt(integrationIds: string[]): Promise<number | null> {

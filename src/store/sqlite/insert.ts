@@ -2,7 +2,7 @@
  * Writing new rows: instances (in groups of rows per statement, idempotency keys settled after
  * them) and activity events. The store's accept path and a schedule's fired slot both insert here.
  */
-import { activity, type EventHead, eventFields, TRANSITIONS } from '../../lifecycle/index.js';
+import { acceptedData, activity, type EventHead, eventFields, TRANSITIONS } from '../../lifecycle/index.js';
 import type { NewActivityEvent } from '../../model.js';
 import type { InsertOutcome, NewInstance } from '../store.js';
 import { INSERT_GROUP, pushInsertParams, type Sqlite } from './statements.js';
@@ -72,11 +72,11 @@ function settle(
       continue;
     }
     // A row inserted by the accept transition announces itself (a sync record is inserted final).
-    if (row.status === TRANSITIONS.accept.to && row.announce !== false) {
+    if ((row.status === TRANSITIONS.accept.to && row.announce !== false) || row.source !== undefined) {
       head.instanceId = row.id;
       head.integrationId = row.integrationId;
       head.at = row.createdAt;
-      insertEvent(s, activity('accepted', head, row.parentId ? { parentId: row.parentId } : {}));
+      insertEvent(s, activity('accepted', head, acceptedData(row)));
     }
     outcomes.push({ id: row.id, created: true, status: row.status, inputHash: row.inputHash });
   }

@@ -3,8 +3,8 @@
  * and the few reads the dispatcher makes while idle. None of them writes; each runs in the caller's
  * store method after its closed check.
  */
-import { ACTIVE, emptyCounts, MEASURED } from '../../lifecycle/index.js';
-import type { ActivityEvent, ChildCounts, Instance, Mode, Run, Step } from '../../model.js';
+import { ACTIVE, DUE, emptyCounts, MEASURED, WAITING } from '../../lifecycle/index.js';
+import type { ActivityEvent, ChildCounts, Instance, InstanceStatus, Mode, Run, Step } from '../../model.js';
 import {
   asArray,
   currentRunFromRow,
@@ -26,6 +26,8 @@ import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OverviewFigures,
+  OverviewRequest,
   Page,
   RunKey,
   StatsRequest,
@@ -225,6 +227,82 @@ export function integrationStats(s: Sqlite, request: StatsRequest): IntegrationS
       ),
     };
   });
+}
+
+/** The bucket of an instance: parameters are bound as REAL, so the quotient is truncated explicitly. */
+const BUCKET = 'CAST((created_at - @since) / @bucketMs AS INTEGER)';
+const IN_WINDOW = 'created_at >= @since AND created_at < @until';
+
+const BUCKET_COUNTS = `SELECT ${BUCKET} AS bucket, count(*) AS accepted,
+    sum(${statusIs('succeeded')}) AS succeeded, sum(${statusIs('failed')}) AS failed
+  FROM instances WHERE ${IN_WINDOW} GROUP BY bucket ORDER BY bucket`;
+
+/**
+ * Nearest rank per bucket: the first duration, in order, whose rank r reaches 0.95 × n — computed
+ * in floating point as PostgreSQL's percentile_disc does, so that both stores pick the same one.
+ */
+const BUCKET_P95 = `SELECT bucket, duration_ms FROM (
+    SELECT ${BUCKET} AS bucket, duration_ms,
+      row_number() OVER (PARTITION BY ${BUCKET} ORDER BY duration_ms) AS r,
+      count(*) OVER (PARTITION BY ${BUCKET}) AS n
+    FROM instances WHERE ${IN_WINDOW} AND ${statusIn(MEASURED)} AND duration_ms IS NOT NULL)
+  WHERE r >= 0.95 * n AND r - 1 < 0.95 * n`;
+
+/** Due and not waiting durably: work a worker slot would take (as the admission gauge counts it). */
+const BACKLOG = DUE.filter((status) => !WAITING.includes(status));
+
+/** The unfinished instances, read through the status index. */
+const UNFINISHED = `SELECT coalesce(sum(${statusIn(BACKLOG)} AND run_at <= @now), 0) AS backlog,
+    coalesce(sum(${statusIs('queued')}), 0) AS queued, coalesce(sum(${statusIs('running')}), 0) AS running,
+    coalesce(sum(${statusIs('retrying')}), 0) AS retrying, coalesce(sum(${statusIn(WAITING)}), 0) AS waiting
+  FROM instances WHERE ${statusIn(ACTIVE)}`;
+
+const OLDEST_UNFINISHED = `SELECT id, integration_id, status, run_started_at FROM instances
+  WHERE ${statusIn(ACTIVE)} ORDER BY run_started_at, seq LIMIT 1`;
+
+export function overview(s: Sqlite, request: OverviewRequest): OverviewFigures {
+  const window = { since: request.since, until: request.until, bucketMs: request.bucketMs };
+  return s.db.transaction(() => {
+    const p95 = new Map(
+      (s.db.prepare(BUCKET_P95).all(window) as { bucket: number; duration_ms: number }[]).map((row) => [
+        row.bucket,
+        row.duration_ms,
+      ]),
+    );
+    const buckets = (
+      s.db.prepare(BUCKET_COUNTS).all(window) as {
+        bucket: number;
+        accepted: number;
+        succeeded: number;
+        failed: number;
+      }[]
+    ).map((row) => ({
+      start: request.since + row.bucket * request.bucketMs,
+      accepted: row.accepted,
+      succeeded: row.succeeded,
+      failed: row.failed,
+      p95: p95.get(row.bucket) ?? null,
+    }));
+    const counts = s.db.prepare(UNFINISHED).get({ now: request.now }) as Omit<
+      OverviewFigures,
+      'buckets' | 'oldestUnfinished'
+    >;
+    const oldest = s.db.prepare(OLDEST_UNFINISHED).get() as
+      | { id: string; integration_id: string; status: InstanceStatus; run_started_at: number }
+      | undefined;
+    return {
+      buckets,
+      ...counts,
+      oldestUnfinished: oldest
+        ? {
+            id: oldest.id,
+            integrationId: oldest.integration_id,
+            status: oldest.status,
+            since: oldest.run_started_at,
+          }
+        : null,
+    };
+  })();
 }
 
 /** When the next instance of these integrations falls due or the next lease runs out. */

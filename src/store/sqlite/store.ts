@@ -39,6 +39,8 @@ import type {
   ListRequest,
   NewBusinessEvent,
   NewInstance,
+  OverviewFigures,
+  OverviewRequest,
   Page,
   PurgeRequest,
   RerunRequest,
@@ -481,6 +483,11 @@ export class SqliteStore implements Store {
   async integrationStats(request: StatsRequest): Promise<IntegrationStats[]> {
     this.open();
     return reads.integrationStats(this.sql, request);
+  }
+
+  async overview(request: OverviewRequest): Promise<OverviewFigures> {
+    this.open();
+    return reads.overview(this.sql, request);
   }
 
   async nextDueAt(integrationIds: string[]): Promise<number | null> {
