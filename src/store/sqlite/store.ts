@@ -38,6 +38,7 @@ import type {
   ListRequest,
   NewBusinessEvent,
   NewInstance,
+  OrderingHolder,
   Page,
   PurgeRequest,
   RerunRequest,
@@ -454,6 +455,11 @@ export class SqliteStore implements Store {
   async countChildren(parentId: string): Promise<ChildCounts> {
     this.open();
     return reads.countChildren(this.sql, parentId);
+  }
+
+  async orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null> {
+    this.open();
+    return reads.orderingHolder(this.sql, orderingKey, seq);
   }
 
   async ensureSchedule(integrationId: string, now: number): Promise<ScheduleState> {
