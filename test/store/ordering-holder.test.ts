@@ -23,8 +23,7 @@ describe.each(STORE_KINDS)('orderingHolder on %s', (kind) => {
     const [outcome] = await store.insertInstances([newRow({ orderingKey })]);
     return (await store.getInstance(outcome!.id))!;
   };
-  const holderOf = async (instance: Instance) =>
-    store.orderingHolder(instance.orderingKey!, instance.seq);
+  const holderOf = async (instance: Instance) => store.orderingHolder(instance.orderingKey!, instance.seq);
   const claim = (now: number): Promise<ClaimedInstance[]> =>
     store.claim({ owner: 'w1', limit: 10, leaseMs: 30_000, now, integrationIds: ['orders'] });
   const fail = (claimed: ClaimedInstance, now: number) =>
