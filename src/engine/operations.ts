@@ -16,11 +16,12 @@ import {
   WrongModeError,
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
-import type { ActivityEvent, Instance, Json, RerunFrom, Wait } from '../model.js';
+import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom, Wait } from '../model.js';
 import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OrderingHolder,
   Page,
   StatsRequest,
   Store,
@@ -321,6 +322,14 @@ export class Operations {
 
   listInstances(request: ListRequest): Promise<Page<Instance>> {
     return this.store.listInstances(request);
+  }
+
+  countChildren(parentId: string): Promise<ChildCounts> {
+    return this.store.countChildren(parentId);
+  }
+
+  orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null> {
+    return this.store.orderingHolder(orderingKey, seq);
   }
 
   async getProgress(instanceId: string): Promise<Progress> {
