@@ -30,7 +30,8 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
     const { id } = request.params;
     const { instance, ...detail } = await engine.getDetail(id);
     const now = engine.clock.now();
-    if (instance.mode !== 'sync') context.polls.noteRead(instance.integrationId, id, now - instance.createdAt);
+    if (instance.mode !== 'sync')
+      context.polls.noteRead(instance.integrationId, id, now - instance.createdAt);
     // Two small reads for "why": who holds its ordering key (only while it is due), and its children.
     const [holder, children] = await Promise.all([
       instance.orderingKey !== null && DUE.includes(instance.status) && instance.runAt <= now
@@ -41,7 +42,12 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
     const shown = redactDetail({ instance, ...detail }, integrationOf(instance.integrationId));
     const childCounts = children && children.total > 0 ? children : null;
     const waiting = waitingFor(shown, { now, holder, children: childCounts });
-    return { ...shown, timeline: deriveTimeline(shown, now, waiting), waitingFor: waiting, children: childCounts };
+    return {
+      ...shown,
+      timeline: deriveTimeline(shown, now, waiting),
+      waitingFor: waiting,
+      children: childCounts,
+    };
   });
 
   serve(app, API_ROUTES.rerunInstance, async (request) => {

@@ -244,7 +244,9 @@ const runTimelineSchema = z.object({
   run: z.number().int(),
   from: rerunFrom.nullable(),
   status: z.enum(['running', ...FINAL]),
-  acceptedAt: z.number().describe("The run's start: the instance's acceptance for run 1, the rerun's time after"),
+  acceptedAt: z
+    .number()
+    .describe("The run's start: the instance's acceptance for run 1, the rerun's time after"),
   finishedAt: z.number().nullable(),
   totalMs: z.number().describe('acceptedAt → finishedAt, or → now while unfinished'),
   runningMs: z.number().describe("Sum of the attempts' times"),
@@ -290,7 +292,11 @@ export const waitingForSchema = z.discriminatedUnion('kind', [
     event: z.string().nullable(),
     match: z.record(z.string(), json).nullable(),
   }),
-  z.object({ kind: z.literal('children'), at: z.number().describe('Next check'), children: childCountsSchema }),
+  z.object({
+    kind: z.literal('children'),
+    at: z.number().describe('Next check'),
+    children: childCountsSchema,
+  }),
 ]);
 
 export const instanceDetailSchema = z.object({

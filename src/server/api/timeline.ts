@@ -29,7 +29,14 @@ export interface TimelineInput {
   waits: Wait[];
 }
 
-const ENDS = new Set(['succeeded', 'failed', 'retry.scheduled', 'wait.started', 'lease.expired', 'cancelled']);
+const ENDS = new Set([
+  'succeeded',
+  'failed',
+  'retry.scheduled',
+  'wait.started',
+  'lease.expired',
+  'cancelled',
+]);
 
 /** An attempt being read: its events, and the end once seen. */
 interface Open {
@@ -41,7 +48,11 @@ interface Open {
  * The timeline of every run. `waiting` (from {@link waitingFor}) names the open interval of the
  * current run when an ordering key holds it: `held` rather than `queued`.
  */
-export function deriveTimeline(input: TimelineInput, now: number, waiting: WaitingFor | null = null): Timeline {
+export function deriveTimeline(
+  input: TimelineInput,
+  now: number,
+  waiting: WaitingFor | null = null,
+): Timeline {
   const runs = input.runs.map((run) => runTimeline(input, run, now));
   const last = runs[runs.length - 1]?.intervals.at(-1);
   if (waiting?.kind === 'ordering' && last && last.to === null && last.kind === 'queued') {
@@ -159,7 +170,8 @@ function runTimeline(input: TimelineInput, run: Run, now: number): RunTimeline {
     const ended = open.end;
     if (ended) settle(open.attempt, ended, lastActivity(open.attempt));
     else if (next !== null) close(open, lastActivity(open.attempt), 'interrupted');
-    else if (finishedAt !== null) close(open, finishedAt, run.status === 'cancelled' ? 'cancelled' : 'interrupted');
+    else if (finishedAt !== null)
+      close(open, finishedAt, run.status === 'cancelled' ? 'cancelled' : 'interrupted');
     else if (instance.status !== 'running' || instance.run !== run.run)
       close(open, lastActivity(open.attempt), 'interrupted');
   }
@@ -268,7 +280,8 @@ function intervalsOf(
   const intervals: Interval[] = [];
   const add = (kind: Interval['kind'], from: number, to: number | null, detail: string) => {
     const until = to ?? end;
-    if (until > from || to === null) intervals.push({ kind, from, to, ms: Math.max(0, until - from), detail });
+    if (until > from || to === null)
+      intervals.push({ kind, from, to, ms: Math.max(0, until - from), detail });
   };
   const open = run.finishedAt === null;
   const first = attempts[0];
@@ -299,7 +312,12 @@ function intervalsOf(
         break;
       }
       case 'lease-expired':
-        add('lease-expired', from, next, 'its worker stopped renewing the lease; taken over after it expired');
+        add(
+          'lease-expired',
+          from,
+          next,
+          'its worker stopped renewing the lease; taken over after it expired',
+        );
         break;
       case 'succeeded':
       case 'failed':
@@ -410,4 +428,3 @@ function connectionIn(message: string): string | null {
 
 const num = (value: Json | undefined): number => (typeof value === 'number' ? value : 0);
 const str = (value: Json | undefined): string | null => (typeof value === 'string' ? value : null);
-
