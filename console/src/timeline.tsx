@@ -83,9 +83,12 @@ export function RunTimelineView({ run, now }: { run: RunTimeline; now: number })
         <p>Nothing has happened in this run yet.</p>
       ) : (
         <ol class="timeline" aria-label={`Run ${run.run}: attempts, steps, calls and waits in order`}>
-          {rows.map((row) =>
+          {rows.map((row, index) =>
             'attempt' in row ? (
               <AttemptBand
+                again={rows
+                  .slice(0, index)
+                  .some((r) => 'attempt' in r && r.attempt.attempt === row.attempt.attempt)}
                 key={`a-${row.at}-${row.attempt.attempt}`}
                 attempt={row.attempt}
                 axis={axis}
@@ -121,7 +124,18 @@ function IntervalRow({ interval, axis, end }: { interval: Interval; axis: Axis; 
   );
 }
 
-function AttemptBand({ attempt, axis, now }: { attempt: Attempt; axis: Axis; now: number }) {
+function AttemptBand({
+  attempt,
+  axis,
+  now,
+  again,
+}: {
+  attempt: Attempt;
+  axis: Axis;
+  now: number;
+  /** Its number was used before: the wait before it (a durable wait, an open circuit) gave it back. */
+  again: boolean;
+}) {
   const end = attempt.finishedAt ?? now;
   const bad = attempt.outcome !== 'succeeded' && attempt.outcome !== 'running' && attempt.outcome !== 'wait';
   return (
@@ -132,7 +146,8 @@ function AttemptBand({ attempt, axis, now }: { attempt: Attempt; axis: Axis; now
     >
       <div class="tl-row tl-attempt-head">
         <span class="bar-label">
-          <strong>Attempt {attempt.attempt}</strong> — {OUTCOME[attempt.outcome]}
+          <strong>Attempt {attempt.attempt}</strong>
+          {again ? ' again (the wait before did not use an attempt)' : ''} — {OUTCOME[attempt.outcome]}
         </span>
         <Bar axis={axis} from={attempt.startedAt} to={end} kind={bad ? 'bar-failed' : 'bar-attempt'} />
         <span class="bar-duration">

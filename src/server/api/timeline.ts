@@ -303,7 +303,7 @@ function intervalsOf(
         if (backoff.reason === 'circuit-open')
           add('circuit-open', from, next, `circuit of ${backoff.connection ?? 'a connection'} open`);
         else if (backoff.reason === 'children') add('children', from, next, 'waiting for its children');
-        else add('backoff', from, next, `retry delay after: ${attempt.error?.message ?? 'an error'}`);
+        else add('backoff', from, next, `retry delay after attempt ${attempt.attempt} failed`);
         break;
       }
       case 'wait': {
