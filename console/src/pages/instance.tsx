@@ -69,6 +69,12 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
         </dd>
         <dt>Version</dt>
         <dd>{instance.version ?? 'unversioned'}</dd>
+        {instance.status === 'waiting' ? (
+          <>
+            <dt>Waiting until</dt>
+            <dd>{until(instance.runAt)}</dd>
+          </>
+        ) : null}
         <dt>Accepted</dt>
         <dd>{time(current?.acceptedAt ?? instance.createdAt)}</dd>
         <dt>Finished</dt>
