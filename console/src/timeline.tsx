@@ -82,7 +82,10 @@ export function RunTimelineView({ run, now }: { run: RunTimeline; now: number })
       {rows.length === 0 ? (
         <p>Nothing has happened in this run yet.</p>
       ) : (
-        <ol class="timeline" aria-label={`Run ${run.run}: attempts, steps, calls and waits in order`}>
+        <ol
+          class="timeline"
+          aria-label={`Run ${run.run}: attempts with their steps and connection calls, and the waits, in order`}
+        >
           {rows.map((row, index) =>
             'attempt' in row ? (
               <AttemptBand
