@@ -28,6 +28,13 @@ const file = defineIntegration({
   handler: (ctx) =>
     ctx.startMany(line, [{ n: 1 }, { n: 2 }, { n: 3 }], { await: 'children', checkEveryMs: 30 }),
 });
+const quote = defineIntegration({
+  id: 'quote',
+  mode: 'sync',
+  route: 'POST /quotes',
+  input: z.object({ n: z.number() }),
+  handler: async (ctx) => ({ status: 200, body: { price: ctx.input.n * 2 } }),
+});
 const onboard = defineIntegration({
   id: 'onboard',
   mode: 'async',
@@ -94,6 +101,22 @@ describe.each(STORE_KINDS)('why an instance waits (%s)', (storeKind) => {
     // A child has no children: the field says none rather than a row of zeros.
     const child = (await server.engine.listInstances({ parentId: instanceId, limit: 1 })).items[0]!;
     expect((await detailOf(child.id)).children).toBeNull();
+  });
+
+  it('gives a sync record one attempt, from its acceptance to its answer, and no reason to wait', async () => {
+    server = await testServer([quote], {}, { storeKind });
+    cleanups.push(server.close);
+    const answer = await server.request('/quotes', { method: 'POST', json: { n: 2 } });
+    expect(answer.status).toBe(200);
+    const id = answer.headers.get('tandem-instance-id')!;
+    await waitFor(() => server.store.getInstance(id), 'the sync record');
+    const detail = await detailOf(id);
+    expect(detail.waitingFor).toBeNull();
+    expect(detail.children).toBeNull();
+    const [run] = detail.timeline.runs;
+    expect(run!.attempts.map((a) => a.outcome)).toEqual(['succeeded']);
+    expect(run!.totalMs).toBe(detail.instance.finishedAt! - detail.instance.createdAt);
+    expect(run!.runningMs + run!.waitingMs).toBe(run!.totalMs);
   });
 
   it('names the failed instance that holds the ordering key, and none once it is cancelled', async () => {
