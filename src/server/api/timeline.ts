@@ -14,11 +14,11 @@ import type { OrderingHolder } from '../../store/store.js';
 import type { timelineSchema, waitingForSchema } from './schemas.js';
 
 export type Timeline = z.output<typeof timelineSchema>;
-export type RunTimeline = Timeline['runs'][number];
-export type Attempt = RunTimeline['attempts'][number];
-export type TimelineStep = Attempt['steps'][number];
-export type TimelineCall = TimelineStep['calls'][number];
-export type Interval = RunTimeline['intervals'][number];
+type RunTimeline = Timeline['runs'][number];
+type Attempt = RunTimeline['attempts'][number];
+type TimelineStep = Attempt['steps'][number];
+type TimelineCall = TimelineStep['calls'][number];
+type Interval = RunTimeline['intervals'][number];
 export type WaitingFor = z.output<typeof waitingForSchema>;
 
 export interface TimelineInput {
