@@ -362,6 +362,41 @@ describe('deriveTimeline', () => {
     expect(r!.runningMs + r!.intervals.reduce((sum, i) => sum + i.ms, 0)).toBe(r!.totalMs);
   });
 
+  it('ends an attempt given back at shutdown (no end event) at its last step, and shows the one running now', () => {
+    const timeline = deriveTimeline(
+      input({
+        instance: instance({ status: 'running', attempt: 1 }),
+        runs: [run({ status: 'running' })],
+        events: events(
+          [10, 'started', { attempt: 1 }],
+          [20, 'step.started', { step: 'pack', attempt: 1 }],
+          [80, 'step.succeeded', { step: 'pack', durationMs: 60 }],
+          [200, 'started', { attempt: 1 }],
+          [210, 'step.started', { step: 'ship', attempt: 1 }],
+        ),
+      }),
+      T + 1_000,
+    );
+    const [r] = timeline.runs;
+    expect(
+      r!.attempts.map((a) => [a.outcome, a.finishedAt === null ? null : a.finishedAt - T, a.ms]),
+    ).toEqual([
+      ['interrupted', 80, 70],
+      ['running', null, 800],
+    ]);
+    expect(r!.attempts[1]!.steps[0]).toMatchObject({
+      name: 'ship',
+      status: 'running',
+      finishedAt: null,
+      ms: 790,
+    });
+    expect(r!.intervals.map((i) => [i.kind, i.from - T, i.to! - T])).toEqual([
+      ['queued', 0, 10],
+      ['queued', 80, 200],
+    ]);
+    expect(r).toMatchObject({ totalMs: 1_000, runningMs: 870, waitingMs: 130, finishedAt: null });
+  });
+
   it('marks the open interval of an instance held by its ordering key as held', () => {
     const shown = input({
       instance: instance({ status: 'queued', orderingKey: 'E-1' }),

@@ -74,7 +74,7 @@ function runTimeline(input: TimelineInput, run: Run, now: number): RunTimeline {
   let current: Open | null = null;
   for (const event of events) {
     if (event.type === 'started') {
-      if (current && !current.end) close(current, null, 'interrupted');
+      // One before it without an end was given back (a shutdown): closed below, once its steps are known.
       current = {
         attempt: {
           attempt: num(event.data.attempt),
