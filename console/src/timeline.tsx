@@ -4,6 +4,7 @@
  * steps inside it and each connection call under the step that made it, all on one time axis from
  * the run's acceptance. The figures are the API's, never computed again here.
  */
+import { type Repeat, timelineRows } from '../../src/server/api/timeline-rows.js';
 import type { InstanceDetail } from './api';
 import { ms, time } from './format';
 
@@ -60,11 +61,8 @@ function Bar({ axis, from, to, kind }: { axis: Axis; from: number; to: number; k
 export function RunTimelineView({ run, now }: { run: RunTimeline; now: number }) {
   const end = run.finishedAt ?? now;
   const axis: Axis = { origin: run.acceptedAt, span: Math.max(1, end - run.acceptedAt) };
-  // Attempts and the waits between them, in the order they happened.
-  const rows: ({ at: number; attempt: Attempt } | { at: number; interval: Interval })[] = [
-    ...run.attempts.map((attempt) => ({ at: attempt.startedAt, attempt })),
-    ...run.intervals.map((interval) => ({ at: interval.from, interval })),
-  ].sort((a, b) => a.at - b.at);
+  // Attempts and the waits between them, in the order they happened (long series of waits folded).
+  const rows = timelineRows(run);
   return (
     <>
       <p class="run-figures">
@@ -87,23 +85,25 @@ export function RunTimelineView({ run, now }: { run: RunTimeline; now: number })
           aria-label={`Run ${run.run}: attempts with their steps and connection calls, and the waits, in order`}
         >
           {rows.map((row, index) =>
-            'attempt' in row ? (
+            row.kind === 'attempt' ? (
               <AttemptBand
                 again={rows
                   .slice(0, index)
-                  .some((r) => 'attempt' in r && r.attempt.attempt === row.attempt.attempt)}
-                key={`a-${row.at}-${row.attempt.attempt}`}
+                  .some((r) => r.kind === 'attempt' && r.attempt.attempt === row.attempt.attempt)}
+                key={`a-${row.attempt.startedAt}-${row.attempt.attempt}`}
                 attempt={row.attempt}
                 axis={axis}
                 now={now}
               />
-            ) : (
+            ) : row.kind === 'interval' ? (
               <IntervalRow
-                key={`i-${row.at}-${row.interval.kind}`}
+                key={`i-${row.interval.from}-${row.interval.kind}`}
                 interval={row.interval}
                 axis={axis}
                 end={end}
               />
+            ) : (
+              <RepeatRow key={`r-${row.repeat.from}`} repeat={row.repeat} axis={axis} end={end} />
             ),
           )}
         </ol>
@@ -122,6 +122,24 @@ function IntervalRow({ interval, axis, end }: { interval: Interval; axis: Axis; 
       <Bar axis={axis} from={interval.from} to={interval.to ?? end} kind="bar-wait" />
       <span class="bar-duration">
         <Ms value={interval.ms} />
+      </span>
+    </li>
+  );
+}
+
+/** A series of attempts that only met an open circuit or checked on children, as one wait. */
+function RepeatRow({ repeat, axis, end }: { repeat: Repeat; axis: Axis; end: number }) {
+  return (
+    <li class="tl-row tl-interval tl-repeat" data-repeat={repeat.count}>
+      <span class="bar-label">
+        {repeat.reason === 'circuit-open'
+          ? `Circuit open: ${repeat.count} attempts met the open circuit of ${repeat.connection ?? 'a connection'}, none used up`
+          : `Waiting for children: checked ${repeat.count} times`}
+        {repeat.to === null ? ' (still)' : ''}
+      </span>
+      <Bar axis={axis} from={repeat.from} to={repeat.to ?? end} kind="bar-wait" />
+      <span class="bar-duration">
+        <Ms value={repeat.ms} />
       </span>
     </li>
   );

@@ -4,6 +4,7 @@
  * so that what the CLI prints can be checked against the API and the console.
  */
 import type { ApiResponse } from '../server/api/routes.js';
+import { timelineRows } from '../server/api/timeline-rows.js';
 
 type Detail = ApiResponse<'getInstance'>;
 type RunTimeline = Detail['timeline']['runs'][number];
@@ -26,18 +27,22 @@ export function runFigures(run: RunTimeline): string[] {
 export function runLines(run: RunTimeline): string[] {
   const lines: string[] = [];
   if (run.carriedOver.length > 0) lines.push(`carried over: ${run.carriedOver.join(', ')}`);
-  const rows = [
-    ...run.attempts.map((attempt) => ({ at: attempt.startedAt, attempt, interval: null })),
-    ...run.intervals.map((interval) => ({ at: interval.from, attempt: null, interval })),
-  ].sort((a, b) => a.at - b.at);
-  for (const { attempt, interval } of rows) {
-    if (interval) {
+  for (const row of timelineRows(run)) {
+    if (row.kind === 'interval') {
+      const { interval } = row;
       lines.push(
         `  … ${interval.kind} ${ms(interval.ms)}${interval.to === null ? ' so far' : ''}: ${interval.detail}`,
       );
       continue;
     }
-    if (!attempt) continue;
+    if (row.kind === 'repeat') {
+      const { repeat } = row;
+      lines.push(
+        `  … ${repeat.reason} ${ms(repeat.ms)}${repeat.to === null ? ' so far' : ''}: ${repeat.count} attempts ${repeat.reason === 'children' ? 'checked on its children' : `met the open circuit of ${repeat.connection ?? 'a connection'}`}`,
+      );
+      continue;
+    }
+    const { attempt } = row;
     const error = attempt.error
       ? `: ${attempt.error.code ? `(${attempt.error.code}) ` : ''}${attempt.error.message}`
       : '';

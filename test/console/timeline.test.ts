@@ -12,6 +12,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instancesCommand } from '../../src/cli/remote.js';
 import type { ApiResponse } from '../../src/server/api/routes.js';
+import { timelineRows } from '../../src/server/api/timeline-rows.js';
 import { waitFor } from '../support/wait.js';
 import { ARTIFACTS, collectErrors, launchBrowser } from './browser.js';
 import { type LiveDemo, type Outage, scriptedOutage, startLiveDemo } from './live-demo.js';
@@ -97,17 +98,23 @@ function drawnAttempts() {
   );
 }
 
-/** The API's attempts in the same shape. */
+/** The API's attempts in the same shape: the ones the page draws as bands (a long series of waits is one row). */
 const apiAttempts = (run: Detail['timeline']['runs'][number]) =>
-  run.attempts.map((a) => ({
-    attempt: a.attempt,
-    outcome: a.outcome,
-    ms: a.ms,
-    steps: a.steps.map((s) => ({
-      name: s.name,
-      calls: s.calls.map((c) => `${c.connection}:${c.status ?? 'none'}`),
-    })),
-  }));
+  timelineRows(run).flatMap((row) =>
+    row.kind === 'attempt'
+      ? [
+          {
+            attempt: row.attempt.attempt,
+            outcome: row.attempt.outcome,
+            ms: row.attempt.ms,
+            steps: row.attempt.steps.map((s) => ({
+              name: s.name,
+              calls: s.calls.map((c) => `${c.connection}:${c.status ?? 'none'}`),
+            })),
+          },
+        ]
+      : [],
+  );
 
 describe('the instance timeline after an outage', () => {
   it('draws each call under the step and attempt that made it, retries with their error and backoff', async () => {
@@ -135,9 +142,11 @@ describe('the instance timeline after an outage', () => {
     expect(drawn.at(-1)!.outcome).toBe('failed');
     // The wait between the attempts is drawn as one.
     const waits = await page
-      .locator('.tl-interval')
+      .locator('.tl-interval[data-interval]')
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-interval')));
-    expect(waits).toEqual(failedRun.intervals.map((i) => i.kind));
+    expect(waits).toEqual(
+      timelineRows(failedRun).flatMap((row) => (row.kind === 'interval' ? [row.interval.kind] : [])),
+    );
     expect(waits.some((kind) => kind === 'backoff' || kind === 'circuit-open')).toBe(true);
     await screenshot('timeline-failed-run');
   });
@@ -181,8 +190,11 @@ describe('the instance timeline after an outage', () => {
     expect(printed).toContain(
       `duration: ${current.totalMs} ms (accepted → finished), running ${current.runningMs} ms, waiting ${current.waitingMs} ms, attempts ${current.attempts.length}`,
     );
-    for (const attempt of current.attempts)
-      expect(printed).toContain(`attempt ${attempt.attempt} ${attempt.outcome} ${attempt.ms} ms`);
+    for (const row of timelineRows(current))
+      if (row.kind === 'attempt')
+        expect(printed).toContain(
+          `attempt ${row.attempt.attempt} ${row.attempt.outcome} ${row.attempt.ms} ms`,
+        );
     expect(printed).toContain('carried over: ');
   });
 

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ActivityEvent, ActivityType, Instance, Json, Run, Step, Wait } from '../../src/model.js';
 import { deriveTimeline, type TimelineInput, waitingFor } from '../../src/server/api/timeline.js';
+import { timelineRows } from '../../src/server/api/timeline-rows.js';
 
 const T = 1_700_000_000_000;
 const ID = 'i-1';
@@ -416,6 +417,81 @@ describe('deriveTimeline', () => {
       },
     ]);
     expect(r).toMatchObject({ totalMs: 5_000, runningMs: 0, waitingMs: 5_000, attempts: [] });
+  });
+});
+
+describe('timelineRows', () => {
+  const circuit = (
+    attempt: number,
+    at: number,
+    runAt: number,
+  ): [number, ActivityType, Record<string, Json>][] => [
+    [at, 'started', { attempt }],
+    [at + 1, 'step.started', { step: 'update-inventory', attempt }],
+    [at + 2, 'step.failed', { step: 'update-inventory', error: 'open', durationMs: 1 }],
+    [
+      at + 3,
+      'retry.scheduled',
+      {
+        attempt,
+        runAt,
+        error: 'open',
+        code: 'circuit-open',
+        connection: 'inventory',
+        countsAsAttempt: false,
+        attemptMs: 3,
+      },
+    ],
+  ];
+
+  it('folds a series of attempts that only met an open circuit into one row, and keeps the rest', () => {
+    const [r] = deriveTimeline(
+      input({
+        instance: instance({ status: 'succeeded', finishedAt: T + 5_000 }),
+        runs: [run({ finishedAt: T + 5_000 })],
+        events: events(
+          ...circuit(1, 100, T + 1_000),
+          ...circuit(1, 1_000, T + 2_000),
+          ...circuit(1, 2_000, T + 3_000),
+          ...circuit(1, 3_000, T + 4_000),
+          [4_000, 'started', { attempt: 1 }],
+          [4_010, 'step.started', { step: 'update-inventory', attempt: 1 }],
+          [4_050, 'connection.call', call('inventory', 'update-inventory', 1, 201)],
+          [4_060, 'step.succeeded', { step: 'update-inventory', durationMs: 50 }],
+          [5_000, 'succeeded', { attempt: 1, durationMs: 4_900, attemptMs: 1_000 }],
+        ),
+      }),
+      T + 9_000,
+    ).runs;
+    const rows = timelineRows(r!);
+    expect(rows.map((row) => row.kind)).toEqual(['interval', 'repeat', 'attempt']);
+    expect(rows[1]).toEqual({
+      kind: 'repeat',
+      repeat: {
+        reason: 'circuit-open',
+        connection: 'inventory',
+        count: 4,
+        from: T + 100,
+        to: T + 4_000,
+        ms: 3_900,
+      },
+    });
+    // Two such attempts are drawn as they are.
+    const [short] = deriveTimeline(
+      input({
+        instance: instance({ status: 'retrying', runAt: T + 3_000 }),
+        runs: [run({ status: 'running' })],
+        events: events(...circuit(1, 100, T + 1_000), ...circuit(1, 1_000, T + 3_000)),
+      }),
+      T + 2_000,
+    ).runs;
+    expect(timelineRows(short!).map((row) => row.kind)).toEqual([
+      'interval',
+      'attempt',
+      'interval',
+      'attempt',
+      'interval',
+    ]);
   });
 });
 
