@@ -13,7 +13,7 @@ import type { ApiResponse } from '../../src/server/api/routes.js';
 
 export { INSTANCE_STATUSES } from '../../src/lifecycle/names.js';
 export { ACTIVE, NEVER } from '../../src/lifecycle/statuses.js';
-export type { ActivityEvent, Instance, InstanceStatus, Step, Wait } from '../../src/model.js';
+export type { ActivityEvent, Instance, InstanceStatus, Wait } from '../../src/model.js';
 
 export class ApiError extends Error {
   constructor(

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { decide } from '../advisor/decide.js';
 import { DUE, isFinal, NEVER } from '../lifecycle/statuses.js';
 import { isUnreachable, UnreachableError, UsageError } from './exit.js';
+import { childrenText, runFigures, runLines, whyText } from './timeline-text.js';
 
 export interface RemoteOptions {
   url: string;
@@ -190,19 +191,22 @@ export async function instancesCommand(
     const detail = await api(options, 'GET', `/api/instances/${encodeURIComponent(id)}`);
     print(detail, () => {
       const i = detail.instance;
-      const steps = table(
-        detail.steps.map((s: any) => ({ ...s, ms: s.finishedAt - s.startedAt })),
-        ['run', 'position', 'name', 'status', 'attempt', 'ms'],
-      );
+      const current = (detail.timeline?.runs ?? []).find((r: any) => r.run === i.run);
       const waits = detail.waits ?? [];
-      return [
+      const head = [
         `${i.integrationId} ${i.id}: ${i.status} (run ${i.run}, attempt ${i.attempt}${i.version === null || i.version === undefined ? '' : `, version ${i.version}`})`,
         i.status === 'waiting' ? `waiting until: ${wakeUp(i.runAt)}` : '',
+        detail.waitingFor
+          ? `${detail.waitingFor.kind === 'running' ? 'now' : 'waiting for'}: ${whyText(detail.waitingFor)}`
+          : '',
+        detail.children ? `children: ${childrenText(detail.children)}` : '',
         i.error ? `error: ${i.error.message}` : '',
         `input: ${JSON.stringify(i.input)}`,
         `output: ${JSON.stringify(i.output)}`,
-        '',
-        steps,
+      ].filter((line) => line !== '');
+      return [
+        ...head,
+        ...(current ? ['', ...runFigures(current), ...runLines(current)] : []),
         ...(waits.length === 0
           ? []
           : [
@@ -229,9 +233,7 @@ export async function instancesCommand(
           })),
           ['at', 'type', 'data'],
         ),
-      ]
-        .filter((l, index) => l !== '' || index > 3)
-        .join('\n');
+      ].join('\n');
     });
     return 0;
   }

@@ -11,13 +11,14 @@ import type { HttpConnection } from '../connections/http.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
 import { loggingObserver } from '../logging.js';
-import type { ActivityEvent, Instance, Json, RerunFrom } from '../model.js';
+import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
 import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
   NewInstance,
+  OrderingHolder,
   OverviewFigures,
   OverviewRequest,
   Page,
@@ -395,6 +396,16 @@ export class Engine {
 
   listInstances(request: ListRequest): Promise<Page<Instance>> {
     return this.operations.listInstances(request);
+  }
+
+  /** An instance's children (a fan-out, a hand-off) by status. */
+  countChildren(parentId: string): Promise<ChildCounts> {
+    return this.operations.countChildren(parentId);
+  }
+
+  /** The instance that holds an ordering key against instance `seq`, or null (see `Store.orderingHolder`). */
+  orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null> {
+    return this.operations.orderingHolder(orderingKey, seq);
   }
 
   /** How many instances match the filter. */

@@ -10,7 +10,7 @@ import { handlerOfVersion } from '../define/integration.js';
 import { AttemptTimeoutError, coerceError, LeaseLostError, VersionMissingError } from '../errors.js';
 import { toStoredJson } from '../json.js';
 import { type ActivityData, FINISH, type FinishKind } from '../lifecycle/index.js';
-import type { NewActivityEvent } from '../model.js';
+import type { ErrorInfo, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
 import type { Attempt, ExecuteDeps } from './attempt.js';
 import { AttemptContext, ScheduledAttemptContext } from './attempt-context.js';
@@ -152,6 +152,7 @@ const FINISH_DATA: {
   failed: (outcome, attempt, runMs, attemptMs) => ({
     attempt,
     error: outcome.error.message,
+    ...codeOf(outcome.error),
     durationMs: runMs,
     attemptMs,
   }),
@@ -159,6 +160,8 @@ const FINISH_DATA: {
     attempt,
     runAt: outcome.runAt,
     error: outcome.error.message,
+    ...codeOf(outcome.error),
+    ...connectionOf(outcome.error),
     countsAsAttempt: outcome.consumesAttempt,
     attemptMs,
   }),
@@ -170,6 +173,11 @@ const FINISH_DATA: {
     attemptMs,
   }),
 };
+
+const codeOf = (error: ErrorInfo) => (error.code === undefined ? {} : { code: error.code });
+/** The connection an error came from (an open circuit, a failed call), as its details name it. */
+const connectionOf = (error: ErrorInfo) =>
+  typeof error.details?.connection === 'string' ? { connection: error.details.connection } : {};
 
 /** The event that ends an attempt: its transition's ({@link FINISH}), with the outcome's data, masked. */
 function finishEvent<K extends FinishKind>(

@@ -17,11 +17,12 @@ import {
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
 import { isFinal } from '../lifecycle/index.js';
-import type { ActivityEvent, Instance, Json, RerunFrom, Wait } from '../model.js';
+import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom, Wait } from '../model.js';
 import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OrderingHolder,
   OverviewFigures,
   OverviewRequest,
   Page,
@@ -440,6 +441,14 @@ export class Operations {
 
   listInstances(request: ListRequest): Promise<Page<Instance>> {
     return this.store.listInstances(request);
+  }
+
+  countChildren(parentId: string): Promise<ChildCounts> {
+    return this.store.countChildren(parentId);
+  }
+
+  orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null> {
+    return this.store.orderingHolder(orderingKey, seq);
   }
 
   async getProgress(instanceId: string): Promise<Progress> {

@@ -25,6 +25,9 @@ export interface ActivityData {
     attempt: number;
     runAt: number;
     error: string;
+    /** The error's code (`circuit-open`, `retry-after`, …), and the connection it came from: the timeline names the wait. */
+    code?: string;
+    connection?: string;
     countsAsAttempt: boolean;
     attemptMs: number;
   };
@@ -40,7 +43,7 @@ export interface ActivityData {
   /** The wait resolved: by its time (a sleep), an event, a callback, or its timeout. */
   'wait.resumed': { step: string; by: WaitResolution; eventId?: string | null };
   succeeded: { attempt: number; durationMs: number; attemptMs: number };
-  failed: { attempt: number; error: string; durationMs: number; attemptMs: number };
+  failed: { attempt: number; error: string; code?: string; durationMs: number; attemptMs: number };
   rerun: { from: string; previousStatus: InstanceStatus; inputReplaced: boolean };
   cancelled: { previousStatus: InstanceStatus };
   /** An operator acknowledged the failure (it leaves the default errors view). */

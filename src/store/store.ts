@@ -223,6 +223,13 @@ export interface WorkBatchResult {
   lost: string[];
 }
 
+/** An instance that holds an ordering key (see {@link Store.orderingHolder}). */
+export interface OrderingHolder {
+  id: string;
+  integrationId: string;
+  status: InstanceStatus;
+}
+
 export interface InstanceFilter {
   ids?: string[];
   integrationId?: string | string[];
@@ -508,6 +515,12 @@ export interface Store {
   ping(): Promise<void>;
   /** Counts the children of an instance (`parentId`) by status. */
   countChildren(parentId: string): Promise<ChildCounts>;
+  /**
+   * The instance that holds an ordering key against instance `seq` (the claim's rule): the earliest
+   * other one with the key that is running, or earlier and still holding it ({@link HOLDS_ORDER}
+   * in `lifecycle`); null when none does. Read along the ordering index, for "why is it waiting".
+   */
+  orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null>;
 
   // Schedules. Several processes share a store, so firing is decided here, not by timers.
   /** Registers a schedule if it has no row yet (keeping the first `createdAt`); returns its state. */

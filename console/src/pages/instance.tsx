@@ -1,16 +1,8 @@
 import { useState } from 'preact/hooks';
-import {
-  ACTIVE,
-  type ActivityEvent,
-  api,
-  type InstanceDetail,
-  NEVER,
-  post,
-  type Step,
-  type Wait,
-} from '../api';
-import { ms, time } from '../format';
+import { ACTIVE, api, type InstanceDetail, NEVER, post, type Wait } from '../api';
+import { time } from '../format';
 import { useLoad } from '../hooks';
+import { Ms, RunTimelineView } from '../timeline';
 import { Json, Loading, Page, Problem, StatusBadge } from '../ui';
 
 /** Not final: the lifecycle's active statuses (a waiting instance among them). */
@@ -43,16 +35,26 @@ export function InstancePage({ id }: { id: string }) {
 }
 
 function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void }) {
-  const { instance, runs } = detail;
+  const { instance, runs, timeline, waitingFor } = detail;
   const [chosenRun, setChosenRun] = useState<number | null>(null);
   const run = chosenRun ?? instance.run;
+  const current = timeline.runs.find((r) => r.run === instance.run);
+  const shown = timeline.runs.find((r) => r.run === run);
   return (
     <>
       <dl class="facts">
         <dt>Status</dt>
         <dd>
-          <StatusBadge status={instance.status} />
+          <StatusBadge status={waitingFor?.kind === 'ordering' ? 'held' : instance.status} />
         </dd>
+        {waitingFor ? (
+          <>
+            <dt>{waitingFor.kind === 'running' ? 'Now' : 'Waiting for'}</dt>
+            <dd class="why">
+              <Why why={waitingFor} />
+            </dd>
+          </>
+        ) : null}
         <dt>Integration</dt>
         <dd>{instance.integrationId}</dd>
         <dt>Tracking</dt>
@@ -73,8 +75,10 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
             <dd>{until(instance.runAt)}</dd>
           </>
         ) : null}
-        <dt>Created</dt>
-        <dd>{time(instance.createdAt)}</dd>
+        <dt>Accepted</dt>
+        <dd>{time(current?.acceptedAt ?? instance.createdAt)}</dd>
+        <dt>Finished</dt>
+        <dd>{time(current?.finishedAt)}</dd>
         {detail.events.some((e) => e.type === 'accepted' && e.data.source === 'console') ? (
           <>
             <dt>Origin</dt>
@@ -82,7 +86,25 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
           </>
         ) : null}
         <dt>Duration</dt>
-        <dd>{ms(instance.durationMs)}</dd>
+        <dd class="duration">
+          {current ? (
+            <>
+              <Ms value={current.totalMs} /> {current.finishedAt === null ? 'so far ' : ''}(accepted →{' '}
+              {current.finishedAt === null ? 'now' : 'finished'}): <Ms value={current.runningMs} /> running,{' '}
+              <Ms value={current.waitingMs} /> waiting
+            </>
+          ) : (
+            '—'
+          )}
+        </dd>
+        {detail.children ? (
+          <>
+            <dt>Children</dt>
+            <dd class="children">
+              <Children counts={detail.children} parent={instance.id} />
+            </dd>
+          </>
+        ) : null}
         <dt>Id</dt>
         <dd>
           <code>{instance.id}</code>
@@ -118,7 +140,7 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
           </span>
         ) : null}
       </div>
-      <Waterfall detail={detail} run={run} />
+      {shown ? <RunTimelineView run={shown} now={timeline.now} /> : null}
       <Waits waits={detail.waits} />
       <div class="columns">
         <Json label="Input" value={instance.input} />
@@ -143,7 +165,16 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
                 <th scope="row">{run.run}</th>
                 <td>{run.from ?? 'first run'}</td>
                 <td>
-                  <StatusBadge status={run.status} />
+                  {/* An unfinished run is where its instance is (queued, held, retrying …), not "running". */}
+                  <StatusBadge
+                    status={
+                      run.status !== 'running' || run.run !== instance.run
+                        ? run.status
+                        : waitingFor?.kind === 'ordering'
+                          ? 'held'
+                          : instance.status
+                    }
+                  />
                 </td>
                 <td>{time(run.startedAt)}</td>
                 <td>{time(run.finishedAt)}</td>
@@ -153,6 +184,88 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
           </tbody>
         </table>
       </div>
+    </>
+  );
+}
+
+type WaitingFor = NonNullable<InstanceDetail['waitingFor']>;
+type ChildCounts = NonNullable<InstanceDetail['children']>;
+
+/** Why an unfinished instance is not done yet, in plain words (the API's `waitingFor`). */
+function Why({ why }: { why: WaitingFor }) {
+  switch (why.kind) {
+    case 'running':
+      return (
+        <>
+          Running attempt {why.attempt}, since {time(why.since)}
+        </>
+      );
+    case 'ordering':
+      return (
+        <>
+          Queued behind{' '}
+          <a href={`#/instances/${encodeURIComponent(why.holder.id)}`}>
+            {why.holder.integrationId} {why.holder.id.slice(-12)}
+          </a>{' '}
+          (<StatusBadge status={why.holder.status} />) of ordering key <code>{why.orderingKey}</code>
+          {why.holder.status === 'failed'
+            ? ': it keeps the key until it is rerun or cancelled'
+            : ': it runs first'}
+        </>
+      );
+    case 'retry':
+      return (
+        <>
+          Next attempt at {time(why.at)}, after the error{why.error.code ? ` (${why.error.code})` : ''}:{' '}
+          {why.error.message}
+        </>
+      );
+    case 'circuit':
+      return (
+        <>
+          The circuit of connection <strong>{why.connection}</strong> is open
+          {why.until === null ? '' : `; next probe at ${time(why.until)}`}
+        </>
+      );
+    case 'worker':
+      return <>A free worker slot: due since {time(why.since)}, nothing holds it</>;
+    case 'scheduled':
+      return <>Its time: scheduled for {time(why.at)}</>;
+    case 'wait':
+      return (
+        <>
+          {why.wait === 'sleep'
+            ? `Sleep "${why.step}" until ${until(why.until)}`
+            : why.wait === 'callback'
+              ? `A call to the callback URL of "${why.step}" (timeout: ${until(why.until)})`
+              : `Event ${why.event}${why.match && Object.keys(why.match).length > 0 ? ` where ${JSON.stringify(why.match)}` : ''} ("${why.step}", timeout: ${until(why.until)})`}
+        </>
+      );
+    case 'children':
+      return (
+        <>
+          Its children: <Children counts={why.children} /> — next check at {time(why.at)}
+        </>
+      );
+  }
+}
+
+/** A fan-out's (or hand-off's) children: how many are done, by status. */
+function Children({ counts, parent }: { counts: ChildCounts; parent?: string }) {
+  const done = (counts.succeeded ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
+  const parts = (['succeeded', 'failed', 'cancelled', 'queued', 'running', 'retrying', 'waiting'] as const)
+    .filter((status) => (counts[status] ?? 0) > 0)
+    .map((status) => `${counts[status]} ${status}`);
+  return (
+    <>
+      <progress max={counts.total} value={done} aria-label="Children done" /> {done} of {counts.total} done
+      {parts.length > 0 ? ` (${parts.join(', ')})` : ''}
+      {parent ? (
+        <>
+          {' '}
+          <a href={`#/instances?parent=${encodeURIComponent(parent)}`}>list them</a>
+        </>
+      ) : null}
     </>
   );
 }
@@ -219,86 +332,6 @@ function Waits({ waits }: { waits: Wait[] }) {
     </section>
   );
 }
-
-interface Bar {
-  key: string;
-  label: string;
-  kind: 'step' | 'call' | 'seeded';
-  failed: boolean;
-  start: number;
-  end: number;
-}
-
-/** Steps and the connection calls made in them, on one time axis from the start of the run. */
-function Waterfall({ detail, run }: { detail: InstanceDetail; run: number }) {
-  const steps = detail.steps.filter((s) => s.run === run).sort((a, b) => a.position - b.position);
-  const calls = detail.events.filter((e) => e.type === 'connection.call' && e.run === run);
-  // Each call goes under the step during which it finished; calls of earlier attempts whose step
-  // record was replaced stand on their own, so that no call is hidden.
-  const bars: Bar[] = [];
-  const placed = new Set<number>();
-  for (const step of steps) {
-    bars.push(stepBar(step));
-    for (const call of calls) {
-      if (placed.has(call.id) || call.at < step.startedAt || call.at > step.finishedAt) continue;
-      placed.add(call.id);
-      bars.push(callBar(call));
-    }
-  }
-  for (const call of calls) if (!placed.has(call.id)) bars.push(callBar(call));
-  if (bars.length === 0) return <p>No step has run yet.</p>;
-  const origin = Math.min(...bars.map((b) => b.start));
-  const span = Math.max(1, Math.max(...bars.map((b) => b.end)) - origin);
-  return (
-    <ol class="waterfall" aria-label="Steps and connection calls with their durations">
-      {bars.map((bar) => (
-        <li key={bar.key} class={`bar-${bar.kind}${bar.failed ? ' bar-failed' : ''}`}>
-          <span class="bar-label">
-            {bar.label}
-            {bar.failed ? ' — failed' : ''}
-            {bar.kind === 'seeded' ? ' — carried over' : ''}
-          </span>
-          <span class="bar-track">
-            <span
-              class="bar"
-              style={{
-                left: `${((bar.start - origin) / span) * 100}%`,
-                width: `${Math.max(0.5, ((bar.end - bar.start) / span) * 100)}%`,
-              }}
-            />
-          </span>
-          <span class="bar-duration">{ms(bar.end - bar.start)}</span>
-        </li>
-      ))}
-    </ol>
-  );
-}
-
-function stepBar(step: Step): Bar {
-  return {
-    key: `step-${step.name}`,
-    label: step.name,
-    kind: step.seeded ? 'seeded' : 'step',
-    failed: step.status === 'failed',
-    start: step.startedAt,
-    end: step.finishedAt,
-  };
-}
-
-function callBar(call: ActivityEvent): Bar {
-  const duration = Number(call.data.durationMs ?? 0);
-  const status = call.data.status ?? 'no answer';
-  return {
-    key: `call-${call.id}`,
-    label: `↳ ${String(call.data.method)} ${String(call.data.connection)} ${shortUrl(call.data.url)} → ${String(status)}`,
-    kind: 'call',
-    failed: typeof call.data.status !== 'number' || call.data.status >= 400,
-    start: call.at - duration,
-    end: call.at,
-  };
-}
-
-const shortUrl = (url: unknown) => (typeof url === 'string' ? url.replace(/^https?:\/\/[^/]+/, '') : '');
 
 function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => void }) {
   const { instance } = detail;

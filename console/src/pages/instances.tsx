@@ -15,7 +15,8 @@ const LIST_CHANGES = new Set([
   'rerun',
   'cancelled',
 ]);
-const FIELDS = ['integration', 'status', 'tracking', 'from', 'to'] as const;
+// `parent`: the children of an instance (linked from its page), kept while the other filters change.
+const FIELDS = ['integration', 'status', 'tracking', 'from', 'to', 'parent'] as const;
 const PAGE = 50;
 const MOST = 1000;
 
@@ -44,7 +45,7 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
           const form = new FormData(event.currentTarget);
           navigate(
             '/instances',
-            Object.fromEntries(FIELDS.map((f) => [f, String(form.get(f) ?? '').trim()])),
+            Object.fromEntries(FIELDS.map((f) => [f, String(form.get(f) ?? filter[f]).trim()])),
           );
         }}
         key={key}

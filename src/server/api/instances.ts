@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
+import { DUE } from '../../lifecycle/statuses.js';
 import { TRANSITIONS } from '../../lifecycle/transitions.js';
 import type { InstanceFilter } from '../../store/store.js';
 import type { ServerContext } from '../context.js';
@@ -8,6 +9,7 @@ import { redactDetail, redactInstance } from './redact.js';
 import { API_ROUTES } from './routes.js';
 import type { instanceFilterSchema } from './schemas.js';
 import { serve } from './serve.js';
+import { deriveTimeline, waitingFor } from './timeline.js';
 
 /** Listing, detail, rerun (one and bulk) and cancel of instances. */
 export function instanceRoutes(app: FastifyInstance, context: ServerContext): void {
@@ -26,12 +28,26 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
 
   serve(app, API_ROUTES.getInstance, async (request) => {
     const { id } = request.params;
-    const detail = await engine.getDetail(id);
-    const { instance } = detail;
-    if (instance.mode !== 'sync') {
-      context.polls.noteRead(instance.integrationId, id, engine.clock.now() - instance.createdAt);
-    }
-    return redactDetail(detail, integrationOf(instance.integrationId));
+    const { instance, ...detail } = await engine.getDetail(id);
+    const now = engine.clock.now();
+    if (instance.mode !== 'sync')
+      context.polls.noteRead(instance.integrationId, id, now - instance.createdAt);
+    // Two small reads for "why": who holds its ordering key (only while it is due), and its children.
+    const [holder, children] = await Promise.all([
+      instance.orderingKey !== null && DUE.includes(instance.status) && instance.runAt <= now
+        ? engine.orderingHolder(instance.orderingKey, instance.seq)
+        : null,
+      instance.mode === 'sync' ? null : engine.countChildren(id),
+    ]);
+    const shown = redactDetail({ instance, ...detail }, integrationOf(instance.integrationId));
+    const childCounts = children && children.total > 0 ? children : null;
+    const waiting = waitingFor(shown, { now, holder, children: childCounts });
+    return {
+      ...shown,
+      timeline: deriveTimeline(shown, now, waiting),
+      waitingFor: waiting,
+      children: childCounts,
+    };
   });
 
   serve(app, API_ROUTES.rerunInstance, async (request) => {

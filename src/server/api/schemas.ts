@@ -199,6 +199,123 @@ const waitSchema = z.object({
   eventId: z.string().nullable().describe('The event that resolved it'),
 });
 
+/** A connection call, under the step and attempt that made it (from its `connection.call` event). */
+const timelineCallSchema = z.object({
+  id: z.number().describe("The call's activity event id"),
+  connection: z.string(),
+  method: z.string(),
+  url: z.string(),
+  status: z.number().nullable().describe('The response status; null: no response'),
+  failed: z.boolean(),
+  startedAt: z.number(),
+  finishedAt: z.number(),
+  ms: z.number(),
+});
+
+const timelineStepSchema = z.object({
+  name: z.string(),
+  startedAt: z.number(),
+  finishedAt: z.number().nullable().describe('Null while it runs, or when its attempt ended inside it'),
+  ms: z.number(),
+  status: z.enum(['succeeded', 'failed', 'running', 'interrupted']),
+  error: z.string().nullable(),
+  calls: z.array(timelineCallSchema),
+});
+
+const backoffSchema = z.object({
+  reason: z.enum(['retry-delay', 'circuit-open', 'children']),
+  until: z.number().describe('When the next attempt was due'),
+  connection: z.string().nullable().describe('circuit-open: the connection whose circuit was open'),
+});
+
+const attemptSchema = z.object({
+  attempt: z.number().int().describe('The attempt number (a durable wait gives its attempt back)'),
+  startedAt: z.number(),
+  finishedAt: z.number().nullable().describe('Null while it runs'),
+  ms: z.number().describe('Its time, to now while it runs'),
+  outcome: z.enum([
+    'succeeded',
+    'failed',
+    'retry',
+    'wait',
+    'lease-expired',
+    'interrupted',
+    'cancelled',
+    'running',
+  ]),
+  error: z.object({ message: z.string(), code: z.string().nullable() }).nullable(),
+  backoff: backoffSchema.nullable().describe('outcome retry: the wait before the next attempt'),
+  steps: z.array(timelineStepSchema),
+  calls: z.array(timelineCallSchema).describe('Calls made outside any step'),
+});
+
+const intervalSchema = z.object({
+  kind: z.enum(['queued', 'held', 'backoff', 'circuit-open', 'children', 'wait', 'lease-expired']),
+  from: z.number(),
+  to: z.number().nullable().describe('Null: it goes on'),
+  ms: z.number(),
+  detail: z.string().describe('In words: why it waited'),
+});
+
+const runTimelineSchema = z.object({
+  run: z.number().int(),
+  from: rerunFrom.nullable(),
+  status: z.enum(['running', ...FINAL]),
+  acceptedAt: z
+    .number()
+    .describe("The run's start: the instance's acceptance for run 1, the rerun's time after"),
+  finishedAt: z.number().nullable(),
+  totalMs: z.number().describe('acceptedAt → finishedAt, or → now while unfinished'),
+  runningMs: z.number().describe("Sum of the attempts' times"),
+  waitingMs: z.number().describe('The rest: queued, backoff, circuit, durable waits, held'),
+  carriedOver: z.array(z.string()).describe('Steps a rerun from the failed step took from the run before'),
+  attempts: z.array(attemptSchema),
+  intervals: z.array(intervalSchema).describe('The time between attempts (and before the first), as waited'),
+});
+
+export const timelineSchema = z.object({
+  now: z.number().describe('When it was derived (open figures run to it)'),
+  runs: z.array(runTimelineSchema),
+});
+
+const orderingHolderSchema = z.object({
+  id: z.string(),
+  integrationId: z.string(),
+  status: instanceStatus,
+});
+
+const childCountsSchema = z.record(z.enum([...INSTANCE_STATUSES, 'total']), z.number().int());
+
+export const waitingForSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('running'), since: z.number(), attempt: z.number().int() }),
+  z.object({ kind: z.literal('ordering'), orderingKey: z.string(), holder: orderingHolderSchema }),
+  z.object({
+    kind: z.literal('retry'),
+    at: z.number().describe('When the next attempt is due'),
+    error: z.object({ message: z.string(), code: z.string().nullable() }),
+  }),
+  z.object({
+    kind: z.literal('circuit'),
+    connection: z.string(),
+    until: z.number().nullable().describe('The next probe'),
+  }),
+  z.object({ kind: z.literal('worker'), since: z.number().describe('Due since') }),
+  z.object({ kind: z.literal('scheduled'), at: z.number() }),
+  z.object({
+    kind: z.literal('wait'),
+    wait: z.enum(['sleep', 'event', 'callback']),
+    step: z.string(),
+    until: z.number().nullable(),
+    event: z.string().nullable(),
+    match: z.record(z.string(), json).nullable(),
+  }),
+  z.object({
+    kind: z.literal('children'),
+    at: z.number().describe('Next check'),
+    children: childCountsSchema,
+  }),
+]);
+
 export const instanceDetailSchema = z.object({
   instance: instanceSchema,
   runs: z.array(runSchema),
@@ -207,6 +324,13 @@ export const instanceDetailSchema = z.object({
   waits: z
     .array(waitSchema)
     .describe('Its durable waits (ctx.sleep, ctx.waitForEvent, ctx.callback), every run'),
+  timeline: timelineSchema.describe('Per run: attempts, steps, calls, waits and the time figures'),
+  waitingFor: waitingForSchema
+    .nullable()
+    .describe('Why an unfinished instance is not done yet (null once final)'),
+  children: childCountsSchema
+    .nullable()
+    .describe('Instances it started (a fan-out, a hand-off), by status; null: none'),
 });
 
 export const instancePageSchema = z.object({

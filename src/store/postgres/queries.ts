@@ -2,7 +2,7 @@
  * Reads of instances, runs and steps, the figures of integrations and of a fan-out's children, and
  * when work is next due.
  */
-import { ACTIVE, DUE, emptyCounts, LEASED, MEASURED, WAITING } from '../../lifecycle/index.js';
+import { ACTIVE, DUE, emptyCounts, HOLDS_ORDER, LEASED, MEASURED, WAITING } from '../../lifecycle/index.js';
 import type { ChildCounts, Instance, Run, Step } from '../../model.js';
 import {
   asArray,
@@ -20,6 +20,7 @@ import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OrderingHolder,
   OverviewFigures,
   OverviewRequest,
   Page,
@@ -240,6 +241,28 @@ export async function nextDueAt(db: PgConnection, integrationIds: string[]): Pro
     [integrationIds],
   );
   return rows[0].due === null ? null : Number(rows[0].due);
+}
+
+/**
+ * Who holds an ordering key against instance `seq`: order_held's rule, answering the holder. The
+ * status list repeats instance_state_ordering's predicate, so that the read walks that index.
+ */
+export async function orderingHolder(
+  db: PgConnection,
+  orderingKey: string,
+  seq: number,
+): Promise<OrderingHolder | null> {
+  db.assertOpen();
+  const { rows } = await db.q(
+    db.pool,
+    `SELECT r.id, r.integration_id AS "integrationId", j.status
+     FROM {{schema}}.instance_state AS j JOIN {{schema}}.instance_rows AS r ON r.seq = j.seq
+     WHERE j.ordering_key = $1 AND ${statusIn(HOLDS_ORDER, 'j.status')} AND j.seq <> $2
+       AND (${statusIn(LEASED, 'j.status')} OR j.seq < $2)
+     ORDER BY j.seq LIMIT 1`,
+    [orderingKey, seq],
+  );
+  return (rows[0] as OrderingHolder | undefined) ?? null;
 }
 
 export async function countChildren(db: PgConnection, parentId: string): Promise<ChildCounts> {

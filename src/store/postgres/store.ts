@@ -27,6 +27,7 @@ import type {
   ListRequest,
   NewBusinessEvent,
   NewInstance,
+  OrderingHolder,
   OverviewFigures,
   OverviewRequest,
   Page,
@@ -312,6 +313,10 @@ export class PostgresStore implements Store {
 
   countChildren(parentId: string): Promise<ChildCounts> {
     return queries.countChildren(this.db, parentId);
+  }
+
+  orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null> {
+    return queries.orderingHolder(this.db, orderingKey, seq);
   }
 
   getEvents(query: EventQuery): Promise<ActivityEvent[]> {

@@ -26,6 +26,7 @@ import type {
   InstanceFilter,
   IntegrationStats,
   ListRequest,
+  OrderingHolder,
   OverviewFigures,
   OverviewRequest,
   Page,
@@ -324,6 +325,10 @@ export function countChildren(s: Sqlite, parentId: string): ChildCounts {
     counts.total += row.n;
   }
   return counts;
+}
+
+export function orderingHolder(s: Sqlite, orderingKey: string, seq: number): OrderingHolder | null {
+  return (s.stmt.orderingHolder.get({ key: orderingKey, seq }) as OrderingHolder | undefined) ?? null;
 }
 
 /** WHERE clause of an instance filter, with positional parameters. */

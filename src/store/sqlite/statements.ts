@@ -186,6 +186,13 @@ export function prepareStatements(db: Database.Database) {
     startRun: prepare(`UPDATE instances SET ${assignments(TRANSITIONS.rerun, SQLITE)} WHERE id = @id`),
     cancelOne: prepare(`UPDATE instances SET ${assignments(TRANSITIONS.cancel, SQLITE)} WHERE id = @id`),
     childCounts: prepare('SELECT status, count(*) AS n FROM instances WHERE parent_id = ? GROUP BY status'),
+    // The claim's ordering rule (dueInstances) turned round: who holds the key. The status list
+    // repeats the partial index's predicate, so that the read walks instances_ordering.
+    orderingHolder: prepare(`
+      SELECT id, integration_id AS integrationId, status FROM instances INDEXED BY instances_ordering
+      WHERE ordering_key = @key AND ${statusIn(HOLDS_ORDER)} AND seq <> @seq
+        AND (${statusIn(LEASED)} OR seq < @seq)
+      ORDER BY seq LIMIT 1`),
     ensureSchedule: prepare(`
       INSERT INTO schedules (integration_id, parameters, created_at, updated_at) VALUES (@id, '{}', @now, @now)
       ON CONFLICT (integration_id) DO NOTHING`),

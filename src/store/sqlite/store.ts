@@ -39,6 +39,7 @@ import type {
   ListRequest,
   NewBusinessEvent,
   NewInstance,
+  OrderingHolder,
   OverviewFigures,
   OverviewRequest,
   Page,
@@ -498,6 +499,11 @@ export class SqliteStore implements Store {
   async countChildren(parentId: string): Promise<ChildCounts> {
     this.open();
     return reads.countChildren(this.sql, parentId);
+  }
+
+  async orderingHolder(orderingKey: string, seq: number): Promise<OrderingHolder | null> {
+    this.open();
+    return reads.orderingHolder(this.sql, orderingKey, seq);
   }
 
   async ensureSchedule(integrationId: string, now: number): Promise<ScheduleState> {
