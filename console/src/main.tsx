@@ -7,6 +7,8 @@ import { ConnectionsPage } from './pages/connections';
 import { ErrorsPage } from './pages/errors';
 import { InstancePage } from './pages/instance';
 import { InstancesPage } from './pages/instances';
+import { IntegrationPage } from './pages/integration';
+import { IntegrationsPage } from './pages/integrations';
 import { OverviewPage } from './pages/overview';
 import { SchedulesPage } from './pages/schedules';
 import './style.css';
@@ -14,6 +16,7 @@ import './style.css';
 const NAV = [
   ['/', 'Overview'],
   ['/instances', 'Instances'],
+  ['/integrations', 'Integrations'],
   ['/errors', 'Errors'],
   ['/schedules', 'Schedules'],
   ['/connections', 'Connections'],
@@ -77,11 +80,15 @@ function useFocusOnNavigation(path: string) {
 function route(path: string, query: URLSearchParams) {
   const instance = /^\/instances\/([^/]+)$/.exec(path);
   if (instance) return <InstancePage id={decodeURIComponent(instance[1]!)} />;
+  const integration = /^\/integrations\/([^/]+)$/.exec(path);
+  if (integration) return <IntegrationPage id={decodeURIComponent(integration[1]!)} />;
   switch (path) {
     case '/':
       return <OverviewPage />;
     case '/instances':
       return <InstancesPage query={query} />;
+    case '/integrations':
+      return <IntegrationsPage />;
     case '/errors':
       return <ErrorsPage />;
     case '/schedules':

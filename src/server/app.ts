@@ -23,6 +23,7 @@ import { eventRoutes } from './api/events.js';
 import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { operationRoutes } from './api/operations.js';
+import { pictureRoutes } from './api/picture.js';
 import { PROBLEM_HEADERS, type WithHeaders } from './auth-error.js';
 import { callbackRoutes } from './callbacks.js';
 import { ConnectionStats } from './connection-stats.js';
@@ -200,6 +201,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       advisorRoutes(scope);
       operationRoutes(scope, context);
       eventRoutes(scope, context);
+      pictureRoutes(scope, context);
     },
     { prefix: '/api' },
   );
