@@ -16,8 +16,8 @@ import './style.css';
 const NAV = [
   ['/', 'Overview'],
   ['/instances', 'Instances'],
-  ['/integrations', 'Integrations'],
   ['/errors', 'Errors'],
+  ['/integrations', 'Integrations'],
   ['/schedules', 'Schedules'],
   ['/connections', 'Connections'],
   ['/advisor', 'Advisor'],
@@ -34,9 +34,19 @@ function App() {
   const section = `/${path.split('/')[1] ?? ''}`;
   return (
     <>
-      <button type="button" class="skip" onClick={() => document.getElementById('main')?.focus()}>
+      {/* A link to the main content, first in the tab order. The hash is the console's route, so the
+          link moves focus itself rather than following "#main" to a page that does not exist. */}
+      {/* biome-ignore lint/a11y/useValidAnchor: a skip link is a link; its default would change the route */}
+      <a
+        href="#main"
+        class="skip"
+        onClick={(event) => {
+          event.preventDefault();
+          document.getElementById('main')?.focus();
+        }}
+      >
         Skip to content
-      </button>
+      </a>
       <header class="top">
         <strong class="brand">Tandem</strong>
         <nav aria-label="Console">

@@ -37,6 +37,20 @@ export function connectionText(use: { id: string; calls: number; failures: numbe
   return `${use.calls} call${use.calls === 1 ? '' : 's'}, ${use.failures} failed`;
 }
 
+type Child = Picture['children'][number];
+
+/** How the integration starts a child: a hand-off (sync → async), a fan-out (many per instance) or one start. */
+export function childVerb(picture: Picture, child: Child): string {
+  if (picture.pattern === 'sync-to-async') return 'hands off to';
+  return child.instances > child.parents ? 'fans out to' : 'starts';
+}
+
+export function childCounts(child: Child): string {
+  return `${plural(child.instances, 'instance')} from ${plural(child.parents, 'recent instance')}`;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 function Box(props: {
@@ -144,18 +158,18 @@ export function PictureSvg({ picture }: { picture: Picture }) {
       x={CHAIN_X}
       y={y}
       w={CHAIN_W}
-      h={58}
+      h={66}
       lines={[
         { text: picture.integrationId, strong: true },
         { text: PATTERNS[picture.pattern] },
         {
-          text: `${recent.instances} recent instance${recent.instances === 1 ? '' : 's'}, ${recent.runs} runs`,
+          text: `${plural(recent.instances, 'recent instance')}, ${plural(recent.runs, 'run')}`,
           tone: 'muted',
         },
       ]}
     />,
   );
-  let bottom = y + 58;
+  let bottom = y + 66;
   y = bottom + GAP;
   for (const [i, step] of picture.steps.entries()) {
     const figures = stepFigures(step);
@@ -227,7 +241,6 @@ export function PictureSvg({ picture }: { picture: Picture }) {
     y += 26 + picture.outsideSteps.length * LINE;
   }
   for (const [i, child] of picture.children.entries()) {
-    const verb = picture.pattern === 'sync-to-async' ? 'hands off to' : 'starts';
     parts.push(
       <Arrow
         key={`ka${i}`}
@@ -245,18 +258,19 @@ export function PictureSvg({ picture }: { picture: Picture }) {
         x={CHAIN_X}
         y={y}
         w={CHAIN_W}
-        h={40}
+        h={48}
         tone="child"
         dashed
         lines={[
           {
-            text: `${verb} ${child.integrationId} (${child.mode ?? 'undefined'}): ${child.instances} from ${child.parents} instance${child.parents === 1 ? '' : 's'}`,
+            text: `${childVerb(picture, child)} ${child.integrationId} (${child.mode ?? 'no longer defined'})`,
             strong: true,
           },
+          { text: childCounts(child) },
         ]}
       />,
     );
-    bottom = y + 40;
+    bottom = y + 48;
     y = bottom + GAP;
   }
   const height = y - GAP + 16;

@@ -15,7 +15,7 @@ type ConnectionUse = Picture['steps'][number]['connections'][number];
 
 /** One recent instance and its activity events (every run). */
 export interface PictureSample {
-  instance: Pick<Instance, 'id' | 'parentId'>;
+  instance: Pick<Instance, 'id' | 'parentId' | 'run'>;
   events: Pick<ActivityEvent, 'id' | 'run' | 'type' | 'at' | 'data'>[];
 }
 
@@ -197,7 +197,7 @@ export function drawPicture(input: PictureInput): Picture {
     recent: {
       limit: input.limit,
       instances: input.samples.length,
-      runs: sequences.length,
+      runs: input.samples.reduce((sum, { instance }) => sum + instance.run, 0),
       from: input.span.from,
       to: input.span.to,
     },

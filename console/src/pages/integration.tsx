@@ -8,7 +8,7 @@ import { api } from '../api';
 import { time } from '../format';
 import { useLoad } from '../hooks';
 import { ADVICE_TITLES, adviceFigure, PATTERNS, triggerText } from '../labels';
-import { connectionText, type Picture, PictureSvg, stepFigures } from '../picture';
+import { childCounts, childVerb, connectionText, type Picture, PictureSvg, stepFigures } from '../picture';
 import { Loading, Page, Problem } from '../ui';
 
 export function IntegrationPage({ id }: { id: string }) {
@@ -151,15 +151,15 @@ function Figures({ picture }: { picture: Picture }) {
       ) : null}
       {picture.children.length > 0 ? (
         <>
-          <h2>{picture.pattern === 'sync-to-async' ? 'Hands off to' : 'Starts'}</h2>
+          <h2>Starts other integrations</h2>
           <ul>
             {picture.children.map((child) => (
               <li key={child.integrationId}>
+                {childVerb(picture, child)}{' '}
                 <a href={`#/integrations/${encodeURIComponent(child.integrationId)}`}>
                   {child.integrationId}
                 </a>{' '}
-                ({child.mode ?? 'no longer defined'}): {child.instances} instances from {child.parents} of the
-                recent ones
+                ({child.mode ?? 'no longer defined'}): {childCounts(child)}
               </li>
             ))}
           </ul>

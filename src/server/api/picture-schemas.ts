@@ -81,7 +81,7 @@ export const pictureSchema = z.object({
     .object({
       limit: z.number().int(),
       instances: z.number().int(),
-      runs: z.number().int(),
+      runs: z.number().int().describe('Their runs: one each, and one more per rerun'),
       from: z.number().nullable().describe('Creation time of the oldest instance read'),
       to: z.number().nullable().describe('Creation time of the newest instance read'),
     })
