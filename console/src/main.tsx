@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { onUnauthorised, signedIn } from './api';
+import { VIEWER_ZONE } from './format';
 import { useRoute } from './hooks';
 import { AdvisorPage } from './pages/advisor';
 import { ConnectionsPage } from './pages/connections';
@@ -60,6 +61,7 @@ function App() {
             ))}
           </ul>
         </nav>
+        <span class="zone">Times in {VIEWER_ZONE}</span>
         {session ? (
           <form method="post" action="/console/sign-out" class="sign-out">
             <button type="submit" class="link">
