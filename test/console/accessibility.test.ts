@@ -56,16 +56,29 @@ describe('the console for everyone', () => {
     expect(errors).toEqual([]);
   }, 120_000);
 
+  it('the check itself fails on a serious violation (a button without a name)', async () => {
+    await open('/connections', 'Connections');
+    await page.evaluate("document.getElementById('main').append(document.createElement('button'))");
+    await expect(expectAccessible(page, 'a nameless button')).rejects.toThrow(
+      /critical button-name: Buttons must have discernible text/,
+    );
+  });
+
   it('works from the keyboard: a skip link first, visible focus, every nav entry by Tab and Enter', async () => {
     await open('/errors', 'Errors');
     await page.reload(); // a fresh load: focus starts at the top of the document
     await page.getByRole('heading', { level: 1, name: 'Errors' }).waitFor();
     await page.keyboard.press('Tab');
     const skip = page.getByRole('link', { name: 'Skip to content' });
-    await expect.poll(() => skip.evaluate('(el) => el === document.activeElement')).toBe(true);
+    await skip.waitFor({ state: 'attached' });
+    await expect
+      .poll(() =>
+        page.evaluate("document.activeElement?.tagName + ' ' + document.activeElement?.textContent"),
+      )
+      .toBe('A Skip to content');
     // Visible: on screen with an outline, not parked off to the left.
-    const shown = (await skip.evaluate(
-      '(el) => ({ left: el.getBoundingClientRect().left, outline: getComputedStyle(el).outlineStyle })',
+    const shown = (await page.evaluate(
+      '({ left: document.activeElement.getBoundingClientRect().left, outline: getComputedStyle(document.activeElement).outlineStyle })',
     )) as { left: number; outline: string };
     expect(shown.left).toBeGreaterThanOrEqual(0);
     expect(shown.outline).not.toBe('none');

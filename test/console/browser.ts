@@ -55,5 +55,5 @@ export async function expectAccessible(page: Page, label = page.url()): Promise<
           .map((node) => node.target.join(' '))
           .join(' | ')}`,
     );
-  expect(blocking, `accessibility of ${label}`).toEqual([]);
+  expect(blocking, `accessibility of ${label}:\n${blocking.join('\n')}`).toEqual([]);
 }

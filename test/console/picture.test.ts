@@ -275,6 +275,22 @@ describe('the integration as a picture', () => {
     expect(errors).toEqual([]);
   }, 60_000);
 
+  it('fits a phone: the picture scales down, the page does not scroll sideways', async () => {
+    await page.setViewportSize({ width: 375, height: 800 });
+    try {
+      await page.goto(`${demo.base}/console/#/integrations/fulfil-order`);
+      await page.getByRole('img', { name: 'fulfil-order as a picture' }).waitFor();
+      const widths = (await page.evaluate(
+        "({ page: document.documentElement.scrollWidth, svg: document.querySelector('svg.picture').getBoundingClientRect().width })",
+      )) as { page: number; svg: number };
+      expect(widths.svg).toBeLessThanOrEqual(375);
+      expect(widths.page).toBeLessThanOrEqual(375);
+      await page.screenshot({ path: join(ARTIFACTS, 'picture-fulfil-order-phone.png'), fullPage: true });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
   it('answers an unknown integration with a 404 problem', async () => {
     const response = await fetch(`${demo.base}/api/integrations/no-such/picture`);
     expect(response.status).toBe(404);
