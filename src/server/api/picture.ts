@@ -12,6 +12,8 @@ import { serve } from './serve.js';
 
 /** The picture's figures come from this many of the newest instances (every run of each). */
 export const PICTURE_RECENT = 50;
+/** Activity events read per recent instance (as its detail reads them). */
+const EVENTS_READ = 10_000;
 /** Children read per recent instance (their integrations name the hand-off or fan-out). */
 const CHILDREN_READ = 100;
 
@@ -22,7 +24,7 @@ export function pictureRoutes(app: FastifyInstance, context: ServerContext): voi
     const integration = engine.integration(request.params.id);
     const { items } = await engine.listInstances({ integrationId: integration.id, limit: PICTURE_RECENT });
     const samples: PictureSample[] = await Promise.all(
-      items.map(async (instance) => ({ instance, events: (await engine.getDetail(instance.id)).events })),
+      items.map(async (instance) => ({ instance, events: await engine.getEvents(instance.id, EVENTS_READ) })),
     );
     const parentIds = [...new Set(items.flatMap((i) => (i.parentId === null ? [] : [i.parentId])))];
     const parentIntegration = new Map<string, string>();
