@@ -45,7 +45,8 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
           ? {
               at: last.createdAt,
               instanceId: last.id,
-              by: schedule.recentSlots.some((slot) => slot.instanceId === last.id)
+              // A skipped slot names the active instance that caused the skip: only a fired one counts.
+              by: schedule.recentSlots.some((slot) => slot.outcome === 'fired' && slot.instanceId === last.id)
                 ? ('schedule' as const)
                 : ('run-now' as const),
             }
