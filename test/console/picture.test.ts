@@ -275,16 +275,26 @@ describe('the integration as a picture', () => {
     expect(errors).toEqual([]);
   }, 60_000);
 
-  it('fits a phone: the picture scales down, the page does not scroll sideways', async () => {
+  it('fits a phone: the picture keeps its size and scrolls within the page, which does not scroll sideways', async () => {
     await page.setViewportSize({ width: 375, height: 800 });
     try {
       await page.goto(`${demo.base}/console/#/integrations/fulfil-order`);
       await page.getByRole('img', { name: 'fulfil-order as a picture' }).waitFor();
       const widths = (await page.evaluate(
-        "({ page: document.documentElement.scrollWidth, svg: document.querySelector('svg.picture').getBoundingClientRect().width })",
-      )) as { page: number; svg: number };
-      expect(widths.svg).toBeLessThanOrEqual(375);
+        "({ page: document.documentElement.scrollWidth, svg: document.querySelector('svg.picture').getBoundingClientRect().width, scroller: document.querySelector('.picture-scroll').scrollWidth })",
+      )) as { page: number; svg: number; scroller: number };
       expect(widths.page).toBeLessThanOrEqual(375);
+      expect(widths.svg).toBe(760);
+      expect(widths.scroller).toBeGreaterThanOrEqual(760);
+      // The scroller is reachable by keyboard and scrolls with the arrow keys.
+      const scroller = page.getByRole('region', { name: /^The picture/ });
+      await scroller.focus();
+      await page.keyboard.press('ArrowRight');
+      await page.keyboard.press('ArrowRight');
+      await expect
+        .poll(() => page.evaluate("document.querySelector('.picture-scroll').scrollLeft"))
+        .toBeGreaterThan(0);
+      await expectAccessible(page, 'picture at phone width');
       await page.screenshot({ path: join(ARTIFACTS, 'picture-fulfil-order-phone.png'), fullPage: true });
     } finally {
       await page.setViewportSize({ width: 1280, height: 900 });

@@ -3,7 +3,7 @@
  * whoever does not see the picture, the advisor's advice beside it, and the ways on: its instances
  * and a run with test input.
  */
-import { Fragment } from 'preact';
+import { type ComponentChildren, Fragment } from 'preact';
 import { api } from '../api';
 import { time } from '../format';
 import { useLoad } from '../hooks';
@@ -42,7 +42,11 @@ function Figures({ picture }: { picture: Picture }) {
       </p>
       <div class="picture-layout">
         <figure class="picture-figure">
-          <PictureSvg picture={picture} />
+          {/* Drawn at its own size (its text stays readable); on a narrow screen it scrolls sideways,
+              and the scroller takes focus so that a keyboard can scroll it too. */}
+          <Scroller label="The picture (scrolls sideways on a narrow screen)" class="picture-scroll">
+            <PictureSvg picture={picture} />
+          </Scroller>
           <figcaption>{PATTERNS[picture.pattern]}</figcaption>
         </figure>
         <aside class="advice" aria-labelledby="advice-title">
@@ -95,7 +99,7 @@ function Figures({ picture }: { picture: Picture }) {
           {picture.mode === 'sync' ? ' (a sync instance records its outcome, not its steps)' : ''}.
         </p>
       ) : (
-        <div class="table-scroll">
+        <Scroller label="Steps and connections (scrolls sideways on a narrow screen)" class="table-scroll">
           <table class="picture-table">
             <caption>
               The steps in the order the recent runs took them, with the connections each calls
@@ -141,7 +145,7 @@ function Figures({ picture }: { picture: Picture }) {
               })}
             </tbody>
           </table>
-        </div>
+        </Scroller>
       )}
       {picture.outsideSteps.length > 0 ? (
         <p>
@@ -166,5 +170,19 @@ function Figures({ picture }: { picture: Picture }) {
         </>
       ) : null}
     </>
+  );
+}
+
+/** A region that scrolls sideways when its content is wider than the screen, reachable by keyboard. */
+function Scroller(props: { label: string; class: string; children: ComponentChildren }) {
+  return (
+    <section
+      class={props.class}
+      aria-label={props.label}
+      // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take focus to be scrolled by keyboard
+      tabIndex={0}
+    >
+      {props.children}
+    </section>
   );
 }
