@@ -3,13 +3,13 @@
  * whoever does not see the picture, the advisor's advice beside it, and the ways on: its instances
  * and a run with test input.
  */
-import { type ComponentChildren, Fragment } from 'preact';
+import { Fragment } from 'preact';
 import { api } from '../api';
 import { time } from '../format';
 import { useLoad } from '../hooks';
 import { ADVICE_TITLES, adviceFigure, PATTERNS, triggerText } from '../labels';
 import { childCounts, childVerb, connectionText, type Picture, PictureSvg, stepFigures } from '../picture';
-import { Loading, Page, Problem } from '../ui';
+import { Loading, Page, Problem, Scroller } from '../ui';
 
 export function IntegrationPage({ id }: { id: string }) {
   const picture = useLoad(
@@ -170,19 +170,5 @@ function Figures({ picture }: { picture: Picture }) {
         </>
       ) : null}
     </>
-  );
-}
-
-/** A region that scrolls sideways when its content is wider than the screen, reachable by keyboard. */
-function Scroller(props: { label: string; class: string; children: ComponentChildren }) {
-  return (
-    <section
-      class={props.class}
-      aria-label={props.label}
-      // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take focus to be scrolled by keyboard
-      tabIndex={0}
-    >
-      {props.children}
-    </section>
   );
 }
