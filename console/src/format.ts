@@ -12,3 +12,31 @@ export const percent = (value: number | null | undefined) =>
 
 export const time = (value: number | null | undefined) =>
   value === null || value === undefined ? '—' : new Date(value).toLocaleString();
+
+/** The browser's time zone: the console's times are in it unless labelled otherwise. */
+export const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+/** `YYYY-MM-DD HH:mm` on the wall clock of a zone. */
+export function wallClock(value: number, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(new Date(value))
+      .map((part) => [part.type, part.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
+}
+
+/** A time in a schedule's zone, and in the viewer's when that differs: both labelled. */
+export function inZones(value: number | null | undefined, zone: string): string {
+  if (value === null || value === undefined) return '—';
+  const there = `${wallClock(value, zone)} ${zone}`;
+  return zone === VIEWER_ZONE ? there : `${there} (${wallClock(value, VIEWER_ZONE)} ${VIEWER_ZONE}, yours)`;
+}

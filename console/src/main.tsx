@@ -1,12 +1,15 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { onUnauthorised, signedIn } from './api';
+import { VIEWER_ZONE } from './format';
 import { useRoute } from './hooks';
 import { AdvisorPage } from './pages/advisor';
 import { ConnectionsPage } from './pages/connections';
 import { ErrorsPage } from './pages/errors';
 import { InstancePage } from './pages/instance';
 import { InstancesPage } from './pages/instances';
+import { IntegrationPage } from './pages/integration';
+import { IntegrationsPage } from './pages/integrations';
 import { OverviewPage } from './pages/overview';
 import { RunPage } from './pages/run';
 import { SchedulesPage } from './pages/schedules';
@@ -16,6 +19,7 @@ const NAV = [
   ['/', 'Overview'],
   ['/instances', 'Instances'],
   ['/errors', 'Errors'],
+  ['/integrations', 'Integrations'],
   ['/schedules', 'Schedules'],
   ['/connections', 'Connections'],
   ['/advisor', 'Advisor'],
@@ -32,9 +36,19 @@ function App() {
   const section = `/${path.split('/')[1] ?? ''}`;
   return (
     <>
-      <button type="button" class="skip" onClick={() => document.getElementById('main')?.focus()}>
+      {/* A link to the main content, first in the tab order. The hash is the console's route, so the
+          link moves focus itself rather than following "#main" to a page that does not exist. */}
+      {/* biome-ignore lint/a11y/useValidAnchor: a skip link is a link; its default would change the route */}
+      <a
+        href="#main"
+        class="skip"
+        onClick={(event) => {
+          event.preventDefault();
+          document.getElementById('main')?.focus();
+        }}
+      >
         Skip to content
-      </button>
+      </a>
       <header class="top">
         <strong class="brand">Tandem</strong>
         <nav aria-label="Console">
@@ -48,6 +62,7 @@ function App() {
             ))}
           </ul>
         </nav>
+        <span class="zone">Times in {VIEWER_ZONE}</span>
         {session ? (
           <form method="post" action="/console/sign-out" class="sign-out">
             <button type="submit" class="link">
@@ -80,11 +95,15 @@ function route(path: string, query: URLSearchParams) {
   if (instance) return <InstancePage id={decodeURIComponent(instance[1]!)} />;
   const run = /^\/integrations\/([^/]+)\/run$/.exec(path);
   if (run) return <RunPage id={decodeURIComponent(run[1]!)} />;
+  const integration = /^\/integrations\/([^/]+)$/.exec(path);
+  if (integration) return <IntegrationPage id={decodeURIComponent(integration[1]!)} />;
   switch (path) {
     case '/':
       return <OverviewPage />;
     case '/instances':
       return <InstancesPage query={query} />;
+    case '/integrations':
+      return <IntegrationsPage />;
     case '/errors':
       return <ErrorsPage query={query} />;
     case '/schedules':

@@ -49,3 +49,20 @@ export function Page({
     </section>
   );
 }
+
+/**
+ * A region that scrolls sideways when its content is wider than the screen (a table on a phone).
+ * It takes focus, so that a keyboard user can scroll it too; its label names it when focused.
+ */
+export function Scroller(props: { label: string; class?: string; children: ComponentChildren }) {
+  return (
+    <section
+      class={props.class ?? 'table-scroll'}
+      aria-label={props.label}
+      // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take focus to be scrolled by keyboard
+      tabIndex={0}
+    >
+      {props.children}
+    </section>
+  );
+}

@@ -389,6 +389,11 @@ export class Engine {
     return this.operations.getDetail(id);
   }
 
+  /** An instance's activity events, oldest first, at most `limit`: what a picture reads, without its data. */
+  getEvents(instanceId: string, limit: number): Promise<ActivityEvent[]> {
+    return this.operations.getEvents(instanceId, limit);
+  }
+
   /** An instance and its children's counts (done = succeeded + failed + cancelled). */
   getProgress(instanceId: string): Promise<Progress> {
     return this.operations.getProgress(instanceId);

@@ -439,6 +439,10 @@ export class Operations {
     return { instance, runs, steps, events, waits: waits.map(shownWait) };
   }
 
+  getEvents(instanceId: string, limit: number): Promise<ActivityEvent[]> {
+    return this.store.getEvents({ instanceId, limit });
+  }
+
   listInstances(request: ListRequest): Promise<Page<Instance>> {
     return this.store.listInstances(request);
   }

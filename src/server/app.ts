@@ -24,6 +24,7 @@ import { instanceRoutes } from './api/instances.js';
 import { integrationRoutes } from './api/integrations.js';
 import { operationRoutes } from './api/operations.js';
 import { overviewRoutes } from './api/overview.js';
+import { pictureRoutes } from './api/picture.js';
 import { runRoutes } from './api/run.js';
 import { PROBLEM_HEADERS, type WithHeaders } from './auth-error.js';
 import { callbackRoutes } from './callbacks.js';
@@ -204,6 +205,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       eventRoutes(scope, context);
       overviewRoutes(scope, context);
       runRoutes(scope, context);
+      pictureRoutes(scope, context);
     },
     { prefix: '/api' },
   );

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
+import { AxeBuilder } from '@axe-core/playwright';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 
 export const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'console');
 
@@ -31,4 +33,27 @@ export function collectErrors(page: Page): string[] {
   });
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
   return errors;
+}
+
+/** What axe-core must not find on a console page: the impacts that block or badly hinder a user. */
+const BLOCKING = new Set(['serious', 'critical']);
+
+/**
+ * Checks the page as it is now with axe-core (WCAG 2.1 A and AA rules): no serious or critical
+ * violation. The failure lists each rule with the elements it found, so that it can be fixed.
+ */
+export async function expectAccessible(page: Page, label = page.url()): Promise<void> {
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+    .analyze();
+  const blocking = results.violations
+    .filter((violation) => BLOCKING.has(violation.impact ?? ''))
+    .map(
+      (violation) =>
+        `${violation.impact} ${violation.id}: ${violation.help} — ${violation.nodes
+          .slice(0, 5)
+          .map((node) => node.target.join(' '))
+          .join(' | ')}`,
+    );
+  expect(blocking, `accessibility of ${label}:\n${blocking.join('\n')}`).toEqual([]);
 }

@@ -1,6 +1,8 @@
+import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, type IntegrationSummary, post } from '../api';
 import { useLoad } from '../hooks';
+import { ADVICE_TITLES, adviceFigure, PATTERNS } from '../labels';
 import { Loading, Page, Problem } from '../ui';
 
 const QUESTIONS = [
@@ -18,7 +20,7 @@ export function AdvisorPage() {
     needsRerun: false,
   });
   const decision = useLoad(
-    () => post<{ pattern: string; reasons: string[] }>('/advisor/decide', answers),
+    () => post<{ pattern: keyof typeof PATTERNS; reasons: string[] }>('/advisor/decide', answers),
     [JSON.stringify(answers)],
   );
   const integrations = useLoad(() => api<{ items: IntegrationSummary[] }>('/integrations'), [], 10_000);
@@ -47,7 +49,7 @@ export function AdvisorPage() {
       {decision.data ? (
         <div class="decision" aria-live="polite">
           <p>
-            Pattern: <strong>{decision.data.pattern}</strong>
+            Pattern: <strong>{PATTERNS[decision.data.pattern]}</strong>
           </p>
           <ul>
             {decision.data.reasons.map((reason) => (
@@ -64,21 +66,26 @@ export function AdvisorPage() {
             {integrations.data!.items.map((integration) => (
               <li class="group" key={integration.id}>
                 <h3>
-                  {integration.id} <small>({integration.mode})</small>
+                  <a href={`#/integrations/${encodeURIComponent(integration.id)}`}>{integration.id}</a>{' '}
+                  <small>({integration.mode})</small>
                 </h3>
                 {integration.advice.length === 0 ? (
                   <p>No advice: the figures give no reason to change.</p>
                 ) : (
                   integration.advice.map((advice) => (
                     <div key={advice.kind}>
+                      <h4>{ADVICE_TITLES[advice.kind]}</h4>
                       <p>{advice.message}</p>
                       <dl class="facts">
-                        {Object.entries(advice.figures).map(([name, value]) => (
-                          <>
-                            <dt key={`${name}-t`}>{name}</dt>
-                            <dd key={`${name}-d`}>{String(value)}</dd>
-                          </>
-                        ))}
+                        {Object.entries(advice.figures).map(([name, value]) => {
+                          const [label, shown] = adviceFigure(name, value);
+                          return (
+                            <Fragment key={name}>
+                              <dt>{label}</dt>
+                              <dd>{shown}</dd>
+                            </Fragment>
+                          );
+                        })}
                       </dl>
                     </div>
                   ))

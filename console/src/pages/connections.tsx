@@ -1,7 +1,7 @@
 import { api, type ConnectionSummary } from '../api';
 import { ms, percent, time } from '../format';
 import { useLoad } from '../hooks';
-import { Loading, Page, Problem } from '../ui';
+import { Loading, Page, Problem, Scroller } from '../ui';
 
 export function ConnectionsPage() {
   const connections = useLoad(() => api<{ items: ConnectionSummary[] }>('/connections'), [], 3_000);
@@ -13,7 +13,7 @@ export function ConnectionsPage() {
           connections.data!.items.length === 0 ? (
             <p>No connection is defined.</p>
           ) : (
-            <div class="table-scroll">
+            <Scroller label="Connections (scrolls sideways on a narrow screen)">
               <table>
                 <caption>Calls since the server started; durations of the last 512 calls</caption>
                 <thead>
@@ -54,7 +54,7 @@ export function ConnectionsPage() {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </Scroller>
           )
         }
       </Loading>

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, post, type Schedule } from '../api';
-import { time } from '../format';
+import { inZones } from '../format';
 import { useLoad } from '../hooks';
 import { Json, Loading, Page, Problem } from '../ui';
 
@@ -16,7 +16,7 @@ export function SchedulesPage() {
           ) : (
             <ul class="groups">
               {schedules.data!.items.map((schedule) => (
-                <ScheduleCard key={schedule.integrationId} schedule={schedule} />
+                <ScheduleCard key={schedule.integrationId} schedule={schedule} onRun={schedules.reload} />
               ))}
             </ul>
           )
@@ -26,7 +26,10 @@ export function SchedulesPage() {
   );
 }
 
-function ScheduleCard({ schedule }: { schedule: Schedule }) {
+function ScheduleCard({ schedule, onRun }: { schedule: Schedule; onRun: () => void }) {
+  const zone = schedule.timezone;
+  const nextId = `next-${schedule.integrationId}`;
+  const last = schedule.lastFiring;
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   return (
@@ -35,22 +38,33 @@ function ScheduleCard({ schedule }: { schedule: Schedule }) {
       <dl class="facts">
         <dt>Cron</dt>
         <dd>
-          <code>{schedule.cron}</code> ({schedule.timezone}, overlap: {schedule.overlap})
+          <code>{schedule.cron}</code> in {zone} (overlap: {schedule.overlap})
         </dd>
-        <dt>Next firings</dt>
+        <dt id={nextId}>Next firings</dt>
         <dd>
           {schedule.nextSlots.length === 0 ? (
             'none'
           ) : (
-            <ol class="plain">
+            <ol class="plain" aria-labelledby={nextId}>
               {schedule.nextSlots.map((at) => (
-                <li key={at}>{time(at)}</li>
+                <li key={at}>{inZones(at, zone)}</li>
               ))}
             </ol>
           )}
         </dd>
         <dt>Last firing</dt>
-        <dd>{time(schedule.lastSlotAt)}</dd>
+        <dd>
+          {last ? (
+            <>
+              {inZones(last.at, zone)}, {last.by === 'run-now' ? 'run now' : 'by the schedule'}:{' '}
+              <a href={`#/instances/${encodeURIComponent(last.instanceId)}`}>{last.instanceId.slice(-12)}</a>
+            </>
+          ) : (
+            'none yet'
+          )}
+        </dd>
+        <dt>Last slot of the schedule</dt>
+        <dd>{schedule.lastSlotAt === null ? 'none handled yet' : inZones(schedule.lastSlotAt, zone)}</dd>
       </dl>
       <Json label="Parameters" value={schedule.parameters} />
       <button
@@ -62,6 +76,7 @@ function ScheduleCard({ schedule }: { schedule: Schedule }) {
             );
             setError(null);
             setMessage(accepted.instanceId);
+            onRun();
           } catch (failure) {
             setError((failure as Error).message);
           }
@@ -83,7 +98,7 @@ function ScheduleCard({ schedule }: { schedule: Schedule }) {
           <ul>
             {schedule.recentSlots.map((slot) => (
               <li key={slot.slotAt}>
-                {time(slot.slotAt)}: {slot.outcome}
+                {inZones(slot.slotAt, zone)}: {slot.outcome}
                 {slot.instanceId ? (
                   <>
                     {' '}

@@ -106,17 +106,33 @@ async function summarise(context: ServerContext, integration: AnyIntegration, wi
         windows.map(([name, byId]) => [name, windowFigures(byId.get(integration.id))]),
       ) as Record<WindowName, ReturnType<typeof windowFigures>>,
     },
-    advice: advise({
-      integration,
-      stats: day,
-      window: 'in the last 24 h',
-      immediatePollShare: context.polls.share(integration.id),
-      ...(day ? { failuresByConnection: day.failuresByConnection } : {}),
-    }),
+    advice: adviceOf(context, integration, day),
   };
 }
 
-function triggersOf(integration: AnyIntegration) {
+function adviceOf(context: ServerContext, integration: AnyIntegration, day: IntegrationStats | undefined) {
+  return advise({
+    integration,
+    stats: day,
+    window: 'in the last 24 h',
+    immediatePollShare: context.polls.share(integration.id),
+    ...(day ? { failuresByConnection: day.failuresByConnection } : {}),
+  });
+}
+
+/** The advice for one integration, from its figures of the last 24 h (as the list shows it). */
+export async function adviceFor(context: ServerContext, integration: AnyIntegration) {
+  const now = context.engine.clock.now();
+  const since = now - STATS_WINDOWS.find(([name]) => name === '24h')![1];
+  const stats = await context.engine.integrationStats({ since, until: now + 1 });
+  return adviceOf(
+    context,
+    integration,
+    stats.find((s) => s.integrationId === integration.id),
+  );
+}
+
+export function triggersOf(integration: AnyIntegration) {
   const triggers: (
     | { type: 'http'; method: string; path: string; auth: 'api-key' | 'standard-webhooks' | null }
     | { type: 'cron'; cron: string; timezone: string | null }

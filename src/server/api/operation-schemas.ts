@@ -32,7 +32,15 @@ export const scheduleListSchema = z.object({
       storedParameters: z.record(z.string(), z.unknown()),
       nextSlotAt: z.number().nullable(),
       nextSlots: z.array(z.number()).describe('The next five firings (ms since the epoch)'),
-      lastSlotAt: z.number().nullable(),
+      lastSlotAt: z.number().nullable().describe('The latest cron slot handled (fired or skipped)'),
+      lastFiring: z
+        .object({
+          at: z.number().describe('When its instance was created'),
+          instanceId: z.string(),
+          by: z.enum(['schedule', 'run-now']).describe('A cron slot, or a run-now (API or console)'),
+        })
+        .nullable()
+        .describe('The newest instance, however it was started; null: none yet'),
       recentSlots: z.array(
         z.object({
           integrationId: z.string(),

@@ -30,7 +30,10 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
     const scheduled = engine.listIntegrations().filter((i) => i.mode === 'scheduled');
     const items = await Promise.all(
       scheduled.map(async (integration) => {
-        const schedule = await engine.getSchedule(integration.id);
+        const [schedule, newest] = await Promise.all([
+          engine.getSchedule(integration.id),
+          engine.listInstances({ integrationId: integration.id, limit: 1 }),
+        ]);
         const cron = makeCron(schedule.cron, integration.timezone);
         const nextSlots: number[] = [];
         for (let at = schedule.nextSlotAt; at !== null && nextSlots.length < NEXT_SLOTS; ) {
@@ -40,8 +43,21 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
         // Parameters are the input of a scheduled instance: masked by the same rule.
         const redactor = Redactor.of(integration.redact, { parameters: schedule.parameters });
         const shown = (parameters: typeof schedule.parameters) => redactor.shown({ parameters }).parameters;
+        // A run-now fires no cron slot: the last firing is the newest instance, however started.
+        const last = newest.items[0];
+        const lastFiring = last
+          ? {
+              at: last.createdAt,
+              instanceId: last.id,
+              // A skipped slot names the active instance that caused the skip: only a fired one counts.
+              by: schedule.recentSlots.some((slot) => slot.outcome === 'fired' && slot.instanceId === last.id)
+                ? ('schedule' as const)
+                : ('run-now' as const),
+            }
+          : null;
         return {
           ...schedule,
+          lastFiring,
           parameters: shown(schedule.parameters),
           storedParameters: shown(schedule.storedParameters),
           nextSlots,

@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import * as operations from './operation-schemas.js';
+import { pictureSchema } from './picture-schemas.js';
 import * as api from './schemas.js';
 
 /** A success answer: its status and schema; `contentType` for an answer that is not JSON. */
@@ -52,6 +53,15 @@ export const API_ROUTES = table({
     url: '/integrations',
     summary: 'Each integration: mode, triggers, counts and statistics',
     answer: { status: 200, schema: api.integrationListSchema },
+  },
+  getIntegrationPicture: {
+    method: 'GET',
+    url: '/integrations/:id/picture',
+    summary:
+      'An integration as a picture: triggers, pattern, steps in order with the connections each calls, per-step figures over its 50 newest instances, advice',
+    params: api.integrationIdParams,
+    answer: { status: 200, schema: pictureSchema },
+    errors: { 404: 'Unknown integration' },
   },
   runIntegration: {
     method: 'POST',
