@@ -23,7 +23,8 @@ export function Json({ value, label }: { value: unknown; label: string }) {
   return (
     <figure class="json">
       <figcaption>{label}</figcaption>
-      <pre>{value === undefined || value === null ? '—' : JSON.stringify(value, null, 2)}</pre>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a long value scrolls: it must take focus to be scrolled by keyboard */}
+      <pre tabIndex={0}>{value === undefined || value === null ? '—' : JSON.stringify(value, null, 2)}</pre>
     </figure>
   );
 }

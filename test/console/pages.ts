@@ -42,6 +42,16 @@ export function consolePages(ids: PageIds): ConsolePage[] {
       hash: '/integrations/nightly-orders',
       heading: 'Integration nightly-orders',
     },
+    {
+      name: 'run-fulfil-order',
+      hash: '/integrations/fulfil-order/run',
+      heading: 'Run fulfil-order with test input',
+    },
+    {
+      name: 'run-current-inventory',
+      hash: '/integrations/current-inventory/run',
+      heading: 'Run current-inventory with test input',
+    },
     { name: 'errors', hash: '/errors', heading: 'Errors' },
     { name: 'schedules', hash: '/schedules', heading: 'Schedules' },
     { name: 'connections', hash: '/connections', heading: 'Connections' },

@@ -3,7 +3,7 @@ import { ACTIVE, api, type InstanceDetail, NEVER, post, type Wait } from '../api
 import { time } from '../format';
 import { useLoad } from '../hooks';
 import { Ms, RunTimelineView } from '../timeline';
-import { Json, Loading, Page, Problem, StatusBadge } from '../ui';
+import { Json, Loading, Page, Problem, Scroller, StatusBadge } from '../ui';
 
 /** Not final: the lifecycle's active statuses (a waiting instance among them). */
 const UNFINISHED = new Set<string>(ACTIVE);
@@ -147,7 +147,7 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
         <Json label="Output" value={instance.output} />
       </div>
       <h2>Runs</h2>
-      <div class="table-scroll">
+      <Scroller label="Runs (scrolls sideways on a narrow screen)">
         <table>
           <thead>
             <tr>
@@ -183,7 +183,7 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
             ))}
           </tbody>
         </table>
-      </div>
+      </Scroller>
     </>
   );
 }
@@ -295,7 +295,7 @@ function Waits({ waits }: { waits: Wait[] }) {
   return (
     <section class="waits" aria-labelledby="waits-title">
       <h2 id="waits-title">Waits</h2>
-      <div class="table-scroll">
+      <Scroller label="Waits (scrolls sideways on a narrow screen)">
         <table>
           <thead>
             <tr>
@@ -328,7 +328,7 @@ function Waits({ waits }: { waits: Wait[] }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </Scroller>
     </section>
   );
 }
