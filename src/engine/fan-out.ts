@@ -15,6 +15,7 @@ import type {
   FanOutResult,
 } from '../define/integration.js';
 import { RetryAfterError } from '../errors.js';
+import { ACTIVE } from '../lifecycle/index.js';
 import type { InstanceWork, Json } from '../model.js';
 import { isRecordSource } from '../sources/source.js';
 import type { ExecuteDeps } from './attempt.js';
@@ -63,7 +64,7 @@ export async function fanOut(args: FanOutArgs): Promise<FanOutResult> {
   if (options.await !== 'children') return started;
 
   const counts = await deps.acceptor.countChildren(parent.id);
-  const active = counts.queued + counts.running + counts.retrying;
+  const active = activeOf(counts);
   ctx.progress({ phase: active > 0 ? 'waiting' : 'children-finished', ...progressOf(counts) });
   if (active > 0) {
     throw new RetryAfterError(
@@ -82,6 +83,13 @@ function progressOf(counts: ChildCounts): Record<string, Json> {
     succeeded: counts.succeeded,
     failed: counts.failed,
     cancelled: counts.cancelled,
-    active: counts.queued + counts.running + counts.retrying,
+    active: activeOf(counts),
   };
+}
+
+/** Children not final yet: queued, running, retrying, or in a durable wait (a sleeping child is not done). */
+function activeOf(counts: ChildCounts): number {
+  let active = 0;
+  for (const status of ACTIVE) active += counts[status];
+  return active;
 }

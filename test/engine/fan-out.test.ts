@@ -97,4 +97,31 @@ describe('fan-out', () => {
     expect(done.output).toMatchObject({ count: 2, created: 2 });
     expect((await t.engine.getProgress(instanceId)).children).toMatchObject({ total: 2, queued: 2 });
   });
+
+  it("with await 'children' goes on only after a child in a durable wait has finished", async () => {
+    const napper = defineIntegration({
+      id: 'nap',
+      mode: 'async',
+      async handler(ctx) {
+        await ctx.sleep('nap', 400);
+        return ctx.step('woke', () => Date.now());
+      },
+    });
+    const parent = defineIntegration({
+      id: 'naps',
+      mode: 'async',
+      handler: (ctx) => ctx.startMany(napper, [{}, {}], { await: 'children', checkEveryMs: 20 }),
+    });
+    const t = await testEngine([parent, napper]);
+    cleanups.push(t.close);
+    const { instanceId } = await t.engine.accept('naps', null);
+    const done = await waitForStatus(t.engine, instanceId);
+    // A waiting child is not done: the parent's result counts both children as succeeded.
+    expect(done.output).toMatchObject({ children: { total: 2, succeeded: 2, waiting: 0 } });
+    const children = await t.engine.listInstances({ parentId: instanceId, limit: 10 });
+    for (const child of children.items) {
+      expect(child.status).toBe('succeeded');
+      expect(child.finishedAt!).toBeLessThanOrEqual(done.finishedAt!);
+    }
+  });
 });
