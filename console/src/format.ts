@@ -17,7 +17,7 @@ export const time = (value: number | null | undefined) =>
 export const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 /** `YYYY-MM-DD HH:mm` on the wall clock of a zone. */
-export function wallClock(value: number, timeZone: string): string {
+function wallClock(value: number, timeZone: string): string {
   const parts = Object.fromEntries(
     new Intl.DateTimeFormat('en-US', {
       timeZone,

@@ -108,7 +108,7 @@ function Arrow({
 }
 
 /** The picture's text alternative: the same facts in one paragraph. */
-export function describePicture(picture: Picture): string {
+function describePicture(picture: Picture): string {
   const steps = picture.steps.map((s) => {
     const calls = s.connections.map((c) => c.id).join(', ');
     return `${s.kind === 'wait' ? `wait ${s.name} (${s.waitKind})` : s.name}${calls ? ` calling ${calls}` : ''}`;

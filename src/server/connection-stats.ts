@@ -63,7 +63,8 @@ export class ConnectionStats {
   }
 }
 
-function rank(sorted: number[], q: number): number | null {
+/** Nearest rank of sorted values: the smallest with at least q of them at or below it; null for none. */
+export function rank(sorted: number[], q: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }

@@ -8,6 +8,7 @@
 import type { z } from 'zod';
 import type { ActivityEvent, Instance, Mode } from '../model.js';
 import type { pictureSchema } from './api/picture-schemas.js';
+import { rank } from './connection-stats.js';
 
 export type Picture = z.output<typeof pictureSchema>;
 type Step = Picture['steps'][number];
@@ -37,12 +38,12 @@ export interface PictureInput {
   advice: Picture['advice'];
 }
 
-/** Nearest rank: the smallest value with at least p of the values at or below it. */
-export function nearestRank(values: number[], p: number): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-}
+/** Nearest rank of unsorted values (see {@link rank}). */
+const nearestRank = (values: number[], p: number) =>
+  rank(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 
 interface Tally {
   name: string;

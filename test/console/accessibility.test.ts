@@ -7,7 +7,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, collectErrors, expectAccessible, launchBrowser } from './browser.js';
+import { ARTIFACTS, collectErrors, expectAccessible, launchBrowser, openConsolePage } from './browser.js';
 import { type LiveDemo, type Outage, scriptedOutage, startLiveDemo } from './live-demo.js';
 import { consolePages } from './pages.js';
 
@@ -16,8 +16,6 @@ let browser: Browser;
 let page: Page;
 let errors: string[];
 let outage: Outage;
-
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -36,11 +34,8 @@ afterAll(async () => {
 
 const api = async (path: string) => (await fetch(demo.base + path)).json() as Promise<any>;
 
-async function open(hash: string, heading: string) {
-  await page.goto(`${demo.base}/console/#${hash}`);
-  await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
-  await page.waitForFunction(LOADED);
-}
+const open = (hash: string, heading: string) =>
+  openConsolePage(page, demo.base, hash, heading, { exact: true });
 
 describe('the console for everyone', () => {
   it('has no serious or critical accessibility violation on any page', async () => {

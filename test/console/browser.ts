@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -56,4 +57,27 @@ export async function expectAccessible(page: Page, label = page.url()): Promise<
           .join(' | ')}`,
     );
   expect(blocking, `accessibility of ${label}:\n${blocking.join('\n')}`).toEqual([]);
+}
+
+/** Evaluated in the page: no section is still loading. */
+export const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
+
+/** Opens a console route on a server and waits for the page's level-1 heading and its data. */
+export async function openConsolePage(
+  page: Page,
+  base: string,
+  hash: string,
+  heading: string,
+  options: { exact?: boolean } = {},
+): Promise<void> {
+  await page.goto(`${base}/console/#${hash}`);
+  await page.getByRole('heading', { level: 1, name: heading, exact: options.exact ?? false }).waitFor();
+  await page.waitForFunction(LOADED);
+}
+
+/** Saves a full-page screenshot as `<name>.png` among the test artifacts, and checks it shows something. */
+export async function saveScreenshot(page: Page, name: string): Promise<void> {
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  expect(statSync(path).size).toBeGreaterThan(1_000);
 }

@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, launchBrowser } from './browser.js';
+import {
+  ARTIFACTS,
+  collectErrors,
+  LOADED,
+  launchBrowser,
+  openConsolePage,
+  saveScreenshot,
+} from './browser.js';
 import { type LiveDemo, startLiveDemo } from './live-demo.js';
 
 let demo: LiveDemo;
@@ -15,9 +22,6 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let errors: string[];
-
-/** Evaluated in the page: no section is still loading. */
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -53,18 +57,10 @@ async function fulfilment(orderId: string, status: string) {
   );
 }
 
-async function screenshot(name: string) {
-  const path = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  expect(statSync(path).size).toBeGreaterThan(1_000);
-}
+const screenshot = (name: string) => saveScreenshot(page, name);
 
 /** Opens a console page and waits for its heading and its data. */
-async function open(hash: string, heading: string) {
-  await page.goto(`${demo.base}/console/#${hash}`);
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-  await page.waitForFunction(LOADED);
-}
+const open = (hash: string, heading: string) => openConsolePage(page, demo.base, hash, heading);
 
 async function circuitNotOpen(connection: string) {
   await waitFor(

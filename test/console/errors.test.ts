@@ -5,12 +5,18 @@
  * succeed), acknowledging every group empties the default view — also after a reload — and the
  * acknowledgement shows in the instance API.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, launchBrowser } from './browser.js';
+import {
+  ARTIFACTS,
+  collectErrors,
+  LOADED,
+  launchBrowser,
+  openConsolePage,
+  saveScreenshot,
+} from './browser.js';
 import { type LiveDemo, type Outage, scriptedOutage, startLiveDemo } from './live-demo.js';
 
 let demo: LiveDemo;
@@ -18,9 +24,6 @@ let outage: Outage;
 let browser: Browser;
 let page: Page;
 let errors: string[];
-
-/** Evaluated in the page: no section is still loading. */
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -37,17 +40,9 @@ afterAll(async () => {
 
 const api = async (path: string) => (await fetch(demo.base + path)).json() as Promise<any>;
 
-async function screenshot(name: string) {
-  const path = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  expect(statSync(path).size).toBeGreaterThan(1_000);
-}
+const screenshot = (name: string) => saveScreenshot(page, name);
 
-async function open(hash: string) {
-  await page.goto(`${demo.base}/console/#${hash}`);
-  await page.getByRole('heading', { level: 1, name: 'Errors' }).waitFor();
-  await page.waitForFunction(LOADED);
-}
+const open = (hash: string) => openConsolePage(page, demo.base, hash, 'Errors');
 
 const card = (title: string) => page.locator('.group', { has: page.getByRole('heading', { name: title }) });
 

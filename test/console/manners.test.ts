@@ -8,12 +8,11 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, expectAccessible, launchBrowser } from './browser.js';
+import { ARTIFACTS, collectErrors, expectAccessible, launchBrowser, openConsolePage } from './browser.js';
 import { type LiveDemo, startLiveDemo } from './live-demo.js';
 
 /** The browser's zone: neither the schedule's (Europe/Berlin) nor the machine's. */
 const VIEWER_ZONE = 'America/New_York';
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 let demo: LiveDemo;
 let browser: Browser;
@@ -38,28 +37,14 @@ afterAll(async () => {
 
 const api = async (path: string) => (await fetch(demo.base + path)).json() as Promise<any>;
 
-async function open(hash: string, heading: string) {
-  await page.goto(`${demo.base}/console/#${hash}`);
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-  await page.waitForFunction(LOADED);
-}
+const open = (hash: string, heading: string) => openConsolePage(page, demo.base, hash, heading);
 
-/** `YYYY-MM-DD HH:mm` of a time in a zone, worked out here independently of the console. */
+/**
+ * `YYYY-MM-DD HH:mm` of a time in a zone, worked out here another way than the console does (the
+ * Swedish locale writes dates and times in ISO order).
+ */
 function wallClock(ms: number, timeZone: string): string {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      hourCycle: 'h23',
-    })
-      .formatToParts(new Date(ms))
-      .map((part) => [part.type, part.value]),
-  );
-  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
+  return new Date(ms).toLocaleString('sv-SE', { timeZone, hourCycle: 'h23' }).slice(0, 16);
 }
 
 describe('the console’s manners', () => {

@@ -11,15 +11,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ms } from '../../console/src/format.js';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, launchBrowser } from './browser.js';
+import { ARTIFACTS, collectErrors, LOADED, launchBrowser } from './browser.js';
 import { type LiveDemo, scriptedOutage, startLiveDemo } from './live-demo.js';
 
 let demo: LiveDemo;
 let browser: Browser;
 let page: Page;
 let errors: string[];
-
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });

@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ms, percent } from '../../console/src/format.js';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, expectAccessible, launchBrowser } from './browser.js';
+import { ARTIFACTS, collectErrors, expectAccessible, LOADED, launchBrowser } from './browser.js';
 import { type LiveDemo, type Outage, scriptedOutage, startLiveDemo } from './live-demo.js';
 
 let demo: LiveDemo;
@@ -20,7 +20,6 @@ let page: Page;
 let errors: string[];
 let outage: Outage;
 
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 const GOOD_ORDERS = ['P-1', 'P-2'];
 
 const api = async (path: string) => {

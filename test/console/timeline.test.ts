@@ -5,8 +5,7 @@
  * the API's accepted → finished, and the same figures come out of the API, `tandem instances show`
  * and the page; the document held behind the failed onboarding names it, with a working link.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import { instancesCommand } from '../../src/cli/remote.js';
 import type { ApiResponse } from '../../src/server/api/routes.js';
 import { timelineRows } from '../../src/server/api/timeline-rows.js';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, launchBrowser } from './browser.js';
+import { ARTIFACTS, collectErrors, LOADED, launchBrowser, saveScreenshot } from './browser.js';
 import { type LiveDemo, type Outage, scriptedOutage, startLiveDemo } from './live-demo.js';
 
 type Detail = ApiResponse<'getInstance'>;
@@ -27,8 +26,6 @@ let errors: string[];
 /** The fulfilment rerun from its failed step after the outage (run 1 failed, run 2 succeeded). */
 let rerunId: string;
 let onboardingId: string;
-
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
 
 async function get<T>(path: string): Promise<T> {
   const response = await fetch(demo.base + path);
@@ -65,11 +62,7 @@ afterAll(async () => {
   await demo?.stop();
 });
 
-async function screenshot(name: string) {
-  const path = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  expect(statSync(path).size).toBeGreaterThan(1_000);
-}
+const screenshot = (name: string) => saveScreenshot(page, name);
 
 async function openInstance(id: string) {
   // A fresh load: a change of the hash alone would keep the page's state (the run chosen).

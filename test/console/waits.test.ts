@@ -3,8 +3,7 @@
  * and in the status filter, an instance's version and waits (what each waits for, until when, how
  * it ended), and cancel of a waiting instance.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -12,7 +11,14 @@ import { defineIntegration } from '../../src/define/integration.js';
 import { waitForStatus } from '../support/engine.js';
 import { type TestServer, testServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
-import { ARTIFACTS, collectErrors, launchBrowser } from './browser.js';
+import {
+  ARTIFACTS,
+  collectErrors,
+  LOADED,
+  launchBrowser,
+  openConsolePage,
+  saveScreenshot,
+} from './browser.js';
 
 const urls = new Map<string, string>();
 /** Waits for the warehouse's callback, then for the payment event. */
@@ -51,9 +57,6 @@ let browser: Browser;
 let page: Page;
 let errors: string[];
 
-/** Evaluated in the page: no section is still loading. */
-const LOADED = '!document.querySelector(\'[aria-busy="true"]\')';
-
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   [server, browser] = await Promise.all([testServer([shipOrder, recheck]), launchBrowser()]);
@@ -66,17 +69,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function screenshot(name: string) {
-  const path = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  expect(statSync(path).size).toBeGreaterThan(1_000);
-}
+const screenshot = (name: string) => saveScreenshot(page, name);
 
-async function open(hash: string, heading: string) {
-  await page.goto(`${server.url}/console/#${hash}`);
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-  await page.waitForFunction(LOADED);
-}
+const open = (hash: string, heading: string) => openConsolePage(page, server.url, hash, heading);
 
 /** The facts list of an instance page, as term → description. */
 async function facts(): Promise<Record<string, string>> {

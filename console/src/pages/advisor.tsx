@@ -1,8 +1,8 @@
-import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
+import { AdviceList } from '../advice';
 import { api, type IntegrationSummary, post } from '../api';
 import { useLoad } from '../hooks';
-import { ADVICE_TITLES, adviceFigure, PATTERNS } from '../labels';
+import { PATTERNS } from '../labels';
 import { Loading, Page, Problem } from '../ui';
 
 const QUESTIONS = [
@@ -69,27 +69,11 @@ export function AdvisorPage() {
                   <a href={`#/integrations/${encodeURIComponent(integration.id)}`}>{integration.id}</a>{' '}
                   <small>({integration.mode})</small>
                 </h3>
-                {integration.advice.length === 0 ? (
-                  <p>No advice: the figures give no reason to change.</p>
-                ) : (
-                  integration.advice.map((advice) => (
-                    <div key={advice.kind}>
-                      <h4>{ADVICE_TITLES[advice.kind]}</h4>
-                      <p>{advice.message}</p>
-                      <dl class="facts">
-                        {Object.entries(advice.figures).map(([name, value]) => {
-                          const [label, shown] = adviceFigure(name, value);
-                          return (
-                            <Fragment key={name}>
-                              <dt>{label}</dt>
-                              <dd>{shown}</dd>
-                            </Fragment>
-                          );
-                        })}
-                      </dl>
-                    </div>
-                  ))
-                )}
+                <AdviceList
+                  advice={integration.advice}
+                  heading="h4"
+                  none="No advice: the figures give no reason to change."
+                />
               </li>
             ))}
           </ul>

@@ -3,11 +3,11 @@
  * whoever does not see the picture, the advisor's advice beside it, and the ways on: its instances
  * and a run with test input.
  */
-import { Fragment } from 'preact';
+import { AdviceList } from '../advice';
 import { api } from '../api';
 import { time } from '../format';
 import { useLoad } from '../hooks';
-import { ADVICE_TITLES, adviceFigure, PATTERNS, triggerText } from '../labels';
+import { PATTERNS, triggerText } from '../labels';
 import { childCounts, childVerb, connectionText, type Picture, PictureSvg, stepFigures } from '../picture';
 import { Loading, Page, Problem, Scroller } from '../ui';
 
@@ -51,27 +51,11 @@ function Figures({ picture }: { picture: Picture }) {
         </figure>
         <aside class="advice" aria-labelledby="advice-title">
           <h2 id="advice-title">Advice</h2>
-          {picture.advice.length === 0 ? (
-            <p>No advice: the figures of the last 24 h give no reason to change.</p>
-          ) : (
-            picture.advice.map((advice) => (
-              <div key={advice.kind}>
-                <h3>{ADVICE_TITLES[advice.kind]}</h3>
-                <p>{advice.message}</p>
-                <dl class="facts">
-                  {Object.entries(advice.figures).map(([name, value]) => {
-                    const [label, shown] = adviceFigure(name, value);
-                    return (
-                      <Fragment key={name}>
-                        <dt>{label}</dt>
-                        <dd>{shown}</dd>
-                      </Fragment>
-                    );
-                  })}
-                </dl>
-              </div>
-            ))
-          )}
+          <AdviceList
+            advice={picture.advice}
+            heading="h3"
+            none="No advice: the figures of the last 24 h give no reason to change."
+          />
         </aside>
       </div>
       <h2>Started by</h2>

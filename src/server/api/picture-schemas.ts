@@ -4,12 +4,7 @@
  * its recent instances. Only zod here, so that the console can take its types from it.
  */
 import { z } from 'zod';
-
-const advice = z.object({
-  kind: z.enum(['split-sync-to-async', 'sync-may-serve', 'check-connection']),
-  message: z.string(),
-  figures: z.record(z.string(), z.union([z.number(), z.string()])),
-});
+import { adviceSchema, definedTriggers } from './schemas.js';
 
 const connectionUse = z.object({
   id: z.string().describe('The connection'),
@@ -26,14 +21,7 @@ export const pictureSchema = z.object({
     .describe('`sync-to-async`: a sync integration whose instances started async work (its children)'),
   triggers: z.array(
     z.union([
-      z.object({
-        type: z.literal('http'),
-        method: z.string(),
-        path: z.string(),
-        auth: z.enum(['api-key', 'standard-webhooks']).nullable(),
-      }),
-      z.object({ type: z.literal('cron'), cron: z.string(), timezone: z.string().nullable() }),
-      z.object({ type: z.literal('api') }),
+      ...definedTriggers,
       z.object({
         type: z.literal('parent'),
         integrationId: z.string().describe('An integration whose instances started recent ones'),
@@ -86,5 +74,5 @@ export const pictureSchema = z.object({
       to: z.number().nullable().describe('Creation time of the newest instance read'),
     })
     .describe('The figures come from the newest `limit` instances of the integration, every run'),
-  advice: z.array(advice).describe('Pattern advice from the figures of the last 24 h'),
+  advice: z.array(adviceSchema).describe('Pattern advice from the figures of the last 24 h'),
 });

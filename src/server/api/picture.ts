@@ -11,7 +11,7 @@ import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
 
 /** The picture's figures come from this many of the newest instances (every run of each). */
-export const PICTURE_RECENT = 50;
+const PICTURE_RECENT = 50;
 /** Activity events read per recent instance (as its detail reads them). */
 const EVENTS_READ = 10_000;
 /** Children read per recent instance (their integrations name the hand-off or fan-out). */

@@ -400,7 +400,8 @@ export const callbackResultSchema = z.object({
   instanceId: z.string().describe('The instance the callback resumed'),
 });
 
-const triggerSchema = z.union([
+/** What starts an integration, by its definition (the picture adds the integrations that start it). */
+export const definedTriggers = [
   z.object({
     type: z.literal('http'),
     method: z.string(),
@@ -409,7 +410,16 @@ const triggerSchema = z.union([
   }),
   z.object({ type: z.literal('cron'), cron: z.string(), timezone: z.string().nullable() }),
   z.object({ type: z.literal('api') }),
-]);
+] as const;
+
+const triggerSchema = z.union(definedTriggers);
+
+/** One piece of pattern advice, with the figures behind it. */
+export const adviceSchema = z.object({
+  kind: z.enum(['split-sync-to-async', 'sync-may-serve', 'check-connection']),
+  message: z.string(),
+  figures: z.record(z.string(), z.union([z.number(), z.string()])),
+});
 
 const integrationSummarySchema = z.object({
   id: z.string(),
@@ -439,15 +449,7 @@ const integrationSummarySchema = z.object({
       )
       .describe('Figures of the instances created in the last hour, day and week'),
   }),
-  advice: z
-    .array(
-      z.object({
-        kind: z.enum(['split-sync-to-async', 'sync-may-serve', 'check-connection']),
-        message: z.string(),
-        figures: z.record(z.string(), z.union([z.number(), z.string()])),
-      }),
-    )
-    .describe('Pattern advice from the measured figures'),
+  advice: z.array(adviceSchema).describe('Pattern advice from the measured figures'),
 });
 
 export const integrationListSchema = z.object({ items: z.array(integrationSummarySchema) });
