@@ -14,20 +14,17 @@
  *   BENCH_SECONDS (5 per round) BENCH_ROUNDS (3) BENCH_CONNECTIONS (50) BENCH_WARMUP_SECONDS (2)
  *   BENCH_ONLY=a or b: one comparison only
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cpuUsOf, load as loadUrl, median, startServer as start, stop } from './processes.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ONLY = process.env.BENCH_ONLY ?? '';
-const TARGETS = fileURLToPath(new URL('./http-targets.ts', import.meta.url));
-const AUTOCANNON = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
-const ORDER = JSON.stringify({ orderId: 'A-1001', lines: [{ sku: 'A-1', qty: 2 }] });
 const storeDir = mkdtempSync(join(tmpdir(), 'tandem-bench-http-'));
 let nextPort = 4100;
 
@@ -42,54 +39,12 @@ interface Target {
 }
 
 function startServer(role: string, port: number, backend = ''): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', TARGETS, role, String(port), backend, storeDir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk) => {
-      out += chunk;
-      if (out.includes(`ready ${port}`)) resolve(child);
-    });
-    child.on('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
-  });
-}
-
-function stop(child: ChildProcess | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (!child || child.exitCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
+  return start(role, port, backend, storeDir);
 }
 
 function load(target: Target, seconds: number): Promise<any> {
-  const args = [AUTOCANNON, '-j', '-c', String(CONNECTIONS), '-d', String(seconds)];
-  if (target.post) args.push('-m', 'POST', '-H', 'content-type=application/json', '-b', ORDER);
-  args.push(`http://127.0.0.1:${target.port}${target.path}`);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  child.stdout!.on('data', (chunk) => {
-    out += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`autocannon exited ${code}`)),
-    );
-  });
+  return loadUrl(`http://127.0.0.1:${target.port}${target.path}`, target.post, CONNECTIONS, seconds);
 }
-
-/** CPU time (user + system) a process has used, in µs; NaN where /proc is not there. */
-function cpuUsOf(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks of 10 ms
-  } catch {
-    return Number.NaN;
-  }
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Starts the targets, warms each, then loads them in alternating rounds. */
 async function compare(targets: Omit<Target, 'port' | 'rounds'>[], backend = ''): Promise<Target[]> {
