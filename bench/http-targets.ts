@@ -10,6 +10,8 @@
  * - tandem-async   a Tandem async route: validate, commit durably (SQLite, synchronous=FULL), 202
  * - tandem-async-worker  the same with the worker running the accepted instances in-process
  * - bare-202       a bare Fastify route answering 202 without storing anything
+ * - tandem-mixed   bench/mixed.ts's one-process layout: an async route of 3 steps, each calling the
+ *                  backend through an httpConnection, with the worker running them in-process
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import pino from 'pino';
 import { z } from 'zod';
+import { httpConnection } from '../src/connections/http.js';
 import { defineIntegration } from '../src/define/integration.js';
 import { Engine } from '../src/engine/engine.js';
 import { buildApp } from '../src/server/app.js';
@@ -36,13 +39,18 @@ async function stockFrom(sku: string, signal?: AbortSignal) {
   return (await res.json()) as unknown;
 }
 
-async function tandem(worker: boolean, integrations: Parameters<typeof defineIntegration>[0][]) {
+async function tandem(
+  worker: boolean,
+  integrations: Parameters<typeof defineIntegration>[0][],
+  connections: ReturnType<typeof httpConnection>[] = [],
+) {
   const store = new SqliteStore({ path: join(storeDir, `bench-${role}-${process.pid}.db`) });
   const engine = await Engine.create({
     integrations: integrations.map((d) => defineIntegration(d as never)),
     store,
     logger,
     worker,
+    connections,
   });
   engine.start();
   // API-only accepts pile up (nothing drains them): lift the 429 limit so every request is an accept.
@@ -102,6 +110,28 @@ async function main() {
         { id: 'place-order', mode: 'async', route: 'POST /orders', input: order, handler: async () => 'ok' },
       ]);
       break;
+    case 'tandem-mixed': {
+      const app = httpConnection('app', { baseUrl: backendUrl });
+      await tandem(
+        true,
+        [
+          {
+            id: 'place-order',
+            mode: 'async',
+            route: 'POST /orders',
+            input: order,
+            handler: async (ctx: any) => {
+              const id = ctx.input.orderId;
+              await ctx.step('customer', () => ctx.call(app, 'GET', '/customers/:id', { params: { id } }));
+              await ctx.step('reserve', () => ctx.call(app, 'POST', '/reservations', { json: ctx.input }));
+              await ctx.step('ship', () => ctx.call(app, 'POST', '/shipments', { json: ctx.input }));
+            },
+          },
+        ],
+        [app],
+      );
+      break;
+    }
     case 'bare-202': {
       const app = Fastify();
       app.post('/orders', async (_request, reply) => {
