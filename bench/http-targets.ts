@@ -1,6 +1,7 @@
 /**
- * The servers of `bench/http.ts`, one per process: `node --import tsx bench/http-targets.ts <role>
- * <port> [backendUrl] [storeDir]`. Each prints `ready <port>` once it listens.
+ * The servers of `bench/http.ts` and `bench/mixed.ts`, one per process: `node --import tsx
+ * bench/http-targets.ts <role> <port> [backendUrl] [storeDir]`. Each prints `ready <port>` once it
+ * listens.
  *
  * - backend        a local application (stock lookup) answering small JSON
  * - tandem-sync    a Tandem sync route that calls the backend, passing the deadline's signal to fetch
