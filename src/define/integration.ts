@@ -109,7 +109,8 @@ export interface AsyncContext<I> extends BaseContext<I> {
   attempt: number;
   /**
    * A durable unit of work. Its JSON result is stored; later attempts of the same run (and reruns
-   * from the failed step) return the stored result without executing `fn` again.
+   * from the failed step) return the stored result without executing `fn` again. A `fn` that
+   * declares a parameter receives the attempt's signal (`ctx.signal`) in it.
    *
    * @example
    * const account = await ctx.step('create-account', () => crm.createAccount(ctx.input.customer));

@@ -293,7 +293,12 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     try {
       // The step's name travels with its async work, so calls inside derive their idempotency key from it.
       result = await Promise.race([
-        currentStep.run({ name, calls: 0 }, () => Promise.resolve().then(() => fn(handle.signal))),
+        // The signal (an AbortController made on first use) only for a function that takes it.
+        currentStep.run({ name, calls: 0 }, () =>
+          Promise.resolve().then(() =>
+            fn.length === 0 ? (fn as () => T | Promise<T>)() : fn(handle.signal),
+          ),
+        ),
         this.aborted,
       ]);
       this.ensureLive();

@@ -116,7 +116,7 @@ export function prepareStatements(db: Database.Database) {
     ),
     byId: prepare('SELECT * FROM instances WHERE id = ?'),
     ping: prepare('SELECT 1'),
-    claimTokenOf: prepare('SELECT claim_token FROM instances WHERE id = ?'),
+    claimTokenOf: prepare('SELECT claim_token FROM instances WHERE seq = ?'),
     insertEvent: prepare(
       'INSERT INTO events (instance_id, integration_id, run, type, at, data) VALUES (?, ?, ?, ?, ?, ?)',
     ),
@@ -158,10 +158,10 @@ export function prepareStatements(db: Database.Database) {
     runsOf: prepare('SELECT * FROM runs WHERE instance_id = ? ORDER BY run'),
     extendLease: prepare(`
       UPDATE instances SET ${assignments(TRANSITIONS.renew, SQLITE)}
-      WHERE id = @id AND claim_token = @token AND ${statusIn(TRANSITIONS.renew.from)}`),
+      WHERE seq = @seq AND claim_token = @token AND ${statusIn(TRANSITIONS.renew.from)}`),
     releaseLease: prepare(`
       UPDATE instances SET ${assignments(TRANSITIONS.release, SQLITE)}
-      WHERE id = @id AND claim_token = @token AND ${statusIn(TRANSITIONS.release.from)}`),
+      WHERE seq = @seq AND claim_token = @token AND ${statusIn(TRANSITIONS.release.from)}`),
     upsertStep: prepare(`
       INSERT INTO steps (instance_id, run, name, position, status, output, error, attempt, started_at, finished_at, seeded)
       VALUES (@instance_id, @run, @name, @position, @status, @output, @error, @attempt, @started_at, @finished_at, 0)
@@ -170,11 +170,11 @@ export function prepareStatements(db: Database.Database) {
         finished_at = excluded.finished_at, seeded = 0`),
     // Guarded by the claim token alone: only the attempt holding the lease has it.
     finishSucceeded: prepare(`
-      UPDATE instances SET ${assignments(TRANSITIONS.succeed, SQLITE)} WHERE id = @id AND claim_token = @token`),
+      UPDATE instances SET ${assignments(TRANSITIONS.succeed, SQLITE)} WHERE seq = @seq AND claim_token = @token`),
     finishFailed: prepare(`
-      UPDATE instances SET ${assignments(TRANSITIONS.fail, SQLITE)} WHERE id = @id AND claim_token = @token`),
+      UPDATE instances SET ${assignments(TRANSITIONS.fail, SQLITE)} WHERE seq = @seq AND claim_token = @token`),
     finishRetry: prepare(`
-      UPDATE instances SET ${assignments(TRANSITIONS.retry, SQLITE)} WHERE id = @id AND claim_token = @token`),
+      UPDATE instances SET ${assignments(TRANSITIONS.retry, SQLITE)} WHERE seq = @seq AND claim_token = @token`),
     archiveRun: prepare(`
       INSERT INTO runs (instance_id, run, run_from, status, input, output, error, started_at, finished_at)
       VALUES (@instance_id, @run, @run_from, @status, @input, @output, @error, @started_at, @finished_at)`),

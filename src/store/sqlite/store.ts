@@ -87,6 +87,16 @@ const PURGEABLE_IDS = `SELECT id FROM instances
  * runs its transaction to completion before it returns; the engine's group commit is what batches
  * many callers into one transaction.
  */
+/**
+ * The row a claim token was issued for: the claim sets `claim_token` to the batch token, a dot and
+ * the row's seq (the lifecycle's claim transition), so a finish finds its row by primary key
+ * instead of through the index on ids. A token of another shape matches no row.
+ */
+function seqOfToken(token: string): number {
+  const seq = Number(token.slice(token.lastIndexOf('.') + 1));
+  return Number.isSafeInteger(seq) ? seq : -1;
+}
+
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   private closed = false;
@@ -195,9 +205,9 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const lost: string[] = [];
       // One parameter object for every lease of the call.
-      const params = { lease_until: leaseUntil, id: '', token: '' };
+      const params = { lease_until: leaseUntil, seq: 0, token: '' };
       for (const lease of leases) {
-        params.id = lease.instanceId;
+        params.seq = seqOfToken(lease.claimToken);
         params.token = lease.claimToken;
         const result = this.stmt.extendLease.run(params);
         if (result.changes === 0) lost.push(lease.instanceId);
@@ -210,7 +220,7 @@ export class SqliteStore implements Store {
     this.open();
     this.db.transaction(() => {
       for (const lease of leases)
-        this.stmt.releaseLease.run({ now, id: lease.instanceId, token: lease.claimToken });
+        this.stmt.releaseLease.run({ now, seq: seqOfToken(lease.claimToken), token: lease.claimToken });
     })();
   }
 
@@ -222,13 +232,27 @@ export class SqliteStore implements Store {
       const holds = (lease: Lease) => {
         if (held.has(lease.instanceId)) return true;
         if (lost.has(lease.instanceId)) return false;
-        const row = this.stmt.claimTokenOf.get(lease.instanceId) as
+        const row = this.stmt.claimTokenOf.get(seqOfToken(lease.claimToken)) as
           | { claim_token: string | null }
           | undefined;
         if (row?.claim_token === lease.claimToken) held.add(lease.instanceId);
         else lost.add(lease.instanceId);
         return held.has(lease.instanceId);
       };
+      // An attempt's final state first: its UPDATE, guarded by the claim token, also says whether
+      // the lease is held, so the step rows of the same attempt need no look-up of their own. Rows
+      // and events are written below in the attempt's order; one transaction makes the order of
+      // statements inside it invisible.
+      const finished = new Set<string>();
+      for (const finish of batch.finishes) {
+        if (finish.outcome.kind === 'wait' || lost.has(finish.instanceId)) continue;
+        if (this.finishState(finish)) {
+          held.add(finish.instanceId);
+          finished.add(finish.instanceId);
+        } else {
+          lost.add(finish.instanceId);
+        }
+      }
       for (const event of batch.events) insertEvent(this.sql, event);
       for (const write of batch.steps) {
         if (!holds(write)) continue;
@@ -256,28 +280,7 @@ export class SqliteStore implements Store {
           else lost.add(finish.instanceId);
           continue;
         }
-        const common = {
-          id: finish.instanceId,
-          token: finish.claimToken,
-          now: finish.now,
-          duration: finish.durationMs,
-        };
-        // The UPDATE is guarded by the claim token itself: no row changed means the lease was lost.
-        const result =
-          outcome.kind === 'succeeded'
-            ? this.stmt.finishSucceeded.run({ ...common, output: outcome.outputJson })
-            : outcome.kind === 'failed'
-              ? this.stmt.finishFailed.run({ ...common, error: JSON.stringify(outcome.error) })
-              : this.stmt.finishRetry.run({
-                  ...common,
-                  error: JSON.stringify(outcome.error),
-                  run_at: outcome.runAt,
-                  refund: outcome.consumesAttempt ? 0 : 1,
-                });
-        if (result.changes === 0) {
-          lost.add(finish.instanceId);
-          continue;
-        }
+        if (!finished.delete(finish.instanceId)) continue;
         held.delete(finish.instanceId);
         if (outcome.kind === 'succeeded' && finish.parameters) {
           schedules.mergeParameters(
@@ -291,6 +294,30 @@ export class SqliteStore implements Store {
       }
       return { lost: [...lost] };
     })();
+  }
+
+  /** A finish's UPDATE, guarded by the claim token itself: false when no row changed (the lease was lost). */
+  private finishState(finish: WorkBatch['finishes'][number]): boolean {
+    const { outcome } = finish;
+    if (outcome.kind === 'wait') return false;
+    const common = {
+      seq: seqOfToken(finish.claimToken),
+      token: finish.claimToken,
+      now: finish.now,
+      duration: finish.durationMs,
+    };
+    const result =
+      outcome.kind === 'succeeded'
+        ? this.stmt.finishSucceeded.run({ ...common, output: outcome.outputJson })
+        : outcome.kind === 'failed'
+          ? this.stmt.finishFailed.run({ ...common, error: JSON.stringify(outcome.error) })
+          : this.stmt.finishRetry.run({
+              ...common,
+              error: JSON.stringify(outcome.error),
+              run_at: outcome.runAt,
+              refund: outcome.consumesAttempt ? 0 : 1,
+            });
+    return result.changes === 1;
   }
 
   async rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
