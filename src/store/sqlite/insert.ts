@@ -11,6 +11,52 @@ export function insertEvent(s: Sqlite, event: NewActivityEvent): void {
   s.stmt.insertEvent.run(...eventFields(event));
 }
 
+/** The most events one row holds: an event's id is its row's id times this plus its place. */
+export const EVENTS_PER_ROW = 16;
+
+/**
+ * Events of one instance, in order, written as few rows as the row's capacity allows (migration
+ * 6): the first event of each row in its columns, the rest in `more`. The caller's events belong
+ * to one instance and one run.
+ */
+export function insertEventGroup(s: Sqlite, events: NewActivityEvent[]): void {
+  for (let from = 0; from < events.length; from += EVENTS_PER_ROW) {
+    const to = Math.min(events.length, from + EVENTS_PER_ROW);
+    if (to - from === 1) {
+      insertEvent(s, events[from]!);
+      continue;
+    }
+    let more = '[';
+    for (let i = from + 1; i < to; i++) {
+      const event = events[i]!;
+      if (i > from + 1) more += ',';
+      more += `[${JSON.stringify(event.type)},${event.at},${JSON.stringify(event.data)}]`;
+    }
+    s.stmt.insertEventRow.run(...eventFields(events[from]!), `${more}]`);
+  }
+}
+
+/**
+ * Collects a transaction's activity events per instance, in the order they come, and writes each
+ * instance's events together at the end (one transaction: the order of statements inside it is not
+ * seen by anyone). Events of different instances in one commit have no order between them.
+ */
+export class EventGroups {
+  private readonly groups = new Map<string, NewActivityEvent[]>();
+
+  add(event: NewActivityEvent): void {
+    const key = event.run === 1 ? event.instanceId : `${event.instanceId}\u0000${event.run}`;
+    const group = this.groups.get(key);
+    if (group) group.push(event);
+    else this.groups.set(key, [event]);
+  }
+
+  write(s: Sqlite): void {
+    for (const group of this.groups.values()) insertEventGroup(s, group);
+    this.groups.clear();
+  }
+}
+
 /** Inserts rows in one transaction; outcomes in row order. */
 export function insertRows(s: Sqlite, rows: NewInstance[]): InsertOutcome[] {
   return s.db.transaction(() => {

@@ -33,6 +33,7 @@ import type {
   RunKey,
   StatsRequest,
 } from '../store.js';
+import { EVENTS_PER_ROW } from './insert.js';
 import type { Sqlite } from './statements.js';
 
 export function getInstance(s: Sqlite, id: string): Instance | null {
@@ -100,9 +101,47 @@ export function failedSteps(s: Sqlite, runs: RunKey[]): Record<string, string> {
   return found;
 }
 
+/** A row of the events table: one event in its columns, the ones written with it in `more`. */
+interface EventsRow extends EventRow {
+  id: number;
+  more: string | null;
+}
+
+/**
+ * The events of rows (in id order) with an id above `afterId`, in order: a row's first event has
+ * the row id times EVENTS_PER_ROW, each further one the next id.
+ */
+function expand(
+  rows: EventsRow[],
+  afterId: number,
+  keep?: (event: ActivityEvent) => boolean,
+): ActivityEvent[] {
+  const events: ActivityEvent[] = [];
+  for (const row of rows) {
+    const base = row.id * EVENTS_PER_ROW;
+    const first = { ...eventFromRow(row), id: base };
+    if (first.id > afterId && (!keep || keep(first))) events.push(first);
+    if (row.more === null) continue;
+    const more = JSON.parse(row.more) as [ActivityEvent['type'], number, ActivityEvent['data']][];
+    for (let k = 0; k < more.length; k++) {
+      const [type, at, data] = more[k]!;
+      const event = { ...first, id: base + k + 1, type, at, data };
+      if (event.id > afterId && (!keep || keep(event))) events.push(event);
+    }
+  }
+  return events;
+}
+
+/** The first row that can hold an event with an id above `afterId`. */
+const firstRowAfter = (afterId: number) => Math.floor((afterId + 1) / EVENTS_PER_ROW);
+
+/** The last event id a row can hold. */
+const rowEnd = (row: { id: number }) => row.id * EVENTS_PER_ROW + EVENTS_PER_ROW - 1;
+
 export function getEvents(s: Sqlite, query: EventQuery): ActivityEvent[] {
-  const where = ['id > ?'];
-  const params: unknown[] = [query.afterId ?? 0];
+  const limit = Math.max(1, Math.min(query.limit, 10_000));
+  const where = ['id >= ?'];
+  const params: unknown[] = [];
   if (query.instanceId) {
     where.push('instance_id = ?');
     params.push(query.instanceId);
@@ -111,10 +150,23 @@ export function getEvents(s: Sqlite, query: EventQuery): ActivityEvent[] {
     where.push('integration_id = ?');
     params.push(query.integrationId);
   }
-  const rows = s.db
-    .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
-    .all(...params, Math.max(1, Math.min(query.limit, 10_000))) as EventRow[];
-  return rows.map(eventFromRow);
+  const select = s.db.prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`);
+  // Rows hold one or more events: read rows until `limit` events are found or none are left.
+  const events: ActivityEvent[] = [];
+  let after = query.afterId ?? 0;
+  for (;;) {
+    const rows = select.all(firstRowAfter(after), ...params, limit) as EventsRow[];
+    events.push(...expand(rows, after));
+    if (rows.length < limit || events.length >= limit) break;
+    after = Math.max(after, rowEnd(rows[rows.length - 1]!));
+  }
+  return events.slice(0, limit);
+}
+
+/** The stream's end: beyond every event of the newest row. */
+function headCursor(s: Sqlite): number {
+  const row = s.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number };
+  return row.id === 0 ? 0 : rowEnd(row);
 }
 
 /** A page of the activity stream after a cursor (an event id). */
@@ -122,16 +174,19 @@ export function readEventStream(s: Sqlite, request: EventStreamRequest): EventSt
   // One writer: ids are assigned in commit order, so the id itself is a gap-free cursor.
   const after = Number.parseInt(request.after, 10) || 0;
   return s.db.transaction(() => {
-    const where = ['e.id > ?'];
-    const params: unknown[] = [after];
+    const where = ['e.id >= ?'];
+    const params: unknown[] = [];
     let join = '';
     if (request.integrationId) {
       where.push('e.integration_id = ?');
       params.push(request.integrationId);
     }
+    const types = request.types ? new Set<string>(request.types) : null;
     if (request.types) {
-      where.push('e.type IN (SELECT value FROM json_each(?))');
-      params.push(JSON.stringify(request.types));
+      // A row qualifies when any of its events is of a type asked for; the others are left out below.
+      where.push(`(e.type IN (SELECT value FROM json_each(?)) OR (e.more IS NOT NULL AND EXISTS (
+        SELECT 1 FROM json_each(e.more) AS m WHERE m.value ->> 0 IN (SELECT value FROM json_each(?)))))`);
+      params.push(JSON.stringify(request.types), JSON.stringify(request.types));
     }
     if (request.tracking !== undefined) {
       const { name, value } = parseTrackingFilter(request.tracking);
@@ -144,18 +199,37 @@ export function readEventStream(s: Sqlite, request: EventStreamRequest): EventSt
       }
     }
     const limit = Math.max(1, Math.min(request.limit, 10_000));
-    const rows = s.db
-      .prepare(`SELECT e.* FROM events e ${join} WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ?`)
-      .all(...params, limit) as EventRow[];
-    const events = rows.map((row) => ({ ...eventFromRow(row), cursor: String(row.id) }));
-    const head = (s.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number }).id;
-    const last = events[events.length - 1];
-    return { events, cursor: rows.length === limit && last ? last.cursor : String(Math.max(head, after)) };
+    const select = s.db.prepare(
+      `SELECT e.* FROM events e ${join} WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ?`,
+    );
+    const keep = types ? (event: ActivityEvent) => types.has(event.type) : undefined;
+    // Rows hold one or more events, some of them not asked for: read rows until more than `limit`
+    // events are found (the page is full and continues after its last event) or none are left.
+    const found: ActivityEvent[] = [];
+    let from = after;
+    let exhausted = false;
+    while (found.length <= limit) {
+      const rows = select.all(firstRowAfter(from), ...params, limit) as EventsRow[];
+      found.push(...expand(rows, from, keep));
+      if (rows.length < limit) {
+        exhausted = true;
+        break;
+      }
+      from = rowEnd(rows[rows.length - 1]!);
+    }
+    const events = found.slice(0, limit).map((event) => ({ ...event, cursor: String(event.id) }));
+    const cursor =
+      found.length > limit
+        ? events[events.length - 1]!.cursor
+        : exhausted
+          ? String(Math.max(headCursor(s), after))
+          : String(from);
+    return { events, cursor };
   })();
 }
 
 export function eventStreamHead(s: Sqlite): string {
-  return String((s.db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number }).id);
+  return String(headCursor(s));
 }
 
 /** Figures per integration and mode; `active` and the timed ones by the lifecycle's sets. */

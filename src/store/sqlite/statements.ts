@@ -120,6 +120,9 @@ export function prepareStatements(db: Database.Database) {
     insertEvent: prepare(
       'INSERT INTO events (instance_id, integration_id, run, type, at, data) VALUES (?, ?, ?, ?, ?, ?)',
     ),
+    insertEventRow: prepare(
+      'INSERT INTO events (instance_id, integration_id, run, type, at, data, more) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
     expiredLeases: prepare(`
       SELECT seq FROM instances INDEXED BY instances_lease
       WHERE ${statusIn(LEASED)} AND lease_until < ?

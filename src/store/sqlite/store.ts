@@ -57,7 +57,7 @@ import type {
   WorkBatch,
   WorkBatchResult,
 } from '../store.js';
-import { insertEvent, insertRows } from './insert.js';
+import { EventGroups, insertEvent, insertRows } from './insert.js';
 import * as reads from './reads.js';
 import * as schedules from './schedules.js';
 import { migrate, prepareStatements, type Sqlite, type Statements } from './statements.js';
@@ -253,7 +253,9 @@ export class SqliteStore implements Store {
           lost.add(finish.instanceId);
         }
       }
-      for (const event of batch.events) insertEvent(this.sql, event);
+      // One row per instance for its events of this commit (see EventGroups).
+      const events = new EventGroups();
+      for (const event of batch.events) events.add(event);
       for (const write of batch.steps) {
         if (!holds(write)) continue;
         const { step } = write;
@@ -269,13 +271,15 @@ export class SqliteStore implements Store {
           started_at: step.startedAt,
           finished_at: step.finishedAt,
         });
-        for (const event of write.events) insertEvent(this.sql, event);
+        for (const event of write.events) events.add(event);
       }
       for (const finish of batch.finishes) {
         if (lost.has(finish.instanceId)) continue;
         const { outcome } = finish;
         if (outcome.kind === 'wait') {
-          // Its statements (arm, take a kept event, wake) run only for a wait finish.
+          // Its statements (arm, take a kept event, wake) run only for a wait finish. They write
+          // events of their own: the events collected so far go first.
+          events.write(this.sql);
           if (waits.finishWait(this.sql, finish, outcome.wait)) held.delete(finish.instanceId);
           else lost.add(finish.instanceId);
           continue;
@@ -290,8 +294,9 @@ export class SqliteStore implements Store {
             finish.now,
           );
         }
-        for (const event of finish.events) insertEvent(this.sql, event);
+        for (const event of finish.events) events.add(event);
       }
+      events.write(this.sql);
       return { lost: [...lost] };
     })();
   }
