@@ -21,8 +21,7 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 export function createMetrics(engine: Engine): Metrics {
   const registry = new client.Registry();
   const labels = ['integration', 'mode'] as const;
-  const counter = (name: string, help: string) =>
-    new client.Counter({ name, help, labelNames: labels, registers: [registry] });
+  const counter = (name: string, help: string) => new DeferredCounter(registry, name, help);
   const accepted = counter('tandem_instances_accepted_total', 'Durable instances committed.');
   const started = counter(
     'tandem_attempts_started_total',
@@ -89,8 +88,8 @@ export function createMetrics(engine: Engine): Metrics {
     },
   });
 
-  // A labelled child per label set, looked up once: prom-client hashes the label object on every
-  // inc()/observe() otherwise, on the hot path of every accept, attempt and sync call.
+  // A labelled histogram child per label set, looked up once (attempts and sync calls only; the
+  // counters keep plain numbers, see DeferredCounter).
   const modes = new Map<string, Mode>();
   const modeOf = (id: string): Mode => {
     let mode = modes.get(id);
@@ -101,34 +100,78 @@ export function createMetrics(engine: Engine): Metrics {
     return mode;
   };
   const counters = { accepted, started, succeeded, failed, retried };
-  const counterOf = memo((kind: keyof typeof counters, integration: string, mode: string) =>
-    counters[kind].labels(integration, mode),
-  );
   const durationOf = memo((integration: string, mode: string, outcome: string) =>
     duration.labels(integration, mode, outcome),
   );
   const observer: EngineObserver = {
     accepted(integration, mode, count) {
-      counterOf('accepted', integration, mode).inc(count);
+      accepted.inc(integration, mode, count);
     },
     started(instance) {
-      counterOf('started', instance.integrationId, modeOf(instance.integrationId)).inc();
+      started.inc(instance.integrationId, modeOf(instance.integrationId));
     },
     finished(instance, outcome, durationMs) {
       // A wait ends an attempt without an outcome of the run: counted when the run ends.
       if (outcome === 'wait') return;
       const mode = modeOf(instance.integrationId);
       const kind = outcome === 'succeeded' ? 'succeeded' : outcome === 'failed' ? 'failed' : 'retried';
-      counterOf(kind, instance.integrationId, mode).inc();
+      counters[kind].inc(instance.integrationId, mode);
       durationOf(instance.integrationId, mode, outcome).observe(durationMs / 1000);
     },
     syncFinished(integration, outcome, durationMs) {
-      counterOf(outcome, integration, 'sync').inc();
+      counters[outcome].inc(integration, 'sync');
       durationOf(integration, 'sync', outcome).observe(durationMs / 1000);
     },
   };
   engine.observe(observer);
   return { registry, render: () => registry.metrics(), contentType: registry.contentType };
+}
+
+interface Tally {
+  labels: { integration: string; mode: string };
+  pending: number;
+}
+
+/**
+ * A counter by integration and mode whose increments are plain additions, handed to prom-client
+ * when the counter is read (a scrape): prom-client hashes and validates the label object on every
+ * inc(), even through a labelled child, and an accept or an attempt increments one.
+ */
+class DeferredCounter {
+  private readonly tallies = new Map<string, Map<string, Tally>>();
+
+  constructor(registry: client.Registry, name: string, help: string) {
+    const tallies = this.tallies;
+    new client.Counter({
+      name,
+      help,
+      labelNames: ['integration', 'mode'],
+      registers: [registry],
+      collect() {
+        for (const modes of tallies.values()) {
+          for (const tally of modes.values()) {
+            if (tally.pending === 0) continue;
+            this.inc(tally.labels, tally.pending);
+            tally.pending = 0;
+          }
+        }
+      },
+    });
+  }
+
+  inc(integration: string, mode: string, by = 1): void {
+    let modes = this.tallies.get(integration);
+    if (modes === undefined) {
+      modes = new Map();
+      this.tallies.set(integration, modes);
+    }
+    let tally = modes.get(mode);
+    if (tally === undefined) {
+      tally = { labels: { integration, mode }, pending: 0 };
+      modes.set(mode, tally);
+    }
+    tally.pending += by;
+  }
 }
 
 /** `make` per distinct argument list, made once (label sets are few: integrations × modes × outcomes). */

@@ -55,4 +55,29 @@ describe('metrics', () => {
       await t.close();
     }
   });
+
+  it('counts every accept across scrapes: a scrape neither loses nor repeats an increment', async () => {
+    const parked = defineIntegration({
+      id: 'parked',
+      mode: 'async',
+      input: z.object({ n: z.number() }),
+      handler: () => 'ok',
+    });
+    // No worker: the instances stay queued, so only the accepts are counted.
+    const t = await testEngine([parked], { worker: false });
+    try {
+      const metrics = createMetrics(t.engine);
+      const accepted = async () =>
+        parsePrometheusTextFormat(await metrics.render())
+          .find((f) => f.name === 'tandem_instances_accepted_total')
+          ?.metrics.find((m) => m.labels?.integration === 'parked' && m.labels?.mode === 'async')?.value;
+      for (let n = 0; n < 3; n++) await t.engine.accept('parked', { n });
+      expect(await accepted()).toBe('3');
+      await t.engine.acceptPrepared([4, 5].map((n) => t.engine.prepare('parked', { n })));
+      expect(await accepted()).toBe('5');
+      expect(await accepted()).toBe('5');
+    } finally {
+      await t.close();
+    }
+  });
 });
