@@ -10,6 +10,8 @@
  * - bare-proxy-abortable  the bare proxy with a per-request AbortSignal and timer, as a deadline needs
  * - tandem-async   a Tandem async route: validate, commit durably (SQLite, synchronous=FULL), 202
  * - tandem-async-worker  the same with the worker running the accepted instances in-process
+ * - tandem-async-unstored  the same route with the store's insert answering without writing: the
+ *                  HTTP path's own cost (parse, validation, row, hooks, reply), apart from the commit
  * - bare-202       a bare Fastify route answering 202 without storing anything
  * - tandem-mixed   bench/mixed.ts's one-process layout: an async route of 3 steps, each calling the
  *                  backend through an httpConnection, with the worker running them in-process
@@ -46,6 +48,10 @@ async function tandem(
   connections: ReturnType<typeof httpConnection>[] = [],
 ) {
   const store = new SqliteStore({ path: join(storeDir, `bench-${role}-${process.pid}.db`) });
+  if (role === 'tandem-async-unstored') {
+    store.insertInstances = async (rows) =>
+      rows.map((row) => ({ id: row.id, created: true, status: row.status, inputHash: row.inputHash }));
+  }
   const engine = await Engine.create({
     integrations: integrations.map((d) => defineIntegration(d as never)),
     store,
@@ -107,6 +113,7 @@ async function main() {
     }
     case 'tandem-async':
     case 'tandem-async-worker':
+    case 'tandem-async-unstored':
       await tandem(role === 'tandem-async-worker', [
         { id: 'place-order', mode: 'async', route: 'POST /orders', input: order, handler: async () => 'ok' },
       ]);

@@ -107,12 +107,15 @@ export class Acceptor implements AttemptAcceptor {
     const def = integration as AsyncDefinition<any>;
     const tracking: Record<string, string> = {};
     let redactor: Redactor | undefined;
-    for (const [name, selector] of Object.entries(def.track ?? {})) {
-      const tracked = selectField(value, selector);
-      if (tracked === null) continue;
-      // Tracking values are shown and searched as they are: a secret in one is masked before it is stored.
-      redactor ??= Redactor.of(def.redact, value);
-      tracking[name] = redactor.text(tracked);
+    // No entries array per accept for the many integrations that track nothing.
+    if (def.track !== undefined) {
+      for (const [name, selector] of Object.entries(def.track)) {
+        const tracked = selectField(value, selector);
+        if (tracked === null) continue;
+        // Tracking values are shown and searched as they are: a secret in one is masked before it is stored.
+        redactor ??= Redactor.of(def.redact, value);
+        tracking[name] = redactor.text(tracked);
+      }
     }
     const orderingKey = def.orderingKey ? selectField(value, def.orderingKey) : null;
     const idempotencyKey = options.idempotencyKey ?? null;
@@ -148,24 +151,34 @@ export class Acceptor implements AttemptAcceptor {
     const outcomes = this.groupCommit
       ? await this.batcher.push(rows)
       : await this.store.insertInstances(rows);
-    const accepted = outcomes.map((outcome, index): Accepted => {
+    // One pass, and no map in the usual case of a single integration per call (every HTTP accept).
+    const accepted: Accepted[] = [];
+    let first: { integrationId: string; mode: NewInstance['mode']; count: number } | null = null;
+    let others: Map<string, { mode: NewInstance['mode']; count: number }> | null = null;
+    for (let index = 0; index < outcomes.length; index++) {
+      const outcome = outcomes[index]!;
       const row = rows[index]!;
       if (!outcome.created && row.inputHash !== null && outcome.inputHash !== row.inputHash) {
         throw new IdempotencyConflictError(row.idempotencyKey ?? '', outcome.id);
       }
-      return { instanceId: outcome.id, status: outcome.status, created: outcome.created };
-    });
-    const created = new Map<string, { mode: NewInstance['mode']; count: number }>();
-    accepted.forEach((a, index) => {
-      if (!a.created) return;
-      const row = rows[index]!;
-      const entry = created.get(row.integrationId) ?? { mode: row.mode, count: 0 };
-      entry.count++;
-      created.set(row.integrationId, entry);
-    });
-    for (const [integrationId, { mode, count }] of created)
-      this.observer.accepted(integrationId, mode, count);
-    if (created.size > 0) this.waker.wake();
+      accepted.push({ instanceId: outcome.id, status: outcome.status, created: outcome.created });
+      if (!outcome.created) continue;
+      if (first === null) first = { integrationId: row.integrationId, mode: row.mode, count: 1 };
+      else if (first.integrationId === row.integrationId) first.count++;
+      else {
+        others ??= new Map();
+        const entry = others.get(row.integrationId) ?? { mode: row.mode, count: 0 };
+        entry.count++;
+        others.set(row.integrationId, entry);
+      }
+    }
+    if (first === null) return accepted;
+    this.observer.accepted(first.integrationId, first.mode, first.count);
+    if (others !== null) {
+      for (const [integrationId, { mode, count }] of others)
+        this.observer.accepted(integrationId, mode, count);
+    }
+    this.waker.wake();
     return accepted;
   }
 
@@ -329,14 +342,25 @@ function unstorableKeys(
   orderingKey: string | null,
   idempotencyKey: string | null,
 ): InputIssue[] | null {
-  const issues: InputIssue[] = [];
-  const check = (text: string | null, what: string, selector: unknown) => {
-    if (text === null || isStorableText(text)) return;
-    const path = typeof selector === 'string' ? selector : '';
-    issues.push({ path, message: `${what} has a NUL character or half of a surrogate pair` });
-  };
-  for (const name in tracking) check(tracking[name]!, `Tracking field "${name}"`, def.track?.[name]);
-  check(orderingKey, 'The ordering key', def.orderingKey);
-  check(idempotencyKey, 'The idempotency key', undefined);
-  return issues.length > 0 ? issues : null;
+  // No closure and no array per accept: the issues list is made only when there is an issue.
+  let issues: InputIssue[] | null = null;
+  for (const name in tracking) {
+    if (!isStorableText(tracking[name]!)) {
+      issues = withUnstorable(issues, `Tracking field "${name}"`, def.track?.[name]);
+    }
+  }
+  if (orderingKey !== null && !isStorableText(orderingKey)) {
+    issues = withUnstorable(issues, 'The ordering key', def.orderingKey);
+  }
+  if (idempotencyKey !== null && !isStorableText(idempotencyKey)) {
+    issues = withUnstorable(issues, 'The idempotency key', undefined);
+  }
+  return issues;
+}
+
+function withUnstorable(issues: InputIssue[] | null, what: string, selector: unknown): InputIssue[] {
+  const path = typeof selector === 'string' ? selector : '';
+  const list = issues ?? [];
+  list.push({ path, message: `${what} has a NUL character or half of a surrogate pair` });
+  return list;
 }

@@ -137,12 +137,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Read as bytes: decoding to a string first would replace bytes that are not UTF-8 with U+FFFD.
   app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+      const type = request.headers['content-type'] ?? '';
+      // Parameters follow a semicolon; most clients send none.
+      const charset = type.includes(';') ? CHARSET.exec(type)?.[1]?.toLowerCase() : undefined;
       if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
         throw new TandemError('unsupported-media-type', `Charset ${charset} is not supported; send UTF-8`);
       }
-      request.routeOptions.config.verifyBody?.(request, body as Buffer);
-      if ((body as Buffer).length === 0 && request.routeOptions.config.emptyBodyAllowed) {
+      // Read once: Fastify builds a new routeOptions object on every read.
+      const { config } = request.routeOptions;
+      config.verifyBody?.(request, body as Buffer);
+      if ((body as Buffer).length === 0 && config.emptyBodyAllowed) {
         done(null, undefined);
         return;
       }
