@@ -19,7 +19,7 @@ export const EVENTS_PER_ROW = 16;
  * 6): the first event of each row in its columns, the rest in `more`. The caller's events belong
  * to one instance and one run.
  */
-export function insertEventGroup(s: Sqlite, events: NewActivityEvent[]): void {
+function insertEventGroup(s: Sqlite, events: NewActivityEvent[]): void {
   for (let from = 0; from < events.length; from += EVENTS_PER_ROW) {
     const to = Math.min(events.length, from + EVENTS_PER_ROW);
     if (to - from === 1) {
