@@ -100,7 +100,9 @@ export function supervise(args: string[], options: StartOptions): Promise<number
 
   const exited = (s: Slot, code: number | null, signal: NodeJS.Signals | null) => {
     if (stopping) {
-      if (code !== 0) exitCode = 1;
+      // Ended by our SIGTERM before it had set up its own shutdown (still starting): nothing to finish.
+      const stoppedWhileStarting = code === null && signal === 'SIGTERM';
+      if (code !== 0 && !stoppedWhileStarting) exitCode = 1;
       if (slots.every((other) => other.child === null)) finish(exitCode);
       return;
     }
