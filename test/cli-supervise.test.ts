@@ -118,7 +118,7 @@ async function succeeded(url: string, id: string) {
 describe('tandem start, supervised', () => {
   it('runs an api process and a worker on one SQLite file: the worker is woken by the accept, a crashed worker is restarted, one SIGTERM stops all', async () => {
     const { config } = project();
-    const cli = launch(['--config', config]);
+    const cli = launch(['--config', config, '--workers', '1']);
     const { api, 'worker 1': worker } = (await cli.supervised()) as Record<string, number>;
     const url = cli.url()!;
     expect(api).not.toBe(worker);
@@ -171,7 +171,7 @@ describe('tandem start, supervised', () => {
 
   it('gives up with exit 1 when a crashed child fails again at every restart', async () => {
     const { config, broken } = project();
-    const cli = launch(['--config', config]);
+    const cli = launch(['--config', config], { TANDEM_WORKERS: '1' });
     const { 'worker 1': worker } = await cli.supervised();
     writeFileSync(broken, '');
     process.kill(worker!, 'SIGKILL');
@@ -190,7 +190,7 @@ describe('tandem start, supervised', () => {
 
   it('runs one process when the store is in memory, which a second process could not open', async () => {
     const { config } = project('sqlite::memory:');
-    const cli = launch(['--config', config]);
+    const cli = launch(['--config', config, '--workers', '1']);
     const { api, ...others } = await cli.supervised();
     expect(others).toEqual({});
     const url = cli.url()!;
@@ -200,7 +200,9 @@ describe('tandem start, supervised', () => {
   }, 120_000);
 
   it('reads --workers over TANDEM_WORKERS, only without a role, and refuses what is not a count', () => {
-    expect(parseStartArgs([], {}).workers).toBe(1);
+    // One process by default: measured faster on SQLite (docs/deploy.md).
+    expect(parseStartArgs([], {}).workers).toBeUndefined();
+    expect(parseStartArgs(['--workers', '1'], {}).workers).toBe(1);
     expect(parseStartArgs(['--workers', '3'], { TANDEM_WORKERS: '2' }).workers).toBe(3);
     expect(parseStartArgs([], { TANDEM_WORKERS: '2' }).workers).toBe(2);
     // 0: this process does all, as before supervision.

@@ -82,7 +82,7 @@ const COMMANDS: Record<string, Command> = {
 
   async start(args) {
     const options = parseStartArgs(args);
-    // Without a role: an api process and worker processes, supervised by this one.
+    // --workers N without a role: an api process and N worker processes, supervised by this one.
     if (options.workers) return supervise(args, options);
     await start(options);
     return EXIT.ok;

@@ -1,8 +1,8 @@
 /**
  * `tandem start`: its options (role, workers, ports, logging; each flag over its environment
- * variable) and the process's life, from loading the config to a graceful exit on SIGTERM. Without
- * a role, the command supervises an api process and worker processes (./supervise.ts); each of
- * them is this file again with its role.
+ * variable) and the process's life, from loading the config to a graceful exit on SIGTERM. With
+ * `--workers N` (and no role) the command supervises an api process and N worker processes
+ * (./supervise.ts), each of them this file again with its role.
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
@@ -54,10 +54,11 @@ const START_ARGS = {
 } as const;
 
 /**
- * Worker processes `tandem start` runs beside its api process when neither a role nor a number is
- * given: one, measured faster than a single process on a two-core machine (docs/deploy.md).
+ * Worker processes `tandem start` runs beside an api process when neither a role nor a number is
+ * given: none, one process doing both. On SQLite the split layout measured slower (the processes
+ * wait for each other's write lock, and each claim is a transaction of its own; docs/deploy.md).
  */
-const DEFAULT_WORKERS = 1;
+const DEFAULT_WORKERS = 0;
 
 /** Reads `tandem start`'s options, each flag over its environment variable; a wrong value throws. */
 export function parseStartArgs(args: string[], env: NodeJS.ProcessEnv = process.env): StartOptions {

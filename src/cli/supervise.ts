@@ -1,7 +1,8 @@
 /**
- * `tandem start` without a role: one api process and N worker processes on the same store, run as
- * one command, so that the HTTP side and the work each have a core (docs/deploy.md has the figures).
- * Each child is `tandem start --role …` forked with an IPC channel; this process loads no config.
+ * `tandem start --workers N`: one api process and N worker processes on the same store, run as one
+ * command, so that the HTTP side and the work each may have a core (docs/deploy.md says when that
+ * pays). Each child is `tandem start --role …` forked with an IPC channel; this process loads no
+ * config.
  *
  * - Startup: the api process first (it migrates the store), the workers once it listens. A child
  *   that fails before it ever listened fails the command with its exit code: a config error is not
