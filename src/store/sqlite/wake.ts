@@ -9,7 +9,7 @@
 import type Database from 'better-sqlite3';
 
 /** How often the version is read while someone listens: well under the engine's 1 s poll. */
-const WAKE_POLL_MS = 25;
+const WAKE_POLL_MS = 50;
 
 /** Fires its listeners when another connection has committed to the database since the last look. */
 export class CommitWatch {
