@@ -49,7 +49,13 @@ export class CommitWatch {
       this.stop();
       return;
     }
-    const version = this.version.get() as number;
+    let version: number;
+    try {
+      version = this.version.get() as number;
+    } catch {
+      // A read that failed (the file busy in recovery, a disk error) says nothing: look again next time.
+      return;
+    }
     if (version === this.seen) return;
     this.seen = version;
     for (const listener of [...this.listeners]) listener();
