@@ -24,7 +24,7 @@
  * Run: npm run bench:mixed
  *   BENCH_SECONDS (20) BENCH_CONNECTIONS (48) BENCH_WARMUP_SECONDS (2) BENCH_DRAIN_SECONDS (120, at most)
  *   BENCH_SPLIT_WORKERS (1; a list such as 1,2 measures one split layout per count)
- *   BENCH_LAYOUTS (one-process,split) BENCH_SOAK_SECONDS (0: no soak)
+ *   BENCH_LAYOUTS (one-process,split: which, in this order) BENCH_SOAK_SECONDS (0: no soak)
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -54,26 +54,25 @@ interface Layout {
   workers: number[];
 }
 
-const layouts: Layout[] = [
-  ...(LAYOUTS.includes('one-process')
-    ? [{ name: 'one-process', processes: [{ role: 'tandem-mixed', port: 4301 }], api: 4301, workers: [4301] }]
-    : []),
-  ...(LAYOUTS.includes('split')
-    ? SPLIT_WORKERS.map((n, i) => {
-        const api = 4310 + 10 * i;
-        const workers = Array.from({ length: n }, (_, k) => api + 1 + k);
-        return {
-          name: `split, 1 api + ${n} worker${n === 1 ? '' : 's'}`,
-          processes: [
-            { role: 'tandem-mixed-api', port: api },
-            ...workers.map((port) => ({ role: 'tandem-mixed-worker', port })),
-          ],
-          api,
-          workers,
-        };
-      })
-    : []),
-];
+/** The layouts in the order BENCH_LAYOUTS names them, so that runs can alternate the order. */
+const layouts: Layout[] = LAYOUTS.flatMap((name): Layout[] => {
+  if (name === 'one-process')
+    return [{ name, processes: [{ role: 'tandem-mixed', port: 4301 }], api: 4301, workers: [4301] }];
+  if (name !== 'split') throw new Error(`BENCH_LAYOUTS: unknown layout ${name}`);
+  return SPLIT_WORKERS.map((n, i) => {
+    const api = 4310 + 10 * i;
+    const workers = Array.from({ length: n }, (_, k) => api + 1 + k);
+    return {
+      name: `split, 1 api + ${n} worker${n === 1 ? '' : 's'}`,
+      processes: [
+        { role: 'tandem-mixed-api', port: api },
+        ...workers.map((port) => ({ role: 'tandem-mixed-worker', port })),
+      ],
+      api,
+      workers,
+    };
+  });
+});
 
 interface Sample {
   at: number;
