@@ -3,6 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EXIT } from '../src/cli/exit.js';
+import { main } from '../src/cli/main.js';
 import { parseStartArgs } from '../src/cli/start.js';
 import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
@@ -215,5 +217,20 @@ describe('tandem start, supervised', () => {
     expect(() => parseStartArgs(['--workers', 'many'], {})).toThrow(
       '--workers many is not a number of processes',
     );
+  });
+
+  it('tandem dev refuses --workers: it restarts one process', async () => {
+    const write = process.stderr.write;
+    let stderr = '';
+    process.stderr.write = ((chunk: string) => {
+      stderr += chunk;
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      expect(await main(['dev', '--workers', '2'])).toBe(EXIT.usage);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(stderr).toContain('tandem dev runs one process: --workers is for tandem start');
   });
 });
