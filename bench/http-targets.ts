@@ -15,6 +15,10 @@
  * - bare-202       a bare Fastify route answering 202 without storing anything
  * - tandem-mixed   bench/mixed.ts's one-process layout: an async route of 3 steps, each calling the
  *                  backend through an httpConnection, with the worker running them in-process
+ * - tandem-mixed-api     the split layout's api process: the same route, accepting only
+ * - tandem-mixed-worker  one of the split layout's worker processes: runs what the api accepted, with
+ *                  /metrics on its port (health app, as `tandem start --role worker`). Both open
+ *                  storeDir/bench-mixed.db, the api first (it migrates the store)
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -26,6 +30,7 @@ import { httpConnection } from '../src/connections/http.js';
 import { defineIntegration } from '../src/define/integration.js';
 import { Engine } from '../src/engine/engine.js';
 import { buildApp } from '../src/server/app.js';
+import { buildHealthApp } from '../src/server/health-app.js';
 import { SqliteStore } from '../src/store/sqlite/store.js';
 
 const [role, portText, backendUrl = '', storeDir = '/tmp'] = process.argv.slice(2);
@@ -46,8 +51,10 @@ async function tandem(
   worker: boolean,
   integrations: Parameters<typeof defineIntegration>[0][],
   connections: ReturnType<typeof httpConnection>[] = [],
+  split: 'api' | 'worker' | null = null,
 ) {
-  const store = new SqliteStore({ path: join(storeDir, `bench-${role}-${process.pid}.db`) });
+  const file = split ? 'bench-mixed.db' : `bench-${role}-${process.pid}.db`;
+  const store = new SqliteStore({ path: join(storeDir, file) });
   if (role === 'tandem-async-unstored') {
     store.insertInstances = async (rows) =>
       rows.map((row) => ({ id: row.id, created: true, status: row.status, inputHash: row.inputHash }));
@@ -57,9 +64,15 @@ async function tandem(
     store,
     logger,
     worker,
+    ...(split === 'api' ? { scheduler: false } : {}),
     connections,
   });
   engine.start();
+  if (split === 'worker') {
+    const health = await buildHealthApp({ engine });
+    await health.listen({ port, host: '127.0.0.1' });
+    return;
+  }
   // API-only accepts pile up (nothing drains them): lift the 429 limit so every request is an accept.
   const app = await buildApp({ engine, adminToken: null, logger, maxQueueDepth: Number.MAX_SAFE_INTEGER });
   await app.listen({ port, host: '127.0.0.1' });
@@ -118,10 +131,13 @@ async function main() {
         { id: 'place-order', mode: 'async', route: 'POST /orders', input: order, handler: async () => 'ok' },
       ]);
       break;
-    case 'tandem-mixed': {
+    case 'tandem-mixed':
+    case 'tandem-mixed-api':
+    case 'tandem-mixed-worker': {
       const app = httpConnection('app', { baseUrl: backendUrl });
+      const split = role === 'tandem-mixed-api' ? 'api' : role === 'tandem-mixed-worker' ? 'worker' : null;
       await tandem(
-        true,
+        split !== 'api',
         [
           {
             id: 'place-order',
@@ -137,6 +153,7 @@ async function main() {
           },
         ],
         [app],
+        split,
       );
       break;
     }

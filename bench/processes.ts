@@ -39,9 +39,20 @@ export function stop(child: ChildProcess | undefined): Promise<void> {
   });
 }
 
-/** One autocannon run against `url` (POSTing ORDER when `post`); resolves with its JSON result. */
-export function load(url: string, post: boolean, connections: number, seconds: number): Promise<any> {
+/**
+ * One autocannon run against `url` (POSTing ORDER when `post`); resolves with its JSON result.
+ * `rate`: requests per second over all connections (autocannon's overall rate), else as fast as
+ * they answer.
+ */
+export function load(
+  url: string,
+  post: boolean,
+  connections: number,
+  seconds: number,
+  rate?: number,
+): Promise<any> {
   const args = [AUTOCANNON, '-j', '-c', String(connections), '-d', String(seconds)];
+  if (rate !== undefined) args.push('-R', String(Math.max(1, Math.round(rate))));
   if (post) args.push('-m', 'POST', '-H', 'content-type=application/json', '-b', ORDER);
   args.push(url);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -70,6 +81,16 @@ export function cpuUsOf(pid: number | undefined): number {
 export function peakRssMbOf(pid: number | undefined): number {
   try {
     const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
+    return Number(kb) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A process's resident set now (VmRSS), in MB; NaN where /proc is not there. */
+export function rssMbOf(pid: number | undefined): number {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
     return Number(kb) / 1024;
   } catch {
     return Number.NaN;

@@ -57,7 +57,9 @@ export async function dev(args: string[]): Promise<number> {
   const run = () => {
     const started = spawn(process.execPath, [bin, 'start', ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, TANDEM_DEV_CHILD: '1' },
+      // One process: a restart on each change is what dev is for, and the files it watches are
+      // reported by the process that loads the config.
+      env: { ...process.env, TANDEM_DEV_CHILD: '1', TANDEM_WORKERS: '0' },
     });
     child = started;
     started.on('message', (message: DevMessage) => {

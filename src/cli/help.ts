@@ -46,14 +46,20 @@ those files exists (an existing package.json only gains what it lacks).
 Options:
   -h, --help        Show this help
 `,
-  start: `Usage: tandem start [--port <n>] [--host <host>] [--config <path>]
+  start: `Usage: tandem start [--port <n>] [--host <host>] [--config <path>] [--workers <n>]
 
 Runs the engine and the HTTP server in one process. SIGTERM or Ctrl-C stops accepting, lets
 in-flight requests and running attempts finish, releases the rest and exits 0.
 
+With --workers <n>, runs one api process (HTTP) and n worker processes on the same store instead,
+supervised as one command: one Ctrl-C stops all, a crashed process is restarted, their logs are
+merged. With --role api|worker, this process is that one role (docs/deploy.md).
+
 Options:
   --port <n>        Port to listen on (TANDEM_PORT, default 3000; 0 picks a free one)
   --host <host>     Address to listen on (TANDEM_HOST, default 0.0.0.0)
+  --workers <n>     Worker processes beside an api process (TANDEM_WORKERS, default 0: one process)
+  --role <role>     all, api or worker: this process only, unsupervised (TANDEM_ROLE)
 ${CONFIG}
   -h, --help        Show this help
 `,

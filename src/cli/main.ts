@@ -16,6 +16,7 @@ import { engineOptionsOf, loadConfig } from './load-config.js';
 import { adviseCommand, decideCommand, eventsCommand, instancesCommand } from './remote.js';
 import { type RunCommandOptions, runCommand } from './run.js';
 import { parseStartArgs, start } from './start.js';
+import { supervise } from './supervise.js';
 
 /**
  * `tandem run` in this process: the config's engine (and store) runs the instance and its children
@@ -80,13 +81,18 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async start(args) {
-    await start(parseStartArgs(args));
+    const options = parseStartArgs(args);
+    // --workers N without a role: an api process and N worker processes, supervised by this one.
+    if (options.workers) return supervise(args, options);
+    await start(options);
     return EXIT.ok;
   },
 
   async dev(args) {
     // Checked here, so that a wrong option is refused before the watcher starts.
     parseStartArgs(args);
+    if (args.some((arg) => arg === '--workers' || arg.startsWith('--workers=')))
+      throw new UsageError('tandem dev runs one process: --workers is for tandem start');
     return dev(args);
   },
 

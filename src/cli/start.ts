@@ -1,6 +1,8 @@
 /**
- * `tandem start`: its options (role, ports, logging; each flag over its environment variable) and
- * the process's life, from loading the config to a graceful exit on SIGTERM.
+ * `tandem start`: its options (role, workers, ports, logging; each flag over its environment
+ * variable) and the process's life, from loading the config to a graceful exit on SIGTERM. With
+ * `--workers N` (and no role) the command supervises an api process and N worker processes
+ * (./supervise.ts), each of them this file again with its role.
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
@@ -26,6 +28,11 @@ export interface StartOptions {
   config?: string;
   /** Default `all`. */
   role?: Role;
+  /**
+   * Worker processes beside one api process, supervised by this one (./supervise.ts); 0 (or
+   * absent): this process does the role itself. Only without an explicit role.
+   */
+  workers?: number;
   /** A worker's /healthz and /metrics port; default `port`. */
   healthPort?: number;
   /** Default `info`. */
@@ -40,15 +47,31 @@ const START_ARGS = {
   host: { type: 'string' },
   config: { type: 'string' },
   role: { type: 'string' },
+  workers: { type: 'string' },
   'health-port': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
 } as const;
 
+/**
+ * Worker processes `tandem start` runs beside an api process when neither a role nor a number is
+ * given: none, one process doing both. On SQLite the split layout measured slower (the processes
+ * wait for each other's write lock, and each claim is a transaction of its own; docs/deploy.md).
+ */
+const DEFAULT_WORKERS = 0;
+
 /** Reads `tandem start`'s options, each flag over its environment variable; a wrong value throws. */
 export function parseStartArgs(args: string[], env: NodeJS.ProcessEnv = process.env): StartOptions {
   const { values } = parseArgs({ args, options: START_ARGS, strict: true });
-  const roleText = values.role ?? env.TANDEM_ROLE ?? 'all';
+  const explicitRole = values.role ?? env.TANDEM_ROLE;
+  if (values.workers !== undefined && explicitRole !== undefined) {
+    throw new UsageError(
+      `--workers is for a supervised start: with --role ${explicitRole}, this process is that one role`,
+    );
+  }
+  const workersText = explicitRole === undefined ? (values.workers ?? env.TANDEM_WORKERS) : undefined;
+  const workers = workersText === undefined ? DEFAULT_WORKERS : countOf(workersText, '--workers');
+  const roleText = explicitRole ?? 'all';
   if (!(ROLES as readonly string[]).includes(roleText)) {
     throw new UsageError(`--role ${roleText} is not a role: use all, api or worker`);
   }
@@ -64,6 +87,7 @@ export function parseStartArgs(args: string[], env: NodeJS.ProcessEnv = process.
     host: values.host ?? env.TANDEM_HOST ?? '0.0.0.0',
     ...(values.config === undefined ? {} : { config: values.config }),
     role,
+    ...(explicitRole === undefined && workers > 0 ? { workers } : {}),
     ...(healthText === undefined ? {} : { healthPort: portOf(healthText, '--health-port') }),
     logLevel: asUsage(() =>
       checkLogLevel(values['log-level'] ?? env.TANDEM_LOG_LEVEL ?? 'info', '--log-level'),
@@ -83,6 +107,11 @@ function asUsage<T>(check: () => T): T {
   }
 }
 
+function countOf(text: string, flag: string): number {
+  if (!/^\d{1,3}$/.test(text)) throw new UsageError(`${flag} ${text} is not a number of processes`);
+  return Number(text);
+}
+
 function portOf(text: string, flag: string): number {
   const port = Number(text);
   if (!/^\d{1,5}$/.test(text) || port > 65_535) throw new UsageError(`${flag} ${text} is not a port number`);
@@ -100,9 +129,14 @@ const ENGINE_GRACE_MS = 10_000;
  * rest, so that another process takes them over at once.
  */
 export async function start(options: StartOptions): Promise<void> {
-  const role = options.role ?? 'all';
-  const logger = createLogger({ level: options.logLevel ?? 'info', format: options.logFormat ?? 'json' });
+  const supervisor = supervisorChannel();
   const config = await loadConfig(options.config);
+  // A store only this process can open (SQLite in memory) cannot be split: the api does all.
+  const unshared = (config.store ?? process.env.TANDEM_STORE_URL) === 'sqlite::memory:';
+  const role = supervisor && unshared && options.role === 'api' ? 'all' : (options.role ?? 'all');
+  const base = createLogger({ level: options.logLevel ?? 'info', format: options.logFormat ?? 'json' });
+  // Under a supervisor the lines of every process go out merged: each says whose it is.
+  const logger = supervisor ? base.child({ role }) : base;
   const engine = await Engine.create({
     ...engineOptionsOf(config),
     ...(role === 'api' ? { worker: false, scheduler: false } : {}),
@@ -122,7 +156,12 @@ export async function start(options: StartOptions): Promise<void> {
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   logger.info(
-    { role, port: bound, host: options.host, integrations: config.integrations.length },
+    {
+      ...(supervisor ? {} : { role }),
+      port: bound,
+      host: options.host,
+      integrations: config.integrations.length,
+    },
     'tandem listening',
   );
   if (role === 'worker') {
@@ -158,6 +197,39 @@ export async function start(options: StartOptions): Promise<void> {
   };
   process.once('SIGTERM', (signal) => void stop(signal));
   process.once('SIGINT', (signal) => void stop(signal));
+  if (supervisor) {
+    // A supervisor that is gone (SIGKILLed) leaves no orphan: stop at once, as a crash would,
+    // releasing the leases held (the store recovers any that are not) and exiting non-zero.
+    process.once('disconnect', () => {
+      setTimeout(() => process.exit(1), 2_000).unref();
+      process.stdout.on('error', () => {});
+      process.stderr.on('error', () => {});
+      void engine
+        .stop(0)
+        .catch(() => {})
+        .finally(() => process.exit(1));
+    });
+    supervisor({ type: 'tandem:ready', role, pid: process.pid, port: bound, shared: !unshared });
+  }
+}
+
+/** What a child of a supervised `tandem start` tells its supervisor once it listens. */
+export interface ReadyMessage {
+  type: 'tandem:ready';
+  role: Role;
+  pid: number;
+  port: number;
+  /** False when the store cannot be shared between processes: the api process does all. */
+  shared: boolean;
+}
+
+/** The channel to a supervising `tandem start` (./supervise.ts), when this process has one. */
+function supervisorChannel(): ((message: ReadyMessage) => void) | null {
+  if (process.env.TANDEM_SUPERVISED !== '1' || !process.send || !process.connected) return null;
+  const send = process.send.bind(process);
+  return (message) => {
+    if (process.connected) send(message, () => {});
+  };
 }
 
 /** Where a browser on this machine reaches a server listening on every address. */

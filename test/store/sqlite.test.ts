@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
 import { tempDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
 import { newRow, storeContract } from './contract.js';
 
 const dir = tempDir('tandem-sqlite-');
@@ -43,5 +44,30 @@ describe('SqliteStore', () => {
     await relaxed.insertInstances([newRow()], { flush: false });
     expect(relaxed.db.pragma('synchronous', { simple: true })).toBe(0);
     await relaxed.close();
+  });
+
+  it("wakes its listeners on another connection's commit to the same file, not on its own, and stops when none listens", async () => {
+    const path = join(dir.path, 'wake.db');
+    const worker = new SqliteStore({ path });
+    const api = new SqliteStore({ path });
+    let wakes = 0;
+    const unsubscribe = worker.onWake(() => wakes++);
+    await api.insertInstances([newRow()]);
+    await waitFor(() => wakes === 1, "the other connection's commit to wake the listener");
+    // Its own commits wake nothing: the engine that made them knows.
+    await worker.insertInstances([newRow()]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(wakes).toBe(1);
+    unsubscribe();
+    await api.insertInstances([newRow()]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(wakes).toBe(1);
+    // A new listener counts from now, not from the commits it missed.
+    worker.onWake(() => wakes++);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(wakes).toBe(1);
+    await api.insertInstances([newRow()]);
+    await waitFor(() => wakes === 2, 'the next commit to wake the new listener');
+    await Promise.all([worker.close(), api.close()]);
   });
 });

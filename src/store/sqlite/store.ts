@@ -62,6 +62,7 @@ import * as reads from './reads.js';
 import * as schedules from './schedules.js';
 import { migrate, prepareStatements, type Sqlite, type Statements } from './statements.js';
 import * as waits from './waits.js';
+import { CommitWatch } from './wake.js';
 
 export interface SqliteStoreOptions {
   /** File path, or `:memory:`. */
@@ -104,6 +105,8 @@ export class SqliteStore implements Store {
   /** The connection and its statements, as the store's other parts take them. */
   private readonly sql: Sqlite;
   private readonly synchronous: NonNullable<SqliteStoreOptions['synchronous']>;
+  /** Commits of other processes on the same file (none for `:memory:`, which no one else opens). */
+  private readonly commits: CommitWatch | null;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -120,6 +123,7 @@ export class SqliteStore implements Store {
     migrate(this.db);
     this.stmt = prepareStatements(this.db);
     this.sql = { db: this.db, stmt: this.stmt };
+    this.commits = this.db.memory ? null : new CommitWatch(this.db);
   }
 
   private open(): void {
@@ -605,9 +609,14 @@ export class SqliteStore implements Store {
     return waits.purgeEvents(this.sql, receivedBefore, limit);
   }
 
+  onWake(listener: () => void): () => void {
+    return this.commits?.subscribe(listener) ?? (() => {});
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.commits?.stop();
     this.db.close();
   }
 }
