@@ -144,48 +144,59 @@ export class SqliteStore implements Store {
     return insertRows(this.sql, rows);
   }
 
+  // Every transaction that writes begins IMMEDIATE: it takes the write lock before its first read.
+  // A deferred one that read first and then met another process's commit could not wait for the
+  // lock (its snapshot is stale) and failed with SQLITE_BUSY at once; an immediate one waits in
+  // the busy handler like any write. One process alone sees no difference.
   async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
     this.open();
     if (request.limit <= 0 || request.integrationIds.length === 0) return [];
-    return this.db.transaction(() => {
-      const ids = JSON.stringify(request.integrationIds);
-      const expired = this.stmt.expiredLeases.all(request.now, ids, request.limit) as {
-        seq: number;
-      }[];
-      const due = expired.length < request.limit ? this.due(request, request.limit - expired.length) : [];
-      // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
-      // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
-      const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
-      const claimed: ClaimedInstance[] = [];
-      const batchToken = randomUUID();
-      for (const [list, takenOver] of [
-        [expired, true],
-        [due, false],
-      ] as const) {
-        if (list.length === 0) continue;
-        const seqs = JSON.stringify(list.map((r) => r.seq));
-        if (takenOver) this.stmt.leaseExpiredEvents.run({ seqs, now: request.now });
-        // One statement for the whole batch; each claim token is the batch token plus the row's seq.
-        const rows = (takenOver ? this.stmt.takeOverMany : this.stmt.claimMany).all({
-          seqs,
-          token: batchToken,
-          owner: request.owner,
-          lease_until: request.now + request.leaseMs,
-          now: request.now,
-        }) as WorkRow[];
-        this.stmt.startedEvents.run({ seqs, now: request.now });
-        rows.sort((a, b) => Number(a.seq) - Number(b.seq));
-        for (const row of rows) {
-          const instance = workFromRow(row);
-          const fresh = !(takenOver || instance.attempt > 1 || instance.run > 1 || resumed.has(instance.seq));
-          const steps = fresh
-            ? []
-            : (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow);
-          claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver, fresh });
+    return this.db
+      .transaction(() => {
+        const ids = JSON.stringify(request.integrationIds);
+        const expired = this.stmt.expiredLeases.all(request.now, ids, request.limit) as {
+          seq: number;
+        }[];
+        const due = expired.length < request.limit ? this.due(request, request.limit - expired.length) : [];
+        // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
+        // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
+        const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
+        const claimed: ClaimedInstance[] = [];
+        const batchToken = randomUUID();
+        for (const [list, takenOver] of [
+          [expired, true],
+          [due, false],
+        ] as const) {
+          if (list.length === 0) continue;
+          const seqs = JSON.stringify(list.map((r) => r.seq));
+          if (takenOver) this.stmt.leaseExpiredEvents.run({ seqs, now: request.now });
+          // One statement for the whole batch; each claim token is the batch token plus the row's seq.
+          const rows = (takenOver ? this.stmt.takeOverMany : this.stmt.claimMany).all({
+            seqs,
+            token: batchToken,
+            owner: request.owner,
+            lease_until: request.now + request.leaseMs,
+            now: request.now,
+          }) as WorkRow[];
+          this.stmt.startedEvents.run({ seqs, now: request.now });
+          rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+          for (const row of rows) {
+            const instance = workFromRow(row);
+            const fresh = !(
+              takenOver ||
+              instance.attempt > 1 ||
+              instance.run > 1 ||
+              resumed.has(instance.seq)
+            );
+            const steps = fresh
+              ? []
+              : (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow);
+            claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver, fresh });
+          }
         }
-      }
-      return claimed;
-    })();
+        return claimed;
+      })
+      .immediate();
   }
 
   /**
@@ -206,103 +217,109 @@ export class SqliteStore implements Store {
 
   async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
     this.open();
-    return this.db.transaction(() => {
-      const lost: string[] = [];
-      // One parameter object for every lease of the call.
-      const params = { lease_until: leaseUntil, seq: 0, token: '' };
-      for (const lease of leases) {
-        params.seq = seqOfToken(lease.claimToken);
-        params.token = lease.claimToken;
-        const result = this.stmt.extendLease.run(params);
-        if (result.changes === 0) lost.push(lease.instanceId);
-      }
-      return lost;
-    })();
+    return this.db
+      .transaction(() => {
+        const lost: string[] = [];
+        // One parameter object for every lease of the call.
+        const params = { lease_until: leaseUntil, seq: 0, token: '' };
+        for (const lease of leases) {
+          params.seq = seqOfToken(lease.claimToken);
+          params.token = lease.claimToken;
+          const result = this.stmt.extendLease.run(params);
+          if (result.changes === 0) lost.push(lease.instanceId);
+        }
+        return lost;
+      })
+      .immediate();
   }
 
   async releaseLeases(leases: Lease[], now: number): Promise<void> {
     this.open();
-    this.db.transaction(() => {
-      for (const lease of leases)
-        this.stmt.releaseLease.run({ now, seq: seqOfToken(lease.claimToken), token: lease.claimToken });
-    })();
+    this.db
+      .transaction(() => {
+        for (const lease of leases)
+          this.stmt.releaseLease.run({ now, seq: seqOfToken(lease.claimToken), token: lease.claimToken });
+      })
+      .immediate();
   }
 
   async commit(batch: WorkBatch): Promise<WorkBatchResult> {
     this.open();
-    return this.db.transaction(() => {
-      const lost = new Set<string>();
-      const held = new Set<string>();
-      const holds = (lease: Lease) => {
-        if (held.has(lease.instanceId)) return true;
-        if (lost.has(lease.instanceId)) return false;
-        const row = this.stmt.claimTokenOf.get(seqOfToken(lease.claimToken)) as
-          | { claim_token: string | null }
-          | undefined;
-        if (row?.claim_token === lease.claimToken) held.add(lease.instanceId);
-        else lost.add(lease.instanceId);
-        return held.has(lease.instanceId);
-      };
-      // An attempt's final state first: its UPDATE, guarded by the claim token, also says whether
-      // the lease is held, so the step rows of the same attempt need no look-up of their own. Rows
-      // and events are written below in the attempt's order; one transaction makes the order of
-      // statements inside it invisible.
-      const finished = new Set<string>();
-      for (const finish of batch.finishes) {
-        if (finish.outcome.kind === 'wait' || lost.has(finish.instanceId)) continue;
-        if (this.finishState(finish)) {
-          held.add(finish.instanceId);
-          finished.add(finish.instanceId);
-        } else {
-          lost.add(finish.instanceId);
+    return this.db
+      .transaction(() => {
+        const lost = new Set<string>();
+        const held = new Set<string>();
+        const holds = (lease: Lease) => {
+          if (held.has(lease.instanceId)) return true;
+          if (lost.has(lease.instanceId)) return false;
+          const row = this.stmt.claimTokenOf.get(seqOfToken(lease.claimToken)) as
+            | { claim_token: string | null }
+            | undefined;
+          if (row?.claim_token === lease.claimToken) held.add(lease.instanceId);
+          else lost.add(lease.instanceId);
+          return held.has(lease.instanceId);
+        };
+        // An attempt's final state first: its UPDATE, guarded by the claim token, also says whether
+        // the lease is held, so the step rows of the same attempt need no look-up of their own. Rows
+        // and events are written below in the attempt's order; one transaction makes the order of
+        // statements inside it invisible.
+        const finished = new Set<string>();
+        for (const finish of batch.finishes) {
+          if (finish.outcome.kind === 'wait' || lost.has(finish.instanceId)) continue;
+          if (this.finishState(finish)) {
+            held.add(finish.instanceId);
+            finished.add(finish.instanceId);
+          } else {
+            lost.add(finish.instanceId);
+          }
         }
-      }
-      // One row per instance for its events of this commit (see EventGroups).
-      const events = new EventGroups();
-      for (const event of batch.events) events.add(event);
-      for (const write of batch.steps) {
-        if (!holds(write)) continue;
-        const { step } = write;
-        this.stmt.upsertStep.run({
-          instance_id: step.instanceId,
-          run: step.run,
-          name: step.name,
-          position: step.position,
-          status: step.status,
-          output: write.outputJson,
-          error: step.error ? JSON.stringify(step.error) : null,
-          attempt: step.attempt,
-          started_at: step.startedAt,
-          finished_at: step.finishedAt,
-        });
-        for (const event of write.events) events.add(event);
-      }
-      for (const finish of batch.finishes) {
-        if (lost.has(finish.instanceId)) continue;
-        const { outcome } = finish;
-        if (outcome.kind === 'wait') {
-          // Its statements (arm, take a kept event, wake) run only for a wait finish. They write
-          // events of their own: the events collected so far go first.
-          events.write(this.sql);
-          if (waits.finishWait(this.sql, finish, outcome.wait)) held.delete(finish.instanceId);
-          else lost.add(finish.instanceId);
-          continue;
+        // One row per instance for its events of this commit (see EventGroups).
+        const events = new EventGroups();
+        for (const event of batch.events) events.add(event);
+        for (const write of batch.steps) {
+          if (!holds(write)) continue;
+          const { step } = write;
+          this.stmt.upsertStep.run({
+            instance_id: step.instanceId,
+            run: step.run,
+            name: step.name,
+            position: step.position,
+            status: step.status,
+            output: write.outputJson,
+            error: step.error ? JSON.stringify(step.error) : null,
+            attempt: step.attempt,
+            started_at: step.startedAt,
+            finished_at: step.finishedAt,
+          });
+          for (const event of write.events) events.add(event);
         }
-        if (!finished.delete(finish.instanceId)) continue;
-        held.delete(finish.instanceId);
-        if (outcome.kind === 'succeeded' && finish.parameters) {
-          schedules.mergeParameters(
-            this.sql,
-            finish.parameters.integrationId,
-            finish.parameters.patchJson,
-            finish.now,
-          );
+        for (const finish of batch.finishes) {
+          if (lost.has(finish.instanceId)) continue;
+          const { outcome } = finish;
+          if (outcome.kind === 'wait') {
+            // Its statements (arm, take a kept event, wake) run only for a wait finish. They write
+            // events of their own: the events collected so far go first.
+            events.write(this.sql);
+            if (waits.finishWait(this.sql, finish, outcome.wait)) held.delete(finish.instanceId);
+            else lost.add(finish.instanceId);
+            continue;
+          }
+          if (!finished.delete(finish.instanceId)) continue;
+          held.delete(finish.instanceId);
+          if (outcome.kind === 'succeeded' && finish.parameters) {
+            schedules.mergeParameters(
+              this.sql,
+              finish.parameters.integrationId,
+              finish.parameters.patchJson,
+              finish.now,
+            );
+          }
+          for (const event of finish.events) events.add(event);
         }
-        for (const event of finish.events) events.add(event);
-      }
-      events.write(this.sql);
-      return { lost: [...lost] };
-    })();
+        events.write(this.sql);
+        return { lost: [...lost] };
+      })
+      .immediate();
   }
 
   /** A finish's UPDATE, guarded by the claim token itself: false when no row changed (the lease was lost). */
@@ -331,80 +348,84 @@ export class SqliteStore implements Store {
 
   async rerun(request: RerunRequest): Promise<TransitionOutcome[]> {
     this.open();
-    return this.db.transaction(() => {
-      const rows = request.ids
-        ? request.ids.map(
-            (id) => (this.stmt.byId.get(id) as InstanceRow | undefined) ?? ({ id, missing: true } as const),
-          )
-        : reads.selectRows(this.sql, { ...request.filter }, RERUNNABLE);
-      return rows.map((row): TransitionOutcome => {
-        if ('missing' in row) return { id: row.id, outcome: 'not-found' };
-        const status = row.status as Instance['status'];
-        if (!allows(TRANSITIONS.rerun, row)) {
-          return { id: row.id, outcome: 'invalid-state', status };
-        }
-        const current = currentRunFromRow(row);
-        this.stmt.archiveRun.run({
-          instance_id: row.id,
-          run: row.run,
-          run_from: current.from,
-          status: current.status,
-          input: row.input,
-          output: row.output,
-          error: row.error,
-          started_at: current.startedAt,
-          finished_at: current.finishedAt,
+    return this.db
+      .transaction(() => {
+        const rows = request.ids
+          ? request.ids.map(
+              (id) => (this.stmt.byId.get(id) as InstanceRow | undefined) ?? ({ id, missing: true } as const),
+            )
+          : reads.selectRows(this.sql, { ...request.filter }, RERUNNABLE);
+        return rows.map((row): TransitionOutcome => {
+          if ('missing' in row) return { id: row.id, outcome: 'not-found' };
+          const status = row.status as Instance['status'];
+          if (!allows(TRANSITIONS.rerun, row)) {
+            return { id: row.id, outcome: 'invalid-state', status };
+          }
+          const current = currentRunFromRow(row);
+          this.stmt.archiveRun.run({
+            instance_id: row.id,
+            run: row.run,
+            run_from: current.from,
+            status: current.status,
+            input: row.input,
+            output: row.output,
+            error: row.error,
+            started_at: current.startedAt,
+            finished_at: current.finishedAt,
+          });
+          const next = row.run + 1;
+          if (request.from === 'failed-step') this.stmt.seedSteps.run(next, row.id, row.run);
+          this.stmt.startRun.run({
+            id: row.id,
+            run: next,
+            run_from: request.from,
+            input: request.inputJson ?? row.input,
+            version:
+              request.from === 'start' &&
+              request.versions &&
+              Object.hasOwn(request.versions, row.integration_id)
+                ? request.versions[row.integration_id]
+                : row.version,
+            now: request.now,
+          });
+          insertEvent(
+            this.sql,
+            activity(
+              'rerun',
+              { instanceId: row.id, integrationId: row.integration_id, run: next, at: request.now },
+              { from: request.from, previousStatus: status, inputReplaced: request.inputJson !== undefined },
+            ),
+          );
+          return { id: row.id, outcome: 'done', run: next };
         });
-        const next = row.run + 1;
-        if (request.from === 'failed-step') this.stmt.seedSteps.run(next, row.id, row.run);
-        this.stmt.startRun.run({
-          id: row.id,
-          run: next,
-          run_from: request.from,
-          input: request.inputJson ?? row.input,
-          version:
-            request.from === 'start' &&
-            request.versions &&
-            Object.hasOwn(request.versions, row.integration_id)
-              ? request.versions[row.integration_id]
-              : row.version,
-          now: request.now,
-        });
-        insertEvent(
-          this.sql,
-          activity(
-            'rerun',
-            { instanceId: row.id, integrationId: row.integration_id, run: next, at: request.now },
-            { from: request.from, previousStatus: status, inputReplaced: request.inputJson !== undefined },
-          ),
-        );
-        return { id: row.id, outcome: 'done', run: next };
-      });
-    })();
+      })
+      .immediate();
   }
 
   async cancel(ids: string[], now: number): Promise<TransitionOutcome[]> {
     this.open();
-    return this.db.transaction(() =>
-      ids.map((id): TransitionOutcome => {
-        const row = this.stmt.byId.get(id) as InstanceRow | undefined;
-        if (!row) return { id, outcome: 'not-found' };
-        const status = row.status as Instance['status'];
-        if (!allows(TRANSITIONS.cancel, row)) {
-          return { id, outcome: 'invalid-state', status };
-        }
-        this.stmt.cancelOne.run({ now, id });
-        insertEvent(
-          this.sql,
-          activity(
-            'cancelled',
-            { instanceId: id, integrationId: row.integration_id, run: row.run, at: now },
-            { previousStatus: status },
-          ),
-        );
-        return { id, outcome: 'done', run: row.run };
-      }),
-    )();
+    return this.db
+      .transaction(() =>
+        ids.map((id): TransitionOutcome => {
+          const row = this.stmt.byId.get(id) as InstanceRow | undefined;
+          if (!row) return { id, outcome: 'not-found' };
+          const status = row.status as Instance['status'];
+          if (!allows(TRANSITIONS.cancel, row)) {
+            return { id, outcome: 'invalid-state', status };
+          }
+          this.stmt.cancelOne.run({ now, id });
+          insertEvent(
+            this.sql,
+            activity(
+              'cancelled',
+              { instanceId: id, integrationId: row.integration_id, run: row.run, at: now },
+              { previousStatus: status },
+            ),
+          );
+          return { id, outcome: 'done', run: row.run };
+        }),
+      )
+      .immediate();
   }
 
   async acknowledge(request: AcknowledgeRequest): Promise<TransitionOutcome[]> {
@@ -412,52 +433,56 @@ export class SqliteStore implements Store {
     const set = this.db.prepare(
       'UPDATE instances SET acknowledged_at = @at, acknowledged_note = @note WHERE id = @id',
     );
-    return this.db.transaction(() =>
-      request.ids.map((id): TransitionOutcome => {
-        const row = this.stmt.byId.get(id) as InstanceRow | undefined;
-        if (!row) return { id, outcome: 'not-found' };
-        if (row.status !== 'failed')
-          return { id, outcome: 'invalid-state', status: row.status as Instance['status'] };
-        if ((row.acknowledged_at != null) !== request.acknowledged) {
-          set.run({
-            id,
-            at: request.acknowledged ? request.now : null,
-            note: request.acknowledged ? request.note : null,
-          });
-          const head = { instanceId: id, integrationId: row.integration_id, run: row.run, at: request.now };
-          insertEvent(
-            this.sql,
-            request.acknowledged
-              ? activity('acknowledged', head, { note: request.note })
-              : activity('unacknowledged', head, { acknowledgedAt: Number(row.acknowledged_at) }),
-          );
-        }
-        return { id, outcome: 'done', run: row.run };
-      }),
-    )();
+    return this.db
+      .transaction(() =>
+        request.ids.map((id): TransitionOutcome => {
+          const row = this.stmt.byId.get(id) as InstanceRow | undefined;
+          if (!row) return { id, outcome: 'not-found' };
+          if (row.status !== 'failed')
+            return { id, outcome: 'invalid-state', status: row.status as Instance['status'] };
+          if ((row.acknowledged_at != null) !== request.acknowledged) {
+            set.run({
+              id,
+              at: request.acknowledged ? request.now : null,
+              note: request.acknowledged ? request.note : null,
+            });
+            const head = { instanceId: id, integrationId: row.integration_id, run: row.run, at: request.now };
+            insertEvent(
+              this.sql,
+              request.acknowledged
+                ? activity('acknowledged', head, { note: request.note })
+                : activity('unacknowledged', head, { acknowledgedAt: Number(row.acknowledged_at) }),
+            );
+          }
+          return { id, outcome: 'done', run: row.run };
+        }),
+      )
+      .immediate();
   }
 
   async purge(request: PurgeRequest): Promise<number> {
     this.open();
-    return this.db.transaction(() => {
-      const ids = (
-        this.db.prepare(PURGEABLE_IDS).all({
-          finished: request.finishedBefore,
-          failed_sync: request.failedSyncBefore ?? null,
-          failed: request.failedBefore ?? null,
-          limit: request.limit,
-        }) as { id: string }[]
-      ).map((r) => r.id);
-      if (ids.length === 0) return 0;
-      const list = JSON.stringify(ids);
-      for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens']) {
-        this.db
-          .prepare(`DELETE FROM ${table} WHERE instance_id IN (SELECT value FROM json_each(?))`)
-          .run(list);
-      }
-      return this.db.prepare('DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?))').run(list)
-        .changes;
-    })();
+    return this.db
+      .transaction(() => {
+        const ids = (
+          this.db.prepare(PURGEABLE_IDS).all({
+            finished: request.finishedBefore,
+            failed_sync: request.failedSyncBefore ?? null,
+            failed: request.failedBefore ?? null,
+            limit: request.limit,
+          }) as { id: string }[]
+        ).map((r) => r.id);
+        if (ids.length === 0) return 0;
+        const list = JSON.stringify(ids);
+        for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens']) {
+          this.db
+            .prepare(`DELETE FROM ${table} WHERE instance_id IN (SELECT value FROM json_each(?))`)
+            .run(list);
+        }
+        return this.db.prepare('DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?))').run(list)
+          .changes;
+      })
+      .immediate();
   }
 
   async ping(): Promise<void> {
