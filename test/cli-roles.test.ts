@@ -1,16 +1,16 @@
 import './support/provided.js';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { parseStartArgs } from '../src/cli/start.js';
 import { PostgresStore } from '../src/store/postgres/store.js';
+import { spawnCli } from './support/cli.js';
 import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
 import { readEffects } from './support/worker-process.js';
 
-const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
 const INDEX = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 
 const running: ChildProcess[] = [];
@@ -22,19 +22,10 @@ afterEach(async () => {
 
 /** `tandem start` as a child process, with its output and its first line that names a URL. */
 function launch(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, 'start', '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, TANDEM_CLI_SOURCE: '1', TANDEM_ADMIN_TOKEN: '', TANDEM_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { child, output, exited } = spawnCli(['start', '--host', '127.0.0.1', ...args], running, {
+    TANDEM_ADMIN_TOKEN: '',
+    ...env,
   });
-  running.push(child);
-  const output = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (chunk) => {
-    output.stdout += chunk;
-  });
-  child.stderr!.on('data', (chunk) => {
-    output.stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = waitFor(
     () => {
       if (child.exitCode !== null) throw new Error(`tandem start exited: ${output.stderr}`);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,10 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
 import { main } from '../src/cli/main.js';
 import { parseStartArgs } from '../src/cli/start.js';
+import { spawnCli } from './support/cli.js';
 import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
 
-const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
 const INDEX = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 
 const running: ChildProcess[] = [];
@@ -59,19 +59,14 @@ export default defineConfig({
 
 /** `tandem start` (supervising unless told otherwise) with its output. */
 function launch(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [BIN, 'start', '--host', '127.0.0.1', '--port', '0', ...args], {
-    env: { ...process.env, TANDEM_CLI_SOURCE: '1', TANDEM_ADMIN_TOKEN: '', TANDEM_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  const output = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (chunk) => {
-    output.stdout += chunk;
-  });
-  child.stderr!.on('data', (chunk) => {
-    output.stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const { child, output, exited } = spawnCli(
+    ['start', '--host', '127.0.0.1', '--port', '0', ...args],
+    running,
+    {
+      TANDEM_ADMIN_TOKEN: '',
+      ...env,
+    },
+  );
   const lines = () =>
     output.stdout
       .split('\n')

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -7,10 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
 import { HELP, USAGE } from '../src/cli/help.js';
 import { COMMAND_NAMES, main } from '../src/cli/main.js';
+import { spawnCli } from './support/cli.js';
 import { tempDir } from './support/tmp.js';
 import { waitFor } from './support/wait.js';
 
-const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
 const INDEX = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 
 const running: ChildProcess[] = [];
@@ -61,20 +61,7 @@ export default defineConfig({ store: 'sqlite:' + ${JSON.stringify(join(dir, 'tan
 }
 
 function launch(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, TANDEM_CLI_SOURCE: '1', TANDEM_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  const output = { stdout: '', stderr: '' };
-  child.stdout!.on('data', (chunk) => {
-    output.stdout += chunk;
-  });
-  child.stderr!.on('data', (chunk) => {
-    output.stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output, exited };
+  return spawnCli(args, running);
 }
 
 describe('tandem start', () => {
