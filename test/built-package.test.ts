@@ -32,7 +32,15 @@ describe('the built package', () => {
       ],
       {
         cwd: root,
-        env: { ...env, TANDEM_CLI_SOURCE: '0', NO_COLOR: '1', FORCE_COLOR: '0' },
+        // TANDEM_KEEP_SCREENSHOTS: the nested run's global setup would empty the browser tests'
+        // screenshot folder, written earlier in the outer run.
+        env: {
+          ...env,
+          TANDEM_CLI_SOURCE: '0',
+          TANDEM_KEEP_SCREENSHOTS: '1',
+          NO_COLOR: '1',
+          FORCE_COLOR: '0',
+        },
         timeout: 1_200_000,
         maxBuffer: 64 * 1024 * 1024,
       },
