@@ -77,24 +77,20 @@ export function cpuUsOf(pid: number | undefined): number {
   }
 }
 
-/** A process's peak resident set (VmHWM), in MB; NaN where /proc is not there. */
-export function peakRssMbOf(pid: number | undefined): number {
+/** A memory figure of /proc/<pid>/status (VmHWM: the peak resident set, VmRSS: now), in MB; NaN where /proc is not there. */
+function statusMbOf(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number {
   try {
-    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
+    const kb = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
     return Number(kb) / 1024;
   } catch {
     return Number.NaN;
   }
 }
 
-/** A process's resident set now (VmRSS), in MB; NaN where /proc is not there. */
-export function rssMbOf(pid: number | undefined): number {
-  try {
-    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
-    return Number(kb) / 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
+/** A process's peak resident set (VmHWM), in MB. */
+export const peakRssMbOf = (pid: number | undefined) => statusMbOf(pid, 'VmHWM');
+
+/** A process's resident set now (VmRSS), in MB. */
+export const rssMbOf = (pid: number | undefined) => statusMbOf(pid, 'VmRSS');
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
