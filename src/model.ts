@@ -43,6 +43,21 @@ export type Parameters = Record<string, ParameterValue>;
 export type RerunFrom = 'failed-step' | 'start';
 
 /** JSON values as stored. */
+/**
+ * What a management token may do: `viewer` reads (without input and output bodies unless its token
+ * allows them), `operator` also reruns, cancels, acknowledges and runs now, `admin` does everything
+ * (edits inputs, sends business events). Each role includes the ones before it.
+ */
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who made a state-changing request of the management API: recorded in the events it wrote. */
+export interface Actor {
+  role: Role;
+  /** The token's configured name; null on a server without tokens (this machine only). */
+  token: string | null;
+}
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** A stored error: enough to understand a failure without the process that saw it. */

@@ -5,8 +5,9 @@
 import { z } from 'zod';
 import { type HttpConnection, isConnection } from '../connections/http.js';
 import { InvalidDefinitionError } from '../errors.js';
+import { ROLES, type Role } from '../model.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
-import { checkOptions, delayMs, integer, nonEmptyText, options, timerMs } from './options.js';
+import { checkOptions, delayMs, integer, nonEmptyText, oneOf, options, timerMs } from './options.js';
 
 /**
  * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
@@ -25,10 +26,33 @@ export interface RetentionOptions {
   intervalMs?: number;
 }
 
+/**
+ * A token of the management API and the console, with its role (docs/http-api.md, "Roles"). Its
+ * name is recorded with every change it makes; the secret never is.
+ */
+export interface ApiToken {
+  /** Shown in the activity stream with what the token changed: letters, digits, `.`, `_`, `-`. */
+  name: string;
+  /** `admin` (everything), `operator` (rerun, cancel, acknowledge, run now, read) or `viewer` (read). */
+  role: Role;
+  /** The secret sent as `Authorization: Bearer <token>`; at least 16 characters. */
+  token: string;
+  /** A viewer sees input and output bodies too. Default false (operators and admins always do). */
+  bodies?: boolean;
+}
+
 /** Settings of the HTTP server (`tandem start`). */
 export interface ServerOptions {
-  /** Guards /api with `Authorization: Bearer <token>`. Default `TANDEM_ADMIN_TOKEN`; null for none. */
+  /**
+   * Guards /api with `Authorization: Bearer <token>`: the token of the `admin` role, named "admin".
+   * Default `TANDEM_ADMIN_TOKEN`; null for none.
+   */
   adminToken?: string | null;
+  /**
+   * More tokens, each with a name and a role. Default: `TANDEM_OPERATOR_TOKEN` (named "operator")
+   * and `TANDEM_VIEWER_TOKEN` (named "viewer") when set.
+   */
+  tokens?: ApiToken[];
   /** Largest request body in bytes. Default 1 MiB. */
   bodyLimit?: number;
   /** Deepest nesting of a JSON body. Default 64. */
@@ -76,8 +100,25 @@ export interface TandemConfig {
   server?: ServerOptions;
 }
 
+const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
 const serverSchema = options({
   adminToken: z.string({ error: 'must be a string or null' }).nullable().optional(),
+  tokens: z
+    .array(
+      options({
+        name: z
+          .string({ error: 'must be a string' })
+          .regex(TOKEN_NAME, { error: 'must be 1 to 64 letters, digits, ".", "_" or "-"' }),
+        role: oneOf(ROLES),
+        token: z
+          .string({ error: 'must be a string (an unset environment variable?)' })
+          .min(16, { error: 'must be at least 16 characters' }),
+        bodies: z.boolean({ error: 'must be true or false' }).optional(),
+      } satisfies Record<keyof ApiToken, unknown>),
+      { error: 'must be a list of { name, role, token }' },
+    )
+    .optional(),
   bodyLimit: integer(1, 1_073_741_824).optional(),
   maxBodyDepth: integer(1, 10_000).optional(),
   maxQueueDepth: integer(1, Number.MAX_SAFE_INTEGER).optional(),

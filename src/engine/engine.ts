@@ -11,7 +11,7 @@ import type { HttpConnection } from '../connections/http.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
 import { loggingObserver } from '../logging.js';
-import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
+import type { ActivityEvent, Actor, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
 import type {
   InstanceFilter,
@@ -339,7 +339,7 @@ export class Engine {
   /** Reruns one instance as a new run: from the failed step (default) or from the start, optionally with new input. */
   rerun(
     id: string,
-    options: { from?: RerunFrom; input?: unknown } = {},
+    options: { from?: RerunFrom; input?: unknown; actor?: Actor } = {},
   ): Promise<{ instanceId: string; run: number }> {
     return this.operations.rerun(id, options);
   }
@@ -347,7 +347,7 @@ export class Engine {
   /** Reruns every instance in a final state that matches the filter. Returns how many. */
   rerunMany(
     filter: InstanceFilter,
-    options: { from?: RerunFrom } = {},
+    options: { from?: RerunFrom; actor?: Actor } = {},
   ): Promise<{ count: number; at: number; refused: Refusal[] }> {
     return this.operations.rerunMany(filter, options);
   }
@@ -355,7 +355,7 @@ export class Engine {
   /** Reruns the listed instances; each one refused is listed with its reason. */
   rerunIds(
     ids: string[],
-    options: { from?: RerunFrom } = {},
+    options: { from?: RerunFrom; actor?: Actor } = {},
   ): Promise<{ count: number; at: number; refused: Refusal[] }> {
     return this.operations.rerunIds(ids, options);
   }
@@ -366,9 +366,9 @@ export class Engine {
    */
   acknowledge(
     ids: string[],
-    options: { acknowledged?: boolean; note?: string | null } = {},
+    options: { acknowledged?: boolean; note?: string | null; actor?: Actor } = {},
   ): Promise<{ done: string[]; refused: Refusal[] }> {
-    return this.operations.acknowledge(ids, options.acknowledged ?? true, options.note ?? null);
+    return this.operations.acknowledge(ids, options.acknowledged ?? true, options.note ?? null, options.actor);
   }
 
   /** The step each failed run stopped in, by instance id (absent: it failed outside a step). */
@@ -376,9 +376,12 @@ export class Engine {
     return this.operations.failedSteps(instances);
   }
 
-  /** Cancels a queued, retrying, running or failed instance. A running attempt is aborted. */
-  cancel(id: string): Promise<void> {
-    return this.operations.cancel(id);
+  /**
+   * Cancels a queued, retrying, running or failed instance. A running attempt is aborted. `actor`:
+   * who asked (recorded in the `cancelled` event).
+   */
+  cancel(id: string, actor?: Actor): Promise<void> {
+    return this.operations.cancel(id, actor);
   }
 
   getInstance(id: string): Promise<Instance> {

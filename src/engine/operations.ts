@@ -17,7 +17,7 @@ import {
 } from '../errors.js';
 import { toStoredJson } from '../json.js';
 import { isFinal } from '../lifecycle/index.js';
-import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom, Wait } from '../model.js';
+import type { ActivityEvent, Actor, ChildCounts, Instance, Json, RerunFrom, Wait } from '../model.js';
 import type {
   InstanceFilter,
   IntegrationStats,
@@ -218,7 +218,7 @@ export class Operations {
 
   async rerun(
     id: string,
-    options: { from?: RerunFrom; input?: unknown } = {},
+    options: { from?: RerunFrom; input?: unknown; actor?: Actor } = {},
   ): Promise<{ instanceId: string; run: number }> {
     const from = options.from ?? 'failed-step';
     let inputJson: string | undefined;
@@ -235,6 +235,7 @@ export class Operations {
       from,
       versions: this.currentVersions(),
       ...(inputJson === undefined ? {} : { inputJson }),
+      ...(options.actor === undefined ? {} : { actor: options.actor }),
       now: this.clock.now(),
     });
     // A finished instance refused is a sync one: say so rather than blame its status.
@@ -292,7 +293,7 @@ export class Operations {
 
   async rerunMany(
     filter: InstanceFilter,
-    options: { from?: RerunFrom } = {},
+    options: { from?: RerunFrom; actor?: Actor } = {},
   ): Promise<{ count: number; at: number; refused: Refusal[] }> {
     if (Object.values(filter).every((v) => v === undefined)) {
       throw new InvalidInputError([
@@ -317,6 +318,7 @@ export class Operations {
       from: options.from ?? 'failed-step',
       versions: this.currentVersions(),
       now: at,
+      ...(options.actor === undefined ? {} : { actor: options.actor }),
     });
     const count = outcomes.filter((o) => o.outcome === 'done').length;
     if (count > 0) this.dispatcher.wake();
@@ -329,7 +331,7 @@ export class Operations {
    */
   async rerunIds(
     ids: string[],
-    options: { from?: RerunFrom } = {},
+    options: { from?: RerunFrom; actor?: Actor } = {},
   ): Promise<{ count: number; at: number; refused: Refusal[] }> {
     const from = options.from ?? 'failed-step';
     const refused: Refusal[] = [];
@@ -351,7 +353,13 @@ export class Operations {
     const outcomes =
       eligible.length === 0
         ? []
-        : await this.store.rerun({ ids: eligible, from, versions: this.currentVersions(), now: at });
+        : await this.store.rerun({
+            ids: eligible,
+            from,
+            versions: this.currentVersions(),
+            now: at,
+            ...(options.actor === undefined ? {} : { actor: options.actor }),
+          });
     refused.push(...(await this.refusals(outcomes, 'rerun')));
     const count = outcomes.filter((o) => o.outcome === 'done').length;
     if (count > 0) this.dispatcher.wake();
@@ -366,12 +374,14 @@ export class Operations {
     ids: string[],
     acknowledged: boolean,
     note: string | null = null,
+    actor?: Actor,
   ): Promise<{ done: string[]; refused: Refusal[] }> {
     const outcomes = await this.store.acknowledge({
       ids: [...new Set(ids)],
       acknowledged,
       note,
       now: this.clock.now(),
+      ...(actor === undefined ? {} : { actor }),
     });
     return {
       done: outcomes.filter((o) => o.outcome === 'done').map((o) => o.id),
@@ -415,8 +425,8 @@ export class Operations {
     return refused;
   }
 
-  async cancel(id: string): Promise<void> {
-    const [outcome] = await this.store.cancel([id], this.clock.now());
+  async cancel(id: string, actor?: Actor): Promise<void> {
+    const [outcome] = await this.store.cancel([id], this.clock.now(), actor);
     expectDone(outcome!, 'cancel');
     this.dispatcher.abandon(id, new CancelledError(id));
     this.dispatcher.wake(); // a cancel may free an ordering key

@@ -14,6 +14,7 @@ import type {
   SyncContext,
 } from '../define/integration.js';
 import { TandemError } from '../errors.js';
+import type { Actor } from '../model.js';
 import type { NewInstance } from '../store/store.js';
 import type { Engine } from './engine.js';
 
@@ -25,6 +26,8 @@ export interface SyncCall {
   headers?: Record<string, string | string[] | undefined>;
   /** Started by an operator from the console: its record says so. */
   source?: 'console';
+  /** The management token that called it (`POST /api/integrations/:id/call`): its record says so. */
+  actor?: Actor;
 }
 
 export class SyncCallContext

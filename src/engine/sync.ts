@@ -280,6 +280,7 @@ export class SyncRunner {
       finishedAt,
       durationMs: finishedAt - startedAt,
       ...(call.source ? { source: call.source } : {}),
+      ...(call.actor ? { actor: call.actor } : {}),
     });
   }
 }

@@ -4,7 +4,7 @@
  * TypeScript through {@link activity}, the SQL through `eventColumns` in `sql.ts`, which takes the
  * data's keys from {@link EVENT_FIELDS}.
  */
-import type { Json, NewActivityEvent } from '../model.js';
+import type { Actor, Json, NewActivityEvent } from '../model.js';
 import type { ActivityType, InstanceStatus, WaitKind, WaitResolution } from './names.js';
 
 export { ACTIVITY_TYPES, type ActivityType, type WaitKind, type WaitResolution } from './names.js';
@@ -14,8 +14,11 @@ type Open = Record<string, Json>;
 
 /** The data of each event type. */
 export interface ActivityData {
-  /** `source`: started by an operator from the console (absent: by a trigger, the API or a parent). */
-  accepted: { parentId?: string; source?: 'console' };
+  /**
+   * `source`: started by an operator from the console (absent: by a trigger, the API or a parent);
+   * `actor`: the management token that started it (absent: a trigger or a parent).
+   */
+  accepted: { parentId?: string; source?: 'console'; actor?: Actor };
   started: { attempt: number };
   'step.started': { step: string; attempt: number };
   'step.succeeded': { step: string; durationMs: number };
@@ -44,12 +47,13 @@ export interface ActivityData {
   'wait.resumed': { step: string; by: WaitResolution; eventId?: string | null };
   succeeded: { attempt: number; durationMs: number; attemptMs: number };
   failed: { attempt: number; error: string; code?: string; durationMs: number; attemptMs: number };
-  rerun: { from: string; previousStatus: InstanceStatus; inputReplaced: boolean };
-  cancelled: { previousStatus: InstanceStatus };
+  /** `actor` on an operator's writes: the management token that made the request. */
+  rerun: { from: string; previousStatus: InstanceStatus; inputReplaced: boolean; actor?: Actor };
+  cancelled: { previousStatus: InstanceStatus; actor?: Actor };
   /** An operator acknowledged the failure (it leaves the default errors view). */
-  acknowledged: { note: string | null };
+  acknowledged: { note: string | null; actor?: Actor };
   /** An operator took the acknowledgement back (the failure shows again). */
-  unacknowledged: { acknowledgedAt: number };
+  unacknowledged: { acknowledgedAt: number; actor?: Actor };
   progress: Open;
 }
 
@@ -70,10 +74,23 @@ export interface EventHead {
   at: number;
 }
 
-/** The data of a new instance's `accepted` event: its parent, and where an operator started it. */
-export function acceptedData(row: { parentId: string | null; source?: 'console' }): ActivityData['accepted'] {
-  if (row.source === undefined) return row.parentId ? { parentId: row.parentId } : {};
-  return row.parentId ? { parentId: row.parentId, source: row.source } : { source: row.source };
+/** The data of a new instance's `accepted` event: its parent, and where and by whom an operator started it. */
+export function acceptedData(row: {
+  parentId: string | null;
+  source?: 'console';
+  actor?: Actor;
+}): ActivityData['accepted'] {
+  if (row.source === undefined && row.actor === undefined) return row.parentId ? { parentId: row.parentId } : {};
+  return {
+    ...(row.parentId ? { parentId: row.parentId } : {}),
+    ...(row.source === undefined ? {} : { source: row.source }),
+    ...(row.actor === undefined ? {} : { actor: row.actor }),
+  };
+}
+
+/** `{ actor }` when a request names one, else nothing: spread into an operator write's event data. */
+export function actorData(actor: Actor | undefined): { actor?: Actor } {
+  return actor === undefined ? {} : { actor };
 }
 
 /** Builds a new activity event of a type, with data of that type's shape. */

@@ -16,7 +16,7 @@ import type { Engine } from '../engine/engine.js';
 import { SyncRunner } from '../engine/sync.js';
 import type { SyncRecorderOptions } from '../engine/sync-recorder.js';
 import { TandemError } from '../errors.js';
-import { adminGuard } from './admin-auth.js';
+import { accessGuard } from './admin-auth.js';
 import { activityRoutes } from './api/activity.js';
 import { advisorRoutes } from './api/advisor.js';
 import { eventRoutes } from './api/events.js';
@@ -42,6 +42,7 @@ import { buildOpenApi } from './openapi.js';
 import { sendProblem, toTandemError } from './problem.js';
 import { DEFAULT_MAX_QUEUE_DEPTH, QueueDepthGauge } from './queue-depth.js';
 import { RouteTable } from './route-table.js';
+import { managementTokens } from './tokens.js';
 import { registerTriggers } from './triggers.js';
 
 export interface AppOptions extends ServerOptions {
@@ -74,8 +75,7 @@ const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { engine } = options;
-  const adminToken =
-    options.adminToken === undefined ? process.env.TANDEM_ADMIN_TOKEN || null : options.adminToken || null;
+  const tokens = managementTokens(options);
   const logger = (options.logger ?? engine.logger).child({ component: 'http' });
   const maxDepth = options.maxBodyDepth ?? DEFAULT_MAX_DEPTH;
   const runner =
@@ -102,11 +102,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Callback URLs begin with the public URL: the one named, else where this server listens.
   const publicUrl = publicUrlOf(options);
   if (publicUrl !== undefined) engine.setPublicUrl(publicUrl);
-  const ring = CredentialRing.fromIntegrations(engine.listIntegrations(), adminToken);
+  const ring = CredentialRing.fromIntegrations(engine.listIntegrations(), tokens);
   const polls = new ImmediatePolls();
   engine.observe({ accepted: (id, mode, count) => mode !== 'sync' && polls.noteAccepted(id, count) });
   const connections = new ConnectionStats(engine);
-  const context: ServerContext = { engine, runner, gauge, ring, adminToken, polls, connections };
+  const context: ServerContext = { engine, runner, gauge, ring, polls, connections };
   const routes = new RouteTable();
 
   const app = Fastify({
@@ -173,8 +173,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return sendProblem(reply, tandem, (error as WithHeaders)[PROBLEM_HEADERS] ?? {});
   });
 
-  const sessions = adminToken === null ? null : new ConsoleSessions(adminToken);
-  const guard = adminGuard(adminToken, ring, sessions);
+  const sessions = tokens.length === 0 ? null : new ConsoleSessions(tokens);
+  const guard = accessGuard(tokens, ring, sessions);
+  app.decorateRequest('access', null);
   app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) => {
     const path = (request.url.split('?', 1)[0] ?? '').slice(0, 200);
     // Unknown /api paths are guarded too, so the API's shape is not probed without the token.
@@ -218,7 +219,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await consoleRoutes(app, options.consoleRoot, sessions && { sessions, ring });
   metricsRoutes(app, context);
   const openapi = JSON.stringify(
-    buildOpenApi(engine.listIntegrations(), { ...options.openapi, adminToken: adminToken !== null }),
+    buildOpenApi(engine.listIntegrations(), { ...options.openapi, adminToken: tokens.length > 0 }),
   );
   app.get('/openapi.json', (_request, reply) => reply.type('application/json; charset=utf-8').send(openapi));
 
@@ -254,7 +255,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     gauge.stop();
     await runner.flush();
   });
-  if (adminToken === null) {
+  if (tokens.length === 0) {
     logger.warn(
       'no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api and the console answer this machine only',
     );

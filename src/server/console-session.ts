@@ -1,47 +1,60 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import type { ManagementToken } from './tokens.js';
 
 /** The console's session cookie: set by `POST /console/sign-in`, read by `/console` and `/api`. */
 const SESSION_COOKIE = 'tandem_console';
 /** How long a console sign-in lasts. */
 export const SESSION_HOURS = 12;
 
-const VALUE = /^(\d{10,13})\.([A-Za-z0-9_-]{43})$/;
+const VALUE = /^(\d{10,13})\.([A-Za-z0-9_-]{1,88})\.([A-Za-z0-9_-]{43})$/;
 
 /**
- * Console sessions without server-side state: the cookie holds its expiry and an HMAC of that
- * expiry keyed by the admin token, so any process that knows the token verifies it, a changed
- * token ends every session at once, and nothing in the cookie reveals the token.
+ * Console sessions without server-side state: the cookie holds its expiry, the name of the token
+ * signed in with, and an HMAC of both keyed by that token's secret, so any process that knows the
+ * tokens verifies it, a changed token ends its sessions at once, and nothing in the cookie reveals
+ * a secret. A session has the role of its token.
  */
 export class ConsoleSessions {
-  private readonly key: Buffer;
+  private readonly keys = new Map<string, { token: ManagementToken; key: Buffer }>();
 
-  constructor(adminToken: string) {
-    // A key of its own, so that a session MAC is never usable as, or derived from, another MAC.
-    this.key = createHmac('sha256', adminToken).update('tandem console session v1').digest();
+  constructor(tokens: ManagementToken[] | string) {
+    const list: ManagementToken[] =
+      typeof tokens === 'string' ? [{ name: 'admin', role: 'admin', secret: tokens, bodies: true }] : tokens;
+    for (const token of list) {
+      // A key of its own, so that a session MAC is never usable as, or derived from, another MAC.
+      const key = createHmac('sha256', token.secret).update('tandem console session v2').digest();
+      this.keys.set(token.name, { token, key });
+    }
   }
 
-  /** A new session's cookie value, valid for SESSION_HOURS from `now`. */
-  issue(now = Date.now()): { value: string; maxAgeSeconds: number } {
+  /** A new session's cookie value for a token (default: the admin token), valid for SESSION_HOURS from `now`. */
+  issue(now = Date.now(), name = 'admin'): { value: string; maxAgeSeconds: number } {
+    const entry = this.keys.get(name);
+    if (entry === undefined) throw new Error(`No management token is named "${name}"`);
     const maxAgeSeconds = SESSION_HOURS * 3600;
     const expires = Math.floor(now / 1000) + maxAgeSeconds;
-    return { value: `${expires}.${this.mac(expires)}`, maxAgeSeconds };
+    const encoded = Buffer.from(name, 'utf8').toString('base64url');
+    return { value: `${expires}.${encoded}.${mac(entry.key, expires, encoded)}`, maxAgeSeconds };
   }
 
-  /** Whether the request carries an unexpired session cookie made with this admin token. */
-  verify(request: FastifyRequest, now = Date.now()): boolean {
+  /** The token of the request's unexpired session cookie, or null when it carries none valid. */
+  verify(request: FastifyRequest, now = Date.now()): ManagementToken | null {
     const value = cookie(request.headers.cookie, SESSION_COOKIE);
     const match = value === null ? null : VALUE.exec(value);
-    if (!match) return false;
+    if (!match) return null;
     const expires = Number(match[1]);
-    const expected = Buffer.from(this.mac(expires));
-    const presented = Buffer.from(match[2]!);
-    return timingSafeEqual(expected, presented) && expires * 1000 > now;
+    const encoded = match[2]!;
+    const entry = this.keys.get(Buffer.from(encoded, 'base64url').toString('utf8'));
+    if (entry === undefined) return null;
+    const expected = Buffer.from(mac(entry.key, expires, encoded));
+    const presented = Buffer.from(match[3]!);
+    return timingSafeEqual(expected, presented) && expires * 1000 > now ? entry.token : null;
   }
+}
 
-  private mac(expires: number): string {
-    return createHmac('sha256', this.key).update(String(expires)).digest('base64url');
-  }
+function mac(key: Buffer, expires: number, encodedName: string): string {
+  return createHmac('sha256', key).update(`${expires}.${encodedName}`).digest('base64url');
 }
 
 /** `Set-Cookie` for a session value; `Max-Age=0` with an empty value signs out. */

@@ -3,20 +3,22 @@
  * console/dist; the page asks the management API for everything. Without a build, /console
  * answers a problem document that says how to build it, and the rest of the server works as before.
  *
- * With an admin token configured, the console's files too are behind it: `/console/*` answers the
- * sign-in page (401) until `POST /console/sign-in` with the token has set the session cookie
+ * With management tokens configured, the console's files too are behind them: `/console/*` answers
+ * the sign-in page (401) until `POST /console/sign-in` with a token has set the session cookie
  * (HttpOnly, SameSite=Strict), which the management API then accepts from the console's pages in
- * place of a Bearer token.
+ * place of a Bearer token, in that token's role. `GET /console/session` tells the page the role, so
+ * that it hides the actions the role lacks (the API refuses them anyway).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TandemError } from '../errors.js';
-import { loopbackOnly } from './admin-auth.js';
+import { accessOf, loopbackOnly } from './admin-auth.js';
 import { unauthenticated } from './auth-error.js';
 import { type ConsoleSessions, fromOwnOrigin, sessionCookie } from './console-session.js';
 import type { CredentialRing } from './credentials.js';
+import { type Access, LOCAL_ACCESS } from './tokens.js';
 
 export const CONSOLE_DIST = join(import.meta.dirname, '..', '..', 'console', 'dist');
 
@@ -36,8 +38,8 @@ export async function consoleRoutes(
 ): Promise<void> {
   app.get('/console', (_request, reply) => reply.redirect('/console/', 308));
   if (auth) signInRoutes(app, auth);
-  // Without an admin token there is no sign-in: the page asks, and shows no "Sign out".
-  else app.get('/console/session', () => ({ signedIn: false, signInRequired: false }));
+  // Without a token there is no sign-in: the page asks, and shows no "Sign out".
+  else app.get('/console/session', () => ({ signedIn: false, signInRequired: false, ...shownAccess(LOCAL_ACCESS) }));
   if (!existsSync(join(root, 'index.html'))) {
     const notBuilt = async () => {
       throw new TandemError(
@@ -54,10 +56,10 @@ export async function consoleRoutes(
     if (!auth) scope.addHook('onRequest', async (request) => loopbackOnly(request));
     if (auth) {
       scope.addHook('onRequest', async (request, reply) => {
-        if (auth.sessions.verify(request) && fromOwnOrigin(request)) return;
+        if (auth.sessions.verify(request) !== null && fromOwnOrigin(request)) return;
         if (wantsPage(request)) return signInPage(reply, 401);
         throw unauthenticated(
-          'The console needs a sign-in with the admin token: POST /console/sign-in',
+          'The console needs a sign-in with a management token: POST /console/sign-in',
           CHALLENGE,
         );
       });
@@ -79,16 +81,17 @@ export async function consoleRoutes(
 }
 
 /**
- * `GET /console/sign-in` (the form), `POST /console/sign-in` (the admin token as the form field
+ * `GET /console/sign-in` (the form), `POST /console/sign-in` (a management token as the form field
  * `token`, or JSON `{ "token": … }`) and `POST /console/sign-out`. The form works without script.
  */
 function signInRoutes(app: FastifyInstance, { sessions, ring }: ConsoleAuth): void {
   app.get('/console/sign-in', (_request, reply) => signInPage(reply, 200));
   app.get('/console/session', (request) => {
-    if (!sessions.verify(request)) {
+    const token = sessions.verify(request);
+    if (token === null) {
       throw unauthenticated('No console session: sign in at /console/sign-in', CHALLENGE);
     }
-    return { signedIn: true, signInRequired: true };
+    return { signedIn: true, signInRequired: true, ...shownAccess(accessOf(token)) };
   });
   app.register(async (scope) => {
     scope.addContentTypeParser(
@@ -102,15 +105,16 @@ function signInRoutes(app: FastifyInstance, { sessions, ring }: ConsoleAuth): vo
       }
       const token = (request.body as { token?: unknown } | undefined)?.token;
       if (typeof token !== 'string' || token === '') {
-        throw new TandemError('invalid-input', 'The sign-in needs the admin token in the field "token"', {
-          issues: [{ in: 'body', path: 'token', message: 'Required: the admin token' }],
+        throw new TandemError('invalid-input', 'The sign-in needs a management token in the field "token"', {
+          issues: [{ in: 'body', path: 'token', message: 'Required: a management token' }],
         });
       }
-      if (ring.identify(token)?.kind !== 'admin') {
-        if (wantsPage(request)) return signInPage(reply, 401, 'That is not the admin token.');
-        throw unauthenticated('That is not the admin token', `${CHALLENGE}, error="invalid_token"`);
+      const grant = ring.identify(token);
+      if (grant?.kind !== 'management') {
+        if (wantsPage(request)) return signInPage(reply, 401, 'That is not a management token.');
+        throw unauthenticated('That is not a management token', `${CHALLENGE}, error="invalid_token"`);
       }
-      const session = sessions.issue();
+      const session = sessions.issue(Date.now(), grant.token.name);
       reply.header('set-cookie', sessionCookie(session.value, session.maxAgeSeconds, secure(request)));
       if (wantsPage(request)) return reply.redirect('/console/', 303);
       return reply.code(204).send();
@@ -124,6 +128,11 @@ function signInRoutes(app: FastifyInstance, { sessions, ring }: ConsoleAuth): vo
 }
 
 const secure = (request: FastifyRequest) => request.protocol === 'https';
+
+/** What the console's page is told of its session: the role it hides actions by, and the token's name. */
+function shownAccess(access: Access) {
+  return { role: access.role, token: access.token, bodies: access.bodies };
+}
 
 /** A browser navigating (or posting the form) wants a page; a program wants problem+json. */
 function wantsPage(request: FastifyRequest): boolean {
@@ -167,8 +176,8 @@ button { background: #0b57d0; color: #fff; border: 0; border-radius: 4px; cursor
 <main>
 <h1>Tandem console</h1>
 <form method="post" action="/console/sign-in">
-<label for="admin-token">Admin token</label>
-<input id="admin-token" name="token" type="password" autocomplete="current-password" required autofocus>
+<label for="token">Token (admin, operator or viewer)</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button type="submit">Sign in</button>
 <!--error-->
 </form>

@@ -36,7 +36,6 @@ export interface ServerContext {
   runner: SyncRunner;
   gauge: QueueDepthGauge;
   ring: CredentialRing;
-  adminToken: string | null;
   polls: ImmediatePolls;
   connections: ConnectionStats;
 }

@@ -1,12 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AnyIntegration } from '../define/integration.js';
 import { InvalidDefinitionError } from '../errors.js';
+import type { ManagementToken } from './tokens.js';
 
 /**
- * What a recognised credential grants: the management API, or the triggers of the integrations
- * that list it (one key may be configured on several triggers, and then opens each of them).
+ * What a recognised credential grants: the management API in a token's role, or the triggers of
+ * the integrations that list it (one key may be configured on several triggers, and then opens
+ * each of them).
  */
-export type Grant = { kind: 'admin' } | { kind: 'trigger'; integrationIds: ReadonlySet<string> };
+export type Grant =
+  | { kind: 'management'; token: ManagementToken }
+  | { kind: 'trigger'; integrationIds: ReadonlySet<string> };
 
 const digest = (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest();
 
@@ -21,9 +25,9 @@ export class CredentialRing {
   /** One entry per distinct secret, holding everything that secret grants. */
   private readonly entries: { digest: Buffer; grant: Grant }[] = [];
 
-  static fromIntegrations(integrations: AnyIntegration[], adminToken: string | null): CredentialRing {
+  static fromIntegrations(integrations: AnyIntegration[], tokens: ManagementToken[]): CredentialRing {
     const ring = new CredentialRing();
-    if (adminToken) ring.add(adminToken, { kind: 'admin' });
+    for (const token of tokens) ring.add(token.secret, { kind: 'management', token });
     for (const integration of integrations) {
       if (integration.auth?.type !== 'api-key') continue;
       for (const key of integration.auth.keys) {
@@ -34,7 +38,7 @@ export class CredentialRing {
   }
 
   /**
-   * Adds a secret. A key already known for other triggers then grants this one too; the admin
+   * Adds a secret. A key already known for other triggers then grants this one too; a management
    * token may not double as a trigger key, since whoever calls the trigger would hold it.
    */
   add(secret: string, grant: Grant): void {
@@ -44,7 +48,9 @@ export class CredentialRing {
       this.entries.push({
         digest: known,
         grant:
-          grant.kind === 'admin' ? grant : { kind: 'trigger', integrationIds: new Set(grant.integrationIds) },
+          grant.kind === 'management'
+            ? grant
+            : { kind: 'trigger', integrationIds: new Set(grant.integrationIds) },
       });
       return;
     }
@@ -52,10 +58,14 @@ export class CredentialRing {
       for (const id of grant.integrationIds) (entry.grant.integrationIds as Set<string>).add(id);
       return;
     }
-    if (entry.grant.kind === 'admin' && grant.kind === 'admin') return;
     const ids = [entry.grant, grant].flatMap((g) => (g.kind === 'trigger' ? [...g.integrationIds] : []));
+    const token = [entry.grant, grant].find((g) => g.kind === 'management')?.token;
+    if (token === undefined || ids.length === 0) {
+      throw new InvalidDefinitionError('Two management tokens have the same secret: give each its own');
+    }
+    const which = token.name === 'admin' ? 'The admin token' : `The ${token.role} token "${token.name}"`;
     throw new InvalidDefinitionError(
-      `The admin token is also an API key of ${ids.map((id) => `"${id}"`).join(', ')}: give the triggers their own keys`,
+      `${which} is also an API key of ${ids.map((id) => `"${id}"`).join(', ')}: give the triggers their own keys`,
     );
   }
 

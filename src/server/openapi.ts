@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
-import { API_ROUTES, type ApiRoute, CALLBACK_ROUTE } from './api/routes.js';
+import { API_ROUTES, type ApiRoute, CALLBACK_ROUTE, type ManagementRoute } from './api/routes.js';
 import * as api from './api/schemas.js';
 import { apiKeyHeaderOf } from './trigger-auth.js';
 
@@ -15,8 +15,15 @@ type JsonObject = Record<string, any>;
 export interface OpenApiOptions {
   title?: string;
   version?: string;
+  /** Whether the server has management tokens (the management API then asks for one). */
   adminToken: boolean;
 }
+
+/** What each role may do, for the document's description of the token scheme. */
+const ROLE_NOTE =
+  'A management token with its role: `viewer` reads (without input and output bodies unless its token allows them), ' +
+  '`operator` also reruns, cancels, acknowledges and runs now, `admin` does everything. Each operation names the role ' +
+  'it needs in its security requirement and in `x-tandem-role`; a token of a lesser role gets 403.';
 
 export function buildOpenApi(integrations: AnyIntegration[], options: OpenApiOptions): JsonObject {
   const components: JsonObject = {
@@ -51,7 +58,7 @@ export function buildOpenApi(integrations: AnyIntegration[], options: OpenApiOpt
     components.securitySchemes.adminToken = {
       type: 'http',
       scheme: 'bearer',
-      description: 'The admin token (TANDEM_ADMIN_TOKEN)',
+      description: `The admin token (TANDEM_ADMIN_TOKEN), or a token of server.tokens. ${ROLE_NOTE}`,
     };
   }
 
@@ -161,23 +168,27 @@ function addApiPaths(
   problem: (d: string) => JsonObject,
   guarded: boolean,
 ) {
-  const common = {
-    ...(guarded ? { security: [{ adminToken: [] }] } : {}),
-    tags: ['management'],
-  };
   const errors = {
     '400': problem('Invalid request'),
     ...(guarded
-      ? { '401': problem('Missing or invalid admin token'), '403': problem('Not the admin token') }
+      ? {
+          '401': problem('Missing or invalid token'),
+          '403': problem('A token whose role lacks the one this operation needs, or a trigger key'),
+        }
       : {}),
   };
-  for (const [operationId, route] of Object.entries<ApiRoute>(API_ROUTES)) {
+  for (const [operationId, route] of Object.entries<ManagementRoute>(API_ROUTES)) {
     const path = `/api${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+    const operation = operationOf(operationId, route, schema, problem, errors);
     doc.paths[path] = {
       ...(doc.paths[path] ?? {}),
       [route.method.toLowerCase()]: {
-        ...common,
-        ...operationOf(operationId, route, schema, problem, errors),
+        // OpenAPI 3.1: for a scheme other than OAuth2 the list names the roles the operation needs.
+        ...(guarded ? { security: [{ adminToken: [route.role] }] } : {}),
+        tags: ['management'],
+        ...operation,
+        description: `Needs the ${route.role} role${ROLE_REACH[route.role]}.`,
+        'x-tandem-role': route.role,
       },
     };
   }
@@ -193,6 +204,9 @@ function addApiPaths(
     },
   };
 }
+
+/** Who else holds a role's rights: each role includes the ones before it. */
+const ROLE_REACH = { viewer: ' (or operator, or admin)', operator: ' (or admin)', admin: '' } as const;
 
 /** One operation of a route-table entry: parameters, request body and answers. */
 function operationOf(

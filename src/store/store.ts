@@ -12,6 +12,7 @@ import type { WaitKind, WaitResolution } from '../lifecycle/index.js';
 import type {
   ActivityEvent,
   ActivityType,
+  Actor,
   ChildCounts,
   ErrorInfo,
   Instance,
@@ -48,9 +49,11 @@ export interface NewInstance {
   announce?: boolean;
   /**
    * Started by an operator from the console: recorded in its `accepted` event's data. A sync record
-   * (inserted final, without an event) gets an `accepted` event when it has a source.
+   * (inserted final, without an event) gets an `accepted` event when it has a source or an actor.
    */
   source?: 'console';
+  /** The management token that started it (run or called from the API): recorded in its `accepted` event. */
+  actor?: Actor;
   /** The integration's version when it was accepted (`defineIntegration({ version })`), or null. */
   version?: string | null;
   /** Sync records arrive finished. */
@@ -269,6 +272,8 @@ export interface RerunRequest {
    */
   versions?: Record<string, string | null>;
   now: number;
+  /** Who asked for it: recorded in each `rerun` event. */
+  actor?: Actor;
 }
 
 /** An operator's acknowledgement of failed instances, or its undoing. */
@@ -282,6 +287,8 @@ export interface AcknowledgeRequest {
   /** Kept with an acknowledgement (and in its event); ignored when taking one back. */
   note: string | null;
   now: number;
+  /** Who asked for it: recorded in each event. */
+  actor?: Actor;
 }
 
 /** An instance and one of its runs. */
@@ -462,7 +469,8 @@ export interface Store {
   /** Writes step results, attempt ends and events in one transaction. */
   commit(batch: WorkBatch): Promise<WorkBatchResult>;
   rerun(request: RerunRequest): Promise<TransitionOutcome[]>;
-  cancel(ids: string[], now: number): Promise<TransitionOutcome[]>;
+  /** `actor`: who asked for it, recorded in each `cancelled` event. */
+  cancel(ids: string[], now: number, actor?: Actor): Promise<TransitionOutcome[]>;
   /**
    * Sets or clears the acknowledgement of failed instances (sync and durable alike), with an
    * `acknowledged` or `unacknowledged` event for each one that changed, in one transaction. An

@@ -33,12 +33,12 @@ describe('the console behind an admin token', () => {
     expect(first?.status()).toBe(401);
     // None of the console's own files came with the sign-in page.
     expect(await page.locator('script').count()).toBe(0);
-    const field = page.getByLabel('Admin token');
+    const field = page.getByLabel('Token');
     await field.fill('not-the-token');
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('alert').getByText('That is not the admin token.').waitFor();
-    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
-    await page.getByLabel('Admin token').press('Enter');
+    await page.getByRole('alert').getByText('That is not a management token.').waitFor();
+    await page.getByLabel('Token').fill(ADMIN_TOKEN);
+    await page.getByLabel('Token').press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.getByRole('row', { name: /fulfil-order/ }).waitFor();
     // The session is an HttpOnly, SameSite=Strict cookie: not readable by the page, not the token.
@@ -67,10 +67,10 @@ describe('the console behind an admin token', () => {
 
   it('signs out and asks again', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Admin token').waitFor();
+    await page.getByLabel('Token').waitFor();
     expect(await page.context().cookies()).toEqual([]);
     const again = await page.goto(`${demo.base}/console/`);
     expect(again?.status()).toBe(401);
-    await page.getByLabel('Admin token').waitFor();
+    await page.getByLabel('Token').waitFor();
   });
 });

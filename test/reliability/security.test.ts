@@ -254,7 +254,7 @@ describe('the console behind the admin token', () => {
           expect(program.head, what).toMatch(/content-type: application\/problem\+json/i);
         }
         if (page.status === 401 && path !== '/console/session')
-          expect(page.body, what).toContain('Admin token');
+          expect(page.body, what).toContain('Token (admin, operator or viewer)');
         for (const answer of [page, program]) {
           expect(answer.body, what).not.toContain(jsSource);
           expect(answer.body, what).not.toContain('<script');

@@ -141,7 +141,7 @@ describe('/openapi.json', () => {
     ] as const) {
       expect(doc.paths[path]?.[method], `${method} ${path}`).toBeDefined();
     }
-    expect(doc.paths['/api/instances'].get.security).toEqual([{ adminToken: [] }]);
+    expect(doc.paths['/api/instances'].get.security).toEqual([{ adminToken: ['viewer'] }]);
     const filters = doc.paths['/api/instances'].get.parameters.map((p: { name: string }) => p.name);
     expect(filters).toEqual([
       'integration',

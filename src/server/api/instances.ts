@@ -5,6 +5,7 @@ import { TRANSITIONS } from '../../lifecycle/transitions.js';
 import type { InstanceFilter } from '../../store/store.js';
 import type { ServerContext } from '../context.js';
 import { inPart } from '../input.js';
+import { actorIn, detailWithoutBodies, instanceWithoutBodies, requireRole, showsBodies } from './access.js';
 import { redactDetail, redactInstance } from './redact.js';
 import { API_ROUTES } from './routes.js';
 import type { instanceFilterSchema } from './schemas.js';
@@ -23,7 +24,14 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
       limit: query.limit,
       cursor: query.cursor ?? null,
     });
-    return { ...page, items: page.items.map((i) => redactInstance(i, integrationOf(i.integrationId))) };
+    const bodies = showsBodies(request);
+    return {
+      ...page,
+      items: page.items.map((i) => {
+        const shown = redactInstance(i, integrationOf(i.integrationId));
+        return bodies ? shown : instanceWithoutBodies(shown);
+      }),
+    };
   });
 
   serve(app, API_ROUTES.getInstance, async (request) => {
@@ -39,7 +47,8 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
         : null,
       instance.mode === 'sync' ? null : engine.countChildren(id),
     ]);
-    const shown = redactDetail({ instance, ...detail }, integrationOf(instance.integrationId));
+    const redacted = redactDetail({ instance, ...detail }, integrationOf(instance.integrationId));
+    const shown = showsBodies(request) ? redacted : detailWithoutBodies(redacted);
     const childCounts = children && children.total > 0 ? children : null;
     const waiting = waitingFor(shown, { now, holder, children: childCounts });
     return {
@@ -53,8 +62,14 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
   serve(app, API_ROUTES.rerunInstance, async (request) => {
     const { id } = request.params;
     const { body } = request;
+    // Replacing an input is editing business data: an admin's, not an operator's.
+    if (body.input !== undefined) requireRole(request, 'admin');
+    const actor = actorIn(request);
     try {
-      const done = await engine.rerun(id, body.input === undefined ? { from: body.from } : body);
+      const done = await engine.rerun(
+        id,
+        body.input === undefined ? { from: body.from, actor } : { ...body, actor },
+      );
       return { instanceId: done.instanceId, run: done.run, status: TRANSITIONS.rerun.to };
     } catch (error) {
       throw inPart(error, 'body', 'input');
@@ -63,13 +78,14 @@ export function instanceRoutes(app: FastifyInstance, context: ServerContext): vo
 
   serve(app, API_ROUTES.rerunInstances, async (request) => {
     const { body } = request;
-    if (body.ids) return engine.rerunIds(body.ids, { from: body.from });
-    return engine.rerunMany(toInstanceFilter(body.filter ?? {}), { from: body.from });
+    const actor = actorIn(request);
+    if (body.ids) return engine.rerunIds(body.ids, { from: body.from, actor });
+    return engine.rerunMany(toInstanceFilter(body.filter ?? {}), { from: body.from, actor });
   });
 
   serve(app, API_ROUTES.cancelInstance, async (request) => {
     const { id } = request.params;
-    await engine.cancel(id);
+    await engine.cancel(id, actorIn(request));
     return { instanceId: id, status: TRANSITIONS.cancel.to };
   });
 }

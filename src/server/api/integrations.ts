@@ -9,6 +9,7 @@ import type { IntegrationStats } from '../../store/store.js';
 import { sendAccepted } from '../accepted.js';
 import type { ServerContext } from '../context.js';
 import { idempotencyKeyOf, inPart } from '../input.js';
+import { actorIn } from './access.js';
 import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
 
@@ -38,6 +39,7 @@ export function integrationRoutes(app: FastifyInstance, context: ServerContext):
       throw inPart(error, 'body');
     }
     if (request.query.source) row.source = request.query.source;
+    row.actor = actorIn(request);
     context.gauge.admit();
     const [accepted] = await engine.acceptPrepared([row]);
     if (accepted!.created) context.gauge.noteAccepted(1);

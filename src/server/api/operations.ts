@@ -3,9 +3,11 @@ import { makeCron } from '../../define/schedule.js';
 import type { Engine } from '../../engine/engine.js';
 import { nextSlotAfter } from '../../engine/scheduler.js';
 import { InstanceNotFoundError, TandemError } from '../../errors.js';
+import type { Actor } from '../../model.js';
 import { Redactor } from '../../redaction.js';
 import type { ServerContext } from '../context.js';
 import { groupFailures, scanFailures } from './error-groups.js';
+import { actorIn } from './access.js';
 import { redactInstance } from './redact.js';
 import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
@@ -101,13 +103,14 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
     const outcome = await engine.acknowledge(ids, {
       acknowledged: body.acknowledged,
       note: body.note ?? null,
+      actor: actorIn(request),
     });
     return { count: outcome.done.length, refused: outcome.refused };
   });
 
   serve(app, API_ROUTES.acknowledgeInstance, async (request) => {
     const { id } = request.params;
-    await expectAcknowledged(engine, id, true, request.body.note ?? null);
+    await expectAcknowledged(engine, id, true, request.body.note ?? null, actorIn(request));
     const instance = await engine.getInstance(id);
     return {
       instanceId: id,
@@ -118,7 +121,7 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
 
   serve(app, API_ROUTES.unacknowledgeInstance, async (request) => {
     const { id } = request.params;
-    await expectAcknowledged(engine, id, false, null);
+    await expectAcknowledged(engine, id, false, null, actorIn(request));
     return { instanceId: id, acknowledgedAt: null, acknowledgedNote: null };
   });
 }
@@ -127,8 +130,14 @@ export function operationRoutes(app: FastifyInstance, context: ServerContext): v
 const ACKNOWLEDGED_FILTER = { hide: false, show: undefined, only: true } as const;
 
 /** Acknowledges one instance, or takes it back; a refusal is its problem (404 or 409). */
-async function expectAcknowledged(engine: Engine, id: string, acknowledged: boolean, note: string | null) {
-  const { refused } = await engine.acknowledge([id], { acknowledged, note });
+async function expectAcknowledged(
+  engine: Engine,
+  id: string,
+  acknowledged: boolean,
+  note: string | null,
+  actor: Actor,
+) {
+  const { refused } = await engine.acknowledge([id], { acknowledged, note, actor });
   const refusal = refused[0];
   if (!refusal) return;
   if (refusal.code === 'instance-not-found') throw new InstanceNotFoundError(id);

@@ -6,6 +6,7 @@
  * Like `schemas.ts`, this file imports only zod and the shapes, so that the console can import it.
  */
 import type { z } from 'zod';
+import type { Role } from '../../model.js';
 import * as operations from './operation-schemas.js';
 import { pictureSchema } from './picture-schemas.js';
 import * as api from './schemas.js';
@@ -22,6 +23,12 @@ interface ApiAnswer {
 
 export interface ApiRoute {
   method: 'GET' | 'POST';
+  /**
+   * The role a token needs (docs/http-api.md, "Roles"): `viewer` reads, `operator` reruns, cancels,
+   * acknowledges and runs now, `admin` does the rest. The guard refuses a lesser role with 403.
+   * Every route under /api names one (`ManagementRoute`); the callback route has none.
+   */
+  role?: Role;
   /** Under /api, in Fastify's syntax (`:id`). */
   url: string;
   summary: string;
@@ -44,18 +51,23 @@ export type ApiResponse<K extends keyof typeof API_ROUTES> = z.output<
   (typeof API_ROUTES)[K]['answer']['schema']
 >;
 
-const table = <T extends Record<string, ApiRoute>>(routes: T) => routes;
+/** A route under /api: it always names the role it needs, so that none is open by omission. */
+export type ManagementRoute = ApiRoute & { role: Role };
+
+const table = <T extends Record<string, ManagementRoute>>(routes: T) => routes;
 
 /** Every route under /api, by operation id, in the order the document lists them. */
 export const API_ROUTES = table({
   listIntegrations: {
     method: 'GET',
+    role: 'viewer',
     url: '/integrations',
     summary: 'Each integration: mode, triggers, counts and statistics',
     answer: { status: 200, schema: api.integrationListSchema },
   },
   getIntegrationPicture: {
     method: 'GET',
+    role: 'viewer',
     url: '/integrations/:id/picture',
     summary:
       'An integration as a picture: triggers, pattern, steps in order with the connections each calls, per-step figures over its 50 newest instances, advice',
@@ -65,6 +77,7 @@ export const API_ROUTES = table({
   },
   runIntegration: {
     method: 'POST',
+    role: 'operator',
     url: '/integrations/:id/run',
     summary: 'Start an async or scheduled integration now; the body is the input',
     params: api.integrationIdParams,
@@ -81,6 +94,7 @@ export const API_ROUTES = table({
   },
   getIntegrationInput: {
     method: 'GET',
+    role: 'viewer',
     url: '/integrations/:id/input',
     summary: "An integration's input as JSON Schema, and the body it is run with from the console",
     params: api.integrationIdParams,
@@ -89,6 +103,7 @@ export const API_ROUTES = table({
   },
   callIntegration: {
     method: 'POST',
+    role: 'operator',
     url: '/integrations/:id/call',
     summary:
       'Call a sync integration as its route would, under its deadline; answers the status, body and instance id',
@@ -101,6 +116,7 @@ export const API_ROUTES = table({
   },
   getOverview: {
     method: 'GET',
+    role: 'viewer',
     url: '/overview',
     summary:
       'Stored figures per minute (last hour) or per hour (last day): accepted, succeeded, failed, p95; and the unfinished work',
@@ -109,6 +125,7 @@ export const API_ROUTES = table({
   },
   listInstances: {
     method: 'GET',
+    role: 'viewer',
     url: '/instances',
     summary: 'Instances, newest first, filtered, with cursor paging',
     query: api.listInstancesQuery,
@@ -116,6 +133,7 @@ export const API_ROUTES = table({
   },
   rerunInstances: {
     method: 'POST',
+    role: 'operator',
     url: '/instances/rerun',
     summary:
       'Rerun every finished instance that matches a filter, or the listed ones; each refusal with its reason',
@@ -124,6 +142,7 @@ export const API_ROUTES = table({
   },
   getInstance: {
     method: 'GET',
+    role: 'viewer',
     url: '/instances/:id',
     summary: 'An instance with its runs, steps and activity events',
     params: api.instanceIdParams,
@@ -132,8 +151,10 @@ export const API_ROUTES = table({
   },
   rerunInstance: {
     method: 'POST',
+    role: 'operator',
     url: '/instances/:id/rerun',
-    summary: 'Rerun an instance from the failed step or from the start, optionally with corrected input',
+    summary:
+      'Rerun an instance from the failed step or from the start, optionally with corrected input (a corrected input needs the admin role)',
     params: api.instanceIdParams,
     body: api.rerunBody,
     emptyBody: {},
@@ -145,6 +166,7 @@ export const API_ROUTES = table({
   },
   cancelInstance: {
     method: 'POST',
+    role: 'operator',
     url: '/instances/:id/cancel',
     summary: 'Cancel an instance that has not finished',
     params: api.instanceIdParams,
@@ -153,6 +175,7 @@ export const API_ROUTES = table({
   },
   sendEvent: {
     method: 'POST',
+    role: 'admin',
     url: '/events',
     summary: 'Send a business event: instances waiting for it (ctx.waitForEvent, by name and match) resume',
     body: api.sendEventBody,
@@ -164,6 +187,7 @@ export const API_ROUTES = table({
   },
   followActivity: {
     method: 'GET',
+    role: 'viewer',
     url: '/activity',
     summary: 'The activity stream as Server-Sent Events; resume with Last-Event-ID',
     query: api.activityQuery,
@@ -177,6 +201,7 @@ export const API_ROUTES = table({
   },
   decidePattern: {
     method: 'POST',
+    role: 'viewer',
     url: '/advisor/decide',
     summary: 'The pattern for the three questions of the decision table, with its reasons',
     body: api.decideBody,
@@ -184,18 +209,21 @@ export const API_ROUTES = table({
   },
   listConnections: {
     method: 'GET',
+    role: 'viewer',
     url: '/connections',
     summary: 'Each connection: circuit state and call statistics since the server started',
     answer: { status: 200, schema: operations.connectionListSchema },
   },
   listSchedules: {
     method: 'GET',
+    role: 'viewer',
     url: '/schedules',
     summary: 'Each scheduled integration: cron, parameters, next and recent firings',
     answer: { status: 200, schema: operations.scheduleListSchema },
   },
   listErrorGroups: {
     method: 'GET',
+    role: 'viewer',
     url: '/errors',
     summary:
       'Failed instances grouped by integration, error code, step and connection, with example messages and whether each group can be rerun',
@@ -204,6 +232,7 @@ export const API_ROUTES = table({
   },
   acknowledgeErrors: {
     method: 'POST',
+    role: 'operator',
     url: '/errors/acknowledge',
     summary: 'Acknowledge (or take back) every failure of the named groups, or the listed instances',
     body: operations.acknowledgeGroupsBody,
@@ -211,6 +240,7 @@ export const API_ROUTES = table({
   },
   acknowledgeInstance: {
     method: 'POST',
+    role: 'operator',
     url: '/instances/:id/acknowledge',
     summary: 'Acknowledge a failed instance (sync or async): it leaves the default errors view',
     params: api.instanceIdParams,
@@ -221,6 +251,7 @@ export const API_ROUTES = table({
   },
   unacknowledgeInstance: {
     method: 'POST',
+    role: 'operator',
     url: '/instances/:id/unacknowledge',
     summary: 'Take back the acknowledgement of a failed instance: it shows in the errors view again',
     params: api.instanceIdParams,

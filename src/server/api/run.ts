@@ -14,6 +14,7 @@ import type { ServerContext } from '../context.js';
 import { assertValid, validatePart } from '../input.js';
 import { PROBLEM_CONTENT_TYPE, problemOf } from '../problem.js';
 import { checkAnswer, syncResultOf } from '../sync-response.js';
+import { actorIn } from './access.js';
 import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
 
@@ -65,6 +66,7 @@ export function runRoutes(app: FastifyInstance, context: ServerContext): void {
         query: query as Record<string, unknown>,
         headers: {},
         ...(request.query.source ? { source: request.query.source } : {}),
+        actor: actorIn(request),
       },
       checkAnswer,
     );

@@ -76,8 +76,12 @@ export function serve<R extends ApiRoute>(app: FastifyInstance, route: R, handle
       };
     },
     serializerCompiler: () => (data) => JSON.stringify(data),
-    // An optional body may also come as a bare JSON content type (a partner's empty callback).
-    ...(route.emptyBody !== undefined ? { config: { emptyBodyAllowed: true } } : {}),
+    config: {
+      // The role the management API's guard asks of the request's token.
+      ...(route.role === undefined ? {} : { role: route.role }),
+      // An optional body may also come as a bare JSON content type (a partner's empty callback).
+      ...(route.emptyBody !== undefined ? { emptyBodyAllowed: true } : {}),
+    },
     ...(route.body
       ? {
           preValidation: (request, _reply, done) => {

@@ -87,7 +87,9 @@ export async function insertRows(
       .filter(
         (r) =>
           created.has(r.id) &&
-          ((r.status === LIFECYCLE.accept.to && r.announce !== false) || r.source !== undefined),
+          ((r.status === LIFECYCLE.accept.to && r.announce !== false) ||
+            r.source !== undefined ||
+            r.actor !== undefined),
       )
       .map((r) =>
         activity(

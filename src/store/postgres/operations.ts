@@ -2,7 +2,14 @@
  * An operator's writes and retention: rerun and cancel (which instances they apply to is the
  * lifecycle's rule, decided in TypeScript on the rows locked for it) and the purge of old outcomes.
  */
-import { activity, type InstanceStatus, TRANSITIONS as LIFECYCLE, PURGEABLE } from '../../lifecycle/index.js';
+import {
+  activity,
+  actorData,
+  type InstanceStatus,
+  TRANSITIONS as LIFECYCLE,
+  PURGEABLE,
+} from '../../lifecycle/index.js';
+import type { Actor } from '../../model.js';
 import { currentRunFromRow, type InstanceRow, sortTransition } from '../rows.js';
 import { assignments, sqlValue, statusIn, statusIs } from '../sql.js';
 import type { AcknowledgeRequest, PurgeRequest, RerunRequest, TransitionOutcome } from '../store.js';
@@ -116,6 +123,7 @@ export async function rerun(db: PgConnection, request: RerunRequest): Promise<Tr
             from: request.from,
             previousStatus: r.status as InstanceStatus,
             inputReplaced: request.inputJson !== undefined,
+            ...actorData(request.actor),
           },
         ),
       ),
@@ -125,7 +133,12 @@ export async function rerun(db: PgConnection, request: RerunRequest): Promise<Tr
   });
 }
 
-export async function cancel(db: PgConnection, ids: string[], now: number): Promise<TransitionOutcome[]> {
+export async function cancel(
+  db: PgConnection,
+  ids: string[],
+  now: number,
+  actor?: Actor,
+): Promise<TransitionOutcome[]> {
   return db.tx(async (client) => {
     const found = await db.q(
       client,
@@ -147,7 +160,7 @@ export async function cancel(db: PgConnection, ids: string[], now: number): Prom
           activity(
             'cancelled',
             { instanceId: r.id, integrationId: r.integration_id, run: r.run, at: now },
-            { previousStatus: r.status as InstanceStatus },
+            { previousStatus: r.status as InstanceStatus, ...actorData(actor) },
           ),
         ),
       );
@@ -202,8 +215,11 @@ export async function acknowledge(
       changed.map((r) => {
         const head = { instanceId: r.id, integrationId: r.integration_id, run: r.run, at: request.now };
         return request.acknowledged
-          ? activity('acknowledged', head, { note: request.note })
-          : activity('unacknowledged', head, { acknowledgedAt: Number(r.acknowledged_at) });
+          ? activity('acknowledged', head, { note: request.note, ...actorData(request.actor) })
+          : activity('unacknowledged', head, {
+              acknowledgedAt: Number(r.acknowledged_at),
+              ...actorData(request.actor),
+            });
       }),
     );
     return outcomes;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { eventFields, NEVER } from '../../lifecycle/index.js';
-import type { ActivityEvent, ChildCounts, Instance, NewActivityEvent, Run, Step } from '../../model.js';
+import type { ActivityEvent, Actor, ChildCounts, Instance, NewActivityEvent, Run, Step } from '../../model.js';
 import { type StepRow, stepFromRow, type WorkRow, workFromRow } from '../rows.js';
 import type {
   AcknowledgeRequest,
@@ -263,8 +263,8 @@ export class PostgresStore implements Store {
     return operations.rerun(this.db, request);
   }
 
-  cancel(ids: string[], now: number): Promise<TransitionOutcome[]> {
-    return operations.cancel(this.db, ids, now);
+  cancel(ids: string[], now: number, actor?: Actor): Promise<TransitionOutcome[]> {
+    return operations.cancel(this.db, ids, now, actor);
   }
 
   acknowledge(request: AcknowledgeRequest): Promise<TransitionOutcome[]> {

@@ -118,7 +118,11 @@ function settle(
       continue;
     }
     // A row inserted by the accept transition announces itself (a sync record is inserted final).
-    if ((row.status === TRANSITIONS.accept.to && row.announce !== false) || row.source !== undefined) {
+    if (
+      (row.status === TRANSITIONS.accept.to && row.announce !== false) ||
+      row.source !== undefined ||
+      row.actor !== undefined
+    ) {
       head.instanceId = row.id;
       head.integrationId = row.integrationId;
       head.at = row.createdAt;

@@ -9,8 +9,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreClosedError } from '../../errors.js';
-import { activity, allows, FINAL, PURGEABLE, TRANSITIONS } from '../../lifecycle/index.js';
-import type { ActivityEvent, ChildCounts, Instance, Run, Step } from '../../model.js';
+import { activity, actorData, allows, FINAL, PURGEABLE, TRANSITIONS } from '../../lifecycle/index.js';
+import type { ActivityEvent, Actor, ChildCounts, Instance, Run, Step } from '../../model.js';
 import {
   currentRunFromRow,
   type InstanceRow,
@@ -393,7 +393,12 @@ export class SqliteStore implements Store {
             activity(
               'rerun',
               { instanceId: row.id, integrationId: row.integration_id, run: next, at: request.now },
-              { from: request.from, previousStatus: status, inputReplaced: request.inputJson !== undefined },
+              {
+                from: request.from,
+                previousStatus: status,
+                inputReplaced: request.inputJson !== undefined,
+                ...actorData(request.actor),
+              },
             ),
           );
           return { id: row.id, outcome: 'done', run: next };
@@ -402,7 +407,7 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  async cancel(ids: string[], now: number): Promise<TransitionOutcome[]> {
+  async cancel(ids: string[], now: number, actor?: Actor): Promise<TransitionOutcome[]> {
     this.open();
     return this.db
       .transaction(() =>
@@ -419,7 +424,7 @@ export class SqliteStore implements Store {
             activity(
               'cancelled',
               { instanceId: id, integrationId: row.integration_id, run: row.run, at: now },
-              { previousStatus: status },
+              { previousStatus: status, ...actorData(actor) },
             ),
           );
           return { id, outcome: 'done', run: row.run };
@@ -450,8 +455,11 @@ export class SqliteStore implements Store {
             insertEvent(
               this.sql,
               request.acknowledged
-                ? activity('acknowledged', head, { note: request.note })
-                : activity('unacknowledged', head, { acknowledgedAt: Number(row.acknowledged_at) }),
+                ? activity('acknowledged', head, { note: request.note, ...actorData(request.actor) })
+                : activity('unacknowledged', head, {
+                    acknowledgedAt: Number(row.acknowledged_at),
+                    ...actorData(request.actor),
+                  }),
             );
           }
           return { id, outcome: 'done', run: row.run };
