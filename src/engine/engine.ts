@@ -368,7 +368,12 @@ export class Engine {
     ids: string[],
     options: { acknowledged?: boolean; note?: string | null; actor?: Actor } = {},
   ): Promise<{ done: string[]; refused: Refusal[] }> {
-    return this.operations.acknowledge(ids, options.acknowledged ?? true, options.note ?? null, options.actor);
+    return this.operations.acknowledge(
+      ids,
+      options.acknowledged ?? true,
+      options.note ?? null,
+      options.actor,
+    );
   }
 
   /** The step each failed run stopped in, by instance id (absent: it failed outside a step). */

@@ -80,7 +80,8 @@ export function acceptedData(row: {
   source?: 'console';
   actor?: Actor;
 }): ActivityData['accepted'] {
-  if (row.source === undefined && row.actor === undefined) return row.parentId ? { parentId: row.parentId } : {};
+  if (row.source === undefined && row.actor === undefined)
+    return row.parentId ? { parentId: row.parentId } : {};
   return {
     ...(row.parentId ? { parentId: row.parentId } : {}),
     ...(row.source === undefined ? {} : { source: row.source }),

@@ -51,10 +51,15 @@ declare module 'fastify' {
  * development server), so that a server started without one is not open to the network;
  * `buildApp` logs a warning then.
  */
-export function accessGuard(tokens: readonly ManagementToken[], ring: CredentialRing, sessions: ConsoleSessions | null) {
+export function accessGuard(
+  tokens: readonly ManagementToken[],
+  ring: CredentialRing,
+  sessions: ConsoleSessions | null,
+) {
   const guarded = tokens.length > 0;
   return async (request: FastifyRequest): Promise<void> => {
-    const access = guarded ? identify(request, ring, sessions) : (loopbackOnly(request), LOCAL_ACCESS);
+    if (!guarded) loopbackOnly(request);
+    const access = guarded ? identify(request, ring, sessions) : LOCAL_ACCESS;
     request.access = access;
     const needed = request.routeOptions.config.role;
     if (needed !== undefined && !grants(access.role, needed)) throw lacksRole(access, needed);
@@ -63,9 +68,7 @@ export function accessGuard(tokens: readonly ManagementToken[], ring: Credential
 
 /** 403 for a token whose role does not include the one needed. */
 export function lacksRole(access: Access, needed: Role): TandemError {
-  return forbidden(
-    `This needs the ${needed} role; the token "${access.token}" has the ${access.role} role`,
-  );
+  return forbidden(`This needs the ${needed} role; the token "${access.token}" has the ${access.role} role`);
 }
 
 /** Who a request to a guarded management API is, or a 401 (403 for a trigger key). */
@@ -81,7 +84,10 @@ function identify(request: FastifyRequest, ring: CredentialRing, sessions: Conso
     if (queryToken !== null) {
       const grant = ring.identify(queryToken);
       if (grant?.kind === 'management') return accessOf(grant.token);
-      throw unauthenticated('The access_token is not a management token', `${CHALLENGE}, error="invalid_token"`);
+      throw unauthenticated(
+        'The access_token is not a management token',
+        `${CHALLENGE}, error="invalid_token"`,
+      );
     }
     throw unauthenticated('The management API needs "Authorization: Bearer <token>"', CHALLENGE);
   }

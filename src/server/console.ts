@@ -39,7 +39,12 @@ export async function consoleRoutes(
   app.get('/console', (_request, reply) => reply.redirect('/console/', 308));
   if (auth) signInRoutes(app, auth);
   // Without a token there is no sign-in: the page asks, and shows no "Sign out".
-  else app.get('/console/session', () => ({ signedIn: false, signInRequired: false, ...shownAccess(LOCAL_ACCESS) }));
+  else
+    app.get('/console/session', () => ({
+      signedIn: false,
+      signInRequired: false,
+      ...shownAccess(LOCAL_ACCESS),
+    }));
   if (!existsSync(join(root, 'index.html'))) {
     const notBuilt = async () => {
       throw new TandemError(

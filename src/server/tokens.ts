@@ -47,7 +47,8 @@ export function managementTokens(
   env: NodeJS.ProcessEnv = process.env,
 ): ManagementToken[] {
   const tokens: ManagementToken[] = [];
-  const admin = options.adminToken === undefined ? env.TANDEM_ADMIN_TOKEN || null : options.adminToken || null;
+  const admin =
+    options.adminToken === undefined ? env.TANDEM_ADMIN_TOKEN || null : options.adminToken || null;
   if (admin !== null) tokens.push({ name: 'admin', role: 'admin', secret: admin, bodies: true });
   if (options.tokens !== undefined) {
     for (const token of options.tokens) {

@@ -38,6 +38,9 @@ export function detailWithoutBodies(detail: InstanceDetail): InstanceDetail {
     instance: instanceWithoutBodies(detail.instance),
     runs: detail.runs.map((run) => ({ ...run, input: BODY_HIDDEN })),
     steps: detail.steps.map((step) => ({ ...step, output: step.output === null ? null : BODY_HIDDEN })),
-    waits: detail.waits.map((wait) => ({ ...wait, match: wait.match === null ? null : { hidden: BODY_HIDDEN } })),
+    waits: detail.waits.map((wait) => ({
+      ...wait,
+      match: wait.match === null ? null : { hidden: BODY_HIDDEN },
+    })),
   };
 }

@@ -6,7 +6,15 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { eventFields, NEVER } from '../../lifecycle/index.js';
-import type { ActivityEvent, Actor, ChildCounts, Instance, NewActivityEvent, Run, Step } from '../../model.js';
+import type {
+  ActivityEvent,
+  Actor,
+  ChildCounts,
+  Instance,
+  NewActivityEvent,
+  Run,
+  Step,
+} from '../../model.js';
 import { type StepRow, stepFromRow, type WorkRow, workFromRow } from '../rows.js';
 import type {
   AcknowledgeRequest,
