@@ -1,6 +1,6 @@
 /**
- * The management API as the console uses it. With an admin token configured, the server's sign-in
- * page has set an HttpOnly session cookie that the browser sends with every same-origin request;
+ * The management API as the console uses it. With tokens configured, the server's sign-in page
+ * has set an HttpOnly session cookie that the browser sends with every same-origin request;
  * the page itself never sees the token.
  *
  * The shapes are the server's, never restated here: the vocabulary's types come from `model.ts`,
@@ -52,13 +52,6 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     );
   }
   return body as T;
-}
-
-/** Whether this console runs behind a sign-in (an admin token is configured and the session is valid). */
-export async function signedIn(): Promise<boolean> {
-  const response = await fetch('/console/session', { headers: { accept: 'application/json' } });
-  if (!response.ok) return false;
-  return ((await response.json()) as { signedIn: boolean }).signedIn;
 }
 
 export const post = <T>(path: string, body: unknown = {}) => api<T>(path, { method: 'POST', body });

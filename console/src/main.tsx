@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { onUnauthorised, signedIn } from './api';
+import { onUnauthorised } from './api';
 import { VIEWER_ZONE } from './format';
 import { useRoute } from './hooks';
 import { AdvisorPage } from './pages/advisor';
@@ -13,6 +13,7 @@ import { IntegrationsPage } from './pages/integrations';
 import { OverviewPage } from './pages/overview';
 import { RunPage } from './pages/run';
 import { SchedulesPage } from './pages/schedules';
+import { loadSession, type Session, SessionContext, UNKNOWN } from './session';
 import './style.css';
 
 const NAV = [
@@ -26,16 +27,16 @@ const NAV = [
 ] as const;
 
 function App() {
-  const [session, setSession] = useState(false);
+  const [session, setSession] = useState<Session>(UNKNOWN);
   const { path, query } = useRoute();
   useEffect(() => onUnauthorised(() => window.location.assign('/console/sign-in')), []);
   useEffect(() => {
-    signedIn().then(setSession, () => setSession(false));
+    loadSession().then(setSession, () => setSession(UNKNOWN));
   }, []);
   useFocusOnNavigation(path);
   const section = `/${path.split('/')[1] ?? ''}`;
   return (
-    <>
+    <SessionContext.Provider value={session}>
       {/* A link to the main content, first in the tab order. The hash is the console's route, so the
           link moves focus itself rather than following "#main" to a page that does not exist. */}
       {/* biome-ignore lint/a11y/useValidAnchor: a skip link is a link; its default would change the route */}
@@ -63,8 +64,11 @@ function App() {
           </ul>
         </nav>
         <span class="zone">Times in {VIEWER_ZONE}</span>
-        {session ? (
+        {session.signedIn ? (
           <form method="post" action="/console/sign-out" class="sign-out">
+            <span class="muted" id="signed-in-as">
+              {session.token} ({session.role})
+            </span>{' '}
             <button type="submit" class="link">
               Sign out
             </button>
@@ -74,7 +78,7 @@ function App() {
       <main id="main" tabIndex={-1}>
         {route(path, query)}
       </main>
-    </>
+    </SessionContext.Provider>
   );
 }
 

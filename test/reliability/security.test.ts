@@ -319,7 +319,8 @@ describe('the console behind the admin token', () => {
     expect(form.status).toBe(303);
     const setCookie = /^set-cookie: (.*)$/im.exec(form.head)?.[1] ?? '';
     expect(setCookie).toMatch(
-      /^tandem_console=\d+\.[\w-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict/,
+      // Expiry, the token's name (base64url of "admin") and the MAC.
+      /^tandem_console=\d+\.YWRtaW4\.[\w-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict/,
     );
     expect(setCookie).not.toContain(ADMIN_TOKEN);
     const session = cookie(/^tandem_console=([^;]+)/.exec(setCookie)![1]!);

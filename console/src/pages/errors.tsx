@@ -9,6 +9,7 @@ import { type AcknowledgeResult, api, type ErrorGroup, type ErrorGroups, post } 
 import { useBulkRerun } from '../bulk-rerun';
 import { time } from '../format';
 import { useLoad } from '../hooks';
+import { useCan } from '../session';
 import { Loading, Page, Problem } from '../ui';
 
 type Refusal = AcknowledgeResult['refused'][number];
@@ -182,6 +183,7 @@ function GroupCard({
   onRerun: () => void;
   onAcknowledge: (value: boolean) => void;
 }) {
+  const operator = useCan('operator');
   const [confirming, setConfirming] = useState(false);
   // The button pressed is replaced by the confirmation: keyboard focus moves along with it.
   const confirmButton = useRef<HTMLButtonElement>(null);
@@ -258,7 +260,7 @@ function GroupCard({
             Keep as is
           </button>
         </fieldset>
-      ) : (
+      ) : !operator ? null : (
         <div class="actions">
           {group.rerun.possible ? (
             <button type="button" disabled={busy} onClick={() => setConfirming(true)} aria-describedby={id}>

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { ACTIVE, api, type InstanceDetail, NEVER, post, type Wait } from '../api';
 import { time } from '../format';
 import { useLoad } from '../hooks';
+import { useCan } from '../session';
 import { Ms, RunTimelineView } from '../timeline';
 import { Json, Loading, Page, Problem, Scroller, StatusBadge } from '../ui';
 
@@ -341,6 +342,8 @@ function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => voi
   const [input, setInput] = useState('');
   const [busy, setBusy] = useState(false);
   const finished = !UNFINISHED.has(instance.status);
+  const operator = useCan('operator');
+  const admin = useCan('admin');
   const act = async (what: string, path: string, body: unknown) => {
     setBusy(true);
     setError(null);
@@ -357,6 +360,8 @@ function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => voi
   };
   const base = `/instances/${encodeURIComponent(instance.id)}`;
   if (instance.mode === 'sync') return <p>A sync instance answered its caller and cannot be rerun.</p>;
+  // A role without these actions sees none of them (the API would refuse them).
+  if (!operator) return null;
   return (
     <section class="actions" aria-label="Actions">
       {finished ? (
@@ -379,16 +384,18 @@ function Actions({ detail, reload }: { detail: InstanceDetail; reload: () => voi
           >
             Rerun from start
           </button>
-          <button
-            type="button"
-            aria-expanded={editing}
-            onClick={() => {
-              setInput(JSON.stringify(instance.input, null, 2));
-              setEditing(!editing);
-            }}
-          >
-            Edit input and rerun
-          </button>
+          {admin ? (
+            <button
+              type="button"
+              aria-expanded={editing}
+              onClick={() => {
+                setInput(JSON.stringify(instance.input, null, 2));
+                setEditing(!editing);
+              }}
+            >
+              Edit input and rerun
+            </button>
+          ) : null}
         </>
       ) : null}
       {instance.status !== 'succeeded' && instance.status !== 'cancelled' ? (

@@ -9,6 +9,7 @@ import { time } from '../format';
 import { useLoad } from '../hooks';
 import { PATTERNS, triggerText } from '../labels';
 import { childCounts, childVerb, connectionText, type Picture, PictureSvg, stepFigures } from '../picture';
+import { useCan } from '../session';
 import { Loading, Page, Problem, Scroller } from '../ui';
 
 export function IntegrationPage({ id }: { id: string }) {
@@ -18,11 +19,12 @@ export function IntegrationPage({ id }: { id: string }) {
     10_000,
   );
   const encoded = encodeURIComponent(id);
+  const operator = useCan('operator');
   return (
     <Page title={`Integration ${id}`}>
       <p class="actions">
         <a href={`#/instances?integration=${encoded}`}>Instances of {id}</a>
-        <a href={`#/integrations/${encoded}/run`}>Run with test input</a>
+        {operator ? <a href={`#/integrations/${encoded}/run`}>Run with test input</a> : null}
         <a href="#/integrations">All integrations</a>
       </p>
       <Problem message={picture.error} />

@@ -17,6 +17,7 @@ import {
 import { ms } from '../format';
 import { useLoad } from '../hooks';
 import { hasFields, type JsonSchema, ObjectFields, sampleOf } from '../schema-form';
+import { useCan } from '../session';
 import { Json, Loading, Page, Problem, StatusBadge } from '../ui';
 
 interface ProblemDocument {
@@ -35,10 +36,15 @@ export function RunPage({ id }: { id: string }) {
     () => api<IntegrationInput>(`/integrations/${encodeURIComponent(id)}/input`),
     [id],
   );
+  const operator = useCan('operator');
   return (
     <Page title={`Run ${id} with test input`}>
       <Problem message={error} />
-      <Loading when={data}>{() => <RunForm key={id} spec={data!} />}</Loading>
+      {operator ? (
+        <Loading when={data}>{() => <RunForm key={id} spec={data!} />}</Loading>
+      ) : (
+        <p>Running an integration needs the operator role; this sign-in has the viewer role.</p>
+      )}
     </Page>
   );
 }

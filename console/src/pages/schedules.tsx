@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { api, post, type Schedule } from '../api';
 import { inZones } from '../format';
 import { useLoad } from '../hooks';
+import { useCan } from '../session';
 import { Json, Loading, Page, Problem } from '../ui';
 
 export function SchedulesPage() {
@@ -27,6 +28,7 @@ export function SchedulesPage() {
 }
 
 function ScheduleCard({ schedule, onRun }: { schedule: Schedule; onRun: () => void }) {
+  const operator = useCan('operator');
   const zone = schedule.timezone;
   const nextId = `next-${schedule.integrationId}`;
   const last = schedule.lastFiring;
@@ -67,23 +69,25 @@ function ScheduleCard({ schedule, onRun }: { schedule: Schedule; onRun: () => vo
         <dd>{schedule.lastSlotAt === null ? 'none handled yet' : inZones(schedule.lastSlotAt, zone)}</dd>
       </dl>
       <Json label="Parameters" value={schedule.parameters} />
-      <button
-        type="button"
-        onClick={async () => {
-          try {
-            const accepted = await post<{ instanceId: string }>(
-              `/integrations/${encodeURIComponent(schedule.integrationId)}/run?source=console`,
-            );
-            setError(null);
-            setMessage(accepted.instanceId);
-            onRun();
-          } catch (failure) {
-            setError((failure as Error).message);
-          }
-        }}
-      >
-        Run {schedule.integrationId} now
-      </button>
+      {operator ? (
+        <button
+          type="button"
+          onClick={async () => {
+            try {
+              const accepted = await post<{ instanceId: string }>(
+                `/integrations/${encodeURIComponent(schedule.integrationId)}/run?source=console`,
+              );
+              setError(null);
+              setMessage(accepted.instanceId);
+              onRun();
+            } catch (failure) {
+              setError((failure as Error).message);
+            }
+          }}
+        >
+          Run {schedule.integrationId} now
+        </button>
+      ) : null}
       <p aria-live="polite">
         {message ? (
           <>
