@@ -257,7 +257,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   if (tokens.length === 0) {
     logger.warn(
-      'no admin token configured (TANDEM_ADMIN_TOKEN): the management API at /api and the console answer this machine only',
+      'no admin token configured (TANDEM_ADMIN_TOKEN, server.tokens): the management API at /api and the console answer this machine only',
     );
   }
   return app;
