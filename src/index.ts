@@ -8,7 +8,7 @@ export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
 export type { SecretRef } from './connections/secret.js';
 export { secret } from './connections/secret.js';
-export type { ServerOptions, TandemConfig } from './define/config.js';
+export type { ApiToken, ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {
   AsyncContext,
