@@ -42,7 +42,7 @@ beforeAll(async () => {
     launchBrowser(),
   ]);
   const accepted = await server.engine.accept('payments', {
-    paymentId: 'P-7',
+    paymentId: 'PAY-77410',
     iban: 'DE89370400440532013000',
   });
   failedId = accepted.instanceId;
