@@ -3,6 +3,7 @@
  * CLI loads it), so that a wrong option fails at start with `invalid-definition`.
  */
 import { z } from 'zod';
+import { type AlertsOptions, alertsSchema, checkAlerts } from '../alerts/options.js';
 import { type HttpConnection, isConnection } from '../connections/http.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
@@ -74,6 +75,11 @@ export interface TandemConfig {
   };
   /** The HTTP server. */
   server?: ServerOptions;
+  /**
+   * Alerts when instances fail for good, circuits open or close, schedules miss slots or the
+   * backlog passes a threshold: to a signed webhook, grouped per burst (docs/alerts.md).
+   */
+  alerts?: AlertsOptions;
 }
 
 const serverSchema = options({
@@ -153,6 +159,7 @@ const configSchema = options({
     lookBackMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
   } satisfies Record<keyof NonNullable<TandemConfig['events']>, unknown>).optional(),
   server: serverSchema.optional(),
+  alerts: alertsSchema.optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 
 /**
@@ -167,6 +174,7 @@ export function defineConfig(config: TandemConfig): TandemConfig {
     throw new InvalidDefinitionError('defineConfig needs { integrations: [...] }');
   }
   checkOptions(configSchema, config, 'Config');
+  if (config.alerts !== undefined) checkAlerts(config.alerts, 'Config: alerts');
   checkIntegrations(config.integrations);
   return config;
 }
