@@ -295,7 +295,9 @@ export class Engine {
    * or straight into the store once accepts are closed (the last burst, at shutdown).
    */
   private async commitAlert(message: unknown, idempotencyKey: string): Promise<void> {
-    const row = this.acceptor.prepare(ALERTS_INTEGRATION, message, { idempotencyKey });
+    // Due since the epoch: claims take due work by due time, so an alert goes ahead of the backlog
+    // it may be about instead of waiting behind it.
+    const row = this.acceptor.prepare(ALERTS_INTEGRATION, message, { idempotencyKey, runAt: 0 });
     try {
       await this.acceptor.acceptPrepared([row]);
     } catch (error) {
