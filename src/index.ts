@@ -2,6 +2,8 @@ export type { Advice, AdviceKind } from './advisor/advice.js';
 export { advise } from './advisor/advice.js';
 export type { Decision, DecisionQuestions, Pattern } from './advisor/decide.js';
 export { decide } from './advisor/decide.js';
+export type { AlertMessage } from './alerts/message.js';
+export type { AlertsOptions, AlertWebhook, BacklogAlert } from './alerts/options.js';
 export type { CircuitOptions, CircuitState } from './connections/circuit.js';
 export type { CallFailure, ConnectionAuth, HttpConnectionOptions } from './connections/definition.js';
 export type { CallOptions } from './connections/http.js';
