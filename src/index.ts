@@ -4,7 +4,16 @@ export type { Decision, DecisionQuestions, Pattern } from './advisor/decide.js';
 export { decide } from './advisor/decide.js';
 export type { AlertMessage } from './alerts/message.js';
 export type { AlertsOptions, AlertWebhook, BacklogAlert } from './alerts/options.js';
+export type { Call, ClientOf, Use } from './connections/caller.js';
 export type { CircuitOptions, CircuitState } from './connections/circuit.js';
+export type {
+  BindableConnection,
+  CallContext,
+  CallOutcome,
+  Connection,
+  ConnectionType,
+} from './connections/connection.js';
+export { ConnectionError } from './connections/connection.js';
 export type { CallFailure, ConnectionAuth, HttpConnectionOptions } from './connections/definition.js';
 export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';

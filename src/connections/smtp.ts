@@ -10,7 +10,14 @@
 import { createTransport } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import { z } from 'zod';
-import { between, checkOptions, integer, nonEmptyText, options as optionsOf, timerMs } from '../define/options.js';
+import {
+  between,
+  checkOptions,
+  integer,
+  nonEmptyText,
+  options as optionsOf,
+  timerMs,
+} from '../define/options.js';
 import { TandemError } from '../errors.js';
 import type { Json } from '../model.js';
 import type { CircuitOptions, CircuitState } from './circuit.js';
@@ -97,7 +104,9 @@ export function messageIdOf(idempotencyKey: string, domain: string): string {
   for (const char of idempotencyKey) {
     left += PLAIN.test(char)
       ? char
-      : [...Buffer.from(char, 'utf8')].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+      : [...Buffer.from(char, 'utf8')]
+          .map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)
+          .join('');
   }
   return `<${left}@${domain}>`;
 }
@@ -159,7 +168,10 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
     const from = mail.from ?? this.options.from;
     if (from === undefined) {
       return Promise.reject(
-        new TandemError('invalid-definition', `Connection "${this.id}": a mail needs a from address (or the connection's from)`),
+        new TandemError(
+          'invalid-definition',
+          `Connection "${this.id}": a mail needs a from address (or the connection's from)`,
+        ),
       );
     }
     const domain = this.options.messageIdDomain ?? domainOf(from) ?? 'tandem.invalid';
@@ -179,7 +191,11 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
     );
   }
 
-  private async deliver(mail: Mail & { from: string }, messageId: string, signal: AbortSignal): Promise<SentMail> {
+  private async deliver(
+    mail: Mail & { from: string },
+    messageId: string,
+    signal: AbortSignal,
+  ): Promise<SentMail> {
     const timeout = this.options.timeout ?? DEFAULT_TIMEOUT_MS;
     const { username, password } = this.options;
     const settings: SMTPTransport.Options = {
@@ -215,7 +231,8 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
         headers,
         messageId,
       });
-      const address = (value: unknown) => (typeof value === 'string' ? value : String((value as { address?: unknown }).address));
+      const address = (value: unknown) =>
+        typeof value === 'string' ? value : String((value as { address?: unknown }).address);
       return {
         messageId,
         accepted: (info.accepted ?? []).map(address),
@@ -239,7 +256,9 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
     const responseCode = typeof error?.responseCode === 'number' ? error.responseCode : null;
     const notSent =
       responseCode === null &&
-      (NOT_CONNECTED.has(error?.originalCode ?? '') || code === 'EDNS' || error?.timeoutType === 'CONNECT_TIMEOUT');
+      (NOT_CONNECTED.has(error?.originalCode ?? '') ||
+        code === 'EDNS' ||
+        error?.timeoutType === 'CONNECT_TIMEOUT');
     const retryable =
       responseCode !== null
         ? error.permanent !== true
