@@ -14,7 +14,7 @@ import type { EngineObserver } from '../engine/observer.js';
 import { DUE, WAITING } from '../lifecycle/statuses.js';
 import type { InstanceStatus } from '../model.js';
 import { AlertCollector } from './collector.js';
-import type { AlertMessage } from './message.js';
+import { type AlertMessage, textOf } from './message.js';
 import { ALERTS_INTEGRATION, type AlertsOptions, checkAlerts } from './options.js';
 import { sendWebhook, webhookTarget } from './webhook.js';
 
@@ -56,7 +56,7 @@ export class Alerts {
 
   constructor(private readonly options: AlertsOptions) {
     checkAlerts(options);
-    const webhook = options.webhook;
+    const { webhook, email } = options;
     const target = webhook
       ? webhookTarget(
           webhook,
@@ -79,6 +79,17 @@ export class Alerts {
         const message = ctx.input as unknown as AlertMessage;
         // One step per destination: a delivered webhook is not sent again while e-mail is retried.
         if (webhook && target) await ctx.step('webhook', () => sendWebhook(ctx, message, webhook, target));
+        if (email) {
+          await ctx.step('email', async () => {
+            const sent = await ctx.use(email.connection).send({
+              to: email.to,
+              ...(email.from === undefined ? {} : { from: email.from }),
+              subject: message.title,
+              text: textOf(message),
+            });
+            return { messageId: sent.messageId, accepted: sent.accepted.length };
+          });
+        }
       },
     });
     this.observer = this.makeObserver();

@@ -4,7 +4,9 @@
  * collects and sends them, so that the config can check them without loading that code.
  */
 import { z } from 'zod';
+import { isConnection } from '../connections/connection.js';
 import type { SecretValue } from '../connections/secret.js';
+import type { SmtpConnection } from '../connections/smtp.js';
 import { checkOptions, integer, oneOf, options, timerMs } from '../define/options.js';
 import { type RetryPolicy, retryPolicySchema } from '../define/retry.js';
 import { webhookSecretBytes } from '../define/trigger-auth.js';
@@ -26,6 +28,15 @@ export interface AlertWebhook {
   format?: 'json' | 'cloudevents';
   /** Per request, in ms. Default 10 s. */
   timeout?: number;
+}
+
+/** A recipient list for alerts by e-mail, sent through an SMTP connection. */
+export interface AlertEmail {
+  /** Made with `smtpConnection()`; list it in `connections` too to see it on the console. */
+  connection: SmtpConnection;
+  to: string | string[];
+  /** Default: the connection's `from`. */
+  from?: string;
 }
 
 /** When the backlog (instances queued or retrying, waiting for a worker) raises an alert. */
@@ -50,6 +61,8 @@ export interface BacklogAlert {
  */
 export interface AlertsOptions {
   webhook?: AlertWebhook;
+  /** Alerts by e-mail (plain text, the title as subject); with `webhook`, both are sent. */
+  email?: AlertEmail;
   /** Alert on instances failing for good. Default true. */
   failed?: boolean;
   /** Alert on circuits opening and closing. Default true. */
@@ -90,10 +103,24 @@ const webhookSchema = options({
   timeout: timerMs.optional(),
 } satisfies Record<keyof AlertWebhook, unknown>);
 
+const address = z
+  .string({ error: 'must be an e-mail address' })
+  .regex(/@/, { error: 'must be an e-mail address' });
+const emailSchema = options({
+  connection: z.custom<SmtpConnection>((v) => isConnection(v) && v.type === 'smtp', {
+    error: 'must be created with smtpConnection()',
+  }),
+  to: z.union([address, z.array(address).min(1)], {
+    error: 'must be an address or a non-empty list of them',
+  }),
+  from: address.optional(),
+} satisfies Record<keyof AlertEmail, unknown>);
+
 const flag = z.boolean({ error: 'must be true or false' });
 
 export const alertsSchema = options({
   webhook: webhookSchema.optional(),
+  email: emailSchema.optional(),
   failed: flag.optional(),
   circuits: flag.optional(),
   schedules: flag.optional(),
@@ -108,7 +135,7 @@ export const alertsSchema = options({
 /** Checks alert options on their own (the config checks them as `alerts`): at least one destination. */
 export function checkAlerts(alerts: AlertsOptions, where = 'alerts'): void {
   checkOptions(alertsSchema, alerts, where);
-  if (alerts.webhook === undefined) {
-    throw new InvalidDefinitionError(`${where} needs a destination: webhook`);
+  if (alerts.webhook === undefined && alerts.email === undefined) {
+    throw new InvalidDefinitionError(`${where} needs a destination: webhook or email`);
   }
 }

@@ -7,7 +7,6 @@
  * reply code, never addresses, subject or body. Credentials are read from their secrets when a
  * mail is sent, so a rotated password is used by the next send and none is kept in the connection.
  */
-import { createTransport } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import { z } from 'zod';
 import {
@@ -213,6 +212,8 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
     };
     // One transport per send: credentials are read now (a rotated secret is used at once) and no
     // idle session is kept open between the few mails an integration sends.
+    // Loaded on the first send: a process that sends no mail does not load nodemailer.
+    const { createTransport } = await import('nodemailer');
     const transport = createTransport(settings);
     const abort = () => transport.close();
     signal.addEventListener('abort', abort, { once: true });
