@@ -14,11 +14,13 @@ import type { AlertMessage } from '../../src/alerts/message.js';
 import type { AlertsOptions } from '../../src/alerts/options.js';
 import { httpConnection } from '../../src/connections/http.js';
 import { secret } from '../../src/connections/secret.js';
+import { smtpConnection } from '../../src/connections/smtp.js';
 import { defineConfig } from '../../src/define/config.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import { Engine } from '../../src/engine/engine.js';
 import { appServer, json, type SeenRequest } from '../support/app-server.js';
 import { quietLogger, STORE_KINDS, testEngine, testStore, waitForStatus } from '../support/engine.js';
+import { smtpServer } from '../support/smtp.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
@@ -283,6 +285,60 @@ describe('alert kinds', () => {
     // The alert was claimed before the instances queued ahead of it: delivered while most still waited.
     expect(finishedAtAlert).not.toBeNull();
     expect(finishedAtAlert!).toBeLessThan(6);
+  });
+
+  it('sends the same grouped alert by e-mail and to the webhook, each step delivered once', async () => {
+    const hook = await receiver();
+    const smtp = await smtpServer();
+    cleanups.push(() => smtp.close());
+    const mail = smtpConnection('ops-mail', {
+      host: smtp.host,
+      port: smtp.port,
+      from: 'tandem@shop.example',
+    });
+    const failing = defineIntegration({
+      id: 'sync-stock',
+      mode: 'async',
+      retry: { maxAttempts: 1 },
+      handler: (ctx) =>
+        ctx.step('read', () => {
+          throw new Error(`stock file ${String((ctx.input as { n: number }).n)} is empty`);
+        }),
+    });
+    const { engine, close } = await testEngine([failing], {
+      alerts: {
+        webhook: { url: hook.url, secret: SECRET },
+        email: { connection: mail, to: ['ops@shop.example', 'oncall@shop.example'] },
+        groupMs: 1_000,
+      },
+      publicUrl: 'https://tandem.example.com',
+    });
+    cleanups.push(close);
+    smtp.replyNext(451, 'Greylisted'); // the first e-mail is refused for now: only that step is tried again
+    for (let n = 1; n <= 3; n++) await engine.accept('sync-stock', { n });
+    const alert = await waitFor(async () => {
+      const [instance] = (await engine.listInstances({ integrationId: ALERTS_INTEGRATION, limit: 5 })).items;
+      return instance?.status === 'succeeded' ? instance : null;
+    }, 'the alert to be delivered');
+    expect(alert.attempt).toBe(2);
+    expect(hook.seen).toHaveLength(1);
+    expect(smtp.received).toHaveLength(1);
+    const [received] = smtp.received;
+    expect(received!.to).toEqual(['ops@shop.example', 'oncall@shop.example']);
+    expect(received!.subject).toBe('Tandem: 3 instances failed in sync-stock at step read (error)');
+    expect(received!.messageId).toBe(`<${alert.id}%3Aemail%3A0@shop.example>`);
+    // The text part is quoted-printable: soft line breaks joined, =XX bytes decoded.
+    const text = Buffer.from(
+      received!.raw
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+      'latin1',
+    ).toString('utf8');
+    expect(text).toContain('"stock file 1 is empty" ×3');
+    expect(text).toContain(
+      `https://tandem.example.com/console/#/errors?group=${encodeURIComponent(JSON.stringify(['sync-stock', null, 'read', null]))}`,
+    );
+    expect(messagesOf(hook.seen)[0]!.failures[0]!.count).toBe(3);
   });
 
   it('never stores the signing secret: a secret() is read when sending, and no byte of it is in the store', async () => {
