@@ -3,8 +3,6 @@
  * e-mail renders. Failures are grouped as the console's errors page groups them (integration, error
  * code, step, connection), so that each group links to the card an operator acts on.
  */
-import type { Json } from '../model.js';
-
 /** Failed instances of one group within the burst. */
 export interface FailureGroup {
   integrationId: string;
@@ -155,6 +153,3 @@ export function textOf(message: AlertMessage): string {
   lines.push('', `Console: ${message.console}`);
   return `${lines.join('\n')}\n`;
 }
-
-/** The message as stored input (its own type is JSON all through). */
-export const asJson = (message: AlertMessage): Json => message as unknown as Json;

@@ -16,10 +16,10 @@ import type { AlertMessage } from './message.js';
 import type { AlertWebhook } from './options.js';
 
 /** The CloudEvents type of an alert. */
-export const ALERT_EVENT_TYPE = 'dev.tandem.alert';
+const ALERT_EVENT_TYPE = 'dev.tandem.alert';
 
 /** The `webhook-signature` header of a body: `v1,<base64 HMAC-SHA256>`. */
-export function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): string {
+function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): string {
   const digest = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`, 'utf8').digest();
   return `v1,${digest.toString('base64')}`;
 }
