@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ALERTS_INTEGRATION } from '../../src/alerts/alerts.js';
 import type { AlertMessage } from '../../src/alerts/message.js';
 import type { AlertsOptions } from '../../src/alerts/options.js';
+import { engineOptionsOf } from '../../src/cli/load-config.js';
 import { httpConnection } from '../../src/connections/http.js';
 import { secret } from '../../src/connections/secret.js';
 import { smtpConnection } from '../../src/connections/smtp.js';
@@ -341,6 +342,52 @@ describe('alert kinds', () => {
     expect(messagesOf(hook.seen)[0]!.failures[0]!.count).toBe(3);
   });
 
+  it('a burst still open at a graceful stop is stored then, and delivered by the next start', async () => {
+    const hook = await receiver();
+    await hook.down();
+    const { store, cleanup } = await testStore('sqlite');
+    cleanups.push(cleanup);
+    const failing = defineIntegration({
+      id: 'failing',
+      mode: 'async',
+      retry: { maxAttempts: 1 },
+      handler: () => {
+        throw new Error('boom');
+      },
+    });
+    const start = async () => {
+      const engine = await Engine.create({
+        integrations: [failing],
+        store,
+        logger: quietLogger,
+        pollIntervalMs: 50,
+        // A burst that would stay open for an hour: only the stop closes it.
+        alerts: { webhook: { url: hook.url, secret: SECRET }, groupMs: 3_600_000 },
+      });
+      engine.start();
+      return engine;
+    };
+    const first = await start();
+    const { instanceId } = await first.accept('failing', {});
+    await waitForStatus(first, instanceId);
+    expect(await first.countInstances({ integrationId: ALERTS_INTEGRATION })).toBe(0);
+    await first.stop(1_000);
+
+    const stored = (await store.listInstances({ integrationId: ALERTS_INTEGRATION, limit: 5 })).items;
+    expect(stored).toHaveLength(1);
+    expect((stored[0]!.input as unknown as AlertMessage).failures[0]).toMatchObject({
+      integrationId: 'failing',
+      count: 1,
+    });
+    await hook.up();
+    const second = await start();
+    cleanups.push(() => second.stop(1_000));
+    expect((await waitForStatus(second, stored[0]!.id)).status).toBe('succeeded');
+    expect(messagesOf(hook.seen).map((message) => message.title)).toEqual([
+      'Tandem: 1 instance failed in failing (error)',
+    ]);
+  });
+
   it('never stores the signing secret: a secret() is read when sending, and no byte of it is in the store', async () => {
     const hook = await receiver();
     const dir = tempDir('tandem-alerts-');
@@ -391,6 +438,8 @@ describe('alert kinds', () => {
       /alerts\.webhook\.secret must be a Standard Webhooks secret/,
     );
     expect(config({})).toThrow(/alerts needs a destination/);
+    const alerts: AlertsOptions = { webhook: { url: 'https://example.com/x', secret: SECRET } };
+    expect(engineOptionsOf(defineConfig({ integrations: [], alerts })).alerts).toBe(alerts);
     expect(config({ webhook: { url: 'https://example.com/x', secret: SECRET }, groupMs: -1 })).toThrow(
       /alerts\.groupMs must be/,
     );
