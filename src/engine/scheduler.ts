@@ -105,15 +105,15 @@ export class Scheduler {
       const state = await this.deps.store.ensureSchedule(entry.integration.id, now);
       const latest = latestSlotAtOrBefore(entry.cron, now);
       // Missed: after the last handled slot, and not before the schedule first existed.
-      const caughtUp = latest !== null && latest >= state.createdAt && latest > (state.lastSlotAt ?? -1);
-      if (caughtUp) {
+      const missedAny = latest !== null && latest >= state.createdAt && latest > (state.lastSlotAt ?? -1);
+      if (missedAny) {
         const first = nextSlotAfter(entry.cron, Math.max(state.lastSlotAt ?? -1, state.createdAt - 1));
         // With catchUp 'last' the latest is fired now: only the slots before it are missed.
         const last =
           entry.integration.catchUp === 'last' ? latestSlotAtOrBefore(entry.cron, latest - 1) : latest;
         if (first !== null && last !== null && first <= last) this.reportMissed(entry, first, last);
       }
-      if (entry.integration.catchUp === 'last' && caughtUp) await this.fire(entry, latest, true);
+      if (entry.integration.catchUp === 'last' && missedAny) await this.fire(entry, latest, true);
       entry.next = nextSlotAfter(entry.cron, now);
     }
     if (!this.stopped) this.rearm();
