@@ -2,6 +2,8 @@ export type { Advice, AdviceKind } from './advisor/advice.js';
 export { advise } from './advisor/advice.js';
 export type { Decision, DecisionQuestions, Pattern } from './advisor/decide.js';
 export { decide } from './advisor/decide.js';
+export type { AlertMessage } from './alerts/message.js';
+export type { AlertEmail, AlertsOptions, AlertWebhook, BacklogAlert } from './alerts/options.js';
 export type { Call, ClientOf, Use } from './connections/caller.js';
 export type { CircuitOptions, CircuitState } from './connections/circuit.js';
 export type {
@@ -17,6 +19,8 @@ export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
 export type { SecretRef } from './connections/secret.js';
 export { secret } from './connections/secret.js';
+export type { Mail, SentMail, SmtpClient, SmtpConnectionOptions } from './connections/smtp.js';
+export { SmtpConnection, smtpConnection } from './connections/smtp.js';
 export type { ApiToken, ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {

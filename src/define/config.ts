@@ -3,6 +3,7 @@
  * CLI loads it), so that a wrong option fails at start with `invalid-definition`.
  */
 import { z } from 'zod';
+import { type AlertsOptions, alertsSchema, checkAlerts } from '../alerts/options.js';
 import { type Connection, isConnection } from '../connections/connection.js';
 import { InvalidDefinitionError } from '../errors.js';
 import { ROLES, type Role } from '../model.js';
@@ -98,6 +99,11 @@ export interface TandemConfig {
   };
   /** The HTTP server. */
   server?: ServerOptions;
+  /**
+   * Alerts when instances fail for good, circuits open or close, schedules miss slots or the
+   * backlog passes a threshold: to a signed webhook, grouped per burst (docs/alerts.md).
+   */
+  alerts?: AlertsOptions;
 }
 
 const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -200,6 +206,7 @@ const configSchema = options({
     lookBackMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
   } satisfies Record<keyof NonNullable<TandemConfig['events']>, unknown>).optional(),
   server: serverSchema.optional(),
+  alerts: alertsSchema.optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 
 /**
@@ -214,6 +221,7 @@ export function defineConfig(config: TandemConfig): TandemConfig {
     throw new InvalidDefinitionError('defineConfig needs { integrations: [...] }');
   }
   checkOptions(configSchema, config, 'Config');
+  if (config.alerts !== undefined) checkAlerts(config.alerts, 'Config: alerts');
   checkIntegrations(config.integrations);
   return config;
 }

@@ -7,9 +7,11 @@
  */
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
+import { ALERTS_INTEGRATION, Alerts } from '../alerts/alerts.js';
 import type { Connection } from '../connections/connection.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
+import { ShuttingDownError } from '../errors.js';
 import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, Actor, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
@@ -85,9 +87,15 @@ export class Engine {
   private readonly operations: Operations;
   private readonly waits: Waits;
   private readonly unwatchCircuits: () => void;
+  private readonly alerts: Alerts | null;
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
-    this.registry = new Registry(options.integrations, options.connections, options.run);
+    // Alerts are delivered by an integration of their own, run like the others.
+    this.alerts = options.alerts ? new Alerts(options.alerts) : null;
+    const integrations = this.alerts
+      ? [...options.integrations, this.alerts.integration]
+      : options.integrations;
+    this.registry = new Registry(integrations, options.connections, options.run);
     const settings = { ...DEFAULTS, ...options };
     this.store = store;
     this.ownsStore = ownsStore;
@@ -96,7 +104,11 @@ export class Engine {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? pino({ level: process.env.TANDEM_LOG_LEVEL ?? 'info' });
     // What a person follows in the log (retries, failures, circuits, schedules) is written by one observer.
-    this.observers = new Observers(this.logger, [loggingObserver(this.logger), ...(options.observers ?? [])]);
+    this.observers = new Observers(this.logger, [
+      loggingObserver(this.logger),
+      ...(this.alerts ? [this.alerts.observer] : []),
+      ...(options.observers ?? []),
+    ]);
     this.observer = this.observers.observer;
     this.connections = this.registry.connections;
     this.unwatchCircuits = watchCircuits(this.registry.connections.values(), this.observer);
@@ -261,10 +273,37 @@ export class Engine {
   /** Starts dispatching (unless this is an API-only engine). */
   start(): void {
     if (!this.dispatcher.begin()) return;
+    this.alerts?.start(
+      {
+        now: () => this.clock.now(),
+        logger: this.logger,
+        process: this.workerId,
+        publicUrl: () => this.publicUrl,
+        commit: (message, key) => this.commitAlert(message, key),
+        count: (statuses) => this.operations.countInstances({ status: statuses }),
+      },
+      this.worker,
+    );
     this.operations.startScheduler();
     if (!this.worker) return;
     this.operations.startRetention();
     this.dispatcher.start();
+  }
+
+  /**
+   * Stores one alert message as an instance of the alerts integration: through the group commit,
+   * or straight into the store once accepts are closed (the last burst, at shutdown).
+   */
+  private async commitAlert(message: unknown, idempotencyKey: string): Promise<void> {
+    // Due since the epoch: claims take due work by due time, so an alert goes ahead of the backlog
+    // it may be about instead of waiting behind it.
+    const row = this.acceptor.prepare(ALERTS_INTEGRATION, message, { idempotencyKey, runAt: 0 });
+    try {
+      await this.acceptor.acceptPrepared([row]);
+    } catch (error) {
+      if (!(error instanceof ShuttingDownError)) throw error;
+      await this.store.insertInstances([row]);
+    }
   }
 
   /** Wakes the dispatcher: there may be work to claim. */
@@ -304,6 +343,8 @@ export class Engine {
     this.acceptor.close();
     await this.operations.stopScheduler();
     const leftovers = await this.dispatcher.finishAttempts(graceMs);
+    // After the last attempts: their failures are in the message.
+    await this.alerts?.stop();
     this.operations.stopRetention();
     this.unwatchCircuits();
     await this.acceptor.drain();

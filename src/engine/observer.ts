@@ -5,7 +5,7 @@
 import type { Connection } from '../connections/connection.js';
 import type { TandemError } from '../errors.js';
 import type { ErrorInfo, InstanceWork, Mode } from '../model.js';
-import type { SlotEvent } from './scheduler.js';
+import type { MissedSlots, SlotEvent } from './scheduler.js';
 
 /** What ended an attempt that did not succeed. */
 export interface FinishDetail {
@@ -39,6 +39,8 @@ export interface EngineObserver {
   circuit?(connectionId: string, state: 'open' | 'closed'): void;
   /** A cron slot this process handled: fired, skipped, taken by another process, or failed. */
   slot?(event: SlotEvent): void;
+  /** Slots of a schedule passed without firing (no scheduler ran then, or it was late). */
+  slotsMissed?(event: MissedSlots): void;
 }
 
 /**

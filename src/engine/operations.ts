@@ -135,6 +135,7 @@ export class Operations {
         this.observer.slot(event);
         this.options.onSlot?.(event);
       },
+      missed: (event) => this.observer.slotsMissed(event),
     });
     this.scheduler.start();
   }

@@ -3,6 +3,7 @@
  * them without importing the facade.
  */
 import type { Logger } from 'pino';
+import type { AlertsOptions } from '../alerts/options.js';
 import type { Connection } from '../connections/connection.js';
 import type { RetentionOptions } from '../define/config.js';
 import type { AnyIntegration, ChildCounts } from '../define/integration.js';
@@ -65,6 +66,8 @@ export interface EngineOptions {
   };
   /** The address partners reach this deployment at: callback URLs begin with it. Default: where the server listens. */
   publicUrl?: string;
+  /** Alerts on failures, circuits, missed slots and the backlog (docs/alerts.md). */
+  alerts?: AlertsOptions;
 }
 
 export interface AcceptOptions {

@@ -27,6 +27,14 @@ export interface SlotEvent {
   catchUp?: boolean;
 }
 
+/** Slots of a schedule that passed without a firing: no scheduler ran then (stopped, or late). */
+export interface MissedSlots {
+  integrationId: string;
+  firstSlotAt: number;
+  /** The last slot missed (the same as the first when one was). */
+  lastSlotAt: number;
+}
+
 export interface SchedulerDeps {
   store: Store;
   clock: Clock;
@@ -36,6 +44,8 @@ export interface SchedulerDeps {
   /** Called after a firing so the dispatcher looks for work at once. */
   fired(): void;
   onSlot?(event: SlotEvent): void;
+  /** Told of slots that passed unfired (for alerts); a catch-up firing is not among them. */
+  missed?(event: MissedSlots): void;
 }
 
 export interface ScheduleInfo {
@@ -93,13 +103,17 @@ export class Scheduler {
     const now = this.deps.clock.now();
     for (const entry of this.entries) {
       const state = await this.deps.store.ensureSchedule(entry.integration.id, now);
-      if (entry.integration.catchUp === 'last') {
-        const missed = latestSlotAtOrBefore(entry.cron, now);
-        // Missed: after the last handled slot, and not before the schedule first existed.
-        if (missed !== null && missed >= state.createdAt && missed > (state.lastSlotAt ?? -1)) {
-          await this.fire(entry, missed, true);
-        }
+      const latest = latestSlotAtOrBefore(entry.cron, now);
+      // Missed: after the last handled slot, and not before the schedule first existed.
+      const missedAny = latest !== null && latest >= state.createdAt && latest > (state.lastSlotAt ?? -1);
+      if (missedAny) {
+        const first = nextSlotAfter(entry.cron, Math.max(state.lastSlotAt ?? -1, state.createdAt - 1));
+        // With catchUp 'last' the latest is fired now: only the slots before it are missed.
+        const last =
+          entry.integration.catchUp === 'last' ? latestSlotAtOrBefore(entry.cron, latest - 1) : latest;
+        if (first !== null && last !== null && first <= last) this.reportMissed(entry, first, last);
       }
+      if (entry.integration.catchUp === 'last' && missedAny) await this.fire(entry, latest, true);
       entry.next = nextSlotAfter(entry.cron, now);
     }
     if (!this.stopped) this.rearm();
@@ -115,6 +129,10 @@ export class Scheduler {
           if (entry.next === null || entry.next > now) continue;
           // When the process was late (busy, suspended), fire the latest due slot, not each one.
           const slot = latestSlotAtOrBefore(entry.cron, now) ?? entry.next;
+          if (slot > entry.next) {
+            const last = latestSlotAtOrBefore(entry.cron, slot - 1);
+            if (last !== null && last >= entry.next) this.reportMissed(entry, entry.next, last);
+          }
           await this.fire(entry, slot, false);
           entry.next = nextSlotAfter(entry.cron, Math.max(now, slot));
         }
@@ -149,6 +167,14 @@ export class Scheduler {
     }, delay);
     // The dispatcher's poll keeps a running engine's process alive; the scheduler should not on its own.
     this.timer.unref();
+  }
+
+  private reportMissed(entry: Entry, firstSlotAt: number, lastSlotAt: number): void {
+    try {
+      this.deps.missed?.({ integrationId: entry.integration.id, firstSlotAt, lastSlotAt });
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'a missed-slot watcher threw');
+    }
   }
 
   private async fire(entry: Entry, slotAt: number, catchUp: boolean): Promise<void> {

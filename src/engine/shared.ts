@@ -61,6 +61,7 @@ export class Observers {
     refused: (...args) => this.notify('refused', args),
     circuit: (...args) => this.notify('circuit', args),
     slot: (...args) => this.notify('slot', args),
+    slotsMissed: (...args) => this.notify('slotsMissed', args),
   };
 
   constructor(

@@ -3,7 +3,7 @@
  * form one group per integration and step (the circuit-open ones included), the sync stock look-ups
  * form a group without a rerun and say why, a group's rerun queues its async instances (and they
  * succeed), acknowledging every group empties the default view — also after a reload — and the
- * acknowledgement shows in the instance API.
+ * acknowledgement shows in the instance API. An alert's link to a group opens that group alone.
  */
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
@@ -89,6 +89,17 @@ describe('errors page after an outage', () => {
     expect(examples.length).toBeGreaterThan(0);
     for (const example of examples) await stock.getByText(example.message).first().waitFor();
     await screenshot('errors-outage');
+    expect(errors, errors.join('\n')).toEqual([]);
+  });
+
+  it("an alert's link (?group=<key>) shows that group alone, with the way back to every group", async () => {
+    const { groups } = await api('/api/errors');
+    const fulfil = groups.find((g: any) => g.integrationId === 'fulfil-order');
+    await open(`/errors?group=${encodeURIComponent(fulfil.key)}`);
+    await card('fulfil-order: update-inventory').waitFor();
+    await expect(page.locator('.group').count()).resolves.toBe(1);
+    await page.getByRole('link', { name: 'Show all groups' }).click();
+    await waitFor(async () => (await page.locator('.group').count()) === 3, 'every group');
     expect(errors, errors.join('\n')).toEqual([]);
   });
 

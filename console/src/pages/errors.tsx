@@ -29,6 +29,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function ErrorsPage({ query }: { query: URLSearchParams }) {
   const showAcknowledged = query.get('acknowledged') === 'show';
+  // An alert links to its group (`?group=<key>`): that card alone, with the way back to all.
+  const only = query.get('group');
   const errors = useLoad(
     () => api<ErrorGroups>(`/errors${showAcknowledged ? '?acknowledged=show' : ''}`),
     [showAcknowledged],
@@ -119,33 +121,44 @@ export function ErrorsPage({ query }: { query: URLSearchParams }) {
       </div>
       <Problem message={errors.error} />
       <Loading when={errors.data}>
-        {() =>
-          errors.data!.groups.length === 0 ? (
-            <p>
-              {showAcknowledged
-                ? 'No failed instance.'
-                : 'No failure waits for attention: every failed instance is acknowledged, or none failed.'}
-            </p>
-          ) : (
+        {() => {
+          const all = errors.data!.groups;
+          const groups = only === null ? all : all.filter((group) => group.key === only);
+          return (
             <>
-              {errors.data!.truncated ? (
+              {only !== null ? (
+                <p>
+                  {groups.length === 0
+                    ? 'The group this link names has no failure waiting for attention now (rerun, acknowledged or purged).'
+                    : 'One group, as an alert named it.'}{' '}
+                  <a href="#/errors">Show all groups</a>
+                </p>
+              ) : all.length === 0 ? (
+                <p>
+                  {showAcknowledged
+                    ? 'No failed instance.'
+                    : 'No failure waits for attention: every failed instance is acknowledged, or none failed.'}
+                </p>
+              ) : errors.data!.truncated ? (
                 <p>Showing the newest {errors.data!.scanned} failed instances.</p>
               ) : null}
-              <ul class="groups">
-                {errors.data!.groups.map((group, index) => (
-                  <GroupCard
-                    key={group.key}
-                    id={`group-${index}`}
-                    group={group}
-                    busy={busy || working}
-                    onRerun={() => start(group, titleOf(group))}
-                    onAcknowledge={(value) => acknowledge(group, value)}
-                  />
-                ))}
-              </ul>
+              {groups.length > 0 ? (
+                <ul class="groups">
+                  {groups.map((group, index) => (
+                    <GroupCard
+                      key={group.key}
+                      id={`group-${index}`}
+                      group={group}
+                      busy={busy || working}
+                      onRerun={() => start(group, titleOf(group))}
+                      onAcknowledge={(value) => acknowledge(group, value)}
+                    />
+                  ))}
+                </ul>
+              ) : null}
             </>
-          )
-        }
+          );
+        }}
       </Loading>
     </Page>
   );
