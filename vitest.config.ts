@@ -14,10 +14,16 @@ const SOAK = ['test/reliability/soak.test.ts'];
  * `tandem-source` export condition, the same modules the tests import by path: one copy of each.
  */
 const conditions = ['tandem-source', ...defaultServerConditions];
+/**
+ * Vitest also passes the SSR conditions to the test processes' Node (`--conditions`), where
+ * `module` made `require('@opentelemetry/api')` (prom-client's) load the package's bundler-only ESM
+ * build, whose extensionless imports Node cannot resolve. Node itself knows no `module` condition.
+ */
+const nodeConditions = conditions.filter((c) => c !== 'module');
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: ['tandem-source'] } },
+  ssr: { resolve: { conditions: nodeConditions, externalConditions: ['tandem-source'] } },
   test: {
     globalSetup: ['test/support/postgres-global-setup.ts', 'test/support/console-global-setup.ts'],
     testTimeout: 60_000,
