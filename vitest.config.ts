@@ -12,18 +12,14 @@ const SOAK = ['test/reliability/soak.test.ts'];
 /**
  * `tandem` imports (the examples', the test kit's users') resolve to src/ through the package's
  * `tandem-source` export condition, the same modules the tests import by path: one copy of each.
+ * Without `module`, a bundlers' condition that Node does not know: under it, @opentelemetry/api
+ * (which prom-client requires) resolves to a build whose imports Node cannot load.
  */
-const conditions = ['tandem-source', ...defaultServerConditions];
-/**
- * Vitest also passes the SSR conditions to the test processes' Node (`--conditions`), where
- * `module` made `require('@opentelemetry/api')` (prom-client's) load the package's bundler-only ESM
- * build, whose extensionless imports Node cannot resolve. Node itself knows no `module` condition.
- */
-const nodeConditions = conditions.filter((c) => c !== 'module');
+const conditions = ['tandem-source', ...defaultServerConditions.filter((c) => c !== 'module')];
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions: nodeConditions, externalConditions: ['tandem-source'] } },
+  ssr: { resolve: { conditions, externalConditions: ['tandem-source'] } },
   test: {
     globalSetup: ['test/support/postgres-global-setup.ts', 'test/support/console-global-setup.ts'],
     testTimeout: 60_000,
