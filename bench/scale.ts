@@ -258,13 +258,15 @@ async function main() {
       }
     }
     const us = (n: number) => (Number.isNaN(n) ? 'n/a' : Math.round(n).toLocaleString('en'));
+    // The ceiling: instances/s if this machine's every core did nothing but this drain at the CPU
+    // per instance measured; instances/s near it means the drain is CPU-bound here.
     console.log(
-      '| variant | worker processes | instances/s | CPU µs/instance: workers | PostgreSQL | application | cores busy |',
+      '| variant | worker processes | instances/s | CPU µs/instance: workers | PostgreSQL | application | cores busy | CPU-bound ceiling here |',
     );
-    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of results) {
       console.log(
-        `| ${r.variant} | ${r.processes} | ${r.perSecond.toLocaleString('en')} | ${us(r.node)} | ${us(r.postgres)} | ${r.variant === 'http' ? us(r.app) : '–'} | ${r.cores.toFixed(2)} of ${cores} |`,
+        `| ${r.variant} | ${r.processes} | ${r.perSecond.toLocaleString('en')} | ${us(r.node)} | ${us(r.postgres)} | ${r.variant === 'http' ? us(r.app) : '–'} | ${r.cores.toFixed(2)} of ${cores} | ${Math.round((cores * 1e6) / (r.node + r.postgres + r.app)).toLocaleString('en')} |`,
       );
     }
     console.log(
