@@ -141,17 +141,21 @@ const someText = (what: string) =>
     { error: `must be ${what}, or a non-empty list of them${unsetHint}` },
   );
 const claimValue = (v: unknown) =>
-  (typeof v === 'string' && v !== '') || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+  (typeof v === 'string' && v !== '') ||
+  typeof v === 'boolean' ||
+  (typeof v === 'number' && Number.isFinite(v));
 const jwtAuth = options({
   type: z.literal('jwt'),
   issuer: someText('a non-empty string'),
   audience: someText('a non-empty string'),
-  jwksUrl: z.custom<string>((v) => typeof v === 'string' && jwksUrlProblem(v) === null, {
-    error: (issue) =>
-      typeof issue.input === 'string'
-        ? `must be ${jwksUrlProblem(issue.input)}`
-        : `must be an https URL${unsetHint}`,
-  }).optional(),
+  jwksUrl: z
+    .custom<string>((v) => typeof v === 'string' && jwksUrlProblem(v) === null, {
+      error: (issue) =>
+        typeof issue.input === 'string'
+          ? `must be ${jwksUrlProblem(issue.input)}`
+          : `must be an https URL${unsetHint}`,
+    })
+    .optional(),
   publicKey: z
     .custom<JwtAuth['publicKey']>(
       (v) => {
@@ -170,7 +174,9 @@ const jwtAuth = options({
   algorithms: z
     .custom<JwtAlgorithm[]>(
       (v) =>
-        Array.isArray(v) && v.length > 0 && v.every((a) => (JWT_ALGORITHMS as readonly unknown[]).includes(a)),
+        Array.isArray(v) &&
+        v.length > 0 &&
+        v.every((a) => (JWT_ALGORITHMS as readonly unknown[]).includes(a)),
       { error: `must be a non-empty list of ${JWT_ALGORITHMS.join(', ')} (asymmetric algorithms only)` },
     )
     .optional(),
@@ -180,7 +186,9 @@ const jwtAuth = options({
         typeof v === 'object' &&
         v !== null &&
         !Array.isArray(v) &&
-        Object.values(v).every((c) => (Array.isArray(c) ? c.length > 0 && c.every(claimValue) : claimValue(c))),
+        Object.values(v).every((c) =>
+          Array.isArray(c) ? c.length > 0 && c.every(claimValue) : claimValue(c),
+        ),
       { error: 'must be an object of claim names to a string, number or boolean, or a list of them' },
     )
     .optional(),
@@ -192,7 +200,10 @@ const jwtAuth = options({
     ctx.addIssue({
       code: 'custom',
       path: ['jwksUrl'],
-      message: 'must be given, or publicKey, but not both',
+      message:
+        auth.jwksUrl === undefined
+          ? `must be given, or publicKey${unsetHint}`
+          : 'must be given, or publicKey, but not both',
       input: auth.jwksUrl,
     });
   }

@@ -331,14 +331,18 @@ describe('JWT triggers with keys in the config', () => {
     const pem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
     const privatePem = await exportPKCS8(rsa.privateKey);
     const cases: [string, Record<string, unknown>, RegExp][] = [
-      ['neither key source', {}, /auth\.jwksUrl must be given, or publicKey, but not both/],
+      [
+        'neither key source',
+        {},
+        /auth\.jwksUrl must be given, or publicKey \(is an environment variable unset\?\)/,
+      ],
       ['both key sources', { publicKey: pem, jwksUrl: 'https://idp.test/jwks' }, /not both/],
       [
         'a JWKS over plain http',
         { jwksUrl: 'http://idp.test/jwks' },
         /https URL \(http only for localhost\)/,
       ],
-      ['an unset JWKS URL', { jwksUrl: undefined, publicKey: undefined }, /not both/],
+      ['an unset JWKS URL', { jwksUrl: undefined, publicKey: undefined }, /environment variable unset/],
       ['a private PEM key', { publicKey: privatePem }, /private key was given/],
       ['a private JWK', { publicKey: privateKey.export({ format: 'jwk' }) }, /private or secret JWK/],
       ['a shared secret JWK', { publicKey: { kty: 'oct', k: 'c2VjcmV0' } }, /private or secret JWK/],
