@@ -45,6 +45,7 @@ export const ERROR_CATALOGUE = {
   'unsupported-media-type': { status: 415, title: 'Content type is not supported' },
   'queue-full': { status: 429, title: 'Too much work is waiting; retry later' },
   'headers-too-large': { status: 431, title: 'Request headers are too large' },
+  'jwks-unavailable': { status: 503, title: "The issuer's keys to verify a JWT cannot be fetched" },
   'internal-error': { status: 500, title: 'Internal error' },
   'downstream-failed': { status: 502, title: 'A downstream application failed' },
   'store-unreachable': { status: 503, title: 'Store is not reachable' },

@@ -46,7 +46,14 @@ export type {
 export { defineIntegration } from './define/integration.js';
 export type { Parameters, ParameterValue } from './define/parameters.js';
 export type { RetryPolicy } from './define/retry.js';
-export type { ApiKeyAuth, StandardWebhooksAuth, TriggerAuth } from './define/trigger-auth.js';
+export type {
+  ApiKeyAuth,
+  JwtAlgorithm,
+  JwtAuth,
+  JwtClaimValue,
+  StandardWebhooksAuth,
+  TriggerAuth,
+} from './define/trigger-auth.js';
 export type {
   Accepted,
   AcceptOptions,

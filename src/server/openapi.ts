@@ -95,6 +95,10 @@ export function buildOpenApi(integrations: AnyIntegration[], options: OpenApiOpt
         name: apiKeyHeaderOf(integration.auth),
       };
       security.push({ [scheme]: [] });
+    } else if (integration.auth?.type === 'jwt') {
+      const scheme = `${integration.id}.jwt`;
+      components.securitySchemes[scheme] = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' };
+      security.push({ [scheme]: [] });
     } else if (integration.auth?.type === 'standard-webhooks') {
       for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
         parameters.push({

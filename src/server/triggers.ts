@@ -18,7 +18,7 @@ import type { ServerContext } from './context.js';
 import { assertValid, idempotencyKeyOf, inPart, validatePart } from './input.js';
 import { checkTriggerPath } from './route-table.js';
 import { checkAnswer, sendSyncResult, syncResultOf } from './sync-response.js';
-import { apiKeyGuard, apiKeyHeaderOf, makeWebhookVerifier } from './trigger-auth.js';
+import { apiKeyGuard, apiKeyHeaderOf, makeJwtVerifier, makeWebhookVerifier } from './trigger-auth.js';
 
 /** Registers every trigger route; refuses reserved paths, duplicates and over-long deadlines first. */
 export function registerTriggers(app: FastifyInstance, context: ServerContext): void {
@@ -67,6 +67,13 @@ function registerTrigger(app: FastifyInstance, context: ServerContext, integrati
         verified.add(request);
       }
     });
+  } else if (auth?.type === 'jwt') {
+    // Checked before the body is read, as an API key is; the token is hidden from a sync handler.
+    const verify = makeJwtVerifier(auth, () => context.engine.clock.now());
+    onRequest.push(async (request) => {
+      await verify(request.headers);
+    });
+    credentialHeader = 'authorization';
   }
   const handler =
     integration.mode === 'sync'

@@ -146,7 +146,7 @@ describe('definition options', () => {
     [
       'an unknown auth type',
       async({ route: 'POST /jobs', auth: { type: 'basic', keys: [KEY] } }),
-      /auth\.type must be "api-key" or "standard-webhooks"/,
+      /auth\.type must be "api-key", "standard-webhooks" or "jwt"/,
     ],
     [
       'an unset key',

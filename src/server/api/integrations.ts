@@ -136,7 +136,7 @@ export async function adviceFor(context: ServerContext, integration: AnyIntegrat
 
 export function triggersOf(integration: AnyIntegration) {
   const triggers: (
-    | { type: 'http'; method: string; path: string; auth: 'api-key' | 'standard-webhooks' | null }
+    | { type: 'http'; method: string; path: string; auth: 'api-key' | 'standard-webhooks' | 'jwt' | null }
     | { type: 'cron'; cron: string; timezone: string | null }
     | { type: 'api' }
   )[] = [];

@@ -406,7 +406,7 @@ export const definedTriggers = [
     type: z.literal('http'),
     method: z.string(),
     path: z.string(),
-    auth: z.enum(['api-key', 'standard-webhooks']).nullable(),
+    auth: z.enum(['api-key', 'standard-webhooks', 'jwt']).nullable(),
   }),
   z.object({ type: z.literal('cron'), cron: z.string(), timezone: z.string().nullable() }),
   z.object({ type: z.literal('api') }),
