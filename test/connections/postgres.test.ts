@@ -13,13 +13,15 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { z } from 'zod';
-import { ConnectionError } from '../../src/connections/connection.js';
+import { type BindableConnection, CONNECTION, ConnectionError } from '../../src/connections/connection.js';
+import { httpConnection } from '../../src/connections/http.js';
 import { type PostgresConnection, postgresConnection } from '../../src/connections/postgres.js';
 import { secret } from '../../src/connections/secret.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import { CircuitOpenError } from '../../src/errors.js';
 import type { SqliteStore } from '../../src/store/sqlite/store.js';
 import { STORE_KINDS, testEngine, waitForStatus } from '../support/engine.js';
+import { testServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 const retry = { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 20, jitter: 0 };
@@ -180,6 +182,67 @@ describe.each(STORE_KINDS)('ctx.query in a step (%s store)', (storeKind) => {
     expect(done).toMatchObject({ status: 'succeeded', attempt: 2, output: { rows: [{ won: 1 }] } });
     const calls = (await t.engine.getDetail(done.id)).events.filter((e) => e.type === 'connection.call');
     expect(calls.map((e) => e.data.error ?? 'ok')).toEqual(['transaction-rollback', 'ok']);
+  });
+});
+
+describe('how handlers reach it', () => {
+  it('answers from the database through ctx.use(db).query; a value meant as SQL stays a value', async () => {
+    const inventory = connection('inventory');
+    const stock = defineIntegration({
+      id: 'stock',
+      mode: 'sync',
+      route: 'GET /stock/:sku',
+      async handler(ctx) {
+        const { rows } = await ctx
+          .use(inventory)
+          .query<{ quantity: number }>('SELECT quantity FROM stock WHERE sku = $1', [ctx.params.sku]);
+        return rows[0] ? { body: rows[0] } : { status: 404, body: { error: 'unknown sku' } };
+      },
+    });
+    const t = await testServer([stock], {}, { connections: [inventory] });
+    try {
+      const found = await t.request('/stock/S-4');
+      expect(found.status).toBe(200);
+      expect(found.json).toEqual({ quantity: 10 });
+      const injected = await t.request(`/stock/${encodeURIComponent("S-4' OR '1'='1")}`);
+      expect(injected.status).toBe(404);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('ctx.query refuses a connection that is not a SQL one, before anything is sent', async () => {
+    const bank = httpConnection('bank', { baseUrl: 'http://127.0.0.1:9' });
+    // A kind with a client of its own (as SFTP's), without `query`.
+    const files: BindableConnection<{ put(): void }> = {
+      [CONNECTION]: true,
+      id: 'files',
+      type: 'sftp',
+      target: 'sftp://files:22',
+      watch: () => () => {},
+      circuitState: () => 'closed',
+      close: async () => {},
+      bind: () => ({ put() {} }),
+    } as BindableConnection<{ put(): void }>;
+    const wrong = (id: string, connection: string) =>
+      defineIntegration({
+        id,
+        mode: 'async',
+        retry,
+        handler: (ctx) => ctx.step('read', () => ctx.query(connection, 'SELECT 1')),
+      });
+    const t = await testEngine([wrong('to-http', 'bank'), wrong('to-sftp', 'files')], {
+      connections: [bank, files],
+    });
+    closers.push(() => t.close());
+    const http = await waitForStatus(t.engine, (await t.engine.accept('to-http', {})).instanceId);
+    expect(http).toMatchObject({ status: 'failed', attempt: 1, error: { code: 'invalid-definition' } });
+    expect(http.error?.message).toMatch(/"bank" \(type http\) is an HTTP connection/);
+    const sftp = await waitForStatus(t.engine, (await t.engine.accept('to-sftp', {})).instanceId);
+    expect(sftp).toMatchObject({ status: 'failed', attempt: 1, error: { code: 'invalid-definition' } });
+    expect(sftp.error?.message).toMatch(
+      /"files" is not a SQL connection: ctx.query needs a postgresConnection/,
+    );
   });
 });
 
