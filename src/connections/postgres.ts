@@ -7,6 +7,7 @@
  */
 import pg from 'pg';
 import type { z } from 'zod';
+import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
 import { rowSource } from '../sources/rows.js';
 import type { RecordOf, RecordSource, SourceOptions } from '../sources/source.js';
@@ -168,7 +169,12 @@ export class PostgresConnection implements BindableConnection<PostgresClient> {
     options: QuerySourceOptions<S> = {},
   ): RecordSource<RecordOf<S>> {
     const values = checkParameters(this.id, sql, params);
-    const batchSize = Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE));
+    const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1_000_000) {
+      throw new InvalidDefinitionError(
+        `The batchSize of a query source on ${this.id} must be an integer from 1 to 1000000`,
+      );
+    }
     return rowSource(() => this.stream(context, sql, values, batchSize), options);
   }
 
