@@ -295,6 +295,9 @@ export class PostgresConnection implements BindableConnection<PostgresClient> {
       max: o.poolSize ?? DEFAULT_POOL_SIZE,
       connectionTimeoutMillis: o.connectTimeout ?? 10_000,
       idleTimeoutMillis: o.idleTimeout ?? 10_000,
+      // Idle database connections do not keep a process alive that has nothing else to do (the
+      // engine does not close connections when it stops).
+      allowExitOnIdle: true,
       statement_timeout: statementTimeout,
       // The server's timeout answers first; this one catches a server that stopped answering at all.
       query_timeout: statementTimeout + 5_000,

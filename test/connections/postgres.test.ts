@@ -6,9 +6,13 @@
  * stored byte, log line or event.
  */
 import '../support/provided.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -244,6 +248,34 @@ describe('how handlers reach it', () => {
       /"files" is not a SQL connection: ctx.query needs a postgresConnection/,
     );
   });
+});
+
+describe('process lifetime', () => {
+  it('idle database connections do not keep a process alive that has finished its work', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-pg-exit-'));
+    try {
+      const script = join(dir, 'query-once.mts');
+      const source = pathToFileURL(join(import.meta.dirname, '../../src/connections/postgres.ts')).href;
+      // A minute of idle timeout: a pool that held the process would outlive the spawn's timeout.
+      writeFileSync(
+        script,
+        `import { postgresConnection } from ${JSON.stringify(source)};
+const db = postgresConnection('once', { url: process.argv[2], idleTimeout: 60_000 });
+const { rows } = await db.query('SELECT 41 + 1 AS answer');
+console.log(JSON.stringify(rows));`,
+      );
+      const run = spawnSync(process.execPath, ['--import', 'tsx', script, dbUrl], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        cwd: join(import.meta.dirname, '../..'),
+      });
+      expect(run.signal, run.stderr).toBeNull(); // not killed by the timeout
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout.trim()).toBe('[{"answer":42}]');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
 });
 
 describe('failures classified by SQLSTATE', () => {
