@@ -31,9 +31,10 @@ module.exports = {
     },
     {
       name: 'sql-drivers-only-in-store',
-      comment: "better-sqlite3 and pg are the stores' business: elsewhere, go through the Store interface.",
+      comment:
+        "better-sqlite3 and pg are the stores' business: elsewhere, go through the Store interface. The PostgreSQL connection kind (connections/postgres*) is the one exception: it talks to an application's database, not to Tandem's store.",
       severity: 'error',
-      from: { path: '^src/', pathNot: '^src/store/' },
+      from: { path: '^src/', pathNot: '^src/(store/|connections/postgres)' },
       to: { path: '(^|/)node_modules/(@types/)?(better-sqlite3|pg)/' },
     },
     {

@@ -17,6 +17,14 @@ export { ConnectionError } from './connections/connection.js';
 export type { CallFailure, ConnectionAuth, HttpConnectionOptions } from './connections/definition.js';
 export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
+export type {
+  PostgresClient,
+  PostgresConnectionOptions,
+  QuerySourceOptions,
+  SqlResult,
+} from './connections/postgres.js';
+export { PostgresConnection, postgresConnection } from './connections/postgres.js';
+export type { Query } from './connections/query.js';
 export type { SecretRef } from './connections/secret.js';
 export { secret } from './connections/secret.js';
 export type { Mail, SentMail, SmtpClient, SmtpConnectionOptions } from './connections/smtp.js';

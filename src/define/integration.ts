@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { Call, Use } from '../connections/caller.js';
+import type { Query } from '../connections/query.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { ChildCounts, Json } from '../model.js';
 import type { Duration } from './duration.js';
@@ -115,6 +116,18 @@ interface BaseContext<I> extends Starter {
 export interface AsyncContext<I> extends BaseContext<I> {
   run: number;
   attempt: number;
+  /**
+   * Runs one SQL statement through a PostgreSQL connection (an object or its id): the shorthand
+   * for `ctx.use(connection).query(sql, params)` (in a sync handler, where `ctx.query` is the request's
+   * query string, use that form). Values go in `params` as `$1`, `$2`, …; never in
+   * the SQL text.
+   *
+   * @example
+   * const { rows } = await ctx.step('stock', () =>
+   *   ctx.query(inventory, 'SELECT quantity FROM stock WHERE sku = $1', [ctx.input.sku]),
+   * );
+   */
+  query: Query;
   /**
    * A durable unit of work. Its JSON result is stored; later attempts of the same run (and reruns
    * from the failed step) return the stored result without executing `fn` again. A `fn` that

@@ -6,6 +6,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { type CallArgs, type Caller, currentStep, makeCaller, type Use } from '../connections/caller.js';
+import { type Query, queryThrough } from '../connections/query.js';
 import { type Duration, durationMs } from '../define/duration.js';
 import type {
   AnyIntegration,
@@ -47,7 +48,16 @@ export function hashCallbackSecret(secret: string): string {
 /** The context's methods that a handler may take apart (`const { step } = ctx`): bound on first read. */
 type Bound = Pick<
   AsyncContext<unknown>,
-  'step' | 'start' | 'startMany' | 'progress' | 'call' | 'use' | 'sleep' | 'waitForEvent' | 'callback'
+  | 'step'
+  | 'start'
+  | 'startMany'
+  | 'progress'
+  | 'call'
+  | 'use'
+  | 'query'
+  | 'sleep'
+  | 'waitForEvent'
+  | 'callback'
 >;
 
 /**
@@ -154,6 +164,13 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     this.bound ??= {};
     this.bound.use ??= ((connection) => this.connectionCaller().use(connection)) as Use;
     return this.bound.use;
+  }
+
+  get query(): Bound['query'] {
+    this.bound ??= {};
+    this.bound.query ??= ((connection, sql, params) =>
+      queryThrough(this.use, connection, sql, params)) as Query;
+    return this.bound.query;
   }
 
   get sleep(): Bound['sleep'] {
