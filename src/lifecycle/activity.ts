@@ -15,7 +15,12 @@ type Open = Record<string, Json>;
 /** The data of each event type. */
 export interface ActivityData {
   /** `source`: started by an operator from the console (absent: by a trigger, the API or a parent). */
-  accepted: { parentId?: string; source?: 'console' };
+  accepted: {
+    parentId?: string;
+    source?: 'console';
+    /** Started by a CloudEvent on an async trigger: its attributes. */
+    cloudEvent?: { id: string; source: string; type: string; subject: string | null };
+  };
   started: { attempt: number };
   'step.started': { step: string; attempt: number };
   'step.succeeded': { step: string; durationMs: number };
@@ -71,7 +76,13 @@ export interface EventHead {
 }
 
 /** The data of a new instance's `accepted` event: its parent, and where an operator started it. */
-export function acceptedData(row: { parentId: string | null; source?: 'console' }): ActivityData['accepted'] {
+export function acceptedData(row: {
+  parentId: string | null;
+  source?: 'console';
+  cloudEvent?: ActivityData['accepted']['cloudEvent'];
+}): ActivityData['accepted'] {
+  // A trigger's instance has no parent and no operator: its CloudEvent is all there is to say.
+  if (row.cloudEvent !== undefined) return { cloudEvent: row.cloudEvent };
   if (row.source === undefined) return row.parentId ? { parentId: row.parentId } : {};
   return row.parentId ? { parentId: row.parentId, source: row.source } : { source: row.source };
 }
