@@ -4,9 +4,12 @@
  */
 import { z } from 'zod';
 import { type HttpConnection, isConnection } from '../connections/http.js';
+import type { SecretValue } from '../connections/secret.js';
 import { InvalidDefinitionError } from '../errors.js';
+import type { ActivityWebhookOptions } from '../feeds/activity-webhook.js';
+import { ACTIVITY_TYPES } from '../lifecycle/index.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
-import { checkOptions, delayMs, integer, nonEmptyText, options, timerMs } from './options.js';
+import { checkOptions, delayMs, integer, nonEmptyText, oneOf, options, timerMs } from './options.js';
 
 /**
  * How long instances in a final state are kept. Succeeded and cancelled instances, and failed sync
@@ -74,6 +77,11 @@ export interface TandemConfig {
   };
   /** The HTTP server. */
   server?: ServerOptions;
+  /**
+   * Sends the activity stream to a URL as CloudEvents, in order, at least once, from a cursor kept
+   * in the store (docs/configuration.md, "Activity webhook").
+   */
+  activityWebhook?: ActivityWebhookOptions;
 }
 
 const serverSchema = options({
@@ -89,6 +97,13 @@ const serverSchema = options({
     .refine(isPublicUrl, { error: 'must be an http:// or https:// URL without a query or fragment' })
     .optional(),
 } satisfies Record<keyof ServerOptions, unknown>);
+
+/** An absolute http(s) URL. */
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const { protocol } = new URL(value);
+  return protocol === 'http:' || protocol === 'https:';
+}
 
 /** An absolute http(s) URL that a path can be appended to (`/callbacks/…`). */
 function isPublicUrl(value: string): boolean {
@@ -153,6 +168,25 @@ const configSchema = options({
     lookBackMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
   } satisfies Record<keyof NonNullable<TandemConfig['events']>, unknown>).optional(),
   server: serverSchema.optional(),
+  activityWebhook: options({
+    url: z.custom<string>(isHttpUrl, { error: 'must be an http:// or https:// URL' }),
+    types: z.array(oneOf(ACTIVITY_TYPES)).min(1).optional(),
+    mode: oneOf(['structured', 'binary', 'batch']).optional(),
+    source: nonEmptyText.optional(),
+    headers: z
+      .record(
+        z.string(),
+        z.custom<SecretValue>(
+          (v) => typeof v === 'string' || (v as { kind?: unknown } | null)?.kind === 'tandem.secret',
+          { error: "must be a string or secret('NAME')" },
+        ),
+      )
+      .optional(),
+    batchSize: integer(1, 10_000).optional(),
+    timeoutMs: timerMs.optional(),
+    pollIntervalMs: timerMs.optional(),
+    retry: options({ minMs: timerMs.optional(), maxMs: timerMs.optional() }).optional(),
+  } satisfies Record<keyof ActivityWebhookOptions, unknown>).optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 
 /**

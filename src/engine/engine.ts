@@ -10,6 +10,7 @@ import pino, { type Logger } from 'pino';
 import type { HttpConnection } from '../connections/http.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
+import { ActivityWebhook } from '../feeds/activity-webhook.js';
 import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
@@ -85,6 +86,7 @@ export class Engine {
   private readonly operations: Operations;
   private readonly waits: Waits;
   private readonly unwatchCircuits: () => void;
+  private readonly activityWebhook: ActivityWebhook | null;
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
     this.registry = new Registry(options.integrations, options.connections, options.run);
@@ -138,6 +140,16 @@ export class Engine {
       },
       this.waits,
     );
+    this.activityWebhook = options.activityWebhook
+      ? new ActivityWebhook(
+          store,
+          options.activityWebhook,
+          this.workerId,
+          () => this.clock.now(),
+          this.logger.child({ component: 'activity-webhook' }),
+          options.publicUrl,
+        )
+      : null;
     this.operations = new Operations(parts, this.dispatcher, this.acceptor, {
       retention: options.retention,
       scheduler: (options.scheduler ?? options.worker) !== false,
@@ -264,6 +276,7 @@ export class Engine {
     this.operations.startScheduler();
     if (!this.worker) return;
     this.operations.startRetention();
+    this.activityWebhook?.start();
     this.dispatcher.start();
   }
 
@@ -305,6 +318,7 @@ export class Engine {
     await this.operations.stopScheduler();
     const leftovers = await this.dispatcher.finishAttempts(graceMs);
     this.operations.stopRetention();
+    await this.activityWebhook?.stop();
     this.unwatchCircuits();
     await this.acceptor.drain();
     await this.dispatcher.handBack(leftovers);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { HttpConnection } from '../connections/http.js';
 import type { RetentionOptions } from '../define/config.js';
 import type { AnyIntegration, ChildCounts } from '../define/integration.js';
+import type { ActivityWebhookOptions } from '../feeds/activity-webhook.js';
 
 export type { RetentionOptions };
 
@@ -65,6 +66,8 @@ export interface EngineOptions {
   };
   /** The address partners reach this deployment at: callback URLs begin with it. Default: where the server listens. */
   publicUrl?: string;
+  /** Sends the activity stream to a URL as CloudEvents (from a worker process; one at a time). */
+  activityWebhook?: ActivityWebhookOptions;
 }
 
 export interface AcceptOptions {

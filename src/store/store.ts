@@ -600,7 +600,10 @@ export interface Store {
    * has no row. Null: another owner holds an unexpired lease.
    */
   claimFeed(request: FeedClaim): Promise<string | null>;
-  /** Moves a feed's cursor and renews the lease; false (nothing written) when `owner` lost the lease. */
+  /**
+   * Moves a feed's cursor and renews the lease to `now + leaseMs` (0 gives it up); false (nothing
+   * written) when `owner` lost the lease.
+   */
   advanceFeed(request: FeedAdvance): Promise<boolean>;
 
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
