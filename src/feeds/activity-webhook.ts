@@ -40,17 +40,14 @@ export interface ActivityWebhookOptions {
 }
 
 /** The feed's name in the store: one activity webhook per deployment. */
-export const ACTIVITY_WEBHOOK_FEED = 'activity-webhook';
+const ACTIVITY_WEBHOOK_FEED = 'activity-webhook';
 /** The CloudEvents `type` of an activity event: this prefix and the activity type (`tandem.step.succeeded`). */
-export const ACTIVITY_TYPE_PREFIX = 'tandem.';
+const ACTIVITY_TYPE_PREFIX = 'tandem.';
 
 const LEASE_MS = 30_000;
 
 /** An activity event as a CloudEvent: `id` the event's id, `subject` its instance, `data` the event. */
-export function activityCloudEvent(
-  event: ActivityEvent,
-  source: string,
-): CloudEvent<Record<string, unknown>> {
+function activityCloudEvent(event: ActivityEvent, source: string): CloudEvent<Record<string, unknown>> {
   return new CloudEvent({
     specversion: '1.0',
     id: String(event.id),

@@ -14,7 +14,7 @@ import { isStorableText } from '../json.js';
 import type { InstanceCloudEvent } from '../model.js';
 import type { CloudEventFilter } from '../store/store.js';
 
-export const CLOUDEVENTS_JSON = 'application/cloudevents+json';
+const CLOUDEVENTS_JSON = 'application/cloudevents+json';
 const CLOUDEVENTS_BATCH = 'application/cloudevents-batch+json';
 
 /** Longest `id`; other attributes may be longer, up to {@link MAX_ATTRIBUTE} (they are indexed keys). */

@@ -7,6 +7,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { HTTP } from 'cloudevents';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defineConfig } from '../../src/define/config.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { ActivityWebhookOptions } from '../../src/feeds/activity-webhook.js';
@@ -235,5 +236,35 @@ describe.each(STORE_KINDS)('activity webhook (%s)', (storeKind) => {
       r.headers['content-type']?.startsWith('application/cloudevents-batch+json'),
     );
     expect(Math.max(...batched.map((r) => (JSON.parse(r.body) as unknown[]).length))).toBeGreaterThan(1);
+  });
+});
+
+describe('activity webhook options', () => {
+  it('refuses wrong options at definition and a source that is no URI reference at start', async () => {
+    const config = (activityWebhook: unknown) => () =>
+      defineConfig({ integrations: [work], activityWebhook: activityWebhook as ActivityWebhookOptions });
+    expect(config({ url: 'https://hooks.example/tandem?key=1' })).not.toThrow();
+    expect(config({ url: 'ftp://hooks.example' })).toThrow(/activityWebhook\.url.*http/);
+    expect(config({ url: 'https://hooks.example', mode: 'stream' })).toThrow(/activityWebhook\.mode/);
+    expect(config({ url: 'https://hooks.example', types: ['nothing'] })).toThrow(/activityWebhook\.types/);
+    expect(config({ url: 'https://hooks.example', headers: { authorization: 7 } })).toThrow(
+      /activityWebhook\.headers/,
+    );
+    expect(config({ url: 'https://hooks.example', retry: { minMs: 0 } })).toThrow(
+      /activityWebhook\.retry\.minMs/,
+    );
+    const { store, cleanup } = await testStore('sqlite');
+    try {
+      await expect(
+        Engine.create({
+          integrations: [work],
+          store,
+          logger: quietLogger,
+          activityWebhook: { url: 'https://hooks.example', source: 'not a uri' },
+        }),
+      ).rejects.toMatchObject({ code: 'invalid-definition' });
+    } finally {
+      await cleanup();
+    }
   });
 });
