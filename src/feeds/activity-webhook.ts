@@ -85,8 +85,10 @@ export class ActivityWebhook {
   /** Where a feed that has no row yet starts: the stream's end when this process first looked. */
   private initial: string | null = null;
   private failures = 0;
-  /** The feed's cursor as this process last wrote or read it while holding the lease; null: never held. */
+  /** The feed's cursor as this process last wrote or read it while holding the lease; null: not held. */
   private position: string | null = null;
+  /** When this process last took or renewed the lease. */
+  private renewedAt = 0;
 
   constructor(
     private readonly store: Store,
@@ -135,7 +137,8 @@ export class ActivityWebhook {
         name: ACTIVITY_WEBHOOK_FEED,
         owner: this.owner,
         cursor: this.position,
-        leaseMs: 0,
+        // Expired as of now: the next process's claim, even in this very millisecond, takes it.
+        leaseMs: -1,
         now: this.now(),
       })
       .catch((error: unknown) => this.logger.warn({ err: error }, 'the activity webhook kept its lease'));
@@ -159,38 +162,46 @@ export class ActivityWebhook {
     }
   }
 
-  /** One round: take the lease, read a page, send it; returns how long to wait before the next. */
-  private async round(): Promise<number> {
+  /**
+   * The feed's cursor while this process holds its lease, renewed once a third of it has passed
+   * (an idle holder writes every 10 s, not at every poll); null while another process holds it.
+   */
+  private async hold(): Promise<string | null> {
+    const now = this.now();
+    if (this.position !== null && now - this.renewedAt < LEASE_MS / 3) return this.position;
     this.initial ??= await this.store.eventStreamHead();
-    const cursor = await this.store.claimFeed({
+    this.position = await this.store.claimFeed({
       name: ACTIVITY_WEBHOOK_FEED,
       owner: this.owner,
       initial: this.initial,
       leaseMs: LEASE_MS,
-      now: this.now(),
+      now,
     });
-    if (cursor === null) {
-      this.position = null;
-      return this.pollIntervalMs; // Another process sends.
-    }
-    this.position = cursor;
+    if (this.position !== null) this.renewedAt = now;
+    return this.position;
+  }
+
+  /** One round: take the lease, read a page, send it; returns how long to wait before the next. */
+  private async round(): Promise<number> {
+    const cursor = await this.hold();
+    if (cursor === null) return Math.max(this.pollIntervalMs, LEASE_MS / 3); // Another process sends.
     const page = await this.store.readEventStream({
       after: cursor,
       limit: this.batchSize,
       ...(this.options.types ? { types: this.options.types } : {}),
     });
     let sent = cursor;
-    let renewedAt = this.now();
     const advance = async (to: string): Promise<boolean> => {
-      renewedAt = this.now();
+      const now = this.now();
       const held = await this.store.advanceFeed({
         name: ACTIVITY_WEBHOOK_FEED,
         owner: this.owner,
         cursor: to,
         leaseMs: LEASE_MS,
-        now: renewedAt,
+        now,
       });
       this.position = held ? to : null;
+      if (held) this.renewedAt = now;
       return held;
     };
     const groups = this.mode === 'batch' ? [page.events] : page.events.map((event) => [event]);
@@ -214,7 +225,7 @@ export class ActivityWebhook {
         return delay;
       }
       // A long page keeps the lease: renewed well before it could expire.
-      if (this.now() - renewedAt > LEASE_MS / 3 && !(await advance(sent))) return this.pollIntervalMs;
+      if (this.now() - this.renewedAt > LEASE_MS / 3 && !(await advance(sent))) return this.pollIntervalMs;
     }
     if (this.stopped) {
       if (sent !== cursor) await advance(sent);

@@ -62,9 +62,14 @@ function structured(body: unknown): ReceivedCloudEvent {
   }
   const event = body as Record<string, unknown>;
   const issues: InputIssue[] = [];
-  // The SDK fills a missing id with a random one: that would defeat the idempotency key.
-  for (const name of ['specversion', 'id', 'source', 'type'] as const) {
-    if (event[name] === undefined) issues.push({ in: 'body', path: name, message: 'is required' });
+  // The SDK fills a missing or empty id with a random one: that would defeat the idempotency key.
+  for (const name of ['specversion', 'id', 'source', 'type', 'subject'] as const) {
+    const value = event[name];
+    if (value === undefined && name !== 'subject') {
+      issues.push({ in: 'body', path: name, message: 'is required' });
+    } else if (value !== undefined && (typeof value !== 'string' || value === '')) {
+      issues.push({ in: 'body', path: name, message: 'must be a non-empty string' });
+    }
   }
   checkTime(event.time, 'body', 'time', issues);
   if (event.data_base64 !== undefined) {
@@ -89,8 +94,13 @@ function binary(headers: IncomingHttpHeaders, body: unknown): ReceivedCloudEvent
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith('ce-') && typeof value === 'string') ce[name] = value;
   }
-  for (const name of ['ce-specversion', 'ce-id', 'ce-source', 'ce-type']) {
-    if (ce[name] === undefined) issues.push({ in: 'header', path: name, message: 'is required' });
+  for (const name of ['ce-specversion', 'ce-id', 'ce-source', 'ce-type', 'ce-subject']) {
+    const value = ce[name];
+    if (value === undefined && name !== 'ce-subject') {
+      issues.push({ in: 'header', path: name, message: 'is required' });
+    } else if (value === '') {
+      issues.push({ in: 'header', path: name, message: 'must not be empty' });
+    }
   }
   checkTime(ce['ce-time'], 'header', 'ce-time', issues);
   if (issues.length > 0) throw invalid(issues);

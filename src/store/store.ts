@@ -601,8 +601,8 @@ export interface Store {
    */
   claimFeed(request: FeedClaim): Promise<string | null>;
   /**
-   * Moves a feed's cursor and renews the lease to `now + leaseMs` (0 gives it up); false (nothing
-   * written) when `owner` lost the lease.
+   * Moves a feed's cursor and renews the lease to `now + leaseMs` (a negative `leaseMs` gives it
+   * up); false (nothing written) when `owner` lost the lease.
    */
   advanceFeed(request: FeedAdvance): Promise<boolean>;
 

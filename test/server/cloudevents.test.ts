@@ -171,6 +171,14 @@ describe.each(STORE_KINDS)('CloudEvents on async triggers (%s)', (storeKind) => 
         { in: 'body', path: 'type' },
       ]),
     );
+    // An empty id would be replaced by a random one (the SDK's default): refused instead.
+    expect(await refused(event({ id: '' }))).toEqual(invalid([{ in: 'body', path: 'id' }]));
+    expect(await refused(event({ id: 7, subject: '' }))).toEqual(
+      invalid([
+        { in: 'body', path: 'id' },
+        { in: 'body', path: 'subject' },
+      ]),
+    );
     expect(await refused(event({ specversion: '0.3' }))).toEqual(
       invalid([{ in: 'body', path: 'specversion' }]),
     );
@@ -197,6 +205,12 @@ describe.each(STORE_KINDS)('CloudEvents on async triggers (%s)', (storeKind) => 
     });
     expect(binary.status).toBe(400);
     expect(binary.json.errors).toEqual([expect.objectContaining({ in: 'header', path: 'ce-type' })]);
+    const emptyId = await s.request('/events/orders', {
+      method: 'POST',
+      json: { orderId: 'D-1' },
+      headers: { 'ce-specversion': '1.0', 'ce-id': '', 'ce-source': '/pos', 'ce-type': 't' },
+    });
+    expect(emptyId.json.errors).toEqual([expect.objectContaining({ in: 'header', path: 'ce-id' })]);
     const badSource = await s.request('/events/orders', {
       method: 'POST',
       json: { orderId: 'D-1' },
