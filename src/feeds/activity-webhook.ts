@@ -45,6 +45,8 @@ const ACTIVITY_WEBHOOK_FEED = 'activity-webhook';
 const ACTIVITY_TYPE_PREFIX = 'tandem.';
 
 const LEASE_MS = 30_000;
+/** How long a stopping process lets a request in flight finish. */
+const STOP_GRACE_MS = 2_000;
 
 /** An activity event as a CloudEvent: `id` the event's id, `subject` its instance, `data` the event. */
 function activityCloudEvent(event: ActivityEvent, source: string): CloudEvent<Record<string, unknown>> {
@@ -81,6 +83,8 @@ export class ActivityWebhook {
   private readonly minRetryMs: number;
   private readonly maxRetryMs: number;
   private readonly stopping = new AbortController();
+  /** Aborts a request in flight: a while after stopping, so that an answer on its way is not lost. */
+  private readonly abandoning = new AbortController();
   private loop: Promise<void> | null = null;
   /** Where a feed that has no row yet starts: the stream's end when this process first looked. */
   private initial: string | null = null;
@@ -125,12 +129,16 @@ export class ActivityWebhook {
   }
 
   /**
-   * Stops sending (a request in flight is aborted; its events are sent again by the next holder) and
+   * Stops sending (a request in flight gets a short grace, then is aborted: its events are sent again
+   * by the next holder) and
    * gives the lease up, so that another process need not wait for it to expire.
    */
   async stop(): Promise<void> {
     this.stopping.abort();
+    // A request in flight may finish (its events then count as delivered), for a short while.
+    const abandon = setTimeout(() => this.abandoning.abort(), Math.min(this.timeoutMs, STOP_GRACE_MS));
     await this.loop;
+    clearTimeout(abandon);
     if (this.position === null) return;
     await this.store
       .advanceFeed({
@@ -258,7 +266,7 @@ export class ActivityWebhook {
         method: 'POST',
         headers: { ...headers, ...message.headers },
         body: message.body,
-        signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.timeoutMs)]),
+        signal: AbortSignal.any([this.abandoning.signal, AbortSignal.timeout(this.timeoutMs)]),
       });
       await response.body?.cancel();
       return response.ok ? { ok: true } : { ok: false, reason: `HTTP ${response.status}` };
