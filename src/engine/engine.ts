@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino';
 import type { Connection } from '../connections/connection.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
-import { ActivityWebhook } from '../feeds/activity-webhook.js';
+import type { ActivityWebhook } from '../feeds/activity-webhook.js';
 import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
@@ -88,7 +88,12 @@ export class Engine {
   private readonly unwatchCircuits: () => void;
   private readonly activityWebhook: ActivityWebhook | null;
 
-  private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
+  private constructor(
+    options: EngineOptions,
+    store: Store,
+    ownsStore: boolean,
+    Webhook: typeof ActivityWebhook | null = null,
+  ) {
     this.registry = new Registry(options.integrations, options.connections, options.run);
     const settings = { ...DEFAULTS, ...options };
     this.store = store;
@@ -140,16 +145,17 @@ export class Engine {
       },
       this.waits,
     );
-    this.activityWebhook = options.activityWebhook
-      ? new ActivityWebhook(
-          store,
-          options.activityWebhook,
-          this.workerId,
-          () => this.clock.now(),
-          this.logger.child({ component: 'activity-webhook' }),
-          options.publicUrl,
-        )
-      : null;
+    this.activityWebhook =
+      options.activityWebhook && Webhook
+        ? new Webhook(
+            store,
+            options.activityWebhook,
+            this.workerId,
+            () => this.clock.now(),
+            this.logger.child({ component: 'activity-webhook' }),
+            options.publicUrl,
+          )
+        : null;
     this.operations = new Operations(parts, this.dispatcher, this.acceptor, {
       retention: options.retention,
       scheduler: (options.scheduler ?? options.worker) !== false,
@@ -161,8 +167,10 @@ export class Engine {
   /** Creates an engine; opens the store when given a URL. Call `start()` to begin running instances. */
   static async create(options: EngineOptions): Promise<Engine> {
     const given = options.store;
+    // The CloudEvents SDK is loaded only by an engine that sends the activity webhook.
+    const feeds = options.activityWebhook ? await import('../feeds/activity-webhook.js') : null;
     const store = typeof given === 'object' ? given : await openStore(given);
-    return new Engine(options, store, typeof given !== 'object');
+    return new Engine(options, store, typeof given !== 'object', feeds?.ActivityWebhook ?? null);
   }
 
   /** Subscribes to "something was committed" hints (accepts, step results, finishes). */

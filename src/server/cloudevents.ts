@@ -8,7 +8,6 @@
  */
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
 import { type InputIssue, TandemError } from '../errors.js';
 import { isStorableText } from '../json.js';
 import type { InstanceCloudEvent } from '../model.js';
@@ -16,6 +15,14 @@ import type { CloudEventFilter } from '../store/store.js';
 
 const CLOUDEVENTS_JSON = 'application/cloudevents+json';
 const CLOUDEVENTS_BATCH = 'application/cloudevents-batch+json';
+
+type Sdk = typeof import('cloudevents');
+let loading: Promise<Sdk> | undefined;
+/** The SDK, loaded at the first CloudEvent a trigger gets: a server that gets none never pays for it. */
+const sdk = (): Promise<Sdk> => {
+  loading ??= import('cloudevents');
+  return loading;
+};
 
 /** Longest `id`; other attributes may be longer, up to {@link MAX_ATTRIBUTE} (they are indexed keys). */
 const MAX_ID = 255;
@@ -41,7 +48,10 @@ function mediaTypeOf(contentType: string | undefined): string {
  * no `ce-specversion` or `ce-id` header). An invalid event is refused with `invalid-cloudevent`
  * naming every fault; batch mode with `unsupported-media-type`.
  */
-export function receivedCloudEvent(headers: IncomingHttpHeaders, body: unknown): ReceivedCloudEvent | null {
+export async function receivedCloudEvent(
+  headers: IncomingHttpHeaders,
+  body: unknown,
+): Promise<ReceivedCloudEvent | null> {
   const mediaType = mediaTypeOf(headers['content-type']);
   if (mediaType === CLOUDEVENTS_BATCH) {
     throw new TandemError(
@@ -49,12 +59,14 @@ export function receivedCloudEvent(headers: IncomingHttpHeaders, body: unknown):
       'CloudEvents batch mode is not accepted on a trigger: send one event per request',
     );
   }
-  if (mediaType === CLOUDEVENTS_JSON) return structured(body);
-  if (headers['ce-specversion'] !== undefined || headers['ce-id'] !== undefined) return binary(headers, body);
+  if (mediaType === CLOUDEVENTS_JSON) return structured(await sdk(), body);
+  if (headers['ce-specversion'] !== undefined || headers['ce-id'] !== undefined) {
+    return binary(await sdk(), headers, body);
+  }
   return null;
 }
 
-function structured(body: unknown): ReceivedCloudEvent {
+function structured(sdk: Sdk, body: unknown): ReceivedCloudEvent {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid([
       { in: 'body', path: '', message: 'must be a JSON object (a CloudEvent in structured mode)' },
@@ -81,13 +93,14 @@ function structured(body: unknown): ReceivedCloudEvent {
   }
   if (issues.length > 0) throw invalid(issues);
   return checked(
-    () => HTTP.toEvent<unknown>({ headers: { 'content-type': CLOUDEVENTS_JSON }, body }),
+    sdk,
+    () => sdk.HTTP.toEvent<unknown>({ headers: { 'content-type': CLOUDEVENTS_JSON }, body }),
     'body',
     event.data,
   );
 }
 
-function binary(headers: IncomingHttpHeaders, body: unknown): ReceivedCloudEvent {
+function binary(sdk: Sdk, headers: IncomingHttpHeaders, body: unknown): ReceivedCloudEvent {
   const issues: InputIssue[] = [];
   const ce: Record<string, string> = {};
   // Node joins a repeated header into one value (`a, b`): only set-cookie comes as a list.
@@ -106,7 +119,7 @@ function binary(headers: IncomingHttpHeaders, body: unknown): ReceivedCloudEvent
   if (issues.length > 0) throw invalid(issues);
   // The body is read by the trigger's JSON parser, and any JSON value is data: the SDK is given the
   // headers only (it would refuse a bare number as a payload).
-  return checked(() => HTTP.toEvent<unknown>({ headers: ce, body: undefined }), 'header', body);
+  return checked(sdk, () => sdk.HTTP.toEvent<unknown>({ headers: ce, body: undefined }), 'header', body);
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
@@ -120,9 +133,14 @@ function checkTime(value: unknown, where: 'body' | 'header', path: string, issue
 }
 
 /** Builds and validates the event with the SDK, then checks what Tandem stores of it. */
-function checked(parse: () => unknown, where: 'body' | 'header', data: unknown): ReceivedCloudEvent {
+function checked(
+  { CloudEvent, ValidationError }: Sdk,
+  parse: () => unknown,
+  where: 'body' | 'header',
+  data: unknown,
+): ReceivedCloudEvent {
   const pathOf = (attribute: string) => (where === 'header' ? `ce-${attribute}` : attribute);
-  let event: CloudEvent<unknown>;
+  let event: InstanceType<Sdk['CloudEvent']>;
   try {
     const parsed = parse();
     // The SDK deserialises into its CloudEvent class (a batch would be an array of them).
@@ -134,7 +152,7 @@ function checked(parse: () => unknown, where: 'body' | 'header', data: unknown):
     event.validate();
   } catch (error) {
     if (error instanceof TandemError) throw error;
-    throw invalid(issuesOf(error, where, pathOf));
+    throw invalid(issuesOf(error, error instanceof ValidationError ? error.errors : [], where, pathOf));
   }
   const issues: InputIssue[] = [];
   const attribute = (name: 'id' | 'source' | 'type' | 'subject', max: number): string | null => {
@@ -163,11 +181,15 @@ function checked(parse: () => unknown, where: 'body' | 'header', data: unknown):
 }
 
 /** The SDK's faults as issues: its schema errors name the attribute (`/source`), other errors do not. */
-function issuesOf(error: unknown, where: 'body' | 'header', pathOf: (name: string) => string): InputIssue[] {
+function issuesOf(
+  error: unknown,
+  details: readonly unknown[] | null | undefined,
+  where: 'body' | 'header',
+  pathOf: (name: string) => string,
+): InputIssue[] {
   const message = error instanceof Error ? error.message : String(error);
-  const details = error instanceof ValidationError ? (error.errors ?? []) : [];
   const issues: InputIssue[] = [];
-  for (const detail of details) {
+  for (const detail of details ?? []) {
     if (detail === null || typeof detail !== 'object') continue;
     const { instancePath, message: text } = detail as { instancePath?: unknown; message?: unknown };
     const name = typeof instancePath === 'string' ? instancePath.replace(/^\//, '') : '';

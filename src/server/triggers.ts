@@ -106,7 +106,7 @@ function asyncHandler(context: ServerContext, integration: AnyIntegration) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     let idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
     // A CloudEvent's data is the input; its source and id are the key (a redelivery finds the first).
-    const cloudEvent = receivedCloudEvent(request.headers, request.body);
+    const cloudEvent = await receivedCloudEvent(request.headers, request.body);
     if (idempotencyKey === undefined && cloudEvent !== null) idempotencyKey = cloudEvent.idempotencyKey;
     if (idempotencyKey === undefined && integration.auth?.type === 'standard-webhooks') {
       // A redelivered webhook carries the same webhook-id: it returns the first delivery's instance.

@@ -223,8 +223,12 @@ describe.each(STORE_KINDS)('activity webhook (%s)', (storeKind) => {
     engines.splice(0);
 
     // Batch mode from where the binary feed left off: one request carries several events.
+    // The receiver is down while the instances run, so that the events wait for one batch.
+    hook.setDown(true);
     const batch = await engine({ mode: 'batch' }, 'batcher');
     await runInstances(batch, 2);
+    await waitFor(() => hook.refused >= 1, 'a refused batch');
+    hook.setDown(false);
     await waitFor(
       () =>
         hook.requests.some((r) =>
