@@ -36,6 +36,7 @@ export const ERROR_CATALOGUE = {
   'malformed-json': { status: 400, title: 'Body is not valid JSON' },
   'body-too-deep': { status: 400, title: 'Body is nested too deeply' },
   'forbidden-key': { status: 400, title: 'Body contains a forbidden key' },
+  'invalid-cloudevent': { status: 400, title: 'Request is not a valid CloudEvent' },
   unauthenticated: { status: 401, title: 'Authentication required' },
   forbidden: { status: 403, title: 'Credentials do not grant access to this resource' },
   'route-not-found': { status: 404, title: 'No route for this path' },

@@ -87,6 +87,7 @@ export type {
 } from './engine/sync.js';
 export { SyncRunner } from './engine/sync.js';
 export * from './errors.js';
+export type { ActivityWebhookOptions } from './feeds/activity-webhook.js';
 export type { Metrics } from './metrics.js';
 export { createMetrics } from './metrics.js';
 export type * from './model.js';

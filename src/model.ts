@@ -110,6 +110,19 @@ export interface Instance {
   acknowledgedAt: number | null;
   /** What the operator noted with the acknowledgement; null: nothing. */
   acknowledgedNote: string | null;
+  /** The CloudEvent that started it on an async trigger (its context attributes); absent otherwise. */
+  cloudEvent?: InstanceCloudEvent;
+}
+
+/**
+ * The context attributes kept of a CloudEvent that started an instance: searchable by `type`,
+ * `source` and `subject`; `id` and `source` are its idempotency key.
+ */
+export interface InstanceCloudEvent {
+  id: string;
+  source: string;
+  type: string;
+  subject: string | null;
 }
 
 /** What a worker reads of an instance to run an attempt (a claim returns no more, to stay lean). */

@@ -151,6 +151,7 @@ export function engineOptionsOf(config: TandemConfig): EngineOptions {
     ...(config.retention === undefined ? {} : { retention: config.retention }),
     ...(config.events === undefined ? {} : { events: config.events }),
     ...(config.alerts === undefined ? {} : { alerts: config.alerts }),
+    ...(config.activityWebhook === undefined ? {} : { activityWebhook: config.activityWebhook }),
     // Callback URLs are handed out by whichever process runs the handler: a worker needs it too.
     ...(publicUrl === undefined ? {} : { publicUrl }),
   };

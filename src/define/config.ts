@@ -5,7 +5,10 @@
 import { z } from 'zod';
 import { type AlertsOptions, alertsSchema, checkAlerts } from '../alerts/options.js';
 import { type Connection, isConnection } from '../connections/connection.js';
+import type { SecretValue } from '../connections/secret.js';
 import { InvalidDefinitionError } from '../errors.js';
+import type { ActivityWebhookOptions } from '../feeds/activity-webhook.js';
+import { ACTIVITY_TYPES } from '../lifecycle/index.js';
 import { ROLES, type Role } from '../model.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 import { checkOptions, delayMs, integer, nonEmptyText, oneOf, options, timerMs } from './options.js';
@@ -104,6 +107,11 @@ export interface TandemConfig {
    * backlog passes a threshold: to a signed webhook, grouped per burst (docs/alerts.md).
    */
   alerts?: AlertsOptions;
+  /**
+   * Sends the activity stream to a URL as CloudEvents, in order, at least once, from a cursor kept
+   * in the store (docs/configuration.md, "Activity webhook").
+   */
+  activityWebhook?: ActivityWebhookOptions;
 }
 
 const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -136,6 +144,13 @@ const serverSchema = options({
     .refine(isPublicUrl, { error: 'must be an http:// or https:// URL without a query or fragment' })
     .optional(),
 } satisfies Record<keyof ServerOptions, unknown>);
+
+/** An absolute http(s) URL. */
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const { protocol } = new URL(value);
+  return protocol === 'http:' || protocol === 'https:';
+}
 
 /** An absolute http(s) URL that a path can be appended to (`/callbacks/…`). */
 function isPublicUrl(value: string): boolean {
@@ -207,6 +222,25 @@ const configSchema = options({
   } satisfies Record<keyof NonNullable<TandemConfig['events']>, unknown>).optional(),
   server: serverSchema.optional(),
   alerts: alertsSchema.optional(),
+  activityWebhook: options({
+    url: z.custom<string>(isHttpUrl, { error: 'must be an http:// or https:// URL' }),
+    types: z.array(oneOf(ACTIVITY_TYPES)).min(1).optional(),
+    mode: oneOf(['structured', 'binary', 'batch']).optional(),
+    source: nonEmptyText.optional(),
+    headers: z
+      .record(
+        z.string(),
+        z.custom<SecretValue>(
+          (v) => typeof v === 'string' || (v as { kind?: unknown } | null)?.kind === 'tandem.secret',
+          { error: "must be a string or secret('NAME')" },
+        ),
+      )
+      .optional(),
+    batchSize: integer(1, 10_000).optional(),
+    timeoutMs: timerMs.optional(),
+    pollIntervalMs: timerMs.optional(),
+    retry: options({ minMs: timerMs.optional(), maxMs: timerMs.optional() }).optional(),
+  } satisfies Record<keyof ActivityWebhookOptions, unknown>).optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 
 /**

@@ -12,6 +12,7 @@ import type { Connection } from '../connections/connection.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
 import { ShuttingDownError } from '../errors.js';
+import type { ActivityWebhook } from '../feeds/activity-webhook.js';
 import { loggingObserver } from '../logging.js';
 import type { ActivityEvent, Actor, ChildCounts, Instance, Json, RerunFrom } from '../model.js';
 import { openStore } from '../store/open.js';
@@ -88,8 +89,14 @@ export class Engine {
   private readonly waits: Waits;
   private readonly unwatchCircuits: () => void;
   private readonly alerts: Alerts | null;
+  private readonly activityWebhook: ActivityWebhook | null;
 
-  private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
+  private constructor(
+    options: EngineOptions,
+    store: Store,
+    ownsStore: boolean,
+    Webhook: typeof ActivityWebhook | null = null,
+  ) {
     // Alerts are delivered by an integration of their own, run like the others.
     this.alerts = options.alerts ? new Alerts(options.alerts) : null;
     const integrations = this.alerts
@@ -150,6 +157,17 @@ export class Engine {
       },
       this.waits,
     );
+    this.activityWebhook =
+      options.activityWebhook && Webhook
+        ? new Webhook(
+            store,
+            options.activityWebhook,
+            this.workerId,
+            () => this.clock.now(),
+            this.logger.child({ component: 'activity-webhook' }),
+            options.publicUrl,
+          )
+        : null;
     this.operations = new Operations(parts, this.dispatcher, this.acceptor, {
       retention: options.retention,
       scheduler: (options.scheduler ?? options.worker) !== false,
@@ -161,8 +179,10 @@ export class Engine {
   /** Creates an engine; opens the store when given a URL. Call `start()` to begin running instances. */
   static async create(options: EngineOptions): Promise<Engine> {
     const given = options.store;
+    // The CloudEvents SDK is loaded only by an engine that sends the activity webhook.
+    const feeds = options.activityWebhook ? await import('../feeds/activity-webhook.js') : null;
     const store = typeof given === 'object' ? given : await openStore(given);
-    return new Engine(options, store, typeof given !== 'object');
+    return new Engine(options, store, typeof given !== 'object', feeds?.ActivityWebhook ?? null);
   }
 
   /** Subscribes to "something was committed" hints (accepts, step results, finishes). */
@@ -287,6 +307,7 @@ export class Engine {
     this.operations.startScheduler();
     if (!this.worker) return;
     this.operations.startRetention();
+    this.activityWebhook?.start();
     this.dispatcher.start();
   }
 
@@ -346,6 +367,7 @@ export class Engine {
     // After the last attempts: their failures are in the message.
     await this.alerts?.stop();
     this.operations.stopRetention();
+    await this.activityWebhook?.stop();
     this.unwatchCircuits();
     await this.acceptor.drain();
     await this.dispatcher.handBack(leftovers);

@@ -7,6 +7,7 @@ import type { AlertsOptions } from '../alerts/options.js';
 import type { Connection } from '../connections/connection.js';
 import type { RetentionOptions } from '../define/config.js';
 import type { AnyIntegration, ChildCounts } from '../define/integration.js';
+import type { ActivityWebhookOptions } from '../feeds/activity-webhook.js';
 
 export type { RetentionOptions };
 
@@ -68,6 +69,8 @@ export interface EngineOptions {
   publicUrl?: string;
   /** Alerts on failures, circuits, missed slots and the backlog (docs/alerts.md). */
   alerts?: AlertsOptions;
+  /** Sends the activity stream to a URL as CloudEvents (from a worker process; one at a time). */
+  activityWebhook?: ActivityWebhookOptions;
 }
 
 export interface AcceptOptions {

@@ -18,7 +18,13 @@ export interface ActivityData {
    * `source`: started by an operator from the console (absent: by a trigger, the API or a parent);
    * `actor`: the management token that started it (absent: a trigger or a parent).
    */
-  accepted: { parentId?: string; source?: 'console'; actor?: Actor };
+  accepted: {
+    parentId?: string;
+    source?: 'console';
+    actor?: Actor;
+    /** Started by a CloudEvent on an async trigger: its attributes. */
+    cloudEvent?: { id: string; source: string; type: string; subject: string | null };
+  };
   started: { attempt: number };
   'step.started': { step: string; attempt: number };
   'step.succeeded': { step: string; durationMs: number };
@@ -74,18 +80,23 @@ export interface EventHead {
   at: number;
 }
 
-/** The data of a new instance's `accepted` event: its parent, and where and by whom an operator started it. */
+/**
+ * The data of a new instance's `accepted` event: its parent, where and by whom an operator started
+ * it, or the CloudEvent that started it.
+ */
 export function acceptedData(row: {
   parentId: string | null;
   source?: 'console';
   actor?: Actor;
+  cloudEvent?: ActivityData['accepted']['cloudEvent'];
 }): ActivityData['accepted'] {
-  if (row.source === undefined && row.actor === undefined)
+  if (row.source === undefined && row.actor === undefined && row.cloudEvent === undefined)
     return row.parentId ? { parentId: row.parentId } : {};
   return {
     ...(row.parentId ? { parentId: row.parentId } : {}),
     ...(row.source === undefined ? {} : { source: row.source }),
     ...(row.actor === undefined ? {} : { actor: row.actor }),
+    ...(row.cloudEvent === undefined ? {} : { cloudEvent: row.cloudEvent }),
   };
 }
 

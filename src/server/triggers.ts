@@ -14,6 +14,7 @@ import { parseRoute } from '../define/route.js';
 import type { SyncIntegration } from '../engine/sync.js';
 import { type InputIssue, InvalidDefinitionError } from '../errors.js';
 import { sendAccepted } from './accepted.js';
+import { receivedCloudEvent } from './cloudevents.js';
 import type { ServerContext } from './context.js';
 import { assertValid, idempotencyKeyOf, inPart, validatePart } from './input.js';
 import { checkTriggerPath } from './route-table.js';
@@ -111,6 +112,9 @@ function syncHandler(context: ServerContext, integration: SyncIntegration, crede
 function asyncHandler(context: ServerContext, integration: AnyIntegration) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     let idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
+    // A CloudEvent's data is the input; its source and id are the key (a redelivery finds the first).
+    const cloudEvent = await receivedCloudEvent(request.headers, request.body);
+    if (idempotencyKey === undefined && cloudEvent !== null) idempotencyKey = cloudEvent.idempotencyKey;
     if (idempotencyKey === undefined && integration.auth?.type === 'standard-webhooks') {
       // A redelivered webhook carries the same webhook-id: it returns the first delivery's instance.
       idempotencyKey = `webhook:${request.headers['webhook-id']}`;
@@ -119,12 +123,13 @@ function asyncHandler(context: ServerContext, integration: AnyIntegration) {
     try {
       row = context.engine.prepare(
         integration,
-        request.body,
+        cloudEvent === null ? request.body : cloudEvent.data,
         idempotencyKey === undefined ? {} : { idempotencyKey },
       );
     } catch (error) {
-      throw inPart(error, 'body');
+      throw inPart(error, 'body', cloudEvent?.mode === 'structured' ? 'data' : '');
     }
+    if (cloudEvent !== null) row.cloudEvent = cloudEvent.attributes;
     context.gauge.admit();
     const [accepted] = await context.engine.acceptPrepared([row]);
     if (accepted!.created) context.gauge.noteAccepted(1);

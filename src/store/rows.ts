@@ -12,6 +12,7 @@ import type {
   ActivityType,
   ErrorInfo,
   Instance,
+  InstanceCloudEvent,
   InstanceStatus,
   InstanceWork,
   Mode,
@@ -303,4 +304,38 @@ export function sortTransition(
     }
   }
   return { outcomes, eligible };
+}
+
+/** A row of `cloud_events`: the CloudEvent an instance came as. */
+export interface CloudEventRow {
+  instance_id: string;
+  event_id: string;
+  source: string;
+  type: string;
+  subject: string | null;
+}
+
+/** The stored columns of a CloudEvent, in the order of `cloud_events`' columns. */
+export function cloudEventFields(instanceId: string, event: InstanceCloudEvent) {
+  return [instanceId, event.id, event.source, event.type, event.subject] as const;
+}
+
+/** The column of a searched CloudEvent attribute (only these three are ever put into SQL text). */
+export function cloudEventColumn(attribute: 'type' | 'source' | 'subject'): string {
+  const column = ({ type: 'type', source: 'source', subject: 'subject' } as const)[attribute];
+  if (column === undefined) throw new Error(`No CloudEvent attribute "${String(attribute)}" is searchable`);
+  return column;
+}
+
+/** Sets `cloudEvent` on the instances that have a row (read in one query for a page). */
+export function attachCloudEvents(instances: Instance[], rows: CloudEventRow[]): Instance[] {
+  if (rows.length === 0) return instances;
+  const byId = new Map(rows.map((row) => [row.instance_id, row]));
+  for (const instance of instances) {
+    const row = byId.get(instance.id);
+    if (row) {
+      instance.cloudEvent = { id: row.event_id, source: row.source, type: row.type, subject: row.subject };
+    }
+  }
+  return instances;
 }

@@ -16,6 +16,7 @@ import type {
   ChildCounts,
   ErrorInfo,
   Instance,
+  InstanceCloudEvent,
   InstanceStatus,
   InstanceWork,
   Mode,
@@ -56,6 +57,8 @@ export interface NewInstance {
   actor?: Actor;
   /** The integration's version when it was accepted (`defineIntegration({ version })`), or null. */
   version?: string | null;
+  /** The CloudEvent it came as (async triggers): stored beside it, only when it is created. */
+  cloudEvent?: InstanceCloudEvent;
   /** Sync records arrive finished. */
   outputJson?: string | null;
   error?: ErrorInfo | null;
@@ -246,6 +249,13 @@ export interface InstanceFilter {
   runStartedAfter?: number;
   /** True: only acknowledged instances; false: only those not acknowledged. */
   acknowledged?: boolean;
+  /** Instances started by a CloudEvent whose type, source or subject is the value (or just `attribute`). */
+  cloudEvent?: CloudEventFilter;
+}
+
+export interface CloudEventFilter {
+  attribute: 'type' | 'source' | 'subject' | null;
+  value: string;
 }
 
 export interface ListRequest extends InstanceFilter {
@@ -448,6 +458,23 @@ export type FireOutcome =
   /** Another process handled this slot, or a later one: nothing was written. */
   | { outcome: 'taken' };
 
+export interface FeedClaim {
+  name: string;
+  owner: string;
+  /** Where a new feed starts (a stream cursor, usually the head). */
+  initial: string;
+  leaseMs: number;
+  now: number;
+}
+
+export interface FeedAdvance {
+  name: string;
+  owner: string;
+  cursor: string;
+  leaseMs: number;
+  now: number;
+}
+
 export interface InsertOptions {
   /**
    * False for records whose loss in a power cut costs only a statistic (sync monitoring records):
@@ -573,6 +600,19 @@ export interface Store {
   getWaits(instanceId: string): Promise<WaitRecord[]>;
   /** Deletes business events received before the cutoff (the look-back window); returns how many. */
   purgeEvents(receivedBefore: number, limit: number): Promise<number>;
+
+  // Feeds: a reader of the activity stream that keeps its position in the store (the activity
+  // webhook). One process at a time holds a feed's lease; only the holder moves its cursor.
+  /**
+   * Takes or renews the lease of a feed and returns its cursor; creates the feed at `initial` when it
+   * has no row. Null: another owner holds an unexpired lease.
+   */
+  claimFeed(request: FeedClaim): Promise<string | null>;
+  /**
+   * Moves a feed's cursor and renews the lease to `now + leaseMs` (a negative `leaseMs` gives it
+   * up); false (nothing written) when `owner` lost the lease.
+   */
+  advanceFeed(request: FeedAdvance): Promise<boolean>;
 
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
   onWake?(listener: () => void): () => void;

@@ -147,6 +147,7 @@ describe('/openapi.json', () => {
       'integration',
       'status',
       'tracking',
+      'cloudEvent',
       'parent',
       'from',
       'to',

@@ -64,6 +64,19 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
             .map(([k, v]) => `${k}: ${v}`)
             .join(', ') || '—'}
         </dd>
+        {instance.cloudEvent ? (
+          <>
+            <dt>CloudEvent</dt>
+            <dd>
+              <a href={`#/instances?cloudEvent=${encodeURIComponent(`type=${instance.cloudEvent.type}`)}`}>
+                {instance.cloudEvent.type}
+              </a>{' '}
+              from {instance.cloudEvent.source}
+              {instance.cloudEvent.subject === null ? '' : `, subject ${instance.cloudEvent.subject}`} (id{' '}
+              {instance.cloudEvent.id})
+            </dd>
+          </>
+        ) : null}
         <dt>Run / attempt</dt>
         <dd>
           {instance.run} / {instance.attempt}

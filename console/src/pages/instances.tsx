@@ -16,7 +16,7 @@ const LIST_CHANGES = new Set([
   'cancelled',
 ]);
 // `parent`: the children of an instance (linked from its page), kept while the other filters change.
-const FIELDS = ['integration', 'status', 'tracking', 'from', 'to', 'parent'] as const;
+const FIELDS = ['integration', 'status', 'tracking', 'cloudEvent', 'from', 'to', 'parent'] as const;
 const PAGE = 50;
 const MOST = 1000;
 
@@ -57,6 +57,15 @@ export function InstancesPage({ query }: { query: URLSearchParams }) {
             type="search"
             placeholder="Order number, employee id…"
             defaultValue={filter.tracking}
+          />
+        </label>
+        <label>
+          CloudEvent
+          <input
+            name="cloudEvent"
+            type="search"
+            placeholder="Type, source or subject"
+            defaultValue={filter.cloudEvent}
           />
         </label>
         <label>

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { DUE } from '../../lifecycle/statuses.js';
 import { TRANSITIONS } from '../../lifecycle/transitions.js';
 import type { InstanceFilter } from '../../store/store.js';
+import { cloudEventFilterOf } from '../cloudevents.js';
 import type { ServerContext } from '../context.js';
 import { inPart } from '../input.js';
 import { actorIn, detailWithoutBodies, instanceWithoutBodies, requireRole, showsBodies } from './access.js';
@@ -95,6 +96,7 @@ function toInstanceFilter(query: z.output<typeof instanceFilterSchema>): Instanc
   if (query.integration !== undefined) filter.integrationId = query.integration;
   if (query.status !== undefined) filter.status = query.status;
   if (query.tracking !== undefined) filter.tracking = query.tracking;
+  if (query.cloudEvent !== undefined) filter.cloudEvent = cloudEventFilterOf(query.cloudEvent);
   if (query.parent !== undefined) filter.parentId = query.parent;
   if (query.from !== undefined) filter.createdAfter = query.from;
   if (query.to !== undefined) filter.createdBefore = query.to;

@@ -44,6 +44,14 @@ const filterFields = {
   integration: oneOrMany(z.string().min(1).max(100)).optional().describe('Integration id(s)'),
   status: oneOrMany(instanceStatus).optional().describe('Status(es)'),
   tracking: z.string().min(1).max(300).optional().describe('A tracking field value, or `name=value`'),
+  cloudEvent: z
+    .string()
+    .min(1)
+    .max(1100)
+    .optional()
+    .describe(
+      'Started by a CloudEvent with this type, source or subject; or one of them: `type=…`, `source=…`, `subject=…`',
+    ),
   parent: z.string().min(1).max(100).optional().describe('Instances started by this instance'),
   from: time.optional().describe('Created at or after (ms since epoch or ISO 8601)'),
   to: time.optional().describe('Created before (ms since epoch or ISO 8601)'),
@@ -149,6 +157,10 @@ export const instanceSchema = z.object({
       'When an operator acknowledged the failure (it leaves the default errors view); a rerun clears it',
     ),
   acknowledgedNote: z.string().nullable().describe('The note given with the acknowledgement'),
+  cloudEvent: z
+    .object({ id: z.string(), source: z.string(), type: z.string(), subject: z.string().nullable() })
+    .optional()
+    .describe('The CloudEvent that started it on an async trigger (its attributes); absent otherwise'),
 });
 
 const runSchema = z.object({

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { acceptedData, activity, TRANSITIONS as LIFECYCLE } from '../../lifecycle/index.js';
 import type { NewActivityEvent } from '../../model.js';
-import { trackingSlots } from '../rows.js';
+import { cloudEventFields, trackingSlots } from '../rows.js';
 import type { InsertOutcome, NewInstance } from '../store.js';
 import type { PgConnection, Queryable } from './connection.js';
 
@@ -99,6 +99,8 @@ export async function insertRows(
         ),
       ),
   );
+  const cloudEvents = rows.filter((r) => r.cloudEvent !== undefined && created.has(r.id));
+  if (cloudEvents.length > 0) await insertCloudEvents(db, client, cloudEvents);
   if (queued.length > 0) await db.notify(client);
   return rows.map((row): InsertOutcome => {
     if (created.has(row.id))
@@ -112,6 +114,21 @@ export async function insertRows(
       inputHash: found.input_hash,
     };
   });
+}
+
+/** Stores the CloudEvents that new instances came as (async triggers), beside them. */
+async function insertCloudEvents(
+  db: PgConnection,
+  client: pg.PoolClient,
+  rows: NewInstance[],
+): Promise<void> {
+  const fields = rows.map((r) => cloudEventFields(r.id, r.cloudEvent!));
+  await db.q(
+    client,
+    `INSERT INTO {{schema}}.cloud_events (instance_id, event_id, source, type, subject)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+    [0, 1, 2, 3, 4].map((column) => fields.map((f) => f[column])),
+  );
 }
 
 /** Inserts activity events, in order, with the caller's connection or transaction. */

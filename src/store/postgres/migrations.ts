@@ -386,4 +386,33 @@ SELECT r.seq, r.id, r.integration_id, r.mode, s.status, r.input, r.input_hash, s
 FROM {{schema}}.instance_rows AS r JOIN {{schema}}.instance_state AS s ON s.seq = r.seq;
 `,
   },
+  {
+    version: 10,
+    name: 'cloudevents and feeds',
+    sql: `
+-- The context attributes of the CloudEvent that started an instance (async triggers), beside the
+-- instance rather than on it: only CloudEvent accepts write here, and the searches by type, source
+-- and subject get indexes without adding one to the instance tables.
+CREATE TABLE {{schema}}.cloud_events (
+  instance_id TEXT PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT
+);
+CREATE INDEX cloud_events_type ON {{schema}}.cloud_events (type);
+CREATE INDEX cloud_events_source ON {{schema}}.cloud_events (source);
+CREATE INDEX cloud_events_subject ON {{schema}}.cloud_events (subject) WHERE subject IS NOT NULL;
+
+-- Readers of the activity stream that keep their place across restarts (the activity webhook):
+-- the cursor of the last event delivered, and the lease of the one process that delivers.
+CREATE TABLE {{schema}}.feeds (
+  name TEXT PRIMARY KEY,
+  cursor TEXT NOT NULL,
+  owner TEXT,
+  lease_until BIGINT,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -240,7 +240,7 @@ export async function purge(db: PgConnection, request: PurgeRequest): Promise<nu
     );
     const ids = rows.map((r: { id: string }) => r.id);
     if (ids.length === 0) return 0;
-    for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens']) {
+    for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens', 'cloud_events']) {
       await db.q(client, `DELETE FROM {{schema}}.${table} WHERE instance_id = ANY($1::text[])`, [ids]);
     }
     const deleted = await db.q(

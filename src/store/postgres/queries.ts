@@ -6,6 +6,9 @@ import { ACTIVE, DUE, emptyCounts, HOLDS_ORDER, LEASED, MEASURED, WAITING } from
 import type { ChildCounts, Instance, Run, Step } from '../../model.js';
 import {
   asArray,
+  attachCloudEvents,
+  type CloudEventRow,
+  cloudEventColumn,
   currentRunFromRow,
   type InstanceRow,
   instanceFromRow,
@@ -32,7 +35,8 @@ import type { PgConnection } from './connection.js';
 export async function getInstance(db: PgConnection, id: string): Promise<Instance | null> {
   db.assertOpen();
   const { rows } = await db.q(db.pool, 'SELECT * FROM {{schema}}.instances WHERE id = $1', [id]);
-  return rows[0] ? instanceFromRow(rows[0]) : null;
+  if (!rows[0]) return null;
+  return (await withCloudEvents(db, [instanceFromRow(rows[0])]))[0]!;
 }
 
 export async function listInstances(db: PgConnection, request: ListRequest): Promise<Page<Instance>> {
@@ -46,7 +50,7 @@ export async function listInstances(db: PgConnection, request: ListRequest): Pro
   }
   sql += ` ORDER BY seq DESC LIMIT ${limit + 1}`;
   const { rows } = await db.q(db.pool, sql, params);
-  const items = (rows as InstanceRow[]).slice(0, limit).map(instanceFromRow);
+  const items = await withCloudEvents(db, (rows as InstanceRow[]).slice(0, limit).map(instanceFromRow));
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last ? String(last.seq) : null };
 }
@@ -280,6 +284,17 @@ export async function countChildren(db: PgConnection, parentId: string): Promise
   return counts;
 }
 
+/** Sets `cloudEvent` on the instances that came as one (one query for a page). */
+async function withCloudEvents(db: PgConnection, instances: Instance[]): Promise<Instance[]> {
+  if (instances.length === 0) return instances;
+  const { rows } = await db.q(
+    db.pool,
+    'SELECT * FROM {{schema}}.cloud_events WHERE instance_id = ANY($1::text[])',
+    [instances.map((i) => i.id)],
+  );
+  return attachCloudEvents(instances, rows as CloudEventRow[]);
+}
+
 /** WHERE clause of an instance filter with `$n` parameters starting at `first`. */
 export function filterSql(filter: InstanceFilter, first: number): { where: string; params: unknown[] } {
   const where: string[] = [];
@@ -304,6 +319,15 @@ export function filterSql(filter: InstanceFilter, first: number): { where: strin
   if (filter.runStartedAfter !== undefined) where.push(`run_started_at >= ${param(filter.runStartedAfter)}`);
   if (filter.acknowledged !== undefined) {
     where.push(`acknowledged_at IS ${filter.acknowledged ? 'NOT NULL' : 'NULL'}`);
+  }
+  if (filter.cloudEvent !== undefined) {
+    const { attribute, value } = filter.cloudEvent;
+    const v = param(value);
+    const match =
+      attribute === null
+        ? `type = ${v} OR source = ${v} OR subject = ${v}`
+        : `${cloudEventColumn(attribute)} = ${v}`;
+    where.push(`id IN (SELECT instance_id FROM {{schema}}.cloud_events WHERE ${match})`);
   }
   if (filter.tracking !== undefined) {
     const { name, value } = parseTrackingFilter(filter.tracking);

@@ -25,6 +25,8 @@ import type {
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
+  FeedAdvance,
+  FeedClaim,
   FireOutcome,
   FireRequest,
   InsertOptions,
@@ -56,6 +58,7 @@ import type {
 import { insertRows } from './accept.js';
 import { PgConnection, type PostgresStoreOptions } from './connection.js';
 import * as events from './events.js';
+import * as feeds from './feeds.js';
 import { CLAIM_SQL, COMMIT_SQL, leaseArrays, RELEASE_SQL, RENEW_SQL, tokenSeq } from './hot-path.js';
 import * as operations from './operations.js';
 import * as queries from './queries.js';
@@ -393,6 +396,14 @@ export class PostgresStore implements Store {
 
   purgeEvents(receivedBefore: number, limit: number): Promise<number> {
     return waitStore.purgeEvents(this.db, receivedBefore, limit);
+  }
+
+  claimFeed(request: FeedClaim): Promise<string | null> {
+    return feeds.claimFeed(this.db, request);
+  }
+
+  advanceFeed(request: FeedAdvance): Promise<boolean> {
+    return feeds.advanceFeed(this.db, request);
   }
 
   onWake(listener: () => void): () => void {

@@ -4,6 +4,7 @@
  */
 import { acceptedData, activity, type EventHead, eventFields, TRANSITIONS } from '../../lifecycle/index.js';
 import type { NewActivityEvent } from '../../model.js';
+import { cloudEventFields } from '../rows.js';
 import type { InsertOutcome, NewInstance } from '../store.js';
 import { INSERT_GROUP, pushInsertParams, type Sqlite } from './statements.js';
 
@@ -128,6 +129,8 @@ function settle(
       head.at = row.createdAt;
       insertEvent(s, activity('accepted', head, acceptedData(row)));
     }
+    if (row.cloudEvent !== undefined)
+      s.stmt.insertCloudEvent.run(...cloudEventFields(row.id, row.cloudEvent));
     outcomes.push({ id: row.id, created: true, status: row.status, inputHash: row.inputHash });
   }
 }

@@ -230,4 +230,33 @@ ALTER TABLE instances ADD COLUMN acknowledged_note TEXT;
 ALTER TABLE events ADD COLUMN more TEXT;
 `,
   },
+  {
+    version: 9,
+    name: 'cloudevents and feeds',
+    sql: `
+-- The context attributes of the CloudEvent that started an instance (async triggers), beside the
+-- instance rather than on it: only CloudEvent accepts write here, and the searches by type, source
+-- and subject get indexes without adding one to instances.
+CREATE TABLE cloud_events (
+  instance_id TEXT PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT
+) WITHOUT ROWID;
+CREATE INDEX cloud_events_type ON cloud_events (type);
+CREATE INDEX cloud_events_source ON cloud_events (source);
+CREATE INDEX cloud_events_subject ON cloud_events (subject) WHERE subject IS NOT NULL;
+
+-- Readers of the activity stream that keep their place across restarts (the activity webhook):
+-- the cursor of the last event delivered, and the lease of the one process that delivers.
+CREATE TABLE feeds (
+  name TEXT PRIMARY KEY,
+  cursor TEXT NOT NULL,
+  owner TEXT,
+  lease_until INTEGER,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];

@@ -7,6 +7,9 @@ import { ACTIVE, DUE, emptyCounts, MEASURED, WAITING } from '../../lifecycle/ind
 import type { ActivityEvent, ChildCounts, Instance, InstanceStatus, Mode, Run, Step } from '../../model.js';
 import {
   asArray,
+  attachCloudEvents,
+  type CloudEventRow,
+  cloudEventColumn,
   currentRunFromRow,
   type EventRow,
   eventFromRow,
@@ -38,7 +41,9 @@ import type { Sqlite } from './statements.js';
 
 export function getInstance(s: Sqlite, id: string): Instance | null {
   const row = s.stmt.byId.get(id) as InstanceRow | undefined;
-  return row ? instanceFromRow(row) : null;
+  if (!row) return null;
+  const cloudEvent = s.stmt.cloudEventOf.get(id) as CloudEventRow | undefined;
+  return attachCloudEvents([instanceFromRow(row)], cloudEvent ? [cloudEvent] : [])[0]!;
 }
 
 export function listInstances(s: Sqlite, request: ListRequest): Page<Instance> {
@@ -51,6 +56,10 @@ export function listInstances(s: Sqlite, request: ListRequest): Page<Instance> {
   }
   const rows = selectRows(s, request, extra.join(' AND ') || null, params, limit + 1);
   const items = rows.slice(0, limit).map(instanceFromRow);
+  if (items.length > 0) {
+    const events = s.stmt.cloudEventsOf.all(JSON.stringify(items.map((i) => i.id))) as CloudEventRow[];
+    attachCloudEvents(items, events);
+  }
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last ? String(last.seq) : null };
 }
@@ -435,6 +444,16 @@ function filterSql(filter: InstanceFilter): { where: string; params: unknown[] }
   }
   if (filter.acknowledged !== undefined) {
     where.push(`acknowledged_at IS ${filter.acknowledged ? 'NOT NULL' : 'NULL'}`);
+  }
+  if (filter.cloudEvent !== undefined) {
+    const { attribute, value } = filter.cloudEvent;
+    if (attribute === null) {
+      where.push('id IN (SELECT instance_id FROM cloud_events WHERE type = ? OR source = ? OR subject = ?)');
+      params.push(value, value, value);
+    } else {
+      where.push(`id IN (SELECT instance_id FROM cloud_events WHERE ${cloudEventColumn(attribute)} = ?)`);
+      params.push(value);
+    }
   }
   if (filter.tracking !== undefined) {
     const { name, value } = parseTrackingFilter(filter.tracking);

@@ -111,6 +111,21 @@ export function prepareStatements(db: Database.Database) {
     insertInstance: prepare(insertSql(1)),
     insertGroup: prepare(insertSql(INSERT_GROUP)),
     idExists: prepare('SELECT 1 FROM instances WHERE id = ?'),
+    insertCloudEvent: prepare(
+      'INSERT INTO cloud_events (instance_id, event_id, source, type, subject) VALUES (?, ?, ?, ?, ?)',
+    ),
+    cloudEventOf: prepare('SELECT * FROM cloud_events WHERE instance_id = ?'),
+    cloudEventsOf: prepare(
+      'SELECT * FROM cloud_events WHERE instance_id IN (SELECT value FROM json_each(?))',
+    ),
+    claimFeed: prepare(`INSERT INTO feeds (name, cursor, owner, lease_until, updated_at)
+      VALUES (@name, @initial, @owner, @until, @now)
+      ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+      WHERE feeds.owner IS NULL OR feeds.owner = excluded.owner OR feeds.lease_until < @now
+      RETURNING cursor`),
+    advanceFeed: prepare(
+      'UPDATE feeds SET cursor = @cursor, lease_until = @until, updated_at = @now WHERE name = @name AND owner = @owner',
+    ),
     byIdempotencyKey: prepare(
       'SELECT id, status, input_hash FROM instances WHERE integration_id = ? AND idempotency_key = ?',
     ),

@@ -29,6 +29,8 @@ import type {
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
+  FeedAdvance,
+  FeedClaim,
   FireOutcome,
   FireRequest,
   InsertOptions,
@@ -482,7 +484,7 @@ export class SqliteStore implements Store {
         ).map((r) => r.id);
         if (ids.length === 0) return 0;
         const list = JSON.stringify(ids);
-        for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens']) {
+        for (const table of ['events', 'steps', 'runs', 'waits', 'callback_tokens', 'cloud_events']) {
           this.db
             .prepare(`DELETE FROM ${table} WHERE instance_id IN (SELECT value FROM json_each(?))`)
             .run(list);
@@ -640,6 +642,30 @@ export class SqliteStore implements Store {
   async purgeEvents(receivedBefore: number, limit: number): Promise<number> {
     this.open();
     return waits.purgeEvents(this.sql, receivedBefore, limit);
+  }
+
+  async claimFeed(request: FeedClaim): Promise<string | null> {
+    this.open();
+    const row = this.stmt.claimFeed.get({
+      name: request.name,
+      initial: request.initial,
+      owner: request.owner,
+      until: request.now + request.leaseMs,
+      now: request.now,
+    }) as { cursor: string } | undefined;
+    return row?.cursor ?? null;
+  }
+
+  async advanceFeed(request: FeedAdvance): Promise<boolean> {
+    this.open();
+    const { changes } = this.stmt.advanceFeed.run({
+      name: request.name,
+      owner: request.owner,
+      cursor: request.cursor,
+      until: request.now + request.leaseMs,
+      now: request.now,
+    });
+    return changes === 1;
   }
 
   onWake(listener: () => void): () => void {
