@@ -25,10 +25,13 @@ import type {
   ArmCallback,
   CallbackOutcome,
   ClaimedInstance,
+  ClaimFilesRequest,
   ClaimRequest,
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
+  FileClaim,
+  FileKey,
   FireOutcome,
   FireRequest,
   InsertOptions,
@@ -57,6 +60,7 @@ import type {
   WorkBatch,
   WorkBatchResult,
 } from '../store.js';
+import * as fileClaims from './file-claims.js';
 import { EventGroups, insertEvent, insertRows } from './insert.js';
 import * as reads from './reads.js';
 import * as schedules from './schedules.js';
@@ -612,6 +616,21 @@ export class SqliteStore implements Store {
   async sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
     this.open();
     return waits.sendEvents(this.sql, events, now);
+  }
+
+  async claimFiles(request: ClaimFilesRequest): Promise<FileClaim[]> {
+    this.open();
+    return fileClaims.claimFiles(this.sql, request);
+  }
+
+  async heldFiles(connection: string, instanceId: string): Promise<FileClaim[]> {
+    this.open();
+    return fileClaims.heldFiles(this.sql, connection, instanceId);
+  }
+
+  async finishFile(connection: string, file: FileKey, now: number): Promise<void> {
+    this.open();
+    fileClaims.finishFile(this.sql, connection, file, now);
   }
 
   async callbackTokenHash(tokenId: string): Promise<string | null> {
