@@ -8,6 +8,8 @@ export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';
 export type { SecretRef } from './connections/secret.js';
 export { secret } from './connections/secret.js';
+export type { Sftp, SftpConnectionOptions, SftpEntry } from './connections/sftp.js';
+export { SftpConnection, sftpConnection } from './connections/sftp.js';
 export type { ServerOptions, TandemConfig } from './define/config.js';
 export { defineConfig } from './define/config.js';
 export type {

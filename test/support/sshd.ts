@@ -19,6 +19,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -48,7 +49,7 @@ export interface SshServer {
   write(relative: string, content: string | Uint8Array): string;
   /** Makes a directory under `root` owned by the SFTP user; returns its absolute path. */
   mkdir(relative: string): string;
-  /** Stops sshd (connections drop, new ones are refused). */
+  /** Stops sshd and ends its connections' processes (connections drop, new ones are refused). */
   stop(): Promise<void>;
   /** Starts sshd again on the same port with the same keys. */
   start(): Promise<void>;
@@ -129,6 +130,12 @@ export async function startSshd(): Promise<SshServer> {
     const current = child;
     if (!current || current.exitCode !== null || current.signalCode !== null) return;
     const exited = new Promise((resolve) => current.once('exit', resolve));
+    // Each connection has its own sshd processes, which outlive the listener: end them too.
+    for (const pid of descendants(current.pid!)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
     current.kill('SIGTERM');
     await exited;
   };
@@ -208,6 +215,29 @@ function ensureUser(): { uid: number; gid: number } {
     spawnSync('sleep', ['0.1']);
   }
   return known()!;
+}
+
+/** The processes below `pid` (from /proc's parent ids), deepest first. */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The parent id is the second field after the parenthesised command name.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {}
+  }
+  const found: number[] = [];
+  const visit = (parent: number) => {
+    for (const child of parents.get(parent) ?? []) {
+      visit(child);
+      found.push(child);
+    }
+  };
+  visit(pid);
+  return found;
 }
 
 function freePort(): Promise<number> {
