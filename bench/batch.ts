@@ -245,8 +245,11 @@ try {
   console.log(
     `\n${RECORDS.toLocaleString('en')} records in ${(full.ms / 1000).toFixed(1)} s; peak RSS ${mb(rssPeak)} MB (${mb(rssBefore)} MB before the fan-out)`,
   );
-  console.log(`peak RSS of the fan-out alone (VmHWM reset before it): local file ${Math.round(localPeakMb)} MB`);
-  if (sftp) console.log(`over SFTP: ${(sftp.ms / 1000).toFixed(1)} s, peak RSS ${Math.round(sftp.peakMb)} MB`);
+  console.log(
+    `peak RSS of the fan-out alone (VmHWM reset before it): local file ${Math.round(localPeakMb)} MB`,
+  );
+  if (sftp)
+    console.log(`over SFTP: ${(sftp.ms / 1000).toFixed(1)} s, peak RSS ${Math.round(sftp.peakMb)} MB`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

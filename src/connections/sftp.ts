@@ -29,8 +29,8 @@ import {
   type BindableConnection,
   type CallContext,
   type CallOutcome,
+  CONNECTION,
   ConnectionError,
-  connectionBrand,
 } from './connection.js';
 import { ConnectionGuard, type Failure } from './guard.js';
 import { reveal, type SecretValue } from './secret.js';
@@ -196,8 +196,9 @@ export function sftpConnection(id: string, options: SftpConnectionOptions): Sftp
 }
 
 export class SftpConnection implements BindableConnection<Sftp> {
-  readonly [connectionBrand] = true;
+  readonly [CONNECTION] = true;
   readonly type = 'sftp' as const;
+  readonly target: string;
   private readonly guard: ConnectionGuard;
   private readonly idle: SftpClient[] = [];
   private readonly open = new Set<SftpClient>();
@@ -223,6 +224,7 @@ export class SftpConnection implements BindableConnection<Sftp> {
     const keys = Array.isArray(options.hostKey) ? options.hostKey : [options.hostKey];
     this.pinned = new Set(keys.map((key) => key.replace(/^SHA256:/, '').replace(/=$/, '')));
     this.timeout = options.timeout ?? 30_000;
+    this.target = `sftp://${options.host}:${options.port ?? 22}`;
   }
 
   watch(listener: (call: CallOutcome) => void): () => void {
@@ -233,11 +235,11 @@ export class SftpConnection implements BindableConnection<Sftp> {
     return this.guard.circuitState(now);
   }
 
-  bind(context: CallContext): Sftp {
+  bind(next: () => CallContext): Sftp {
     return {
       list: (directory, pattern) =>
         this.run(
-          context,
+          next(),
           'list',
           { path: directory, ...(pattern === undefined ? {} : { pattern }) },
           (client) => listFiles(client, directory, pattern),
@@ -245,7 +247,7 @@ export class SftpConnection implements BindableConnection<Sftp> {
         ),
       get: (path) =>
         this.run(
-          context,
+          next(),
           'get',
           { path },
           (client) => client.get(path) as Promise<Buffer>,
@@ -253,21 +255,21 @@ export class SftpConnection implements BindableConnection<Sftp> {
         ),
       put: (path, content) =>
         this.run(
-          context,
+          next(),
           'put',
           { path },
           (client) => putFile(client, path, content),
           (written) => ({ bytes: written.bytes }),
         ),
       rename: (from, to) =>
-        this.run(context, 'rename', { path: from, to }, (client) => renameFile(client, from, to)),
+        this.run(next(), 'rename', { path: from, to }, (client) => renameFile(client, from, to)),
       delete: (path) =>
-        this.run(context, 'delete', { path }, (client) => client.delete(path).then(() => undefined)),
+        this.run(next(), 'delete', { path }, (client) => client.delete(path).then(() => undefined)),
       mkdir: (path) =>
-        this.run(context, 'mkdir', { path }, (client) => client.mkdir(path, true).then(() => undefined)),
+        this.run(next(), 'mkdir', { path }, (client) => client.mkdir(path, true).then(() => undefined)),
       read: (path, consume) =>
         this.run(
-          context,
+          next(),
           'read',
           { path },
           (client, deadline) => consume(readChunks(client, path, deadline)),
@@ -286,9 +288,9 @@ export class SftpConnection implements BindableConnection<Sftp> {
     await Promise.all(sessions.map((client) => client.end().catch(() => undefined)));
   }
 
-  /** The options without credentials, should a connection be logged. */
+  /** The connection without credentials, should it be logged. */
   toJSON(): Record<string, Json> {
-    return { id: this.id, type: this.type, host: this.options.host, port: this.options.port ?? 22 };
+    return { id: this.id, type: this.type, target: this.target };
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import type { BindableConnection } from '../connections/connection.js';
 import { NoSourceFilesError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { expandGlob, isGlob } from './glob.js';
@@ -48,7 +49,7 @@ export interface FileSet {
 export interface FileReader {
   instanceId: string;
   /** The connection's client, bound to the reading instance (`ctx.use`). */
-  use<Client>(connection: { bind(context: never): Client }): Client;
+  use<Client>(connection: BindableConnection<Client>): Client;
   claims: FileClaims;
   now(): number;
 }

@@ -93,7 +93,7 @@ class SftpFiles implements FileSet {
         'sftpFiles: read the source with ctx.startMany, which claims its files for the instance and archives them once committed',
       );
     }
-    const sftp = reader.use(this.connection) as Sftp;
+    const sftp = reader.use(this.connection);
     const connection = this.connection.id;
     // A retry of a fan-out cut short reads what it claimed before, and nothing new.
     let mine: FileKey[] = await reader.claims.heldFiles(connection, reader.instanceId);
@@ -115,7 +115,7 @@ class SftpFiles implements FileSet {
     const connection = this.connection.id;
     const held: FileClaim[] = await reader.claims.heldFiles(connection, reader.instanceId);
     if (held.length === 0) return;
-    const sftp = reader.use(this.connection) as Sftp;
+    const sftp = reader.use(this.connection);
     const { archive, marker } = this.options;
     if (archive !== undefined) await sftp.mkdir(archive);
     for (const claim of held) {

@@ -77,10 +77,10 @@ describe('sftpConnection', () => {
   it('authenticates with a password or a key, and puts a file through a temporary name', async () => {
     const dir = freshDir();
     const events: Record<string, unknown>[] = [];
-    const byKey = connect({ password: undefined, privateKey: sshd.privateKey }, 'by-key').bind(
+    const byKey = connect({ password: undefined, privateKey: sshd.privateKey }, 'by-key').bind(() =>
       context(events),
     );
-    const byPassword = connect().bind(context(events));
+    const byPassword = connect().bind(() => context(events));
     await byPassword.put(`${dir}/hello.txt`, 'hello');
     expect(readFileSync(join(dir, 'hello.txt'), 'utf8')).toBe('hello');
     expect((await byKey.get(`${dir}/hello.txt`)).toString()).toBe('hello');
@@ -113,20 +113,20 @@ describe('sftpConnection', () => {
 
   it('refuses a server whose host key is not the pinned one, before authenticating, and does not retry', async () => {
     const wrong = `SHA256:${'A'.repeat(43)}`;
-    const client = connect({ hostKey: wrong }).bind(context());
+    const client = connect({ hostKey: wrong }).bind(() => context());
     const error = await client.list(sshd.root).catch((thrown: unknown) => thrown);
     expect(error).toMatchObject({ code: 'host-key-mismatch', retryable: false, connection: 'partner' });
     expect((error as Error).message).toContain(sshd.hostKeyFingerprint);
     expect((error as Error).message).toContain('pinned');
     // Pinning a list with the right key among them lets it through.
     const listed = await connect({ hostKey: [wrong, sshd.hostKeyFingerprint] }, 'rotating')
-      .bind(context())
+      .bind(() => context())
       .list(sshd.root);
     expect(Array.isArray(listed)).toBe(true);
   });
 
   it('classifies failures: missing file and permission denied fail at once, an unreachable server is retried', async () => {
-    const client = connect({ circuit: false }).bind(context());
+    const client = connect({ circuit: false }).bind(() => context());
     await expect(client.get(`${sshd.root}/nope.csv`)).rejects.toMatchObject({
       code: 'no-such-file',
       retryable: false,
@@ -136,7 +136,9 @@ describe('sftpConnection', () => {
       retryable: false,
     });
     await expect(
-      connect({ password: 'wrong' }, 'wrong-password').bind(context()).list(sshd.root),
+      connect({ password: 'wrong' }, 'wrong-password')
+        .bind(() => context())
+        .list(sshd.root),
     ).rejects.toMatchObject({ code: 'authentication-failed', retryable: false });
 
     // Connection refused, reset and a server that never answers: the network, worth another attempt.
@@ -161,7 +163,7 @@ describe('sftpConnection', () => {
       ['reset', portOf(reset), 'connection-failed'],
       ['silent', portOf(silent), 'connection-timeout'],
     ] as const) {
-      const failing = connect({ port, timeout: 500, circuit: false }, name).bind(context());
+      const failing = connect({ port, timeout: 500, circuit: false }, name).bind(() => context());
       await expect(failing.list('/'), name).rejects.toMatchObject({ code, retryable: true });
     }
   });
@@ -172,10 +174,14 @@ describe('sftpConnection', () => {
       { port: 1, timeout: 500, circuit: { failures: 2, reprobeMs: 60_000 } },
       'down',
     );
-    const client = connection.bind(context(events));
-    for (let i = 0; i < 2; i++) await expect(client.list('/')).rejects.toMatchObject({ retryable: true });
+    const client = connection.bind(() => context(events));
+    await expect(client.list('/')).rejects.toMatchObject({ code: 'connection-failed', retryable: true });
+    // The failure that opens it never reached a server: the instance would wait for the probe.
+    await expect(client.list('/')).rejects.toMatchObject({ name: 'CircuitOpenError' });
     expect(connection.circuitState()).toBe('open');
     await expect(client.list('/')).rejects.toMatchObject({ name: 'CircuitOpenError' });
+    // The third was refused before connecting: no operation, no event.
+    expect(events.map((event) => event.error)).toEqual(['connection-failed', 'connection-failed']);
   });
 });
 
