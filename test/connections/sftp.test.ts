@@ -168,6 +168,35 @@ describe('sftpConnection', () => {
     }
   });
 
+  it('fails an instance at once on a refused permission, and retries it through a refused connection', async () => {
+    const denied = connect();
+    const down = connect({ port: 1, timeout: 1_000, circuit: false }, 'down-for-now');
+    const retry = { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 20, jitter: 0 };
+    const t = await testEngine(
+      [
+        defineIntegration({
+          id: 'read-shadow',
+          mode: 'async',
+          retry,
+          handler: (ctx) => ctx.step('get', async () => (await ctx.use(denied).get('/etc/shadow')).length),
+        }),
+        defineIntegration({
+          id: 'read-down',
+          mode: 'async',
+          retry,
+          handler: (ctx) => ctx.step('list', () => ctx.use(down).list('/')),
+        }),
+      ],
+      { connections: [denied, down] },
+    );
+    closers.push(() => t.close());
+    const shadow = await waitForStatus(t.engine, (await t.engine.accept('read-shadow', {})).instanceId);
+    expect(shadow).toMatchObject({ status: 'failed', attempt: 1 });
+    expect(shadow.error?.message).toContain('Permission denied');
+    const unreachable = await waitForStatus(t.engine, (await t.engine.accept('read-down', {})).instanceId);
+    expect(unreachable).toMatchObject({ status: 'failed', attempt: 3 });
+  });
+
   it('opens its circuit after failures and then refuses without connecting', async () => {
     const events: Record<string, unknown>[] = [];
     const connection = connect(
