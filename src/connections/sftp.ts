@@ -505,7 +505,7 @@ async function listFiles(
 }
 
 /** A glob over one file name: `*` and `?` do not cross `/`. */
-export function globOfName(pattern: string): RegExp {
+function globOfName(pattern: string): RegExp {
   let source = '';
   for (const char of pattern) {
     if (char === '*') source += '[^/]*';
