@@ -200,14 +200,25 @@ function ensureUser(): { uid: number; gid: number } {
     const [, , uid, gid] = line.split(':');
     return { uid: Number(uid), gid: Number(gid) };
   };
+  /** A password is set (a user made by a run cut short between useradd and chpasswd has none). */
+  const hasPassword = () => {
+    const line = readFileSync('/etc/shadow', 'utf8')
+      .split('\n')
+      .find((entry) => entry.startsWith(`${SFTP_USER}:`));
+    const hash = line?.split(':')[1] ?? '';
+    return hash.startsWith('$');
+  };
   const existing = known();
-  if (existing) return existing;
   if (process.getuid?.() !== 0) {
+    if (existing) return existing;
     throw new Error(`The SFTP tests need the system user ${SFTP_USER}: run them as root (as CI does)`);
   }
-  const made = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', SFTP_USER]);
-  // 9: the user exists (another test file made it first).
-  if (made.status !== 0 && made.status !== 9) throw new Error(`useradd failed: ${made.stderr}`);
+  if (existing && hasPassword()) return existing;
+  if (!existing) {
+    const made = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', SFTP_USER]);
+    // 9: the user exists (another test file made it first).
+    if (made.status !== 0 && made.status !== 9) throw new Error(`useradd failed: ${made.stderr}`);
+  }
   for (let tries = 0; ; tries++) {
     const set = spawnSync('chpasswd', { input: `${SFTP_USER}:${SFTP_PASSWORD}\n` });
     if (set.status === 0) break;
