@@ -471,7 +471,7 @@ export class SftpConnection implements BindableConnection<Sftp> {
     if (
       notSent ||
       CONNECTION_CODES.has(String(error?.code)) ||
-      /Unexpected (end|close)|No SFTP connection/.test(message)
+      /Unexpected (end|close)|No SFTP connection|No response from server|Not connected/.test(message)
     ) {
       return fail('connection-failed', `SFTP ${where} (connection "${id}"): ${message}`, true);
     }

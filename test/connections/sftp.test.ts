@@ -33,6 +33,8 @@ afterAll(() => sshd?.close());
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
+  // A test that stopped the server and failed does not take the next ones down with it.
+  await sshd.start();
 });
 
 let dirs = 0;
@@ -392,9 +394,20 @@ describe.each(STORE_KINDS)('sftpFiles as a record source (%s)', (storeKind) => {
   it('retries a fan-out cut short by a dropped server with the same files and no duplicate children', async () => {
     const dir = freshDir();
     const records = 20_000;
-    sshd.write(`t${dirs}/big.csv`, csv(0, records));
+    // 200 bytes a line: about 4 MB, sixteen 256 KiB reads, so the server drops mid-file.
+    const pad = 'x'.repeat(200);
+    sshd.write(
+      `t${dirs}/big.csv`,
+      `Order No,Qty,Pad\n${Array.from({ length: records }, (_, i) => `O-${i},1,${pad}`).join('\n')}\n`,
+    );
     const partner = connect({ timeout: 2_000, circuit: false });
     const child = postOrder();
+    // The server goes down while the first attempt is at record 2,000 (the schema sees each record).
+    let stopped: Promise<void> | undefined;
+    const stopMidFile = Order.transform((order) => {
+      if (order.orderId === 'O-2000') stopped ??= sshd.stop();
+      return order;
+    });
     const reader = defineIntegration({
       id: 'big-reader',
       mode: 'async',
@@ -404,7 +417,7 @@ describe.each(STORE_KINDS)('sftpFiles as a record source (%s)', (storeKind) => {
           child,
           csvSource(sftpFiles(partner, `${dir}/*.csv`, { archive: `${dir}/done`, stableMs: 0 }), {
             headers: { 'Order No': 'orderId', Qty: 'qty' },
-            schema: Order,
+            schema: stopMidFile,
           }),
           { chunkSize: 100 },
         ),
@@ -413,10 +426,10 @@ describe.each(STORE_KINDS)('sftpFiles as a record source (%s)', (storeKind) => {
     const t = await testEngine([reader, child], { storeKind, connections: [partner], run: ['big-reader'] });
     closers.push(() => t.close());
     const { instanceId } = await t.engine.accept('big-reader', {});
-    // Stop the server once the first children are committed, mid-file.
-    await waitFor(async () => (await t.store.countChildren(instanceId)).total > 0, 'first children', 20_000);
-    await sshd.stop();
-    await waitFor(async () => (await t.engine.getInstance(instanceId)).attempt >= 2, 'a retry', 20_000);
+    await waitFor(() => stopped !== undefined, 'the server stopped mid-file', 30_000);
+    await stopped;
+    await waitFor(async () => (await t.engine.getInstance(instanceId)).attempt >= 2, 'a retry', 30_000);
+    expect((await t.engine.getInstance(instanceId)).status).not.toBe('succeeded');
     expect(existsSync(join(dir, 'big.csv'))).toBe(true); // not archived: the fan-out did not finish
     await sshd.start();
     const done = await waitForStatus(t.engine, instanceId, undefined, 60_000);
