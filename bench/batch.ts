@@ -10,24 +10,38 @@
  */
 
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import {
+  chownSync,
+  copyFileSync,
+  createReadStream,
+  createWriteStream,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse';
 import pino from 'pino';
 import { z } from 'zod';
+import { type SftpConnection, sftpConnection } from '../src/connections/sftp.js';
 import { defineIntegration } from '../src/define/integration.js';
 import { Engine } from '../src/engine/engine.js';
 import { uuidv7 } from '../src/engine/ids.js';
 import { csvSource } from '../src/sources/csv.js';
+import { sftpFiles } from '../src/sources/sftp-files.js';
 import { SqliteStore } from '../src/store/sqlite/store.js';
 import type { NewInstance } from '../src/store/store.js';
+import { type SshServer, startSshd } from '../test/support/sshd.js';
+import { peakRssMbOf } from './processes.js';
 
 const { values } = parseArgs({
   options: {
     records: { type: 'string', default: '1000000' },
     chunk: { type: 'string', default: '1000' },
+    'no-sftp': { type: 'boolean', default: false },
   },
 });
 const RECORDS = Number(values.records);
@@ -71,12 +85,17 @@ const postOrder = defineIntegration({
   track: { orderId: 'orderId' },
   handler: () => {},
 });
+/** Where the fan-out reads the file: locally, or over SFTP (set before the SFTP case). */
+let partner: { connection: SftpConnection; path: string } | undefined;
 const importOrders = defineIntegration({
   id: 'import-orders',
   mode: 'async',
   timeout: 30 * 60_000,
   async handler(ctx) {
-    const orders = csvSource(file, { headers, schema: Order });
+    const orders = csvSource(
+      partner ? sftpFiles(partner.connection, partner.path, { delete: true, stableMs: 0 }) : file,
+      { headers, schema: Order },
+    );
     return ctx.startMany(postOrder, orders, { chunkSize: CHUNK });
   },
 });
@@ -135,10 +154,11 @@ async function storeOnly(): Promise<number> {
 }
 
 /** The real path: a parent instance fanning out every valid record to a child instance. */
-async function fanOut(): Promise<{ perSecond: number; created: number; ms: number }> {
-  const store = new SqliteStore({ path: join(dir, 'tandem.db'), synchronous: 'FULL' });
+async function fanOut(name = 'tandem'): Promise<{ perSecond: number; created: number; ms: number }> {
+  const store = new SqliteStore({ path: join(dir, `${name}.db`), synchronous: 'FULL' });
   const engine = await Engine.create({
     integrations: [importOrders, postOrder],
+    connections: partner ? [partner.connection] : [],
     store,
     run: ['import-orders'],
     logger: pino({ level: 'warn' }),
@@ -159,13 +179,52 @@ async function fanOut(): Promise<{ perSecond: number; created: number; ms: numbe
   return { perSecond: rate(RECORDS, ms), created: output.created, ms };
 }
 
+/** Resets the process's peak RSS (VmHWM), so that each case's peak is its own (Linux; else a no-op). */
+function resetPeakRss(): void {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+  } catch {}
+}
+
+/** The fan-out again, the file read over SFTP from a local sshd, with its own peak RSS. */
+async function overSftp(): Promise<{ perSecond: number; created: number; ms: number; peakMb: number }> {
+  let sshd: SshServer | undefined;
+  try {
+    sshd = await startSshd();
+    const inbox = sshd.mkdir('inbox');
+    const remote = join(inbox, 'orders.csv');
+    copyFileSync(file, remote);
+    const { uid, gid } = statSync(inbox);
+    chownSync(remote, uid, gid);
+    const connection = sftpConnection('partner', {
+      host: sshd.host,
+      port: sshd.port,
+      username: sshd.username,
+      privateKey: sshd.privateKey,
+      hostKey: sshd.hostKeyFingerprint,
+    });
+    partner = { connection, path: join(inbox, 'orders*.csv') };
+    resetPeakRss();
+    const result = await fanOut('sftp');
+    const peakMb = peakRssMbOf(process.pid);
+    await connection.close();
+    return { ...result, peakMb };
+  } finally {
+    partner = undefined;
+    await sshd?.close();
+  }
+}
+
 try {
   console.log(`# npm run bench:batch -- --records ${RECORDS} --chunk ${CHUNK}`);
   console.log(`# node ${process.version}, synchronous=FULL, WAL, file in ${tmpdir()}\n`);
   await generate();
   const rssBefore = process.resourceUsage().maxRSS;
+  resetPeakRss();
   const full = await fanOut();
   const rssPeak = process.resourceUsage().maxRSS;
+  const localPeakMb = peakRssMbOf(process.pid);
+  const sftp = values['no-sftp'] ? undefined : await overSftp();
   const floor = await parseOnly();
   const validated = await readAndValidate();
   const ceiling = await storeOnly();
@@ -177,9 +236,20 @@ try {
   row('csvSource: parse + header mapping + line numbers + zod, no store', validated);
   row(`store.insertInstances of prebuilt child rows, ${CHUNK}-row transactions (ceiling)`, ceiling);
   row(`read + validate + fan-out (${full.created.toLocaleString('en')} children committed)`, full.perSecond);
+  if (sftp) {
+    row(
+      `the same over SFTP from a local sshd (${sftp.created.toLocaleString('en')} children committed)`,
+      sftp.perSecond,
+    );
+  }
   console.log(
     `\n${RECORDS.toLocaleString('en')} records in ${(full.ms / 1000).toFixed(1)} s; peak RSS ${mb(rssPeak)} MB (${mb(rssBefore)} MB before the fan-out)`,
   );
+  console.log(
+    `peak RSS of the fan-out alone (VmHWM reset before it): local file ${Math.round(localPeakMb)} MB`,
+  );
+  if (sftp)
+    console.log(`over SFTP: ${(sftp.ms / 1000).toFixed(1)} s, peak RSS ${Math.round(sftp.peakMb)} MB`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

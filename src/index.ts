@@ -27,6 +27,8 @@ export { PostgresConnection, postgresConnection } from './connections/postgres.j
 export type { Query } from './connections/query.js';
 export type { SecretRef } from './connections/secret.js';
 export { secret } from './connections/secret.js';
+export type { Sftp, SftpConnectionOptions, SftpEntry } from './connections/sftp.js';
+export { SftpConnection, sftpConnection } from './connections/sftp.js';
 export type { Mail, SentMail, SmtpClient, SmtpConnectionOptions } from './connections/smtp.js';
 export { SmtpConnection, smtpConnection } from './connections/smtp.js';
 export type { ApiToken, ServerOptions, TandemConfig } from './define/config.js';

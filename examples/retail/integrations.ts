@@ -14,7 +14,16 @@
  *   good one to `post-order` (enrich from the web shop's catalogue, post to order processing).
  */
 import { join } from 'node:path';
-import { csvSource, defineIntegration, HttpError, httpConnection, NonRetryableError, secret } from 'tandem';
+import {
+  csvSource,
+  defineIntegration,
+  HttpError,
+  httpConnection,
+  NonRetryableError,
+  type SftpConnection,
+  secret,
+  sftpFiles,
+} from 'tandem';
 import { z } from 'zod';
 import type { AppName } from './apps.js';
 
@@ -28,6 +37,11 @@ export interface RetailOptions {
    * `TANDEM_URL`, else `http://127.0.0.1:<TANDEM_PORT or 3000>`.
    */
   tandemUrl?: string;
+  /**
+   * Read the order files over SFTP instead (a partner's server): `pattern` like
+   * `/outbox/orders-*.csv`; each file read is moved to `archive` once its orders are handed on.
+   */
+  ordersSftp?: { connection: SftpConnection; pattern: string; archive: string };
 }
 
 /** What the warehouse posts to a shipment callback. */
@@ -37,7 +51,7 @@ interface Shipment {
   shippedAt: string;
 }
 
-export function retail({ urls, inbox, tandemUrl }: RetailOptions) {
+export function retail({ urls, inbox, tandemUrl, ordersSftp }: RetailOptions) {
   const circuit = { failures: 5, reprobeMs: 5_000 };
   const connection = (id: AppName, timeout?: number) =>
     httpConnection(id, { baseUrl: urls[id], circuit, ...(timeout === undefined ? {} : { timeout }) });
@@ -355,10 +369,15 @@ export function retail({ urls, inbox, tandemUrl }: RetailOptions) {
     timezone: 'Europe/Berlin',
     parameters: { file: join(inbox, 'orders-*.csv') },
     async handler(ctx) {
-      const orders = csvSource(ctx.parameters.file, {
-        headers: { 'Order No': 'orderId', 'E-mail': 'email', SKU: 'sku', Qty: 'qty' },
-        schema: fileOrder,
-      });
+      const orders = csvSource(
+        ordersSftp
+          ? sftpFiles(ordersSftp.connection, ordersSftp.pattern, { archive: ordersSftp.archive })
+          : ctx.parameters.file,
+        {
+          headers: { 'Order No': 'orderId', 'E-mail': 'email', SKU: 'sku', Qty: 'qty' },
+          schema: fileOrder,
+        },
+      );
       return ctx.startMany(postOrder, orders, { await: 'children' });
     },
   });
@@ -379,6 +398,6 @@ export function retail({ urls, inbox, tandemUrl }: RetailOptions) {
       postOrder,
       nightlyOrders,
     ],
-    connections: Object.values(connections),
+    connections: [...Object.values(connections), ...(ordersSftp ? [ordersSftp.connection] : [])],
   };
 }

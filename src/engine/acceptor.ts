@@ -30,6 +30,7 @@ import { isStorableText, toStoredJson } from '../json.js';
 import { TRANSITIONS } from '../lifecycle/index.js';
 import type { InstanceWork } from '../model.js';
 import { Redactor } from '../redaction.js';
+import type { FileClaims } from '../sources/bytes.js';
 import { isRecordSource } from '../sources/source.js';
 import { UnstorableTextError } from '../store/faults.js';
 import type { InsertOutcome, NewInstance, Store } from '../store/store.js';
@@ -278,6 +279,10 @@ export class Acceptor implements AttemptAcceptor {
     }
     await flush();
     return { count, created };
+  }
+
+  get fileClaims(): FileClaims {
+    return this.store;
   }
 
   countChildren(parentId: string): Promise<ChildCounts> {

@@ -15,6 +15,7 @@ import type {
 import type { Parameters } from '../define/parameters.js';
 import { coerceError } from '../errors.js';
 import type { InstanceWork } from '../model.js';
+import type { FileClaims } from '../sources/bytes.js';
 import type { ArmCallback, WaitKey, WaitRecord } from '../store/store.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
@@ -82,6 +83,8 @@ export class Attempt {
  * instead of creating them twice.
  */
 export interface AttemptAcceptor {
+  /** The store's file claims, for record sources that read a connection's files. */
+  readonly fileClaims: FileClaims;
   startChild(
     parent: InstanceWork,
     call: number,

@@ -17,6 +17,7 @@ import type {
 import { RetryAfterError } from '../errors.js';
 import { ACTIVE } from '../lifecycle/index.js';
 import type { InstanceWork, Json } from '../model.js';
+import type { FileReader } from '../sources/bytes.js';
 import { isRecordSource } from '../sources/source.js';
 import type { ExecuteDeps } from './attempt.js';
 
@@ -36,6 +37,15 @@ export interface FanOutArgs {
 
 export async function fanOut(args: FanOutArgs): Promise<FanOutResult> {
   const { ctx, parent, call, deps, options } = args;
+  // A connection's files (SFTP) are claimed for this instance while read, and archived once committed.
+  const files = isRecordSource(args.inputs) ? args.inputs.fileSet() : undefined;
+  const reader: FileReader | undefined = files && {
+    instanceId: parent.id,
+    use: (connection) => ctx.use(connection),
+    claims: deps.acceptor.fileClaims,
+    now: () => deps.clock.now(),
+  };
+  if (files) files.attach(reader!);
   const started = await ctx.step(`start-many:${call}`, async (): Promise<FanOutResult> => {
     let lastProgress = deps.clock.now();
     const totals = await deps.acceptor.startChildren(
@@ -61,6 +71,8 @@ export async function fanOut(args: FanOutArgs): Promise<FanOutResult> {
     });
     return { ...totals, ...(report ? { invalid: report } : {}) };
   });
+  // Also on a later attempt (the step stored): a file archived already is no longer held.
+  if (files) await files.committed(reader!);
   if (options.await !== 'children') return started;
 
   const counts = await deps.acceptor.countChildren(parent.id);

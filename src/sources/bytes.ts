@@ -5,7 +5,9 @@
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import type { BindableConnection } from '../connections/connection.js';
 import { NoSourceFilesError } from '../errors.js';
+import type { Store } from '../store/store.js';
 import { expandGlob, isGlob } from './glob.js';
 
 export type ByteChunk = Uint8Array | string;
@@ -16,6 +18,7 @@ export type ByteChunk = Uint8Array | string;
  */
 export type ByteInput =
   | string
+  | FileSet
   | Uint8Array
   | Readable
   | AsyncIterable<ByteChunk>
@@ -28,11 +31,48 @@ export interface ByteFile {
   chunks: AsyncIterable<ByteChunk> | Iterable<ByteChunk>;
 }
 
+const FILE_SET = Symbol.for('tandem.fileSet');
+
+/**
+ * Files a source lists and opens itself: a connection's files (SFTP). `ctx.startMany` attaches the
+ * instance that reads them before reading (so that each file can be claimed for it in the store)
+ * and tells the set once the fan-out is committed (so that the files can be archived).
+ */
+export interface FileSet {
+  readonly [FILE_SET]: true;
+  files(): AsyncIterable<ByteFile>;
+  attach(reader: FileReader): void;
+  committed(reader: FileReader): Promise<void>;
+}
+
+/** What a file set learns of the instance reading it. */
+export interface FileReader {
+  instanceId: string;
+  /** The connection's client, bound to the reading instance (`ctx.use`). */
+  use<Client>(connection: BindableConnection<Client>): Client;
+  claims: FileClaims;
+  now(): number;
+}
+
+export type FileClaims = Pick<Store, 'claimFiles' | 'heldFiles' | 'finishFile'>;
+
+export function isFileSet(value: unknown): value is FileSet {
+  return (
+    typeof value === 'object' && value !== null && (value as { [FILE_SET]?: unknown })[FILE_SET] === true
+  );
+}
+
+export const fileSetBrand: typeof FILE_SET = FILE_SET;
+
 const READ_CHUNK = 256 * 1024;
 
 export async function* openBytes(input: ByteInput): AsyncGenerator<ByteFile> {
   if (typeof input === 'function') {
     yield* openBytes(await input());
+    return;
+  }
+  if (isFileSet(input)) {
+    yield* input.files();
     return;
   }
   if (typeof input === 'string') {

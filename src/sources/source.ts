@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import { SourceConsumedError } from '../errors.js';
-import { type ByteFile, type ByteInput, openBytes } from './bytes.js';
+import { type ByteFile, type ByteInput, type FileSet, isFileSet, openBytes } from './bytes.js';
 import type { InvalidRecord, RecordReport } from './report.js';
 
 /** A record as a format reader produced it: a value, or the reason it could not be read. */
@@ -79,6 +79,11 @@ export class RecordSource<T> implements AsyncIterable<T> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for await (const batch of this.batches()) yield* batch;
+  }
+
+  /** The files behind this source when a connection lists them (see {@link FileSet}). */
+  fileSet(): FileSet | undefined {
+    return isFileSet(this.input) ? this.input : undefined;
   }
 
   /** True when every record this source yields has already been parsed by `schema`. */

@@ -67,6 +67,26 @@ export interface NewInstance {
   durationMs?: number | null;
 }
 
+/** A file of a connection at one version (its size and modification time, as the source saw them). */
+export interface FileKey {
+  path: string;
+  version: string;
+}
+
+export interface FileClaim extends FileKey {
+  /** The instance that holds the claim. */
+  instanceId: string;
+  /** True once the file was archived or deleted after its fan-out. */
+  done: boolean;
+}
+
+export interface ClaimFilesRequest {
+  connection: string;
+  instanceId: string;
+  files: FileKey[];
+  now: number;
+}
+
 export interface InsertOutcome {
   /** The new instance's id, or the id of the instance that already holds the idempotency key. */
   id: string;
@@ -613,6 +633,17 @@ export interface Store {
    * up); false (nothing written) when `owner` lost the lease.
    */
   advanceFeed(request: FeedAdvance): Promise<boolean>;
+  // File claims of record sources that read a connection's files (SFTP): each file version is read
+  // by one instance only, across restarts and processes, and archived once its fan-out is committed.
+  /**
+   * Claims files for an instance in one transaction: a file version nobody holds becomes the
+   * instance's. Returns the holder of each file asked for (this instance, or the one before it).
+   */
+  claimFiles(request: ClaimFilesRequest): Promise<FileClaim[]>;
+  /** The claims an instance holds that are not done (the files its fan-out read), by path. */
+  heldFiles(connection: string, instanceId: string): Promise<FileClaim[]>;
+  /** Marks a claim done (its file archived or deleted). */
+  finishFile(connection: string, file: FileKey, now: number): Promise<void>;
 
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
   onWake?(listener: () => void): () => void;

@@ -387,6 +387,24 @@ FROM {{schema}}.instance_rows AS r JOIN {{schema}}.instance_state AS s ON s.seq 
 `,
   },
   {
+    version: 8,
+    name: 'file claims',
+    sql: `
+-- A record source's claim on a file version (an SFTP file at a size and modification time): the
+-- first instance to claim it reads it; done once it was archived or deleted after the fan-out.
+CREATE TABLE {{schema}}.file_claims (
+  connection TEXT NOT NULL,
+  path TEXT NOT NULL,
+  version TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  claimed_at BIGINT NOT NULL,
+  done_at BIGINT,
+  PRIMARY KEY (connection, path, version)
+);
+CREATE INDEX file_claims_held ON {{schema}}.file_claims (instance_id) WHERE done_at IS NULL;
+`,
+  },
+  {
     version: 10,
     name: 'cloudevents and feeds',
     sql: `

@@ -21,12 +21,15 @@ import type {
   ArmCallback,
   CallbackOutcome,
   ClaimedInstance,
+  ClaimFilesRequest,
   ClaimRequest,
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
   FeedAdvance,
   FeedClaim,
+  FileClaim,
+  FileKey,
   FireOutcome,
   FireRequest,
   InsertOptions,
@@ -59,6 +62,7 @@ import { insertRows } from './accept.js';
 import { PgConnection, type PostgresStoreOptions } from './connection.js';
 import * as events from './events.js';
 import * as feeds from './feeds.js';
+import * as fileClaims from './file-claims.js';
 import { CLAIM_SQL, COMMIT_SQL, leaseArrays, RELEASE_SQL, RENEW_SQL, tokenSeq } from './hot-path.js';
 import * as operations from './operations.js';
 import * as queries from './queries.js';
@@ -380,6 +384,18 @@ export class PostgresStore implements Store {
 
   sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
     return waitStore.sendEvents(this.db, events, now);
+  }
+
+  claimFiles(request: ClaimFilesRequest): Promise<FileClaim[]> {
+    return fileClaims.claimFiles(this.db, request);
+  }
+
+  heldFiles(connection: string, instanceId: string): Promise<FileClaim[]> {
+    return fileClaims.heldFiles(this.db, connection, instanceId);
+  }
+
+  finishFile(connection: string, file: FileKey, now: number): Promise<void> {
+    return fileClaims.finishFile(this.db, connection, file, now);
   }
 
   callbackTokenHash(tokenId: string): Promise<string | null> {

@@ -231,6 +231,24 @@ ALTER TABLE events ADD COLUMN more TEXT;
 `,
   },
   {
+    version: 7,
+    name: 'file claims',
+    sql: `
+-- A record source's claim on a file version (an SFTP file at a size and modification time): the
+-- first instance to claim it reads it; done once it was archived or deleted after the fan-out.
+CREATE TABLE file_claims (
+  connection TEXT NOT NULL,
+  path TEXT NOT NULL,
+  version TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  claimed_at INTEGER NOT NULL,
+  done_at INTEGER,
+  PRIMARY KEY (connection, path, version)
+) WITHOUT ROWID;
+CREATE INDEX file_claims_held ON file_claims (instance_id) WHERE done_at IS NULL;
+`,
+  },
+  {
     version: 9,
     name: 'cloudevents and feeds',
     sql: `

@@ -25,12 +25,15 @@ import type {
   ArmCallback,
   CallbackOutcome,
   ClaimedInstance,
+  ClaimFilesRequest,
   ClaimRequest,
   EventQuery,
   EventStreamPage,
   EventStreamRequest,
   FeedAdvance,
   FeedClaim,
+  FileClaim,
+  FileKey,
   FireOutcome,
   FireRequest,
   InsertOptions,
@@ -59,6 +62,7 @@ import type {
   WorkBatch,
   WorkBatchResult,
 } from '../store.js';
+import * as fileClaims from './file-claims.js';
 import { EventGroups, insertEvent, insertRows } from './insert.js';
 import * as reads from './reads.js';
 import * as schedules from './schedules.js';
@@ -622,6 +626,21 @@ export class SqliteStore implements Store {
   async sendEvents(events: NewBusinessEvent[], now: number): Promise<SentEventOutcome[]> {
     this.open();
     return waits.sendEvents(this.sql, events, now);
+  }
+
+  async claimFiles(request: ClaimFilesRequest): Promise<FileClaim[]> {
+    this.open();
+    return fileClaims.claimFiles(this.sql, request);
+  }
+
+  async heldFiles(connection: string, instanceId: string): Promise<FileClaim[]> {
+    this.open();
+    return fileClaims.heldFiles(this.sql, connection, instanceId);
+  }
+
+  async finishFile(connection: string, file: FileKey, now: number): Promise<void> {
+    this.open();
+    fileClaims.finishFile(this.sql, connection, file, now);
   }
 
   async callbackTokenHash(tokenId: string): Promise<string | null> {
