@@ -85,6 +85,8 @@ export class Engine {
   private readonly operations: Operations;
   private readonly waits: Waits;
   private readonly unwatchCircuits: () => void;
+  /** Undoes the sharing of connection limits through the store (gives back held slots). */
+  private readonly unshareLimits: (() => Promise<void>)[] = [];
 
   private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
     this.registry = new Registry(options.integrations, options.connections, options.run);
@@ -100,6 +102,18 @@ export class Engine {
     this.observer = this.observers.observer;
     this.connections = this.registry.connections;
     this.unwatchCircuits = watchCircuits(this.registry.connections.values(), this.observer);
+    const limits = store.limits?.();
+    if (limits && (options.sharedLimits ?? limits.sharedByDefault)) {
+      for (const connection of this.registry.connections.values()) {
+        const unshare = connection.shareLimits?.(limits, (error) =>
+          this.logger.warn(
+            { err: error, connection: connection.id },
+            'shared connection limits: store call failed',
+          ),
+        );
+        if (unshare) this.unshareLimits.push(unshare);
+      }
+    }
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
     const parts = {
       store,
@@ -306,6 +320,7 @@ export class Engine {
     const leftovers = await this.dispatcher.finishAttempts(graceMs);
     this.operations.stopRetention();
     this.unwatchCircuits();
+    await Promise.all(this.unshareLimits.splice(0).map((unshare) => unshare()));
     await this.acceptor.drain();
     await this.dispatcher.handBack(leftovers);
     if (this.ownsStore) await this.store.close();

@@ -386,4 +386,28 @@ SELECT r.seq, r.id, r.integration_id, r.mode, s.status, r.input, r.input_hash, s
 FROM {{schema}}.instance_rows AS r JOIN {{schema}}.instance_state AS s ON s.seq = r.seq;
 `,
   },
+  {
+    version: 11,
+    name: 'limits shared by processes',
+    sql: `
+-- A connection's rate, concurrency and circuit shared by every process of the store. Written a few
+-- times a second per connection (rate slots are reserved in batches, concurrency slots leased for
+-- a while), never on the accept, claim or commit paths.
+CREATE TABLE {{schema}}.connection_rates (
+  connection TEXT PRIMARY KEY,
+  next_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE {{schema}}.connection_slots (
+  connection TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  owner TEXT,
+  lease_until DOUBLE PRECISION,
+  PRIMARY KEY (connection, slot)
+);
+CREATE TABLE {{schema}}.connection_circuits (
+  connection TEXT PRIMARY KEY,
+  opened_at DOUBLE PRECISION
+);
+`,
+  },
 ];
