@@ -140,6 +140,8 @@ export async function start(options: StartOptions): Promise<void> {
   const engine = await Engine.create({
     ...engineOptionsOf(config),
     ...(role === 'api' ? { worker: false, scheduler: false } : {}),
+    // Split into processes (a role each), they share connection limits on SQLite too.
+    ...(role !== 'all' ? { sharedLimits: true } : {}),
     shutdownGraceMs: ENGINE_GRACE_MS,
     logger,
   });

@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/store.js';
+import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { STORE_KINDS } from '../support/engine.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 import { startScript } from '../support/worker-process.js';
@@ -102,10 +104,19 @@ function tenSeconds(paced: { at: number; proc: string }[]) {
   return paced.filter((call) => call.at >= start && call.at < start + 10_000);
 }
 
-describe('limits shared by three processes on PostgreSQL', () => {
+/** A fresh SQLite file (migrated before the children open it), as a store URL. */
+function sqliteUrl(): string {
+  const dir = tempDir('tandem-limits-db-');
+  dirs.push(dir);
+  const path = join(dir.path, 'tandem.db');
+  new SqliteStore({ path }).close();
+  return `sqlite:${path}`;
+}
+
+describe.each(STORE_KINDS)('limits shared by three processes on %s', (kind) => {
   let storeUrl: string;
   beforeAll(async () => {
-    storeUrl = await postgresUrl();
+    storeUrl = kind === 'postgres' ? await postgresUrl() : sqliteUrl();
   });
 
   it('keeps concurrency at the limit and the rate within 10 % over 10 s for all three together', async () => {

@@ -58,6 +58,7 @@ import type {
   WorkBatchResult,
 } from '../store.js';
 import { EventGroups, insertEvent, insertRows } from './insert.js';
+import { SqliteLimits } from './limits.js';
 import * as reads from './reads.js';
 import * as schedules from './schedules.js';
 import { migrate, prepareStatements, type Sqlite, type Statements } from './statements.js';
@@ -128,6 +129,14 @@ export class SqliteStore implements Store {
 
   private open(): void {
     if (this.closed) throw new StoreClosedError();
+  }
+
+  private sharedLimits: SqliteLimits | null = null;
+
+  /** Connection limits shared by the processes that open this file. */
+  limits(): SqliteLimits {
+    this.sharedLimits ??= new SqliteLimits(this.db, () => this.open());
+    return this.sharedLimits;
   }
 
   async insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]> {
