@@ -385,7 +385,8 @@ export class SharedCircuitBreaker extends CircuitBreaker {
       const { openedAt, now: storeNow } = await this.store.readCircuit(this.connection);
       // A write queued after this read knows better.
       if (this.pending > 1) return;
-      this.adopt(openedAt === null ? null : openedAt - storeNow + Date.now());
+      // Onto the clock the breaker is given (the engine's, which a test may move by hand).
+      this.adopt(openedAt === null ? null : openedAt - storeNow + now);
     });
     this.reading = reading.finally(() => {
       this.reading = null;

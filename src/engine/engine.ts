@@ -103,7 +103,7 @@ export class Engine {
     this.connections = this.registry.connections;
     this.unwatchCircuits = watchCircuits(this.registry.connections.values(), this.observer);
     const limits = store.limits?.();
-    if (limits && (options.sharedLimits ?? limits.sharedByDefault)) {
+    if (limits && options.sharedLimits) {
       for (const connection of this.registry.connections.values()) {
         const unshare = connection.shareLimits?.(limits, (error) =>
           this.logger.warn(

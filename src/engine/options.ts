@@ -54,8 +54,8 @@ export interface EngineOptions {
   retention?: RetentionOptions | false;
   /**
    * Connection limits (concurrency, rate) and circuits held for all processes of the store
-   * together (docs/connections.md, "Limits shared by processes"). Default: on PostgreSQL; off on
-   * SQLite, where `tandem start` turns it on when it splits the work into several processes.
+   * together (docs/connections.md, "Limits shared by processes"). Default off: `tandem start` turns
+   * it on for a PostgreSQL store, and on SQLite when it splits the work into several processes.
    */
   sharedLimits?: boolean;
   /** Connections to applications, for `ctx.call(connection or id, …)`. */
