@@ -10,9 +10,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { httpConnection } from '../../src/connections/http.js';
+import { defineIntegration } from '../../src/define/integration.js';
+import { Engine } from '../../src/engine/engine.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
-import { STORE_KINDS } from '../support/engine.js';
+import { quietLogger, STORE_KINDS, testStore, waitForStatus } from '../support/engine.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 import { startScript } from '../support/worker-process.js';
@@ -153,5 +156,64 @@ describe.each(STORE_KINDS)('limits shared by three processes on %s', (kind) => {
     } finally {
       server.close();
     }
+  }, 120_000);
+});
+
+describe.each(STORE_KINDS)('an engine with sharedLimits (%s)', (storeKind) => {
+  it('holds maxConcurrency across two engines on one store, and gives its slots back at stop', async () => {
+    const { server, state } = application();
+    const base = await listen(server);
+    const { store, cleanup } = await testStore(storeKind);
+    // Two engines on one store, each with its own copy of the connection, as two processes have.
+    const engines = await Promise.all(
+      ['e1', 'e2'].map(async (name) => {
+        const conn = httpConnection('capped-engine', {
+          baseUrl: base,
+          headers: { 'x-proc': name },
+          maxConcurrency: 2,
+        });
+        const calls = defineIntegration({
+          id: 'calls-slow',
+          mode: 'async',
+          async handler(ctx) {
+            return ctx.step('call', () => ctx.call(conn, 'GET', '/slow'));
+          },
+        });
+        const engine = await Engine.create({
+          integrations: [calls],
+          connections: [conn],
+          store,
+          logger: quietLogger,
+          pollIntervalMs: 50,
+          concurrency: 4,
+          prefetch: 0,
+          sharedLimits: true,
+        });
+        engine.start();
+        return { engine, conn };
+      }),
+    );
+    try {
+      const accepted = await Promise.all(
+        Array.from({ length: 40 }, () => engines[0]!.engine.accept('calls-slow', {})),
+      );
+      for (const { instanceId } of accepted)
+        expect(
+          await waitForStatus(engines[0]!.engine, instanceId, ['succeeded', 'failed'], 60_000),
+        ).toMatchObject({
+          status: 'succeeded',
+        });
+      expect(state.slow).toBe(40);
+      expect(state.maxInFlight).toBeLessThanOrEqual(2);
+    } finally {
+      for (const { engine, conn } of engines) {
+        await engine.stop(1_000);
+        await conn.close();
+      }
+      server.close();
+    }
+    // Stopped, the engines gave their slots back: both are free at once, not after the 15 s lease.
+    expect(await store.limits!().leaseSlots('capped-engine', 'check', 2, 2, 1_000)).toHaveLength(2);
+    await cleanup();
   }, 120_000);
 });

@@ -21,6 +21,8 @@ export class SqliteLimits implements LimitStore {
   constructor(
     private readonly db: Database.Database,
     private readonly assertOpen: () => void,
+    /** Runs a write without waiting for the disk flush. */
+    private readonly relaxed: <T>(write: () => T) => T,
   ) {
     this.rate = db.prepare(
       `INSERT INTO connection_rates (connection, next_at) VALUES (@connection, @now + @interval * @count)
@@ -51,50 +53,60 @@ export class SqliteLimits implements LimitStore {
   async takeRateSlots(connection: string, intervalMs: number, count: number) {
     this.assertOpen();
     const now = Date.now();
-    const row = this.db
-      .transaction(() => this.rate.get({ connection, now, interval: intervalMs, count }) as { first: number })
-      .immediate();
+    const row = this.relaxed(() =>
+      this.db
+        .transaction(
+          () => this.rate.get({ connection, now, interval: intervalMs, count }) as { first: number },
+        )
+        .immediate(),
+    );
     return { first: row.first, now };
   }
 
   async leaseSlots(connection: string, owner: string, max: number, want: number, leaseMs: number) {
     this.assertOpen();
-    return this.db
-      .transaction(() => {
-        const now = Date.now();
-        const free = this.freeSlots.all(connection, max, now, want) as { slot: number }[];
-        if (free.length < want) {
-          // The slot rows are made on first use (and when the limit grew).
-          for (let slot = 0; slot < max; slot++) this.addSlot.run(connection, slot);
-          free.splice(
-            0,
-            free.length,
-            ...(this.freeSlots.all(connection, max, now, want) as { slot: number }[]),
-          );
-        }
-        for (const { slot } of free) this.lease.run(owner, now + leaseMs, connection, slot);
-        return free.map((row) => row.slot);
-      })
-      .immediate();
+    return this.relaxed(() =>
+      this.db
+        .transaction(() => {
+          const now = Date.now();
+          const free = this.freeSlots.all(connection, max, now, want) as { slot: number }[];
+          if (free.length < want) {
+            // The slot rows are made on first use (and when the limit grew).
+            for (let slot = 0; slot < max; slot++) this.addSlot.run(connection, slot);
+            free.splice(
+              0,
+              free.length,
+              ...(this.freeSlots.all(connection, max, now, want) as { slot: number }[]),
+            );
+          }
+          for (const { slot } of free) this.lease.run(owner, now + leaseMs, connection, slot);
+          return free.map((row) => row.slot);
+        })
+        .immediate(),
+    );
   }
 
   async renewSlots(connection: string, owner: string, slots: number[], leaseMs: number) {
     this.assertOpen();
-    return this.db
-      .transaction(() => {
-        const until = Date.now() + leaseMs;
-        return slots.filter((slot) => this.renew.run(until, connection, owner, slot).changes > 0);
-      })
-      .immediate();
+    return this.relaxed(() =>
+      this.db
+        .transaction(() => {
+          const until = Date.now() + leaseMs;
+          return slots.filter((slot) => this.renew.run(until, connection, owner, slot).changes > 0);
+        })
+        .immediate(),
+    );
   }
 
   async releaseSlots(connection: string, owner: string, slots: number[]) {
     this.assertOpen();
-    this.db
-      .transaction(() => {
-        for (const slot of slots) this.release.run(connection, owner, slot);
-      })
-      .immediate();
+    this.relaxed(() =>
+      this.db
+        .transaction(() => {
+          for (const slot of slots) this.release.run(connection, owner, slot);
+        })
+        .immediate(),
+    );
   }
 
   async readCircuit(connection: string) {
@@ -106,7 +118,7 @@ export class SqliteLimits implements LimitStore {
   async writeCircuit(connection: string, open: boolean) {
     this.assertOpen();
     const now = Date.now();
-    this.writeOpen.run({ connection, openedAt: open ? now : null });
+    this.relaxed(() => this.writeOpen.run({ connection, openedAt: open ? now : null }));
     return now;
   }
 }
