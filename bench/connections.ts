@@ -4,6 +4,7 @@
  *
  *   npm run bench:connections
  *   npm run bench:connections -- --calls 10000 --parallel 32 --rounds 10
+ *   npm run bench:connections -- --store postgres://…   (the shared limiter's store; default a SQLite file)
  *
  * Client and application share the machine's cores, so one round's throughput moves with whatever
  * else runs; many short rounds, alternating which path goes first, give a median ratio that a
@@ -11,12 +12,16 @@
  * Tandem's machinery costs, whatever the scheduling.
  */
 import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { makeCaller } from '../src/connections/caller.js';
 import { httpConnection } from '../src/connections/http.js';
+import { openStore } from '../src/store/open.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +29,7 @@ const { values } = parseArgs({
     parallel: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '10' },
     serve: { type: 'boolean', default: false },
+    store: { type: 'string' },
   },
 });
 const CALLS = Number(values.calls);
@@ -95,21 +101,41 @@ async function main() {
     },
   });
   const tandem = () => call('inventory', 'GET', '/stock/KB-42');
+  // The same connection with its limits and circuit shared through a store, as several processes
+  // on one store have them (docs/connections.md, "Limits shared by processes").
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-limits-'));
+  const store = await openStore(values.store ?? `sqlite:${join(dir, 'tandem.db')}`);
+  const sharedInventory = httpConnection('inventory', {
+    baseUrl: url,
+    auth: { type: 'bearer', token: 'x' },
+  });
+  const unshare = sharedInventory.shareLimits(store.limits!(), (error) => console.error(error));
+  const sharedCall = makeCaller({
+    instanceId: '01a2b3c4-0000-7000-8000-000000000000',
+    attempt: 1,
+    signal: new AbortController().signal,
+    connections: new Map([['inventory', sharedInventory]]),
+    record: () => {},
+  }).call;
+  const shared = () => sharedCall('inventory', 'GET', '/stock/KB-42');
 
   console.log(`# npm run bench:connections -- --calls ${CALLS} --parallel ${PARALLEL} --rounds ${ROUNDS}`);
   console.log(
     `# node ${process.version}; a local node:http server answering small JSON; ${PARALLEL} calls in flight\n`,
   );
-  await run(raw); // warm-up of both paths
+  await run(raw); // warm-up of all paths
   await run(tandem);
-  const rows: { raw: { rate: number; cpu: number }; tandem: { rate: number; cpu: number } }[] = [];
+  await run(shared);
+  type Figures = { rate: number; cpu: number };
+  const rows: { raw: Figures; tandem: Figures; shared: Figures }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate which goes first, so neither gains from running right after the other.
     const first = round % 2 === 0;
     const r1 = first ? await run(raw) : null;
-    const t = await run(tandem);
+    const t = first ? await run(tandem) : await run(shared);
+    const o = first ? await run(shared) : await run(tandem);
     const r = r1 ?? (await run(raw));
-    rows.push({ raw: r, tandem: t });
+    rows.push({ raw: r, tandem: first ? t : o, shared: first ? o : t });
   }
   console.log(
     '| round | raw undici calls/s | ctx.call calls/s | ratio | client CPU µs/call raw / ctx.call |',
@@ -132,6 +158,24 @@ async function main() {
   console.log(
     `\nctx.call vs raw undici: median ratio ${ratio.toFixed(2)}× (aim ≥ 0.9×); over all rounds ${(tandemTotal / rawTotal).toFixed(2)}×; client CPU per call: raw / ctx.call ${cpu.toFixed(2)} (median)`,
   );
+  console.log(
+    '\n| round | per-process limits calls/s | shared limits calls/s | ratio | client CPU µs/call per-process / shared |',
+  );
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [i, { tandem: t, shared: o }] of rows.entries()) {
+    console.log(
+      `| ${i + 1} | ${t.rate.toLocaleString('en')} | ${o.rate.toLocaleString('en')} | ${(o.rate / t.rate).toFixed(2)} | ${t.cpu.toFixed(1)} / ${o.cpu.toFixed(1)} |`,
+    );
+  }
+  const sharedRatio = median(rows.map(({ tandem: t, shared: o }) => o.rate / t.rate));
+  const sharedCpu = median(rows.map(({ tandem: t, shared: o }) => o.cpu - t.cpu));
+  console.log(
+    `\nshared vs per-process limits: median ratio ${sharedRatio.toFixed(2)}×; client CPU per call +${sharedCpu.toFixed(1)} µs (median)`,
+  );
+  await unshare();
+  await sharedInventory.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
   await pool.close();
   await inventory.close();
   child.disconnect();

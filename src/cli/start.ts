@@ -118,6 +118,11 @@ function portOf(text: string, flag: string): number {
   return port;
 }
 
+/** A PostgreSQL store: made to be shared by processes. */
+function sharedStore(store: string | undefined = process.env.TANDEM_STORE_URL): boolean {
+  return store !== undefined && /^postgres(ql)?:\/\//.test(store);
+}
+
 /** How long an engine's running attempts get to finish at shutdown before their leases are released. */
 const ENGINE_GRACE_MS = 10_000;
 
@@ -140,6 +145,9 @@ export async function start(options: StartOptions): Promise<void> {
   const engine = await Engine.create({
     ...engineOptionsOf(config),
     ...(role === 'api' ? { worker: false, scheduler: false } : {}),
+    // Connection limits hold for all processes of a PostgreSQL store, and of a SQLite file when
+    // the work is split into processes (a role each).
+    ...(role !== 'all' || sharedStore(config.store) ? { sharedLimits: true } : {}),
     shutdownGraceMs: ENGINE_GRACE_MS,
     logger,
   });

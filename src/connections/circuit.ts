@@ -23,7 +23,7 @@ export interface CircuitPass {
 const THROUGH: CircuitPass = Object.freeze({ probe: false });
 
 /**
- * Per connection and per process: after N consecutive failures calls fail at once until the
+ * Per connection (per process, or shared by processes through the store: ./limits.ts): after N consecutive failures calls fail at once until the
  * re-probe time; then one call goes through as a probe: success closes the circuit, failure opens
  * it again, and a probe that ends with neither (aborted) lets the next call probe.
  */
@@ -76,6 +76,34 @@ export class CircuitBreaker {
     if (this.probe !== null || this.consecutive >= this.failureThreshold) {
       this.openedAt = now;
       this.probe = null;
+    }
+  }
+
+  /**
+   * A read of the state other processes share, when one is due before admitting (a shared
+   * breaker, at most every few hundred ms); null otherwise, so that most calls wait on nothing.
+   */
+  due(_now: number): Promise<void> | null {
+    return null;
+  }
+
+  /** When the circuit opened (null: closed); for a breaker shared by processes. */
+  protected openedSince(): number | null {
+    return this.openedAt;
+  }
+
+  /**
+   * Takes over the state other processes agreed on (./limits.ts, SharedCircuitBreaker): open since
+   * `openedAt` (a later opening than this process knows of), or closed by another's probe.
+   */
+  adopt(openedAt: number | null): void {
+    if (openedAt === null) {
+      if (this.openedAt !== null) {
+        this.openedAt = null;
+        this.consecutive = 0;
+      }
+    } else if (this.openedAt === null || openedAt > this.openedAt) {
+      this.openedAt = openedAt;
     }
   }
 

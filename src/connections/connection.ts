@@ -5,6 +5,7 @@
  * `HttpError`; the other kinds are built on the guard in guard.ts.
  */
 import type { Json } from '../model.js';
+import type { LimitStore } from '../store/store.js';
 import type { CircuitState } from './circuit.js';
 
 export type ConnectionType = 'http' | 'sftp' | 'postgres' | 'smtp';
@@ -27,6 +28,12 @@ export interface Connection {
   watch(listener: (call: CallOutcome) => void): () => void;
   circuitState(now?: number): CircuitState;
   close(): Promise<void>;
+  /**
+   * Holds the limits and circuit for all processes of the store from now on (./limits.ts); the
+   * engine calls it at creation where the store is shared. Returns the undo, which gives back what
+   * this process holds and returns to per-process limits. A kind on ConnectionGuard forwards it.
+   */
+  shareLimits?(store: LimitStore, onError: (error: unknown) => void): () => Promise<void>;
 }
 
 /** What the runtime tells a connection about a call's origin. */

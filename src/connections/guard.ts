@@ -6,14 +6,15 @@
  */
 import { CircuitOpenError } from '../errors.js';
 import type { Json } from '../model.js';
+import type { LimitStore } from '../store/store.js';
 import { CircuitBreaker, type CircuitOptions, type CircuitState } from './circuit.js';
 import type { CallContext, CallOutcome, ConnectionType } from './connection.js';
-import { ConcurrencyLimit, RateLimit } from './limits.js';
+import { ConcurrencyLimit, type LimitSet, type Pace, RateLimit, type Slots, shareLimits } from './limits.js';
 
 export interface GuardOptions {
-  /** Operations in flight at once (per process). */
+  /** Operations in flight at once (per process, or for all processes where limits are shared). */
   maxConcurrency?: number;
-  /** Operations started per second at most (per process). Default unlimited. */
+  /** Operations started per second at most (per process, or for all where shared). Default unlimited. */
   ratePerSecond?: number;
   /** Circuit breaker; `false` turns it off. */
   circuit?: CircuitOptions | false;
@@ -35,16 +36,16 @@ export interface Failure {
 }
 
 export class ConnectionGuard {
-  private readonly circuit: CircuitBreaker | null;
-  private readonly limit: ConcurrencyLimit;
-  private readonly rate: RateLimit | null;
+  private circuit: CircuitBreaker | null;
+  private limit: Slots;
+  private rate: Pace | null;
   private readonly watchers = new Set<(call: CallOutcome) => void>();
 
   constructor(
     readonly id: string,
     readonly type: ConnectionType,
-    options: GuardOptions,
-    defaultConcurrency: number,
+    private readonly options: GuardOptions,
+    private readonly defaultConcurrency: number,
   ) {
     this.circuit = options.circuit === false ? null : new CircuitBreaker(options.circuit);
     this.limit = new ConcurrencyLimit(options.maxConcurrency ?? defaultConcurrency);
@@ -60,6 +61,19 @@ export class ConnectionGuard {
     return this.circuit?.state(now) ?? 'closed';
   }
 
+  /** Limits and circuit held for all processes of `store`: a kind's `shareLimits` forwards here. */
+  shareLimits(store: LimitStore, onError: (error: unknown) => void): () => Promise<void> {
+    const current: LimitSet = { slots: this.limit, rate: this.rate, circuit: this.circuit };
+    const options = { ...this.options, max: this.options.maxConcurrency ?? this.defaultConcurrency };
+    return shareLimits(store, this.id, options, current, (set) => this.install(set), onError);
+  }
+
+  private install(set: LimitSet): void {
+    this.limit = set.slots;
+    this.rate = set.rate;
+    this.circuit = set.circuit;
+  }
+
   /**
    * Runs one operation: the circuit admits it, the rate and concurrency limits let it start, then
    * it runs with the call's signal; its event says what it was (`event`, e.g. `{ operation: 'put',
@@ -73,6 +87,9 @@ export class ConnectionGuard {
     describe?: (value: T) => Record<string, Json>,
   ): Promise<T> {
     const now = context.now ?? Date.now;
+    // Shared by processes: the state others wrote, read at most every few hundred ms.
+    const sync = this.circuit?.due(now());
+    if (sync) await sync;
     const pass = this.circuit?.admit(now()) ?? null;
     if (typeof pass === 'number') throw new CircuitOpenError(this.id, pass);
     try {

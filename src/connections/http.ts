@@ -7,6 +7,7 @@
 import { Pool } from 'undici';
 import { CircuitOpenError, TandemError } from '../errors.js';
 import type { Json } from '../model.js';
+import type { LimitStore } from '../store/store.js';
 import { CircuitBreaker, type CircuitState } from './circuit.js';
 import {
   type CallContext,
@@ -23,7 +24,7 @@ import {
 } from './definition.js';
 import { ExchangeFailure, exchange } from './exchange.js';
 import { abortCode } from './guard.js';
-import { ConcurrencyLimit, RateLimit } from './limits.js';
+import { ConcurrencyLimit, type LimitSet, type Pace, RateLimit, type Slots, shareLimits } from './limits.js';
 import { expandPath, type PathParams } from './path.js';
 import { reveal } from './secret.js';
 
@@ -84,9 +85,9 @@ export class HttpConnection implements Connection {
   private readonly base: URL;
   /** The base URL's path, ending in `/`. */
   private readonly basePath: string;
-  private readonly circuit: CircuitBreaker | null;
-  private readonly limit: ConcurrencyLimit;
-  private readonly rate: RateLimit | null;
+  private circuit: CircuitBreaker | null;
+  private limit: Slots;
+  private rate: Pace | null;
   private token: { value: string; refreshAt: number } | null = null;
   private readonly watchers = new Set<(call: CallOutcome) => void>();
   private tokenRequest: Promise<string> | null = null;
@@ -115,6 +116,19 @@ export class HttpConnection implements Connection {
     return this.circuit?.state(now) ?? 'closed';
   }
 
+  /** Limits and circuit held for all processes of `store` (see Connection.shareLimits). */
+  shareLimits(store: LimitStore, onError: (error: unknown) => void): () => Promise<void> {
+    const current: LimitSet = { slots: this.limit, rate: this.rate, circuit: this.circuit };
+    const options = { ...this.options, max: this.options.maxConcurrency ?? 64 };
+    return shareLimits(store, this.id, options, current, (set) => this.install(set), onError);
+  }
+
+  private install(set: LimitSet): void {
+    this.limit = set.slots;
+    this.rate = set.rate;
+    this.circuit = set.circuit;
+  }
+
   /** Makes one call; resolves to parsed JSON (by content type) or text. */
   async call<T = unknown>(
     context: CallContext,
@@ -122,7 +136,11 @@ export class HttpConnection implements Connection {
     path: string,
     options: CallOptions = {},
   ): Promise<T> {
-    const pass = this.circuit?.admit((context.now ?? Date.now)()) ?? null;
+    const now = (context.now ?? Date.now)();
+    // Shared by processes: the state others wrote, read at most every few hundred ms.
+    const sync = this.circuit?.due(now);
+    if (sync) await sync;
+    const pass = this.circuit?.admit(now) ?? null;
     if (typeof pass === 'number') throw new CircuitOpenError(this.id, pass);
     try {
       const signal = options.signal ? AbortSignal.any([context.signal, options.signal]) : context.signal;

@@ -90,6 +90,8 @@ export class Engine {
   private readonly unwatchCircuits: () => void;
   private readonly alerts: Alerts | null;
   private readonly activityWebhook: ActivityWebhook | null;
+  /** Undoes the sharing of connection limits through the store (gives back held slots). */
+  private readonly unshareLimits: (() => Promise<void>)[] = [];
 
   private constructor(
     options: EngineOptions,
@@ -119,6 +121,18 @@ export class Engine {
     this.observer = this.observers.observer;
     this.connections = this.registry.connections;
     this.unwatchCircuits = watchCircuits(this.registry.connections.values(), this.observer);
+    const limits = store.limits?.();
+    if (limits && options.sharedLimits) {
+      for (const connection of this.registry.connections.values()) {
+        const unshare = connection.shareLimits?.(limits, (error) =>
+          this.logger.warn(
+            { err: error, connection: connection.id },
+            'shared connection limits: store call failed',
+          ),
+        );
+        if (unshare) this.unshareLimits.push(unshare);
+      }
+    }
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
     const parts = {
       store,
@@ -369,6 +383,7 @@ export class Engine {
     this.operations.stopRetention();
     await this.activityWebhook?.stop();
     this.unwatchCircuits();
+    await Promise.all(this.unshareLimits.splice(0).map((unshare) => unshare()));
     await this.acceptor.drain();
     await this.dispatcher.handBack(leftovers);
     if (this.ownsStore) await this.store.close();

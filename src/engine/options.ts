@@ -54,6 +54,12 @@ export interface EngineOptions {
   logger?: Logger;
   /** How long finished instances are kept, per outcome, and how often the purge runs; `false` keeps everything. */
   retention?: RetentionOptions | false;
+  /**
+   * Connection limits (concurrency, rate) and circuits held for all processes of the store
+   * together (docs/connections.md, "Limits shared by processes"). Default off: `tandem start` turns
+   * it on for a PostgreSQL store, and on SQLite when it splits the work into several processes.
+   */
+  sharedLimits?: boolean;
   /** Connections to applications, for `ctx.call(connection or id, …)`. */
   connections?: Connection[];
   /** Watchers of accepts, starts and finishes (e.g. metrics). */

@@ -504,6 +504,40 @@ export interface InsertOptions {
   flush?: boolean;
 }
 
+/**
+ * Connection limits and circuit state shared by the processes of one store (docs/connections.md,
+ * "Limits shared by processes"). Times are the store's clock in ms: each answer carries its `now`,
+ * so a process on another machine can map them onto its own clock.
+ */
+export interface LimitStore {
+  /** True where the store is made to be shared by processes (PostgreSQL): limits are shared unless turned off. */
+  readonly sharedByDefault: boolean;
+  /**
+   * Reserves `count` rate slots `intervalMs` apart: the first is at the later of the store's now
+   * and the end of the slots reserved before (by any process).
+   */
+  takeRateSlots(
+    connection: string,
+    intervalMs: number,
+    count: number,
+  ): Promise<{ first: number; now: number }>;
+  /** Leases up to `want` of the connection's `max` concurrency slots (free or expired) for `leaseMs`. */
+  leaseSlots(
+    connection: string,
+    owner: string,
+    max: number,
+    want: number,
+    leaseMs: number,
+  ): Promise<number[]>;
+  /** Renews the owner's slots; returns those it still holds. */
+  renewSlots(connection: string, owner: string, slots: number[], leaseMs: number): Promise<number[]>;
+  releaseSlots(connection: string, owner: string, slots: number[]): Promise<void>;
+  /** The circuit as all processes see it: open since `openedAt`, or closed (null). */
+  readCircuit(connection: string): Promise<{ openedAt: number | null; now: number }>;
+  /** Opens the circuit for all (at the store's now; returns it), or closes it (`open` false). */
+  writeCircuit(connection: string, open: boolean): Promise<number>;
+}
+
 export interface Store {
   /** Inserts instances in one transaction, with an `accepted` event each; a repeated idempotency key returns the existing instance. */
   insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]>;
@@ -648,4 +682,6 @@ export interface Store {
   /** Called when another process made work available (e.g. PostgreSQL NOTIFY). Returns an unsubscribe. */
   onWake?(listener: () => void): () => void;
   close(): Promise<void>;
+  /** Limits shared by the processes of this store (absent on a store that cannot share them). */
+  limits?(): LimitStore;
 }

@@ -430,6 +430,29 @@ CREATE TABLE {{schema}}.feeds (
   owner TEXT,
   lease_until BIGINT,
   updated_at BIGINT NOT NULL
+`,
+  },
+  {
+    version: 11,
+    name: 'limits shared by processes',
+    sql: `
+-- A connection's rate, concurrency and circuit shared by every process of the store. Written a few
+-- times a second per connection (rate slots are reserved in batches, concurrency slots leased for
+-- a while), never on the accept, claim or commit paths.
+CREATE TABLE {{schema}}.connection_rates (
+  connection TEXT PRIMARY KEY,
+  next_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE {{schema}}.connection_slots (
+  connection TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  owner TEXT,
+  lease_until DOUBLE PRECISION,
+  PRIMARY KEY (connection, slot)
+);
+CREATE TABLE {{schema}}.connection_circuits (
+  connection TEXT PRIMARY KEY,
+  opened_at DOUBLE PRECISION
 );
 `,
   },

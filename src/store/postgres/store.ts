@@ -64,6 +64,7 @@ import * as events from './events.js';
 import * as feeds from './feeds.js';
 import * as fileClaims from './file-claims.js';
 import { CLAIM_SQL, COMMIT_SQL, leaseArrays, RELEASE_SQL, RENEW_SQL, tokenSeq } from './hot-path.js';
+import { PostgresLimits } from './limits.js';
 import * as operations from './operations.js';
 import * as queries from './queries.js';
 import * as schedules from './schedules.js';
@@ -85,6 +86,14 @@ export class PostgresStore implements Store {
   private constructor(private readonly db: PgConnection) {
     this.pool = db.pool;
     this.schema = db.schema;
+  }
+
+  private sharedLimits: PostgresLimits | null = null;
+
+  /** Connection limits shared by every process of this database. */
+  limits(): PostgresLimits {
+    this.sharedLimits ??= new PostgresLimits(this.db);
+    return this.sharedLimits;
   }
 
   /** Connects and applies pending migrations (serialised across processes by an advisory lock). */

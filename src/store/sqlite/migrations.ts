@@ -277,4 +277,28 @@ CREATE TABLE feeds (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 10,
+    name: 'limits shared by processes',
+    sql: `
+-- A connection's rate, concurrency and circuit shared by the processes of this file. Written a few
+-- times a second per connection (rate slots are reserved in batches, concurrency slots leased for
+-- a while), never on the accept, claim or commit paths.
+CREATE TABLE connection_rates (
+  connection TEXT PRIMARY KEY,
+  next_at REAL NOT NULL
+);
+CREATE TABLE connection_slots (
+  connection TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  owner TEXT,
+  lease_until REAL,
+  PRIMARY KEY (connection, slot)
+);
+CREATE TABLE connection_circuits (
+  connection TEXT PRIMARY KEY,
+  opened_at REAL
+);
+`,
+  },
 ];

@@ -64,6 +64,7 @@ import type {
 } from '../store.js';
 import * as fileClaims from './file-claims.js';
 import { EventGroups, insertEvent, insertRows } from './insert.js';
+import { SqliteLimits } from './limits.js';
 import * as reads from './reads.js';
 import * as schedules from './schedules.js';
 import { migrate, prepareStatements, type Sqlite, type Statements } from './statements.js';
@@ -134,6 +135,25 @@ export class SqliteStore implements Store {
 
   private open(): void {
     if (this.closed) throw new StoreClosedError();
+  }
+
+  private sharedLimits: SqliteLimits | null = null;
+
+  /** Connection limits shared by the processes that open this file. */
+  limits(): SqliteLimits {
+    // Their writes skip the commit's fsync (as unflushed accepts do): lost in a power cut, a lease
+    // only runs out and a rate slot stays unused.
+    const relaxed = <T>(write: () => T): T => {
+      if (this.synchronous !== 'FULL') return write();
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        return write();
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
+    };
+    this.sharedLimits ??= new SqliteLimits(this.db, () => this.open(), relaxed);
+    return this.sharedLimits;
   }
 
   async insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]> {
