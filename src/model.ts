@@ -95,6 +95,11 @@ export interface Instance {
   acknowledgedAt: number | null;
   /** What the operator noted with the acknowledgement; null: nothing. */
   acknowledgedNote: string | null;
+  /**
+   * The W3C trace id of the instance's spans (its trigger's, or its parent's; docs/tracing.md);
+   * null: accepted without tracing and without an incoming `traceparent`.
+   */
+  traceId: string | null;
 }
 
 /** What a worker reads of an instance to run an attempt (a claim returns no more, to stay lean). */
@@ -113,6 +118,8 @@ export type InstanceWork = Pick<
 > & {
   /** When the current run's first attempt started (set by the claim that started it). */
   startedAt: number;
+  /** The W3C traceparent its spans continue; null: none stored. */
+  traceparent: string | null;
 };
 
 export interface Run {

@@ -1,5 +1,6 @@
 /** Mapping between database rows and the model, shared by the SQL stores. */
 import { parseStoredJson } from '../json.js';
+import { traceIdOf } from '../tracing/traceparent.js';
 import {
   allows,
   runStatusOf,
@@ -49,6 +50,7 @@ export interface InstanceRow {
   version: string | null;
   acknowledged_at?: number | string | null;
   acknowledged_note?: string | null;
+  traceparent?: string | null;
 }
 
 /** Tracking values: JSON text (SQLite) or an already parsed JSONB object (PostgreSQL). */
@@ -89,12 +91,13 @@ export function instanceFromRow(row: InstanceRow): Instance {
     version: row.version ?? null,
     acknowledgedAt: numOrNull(row.acknowledged_at ?? null),
     acknowledgedNote: row.acknowledged_note ?? null,
+    traceId: traceIdOf(row.traceparent),
   };
 }
 
 /** Columns a claim returns, and their mapping. */
 export const WORK_COLUMNS =
-  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at, version';
+  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at, version, traceparent';
 
 export type WorkRow = Pick<
   InstanceRow,
@@ -109,6 +112,7 @@ export type WorkRow = Pick<
   | 'tracking'
   | 'started_at'
   | 'version'
+  | 'traceparent'
 >;
 
 export function workFromRow(row: WorkRow): InstanceWork {
@@ -125,6 +129,7 @@ export function workFromRow(row: WorkRow): InstanceWork {
     // A claim sets it when it is null, so a claimed row always has one.
     startedAt: num(row.started_at ?? 0),
     version: row.version ?? null,
+    traceparent: row.traceparent ?? null,
   };
 }
 

@@ -53,6 +53,8 @@ export interface NewInstance {
   source?: 'console';
   /** The integration's version when it was accepted (`defineIntegration({ version })`), or null. */
   version?: string | null;
+  /** The W3C traceparent the instance's spans continue (its trace id is shown with it), or null. */
+  traceparent?: string | null;
   /** Sync records arrive finished. */
   outputJson?: string | null;
   error?: ErrorInfo | null;

@@ -149,6 +149,10 @@ export const instanceSchema = z.object({
       'When an operator acknowledged the failure (it leaves the default errors view); a rerun clears it',
     ),
   acknowledgedNote: z.string().nullable().describe('The note given with the acknowledgement'),
+  traceId: z
+    .string()
+    .nullable()
+    .describe("The W3C trace id of the instance's spans (docs/tracing.md); null: none"),
 });
 
 const runSchema = z.object({

@@ -230,4 +230,14 @@ ALTER TABLE instances ADD COLUMN acknowledged_note TEXT;
 ALTER TABLE events ADD COLUMN more TEXT;
 `,
   },
+  // 7 is reserved for SFTP file claims.
+  {
+    version: 8,
+    name: 'trace context of instances',
+    sql: `
+-- The W3C traceparent an instance's spans continue (its accept span's, or the trigger's incoming
+-- one): written once at accept, read by the claim; its trace id is shown with the instance. No index.
+ALTER TABLE instances ADD COLUMN traceparent TEXT;
+`,
+  },
 ];
