@@ -150,6 +150,7 @@ export function engineOptionsOf(config: TandemConfig): EngineOptions {
     ...(config.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.pollIntervalMs }),
     ...(config.retention === undefined ? {} : { retention: config.retention }),
     ...(config.events === undefined ? {} : { events: config.events }),
+    ...(config.tracing === undefined ? {} : { tracing: config.tracing }),
     // Callback URLs are handed out by whichever process runs the handler: a worker needs it too.
     ...(publicUrl === undefined ? {} : { publicUrl }),
   };

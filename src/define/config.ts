@@ -2,9 +2,11 @@
  * The configuration of a Tandem process, checked as a whole when it is defined (and again when the
  * CLI loads it), so that a wrong option fails at start with `invalid-definition`.
  */
+import type { TracerProvider } from '@opentelemetry/api';
 import { z } from 'zod';
 import { type HttpConnection, isConnection } from '../connections/http.js';
 import { InvalidDefinitionError } from '../errors.js';
+import type { TracingOptions } from '../tracing/tracing.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 import { checkOptions, delayMs, integer, nonEmptyText, options, timerMs } from './options.js';
 
@@ -74,6 +76,12 @@ export interface TandemConfig {
   };
   /** The HTTP server. */
   server?: ServerOptions;
+  /**
+   * OpenTelemetry traces (docs/tracing.md): `{ endpoint, headers, serviceName }` for Tandem's own
+   * OTLP/HTTP exporter, or `{ tracerProvider }` of your own SDK; `false` turns them off. Default: on
+   * when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+   */
+  tracing?: TracingOptions | false;
 }
 
 const serverSchema = options({
@@ -153,6 +161,35 @@ const configSchema = options({
     lookBackMs: delayMs(Number.MAX_SAFE_INTEGER).optional(),
   } satisfies Record<keyof NonNullable<TandemConfig['events']>, unknown>).optional(),
   server: serverSchema.optional(),
+  tracing: z
+    .union(
+      [
+        z.literal(false),
+        options({
+          endpoint: z
+            .string({ error: 'must be a string' })
+            .refine((value) => /^https?:\/\/[^?#]+$/.test(value) && URL.canParse(value), {
+              error: 'must be an http:// or https:// URL',
+            })
+            .optional(),
+          headers: z
+            .record(z.string(), z.string(), { error: 'must be an object of header values' })
+            .optional(),
+          serviceName: nonEmptyText.optional(),
+          tracerProvider: z
+            .custom<TracerProvider>(
+              (value) =>
+                typeof value === 'object' &&
+                value !== null &&
+                typeof (value as { getTracer?: unknown }).getTracer === 'function',
+              { error: 'must be an OpenTelemetry TracerProvider' },
+            )
+            .optional(),
+        } satisfies Record<keyof TracingOptions, unknown>),
+      ],
+      { error: 'must be false or { endpoint, headers, serviceName, tracerProvider }' },
+    )
+    .optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 
 /**

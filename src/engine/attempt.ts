@@ -16,6 +16,7 @@ import type { Parameters } from '../define/parameters.js';
 import { coerceError } from '../errors.js';
 import type { InstanceWork } from '../model.js';
 import type { ArmCallback, WaitKey, WaitRecord } from '../store/store.js';
+import type { Tracing } from '../tracing/tracing.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
 import type { WorkWriter } from './writer.js';
@@ -125,6 +126,8 @@ export interface ExecuteDeps {
   acceptor: AttemptAcceptor;
   /** Registered connections, for `ctx.call`. */
   connections: ReadonlyMap<string, HttpConnection>;
+  /** Spans of attempts, steps and calls; null when tracing is not configured. */
+  tracing: Tracing | null;
   /** Told of every stored attempt end. */
   observer?: EngineObserver;
   slots?: AttemptSlots;

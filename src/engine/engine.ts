@@ -25,6 +25,7 @@ import type {
   StatsRequest,
   Store,
 } from '../store/store.js';
+import { startTracing, type Tracing } from '../tracing/tracing.js';
 import { Acceptor, type ChildPreparation } from './acceptor.js';
 import type { FollowOptions } from './activity.js';
 import { type Clock, systemClock } from './clock.js';
@@ -74,6 +75,8 @@ export class Engine {
   readonly connections: Map<string, HttpConnection>;
   /** One observer that fans out to all watchers, so that a throwing watcher cannot break the engine. */
   readonly observer: Required<EngineObserver>;
+  /** Spans of the engine's work; null when tracing is not configured (then no span is made). */
+  readonly tracing: Tracing | null;
   private readonly store: Store;
   private readonly ownsStore: boolean;
   private readonly worker: boolean;
@@ -86,7 +89,7 @@ export class Engine {
   private readonly waits: Waits;
   private readonly unwatchCircuits: () => void;
 
-  private constructor(options: EngineOptions, store: Store, ownsStore: boolean) {
+  private constructor(options: EngineOptions, store: Store, ownsStore: boolean, tracing: Tracing | null) {
     this.registry = new Registry(options.integrations, options.connections, options.run);
     const settings = { ...DEFAULTS, ...options };
     this.store = store;
@@ -101,8 +104,10 @@ export class Engine {
     this.connections = this.registry.connections;
     this.unwatchCircuits = watchCircuits(this.registry.connections.values(), this.observer);
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
+    this.tracing = tracing;
     const parts = {
       store,
+      tracing,
       clock: this.clock,
       logger: this.logger,
       registry: this.registry,
@@ -149,8 +154,9 @@ export class Engine {
   /** Creates an engine; opens the store when given a URL. Call `start()` to begin running instances. */
   static async create(options: EngineOptions): Promise<Engine> {
     const given = options.store;
+    const tracing = await startTracing(options.tracing);
     const store = typeof given === 'object' ? given : await openStore(given);
-    return new Engine(options, store, typeof given !== 'object');
+    return new Engine(options, store, typeof given !== 'object', tracing);
   }
 
   /** Subscribes to "something was committed" hints (accepts, step results, finishes). */
@@ -309,6 +315,7 @@ export class Engine {
     await this.acceptor.drain();
     await this.dispatcher.handBack(leftovers);
     if (this.ownsStore) await this.store.close();
+    await this.tracing?.shutdown();
   }
 
   // ── Operating on stored work ──────────────────────────────────────────────────────────────

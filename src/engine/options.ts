@@ -11,6 +11,7 @@ export type { RetentionOptions };
 
 import type { ActivityEvent, Instance, InstanceStatus, Run, Step, Wait } from '../model.js';
 import type { Store } from '../store/store.js';
+import type { TracingOptions } from '../tracing/tracing.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
 import type { SlotEvent } from './scheduler.js';
@@ -65,11 +66,21 @@ export interface EngineOptions {
   };
   /** The address partners reach this deployment at: callback URLs begin with it. Default: where the server listens. */
   publicUrl?: string;
+  /**
+   * OpenTelemetry traces (docs/tracing.md): a tracer provider, or an OTLP endpoint; `false` turns
+   * them off. Default: on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
+   */
+  tracing?: TracingOptions | false;
 }
 
 export interface AcceptOptions {
   idempotencyKey?: string;
   parentId?: string;
+  /**
+   * The W3C traceparent the instance continues: a trigger's incoming one, or (for a child) the
+   * span that started it. Invalid values are ignored.
+   */
+  traceparent?: string;
   /** Do not run before this time (ms since epoch). */
   runAt?: number;
 }

@@ -15,6 +15,7 @@ import type {
 } from '../define/integration.js';
 import { TandemError } from '../errors.js';
 import type { NewInstance } from '../store/store.js';
+import type { Span } from '../tracing/tracing.js';
 import type { Engine } from './engine.js';
 
 /** One call of a sync integration; every part is already validated. */
@@ -25,6 +26,8 @@ export interface SyncCall {
   headers?: Record<string, string | string[] | undefined>;
   /** Started by an operator from the console: its record says so. */
   source?: 'console';
+  /** The caller's W3C traceparent (already checked): the call's span, or its trace, continues it. */
+  traceparent?: string;
 }
 
 export class SyncCallContext
@@ -43,6 +46,10 @@ export class SyncCallContext
   private rows: NewInstance[] | undefined;
   private caller: Call | undefined;
   private bound: { start?: Starter['start']; startMany?: Starter['startMany']; call?: Call } | undefined;
+  /** The call's span, when tracing. */
+  span: Span | undefined;
+  /** The trace context its children continue: the span's, else the caller's; undefined: none. */
+  traceparent: string | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -54,6 +61,7 @@ export class SyncCallContext
     this.params = call.params ?? {};
     this.query = call.query ?? {};
     this.headers = call.headers ?? {};
+    this.traceparent = call.traceparent;
   }
 
   get signal(): AbortSignal {
@@ -121,6 +129,8 @@ export class SyncCallContext
     const row = this.engine.prepare(integration, input, {
       parentId: this.instanceId,
       ...(options?.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+      // The hand-off: the child's attempts are spans of this call's trace.
+      ...(this.traceparent === undefined ? {} : { traceparent: this.traceparent }),
     });
     this.rows ??= [];
     this.rows.push(row);
@@ -136,7 +146,12 @@ export class SyncCallContext
     for await (const input of inputs) {
       this.ensureOpen();
       // No idempotency keys: a sync instance runs once, so there is no earlier attempt to dedupe.
-      rows.push(this.engine.prepare(integration, input, { parentId: this.instanceId }));
+      rows.push(
+        this.engine.prepare(integration, input, {
+          parentId: this.instanceId,
+          ...(this.traceparent === undefined ? {} : { traceparent: this.traceparent }),
+        }),
+      );
     }
     // All or nothing: the rows join the hand-off only once every input was valid.
     this.rows ??= [];

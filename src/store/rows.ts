@@ -1,6 +1,5 @@
 /** Mapping between database rows and the model, shared by the SQL stores. */
 import { parseStoredJson } from '../json.js';
-import { traceIdOf } from '../tracing/traceparent.js';
 import {
   allows,
   runStatusOf,
@@ -22,6 +21,7 @@ import type {
   Step,
   StepStatus,
 } from '../model.js';
+import { traceIdOf } from '../tracing/traceparent.js';
 import type { TransitionOutcome, WaitRecord } from './store.js';
 
 export interface InstanceRow {

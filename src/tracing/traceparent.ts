@@ -15,7 +15,14 @@ export function parseTraceparent(value: unknown): SpanContext | null {
   if (typeof value !== 'string' || value.length > 512) return null;
   const match = TRACEPARENT.exec(value.trim());
   if (!match) return null;
-  const [, version, traceId, spanId, flags, rest] = match as unknown as [string, string, string, string, string, string?];
+  const [, version, traceId, spanId, flags, rest] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ];
   if (version === 'ff' || (version === '00' && rest !== undefined)) return null;
   if (!isValidTraceId(traceId) || !isValidSpanId(spanId)) return null;
   return { traceId, spanId, traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
@@ -26,10 +33,17 @@ export function formatTraceparent(context: SpanContext): string {
   return `00-${context.traceId}-${context.spanId}-${context.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
 }
 
-/** A trigger's `traceparent` header, normalised, or undefined when it has none or not a valid one. */
-export function incomingTraceparent(headers: Record<string, string | string[] | undefined>): string | undefined {
-  const parsed = parseTraceparent(headers.traceparent);
+/** A `traceparent` value as stored (version 00, lower case, sampled flag only), or undefined when it is not one. */
+export function normalTraceparent(value: unknown): string | undefined {
+  const parsed = parseTraceparent(value);
   return parsed === null ? undefined : formatTraceparent(parsed);
+}
+
+/** A trigger's `traceparent` header, normalised, or undefined when it has none or not a valid one. */
+export function incomingTraceparent(
+  headers: Record<string, string | string[] | undefined>,
+): string | undefined {
+  return headers.traceparent === undefined ? undefined : normalTraceparent(headers.traceparent);
 }
 
 /** The trace id of a stored `traceparent` (characters 3–35 of a version-00 value). */

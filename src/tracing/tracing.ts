@@ -5,6 +5,8 @@
  * object at all, so the hot paths pay nothing. The SDK and the OTLP exporter are loaded here, on
  * demand, and never by a process that does not trace.
  */
+
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   type Attributes,
   context,
@@ -12,15 +14,15 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
+  type Tracer,
   type TracerProvider,
   trace,
-  type Tracer,
 } from '@opentelemetry/api';
 import { InvalidDefinitionError } from '../errors.js';
 import { formatTraceparent, parseTraceparent } from './traceparent.js';
 
-export { SpanKind };
 export type { Span };
+export { SpanKind };
 
 /** `tracing` in the config and the engine's options. */
 export interface TracingOptions {
@@ -157,3 +159,9 @@ function isHttpUrl(value: string): boolean {
   const { protocol } = new URL(value);
   return protocol === 'http:' || protocol === 'https:';
 }
+
+/**
+ * The step span the handler's code runs in (set only while tracing): connection calls and children
+ * started inside a step are its children, the rest the attempt's.
+ */
+export const stepSpan = new AsyncLocalStorage<Span>();
