@@ -13,7 +13,13 @@ const SOAK = ['test/reliability/soak.test.ts'];
  * `tandem` imports (the examples', the test kit's users') resolve to src/ through the package's
  * `tandem-source` export condition, the same modules the tests import by path: one copy of each.
  */
-const conditions = ['tandem-source', ...defaultServerConditions];
+const conditions = [
+  'tandem-source',
+  // Not `module`: Vitest hands these conditions to Node, and a package's `module` build is meant for
+  // bundlers (OpenTelemetry's has extensionless imports Node cannot load). Node in production
+  // never picks it either.
+  ...defaultServerConditions.filter((condition) => condition !== 'module'),
+];
 
 export default defineConfig({
   resolve: { conditions },
