@@ -12,14 +12,10 @@ const SOAK = ['test/reliability/soak.test.ts'];
 /**
  * `tandem` imports (the examples', the test kit's users') resolve to src/ through the package's
  * `tandem-source` export condition, the same modules the tests import by path: one copy of each.
+ * Without `module`, a bundlers' condition that Node does not know: under it, @opentelemetry/api
+ * (which prom-client requires) resolves to a build whose imports Node cannot load.
  */
-const conditions = [
-  'tandem-source',
-  // Not `module`: Vitest hands these conditions to Node, and a package's `module` build is meant for
-  // bundlers (OpenTelemetry's has extensionless imports Node cannot load). Node in production
-  // never picks it either.
-  ...defaultServerConditions.filter((condition) => condition !== 'module'),
-];
+const conditions = ['tandem-source', ...defaultServerConditions.filter((c) => c !== 'module')];
 
 export default defineConfig({
   resolve: { conditions },

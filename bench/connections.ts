@@ -85,7 +85,7 @@ async function main() {
   process.env.BENCH_TOKEN = 'x';
   const inventory = httpConnection('inventory', { baseUrl: url, auth: { type: 'bearer', token: 'x' } });
   const events: unknown[] = [];
-  const call = makeCaller({
+  const { call } = makeCaller({
     instanceId: '01a2b3c4-0000-7000-8000-000000000000',
     attempt: 1,
     signal: new AbortController().signal,

@@ -2,7 +2,16 @@ export type { Advice, AdviceKind } from './advisor/advice.js';
 export { advise } from './advisor/advice.js';
 export type { Decision, DecisionQuestions, Pattern } from './advisor/decide.js';
 export { decide } from './advisor/decide.js';
+export type { Call, ClientOf, Use } from './connections/caller.js';
 export type { CircuitOptions, CircuitState } from './connections/circuit.js';
+export type {
+  BindableConnection,
+  CallContext,
+  CallOutcome,
+  Connection,
+  ConnectionType,
+} from './connections/connection.js';
+export { ConnectionError } from './connections/connection.js';
 export type { CallFailure, ConnectionAuth, HttpConnectionOptions } from './connections/definition.js';
 export type { CallOptions } from './connections/http.js';
 export { HttpConnection, HttpError, httpConnection } from './connections/http.js';

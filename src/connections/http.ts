@@ -9,12 +9,20 @@ import { CircuitOpenError, TandemError } from '../errors.js';
 import type { Json } from '../model.js';
 import { CircuitBreaker, type CircuitState } from './circuit.js';
 import {
+  type CallContext,
+  type CallOutcome,
+  CONNECTION,
+  type Connection,
+  isConnection,
+} from './connection.js';
+import {
   type CallFailure,
   type ConnectionAuth,
   checkConnection,
   type HttpConnectionOptions,
 } from './definition.js';
 import { ExchangeFailure, exchange } from './exchange.js';
+import { abortCode } from './guard.js';
 import { ConcurrencyLimit, RateLimit } from './limits.js';
 import { expandPath, type PathParams } from './path.js';
 import { reveal } from './secret.js';
@@ -30,22 +38,7 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** What the runtime tells a connection about the call's origin. */
-export interface CallContext {
-  instanceId: string;
-  attempt: number;
-  /** The instance's signal (timeout, deadline, cancel). */
-  signal: AbortSignal;
-  /** Downstream idempotency key of this call (instance + step). */
-  idempotencyKey: string;
-  traceparent: string;
-  /** The step the call is made in (null: outside any step), recorded with the call. */
-  step?: string | null;
-  /** Receives the call's activity event data. */
-  record?: ((data: Record<string, Json>) => void) | undefined;
-  /** The engine's clock, for the circuit breaker (a test's manual clock moves it). Default Date.now. */
-  now?: (() => number) | undefined;
-}
+export type { CallContext } from './connection.js';
 
 /**
  * A failed call: the application answered with an error status, or could not be reached in time.
@@ -83,15 +76,10 @@ const NOT_SENT = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-/**
- * Marks a connection for {@link isConnection}: a symbol from the global registry is the same in
- * every copy of Tandem a process may hold, where `instanceof` answers only for its own copy.
- */
-const CONNECTION = Symbol.for('tandem.connection');
-
-export class HttpConnection {
-  readonly kind = 'tandem.connection' as const;
+export class HttpConnection implements Connection {
+  readonly type = 'http' as const;
   readonly [CONNECTION] = true;
+  readonly target: string;
   private readonly pool: Pool;
   private readonly base: URL;
   /** The base URL's path, ending in `/`. */
@@ -100,7 +88,7 @@ export class HttpConnection {
   private readonly limit: ConcurrencyLimit;
   private readonly rate: RateLimit | null;
   private token: { value: string; refreshAt: number } | null = null;
-  private readonly watchers = new Set<(call: { status: number | null; durationMs: number }) => void>();
+  private readonly watchers = new Set<(call: CallOutcome) => void>();
   private tokenRequest: Promise<string> | null = null;
 
   constructor(
@@ -109,6 +97,7 @@ export class HttpConnection {
   ) {
     this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
     this.basePath = this.base.pathname;
+    this.target = this.base.origin;
     const max = options.maxConcurrency ?? 64;
     this.pool = new Pool(this.base.origin, { connections: max, keepAliveTimeout: 10_000 });
     this.circuit = options.circuit === false ? null : new CircuitBreaker(options.circuit);
@@ -117,7 +106,7 @@ export class HttpConnection {
   }
 
   /** Told of every call's outcome (status, or null without an answer) and duration; for metrics. */
-  watch(listener: (call: { status: number | null; durationMs: number }) => void): () => void {
+  watch(listener: (call: CallOutcome) => void): () => void {
     this.watchers.add(listener);
     return () => this.watchers.delete(listener);
   }
@@ -288,7 +277,8 @@ export class HttpConnection {
       else event.error = error;
       context.record(event);
     }
-    for (const watch of this.watchers) watch({ status, durationMs });
+    const ok = status !== null && status < 400;
+    for (const watch of this.watchers) watch({ ok, status, durationMs });
   }
 
   /**
@@ -401,12 +391,6 @@ export class HttpConnection {
   }
 }
 
-/** Why a call was abandoned: the code of the signal's reason (`cancelled`, `attempt-timeout`, …), else `aborted`. */
-function abortCode(signal: AbortSignal): string {
-  const code = signal.aborted ? (signal.reason as { code?: unknown } | undefined)?.code : undefined;
-  return typeof code === 'string' ? code : 'aborted';
-}
-
 function parseRetryAfter(value: string | undefined): number | null {
   if (value === undefined) return null;
   const seconds = Number(value);
@@ -431,12 +415,7 @@ export function httpConnection(id: string, options: HttpConnectionOptions): Http
   return new HttpConnection(id, options);
 }
 
-/** A connection of this or of another copy of Tandem (see {@link CONNECTION}). */
-export function isConnection(value: unknown): value is HttpConnection {
-  return (
-    value instanceof HttpConnection ||
-    (typeof value === 'object' &&
-      value !== null &&
-      (value as { [CONNECTION]?: unknown })[CONNECTION] === true)
-  );
+/** An HTTP connection of this or of another copy of Tandem (see {@link CONNECTION}). */
+export function isHttpConnection(value: unknown): value is HttpConnection {
+  return value instanceof HttpConnection || (isConnection(value) && value.type === 'http');
 }

@@ -4,7 +4,7 @@
  */
 import type { TracerProvider } from '@opentelemetry/api';
 import { z } from 'zod';
-import { type HttpConnection, isConnection } from '../connections/http.js';
+import { type Connection, isConnection } from '../connections/connection.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { TracingOptions } from '../tracing/tracing.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
@@ -55,7 +55,7 @@ export interface ServerOptions {
 export interface TandemConfig {
   integrations: AnyIntegration[];
   /** Connections to applications, for `ctx.call()`. */
-  connections?: HttpConnection[];
+  connections?: Connection[];
   /** Store URL: `sqlite:./path.db` (default `sqlite:./.tandem/tandem.db`) or `postgres://…`. */
   store?: string;
   /** Instances run at the same time by this process. Default 50. */
@@ -148,9 +148,15 @@ const retentionSchema = z.union(
 const configSchema = options({
   integrations: z.array(z.unknown(), { error: 'must be a list of integrations' }),
   connections: z
-    .array(z.custom<HttpConnection>(isConnection, { error: 'must be created with httpConnection()' }), {
-      error: 'must be a list of connections',
-    })
+    .array(
+      z.custom<Connection>(isConnection, {
+        error:
+          'must be created with httpConnection(), sftpConnection(), postgresConnection() or smtpConnection()',
+      }),
+      {
+        error: 'must be a list of connections',
+      },
+    )
     .optional(),
   store: nonEmptyText.optional(),
   concurrency: integer(1, 100_000).optional(),

@@ -5,7 +5,7 @@
  * starts integrations), so they stay together; who may call a trigger is in trigger-auth.ts.
  */
 import { z } from 'zod';
-import type { Call } from '../connections/caller.js';
+import type { Call, Use } from '../connections/caller.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { ChildCounts, Json } from '../model.js';
 import type { Duration } from './duration.js';
@@ -101,6 +101,14 @@ interface BaseContext<I> extends Starter {
    * const balance = await ctx.call<{ amount: number }>(bank, 'GET', `/accounts/${ctx.input.account}`);
    */
   call: Call;
+  /**
+   * The client of a non-HTTP connection (SFTP, SQL, e-mail), whose operations are limited,
+   * recorded and keyed like `ctx.call`'s calls.
+   *
+   * @example
+   * await ctx.step('archive', () => ctx.use(partnerFiles).put(`/in/${ctx.input.id}.json`, body));
+   */
+  use: Use;
 }
 
 /** The context of an async or scheduled handler. */

@@ -5,7 +5,7 @@
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import { type Call, type CallArgs, currentStep, makeCaller } from '../connections/caller.js';
+import { type CallArgs, type Caller, currentStep, makeCaller, type Use } from '../connections/caller.js';
 import { type Duration, durationMs } from '../define/duration.js';
 import type {
   AnyIntegration,
@@ -48,7 +48,7 @@ export function hashCallbackSecret(secret: string): string {
 /** The context's methods that a handler may take apart (`const { step } = ctx`): bound on first read. */
 type Bound = Pick<
   AsyncContext<unknown>,
-  'step' | 'start' | 'startMany' | 'progress' | 'call' | 'sleep' | 'waitForEvent' | 'callback'
+  'step' | 'start' | 'startMany' | 'progress' | 'call' | 'use' | 'sleep' | 'waitForEvent' | 'callback'
 >;
 
 /**
@@ -87,7 +87,7 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
   readonly run: number;
   readonly attempt: number;
   private calls = 0;
-  private caller: Call | undefined;
+  private caller: Caller | undefined;
   /** Results of the steps that succeeded before (made on the first step). */
   private memo: Map<string, Json | null> | undefined;
   private readonly usedNames = new Set<string>();
@@ -151,6 +151,12 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     this.bound ??= {};
     this.bound.call ??= this.callConnection.bind(this);
     return this.bound.call;
+  }
+
+  get use(): Bound['use'] {
+    this.bound ??= {};
+    this.bound.use ??= ((connection) => this.connectionCaller().use(connection)) as Use;
+    return this.bound.use;
   }
 
   get sleep(): Bound['sleep'] {
@@ -235,6 +241,10 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
   }
 
   private callConnection<T>(...args: CallArgs): Promise<T> {
+    return this.connectionCaller().call<T>(...args);
+  }
+
+  private connectionCaller(): Caller {
     // Made on the first call: most attempts of most integrations call nothing through connections.
     this.caller ??= makeCaller({
       instanceId: this.instanceId,
@@ -244,7 +254,7 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
       record: (data) => this.deps.writer.event(this.event('connection.call', data)),
       now: () => this.deps.clock.now(),
     });
-    return this.caller<T>(...args);
+    return this.caller;
   }
 
   /**

@@ -4,7 +4,7 @@
  * Kept apart from the executor so that the context classes and fan-out can name these types
  * without importing the executor that imports them.
  */
-import type { HttpConnection } from '../connections/http.js';
+import type { Connection } from '../connections/connection.js';
 import type {
   AnyIntegration,
   ChildCounts,
@@ -125,7 +125,7 @@ export interface ExecuteDeps {
   writer: WorkWriter;
   acceptor: AttemptAcceptor;
   /** Registered connections, for `ctx.call`. */
-  connections: ReadonlyMap<string, HttpConnection>;
+  connections: ReadonlyMap<string, Connection>;
   /** Spans of attempts, steps and calls; null when tracing is not configured. */
   tracing: Tracing | null;
   /** Told of every stored attempt end. */

@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import type { HttpConnection } from '../connections/http.js';
+import type { Connection } from '../connections/connection.js';
 import type { AnyIntegration } from '../define/integration.js';
 import type { Parameters as ScheduleParameters } from '../define/parameters.js';
 import { loggingObserver } from '../logging.js';
@@ -72,7 +72,7 @@ export class Engine {
   readonly logger: Logger;
   readonly workerId: string;
   /** Registered connections, by id. */
-  readonly connections: Map<string, HttpConnection>;
+  readonly connections: Map<string, Connection>;
   /** One observer that fans out to all watchers, so that a throwing watcher cannot break the engine. */
   readonly observer: Required<EngineObserver>;
   /** Spans of the engine's work; null when tracing is not configured (then no span is made). */

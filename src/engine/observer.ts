@@ -2,7 +2,7 @@
  * Hooks into what the engine does, for metrics, logs and other in-process watchers: one place that
  * hears of every attempt's end, refused trigger request, circuit change and fired cron slot.
  */
-import type { HttpConnection } from '../connections/http.js';
+import type { Connection } from '../connections/connection.js';
 import type { TandemError } from '../errors.js';
 import type { ErrorInfo, InstanceWork, Mode } from '../model.js';
 import type { SlotEvent } from './scheduler.js';
@@ -47,7 +47,7 @@ export interface EngineObserver {
  * needs no listener. Returns the unsubscribe.
  */
 export function watchCircuits(
-  connections: Iterable<HttpConnection>,
+  connections: Iterable<Connection>,
   observer: Pick<Required<EngineObserver>, 'circuit'>,
 ): () => void {
   const unsubscribes: (() => void)[] = [];

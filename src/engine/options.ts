@@ -3,7 +3,7 @@
  * them without importing the facade.
  */
 import type { Logger } from 'pino';
-import type { HttpConnection } from '../connections/http.js';
+import type { Connection } from '../connections/connection.js';
 import type { RetentionOptions } from '../define/config.js';
 import type { AnyIntegration, ChildCounts } from '../define/integration.js';
 
@@ -54,7 +54,7 @@ export interface EngineOptions {
   /** How long finished instances are kept, per outcome, and how often the purge runs; `false` keeps everything. */
   retention?: RetentionOptions | false;
   /** Connections to applications, for `ctx.call(connection or id, …)`. */
-  connections?: HttpConnection[];
+  connections?: Connection[];
   /** Watchers of accepts, starts and finishes (e.g. metrics). */
   observers?: EngineObserver[];
   /** Recorded with leases; defaults to host:pid:random. */

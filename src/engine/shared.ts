@@ -5,7 +5,7 @@
  * reaches into another for them.
  */
 import type { Logger } from 'pino';
-import type { HttpConnection } from '../connections/http.js';
+import type { Connection } from '../connections/connection.js';
 import { checkIntegrations } from '../define/config.js';
 import type { AnyIntegration } from '../define/integration.js';
 import { InvalidDefinitionError, UnknownIntegrationError } from '../errors.js';
@@ -17,11 +17,11 @@ import type { EngineObserver } from './observer.js';
 /** The integrations and connections of one engine, and which integrations this process runs. */
 export class Registry {
   private readonly integrations = new Map<string, AnyIntegration>();
-  readonly connections = new Map<string, HttpConnection>();
+  readonly connections = new Map<string, Connection>();
   /** The async and scheduled integrations this process runs (all of them, unless narrowed by `run`). */
   readonly runnableIds: string[];
 
-  constructor(integrations: AnyIntegration[], connections: HttpConnection[] = [], run?: string[]) {
+  constructor(integrations: AnyIntegration[], connections: Connection[] = [], run?: string[]) {
     checkIntegrations(integrations);
     for (const integration of integrations) this.integrations.set(integration.id, integration);
     for (const connection of connections) {

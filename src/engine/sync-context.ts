@@ -5,7 +5,7 @@
  * buffer only on the first start. Most sync handlers read their input, call one thing and answer:
  * they should not pay for the rest.
  */
-import { type Call, type CallArgs, makeCaller } from '../connections/caller.js';
+import { type Call, type CallArgs, type Caller, makeCaller, type Use } from '../connections/caller.js';
 import type {
   AnyIntegration,
   StartedInstance,
@@ -44,8 +44,10 @@ export class SyncCallContext
   private open = true;
   /** The starts buffered for the hand-off. */
   private rows: NewInstance[] | undefined;
-  private caller: Call | undefined;
-  private bound: { start?: Starter['start']; startMany?: Starter['startMany']; call?: Call } | undefined;
+  private caller: Caller | undefined;
+  private bound:
+    | { start?: Starter['start']; startMany?: Starter['startMany']; call?: Call; use?: Use }
+    | undefined;
   /** The call's span, when tracing. */
   span: Span | undefined;
   /** The trace context its children continue: the span's, else the caller's; undefined: none. */
@@ -88,6 +90,12 @@ export class SyncCallContext
     this.bound ??= {};
     this.bound.call ??= this.callConnection.bind(this);
     return this.bound.call;
+  }
+
+  get use(): Use {
+    this.bound ??= {};
+    this.bound.use ??= ((connection) => this.connectionCaller().use(connection)) as Use;
+    return this.bound.use;
   }
 
   /** The deadline passed: fires the signal (now, or when it is first read). */
@@ -160,6 +168,10 @@ export class SyncCallContext
   }
 
   private callConnection<T>(...args: CallArgs): Promise<T> {
+    return this.connectionCaller().call<T>(...args);
+  }
+
+  private connectionCaller(): Caller {
     // Made on the first call: many sync handlers call no connection at all.
     this.caller ??= makeCaller({
       instanceId: this.instanceId,
@@ -168,6 +180,6 @@ export class SyncCallContext
       connections: this.engine.connections,
       now: () => this.engine.clock.now(),
     });
-    return this.caller<T>(...args);
+    return this.caller;
   }
 }

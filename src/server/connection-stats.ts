@@ -14,7 +14,8 @@ interface Tally {
 
 /**
  * Call statistics per connection since the server started, from the connections' own watchers:
- * counts, failures (no answer or a status of 400 and above) and percentiles of recent durations.
+ * counts, failures (no answer, a status of 400 and above, a failed operation) and percentiles of
+ * recent durations.
  */
 export class ConnectionStats {
   private readonly tallies = new Map<string, Tally>();
@@ -30,9 +31,9 @@ export class ConnectionStats {
         next: 0,
       };
       this.tallies.set(connection.id, tally);
-      connection.watch(({ status, durationMs }) => {
+      connection.watch(({ ok, status, durationMs }) => {
         tally.calls++;
-        if (status === null || status >= 400) tally.failures++;
+        if (!ok) tally.failures++;
         tally.lastStatus = status;
         tally.lastCallAt = engine.clock.now();
         tally.durations[tally.next] = durationMs;
@@ -48,7 +49,8 @@ export class ConnectionStats {
       const sorted = [...tally.durations].sort((a, b) => a - b);
       return {
         id: connection.id,
-        baseUrl: new URL(connection.options.baseUrl).origin,
+        type: connection.type,
+        baseUrl: connection.target,
         circuit: connection.circuitState(now),
         calls: tally.calls,
         failures: tally.failures,

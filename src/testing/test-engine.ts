@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import type { HttpConnection } from '../connections/http.js';
+import type { Connection } from '../connections/connection.js';
 import type { ServerOptions } from '../define/config.js';
 import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
@@ -40,7 +40,7 @@ export interface TestEngineOptions {
   /** The integrations under test (and the ones they start). */
   integrations: AnyIntegration[];
   /** The connections they call, usually pointed at {@link fakeApplication}s. */
-  connections?: HttpConnection[];
+  connections?: Connection[];
   /**
    * Default: a SQLite file in a temporary directory, removed by `close()`. A `postgres://` URL: a
    * fresh schema on that server, dropped by `close()` (unless the URL names one with `?schema=`).

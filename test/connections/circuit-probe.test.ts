@@ -35,7 +35,7 @@ async function openThenHalfOpen(connection: HttpConnection, call: () => Promise<
 }
 
 function caller(connection: HttpConnection, signal: AbortSignal) {
-  const call = makeCaller({
+  const { call } = makeCaller({
     instanceId: '01a2b3c4-0000-7000-8000-000000000002',
     attempt: 1,
     signal,

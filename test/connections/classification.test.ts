@@ -147,7 +147,14 @@ describe('connection failures end as classified', () => {
 
 describe('limits', () => {
   it('never exceeds maxConcurrency', async () => {
+    // The application holds every call until 4 are in flight (and a while longer), so that the
+    // limit is reached however slowly a busy machine accepts and claims.
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
     const app = await appServer(async (_req, res) => {
+      await gate;
       await new Promise((resolve) => setTimeout(resolve, 20));
       json(res, 200, {});
     });
@@ -159,6 +166,9 @@ describe('limits', () => {
     });
     closers.push(() => t.close());
     for (let i = 0; i < 60; i++) await t.engine.accept('read', {});
+    await waitFor(async () => app.peakInFlight === 4, '4 calls in flight');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // 46 more instances are waiting to call
+    open();
     await waitFor(async () => (await t.store.countInstances({ status: 'succeeded' })) === 60, 'all calls');
     expect(app.seen).toHaveLength(60);
     expect(app.peakInFlight).toBe(4);

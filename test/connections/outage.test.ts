@@ -81,7 +81,7 @@ describe('target down', () => {
     // The timeout leaves a loaded machine time to deliver the request before the call gives up.
     const slow = httpConnection('slow', { baseUrl: app.url, timeout: 500, circuit });
     const dead = httpConnection('dead', { baseUrl: closed.url, circuit });
-    const call = makeCaller({
+    const { call } = makeCaller({
       instanceId: '01a2b3c4-0000-7000-8000-000000000001',
       attempt: 1,
       signal: new AbortController().signal,

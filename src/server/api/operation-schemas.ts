@@ -6,7 +6,10 @@ export const connectionListSchema = z.object({
   items: z.array(
     z.object({
       id: z.string(),
-      baseUrl: z.string().describe('Origin of the base URL'),
+      type: z.enum(['http', 'sftp', 'postgres', 'smtp']).describe('Kind of connection'),
+      baseUrl: z
+        .string()
+        .describe("Where it connects to, without credentials: the base URL's origin for HTTP"),
       circuit: z.enum(['closed', 'half-open', 'open']),
       calls: z.number().int().describe('Calls since the server started'),
       failures: z.number().int().describe('Calls without an answer or with a status of 400 and above'),
