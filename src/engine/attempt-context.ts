@@ -253,6 +253,9 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
       connections: this.deps.connections,
       record: (data) => this.deps.writer.event(this.event('connection.call', data)),
       now: () => this.deps.clock.now(),
+      traceparent: this.claimed.instance.traceparent,
+      tracing: this.deps.tracing,
+      span: this.span,
     });
     return this.caller;
   }

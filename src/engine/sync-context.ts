@@ -179,6 +179,9 @@ export class SyncCallContext
       signal: this.signal,
       connections: this.engine.connections,
       now: () => this.engine.clock.now(),
+      traceparent: this.traceparent,
+      tracing: this.engine.tracing,
+      span: this.span,
     });
     return this.caller;
   }
