@@ -134,9 +134,9 @@ export async function startTracing(
     return null;
   if (endpoint !== undefined && !isHttpUrl(endpoint))
     throw new InvalidDefinitionError(`tracing.endpoint "${endpoint}" is not an http:// or https:// URL`);
-  const [{ BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] =
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] =
     await Promise.all([
-      import('@opentelemetry/sdk-trace-base'),
+      import('@opentelemetry/sdk-trace-node'),
       import('@opentelemetry/exporter-trace-otlp-http'),
       import('@opentelemetry/resources'),
     ]);
@@ -145,7 +145,8 @@ export async function startTracing(
     ...(endpoint === undefined ? {} : { url: `${endpoint.replace(/\/+$/, '')}/v1/traces` }),
     ...(options?.headers === undefined ? {} : { headers: options.headers }),
   });
-  const provider = new BasicTracerProvider({
+  // Not registered as the global provider: the process's own OpenTelemetry set-up (if any) stays its own.
+  const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       'service.name': options?.serviceName ?? (env.OTEL_SERVICE_NAME || 'tandem'),
     }),
