@@ -101,3 +101,4 @@ export { openStore } from './store/open.js';
 export { PostgresStore } from './store/postgres/store.js';
 export { SqliteStore } from './store/sqlite/store.js';
 export type { Store } from './store/store.js';
+export type { TracingOptions } from './tracing/tracing.js';

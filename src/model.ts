@@ -112,6 +112,11 @@ export interface Instance {
   acknowledgedNote: string | null;
   /** The CloudEvent that started it on an async trigger (its context attributes); absent otherwise. */
   cloudEvent?: InstanceCloudEvent;
+  /**
+   * The W3C trace id of the instance's spans (its trigger's, or its parent's; docs/tracing.md);
+   * null: accepted without tracing and without an incoming `traceparent`.
+   */
+  traceId: string | null;
 }
 
 /**
@@ -141,6 +146,8 @@ export type InstanceWork = Pick<
 > & {
   /** When the current run's first attempt started (set by the claim that started it). */
   startedAt: number;
+  /** The W3C traceparent its spans continue; null: none stored. */
+  traceparent: string | null;
 };
 
 export interface Run {

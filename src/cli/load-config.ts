@@ -152,6 +152,7 @@ export function engineOptionsOf(config: TandemConfig): EngineOptions {
     ...(config.events === undefined ? {} : { events: config.events }),
     ...(config.alerts === undefined ? {} : { alerts: config.alerts }),
     ...(config.activityWebhook === undefined ? {} : { activityWebhook: config.activityWebhook }),
+    ...(config.tracing === undefined ? {} : { tracing: config.tracing }),
     // Callback URLs are handed out by whichever process runs the handler: a worker needs it too.
     ...(publicUrl === undefined ? {} : { publicUrl }),
   };

@@ -2,6 +2,7 @@
  * The configuration of a Tandem process, checked as a whole when it is defined (and again when the
  * CLI loads it), so that a wrong option fails at start with `invalid-definition`.
  */
+import type { TracerProvider } from '@opentelemetry/api';
 import { z } from 'zod';
 import { type AlertsOptions, alertsSchema, checkAlerts } from '../alerts/options.js';
 import { type Connection, isConnection } from '../connections/connection.js';
@@ -10,6 +11,7 @@ import { InvalidDefinitionError } from '../errors.js';
 import type { ActivityWebhookOptions } from '../feeds/activity-webhook.js';
 import { ACTIVITY_TYPES } from '../lifecycle/index.js';
 import { ROLES, type Role } from '../model.js';
+import type { TracingOptions } from '../tracing/tracing.js';
 import { type AnyIntegration, isIntegration } from './integration.js';
 import { checkOptions, delayMs, integer, nonEmptyText, oneOf, options, timerMs } from './options.js';
 
@@ -112,6 +114,12 @@ export interface TandemConfig {
    * in the store (docs/configuration.md, "Activity webhook").
    */
   activityWebhook?: ActivityWebhookOptions;
+  /**
+   * OpenTelemetry traces (docs/tracing.md): `{ endpoint, headers, serviceName }` for Tandem's own
+   * OTLP/HTTP exporter, or `{ tracerProvider }` of your own SDK; `false` turns them off. Default: on
+   * when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+   */
+  tracing?: TracingOptions | false;
 }
 
 const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -241,6 +249,35 @@ const configSchema = options({
     pollIntervalMs: timerMs.optional(),
     retry: options({ minMs: timerMs.optional(), maxMs: timerMs.optional() }).optional(),
   } satisfies Record<keyof ActivityWebhookOptions, unknown>).optional(),
+  tracing: z
+    .union(
+      [
+        z.literal(false),
+        options({
+          endpoint: z
+            .string({ error: 'must be a string' })
+            .refine((value) => /^https?:\/\/[^?#]+$/.test(value) && URL.canParse(value), {
+              error: 'must be an http:// or https:// URL',
+            })
+            .optional(),
+          headers: z
+            .record(z.string(), z.string(), { error: 'must be an object of header values' })
+            .optional(),
+          serviceName: nonEmptyText.optional(),
+          tracerProvider: z
+            .custom<TracerProvider>(
+              (value) =>
+                typeof value === 'object' &&
+                value !== null &&
+                typeof (value as { getTracer?: unknown }).getTracer === 'function',
+              { error: 'must be an OpenTelemetry TracerProvider' },
+            )
+            .optional(),
+        } satisfies Record<keyof TracingOptions, unknown>),
+      ],
+      { error: 'must be false or { endpoint, headers, serviceName, tracerProvider }' },
+    )
+    .optional(),
 } satisfies Record<keyof TandemConfig, unknown>);
 
 /**

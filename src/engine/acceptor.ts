@@ -34,6 +34,8 @@ import type { FileClaims } from '../sources/bytes.js';
 import { isRecordSource } from '../sources/source.js';
 import { UnstorableTextError } from '../store/faults.js';
 import type { InsertOutcome, NewInstance, Store } from '../store/store.js';
+import { normalTraceparent } from '../tracing/traceparent.js';
+import { ATTR, SpanKind, type Tracing, traceparentOf, trackingAttributes } from '../tracing/tracing.js';
 import type { AttemptAcceptor } from './attempt.js';
 import { Batcher } from './batcher.js';
 import type { Clock } from './clock.js';
@@ -60,6 +62,7 @@ export class Acceptor implements AttemptAcceptor {
   private readonly registry: Registry;
   private readonly observer: Required<EngineObserver>;
   private readonly batcher: Batcher<NewInstance[], InsertOutcome[]>;
+  private readonly tracing: Tracing | null;
   /** Set once the engine begins to stop: from then on every accept is refused. */
   private closed = false;
 
@@ -74,6 +77,7 @@ export class Acceptor implements AttemptAcceptor {
     this.clock = parts.clock;
     this.registry = parts.registry;
     this.observer = parts.observer;
+    this.tracing = parts.tracing;
     this.batcher = new Batcher(async (groups) => {
       const outcomes = await this.store.insertInstances(groups.flat());
       let offset = 0;
@@ -122,8 +126,9 @@ export class Acceptor implements AttemptAcceptor {
     const idempotencyKey = options.idempotencyKey ?? null;
     const unstorable = unstorableKeys(def, tracking, orderingKey, idempotencyKey);
     if (unstorable) throw new UnstorableTextError(unstorable);
+    const instanceId = uuidv7(now);
     return {
-      id: uuidv7(now),
+      id: instanceId,
       integrationId: integration.id,
       mode: integration.mode,
       status: TRANSITIONS.accept.to,
@@ -139,7 +144,39 @@ export class Acceptor implements AttemptAcceptor {
       runAt: options.runAt ?? now,
       // Recorded for good: the instance always continues on this version's handler.
       version: integration.version ?? null,
+      traceparent:
+        this.tracing === null
+          ? options.traceparent === undefined
+            ? null
+            : (normalTraceparent(options.traceparent) ?? null)
+          : this.acceptSpan(instanceId, integration, tracking, options),
     };
+  }
+
+  /**
+   * The trace context a new instance's spans continue. A child continues the span that started it;
+   * other work gets an accept span (under the trigger's incoming traceparent, if any) that its
+   * attempts are children of, so that every instance has a trace from the moment it is accepted.
+   */
+  private acceptSpan(
+    instanceId: string,
+    integration: AnyIntegration,
+    tracking: Record<string, string>,
+    options: AcceptOptions,
+  ): string | null {
+    if (options.parentId !== undefined)
+      return options.traceparent === undefined ? null : (normalTraceparent(options.traceparent) ?? null);
+    const span = this.tracing!.start(
+      `accept ${integration.id}`,
+      SpanKind.PRODUCER,
+      options.traceparent,
+      trackingAttributes(
+        { [ATTR.instance]: instanceId, [ATTR.integration]: integration.id, [ATTR.mode]: integration.mode },
+        tracking,
+      ),
+    );
+    span.end();
+    return traceparentOf(span);
   }
 
   /**
@@ -217,6 +254,7 @@ export class Acceptor implements AttemptAcceptor {
     const accepted = await this.accept(integration, input, {
       idempotencyKey: options?.idempotencyKey ?? `${parent.id}:start:${call}`,
       parentId: parent.id,
+      ...(parent.traceparent === null ? {} : { traceparent: parent.traceparent }),
     });
     return { instanceId: accepted.instanceId, created: accepted.created } satisfies StartedInstance;
   }
@@ -248,6 +286,8 @@ export class Acceptor implements AttemptAcceptor {
     const target = this.registry.find(typeof integration === 'string' ? integration : integration?.id);
     const validated =
       isRecordSource(inputs) && target?.input !== undefined && inputs.validatedBy(target.input);
+    // Every child continues the parent's trace (the span that started them, when tracing).
+    const traced = parent.traceparent === null ? {} : { traceparent: parent.traceparent };
     const prepareChild = (input: unknown): NewInstance => {
       const row = this.prepare(
         integration,
@@ -256,6 +296,7 @@ export class Acceptor implements AttemptAcceptor {
           // Zero-padded, so that a parent's keys are in index order: appended, not scattered.
           idempotencyKey: `${parent.id}:start:${call}:${String(count).padStart(10, '0')}`,
           parentId: parent.id,
+          ...traced,
         },
         { hashed: false, validated },
       );

@@ -30,9 +30,10 @@ import {
 } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
 import { type ActivityData, type ActivityType, activity } from '../lifecycle/index.js';
-import type { ErrorInfo, Json, NewActivityEvent } from '../model.js';
+import type { ErrorInfo, InstanceWork, Json, NewActivityEvent } from '../model.js';
 import { Redactor } from '../redaction.js';
 import type { ClaimedInstance, NewWait } from '../store/store.js';
+import { ATTR, endSpan, type Span, SpanKind, stepSpan, traceparentOf } from '../tracing/tracing.js';
 import { matchKey, matchShape } from '../waits/match.js';
 import type { Attempt, ExecuteDeps } from './attempt.js';
 import { fanOut } from './fan-out.js';
@@ -108,6 +109,8 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
   /** Stored steps this attempt has returned (the others show whether the handler changed). */
   private readonly visited = new Set<string>();
   private masker: Redactor | undefined;
+  /** The attempt's span, when tracing: its steps, calls and children continue it. */
+  span: Span | undefined;
 
   constructor(
     private readonly claimed: ClaimedInstance,
@@ -223,7 +226,14 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
 
   private startChild(child: AnyIntegration | string, input: unknown, options?: StartOptions) {
     this.ensureLive();
-    return this.deps.acceptor.startChild(this.claimed.instance, ++this.calls, child, input, options);
+    return this.deps.acceptor.startChild(this.parentOfChildren(), ++this.calls, child, input, options);
+  }
+
+  /** The instance as its children see it: when tracing, they continue the span that starts them. */
+  private parentOfChildren(): InstanceWork {
+    const { instance } = this.claimed;
+    if (this.span === undefined) return instance;
+    return { ...instance, traceparent: traceparentOf(stepSpan.getStore() ?? this.span) };
   }
 
   private startChildren(
@@ -234,7 +244,7 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     this.ensureLive();
     return fanOut({
       ctx: this,
-      parent: this.claimed.instance,
+      parent: this.parentOfChildren(),
       call: ++this.calls,
       deps: this.deps,
       child,
@@ -260,6 +270,9 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
       connections: this.deps.connections,
       record: (data) => this.deps.writer.event(this.event('connection.call', data)),
       now: () => this.deps.clock.now(),
+      traceparent: this.claimed.instance.traceparent,
+      tracing: this.deps.tracing,
+      span: this.span,
     });
     return this.caller;
   }
@@ -316,22 +329,23 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     const lease = { instanceId: this.instanceId, claimToken: this.claimed.claimToken };
     const stepStarted = clock.now();
     writer.event(this.event('step.started', { step: name, attempt: this.attempt }));
+    // The signal (an AbortController made on first use) only for a function that takes it.
+    let body = () =>
+      Promise.resolve().then(() => (fn.length === 0 ? (fn as () => T | Promise<T>)() : fn(handle.signal)));
+    const span = this.span === undefined ? undefined : this.stepSpan(name);
+    if (span !== undefined) {
+      const run = body;
+      body = () => stepSpan.run(span, () => deps.tracing!.within(span, run));
+    }
     let result: T;
     try {
       // The step's name travels with its async work, so calls inside derive their idempotency key from it.
-      result = await Promise.race([
-        // The signal (an AbortController made on first use) only for a function that takes it.
-        currentStep.run({ name, calls: 0 }, () =>
-          Promise.resolve().then(() =>
-            fn.length === 0 ? (fn as () => T | Promise<T>)() : fn(handle.signal),
-          ),
-        ),
-        this.aborted,
-      ]);
+      result = await Promise.race([currentStep.run({ name, calls: 0 }, body), this.aborted]);
       this.ensureLive();
     } catch (thrown) {
       this.failedStep = { name, thrown };
       const error = this.redactor.error(toErrorInfo(thrown));
+      if (span !== undefined) endSpan(span, error);
       const finishedAt = clock.now();
       if (!handle.over) {
         void writer.step({
@@ -349,6 +363,7 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
       }
       throw thrown;
     }
+    span?.end();
     const outputJson = toStoredJson(result, `The result of step "${name}"`);
     const finishedAt = clock.now();
     const held = await writer.step({
@@ -363,6 +378,17 @@ export class AttemptContext<I = unknown> implements AsyncContext<I> {
     }
     // The handler sees what a later attempt would read back from the store.
     return JSON.parse(outputJson) as T;
+  }
+
+  /** A step's span, under the attempt's; its name as the events show it (masked). */
+  private stepSpan(name: string): Span {
+    const shown = this.redactor.text(name);
+    return this.deps.tracing!.start(`step ${shown}`, SpanKind.INTERNAL, this.span, {
+      [ATTR.instance]: this.instanceId,
+      [ATTR.integration]: this.integrationId,
+      [ATTR.step]: shown,
+      [ATTR.attempt]: this.attempt,
+    });
   }
 
   private sleepUntil(name: string, duration: Duration | Date): Promise<void> {

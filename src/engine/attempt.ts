@@ -17,6 +17,7 @@ import { coerceError } from '../errors.js';
 import type { InstanceWork } from '../model.js';
 import type { FileClaims } from '../sources/bytes.js';
 import type { ArmCallback, WaitKey, WaitRecord } from '../store/store.js';
+import type { Tracing } from '../tracing/tracing.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
 import type { WorkWriter } from './writer.js';
@@ -128,6 +129,8 @@ export interface ExecuteDeps {
   acceptor: AttemptAcceptor;
   /** Registered connections, for `ctx.call`. */
   connections: ReadonlyMap<string, Connection>;
+  /** Spans of attempts, steps and calls; null when tracing is not configured. */
+  tracing: Tracing | null;
   /** Told of every stored attempt end. */
   observer?: EngineObserver;
   slots?: AttemptSlots;

@@ -100,6 +100,7 @@ export class Dispatcher implements AttemptSlots, Waker {
       writer,
       acceptor,
       connections: this.registry.connections,
+      tracing: parts.tracing,
       observer: this.observer,
       slots: this,
       waits,

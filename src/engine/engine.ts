@@ -28,6 +28,7 @@ import type {
   StatsRequest,
   Store,
 } from '../store/store.js';
+import { startTracing, type Tracing } from '../tracing/tracing.js';
 import { Acceptor, type ChildPreparation } from './acceptor.js';
 import type { FollowOptions } from './activity.js';
 import { type Clock, systemClock } from './clock.js';
@@ -77,6 +78,8 @@ export class Engine {
   readonly connections: Map<string, Connection>;
   /** One observer that fans out to all watchers, so that a throwing watcher cannot break the engine. */
   readonly observer: Required<EngineObserver>;
+  /** Spans of the engine's work; null when tracing is not configured (then no span is made). */
+  readonly tracing: Tracing | null;
   private readonly store: Store;
   private readonly ownsStore: boolean;
   private readonly worker: boolean;
@@ -97,6 +100,7 @@ export class Engine {
     options: EngineOptions,
     store: Store,
     ownsStore: boolean,
+    tracing: Tracing | null,
     Webhook: typeof ActivityWebhook | null = null,
   ) {
     // Alerts are delivered by an integration of their own, run like the others.
@@ -134,8 +138,10 @@ export class Engine {
       }
     }
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-6)}`;
+    this.tracing = tracing;
     const parts = {
       store,
+      tracing,
       clock: this.clock,
       logger: this.logger,
       registry: this.registry,
@@ -193,10 +199,11 @@ export class Engine {
   /** Creates an engine; opens the store when given a URL. Call `start()` to begin running instances. */
   static async create(options: EngineOptions): Promise<Engine> {
     const given = options.store;
+    const tracing = await startTracing(options.tracing);
     // The CloudEvents SDK is loaded only by an engine that sends the activity webhook.
     const feeds = options.activityWebhook ? await import('../feeds/activity-webhook.js') : null;
     const store = typeof given === 'object' ? given : await openStore(given);
-    return new Engine(options, store, typeof given !== 'object', feeds?.ActivityWebhook ?? null);
+    return new Engine(options, store, typeof given !== 'object', tracing, feeds?.ActivityWebhook ?? null);
   }
 
   /** Subscribes to "something was committed" hints (accepts, step results, finishes). */
@@ -387,6 +394,7 @@ export class Engine {
     await this.acceptor.drain();
     await this.dispatcher.handBack(leftovers);
     if (this.ownsStore) await this.store.close();
+    await this.tracing?.shutdown();
   }
 
   // ── Operating on stored work ──────────────────────────────────────────────────────────────

@@ -7,11 +7,18 @@
 
 import type { AsyncDefinition, ScheduledDefinition } from '../define/integration.js';
 import { handlerOfVersion } from '../define/integration.js';
-import { AttemptTimeoutError, coerceError, LeaseLostError, VersionMissingError } from '../errors.js';
+import {
+  AttemptTimeoutError,
+  coerceError,
+  LeaseLostError,
+  toErrorInfo,
+  VersionMissingError,
+} from '../errors.js';
 import { toStoredJson } from '../json.js';
 import { type ActivityData, FINISH, type FinishKind } from '../lifecycle/index.js';
 import type { ErrorInfo, NewActivityEvent } from '../model.js';
 import type { AttemptOutcome, ClaimedInstance } from '../store/store.js';
+import { ATTR, endSpan, type Span, SpanKind, type Tracing, trackingAttributes } from '../tracing/tracing.js';
 import type { Attempt, ExecuteDeps } from './attempt.js';
 import { AttemptContext, ScheduledAttemptContext } from './attempt-context.js';
 import { retryOrFail } from './retry-or-fail.js';
@@ -62,6 +69,15 @@ export async function executeAttempt(
       throw missing;
     };
   }
+  // A span only when tracing is configured: otherwise the attempt makes no span object at all.
+  const { tracing } = deps;
+  let span: Span | undefined;
+  if (tracing !== null) {
+    const traced = attemptSpan(tracing, instance, integration.mode);
+    span = context.span = traced;
+    const run = runHandler;
+    runHandler = () => tracing.within(traced, run);
+  }
 
   let outcome: AttemptOutcome;
   let step: string | undefined;
@@ -78,6 +94,8 @@ export async function executeAttempt(
     if (error instanceof LeaseLostError || attempt.over) {
       attempt.over = true;
       clearTimeout(timer);
+      if (span)
+        endSpan(span.setAttribute(ATTR.outcome, 'abandoned'), context.redactor.error(toErrorInfo(error)));
       return; // someone else owns the instance now (taken over, cancelled or shutting down)
     }
     if (context.suspended) {
@@ -116,6 +134,10 @@ export async function executeAttempt(
       ? { parameters: { integrationId: instance.integrationId, patchJson: JSON.stringify(patch) } }
       : {}),
   });
+  if (span) {
+    span.setAttribute(ATTR.outcome, held ? outcome.kind : 'abandoned');
+    endSpan(span, outcome.kind === 'retry' || outcome.kind === 'failed' ? outcome.error : null);
+  }
   if (held) {
     deps.observer?.finished?.(
       instance,
@@ -133,6 +155,27 @@ export async function executeAttempt(
             },
     );
   }
+}
+
+/** The span of one attempt: a child of the context stored with the instance (its accept span, or its parent's). */
+function attemptSpan(tracing: Tracing, instance: ClaimedInstance['instance'], mode: string): Span {
+  const attributes = trackingAttributes(
+    {
+      [ATTR.instance]: instance.id,
+      [ATTR.integration]: instance.integrationId,
+      [ATTR.mode]: mode,
+      [ATTR.run]: instance.run,
+      [ATTR.attempt]: instance.attempt,
+    },
+    instance.tracking,
+  );
+  if (instance.parentId !== null) attributes[ATTR.parent] = instance.parentId;
+  return tracing.start(
+    `attempt ${instance.integrationId}`,
+    SpanKind.CONSUMER,
+    instance.traceparent,
+    attributes,
+  );
 }
 
 type OutcomeOf<K extends FinishKind> = Extract<AttemptOutcome, { kind: K }>;

@@ -13,6 +13,7 @@ export type { RetentionOptions };
 
 import type { ActivityEvent, Instance, InstanceStatus, Run, Step, Wait } from '../model.js';
 import type { Store } from '../store/store.js';
+import type { TracingOptions } from '../tracing/tracing.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
 import type { SlotEvent } from './scheduler.js';
@@ -77,11 +78,21 @@ export interface EngineOptions {
   alerts?: AlertsOptions;
   /** Sends the activity stream to a URL as CloudEvents (from a worker process; one at a time). */
   activityWebhook?: ActivityWebhookOptions;
+  /**
+   * OpenTelemetry traces (docs/tracing.md): a tracer provider, or an OTLP endpoint; `false` turns
+   * them off. Default: on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
+   */
+  tracing?: TracingOptions | false;
 }
 
 export interface AcceptOptions {
   idempotencyKey?: string;
   parentId?: string;
+  /**
+   * The W3C traceparent the instance continues: a trigger's incoming one, or (for a child) the
+   * span that started it. Invalid values are ignored.
+   */
+  traceparent?: string;
   /** Do not run before this time (ms since epoch). */
   runAt?: number;
 }

@@ -10,6 +10,7 @@ import { checkIntegrations } from '../define/config.js';
 import type { AnyIntegration } from '../define/integration.js';
 import { InvalidDefinitionError, UnknownIntegrationError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import type { Tracing } from '../tracing/tracing.js';
 import type { Clock } from './clock.js';
 import type { EngineObserver } from './observer.js';
 
@@ -92,6 +93,8 @@ export class Observers {
 /** What every part of the engine is made with. */
 export interface EngineParts {
   store: Store;
+  /** Null when tracing is not configured. */
+  tracing: Tracing | null;
   clock: Clock;
   logger: Logger;
   registry: Registry;

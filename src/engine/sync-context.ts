@@ -16,6 +16,7 @@ import type {
 import { TandemError } from '../errors.js';
 import type { Actor } from '../model.js';
 import type { NewInstance } from '../store/store.js';
+import type { Span } from '../tracing/tracing.js';
 import type { Engine } from './engine.js';
 
 /** One call of a sync integration; every part is already validated. */
@@ -28,6 +29,8 @@ export interface SyncCall {
   source?: 'console';
   /** The management token that called it (`POST /api/integrations/:id/call`): its record says so. */
   actor?: Actor;
+  /** The caller's W3C traceparent (already checked): the call's span, or its trace, continues it. */
+  traceparent?: string;
 }
 
 export class SyncCallContext
@@ -48,6 +51,10 @@ export class SyncCallContext
   private bound:
     | { start?: Starter['start']; startMany?: Starter['startMany']; call?: Call; use?: Use }
     | undefined;
+  /** The call's span, when tracing. */
+  span: Span | undefined;
+  /** The trace context its children continue: the span's, else the caller's; undefined: none. */
+  traceparent: string | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -59,6 +66,7 @@ export class SyncCallContext
     this.params = call.params ?? {};
     this.query = call.query ?? {};
     this.headers = call.headers ?? {};
+    this.traceparent = call.traceparent;
   }
 
   get signal(): AbortSignal {
@@ -132,6 +140,8 @@ export class SyncCallContext
     const row = this.engine.prepare(integration, input, {
       parentId: this.instanceId,
       ...(options?.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+      // The hand-off: the child's attempts are spans of this call's trace.
+      ...(this.traceparent === undefined ? {} : { traceparent: this.traceparent }),
     });
     this.rows ??= [];
     this.rows.push(row);
@@ -147,7 +157,12 @@ export class SyncCallContext
     for await (const input of inputs) {
       this.ensureOpen();
       // No idempotency keys: a sync instance runs once, so there is no earlier attempt to dedupe.
-      rows.push(this.engine.prepare(integration, input, { parentId: this.instanceId }));
+      rows.push(
+        this.engine.prepare(integration, input, {
+          parentId: this.instanceId,
+          ...(this.traceparent === undefined ? {} : { traceparent: this.traceparent }),
+        }),
+      );
     }
     // All or nothing: the rows join the hand-off only once every input was valid.
     this.rows ??= [];
@@ -167,6 +182,9 @@ export class SyncCallContext
       signal: this.signal,
       connections: this.engine.connections,
       now: () => this.engine.clock.now(),
+      traceparent: this.traceparent,
+      tracing: this.engine.tracing,
+      span: this.span,
     });
     return this.caller;
   }

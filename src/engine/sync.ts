@@ -21,6 +21,7 @@ import { isStorableText, toStoredJson } from '../json.js';
 import type { ErrorInfo } from '../model.js';
 import { Redactor, SECRET_KEY_IN_JSON } from '../redaction.js';
 import { storeFault, UnstorableTextError } from '../store/faults.js';
+import { ATTR, endSpan, type Span, SpanKind, traceparentOf, trackingAttributes } from '../tracing/tracing.js';
 import type { Engine } from './engine.js';
 import { uuidv7 } from './ids.js';
 import { type SyncCall, SyncCallContext } from './sync-context.js';
@@ -108,6 +109,16 @@ export class SyncRunner {
     const ctx = new SyncCallContext(this.engine, integration.id, instanceId, call);
     // A sync instance's record is monitoring only (never rerun): it is stored masked, like its log lines.
     const redactor = Redactor.of(integration.redact, call.input, call.params, call.query);
+    const { tracing } = this.engine;
+    let span: Span | undefined;
+    if (tracing !== null) {
+      span = ctx.span = tracing.start(`sync ${integration.id}`, SpanKind.SERVER, call.traceparent, {
+        [ATTR.instance]: instanceId,
+        [ATTR.integration]: integration.id,
+        [ATTR.mode]: 'sync',
+      });
+      ctx.traceparent = traceparentOf(span);
+    }
 
     let outcome: SyncOutcome;
     let cause: unknown = null;
@@ -122,7 +133,10 @@ export class SyncRunner {
           ctx.expire(error);
           reject(error);
         }, deadlineMs);
-        const value = callHandler(integration, ctx);
+        const value =
+          span === undefined
+            ? callHandler(integration, ctx)
+            : tracing!.within(span, () => callHandler(integration, ctx));
         // Not resolve(value): a promise handed to resolve() locks the outcome, and the deadline's
         // reject would then be ignored.
         if (isThenable(value)) value.then(resolve, reject);
@@ -142,7 +156,7 @@ export class SyncRunner {
       outcome = this.failure(integration, instanceId, thrown, ctx.committing, redactor);
     }
     if (!outcome.ok) this.logFailure(integration, outcome, redactor.logged(cause));
-    this.record(integration, call, instanceId, startedAt, outcome, cause, redactor);
+    this.record(integration, call, ctx, startedAt, outcome, cause, redactor);
     return outcome;
   }
 
@@ -234,12 +248,13 @@ export class SyncRunner {
   private record(
     integration: SyncIntegration,
     call: SyncCall,
-    id: string,
+    ctx: SyncCallContext,
     startedAt: number,
     outcome: SyncOutcome,
     cause: unknown,
     redactor: Redactor,
   ): void {
+    const id = ctx.instanceId;
     const finishedAt = this.engine.clock.now();
     this.engine.observer.syncFinished(
       integration.id,
@@ -261,6 +276,16 @@ export class SyncRunner {
       error = redactor.error(toErrorInfo(cause ?? outcome.error));
       if (error.code === undefined) error.code = outcome.error.code;
     }
+    const tracking = trackingOf(integration, call, redactor);
+    if (ctx.span !== undefined) {
+      // Tracking values and the error as the record holds them: masked.
+      ctx.span.setAttributes(
+        trackingAttributes({ [ATTR.outcome]: outcome.ok ? 'succeeded' : 'failed' }, tracking),
+      );
+      if (outcome.ok && typeof outcome.status === 'number')
+        ctx.span.setAttribute(ATTR.status, outcome.status);
+      endSpan(ctx.span, error);
+    }
     this.recorder.record({
       id,
       integrationId: integration.id,
@@ -268,7 +293,7 @@ export class SyncRunner {
       status: outcome.ok ? 'succeeded' : 'failed',
       inputJson,
       inputHash: null,
-      tracking: trackingOf(integration, call, redactor),
+      tracking,
       orderingKey: null,
       idempotencyKey: null,
       parentId: null,
@@ -281,6 +306,7 @@ export class SyncRunner {
       durationMs: finishedAt - startedAt,
       ...(call.source ? { source: call.source } : {}),
       ...(call.actor ? { actor: call.actor } : {}),
+      ...(ctx.traceparent === undefined ? {} : { traceparent: ctx.traceparent }),
     });
   }
 }

@@ -13,6 +13,7 @@ import type { AnyIntegration } from '../define/integration.js';
 import { parseRoute } from '../define/route.js';
 import type { SyncIntegration } from '../engine/sync.js';
 import { type InputIssue, InvalidDefinitionError } from '../errors.js';
+import { incomingTraceparent } from '../tracing/traceparent.js';
 import { sendAccepted } from './accepted.js';
 import { receivedCloudEvent } from './cloudevents.js';
 import type { ServerContext } from './context.js';
@@ -91,6 +92,8 @@ function syncHandler(context: ServerContext, integration: SyncIntegration, crede
     const input = validatePart(integration.input, request.body, 'body', issues);
     assertValid(issues);
     let headers = request.headers;
+    // The caller's trace, when it sends a valid W3C traceparent: the call's span continues it.
+    const traceparent = incomingTraceparent(headers);
     if (credentialHeader) {
       headers = { ...headers };
       delete headers[credentialHeader];
@@ -102,6 +105,7 @@ function syncHandler(context: ServerContext, integration: SyncIntegration, crede
         params: params as Record<string, unknown>,
         query: query as Record<string, unknown>,
         headers,
+        ...(traceparent === undefined ? {} : { traceparent }),
       },
       checkAnswer,
     );
@@ -120,12 +124,13 @@ function asyncHandler(context: ServerContext, integration: AnyIntegration) {
       idempotencyKey = `webhook:${request.headers['webhook-id']}`;
     }
     let row: ReturnType<typeof context.engine.prepare>;
+    // The caller's trace, when it sends a valid W3C traceparent: the instance's spans continue it.
+    const traceparent = incomingTraceparent(request.headers);
     try {
-      row = context.engine.prepare(
-        integration,
-        cloudEvent === null ? request.body : cloudEvent.data,
-        idempotencyKey === undefined ? {} : { idempotencyKey },
-      );
+      row = context.engine.prepare(integration, cloudEvent === null ? request.body : cloudEvent.data, {
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+        ...(traceparent === undefined ? {} : { traceparent }),
+      });
     } catch (error) {
       throw inPart(error, 'body', cloudEvent?.mode === 'structured' ? 'data' : '');
     }

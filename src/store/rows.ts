@@ -22,6 +22,7 @@ import type {
   Step,
   StepStatus,
 } from '../model.js';
+import { traceIdOf } from '../tracing/traceparent.js';
 import type { TransitionOutcome, WaitRecord } from './store.js';
 
 export interface InstanceRow {
@@ -50,6 +51,7 @@ export interface InstanceRow {
   version: string | null;
   acknowledged_at?: number | string | null;
   acknowledged_note?: string | null;
+  traceparent?: string | null;
 }
 
 /** Tracking values: JSON text (SQLite) or an already parsed JSONB object (PostgreSQL). */
@@ -90,12 +92,13 @@ export function instanceFromRow(row: InstanceRow): Instance {
     version: row.version ?? null,
     acknowledgedAt: numOrNull(row.acknowledged_at ?? null),
     acknowledgedNote: row.acknowledged_note ?? null,
+    traceId: traceIdOf(row.traceparent),
   };
 }
 
 /** Columns a claim returns, and their mapping. */
 export const WORK_COLUMNS =
-  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at, version';
+  'seq, id, integration_id, input, run, attempt, ordering_key, parent_id, tracking, started_at, version, traceparent';
 
 export type WorkRow = Pick<
   InstanceRow,
@@ -110,6 +113,7 @@ export type WorkRow = Pick<
   | 'tracking'
   | 'started_at'
   | 'version'
+  | 'traceparent'
 >;
 
 export function workFromRow(row: WorkRow): InstanceWork {
@@ -126,6 +130,7 @@ export function workFromRow(row: WorkRow): InstanceWork {
     // A claim sets it when it is null, so a claimed row always has one.
     startedAt: num(row.started_at ?? 0),
     version: row.version ?? null,
+    traceparent: row.traceparent ?? null,
   };
 }
 

@@ -59,6 +59,8 @@ export interface NewInstance {
   version?: string | null;
   /** The CloudEvent it came as (async triggers): stored beside it, only when it is created. */
   cloudEvent?: InstanceCloudEvent;
+  /** The W3C traceparent the instance's spans continue (its trace id is shown with it), or null. */
+  traceparent?: string | null;
   /** Sync records arrive finished. */
   outputJson?: string | null;
   error?: ErrorInfo | null;

@@ -35,6 +35,7 @@ function failed(integrationId: string, error: ErrorInfo, mode: Instance['mode'] 
     version: null,
     acknowledgedAt: null,
     acknowledgedNote: null,
+    traceId: null,
   };
 }
 

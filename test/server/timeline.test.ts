@@ -37,6 +37,7 @@ function instance(overrides: Partial<Instance> = {}): Instance {
     version: null,
     acknowledgedAt: null,
     acknowledgedNote: null,
+    traceId: null,
     ...overrides,
   };
 }

@@ -119,6 +119,16 @@ function Detail({ detail, reload }: { detail: InstanceDetail; reload: () => void
             </dd>
           </>
         ) : null}
+        {instance.traceId ? (
+          <>
+            <dt>Trace</dt>
+            <dd>
+              <code class="trace-id" title="W3C trace id: find the instance's spans in your tracing backend">
+                {instance.traceId}
+              </code>
+            </dd>
+          </>
+        ) : null}
         <dt>Id</dt>
         <dd>
           <code>{instance.id}</code>

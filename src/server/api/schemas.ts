@@ -161,6 +161,10 @@ export const instanceSchema = z.object({
     .object({ id: z.string(), source: z.string(), type: z.string(), subject: z.string().nullable() })
     .optional()
     .describe('The CloudEvent that started it on an async trigger (its attributes); absent otherwise'),
+  traceId: z
+    .string()
+    .nullable()
+    .describe("The W3C trace id of the instance's spans (docs/tracing.md); null: none"),
 });
 
 const runSchema = z.object({

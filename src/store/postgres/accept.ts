@@ -21,15 +21,16 @@ export async function insertRows(
     `WITH r AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[])
+         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::text[])
          AS r(id, integration_id, mode, status, input, input_hash, output, error, tracking, track_1, track_2,
            track_3, ordering_key, idempotency_key, parent_id, created_at, run_at, started_at, finished_at,
-           duration_ms, version)
+           duration_ms, version, traceparent)
      ), inserted AS (
        INSERT INTO {{schema}}.instance_rows (id, integration_id, mode, input, input_hash, run, run_started_at,
-         tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at, version)
+         tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id, created_at, version,
+         traceparent)
        SELECT id, integration_id, mode, input, input_hash, 1, created_at, tracking::jsonb, track_1, track_2, track_3,
-         ordering_key, idempotency_key, parent_id, created_at, version
+         ordering_key, idempotency_key, parent_id, created_at, version, traceparent
        FROM r
        ON CONFLICT DO NOTHING
        RETURNING seq, id
@@ -63,6 +64,7 @@ export async function insertRows(
       rows.map((r) => r.finishedAt ?? null),
       rows.map((r) => r.durationMs ?? null),
       rows.map((r) => r.version ?? null),
+      rows.map((r) => r.traceparent ?? null),
     ],
   );
   const created = new Set(inserted.rows.map((r: { id: string }) => r.id));

@@ -405,6 +405,22 @@ CREATE INDEX file_claims_held ON {{schema}}.file_claims (instance_id) WHERE done
 `,
   },
   {
+    version: 9,
+    name: 'trace context of instances',
+    sql: `
+-- The W3C traceparent an instance's spans continue (its accept span's, or the trigger's incoming
+-- one): written once at accept and never changed, so it lives on the instance row, not on the narrow
+-- state row. No index. A view may only gain columns at its end.
+ALTER TABLE {{schema}}.instance_rows ADD COLUMN traceparent TEXT;
+CREATE OR REPLACE VIEW {{schema}}.instances AS
+SELECT r.seq, r.id, r.integration_id, r.mode, s.status, r.input, r.input_hash, s.output, s.error, r.run, r.run_from,
+  r.run_started_at, s.attempt, r.tracking, r.track_1, r.track_2, r.track_3, r.ordering_key, r.idempotency_key,
+  r.parent_id, r.created_at, s.updated_at, s.run_at, s.started_at, s.finished_at, s.duration_ms, s.claim_token,
+  s.lease_owner, s.lease_until, r.version, r.acknowledged_at, r.acknowledged_note, r.traceparent
+FROM {{schema}}.instance_rows AS r JOIN {{schema}}.instance_state AS s ON s.seq = r.seq;
+`,
+  },
+  {
     version: 10,
     name: 'cloudevents and feeds',
     sql: `

@@ -249,6 +249,15 @@ CREATE INDEX file_claims_held ON file_claims (instance_id) WHERE done_at IS NULL
 `,
   },
   {
+    version: 8,
+    name: 'trace context of instances',
+    sql: `
+-- The W3C traceparent an instance's spans continue (its accept span's, or the trigger's incoming
+-- one): written once at accept, read by the claim; its trace id is shown with the instance. No index.
+ALTER TABLE instances ADD COLUMN traceparent TEXT;
+`,
+  },
+  {
     version: 9,
     name: 'cloudevents and feeds',
     sql: `

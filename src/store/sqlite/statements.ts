@@ -34,15 +34,15 @@ const LEASE_EXPIRED = eventColumns(
   'json_object',
 );
 
-/** Rows per INSERT statement of insertInstances (23 parameters each). */
+/** Rows per INSERT statement of insertInstances (24 parameters each). */
 export const INSERT_GROUP = 50;
 
 function insertSql(rows: number): string {
   // run = 1, attempt = 0; run_started_at and updated_at are created_at.
-  const values = '(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  const values = '(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
   return `INSERT INTO instances (id, integration_id, mode, status, input, input_hash, output, error, run,
       run_started_at, attempt, tracking, track_1, track_2, track_3, ordering_key, idempotency_key, parent_id,
-      created_at, updated_at, run_at, started_at, finished_at, duration_ms, version)
+      created_at, updated_at, run_at, started_at, finished_at, duration_ms, version, traceparent)
     VALUES ${Array.from({ length: rows }, () => values).join(', ')}
     ON CONFLICT DO NOTHING`;
 }
@@ -79,6 +79,7 @@ export function pushInsertParams(params: unknown[], row: NewInstance): void {
     row.finishedAt ?? null,
     row.durationMs ?? null,
     row.version ?? null,
+    row.traceparent ?? null,
   );
 }
 
