@@ -98,7 +98,7 @@ const LATE_MS = 250;
 /** A concurrency slot goes back to the store after this long in one process, so others get their turn. */
 const HOLD_MS = 500;
 /** A concurrency slot's lease: a crashed process's slots are free again after this. Renewed at a third. */
-export const SLOT_LEASE_MS = 15_000;
+const SLOT_LEASE_MS = 15_000;
 /** How often a process waiting for a slot that no process gives back asks again. */
 const SLOT_POLL_MS = 25;
 
@@ -136,7 +136,7 @@ function waitIn<T>(queue: Waiter<T>[], signal: AbortSignal | undefined): Promise
  * batches of about a tenth of a second's worth, so a process asks the store a few times a second at
  * most however many calls it makes. Each call then waits locally for its slot's time.
  */
-export class SharedRate implements Pace {
+class SharedRate implements Pace {
   private readonly interval: number;
   private readonly batch: number;
   /** Reserved slots not yet given to a call, as local times. */
@@ -202,7 +202,7 @@ export class SharedRate implements Pace {
  * when idle or after {@link HOLD_MS}, so that waiting processes get their turn; leases are renewed
  * while held, and a crashed process's slots are free again when their lease expires.
  */
-export class SharedConcurrency implements Slots {
+class SharedConcurrency implements Slots {
   /** Slots this process holds, with when each was leased. */
   private readonly held = new Map<number, number>();
   /** Held slots not in use. */
@@ -353,7 +353,7 @@ export class SharedConcurrency implements Slots {
 }
 
 /** How often at most a process reads the circuit state other processes wrote. */
-export const CIRCUIT_READ_MS = 250;
+const CIRCUIT_READ_MS = 250;
 
 /**
  * A circuit breaker whose openings and closings all processes share: a process that opens it (or
@@ -361,7 +361,7 @@ export const CIRCUIT_READ_MS = 250;
  * shared state at most every {@link CIRCUIT_READ_MS} ms (the call that finds it stale waits for the
  * read; the others do not) and takes it over. Each process may send one probe when the re-probe time has come.
  */
-export class SharedCircuitBreaker extends CircuitBreaker {
+class SharedCircuitBreaker extends CircuitBreaker {
   private lastRead = Number.NEGATIVE_INFINITY;
   private chain: Promise<unknown> = Promise.resolve();
   private pending = 0;

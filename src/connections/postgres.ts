@@ -11,6 +11,7 @@ import { InvalidDefinitionError } from '../errors.js';
 import type { Json } from '../model.js';
 import { rowSource } from '../sources/rows.js';
 import type { RecordOf, RecordSource, SourceOptions } from '../sources/source.js';
+import type { LimitStore } from '../store/store.js';
 import type { CircuitState } from './circuit.js';
 import {
   type BindableConnection,
@@ -113,6 +114,11 @@ export class PostgresConnection implements BindableConnection<PostgresClient> {
 
   circuitState(now?: number): CircuitState {
     return this.guard.circuitState(now);
+  }
+
+  /** Limits and circuit held for all processes of the store (see Connection.shareLimits). */
+  shareLimits(store: LimitStore, onError: (error: unknown) => void): () => Promise<void> {
+    return this.guard.shareLimits(store, onError);
   }
 
   /** The client of `ctx.use(database)`: each statement, and each query source, is one recorded call. */

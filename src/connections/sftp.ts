@@ -24,6 +24,7 @@ import {
 } from '../define/options.js';
 import { TandemError } from '../errors.js';
 import type { Json } from '../model.js';
+import type { LimitStore } from '../store/store.js';
 import type { CircuitOptions } from './circuit.js';
 import {
   type BindableConnection,
@@ -233,6 +234,11 @@ export class SftpConnection implements BindableConnection<Sftp> {
 
   circuitState(now?: number) {
     return this.guard.circuitState(now);
+  }
+
+  /** Limits and circuit held for all processes of the store (see Connection.shareLimits). */
+  shareLimits(store: LimitStore, onError: (error: unknown) => void): () => Promise<void> {
+    return this.guard.shareLimits(store, onError);
   }
 
   bind(next: () => CallContext): Sftp {

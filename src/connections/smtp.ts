@@ -19,6 +19,7 @@ import {
 } from '../define/options.js';
 import { TandemError } from '../errors.js';
 import type { Json } from '../model.js';
+import type { LimitStore } from '../store/store.js';
 import type { CircuitOptions, CircuitState } from './circuit.js';
 import {
   type BindableConnection,
@@ -153,6 +154,11 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
 
   circuitState(now?: number): CircuitState {
     return this.guard.circuitState(now);
+  }
+
+  /** Limits and circuit held for all processes of the store (see Connection.shareLimits). */
+  shareLimits(store: LimitStore, onError: (error: unknown) => void): () => Promise<void> {
+    return this.guard.shareLimits(store, onError);
   }
 
   /** Nothing to close: each send opens and closes its own SMTP session. */

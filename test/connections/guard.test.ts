@@ -11,7 +11,8 @@ import { httpConnection } from '../../src/connections/http.js';
 import { defineConfig } from '../../src/define/config.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import type { Json } from '../../src/model.js';
-import { STORE_KINDS, testEngine, waitForStatus } from '../support/engine.js';
+import type { LimitStore } from '../../src/store/store.js';
+import { STORE_KINDS, testEngine, testStore, waitForStatus } from '../support/engine.js';
 
 type Mode = 'ok' | 'refused' | 'reset' | 'denied' | 'hang';
 
@@ -41,6 +42,9 @@ class PingConnection implements BindableConnection<{ ping(n: number): Promise<nu
     return this.guard.circuitState(now);
   }
   async close() {}
+  shareLimits(store: LimitStore, onError: (error: unknown) => void) {
+    return this.guard.shareLimits(store, onError);
+  }
   ping(context: CallContext, n: number): Promise<number> {
     this.keys.push(context.idempotencyKey);
     return this.guard.run(
@@ -226,4 +230,50 @@ describe('ctx.use', () => {
       /connections\.0.*must be created with httpConnection\(\), sftpConnection\(\)/,
     );
   });
+});
+
+describe('a kind built on the guard, with limits shared through the store', () => {
+  for (const storeKind of STORE_KINDS) {
+    it(`holds maxConcurrency for two processes' copies of the connection together (${storeKind})`, async () => {
+      const { store, cleanup } = await testStore(storeKind);
+      const limits = store.limits?.();
+      expect(limits).toBeDefined();
+      // Two copies of one connection, as two processes would each define it, counting in one place.
+      const a = new PingConnection('ping', { maxConcurrency: 2 });
+      const b = new PingConnection('ping', { maxConcurrency: 2 });
+      let inFlight = 0;
+      let peak = 0;
+      for (const copy of [a, b]) {
+        const run = copy.guard.run.bind(copy.guard);
+        copy.guard.run = (context, event, operation, classify, describe) =>
+          run(
+            context,
+            event,
+            async (signal) => {
+              peak = Math.max(peak, ++inFlight);
+              try {
+                await new Promise((resolve) => setTimeout(resolve, 20));
+                return await operation(signal);
+              } finally {
+                inFlight--;
+              }
+            },
+            classify,
+            describe,
+          );
+      }
+      const errors: unknown[] = [];
+      const unshare = [a, b].map((copy) =>
+        copy.shareLimits(limits as LimitStore, (error) => errors.push(error)),
+      );
+      try {
+        await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).ping(context([]), i)));
+        expect(peak).toBe(2); // per process, each copy alone would allow 2: together 4
+        expect(errors).toEqual([]);
+      } finally {
+        for (const undo of unshare) await undo();
+        await cleanup();
+      }
+    });
+  }
 });

@@ -446,6 +446,7 @@ CREATE TABLE {{schema}}.feeds (
   owner TEXT,
   lease_until BIGINT,
   updated_at BIGINT NOT NULL
+);
 `,
   },
   {
