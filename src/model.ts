@@ -54,8 +54,11 @@ export type Role = (typeof ROLES)[number];
 /** Who made a state-changing request of the management API: recorded in the events it wrote. */
 export interface Actor {
   role: Role;
-  /** The token's configured name; null on a server without tokens (this machine only). */
-  token: string | null;
+  /**
+   * The token's configured name (never its secret); null on a server without tokens (this machine
+   * only). Not `token`: a field of that name is masked wherever events are shown.
+   */
+  tokenName: string | null;
 }
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -34,7 +34,7 @@ export function grants(held: Role, needed: Role): boolean {
 export const LOCAL_ACCESS: Access = { role: 'admin', token: null, bodies: true };
 
 export function actorOf(access: Access): Actor {
-  return { role: access.role, token: access.token };
+  return { role: access.role, tokenName: access.token };
 }
 
 /**

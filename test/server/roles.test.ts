@@ -246,14 +246,23 @@ describe.each(STORE_KINDS)('the actor of a change, on %s', (storeKind) => {
     expect((await post('/instances/rerun', ADMIN, { ids: [id], from: 'start' })).status).toBe(200);
     const events = (await server.engine.getDetail(id)).events;
     const data = (type: string) => events.filter((e) => e.type === type).map((e) => e.data.actor);
-    const alice = { role: 'operator', token: 'ops-alice' };
-    const admin = { role: 'admin', token: 'admin' };
+    const alice = { role: 'operator', tokenName: 'ops-alice' };
+    const admin = { role: 'admin', tokenName: 'admin' };
     expect(data('acknowledged')).toEqual([alice]);
     expect(data('unacknowledged')).toEqual([admin]);
     expect(data('rerun')).toEqual([alice, admin]);
     expect(data('cancelled')).toEqual([alice]);
     // A trigger's accept names no actor.
     expect(data('accepted')).toEqual([undefined]);
+    // As the API shows them: the token's name is not masked as a secret would be.
+    const shown = await server.request(`/api/instances/${id}`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(
+      (shown.json.events as { type: string; data: { actor?: unknown } }[])
+        .filter((e) => e.type === 'rerun')
+        .map((e) => e.data.actor),
+    ).toEqual([alice, admin]);
 
     const run = await post('/integrations/orders/run?source=console', OPERATOR, { orderId: 'B-1' });
     expect(run.status).toBe(202);
@@ -310,7 +319,7 @@ describe('the console session', () => {
     const events = (await server.engine.getDetail(id)).events;
     expect(events.find((e) => e.type === 'cancelled')?.data.actor).toEqual({
       role: 'operator',
-      token: 'ops-alice',
+      tokenName: 'ops-alice',
     });
     // A cookie whose name was changed to another token's is refused (its MAC is keyed by the token).
     const [expires, , mac] = operatorCookie.split('=')[1]!.split('.');

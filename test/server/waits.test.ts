@@ -418,7 +418,7 @@ describe('waits over HTTP', () => {
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     const events = doc.paths['/api/events'].post;
-    expect(events.security).toEqual([{ adminToken: [] }]);
+    expect(events.security).toEqual([{ adminToken: ['admin'] }]);
     expect(Object.keys(events.responses).sort()).toEqual(['202', '400', '401', '403']);
     expect(events.requestBody.content['application/json'].schema.required).toEqual(['name']);
     const callback = doc.paths['/callbacks/{token}'].post;
