@@ -282,13 +282,14 @@ export class Engine {
 
   /**
    * Sends a business event: every instance waiting for it (`ctx.waitForEvent`, by name and match)
-   * resumes, and waits that begin within the look-back window after it take it too.
+   * resumes, and waits that begin within the look-back window after it take it too. `actor`: the
+   * management token that sent it, recorded on the `wait.resumed` events of the instances it wakes.
    *
    * @example
    * await engine.sendEvent({ name: 'employee.created', payload: { employeeId: 'E-7' }, id: 'hr-4711' });
    */
-  sendEvent(event: SendEvent): Promise<SentEvent> {
-    return this.waits.sendEvent(event);
+  sendEvent(event: SendEvent, actor?: Actor): Promise<SentEvent> {
+    return this.waits.sendEvent(event, actor);
   }
 
   /** A partner's call to a callback URL (its last path segment): resumes the instance once. */

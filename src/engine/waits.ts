@@ -8,7 +8,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { InvalidInputError, TandemError } from '../errors.js';
 import { isStorableText, toStoredJson } from '../json.js';
-import type { Json } from '../model.js';
+import type { Actor, Json } from '../model.js';
 import type {
   ArmCallback,
   NewBusinessEvent,
@@ -98,7 +98,8 @@ export class Waits implements AttemptWaits {
     this.named ||= !options.fallback;
   }
 
-  async sendEvent(event: SendEvent): Promise<SentEvent> {
+  /** `actor`: the management token that sent it, recorded on the `wait.resumed` events it writes. */
+  async sendEvent(event: SendEvent, actor?: Actor): Promise<SentEvent> {
     const issues: { path: string; message: string }[] = [];
     if (event === null || typeof event !== 'object')
       throw new InvalidInputError([{ path: '', message: 'An event is an object: { name, payload?, id? }' }]);
@@ -115,6 +116,7 @@ export class Waits implements AttemptWaits {
       payloadJson,
       receivedAt: this.options.clock.now(),
     };
+    if (actor !== undefined) stored.actor = actor;
     const sent =
       this.options.groupCommit === false
         ? await this.options.store.sendEvent(stored, stored.receivedAt)

@@ -49,8 +49,11 @@ export interface ActivityData {
     event?: string;
     attemptMs: number;
   };
-  /** The wait resolved: by its time (a sleep), an event, a callback, or its timeout. */
-  'wait.resumed': { step: string; by: WaitResolution; eventId?: string | null };
+  /**
+   * The wait resolved: by its time (a sleep), an event, a callback, or its timeout. `actor`: who sent
+   * the business event (`POST /api/events`), when that request itself woke the waiting instance.
+   */
+  'wait.resumed': { step: string; by: WaitResolution; eventId?: string | null; actor?: Actor };
   succeeded: { attempt: number; durationMs: number; attemptMs: number };
   failed: { attempt: number; error: string; code?: string; durationMs: number; attemptMs: number };
   /** `actor` on an operator's writes: the management token that made the request. */

@@ -205,6 +205,11 @@ export interface NewBusinessEvent {
   id: string | null;
   payloadJson: string;
   receivedAt: number;
+  /**
+   * Who sent it (`POST /api/events`): recorded on the `wait.resumed` events of the instances this
+   * send wakes. Not stored with the event: a wait that takes it later records no actor.
+   */
+  actor?: Actor;
 }
 
 export interface SentEventOutcome {

@@ -455,7 +455,7 @@ describe('durable waits on PostgreSQL, plans', () => {
       const statements: [string, unknown[]][] = [
         [
           WAIT_SQL.resolveEvents,
-          [[1], ['order.paid'], [key], now, 'event', ['{}'], ['e-1'], [1], 'tandem_wake', schema],
+          [[1], ['order.paid'], [key], now, 'event', ['{}'], ['e-1'], [1], 'tandem_wake', schema, [null]],
         ],
         [WAIT_SQL.wake, [[id], [1], now, '[]', 'tandem_wake', schema]],
         [WAIT_SQL.keptEvents, [[id], [1], ['order.paid'], [T0], [0]]],

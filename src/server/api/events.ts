@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { SendEvent } from '../../engine/waits.js';
 import type { ServerContext } from '../context.js';
 import { inPart } from '../input.js';
+import { actorIn } from './access.js';
 import { API_ROUTES } from './routes.js';
 import { serve } from './serve.js';
 
@@ -19,7 +20,7 @@ export function eventRoutes(app: FastifyInstance, context: ServerContext): void 
     if (payload !== undefined) event.payload = payload;
     if (id !== undefined) event.id = id;
     try {
-      const sent = await engine.sendEvent(event);
+      const sent = await engine.sendEvent(event, actorIn(request));
       return reply.code(202).send(sent);
     } catch (error) {
       throw inPart(error, 'body');

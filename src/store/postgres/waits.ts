@@ -432,15 +432,30 @@ export async function armCallback(db: PgConnection, request: ArmCallback): Promi
  * first event that resolved one of its waits (a later one finds it queued). Parameters: the
  * (event's position, name, key) pairs, one per key an event's payload gives for the shapes armed
  * for its name; now; resolution; per event in batch order its payload, event id and sequence
- * number; wake-up channel and schema. The waits are found by the index of armed event waits however
+ * number; wake-up channel and schema; per event its sender (`actor` JSON, or null), added to the
+ * data of the `wait.resumed` events it writes. The waits are found by the index of armed event waits however
  * many instances wait, and only on the current run of an instance that is not over; a running
  * instance is left alone (its wait finish finds the wait resolved). Run after the names' locks were
  * taken, so its snapshot holds every wait finish that committed before.
  */
+const RESUMED_COLUMNS = eventColumns(
+  'wait.resumed',
+  { step: 'v.name', by: '$5::text', eventId: 'v.event_id' },
+  'json_build_object',
+);
+/** The type and data of a `wait.resumed` an event writes: its sender's `actor` last, absent without one. */
+const RESUMED_BY_EVENT = (() => {
+  const comma = RESUMED_COLUMNS.indexOf(', ');
+  const type = RESUMED_COLUMNS.slice(0, comma);
+  const data = RESUMED_COLUMNS.slice(comma + 2);
+  const withActor = `${data.slice(0, -1)}, 'actor', v.actor::json)`;
+  return `${type}, CASE WHEN v.actor IS NULL THEN ${data} ELSE ${withActor} END::text`;
+})();
 const RESOLVE_EVENTS_SQL = `WITH pairs AS (
      SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) AS p(ord, event, key)
    ), sent AS (
-     SELECT * FROM unnest($6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY AS e(payload, event_id, seq, ord)
+     SELECT * FROM unnest($6::text[], $7::text[], $8::bigint[], $11::text[])
+       WITH ORDINALITY AS e(payload, event_id, seq, actor, ord)
    ), fits AS (
      SELECT DISTINCT ON (w.instance_id, w.run, w.name) w.instance_id, w.run, w.name, p.ord
      FROM pairs p CROSS JOIN LATERAL (
@@ -459,7 +474,7 @@ const RESOLVE_EVENTS_SQL = `WITH pairs AS (
        {{schema}}.instance_rows r JOIN {{schema}}.instance_state s ON s.seq = r.seq
      WHERE w.instance_id = f.instance_id AND w.run = f.run AND w.name = f.name AND w.resolved_at IS NULL
        AND r.id = w.instance_id AND r.run = w.run AND NOT (${statusIn(FINAL, 's.status')})
-     RETURNING w.instance_id, w.run, w.name, w.event_id, r.seq, r.integration_id, f.ord
+     RETURNING w.instance_id, w.run, w.name, w.event_id, r.seq, r.integration_id, f.ord, e.actor
    ), woke AS (
      UPDATE {{schema}}.instance_state s SET ${assignments(LIFECYCLE.wake, dialect({ now: '$4' }, 's.'))}
      FROM (SELECT DISTINCT seq FROM resolved) v WHERE s.seq = v.seq AND ${statusIn(sources(LIFECYCLE.wake), 's.status')}
@@ -467,7 +482,7 @@ const RESOLVE_EVENTS_SQL = `WITH pairs AS (
    ), events_written AS (
      INSERT INTO {{schema}}.events (instance_id, integration_id, run, at, type, data)
      SELECT v.instance_id, v.integration_id, v.run, $4,
-       ${eventColumns('wait.resumed', { step: 'v.name', by: '$5::text', eventId: 'v.event_id' }, 'json_build_object')}::text
+       ${RESUMED_BY_EVENT}
      FROM resolved v
      WHERE v.seq IN (SELECT seq FROM woke) AND v.ord = (SELECT min(o.ord) FROM resolved o WHERE o.seq = v.seq)
      ORDER BY v.ord, v.seq
@@ -577,6 +592,7 @@ export async function sendEvents(
         events.map((e, i) => e.id ?? String(seqs[i])),
         seqs,
         ...db.wakeNotice(),
+        events.map((e) => (e.actor === undefined ? null : JSON.stringify(e.actor))),
       ]);
       for (const [ord, instanceId] of rows[0].resumed as [number, string][])
         resumed[ord - 1]!.push(instanceId);

@@ -5,8 +5,8 @@
  * finish and an event that are sent at the same moment are serialised by the write lock, and each
  * reads what the other wrote before it, so a wait never misses an event sent while it was armed.
  */
-import { activity, isFinal, NEVER, type WaitResolution } from '../../lifecycle/index.js';
-import type { InstanceStatus, Json } from '../../model.js';
+import { activity, actorData, isFinal, NEVER, type WaitResolution } from '../../lifecycle/index.js';
+import type { Actor, InstanceStatus, Json } from '../../model.js';
 import { payloadKey } from '../../waits/match.js';
 import { type WaitRow, waitFromRow } from '../rows.js';
 import type {
@@ -78,8 +78,11 @@ function resolve(
   );
 }
 
-/** Wakes the instance of a resolved wait if it is waiting on the wait's run, with its `wait.resumed` event. */
-function wake(s: Sqlite, wait: Row, now: number): void {
+/**
+ * Wakes the instance of a resolved wait if it is waiting on the wait's run, with its `wait.resumed`
+ * event (`actor`: who sent the business event that resolved it, when that send wakes it).
+ */
+function wake(s: Sqlite, wait: Row, now: number, actor?: Actor): void {
   const woke = s.stmt.wake.get({ id: wait.instance_id, run: wait.run, now }) as
     | { integration_id: string }
     | undefined;
@@ -89,7 +92,7 @@ function wake(s: Sqlite, wait: Row, now: number): void {
     activity(
       'wait.resumed',
       { instanceId: wait.instance_id, integrationId: woke.integration_id, run: wait.run, at: now },
-      { step: wait.name, by: wait.resolution as WaitResolution, eventId: wait.event_id },
+      { step: wait.name, by: wait.resolution as WaitResolution, eventId: wait.event_id, ...actorData(actor) },
     ),
   );
 }
@@ -242,7 +245,7 @@ function storeEvent(s: Sqlite, event: NewBusinessEvent, now: number): SentEventO
     for (const wait of armed) {
       if (!resolve(s, wait, now, 'event', taken)) continue;
       // A running instance is left alone: its wait finish finds the wait resolved and wakes at once.
-      wake(s, storedWait(s, wait)!, now);
+      wake(s, storedWait(s, wait)!, now, event.actor);
       resumed.add(wait.instance_id);
     }
   }
