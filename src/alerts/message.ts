@@ -69,6 +69,11 @@ export interface AlertMessage {
   backlog: BacklogChange[];
   /** Events of the other kinds counted but not listed. */
   moreEvents: number;
+  /**
+   * Set on a message composed from the store for a process that stopped before sending its own:
+   * says so, and that its circuit and schedule events are not known.
+   */
+  note?: string;
 }
 
 /** The key of a failure group, the same text as the errors page's group key. */
@@ -113,6 +118,7 @@ export function titleOf(message: Omit<AlertMessage, 'title'>): string {
 /** The message as plain text, for e-mail. */
 export function textOf(message: AlertMessage): string {
   const lines = [message.title, '', `From ${message.from} to ${message.to} (process ${message.process}).`];
+  if (message.note) lines.push(message.note);
   if (message.failures.length > 0) {
     lines.push('', 'Failed instances:');
     for (const group of message.failures) {

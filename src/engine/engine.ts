@@ -321,8 +321,19 @@ export class Engine {
         logger: this.logger,
         process: this.workerId,
         publicUrl: () => this.publicUrl,
-        commit: (message, key) => this.commitAlert(message, key),
-        count: (statuses) => this.operations.countInstances({ status: statuses }),
+        commit: (message, key, runAt) => this.commitAlert(message, key, runAt),
+        count: (statuses, integrationId) =>
+          this.operations.countInstances({
+            status: statuses,
+            ...(integrationId === undefined ? {} : { integrationId }),
+          }),
+        listInstances: (request) => this.operations.listInstances(request),
+        failedSteps: (instances) => this.operations.failedSteps(instances),
+        durableIntegrations: () =>
+          this.registry
+            .list()
+            .filter((integration) => integration.mode !== 'sync' && integration.id !== ALERTS_INTEGRATION)
+            .map((integration) => integration.id),
       },
       this.worker,
     );
@@ -337,10 +348,10 @@ export class Engine {
    * Stores one alert message as an instance of the alerts integration: through the group commit,
    * or straight into the store once accepts are closed (the last burst, at shutdown).
    */
-  private async commitAlert(message: unknown, idempotencyKey: string): Promise<void> {
+  private async commitAlert(message: unknown, idempotencyKey: string, runAt = 0): Promise<void> {
     // Due since the epoch: claims take due work by due time, so an alert goes ahead of the backlog
-    // it may be about instead of waiting behind it.
-    const row = this.acceptor.prepare(ALERTS_INTEGRATION, message, { idempotencyKey, runAt: 0 });
+    // it may be about instead of waiting behind it. A burst's fallback is due after the burst.
+    const row = this.acceptor.prepare(ALERTS_INTEGRATION, message, { idempotencyKey, runAt });
     try {
       await this.acceptor.acceptPrepared([row]);
     } catch (error) {
