@@ -40,3 +40,21 @@ export function inZones(value: number | null | undefined, zone: string): string 
   const there = `${wallClock(value, zone)} ${zone}`;
   return zone === VIEWER_ZONE ? there : `${there} (${wallClock(value, VIEWER_ZONE)} ${VIEWER_ZONE}, yours)`;
 }
+
+/** The smallest width a bar is drawn with, in % of its track, so that an instant still shows. */
+const MIN_BAR = 0.4;
+
+/**
+ * Where a bar from `from` to `to` sits on an axis (`origin`, `span` ms), in % of its track: never
+ * outside it, even when a piece of the run ends after the axis does (times are whole ms, so an
+ * attempt of a few ms can end a little past the run it belongs to).
+ */
+export function barPlacement(
+  axis: { origin: number; span: number },
+  from: number,
+  to: number,
+): { left: number; width: number } {
+  const left = Math.min(100 - MIN_BAR, Math.max(0, ((from - axis.origin) / axis.span) * 100));
+  const width = Math.max(MIN_BAR, ((to - Math.max(from, axis.origin)) / axis.span) * 100);
+  return { left, width: Math.min(100 - left, width) };
+}

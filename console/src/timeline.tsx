@@ -6,7 +6,7 @@
  */
 import { type Repeat, timelineRows } from '../../src/server/api/timeline-rows.js';
 import type { InstanceDetail } from './api';
-import { ms, time } from './format';
+import { barPlacement, ms, time } from './format';
 
 type RunTimeline = InstanceDetail['timeline']['runs'][number];
 type Attempt = RunTimeline['attempts'][number];
@@ -46,14 +46,10 @@ interface Axis {
 }
 
 function Bar({ axis, from, to, kind }: { axis: Axis; from: number; to: number; kind: string }) {
-  const left = ((from - axis.origin) / axis.span) * 100;
-  const width = Math.max(0.4, ((to - from) / axis.span) * 100);
+  const { left, width } = barPlacement(axis, from, to);
   return (
     <span class="bar-track" aria-hidden="true">
-      <span
-        class={`bar ${kind}`}
-        style={{ left: `${Math.max(0, left)}%`, width: `${Math.min(100, width)}%` }}
-      />
+      <span class={`bar ${kind}`} style={{ left: `${left}%`, width: `${width}%` }} />
     </span>
   );
 }
