@@ -64,7 +64,8 @@ const httpUrl = (v: unknown) => {
   }
 };
 const url = z.custom<string>(httpUrl, { error: 'must be an http: or https: URL' });
-const secretValue = z.custom<SecretValue>(
+/** A credential: text, or `secret('NAME')` read from the environment at call time. */
+export const secretValue = z.custom<SecretValue>(
   (v) =>
     (typeof v === 'string' && v !== '') ||
     (typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tandem.secret'),
@@ -96,6 +97,20 @@ const connectionAuth = z.discriminatedUnion(
         : 'must be an object with a type',
   },
 );
+/** The `circuit` option every kind of connection has. */
+export const circuitOption = z
+  .union(
+    [
+      z.literal(false),
+      optionsOf({
+        failures: integer(1, 1_000_000).optional(),
+        reprobeMs: timerMs.optional(),
+      } satisfies Record<keyof CircuitOptions, unknown>),
+    ],
+    { error: 'must be false or { failures, reprobeMs }' },
+  )
+  .optional();
+
 const connectionSchema = optionsOf({
   baseUrl: url,
   auth: connectionAuth.optional(),
@@ -103,25 +118,19 @@ const connectionSchema = optionsOf({
   timeout: timerMs.optional(),
   maxConcurrency: integer(1, 100_000).optional(),
   ratePerSecond: between(0, 1_000_000, true).optional(),
-  circuit: z
-    .union(
-      [
-        z.literal(false),
-        optionsOf({
-          failures: integer(1, 1_000_000).optional(),
-          reprobeMs: timerMs.optional(),
-        } satisfies Record<keyof CircuitOptions, unknown>),
-      ],
-      { error: 'must be false or { failures, reprobeMs }' },
-    )
-    .optional(),
+  circuit: circuitOption,
   retryOn: fn().optional(),
 } satisfies Record<keyof HttpConnectionOptions, unknown>);
 
 /** Checks a connection's id and options: a wrong one throws `invalid-definition` naming it. */
 export function checkConnection(id: string, options: HttpConnectionOptions): void {
+  checkConnectionId(id);
+  checkOptions(connectionSchema, options, `Connection "${id}"`);
+}
+
+/** A connection id: lower-case letters, digits, `.`, `_` and `-`; else `invalid-definition`. */
+export function checkConnectionId(id: string): void {
   if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
     throw new TandemError('invalid-definition', `Connection id ${JSON.stringify(id)} is invalid`);
   }
-  checkOptions(connectionSchema, options, `Connection "${id}"`);
 }

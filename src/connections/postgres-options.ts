@@ -14,6 +14,7 @@ import {
 } from '../define/options.js';
 import { InvalidDefinitionError } from '../errors.js';
 import type { CircuitOptions } from './circuit.js';
+import { checkConnectionId, circuitOption, secretValue } from './definition.js';
 import type { SecretValue } from './secret.js';
 
 export interface PostgresConnectionOptions {
@@ -47,12 +48,6 @@ export interface PostgresConnectionOptions {
   circuit?: CircuitOptions | false;
 }
 
-const secretValue = z.custom<SecretValue>(
-  (v) =>
-    (typeof v === 'string' && v !== '') ||
-    (typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tandem.secret'),
-  { error: "must be a non-empty string or secret('NAME')" },
-);
 const postgresUrl = z.custom<SecretValue>(
   (v) => {
     if (typeof v === 'object' && v !== null) return (v as { kind?: unknown }).kind === 'tandem.secret';
@@ -94,25 +89,12 @@ const schema = optionsOf({
   idleTimeout: timerMs.optional(),
   maxConcurrency: integer(1, 100_000).optional(),
   ratePerSecond: between(0, 1_000_000, true).optional(),
-  circuit: z
-    .union(
-      [
-        z.literal(false),
-        optionsOf({
-          failures: integer(1, 1_000_000).optional(),
-          reprobeMs: timerMs.optional(),
-        } satisfies Record<keyof CircuitOptions, unknown>),
-      ],
-      { error: 'must be false or { failures, reprobeMs }' },
-    )
-    .optional(),
+  circuit: circuitOption,
 } satisfies Record<keyof PostgresConnectionOptions, unknown>);
 
 /** Checks a PostgreSQL connection's id and options: a wrong one throws `invalid-definition` naming it. */
 export function checkPostgresConnection(id: string, options: PostgresConnectionOptions): void {
-  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
-    throw new InvalidDefinitionError(`Connection id ${JSON.stringify(id)} is invalid`);
-  }
+  checkConnectionId(id);
   const where = `Connection "${id}"`;
   checkOptions(schema, options, where);
   const hasUrl = options.url !== undefined;

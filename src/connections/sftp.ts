@@ -33,6 +33,7 @@ import {
   CONNECTION,
   ConnectionError,
 } from './connection.js';
+import { checkConnectionId, circuitOption, secretValue } from './definition.js';
 import { ConnectionGuard, type Failure } from './guard.js';
 import { reveal, type SecretValue } from './secret.js';
 
@@ -140,12 +141,6 @@ class ConnectFailed extends Error {
 const hostKey = z.string().regex(/^(SHA256:)?[A-Za-z0-9+/]{43}=?$/, {
   error: 'must be a SHA-256 fingerprint as ssh-keygen -l prints it (SHA256:…)',
 });
-const secretValue = z.custom<SecretValue>(
-  (v) =>
-    (typeof v === 'string' && v !== '') ||
-    (typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tandem.secret'),
-  { error: "must be a non-empty string or secret('NAME')" },
-);
 const sftpSchema = optionsOf({
   host: nonEmptyText,
   port: integer(1, 65_535).optional(),
@@ -159,18 +154,7 @@ const sftpSchema = optionsOf({
   timeout: timerMs.optional(),
   maxConcurrency: integer(1, 1_000).optional(),
   ratePerSecond: between(0, 1_000_000, true).optional(),
-  circuit: z
-    .union(
-      [
-        z.literal(false),
-        optionsOf({
-          failures: integer(1, 1_000_000).optional(),
-          reprobeMs: timerMs.optional(),
-        } satisfies Record<keyof CircuitOptions, unknown>),
-      ],
-      { error: 'must be false or { failures, reprobeMs }' },
-    )
-    .optional(),
+  circuit: circuitOption,
 } satisfies Record<keyof SftpConnectionOptions, unknown>);
 
 /**
@@ -186,9 +170,7 @@ const sftpSchema = optionsOf({
  * await ctx.step('send-invoice', () => ctx.use(partner).put(`/inbox/invoice-${id}.xml`, xml));
  */
 export function sftpConnection(id: string, options: SftpConnectionOptions): SftpConnection {
-  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
-    throw new TandemError('invalid-definition', `Connection id ${JSON.stringify(id)} is invalid`);
-  }
+  checkConnectionId(id);
   checkOptions(sftpSchema, options, `Connection "${id}"`);
   if (options.password === undefined && options.privateKey === undefined) {
     throw new TandemError('invalid-definition', `Connection "${id}": needs a password or a privateKey`);

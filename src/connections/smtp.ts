@@ -28,6 +28,7 @@ import {
   CONNECTION,
   ConnectionError,
 } from './connection.js';
+import { checkConnectionId, circuitOption, secretValue } from './definition.js';
 import { ConnectionGuard, type Failure } from './guard.js';
 import { reveal, type SecretValue } from './secret.js';
 
@@ -301,12 +302,6 @@ export class SmtpConnection implements BindableConnection<SmtpClient> {
   }
 }
 
-const secretValue = z.custom<SecretValue>(
-  (v) =>
-    (typeof v === 'string' && v !== '') ||
-    (typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tandem.secret'),
-  { error: "must be a non-empty string or secret('NAME')" },
-);
 const smtpSchema = optionsOf({
   host: nonEmptyText,
   port: integer(1, 65_535).optional(),
@@ -325,18 +320,7 @@ const smtpSchema = optionsOf({
   timeout: timerMs.optional(),
   maxConcurrency: integer(1, 10_000).optional(),
   ratePerSecond: between(0, 1_000_000, true).optional(),
-  circuit: z
-    .union(
-      [
-        z.literal(false),
-        optionsOf({
-          failures: integer(1, 1_000_000).optional(),
-          reprobeMs: timerMs.optional(),
-        } satisfies Record<keyof CircuitOptions, unknown>),
-      ],
-      { error: 'must be false or { failures, reprobeMs }' },
-    )
-    .optional(),
+  circuit: circuitOption,
 } satisfies Record<keyof SmtpConnectionOptions, unknown>);
 
 /**
@@ -350,9 +334,7 @@ const smtpSchema = optionsOf({
  * await ctx.step('confirm', () => ctx.use(mail).send({ to: order.email, subject: 'Thank you', text }));
  */
 export function smtpConnection(id: string, options: SmtpConnectionOptions): SmtpConnection {
-  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(id)) {
-    throw new TandemError('invalid-definition', `Connection id ${JSON.stringify(id)} is invalid`);
-  }
+  checkConnectionId(id);
   checkOptions(smtpSchema, options, `Connection "${id}"`);
   if ((options.username === undefined) !== (options.password === undefined)) {
     throw new TandemError('invalid-definition', `Connection "${id}": username and password go together`);
