@@ -129,6 +129,8 @@ export function makeCaller(options: CallerOptions): Caller {
         failed ? { message: (thrown as Error | null)?.name ?? 'failed', code: codeOf(thrown) } : null,
       );
     };
+    // An operation of a guarded kind refused before it ran records nothing: its span ends here.
+    context.unrecorded = (thrown) => settle(true, thrown);
     return { context, settle };
   };
   const resolve = (connection: unknown): unknown =>

@@ -51,6 +51,11 @@ export interface CallContext {
   record?: ((data: Record<string, Json>) => void) | undefined;
   /** The engine's clock, for the circuit breaker (a test's manual clock moves it). Default Date.now. */
   now?: (() => number) | undefined;
+  /**
+   * Told when an operation ends without a record: refused before it ran (an open circuit) or
+   * abandoned while it waited for the limits. The call's span ends there.
+   */
+  unrecorded?: ((thrown: unknown) => void) | undefined;
 }
 
 /**

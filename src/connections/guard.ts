@@ -79,7 +79,31 @@ export class ConnectionGuard {
    * it runs with the call's signal; its event says what it was (`event`, e.g. `{ operation: 'put',
    * path }`), how long it took, and what came of it (`describe(value)`, or the failure's reason).
    */
-  async run<T>(
+  run<T>(
+    context: CallContext,
+    event: Record<string, Json>,
+    operation: (signal: AbortSignal) => Promise<T>,
+    classify: (thrown: unknown) => Failure,
+    describe?: (value: T) => Record<string, Json>,
+  ): Promise<T> {
+    const { unrecorded, record } = context;
+    if (!unrecorded) return this.guarded(context, event, operation, classify, describe);
+    // Someone (a trace) must hear of an operation that ends without its event.
+    let recorded = false;
+    const tracked: CallContext = {
+      ...context,
+      record: (data) => {
+        recorded = true;
+        record?.(data);
+      },
+    };
+    return this.guarded(tracked, event, operation, classify, describe).catch((thrown: unknown) => {
+      if (!recorded) unrecorded(thrown);
+      throw thrown;
+    });
+  }
+
+  private async guarded<T>(
     context: CallContext,
     event: Record<string, Json>,
     operation: (signal: AbortSignal) => Promise<T>,

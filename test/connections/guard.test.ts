@@ -1,3 +1,9 @@
+import { SpanStatusCode } from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeCaller } from '../../src/connections/caller.js';
 import {
@@ -12,6 +18,7 @@ import { defineConfig } from '../../src/define/config.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import type { Json } from '../../src/model.js';
 import type { LimitStore } from '../../src/store/store.js';
+import { Tracing } from '../../src/tracing/tracing.js';
 import { STORE_KINDS, testEngine, testStore, waitForStatus } from '../support/engine.js';
 
 type Mode = 'ok' | 'refused' | 'reset' | 'denied' | 'hang';
@@ -276,4 +283,31 @@ describe('a kind built on the guard, with limits shared through the store', () =
       }
     });
   }
+});
+
+describe('a guarded operation in a trace', () => {
+  it('ends its call span however it ends, refused by an open circuit too', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const ping = new PingConnection('ping', { circuit: { failures: 1, reprobeMs: 60_000 } });
+    const { use } = makeCaller({
+      instanceId: 'i-1',
+      attempt: 1,
+      signal: new AbortController().signal,
+      connections: new Map([['ping', ping]]),
+      tracing: new Tracing(provider.getTracer('test')),
+    });
+    expect(await use(ping).ping(1)).toBe(2);
+    ping.mode = 'refused';
+    await expect(use(ping).ping(2)).rejects.toMatchObject({ name: 'CircuitOpenError' }); // ran, opened it
+    await expect(use(ping).ping(3)).rejects.toMatchObject({ name: 'CircuitOpenError' }); // refused unrun
+    const spans = exporter.getFinishedSpans();
+    expect(spans.map((span) => span.status.code)).toEqual([
+      SpanStatusCode.UNSET,
+      SpanStatusCode.ERROR,
+      SpanStatusCode.ERROR,
+    ]);
+    expect(spans.every((span) => span.name.startsWith('call ping'))).toBe(true);
+    await provider.shutdown();
+  });
 });
