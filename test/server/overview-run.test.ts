@@ -196,7 +196,10 @@ describe.each(STORE_KINDS)('overview and run from the console (%s)', (storeKind)
     const detail = (await server.request(`/api/instances/${call.json.instanceId}`)).json;
     expect(detail.instance).toMatchObject({ integrationId: 'quote', mode: 'sync', status: 'succeeded' });
     expect(detail.events).toEqual([
-      expect.objectContaining({ type: 'accepted', data: { source: 'console' } }),
+      expect.objectContaining({
+        type: 'accepted',
+        data: { source: 'console', actor: { role: 'admin', tokenName: null } },
+      }),
     ]);
     // The route itself answers the same.
     const direct = await server.request('/quotes/KB-42?currency=USD');
