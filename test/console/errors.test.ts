@@ -124,7 +124,8 @@ describe('errors page after an outage', () => {
       `Confirm rerun of ${n + 1}`,
     );
     await fulfil.getByRole('button', { name: `Confirm rerun of ${n + 1}` }).click();
-    await page.unroute('**/api/errors');
+    // Waits for a reload of the list still in the handler: unrouted under it, its fulfil would throw.
+    await page.unrouteAll({ behavior: 'wait' });
     const status = page.getByRole('status');
     await status.getByText(`fulfil-order: update-inventory: ${n} of ${n + 1} queued for rerun.`).waitFor();
     await status.getByText('Not rerun: 1 instance.').waitFor();
