@@ -19,12 +19,18 @@
  * - tandem-mixed-worker  one of the split layout's worker processes: runs what the api accepted, with
  *                  /metrics on its port (health app, as `tandem start --role worker`). Both open
  *                  storeDir/bench-mixed.db, the api first (it migrates the store)
+ * - bare-mixed     bench/mixed.ts's floor: the same accepts and the same three calls per order with
+ *                  no runtime at all — a 202 after pushing the order onto an array in memory, and 64
+ *                  loops taking orders off it, each making the three calls through an undici Pool. Nothing is
+ *                  stored, validated, retried or recorded: what this machine can do for the workload
+ *                  before any durability. /metrics answers with the counters bench:mixed reads
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import pino from 'pino';
+import { Pool } from 'undici';
 import { z } from 'zod';
 import { httpConnection } from '../src/connections/http.js';
 import { defineIntegration } from '../src/define/integration.js';
@@ -155,6 +161,62 @@ async function main() {
         [app],
         split,
       );
+      break;
+    }
+    case 'bare-mixed': {
+      const queue: { orderId: string }[] = [];
+      let accepted = 0;
+      let succeeded = 0;
+      let failed = 0;
+      const idle: (() => void)[] = [];
+      // undici's keep-alive pool, as httpConnection uses.
+      const pool = new Pool(backendUrl);
+      const call = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+        const res = await pool.request({
+          method,
+          path,
+          ...(body === undefined
+            ? {}
+            : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        });
+        await res.body.arrayBuffer();
+        if (res.statusCode >= 400) throw new Error(`backend answered ${res.statusCode}`);
+      };
+      const work = async () => {
+        for (;;) {
+          const next = queue.shift();
+          if (next === undefined) {
+            await new Promise<void>((resolve) => idle.push(resolve));
+            continue;
+          }
+          try {
+            await call('GET', `/customers/${encodeURIComponent(next.orderId)}`);
+            await call('POST', '/reservations', next);
+            await call('POST', '/shipments', next);
+            succeeded++;
+          } catch {
+            failed++;
+          }
+        }
+      };
+      for (let i = 0; i < 64; i++) void work();
+      const app = Fastify();
+      app.post('/orders', async (request, reply) => {
+        queue.push(request.body as { orderId: string });
+        accepted++;
+        idle.pop()?.();
+        return reply.code(202).send({ instanceId: randomUUID(), status: 'queued' });
+      });
+      app.get('/metrics', async () =>
+        [
+          `tandem_instances_accepted_total ${accepted}`,
+          `tandem_instances_succeeded_total ${succeeded}`,
+          `tandem_instances_failed_total ${failed}`,
+          `tandem_queue_depth ${queue.length}`,
+          '',
+        ].join('\n'),
+      );
+      await app.listen({ port, host: '127.0.0.1' });
       break;
     }
     case 'bare-202': {

@@ -56,6 +56,9 @@ interface Layout {
 
 /** The layouts in the order BENCH_LAYOUTS names them, so that runs can alternate the order. */
 const layouts: Layout[] = LAYOUTS.flatMap((name): Layout[] => {
+  // The floor: no runtime, the same accepts and calls (bench/http-targets.ts bare-mixed).
+  if (name === 'bare')
+    return [{ name, processes: [{ role: 'bare-mixed', port: 4302 }], api: 4302, workers: [4302] }];
   if (name === 'one-process')
     return [{ name, processes: [{ role: 'tandem-mixed', port: 4301 }], api: 4301, workers: [4301] }];
   if (name !== 'split') throw new Error(`BENCH_LAYOUTS: unknown layout ${name}`);
@@ -167,7 +170,7 @@ async function measure(layout: Layout, bareRps: number, servers: ChildProcess[])
   const bounded = drained.completed >= drained.accepted && growth < 0.05 * accepted;
   const completedPerSecond = (drained.completed - start.completed) / ((drained.at - start.at) / 1000);
   console.log(
-    `| Tandem, ${layout.name} | ${accepted.toFixed(0)} | ${(accepted / bareRps).toFixed(2)}× | ` +
+    `| ${layout.name === 'bare' ? 'no runtime (memory queue, the same calls)' : `Tandem, ${layout.name}`} | ${accepted.toFixed(0)} | ${(accepted / bareRps).toFixed(2)}× | ` +
       `${r.latency.p50} / ${r.latency.p99} | ${completedUnderLoad.toFixed(0)} | ` +
       `${rate(loadEnd, drained, 'completed').toFixed(0)} over ${drainSeconds.toFixed(1)} s | ` +
       `${loadEnd.backlog} (${growth >= 0 ? '+' : ''}${growth.toFixed(0)}/s) | ` +

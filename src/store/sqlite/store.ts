@@ -139,34 +139,36 @@ export class SqliteStore implements Store {
 
   private sharedLimits: SqliteLimits | null = null;
 
+  /**
+   * Runs a write without waiting for the disk flush (in WAL mode, `synchronous = NORMAL` skips the
+   * commit's fsync; the next FULL commit syncs these frames too). For writes whose loss in a power
+   * cut, with the process, acknowledges nothing: an unflushed accept (flush: false), a claim, a
+   * lease renewal or release, a shared limit's slot.
+   */
+  private relaxed<T>(write: () => T): T {
+    if (this.synchronous !== 'FULL') return write();
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return write();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
   /** Connection limits shared by the processes that open this file. */
   limits(): SqliteLimits {
-    // Their writes skip the commit's fsync (as unflushed accepts do): lost in a power cut, a lease
-    // only runs out and a rate slot stays unused.
-    const relaxed = <T>(write: () => T): T => {
-      if (this.synchronous !== 'FULL') return write();
-      this.db.pragma('synchronous = NORMAL');
-      try {
-        return write();
-      } finally {
-        this.db.pragma('synchronous = FULL');
-      }
-    };
-    this.sharedLimits ??= new SqliteLimits(this.db, () => this.open(), relaxed);
+    // Lost in a power cut, a lease only runs out and a rate slot stays unused.
+    this.sharedLimits ??= new SqliteLimits(
+      this.db,
+      () => this.open(),
+      (write) => this.relaxed(write),
+    );
     return this.sharedLimits;
   }
 
   async insertInstances(rows: NewInstance[], options?: InsertOptions): Promise<InsertOutcome[]> {
     this.open();
-    // In WAL mode NORMAL skips the commit's fsync; the next FULL commit syncs these frames too.
-    if (options?.flush === false && this.synchronous === 'FULL') {
-      this.db.pragma('synchronous = NORMAL');
-      try {
-        return insertRows(this.sql, rows);
-      } finally {
-        this.db.pragma('synchronous = FULL');
-      }
-    }
+    if (options?.flush === false) return this.relaxed(() => insertRows(this.sql, rows));
     return insertRows(this.sql, rows);
   }
 
@@ -177,52 +179,56 @@ export class SqliteStore implements Store {
   async claim(request: ClaimRequest): Promise<ClaimedInstance[]> {
     this.open();
     if (request.limit <= 0 || request.integrationIds.length === 0) return [];
-    return this.db
-      .transaction(() => {
-        const ids = JSON.stringify(request.integrationIds);
-        const expired = this.stmt.expiredLeases.all(request.now, ids, request.limit) as {
-          seq: number;
-        }[];
-        const due = expired.length < request.limit ? this.due(request, request.limit - expired.length) : [];
-        // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
-        // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
-        const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
-        const claimed: ClaimedInstance[] = [];
-        const batchToken = randomUUID();
-        for (const [list, takenOver] of [
-          [expired, true],
-          [due, false],
-        ] as const) {
-          if (list.length === 0) continue;
-          const seqs = JSON.stringify(list.map((r) => r.seq));
-          if (takenOver) this.stmt.leaseExpiredEvents.run({ seqs, now: request.now });
-          // One statement for the whole batch; each claim token is the batch token plus the row's seq.
-          const rows = (takenOver ? this.stmt.takeOverMany : this.stmt.claimMany).all({
-            seqs,
-            token: batchToken,
-            owner: request.owner,
-            lease_until: request.now + request.leaseMs,
-            now: request.now,
-          }) as WorkRow[];
-          this.stmt.startedEvents.run({ seqs, now: request.now });
-          rows.sort((a, b) => Number(a.seq) - Number(b.seq));
-          for (const row of rows) {
-            const instance = workFromRow(row);
-            const fresh = !(
-              takenOver ||
-              instance.attempt > 1 ||
-              instance.run > 1 ||
-              resumed.has(instance.seq)
-            );
-            const steps = fresh
-              ? []
-              : (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow);
-            claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver, fresh });
+    // Unflushed: lost in a power cut, the claim is undone with the process that made it, and the
+    // instances are claimed again (an attempt's first durable commit flushes its claim too).
+    return this.relaxed(() =>
+      this.db
+        .transaction(() => {
+          const ids = JSON.stringify(request.integrationIds);
+          const expired = this.stmt.expiredLeases.all(request.now, ids, request.limit) as {
+            seq: number;
+          }[];
+          const due = expired.length < request.limit ? this.due(request, request.limit - expired.length) : [];
+          // An attempt that did not count (RetryAfterError without consuming one, a released lease) leaves
+          // attempt at 1: whether the instance ran before, not the attempt number, says if steps exist.
+          const resumed = new Set(due.filter((r) => r.resumed === 1).map((r) => Number(r.seq)));
+          const claimed: ClaimedInstance[] = [];
+          const batchToken = randomUUID();
+          for (const [list, takenOver] of [
+            [expired, true],
+            [due, false],
+          ] as const) {
+            if (list.length === 0) continue;
+            const seqs = JSON.stringify(list.map((r) => r.seq));
+            if (takenOver) this.stmt.leaseExpiredEvents.run({ seqs, now: request.now });
+            // One statement for the whole batch; each claim token is the batch token plus the row's seq.
+            const rows = (takenOver ? this.stmt.takeOverMany : this.stmt.claimMany).all({
+              seqs,
+              token: batchToken,
+              owner: request.owner,
+              lease_until: request.now + request.leaseMs,
+              now: request.now,
+            }) as WorkRow[];
+            this.stmt.startedEvents.run({ seqs, now: request.now });
+            rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+            for (const row of rows) {
+              const instance = workFromRow(row);
+              const fresh = !(
+                takenOver ||
+                instance.attempt > 1 ||
+                instance.run > 1 ||
+                resumed.has(instance.seq)
+              );
+              const steps = fresh
+                ? []
+                : (this.stmt.stepsOfRun.all(instance.id, instance.run) as StepRow[]).map(stepFromRow);
+              claimed.push({ instance, claimToken: `${batchToken}.${row.seq}`, steps, takenOver, fresh });
+            }
           }
-        }
-        return claimed;
-      })
-      .immediate();
+          return claimed;
+        })
+        .immediate(),
+    );
   }
 
   /**
@@ -243,30 +249,34 @@ export class SqliteStore implements Store {
 
   async extendLeases(leases: Lease[], leaseUntil: number): Promise<string[]> {
     this.open();
-    return this.db
-      .transaction(() => {
-        const lost: string[] = [];
-        // One parameter object for every lease of the call.
-        const params = { lease_until: leaseUntil, seq: 0, token: '' };
-        for (const lease of leases) {
-          params.seq = seqOfToken(lease.claimToken);
-          params.token = lease.claimToken;
-          const result = this.stmt.extendLease.run(params);
-          if (result.changes === 0) lost.push(lease.instanceId);
-        }
-        return lost;
-      })
-      .immediate();
+    return this.relaxed(() =>
+      this.db
+        .transaction(() => {
+          const lost: string[] = [];
+          // One parameter object for every lease of the call.
+          const params = { lease_until: leaseUntil, seq: 0, token: '' };
+          for (const lease of leases) {
+            params.seq = seqOfToken(lease.claimToken);
+            params.token = lease.claimToken;
+            const result = this.stmt.extendLease.run(params);
+            if (result.changes === 0) lost.push(lease.instanceId);
+          }
+          return lost;
+        })
+        .immediate(),
+    );
   }
 
   async releaseLeases(leases: Lease[], now: number): Promise<void> {
     this.open();
-    this.db
-      .transaction(() => {
-        for (const lease of leases)
-          this.stmt.releaseLease.run({ now, seq: seqOfToken(lease.claimToken), token: lease.claimToken });
-      })
-      .immediate();
+    this.relaxed(() =>
+      this.db
+        .transaction(() => {
+          for (const lease of leases)
+            this.stmt.releaseLease.run({ now, seq: seqOfToken(lease.claimToken), token: lease.claimToken });
+        })
+        .immediate(),
+    );
   }
 
   async commit(batch: WorkBatch): Promise<WorkBatchResult> {
