@@ -7,7 +7,10 @@
  *
  * Two layouts: one process doing both (`tandem start --workers 0`), and split, one api process and
  * N worker processes on the same SQLite file (what `tandem start` supervises), each started by a
- * role of bench/http-targets.ts, the api first.
+ * role of bench/http-targets.ts, the api first. Before them, the floor (`bare`): one process that
+ * accepts the same orders into memory and makes the same three calls with no runtime, nothing
+ * stored — what this machine can do for the workload at all, so that a layout's figures can be read
+ * against what is possible here.
  *
  * Per layout it reports accepted/s (and the ratio to the bare 202), accept p50/p99, completed/s
  * under the load and after it (the drain), the backlog (queued + retrying) every second, the CPU
@@ -24,7 +27,7 @@
  * Run: npm run bench:mixed
  *   BENCH_SECONDS (20) BENCH_CONNECTIONS (48) BENCH_WARMUP_SECONDS (2) BENCH_DRAIN_SECONDS (120, at most)
  *   BENCH_SPLIT_WORKERS (1; a list such as 1,2 measures one split layout per count)
- *   BENCH_LAYOUTS (one-process,split: which, in this order) BENCH_SOAK_SECONDS (0: no soak)
+ *   BENCH_LAYOUTS (bare,one-process,split: which, in this order) BENCH_SOAK_SECONDS (0: no soak)
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +42,7 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const DRAIN_SECONDS = Number(process.env.BENCH_DRAIN_SECONDS ?? 120);
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 0);
 const SPLIT_WORKERS = (process.env.BENCH_SPLIT_WORKERS ?? '1').split(',').map(Number);
-const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'one-process,split').split(',');
+const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'bare,one-process,split').split(',');
 const BACKEND = 4299;
 const BARE = 4300;
 const storeDir = mkdtempSync(join(tmpdir(), 'tandem-bench-mixed-'));
