@@ -156,12 +156,12 @@ async function main() {
   rmSync(storeDir, { recursive: true, force: true });
   console.log('');
   if (a.length > 0) {
-    summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy', a[2]!, a[0]!, 0.8);
-    summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy with AbortSignal', a[2]!, a[1]!, 0.8);
-    summary('(a) Tandem sync (same fetch as the proxy) vs bare proxy', a[3]!, a[0]!, 0.8);
+    summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy', a[2]!, a[0]!, 0.9);
+    summary('(a) Tandem sync (fetch with ctx.signal) vs bare proxy with AbortSignal', a[2]!, a[1]!, 0.9);
+    summary('(a) Tandem sync (same fetch as the proxy) vs bare proxy', a[3]!, a[0]!, 0.9);
   }
   if (b.length > 0) {
-    summary('(b) durable accepts (API-only) vs bare 202', b[1]!, b[0]!, 0.6);
+    summary('(b) durable accepts (API-only) vs bare 202', b[1]!, b[0]!, 0.8);
     summary('(b) durable accepts (worker running) vs bare 202', b[2]!, b[0]!, 0.6);
   }
 }
