@@ -20,7 +20,7 @@ import { defineConfig } from '../../src/define/config.js';
 import { defineIntegration } from '../../src/define/integration.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Instance } from '../../src/model.js';
-import { appServer, json, type SeenRequest } from '../support/app-server.js';
+import { appServer, json, type SeenRequest, webhookReceiver } from '../support/app-server.js';
 import { quietLogger, STORE_KINDS, testEngine, testStore, waitForStatus } from '../support/engine.js';
 import { smtpServer } from '../support/smtp.js';
 import { tempDir } from '../support/tmp.js';
@@ -42,13 +42,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A webhook receiver that answers 204 and keeps what it was sent. */
-async function receiver() {
-  const server = await appServer((_request, response) => void response.writeHead(204).end());
-  cleanups.push(() => server.close());
-  return server;
-}
-
 /** A burst's fallback instance (stored when the burst opens), not a message. */
 const isFallback = (instance: Instance) => instance.idempotencyKey?.startsWith('fallback:') === true;
 
@@ -56,7 +49,7 @@ const messagesOf = (seen: SeenRequest[]) => seen.map((request) => JSON.parse(req
 
 describe.each(STORE_KINDS)('alerts (%s)', (storeKind) => {
   it('an outage failing 200 instances sends one grouped, signed alert, retried while the receiver is down', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     await hook.down(); // the receiver is down when the alert is first sent
     const shop = await appServer((_request, response) => json(response, 200, {}));
     cleanups.push(() => shop.close());
@@ -142,7 +135,7 @@ describe.each(STORE_KINDS)('alerts (%s)', (storeKind) => {
 
 describe('alert kinds', () => {
   it('circuits opening and closing are alerted, as CloudEvents when asked', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     const crm = await appServer((_request, response) => json(response, 200, { ok: true }));
     cleanups.push(() => crm.close());
     await crm.down();
@@ -190,7 +183,7 @@ describe('alert kinds', () => {
   });
 
   it('slots missed while no scheduler ran, and passed over by a late one, are alerted', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     const { store, cleanup } = await testStore('sqlite');
     cleanups.push(cleanup);
     const T0 = Date.parse('2026-01-10T00:00:00.500Z');
@@ -295,7 +288,7 @@ describe('alert kinds', () => {
   });
 
   it('sends the same grouped alert by e-mail and to the webhook, each step delivered once', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     const smtp = await smtpServer();
     cleanups.push(() => smtp.close());
     const mail = smtpConnection('ops-mail', {
@@ -349,7 +342,7 @@ describe('alert kinds', () => {
   });
 
   it('a burst still open at a graceful stop is stored then, and delivered by the next start', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     await hook.down();
     const { store, cleanup } = await testStore('sqlite');
     cleanups.push(cleanup);
@@ -399,7 +392,7 @@ describe('alert kinds', () => {
   });
 
   it('never stores the signing secret: a secret() is read when sending, and no byte of it is in the store', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     const dir = tempDir('tandem-alerts-');
     cleanups.push(async () => dir.cleanup());
     const env = { ALERT_SECRET: SECRET };

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ALERTS_INTEGRATION } from '../../src/alerts/alerts.js';
 import type { AlertMessage } from '../../src/alerts/message.js';
-import { defineIntegration } from '../../src/define/integration.js';
 import { Engine } from '../../src/engine/engine.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
-import { appServer } from '../support/app-server.js';
+import { charge } from '../fixtures/charge.js';
+import { webhookReceiver } from '../support/app-server.js';
 import { quietLogger, STORE_KINDS, testStore, waitForStatus } from '../support/engine.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
@@ -25,23 +25,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function receiver() {
-  const server = await appServer((_request, response) => void response.writeHead(204).end());
-  cleanups.push(() => server.close());
-  return server;
-}
-
-const charge = defineIntegration({
-  id: 'charge',
-  mode: 'async',
-  retry: { maxAttempts: 1 },
-  async handler(ctx) {
-    await ctx.step('pay', () => {
-      throw new Error(`card declined for ${ctx.instanceId}`);
-    });
-  },
 });
 
 /** An engine on the store whose clock runs `offsetMs` ahead (so that the fallbacks are due). */
@@ -67,7 +50,7 @@ const fallbacksOf = async (engine: Engine) =>
 
 describe.each(STORE_KINDS)('alert fallback (%s)', (storeKind) => {
   it('alerts the failures of a process killed inside its burst, once, from the next process', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     const dir = tempDir('tandem-alert-fallback-');
     cleanups.push(() => dir.cleanup());
     const url =
@@ -110,7 +93,7 @@ describe.each(STORE_KINDS)('alert fallback (%s)', (storeKind) => {
   });
 
   it('sends nothing more when the burst closed normally: its fallback finds the message stored', async () => {
-    const hook = await receiver();
+    const hook = await webhookReceiver(cleanups);
     const { store, cleanup } = await testStore(storeKind);
     cleanups.push(cleanup);
     const first = await engineOn(store, hook.url, 0, 300);

@@ -82,6 +82,13 @@ export async function appServer(handler: Handler, { keep = true }: { keep?: bool
   };
 }
 
+/** A webhook receiver that answers 204 and keeps what it was sent; `cleanups` gets its close. */
+export async function webhookReceiver(cleanups: (() => Promise<void> | void)[]) {
+  const server = await appServer((_request, response) => void response.writeHead(204).end());
+  cleanups.push(() => server.close());
+  return server;
+}
+
 export function json(
   res: ServerResponse,
   status: number,
